@@ -1,0 +1,147 @@
+// Package sqlite opens SQLite databases the way pickup's embedded stores use
+// them: pure Go (github.com/ncruces/go-sqlite3, SQLite translated from Wasm to
+// Go, so no cgo), in WAL mode so that readers never wait for the writer and
+// several processes can share one file, with every commit synced to disk.
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ncruces/go-sqlite3"
+)
+
+// BusyTimeout is how long a connection waits for another process's write
+// lock before an operation fails with SQLITE_BUSY.
+const BusyTimeout = 30 * time.Second
+
+// Conn is a SQLite connection with a cache of prepared statements. Like the
+// connection it wraps, it is not safe for concurrent use.
+type Conn struct {
+	*sqlite3.Conn
+	stmts map[string]*sqlite3.Stmt
+}
+
+// Open opens (creating if needed) the database at path, in WAL mode with
+// synchronous=FULL, so that a committed transaction is on disk before Commit
+// returns.
+func Open(ctx context.Context, path string) (*Conn, error) {
+	c, err := sqlite3.OpenContext(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := c.BusyTimeout(BusyTimeout); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	// journal_mode is stored in the file; setting it on every open is cheap
+	// and makes a fresh file WAL before its first write.
+	if err := c.Exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON`); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return &Conn{Conn: c, stmts: make(map[string]*sqlite3.Stmt)}, nil
+}
+
+// Stmt returns the prepared statement for query, preparing it on first use.
+// The statement is reset and its bindings cleared, ready to bind.
+func (c *Conn) Stmt(query string) (*sqlite3.Stmt, error) {
+	if s, ok := c.stmts[query]; ok {
+		if err := s.Reset(); err != nil {
+			return nil, err
+		}
+		return s, s.ClearBindings()
+	}
+	s, _, err := c.Prepare(query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", query, err)
+	}
+	c.stmts[query] = s
+	return s, nil
+}
+
+// Close finalizes the cached statements and closes the connection.
+func (c *Conn) Close() error {
+	for _, s := range c.stmts {
+		s.Close()
+	}
+	clear(c.stmts)
+	return c.Conn.Close()
+}
+
+// Pool hands out connections to one database, opening up to max of them.
+// It is safe for concurrent use.
+type Pool struct {
+	path string
+	idle chan *Conn
+	// slots holds a token for every connection that may still be opened.
+	slots chan struct{}
+	init  func(*Conn) error
+}
+
+// NewPool returns a pool of at most max connections to path; init, if not
+// nil, runs on each new connection (to set per-connection pragmas).
+func NewPool(path string, max int, init func(*Conn) error) *Pool {
+	p := &Pool{path: path, idle: make(chan *Conn, max), slots: make(chan struct{}, max), init: init}
+	for range max {
+		p.slots <- struct{}{}
+	}
+	return p
+}
+
+// Get returns an idle connection, or opens one, or waits for one.
+func (p *Pool) Get(ctx context.Context) (*Conn, error) {
+	select {
+	case c := <-p.idle:
+		return c, nil
+	default:
+	}
+	select {
+	case c := <-p.idle:
+		return c, nil
+	case <-p.slots:
+		c, err := Open(ctx, p.path)
+		if err == nil && p.init != nil {
+			if err = p.init(c); err != nil {
+				c.Close()
+			}
+		}
+		if err != nil {
+			p.slots <- struct{}{}
+			return nil, err
+		}
+		return c, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Put returns a connection to the pool. A connection left inside a
+// transaction is rolled back first.
+func (p *Pool) Put(c *Conn) {
+	if !c.GetAutocommit() {
+		if err := c.Exec(`ROLLBACK`); err != nil {
+			c.Close()
+			p.slots <- struct{}{}
+			return
+		}
+	}
+	p.idle <- c
+}
+
+// Close closes the idle connections. Callers return every connection and
+// stop using the pool before they close it.
+func (p *Pool) Close() error {
+	var first error
+	for {
+		select {
+		case c := <-p.idle:
+			if err := c.Close(); err != nil && first == nil {
+				first = err
+			}
+		default:
+			return first
+		}
+	}
+}
