@@ -1,0 +1,272 @@
+package pin
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+)
+
+// Phase is where a pin is in its life.
+type Phase string
+
+const (
+	// PhaseNone: no request yet.
+	PhaseNone Phase = ""
+	// PhaseQueued: waiting for a fetcher (new, or a retry scheduled).
+	PhaseQueued Phase = "queued"
+	// PhaseFetching: an attempt holds the claim and is fetching.
+	PhaseFetching Phase = "fetching"
+	// PhaseUploaded: the attempt's CAR is staged, awaiting validation.
+	PhaseUploaded Phase = "uploaded"
+	// PhaseFailed: an attempt failed; the retry decider has not spoken yet.
+	PhaseFailed Phase = "failed"
+	// PhasePinned: the CAR is validated and in the carpark. Final.
+	PhasePinned Phase = "pinned"
+	// PhaseDeadLettered: no more attempts. Final, unless requeued.
+	PhaseDeadLettered Phase = "dead_lettered"
+)
+
+// Status is a pin's status as the IPFS Pinning Service API reports it.
+type Status string
+
+const (
+	StatusQueued  Status = "queued"
+	StatusPinning Status = "pinning"
+	StatusPinned  Status = "pinned"
+	StatusFailed  Status = "failed"
+)
+
+// Statuses lists the API's statuses in their usual order.
+var Statuses = []Status{StatusQueued, StatusPinning, StatusPinned, StatusFailed}
+
+// ParseStatus returns the status named s.
+func ParseStatus(s string) (Status, error) {
+	if slices.Contains(Statuses, Status(s)) {
+		return Status(s), nil
+	}
+	return "", fmt.Errorf("%w: unknown status %q (want queued, pinning, pinned or failed)", ErrInvalid, s)
+}
+
+// Failure is the last failure of a pin's attempts.
+type Failure struct {
+	Attempt   int       `json:"attempt"`
+	Reason    Reason    `json:"reason"`
+	Message   string    `json:"message"`
+	Permanent bool      `json:"permanent"`
+	At        time.Time `json:"at"`
+	// EventID is the id of the PinFailed event, the cause of the decision
+	// that follows it.
+	EventID uuid.UUID `json:"event_id"`
+}
+
+// State is what a pin's events add up to.
+type State struct {
+	// Exists is false until the request; Revision is then the revision of
+	// the last event folded, what the next append expects.
+	Exists   bool
+	Revision uint64
+	// LastEventID is the id of the last event folded.
+	LastEventID uuid.UUID
+
+	Request Requested
+	Phase   Phase
+	Removed bool
+	// ReplacedBy is set when the pin was removed by a replacement.
+	ReplacedBy uuid.UUID
+	// QueuedSince is when the pin last entered PhaseQueued.
+	QueuedSince time.Time
+	// NotBefore is when a scheduled retry may start.
+	NotBefore time.Time
+
+	// Attempt is the number of the current or last attempt, 0 before the
+	// first claim. Failures counts failed attempts since the request (or
+	// since a requeue).
+	Attempt  int
+	Failures int
+
+	// The current attempt's claim and progress.
+	Fetcher    string
+	LeaseUntil time.Time
+	Bytes      int64
+	Blocks     int64
+	Source     string
+
+	// Staged is the current attempt's uploaded CAR; Car is the validated CAR
+	// in the carpark, once pinned.
+	Staged CarUploaded
+	Car    CarValidated
+
+	// LastFailure is the most recent failure, if any.
+	LastFailure *Failure
+	// DeadLetter says why the pin failed for good.
+	DeadLetter *DeadLettered
+	// UpdatedAt is the time of the last event.
+	UpdatedAt time.Time
+}
+
+// Status returns the pin's status for the Pinning Service API. A failure
+// waiting for the retry decider shows as queued when it will be retried, and
+// as failed when it is permanent.
+func (s State) Status() Status {
+	switch s.Phase {
+	case PhaseFetching, PhaseUploaded:
+		return StatusPinning
+	case PhasePinned:
+		return StatusPinned
+	case PhaseDeadLettered:
+		return StatusFailed
+	case PhaseFailed:
+		if s.LastFailure != nil && s.LastFailure.Permanent {
+			return StatusFailed
+		}
+	}
+	return StatusQueued
+}
+
+// ClusterStatus returns the pin's status as ipfs-cluster names it.
+func (s State) ClusterStatus() string {
+	if s.Removed {
+		return "unpinned"
+	}
+	switch s.Status() {
+	case StatusPinning:
+		return "pinning"
+	case StatusPinned:
+		return "pinned"
+	case StatusFailed:
+		return "pin_error"
+	}
+	return "pin_queued"
+}
+
+// Expected is what an append to the pin's stream must expect: the state the
+// decision was made on.
+func (s State) Expected() eventlog.Expected { return eventlog.ExpectedAfter(s.Revision, s.Exists) }
+
+// Fold returns the state of a pin from its events, in order.
+func Fold(events []eventlog.Event) (State, error) {
+	var s State
+	for _, e := range events {
+		var err error
+		if s, err = s.Apply(e); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// Apply returns the state after one more event. Events are facts: Apply
+// records them whatever the state, and fails only on events it cannot read.
+func (s State) Apply(e eventlog.Event) (State, error) {
+	p, err := Decode(e)
+	if err != nil {
+		return s, err
+	}
+	s = s.With(p, e.Meta.Time)
+	s.Exists, s.Revision, s.LastEventID = true, e.Revision, e.ID
+	if _, ok := p.(Failed); ok {
+		s.LastFailure.EventID = e.ID
+	}
+	return s, nil
+}
+
+// With returns the state after a payload recorded at time at. It is Apply
+// without the envelope, for deciders that want the state a decision leads to.
+func (s State) With(p Payload, at time.Time) State {
+	s.UpdatedAt = at
+	switch p := p.(type) {
+	case Requested:
+		p.Origins = slices.Clone(p.Origins)
+		p.Meta = maps.Clone(p.Meta)
+		s.Request = p
+		s.Phase = PhaseQueued
+		s.QueuedSince = at
+	case FetchStarted:
+		s.Phase = PhaseFetching
+		s.Attempt = p.Attempt
+		s.Fetcher = p.Fetcher
+		s.LeaseUntil = p.LeaseUntil
+		s.Bytes, s.Blocks, s.Source = 0, 0, ""
+		s.Staged = CarUploaded{}
+	case FetchProgress:
+		s.LeaseUntil = p.LeaseUntil
+		s.Bytes, s.Blocks, s.Source = p.Bytes, p.Blocks, p.Source
+	case CarUploaded:
+		s.Phase = PhaseUploaded
+		s.Staged = p
+		s.Bytes, s.Blocks, s.Source = p.Bytes, p.Blocks, p.Source
+	case CarValidated:
+		s.Phase = PhasePinned
+		s.Car = p
+		s.Fetcher, s.LeaseUntil = "", time.Time{}
+	case Failed:
+		s.Phase = PhaseFailed
+		s.Attempt = max(s.Attempt, p.Attempt)
+		s.Failures++
+		s.LastFailure = &Failure{Attempt: p.Attempt, Reason: p.Reason, Message: p.Message, Permanent: p.Permanent, At: at}
+		s.Fetcher, s.LeaseUntil = "", time.Time{}
+	case RetryScheduled:
+		s.Phase = PhaseQueued
+		s.Failures = p.Failures
+		s.NotBefore = p.NotBefore
+		s.QueuedSince = at
+		s.DeadLetter = nil
+	case DeadLettered:
+		s.Phase = PhaseDeadLettered
+		s.DeadLetter = &p
+	case Removed:
+		s.Removed = true
+		s.ReplacedBy = p.ReplacedBy
+	}
+	return s
+}
+
+// Claimed reports whether an attempt holds the pin. A removed pin is held by
+// no one: its fetcher's next step is refused.
+func (s State) Claimed() bool {
+	return !s.Removed && (s.Phase == PhaseFetching || s.Phase == PhaseUploaded)
+}
+
+// Final reports whether nothing more will happen to the pin on its own.
+func (s State) Final() bool {
+	return s.Removed || s.Phase == PhasePinned || s.Phase == PhaseDeadLettered
+}
+
+// Check reports a state that no sequence of decisions should reach.
+func (s State) Check() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("pin %s in phase %q: "+format, append([]any{s.Request.RequestID, s.Phase}, args...)...)
+	}
+	if !s.Exists {
+		if s.Phase != PhaseNone {
+			return bad("not requested but in a phase")
+		}
+		return nil
+	}
+	switch {
+	case !slices.Contains([]Phase{PhaseQueued, PhaseFetching, PhaseUploaded, PhaseFailed, PhasePinned, PhaseDeadLettered}, s.Phase):
+		return bad("unknown phase")
+	case s.Claimed() && (s.Fetcher == "" || s.Attempt < 1 || s.LeaseUntil.IsZero()):
+		return bad("claimed without a fetcher, attempt or lease")
+	case s.Phase == PhaseUploaded && (s.Staged.Key == "" || s.Staged.CarCID == ""):
+		return bad("uploaded without a staged CAR")
+	case s.Phase == PhasePinned && (s.Car.Key == "" || s.Car.CarCID == ""):
+		return bad("pinned without a CAR")
+	case s.Phase == PhaseFailed && s.LastFailure == nil:
+		return bad("failed without a failure")
+	case s.Phase == PhaseDeadLettered && s.DeadLetter == nil:
+		return bad("dead-lettered without a reason")
+	case s.Failures < 0 || s.Attempt < 0:
+		return bad("negative count")
+	case s.Request.RequestID == uuid.Nil || s.Request.CID == "" || s.Request.Tenant == "":
+		return bad("request without id, cid or tenant")
+	case !slices.Contains(Statuses, s.Status()):
+		return bad("status %q", s.Status())
+	}
+	return nil
+}
