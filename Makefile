@@ -1,19 +1,27 @@
 # pickup: `make run` starts the service on embedded defaults, `make test`
-# runs every check CI runs.
+# runs every check CI runs, on a fresh clone, installing what it needs.
 
 GO      ?= go
 export GOFLAGS ?= -buildvcs=false
+export CHECKPOINT_DISABLE = 1
 
-.PHONY: run test lint vet fmt-check bench build
+# Tools the tests run as real servers, installed into .tools/bin with the
+# versions pinned here.
+TOOLS        := $(CURDIR)/.tools/bin
+VERSITYGW    := github.com/versity/versitygw/cmd/versitygw@v1.8.0
+WAZERO       := github.com/tetratelabs/wazero/cmd/wazero@v1.12.0
+export PATH  := $(TOOLS):$(PATH)
+
+.PHONY: run build test lint vet fmt-check tools bench image lambda
 
 build:
 	$(GO) build -o bin/pickup ./cmd/pickup
 
 run:
-	$(GO) run ./cmd/pickup
+	$(GO) run ./cmd/pickup run
 
-test: lint
-	$(GO) test -race -timeout 30m ./...
+test: lint tools
+	$(GO) test -race -timeout 45m ./...
 
 lint: vet fmt-check
 
@@ -24,6 +32,22 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
+tools: $(TOOLS)/versitygw $(TOOLS)/wazero
+
+$(TOOLS)/versitygw:
+	GOBIN=$(TOOLS) $(GO) install $(VERSITYGW)
+
+$(TOOLS)/wazero:
+	GOBIN=$(TOOLS) $(GO) install $(WAZERO)
+
 # Benchmarks print their figures; none of them is a pass/fail test.
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./eventlog/...
+bench: tools
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+
+# The container image for the Fargate roles (needs a Docker engine).
+image:
+	docker build -t pickup:latest .
+
+# The Lambda deployment package: bin/lambda.zip with a linux/arm64 bootstrap.
+lambda:
+	./scripts/build-lambda.sh bin/lambda.zip

@@ -1,0 +1,28 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/eventlog/embedded"
+)
+
+const defaultEventLog = "data/events.db"
+
+// eventLogFlag defines the flag that says which event log to use.
+func eventLogFlag(f *flags) *string {
+	return f.string("eventlog", defaultEventLog, "event log: a file (embedded) or an esdb:// or kurrentdb:// connection string", "PICKUP_EVENTLOG")
+}
+
+// openEventLog opens the event log that location names.
+func openEventLog(ctx context.Context, location string) (eventlog.Store, error) {
+	switch {
+	case location == "":
+		return nil, fmt.Errorf("%w: no event log given", errUsage)
+	case strings.Contains(location, "://"):
+		return nil, fmt.Errorf("%w: event log %q: unsupported scheme", errUsage, location)
+	}
+	return embedded.Open(ctx, strings.TrimPrefix(location, "file:"), embedded.Options{})
+}
