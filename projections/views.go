@@ -1,0 +1,137 @@
+// Package projections turns the event log into what users see and into the
+// decisions nobody asks for: the views of pins (status, listings, the newest
+// request per CID, tokens), the retry and dead-letter decider, the lease
+// watchdog, and the figures the deployment scales on. Every view can be
+// dropped and rebuilt by replaying the log, and comes back identical.
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/pin"
+)
+
+// ErrNotFound is returned for a pin that does not exist for the tenant
+// asking (or was removed), and for an unknown or revoked token.
+var ErrNotFound = errors.New("not found")
+
+// PinView is what the APIs show of one pin request.
+type PinView struct {
+	RequestID uuid.UUID
+	Tenant    string
+	// Created is unique and strictly increasing among a tenant's requests,
+	// so clients can page with before/after.
+	Created time.Time
+	Status  pin.Status
+	// ClusterStatus is the status in ipfs-cluster's words.
+	ClusterStatus string
+	Removed       bool
+
+	CID     string
+	Name    string
+	Origins []string
+	Meta    map[string]string
+
+	// Attempt is the current or last attempt (0 before the first claim);
+	// Failures counts failed attempts.
+	Attempt  int
+	Failures int
+	// Bytes and Blocks fetched so far in the current attempt, and from
+	// which source.
+	Bytes  int64
+	Blocks int64
+	Source string
+	// The CAR, once pinned.
+	CarCID   string
+	CarBytes int64
+	CarKey   string
+	// The last failure, if any.
+	FailureReason  pin.Reason
+	FailureMessage string
+	// NotBefore is when a scheduled retry may start.
+	NotBefore time.Time
+	UpdatedAt time.Time
+}
+
+// Match is how a listing's name filter compares names.
+type Match string
+
+const (
+	MatchExact    Match = "exact"
+	MatchIExact   Match = "iexact"
+	MatchPartial  Match = "partial"
+	MatchIPartial Match = "ipartial"
+)
+
+// ParseMatch returns the match strategy named s; "" is exact.
+func ParseMatch(s string) (Match, error) {
+	switch m := Match(s); m {
+	case "":
+		return MatchExact, nil
+	case MatchExact, MatchIExact, MatchPartial, MatchIPartial:
+		return m, nil
+	}
+	return "", fmt.Errorf("unknown match %q (want exact, iexact, partial or ipartial)", s)
+}
+
+// MaxListLimit and MaxListCIDs bound a listing, as the Pinning Service API
+// does.
+const (
+	MaxListLimit = 1000
+	MaxListCIDs  = 10
+)
+
+// ListQuery selects a tenant's pins, newest first. Every non-zero field
+// narrows the selection.
+type ListQuery struct {
+	Tenant string
+	// CIDs are canonical CID strings (CIDv1, base32: what CanonicalCID
+	// returns); a pin matches when its CID's canonical form is one of them.
+	CIDs []string
+	// Name filters by name, compared as Match says.
+	Name  string
+	Match Match
+	// Statuses: a pin matches when its status is one of them; empty means
+	// any status.
+	Statuses []pin.Status
+	// Before and After bound Created, both exclusive.
+	Before, After time.Time
+	// Meta: a pin matches when its meta has every key with the same value.
+	Meta map[string]string
+	// Limit is the most pins returned, 1..MaxListLimit.
+	Limit int
+}
+
+// ListResult is a page of a listing.
+type ListResult struct {
+	// Count is the number of pins matching the query, not the page size.
+	Count int
+	Pins  []PinView
+}
+
+// Reader is what the APIs read. View stores implement it; implementations
+// are safe for concurrent use.
+type Reader interface {
+	// Pin returns the tenant's pin request, or ErrNotFound when it does not
+	// exist, belongs to another tenant, or was removed.
+	Pin(ctx context.Context, tenant string, requestID uuid.UUID) (PinView, error)
+	// List returns a page of the tenant's pins matching q (removed pins
+	// never match), newest first, with the count of all matches.
+	List(ctx context.Context, q ListQuery) (ListResult, error)
+	// NewestByCID returns the tenant's newest request for the CID (given in
+	// canonical form), removed or not, or ErrNotFound.
+	NewestByCID(ctx context.Context, tenant, canonicalCID string) (PinView, error)
+	// TokenTenant returns the tenant of the bearer token whose SHA-256 is
+	// hash, or ErrNotFound for an unknown or revoked token.
+	TokenTenant(ctx context.Context, hash [32]byte) (string, error)
+	// Checkpoint returns the log position of the last event the views
+	// reflect; a reader that wants its own writes waits until it reaches
+	// the position of the append.
+	Checkpoint(ctx context.Context) (eventlog.Position, error)
+}
