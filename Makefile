@@ -12,7 +12,10 @@ VERSITYGW    := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 WAZERO       := github.com/tetratelabs/wazero/cmd/wazero@v1.12.0
 export PATH  := $(TOOLS):$(PATH)
 
-.PHONY: run build test lint vet fmt-check tools bench image lambda
+# Packages that must build and pass their tests under WebAssembly.
+WASM_PKGS    := ./gateway/...
+
+.PHONY: run build test lint vet fmt-check tools bench image lambda wasm
 
 build:
 	$(GO) build -o bin/pickup ./cmd/pickup
@@ -20,8 +23,14 @@ build:
 run:
 	$(GO) run ./cmd/pickup run
 
-test: lint tools
+test: lint tools wasm
 	$(GO) test -race -timeout 45m ./...
+
+# The gateway's core is WASM-clean: it passes its tests under wasip1 (run
+# by wazero) and builds for js.
+wasm: $(TOOLS)/wazero
+	GOOS=wasip1 GOARCH=wasm GOWASIRUNTIME=wazero $(GO) test $(WASM_PKGS)
+	GOOS=js GOARCH=wasm $(GO) build $(WASM_PKGS)
 
 lint: vet fmt-check
 
