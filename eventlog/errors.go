@@ -10,9 +10,8 @@ var (
 	ErrClosed = errors.New("event log closed")
 	// ErrInvalid marks input a store refuses: a bad stream name or event.
 	ErrInvalid = errors.New("invalid")
-	// ErrDuplicateID is returned when an appended event's id is already in the
-	// log as a different event, or in a different place, than the append
-	// would put it.
+	// ErrDuplicateID is returned when an appended event's id is already in
+	// its stream, and the append is not a retry of the one that put it there.
 	ErrDuplicateID = errors.New("event id already used")
 )
 

@@ -22,8 +22,9 @@ type Store interface {
 	//     result is returned, whatever expected says.
 	//   - *WrongRevisionError: the stream is not in the expected state;
 	//     nothing is written.
-	//   - ErrDuplicateID: some event id is already in the log, not as a retry
-	//     of this append; nothing is written.
+	//   - ErrDuplicateID: some event id is already in the stream, not as a
+	//     retry of this append; nothing is written. (Ids are unique within a
+	//     stream, not across streams.)
 	//   - ErrInvalid: bad stream name or events; nothing is written.
 	//   - ErrClosed, ctx errors, or I/O errors: nothing is known to be
 	//     written; retrying with the same event ids is safe.

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -184,63 +185,31 @@ func appendOne(w *sqlite.Conn, r *appendRequest) (res eventlog.AppendResult, ref
 	}, nil, nil
 }
 
-// previousAppend looks for the append's event ids in the log. done is true
-// when the very same append was committed before (a retry): its original
-// result is returned and nothing is written. A refusal says some id is
-// already used otherwise.
+// previousAppend looks for the append's event ids in its stream (see
+// eventlog.PriorAppend). done is true when the very same append was
+// committed before: its original result is returned and nothing is written.
 func previousAppend(w *sqlite.Conn, r *appendRequest) (res eventlog.AppendResult, done bool, refusal, err error) {
-	first, err := locate(w, r.events[0].ID)
+	res, done, err = eventlog.PriorAppend(r.stream, r.events, func(id uuid.UUID) (eventlog.Recorded, bool, error) {
+		return locate(w, r.stream, id)
+	})
+	if errors.Is(err, eventlog.ErrDuplicateID) {
+		return res, false, err, nil
+	}
+	return res, done, nil, err
+}
+
+func locate(c *sqlite.Conn, stream string, id uuid.UUID) (eventlog.Recorded, bool, error) {
+	q, err := c.Stmt(`SELECT revision, position FROM events WHERE stream = ? AND id = ?`)
 	if err != nil {
-		return res, false, nil, err
+		return eventlog.Recorded{}, false, err
 	}
-	if !first.found {
-		for _, e := range r.events[1:] {
-			at, err := locate(w, e.ID)
-			if err != nil || at.found {
-				return res, false, duplicate(r, e.ID, at.found), err
-			}
-		}
-		return res, false, nil, nil
-	}
-	for i, e := range r.events {
-		at, err := locate(w, e.ID)
-		if err != nil {
-			return res, false, nil, err
-		}
-		if !at.found || at.stream != r.stream || at.revision != first.revision+uint64(i) {
-			return res, false, duplicate(r, e.ID, true), nil
-		}
-		res = eventlog.AppendResult{Revision: at.revision, Position: at.position}
-	}
-	return res, true, nil, nil
-}
-
-func duplicate(r *appendRequest, id uuid.UUID, found bool) error {
-	if !found {
-		return nil
-	}
-	return fmt.Errorf("append to %s: event %s is already in the log elsewhere: %w", r.stream, id, eventlog.ErrDuplicateID)
-}
-
-// location is where an event id was found in the log.
-type location struct {
-	found    bool
-	position eventlog.Position
-	stream   string
-	revision uint64
-}
-
-func locate(c *sqlite.Conn, id uuid.UUID) (location, error) {
-	q, err := c.Stmt(`SELECT position, stream, revision FROM events WHERE id = ?`)
-	if err != nil {
-		return location{}, err
-	}
-	q.BindBlob(1, id[:])
+	q.BindText(1, stream)
+	q.BindBlob(2, id[:])
 	if !q.Step() {
-		return location{}, q.Err()
+		return eventlog.Recorded{}, false, q.Err()
 	}
-	at := location{found: true, position: eventlog.Position(q.ColumnInt64(0)), stream: q.ColumnText(1), revision: uint64(q.ColumnInt64(2))}
-	return at, q.Reset()
+	at := eventlog.Recorded{Revision: uint64(q.ColumnInt64(0)), Position: eventlog.Position(q.ColumnInt64(1))}
+	return at, true, q.Reset()
 }
 
 // lastRevision returns the revision of the stream's last event, and whether

@@ -108,7 +108,7 @@ var _ eventlog.Store = (*Store)(nil)
 const schema = `
 CREATE TABLE IF NOT EXISTS events (
 	position    INTEGER PRIMARY KEY,
-	id          BLOB NOT NULL UNIQUE,
+	id          BLOB NOT NULL,
 	stream      TEXT NOT NULL,
 	revision    INTEGER NOT NULL,
 	type        TEXT NOT NULL,
@@ -118,7 +118,8 @@ CREATE TABLE IF NOT EXISTS events (
 	correlation BLOB,
 	causation   BLOB,
 	data        BLOB NOT NULL,
-	UNIQUE (stream, revision)
+	UNIQUE (stream, revision),
+	UNIQUE (stream, id)
 ) STRICT;
 PRAGMA user_version = 1;
 `
