@@ -7,6 +7,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/eventlog/embedded"
+	"github.com/pickup-ipfs/pickup/eventlog/esdb"
 )
 
 const defaultEventLog = "data/events.db"
@@ -21,8 +22,11 @@ func openEventLog(ctx context.Context, location string) (eventlog.Store, error) 
 	switch {
 	case location == "":
 		return nil, fmt.Errorf("%w: no event log given", errUsage)
+	case strings.HasPrefix(location, "esdb://"), strings.HasPrefix(location, "esdb+discover://"),
+		strings.HasPrefix(location, "kurrentdb://"), strings.HasPrefix(location, "kurrentdb+discover://"):
+		return esdb.Open(ctx, location)
 	case strings.Contains(location, "://"):
-		return nil, fmt.Errorf("%w: event log %q: unsupported scheme", errUsage, location)
+		return nil, fmt.Errorf("%w: event log %q: want a file path or an esdb:// or kurrentdb:// connection string", errUsage, location)
 	}
 	return embedded.Open(ctx, strings.TrimPrefix(location, "file:"), embedded.Options{})
 }
