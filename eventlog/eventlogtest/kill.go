@@ -77,11 +77,19 @@ func runWriter(b Backend, loc, prefix string) error {
 	return <-errs
 }
 
-func testKilledWriter(t *testing.T, b Backend) {
-	loc := b.NewLocation(t)
-	p := prefix()
+// ack is an event the writer process was told is appended.
+type ack struct {
+	stream   string
+	revision uint64
+	id       uuid.UUID
+}
+
+// runKilledWriter starts the writer process on the log at loc, and kills it
+// with SIGKILL once it has acknowledged killAfter events. It returns every
+// acknowledgement the writer printed before it died.
+func runKilledWriter(t *testing.T, loc, prefix string, killAfter int) []ack {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), writerLocation+"="+loc, writerPrefix+"="+p)
+	cmd.Env = append(os.Environ(), writerLocation+"="+loc, writerPrefix+"="+prefix)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -89,11 +97,6 @@ func testKilledWriter(t *testing.T, b Backend) {
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
-	}
-	type ack struct {
-		stream   string
-		revision uint64
-		id       uuid.UUID
 	}
 	var acks []ack
 	lines := bufio.NewScanner(stdout)
@@ -107,7 +110,7 @@ func testKilledWriter(t *testing.T, b Backend) {
 		a.id = uuid.MustParse(id)
 		acks = append(acks, a)
 		// Kill it well into its work, with appends in flight.
-		if len(acks) >= 2000 && !killed {
+		if len(acks) >= killAfter && !killed {
 			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
@@ -118,11 +121,16 @@ func testKilledWriter(t *testing.T, b Backend) {
 	if !killed {
 		t.Fatalf("writer ended by itself after %d acknowledged events: %v", len(acks), err)
 	}
+	return acks
+}
 
-	s := openAt(t, b, loc)
+// checkWriterStreams reads the writer's streams and checks that every
+// acknowledged event is there and no append is torn or misplaced.
+func checkWriterStreams(t *testing.T, s eventlog.Store, prefix string, acks []ack) map[string][]eventlog.Event {
+	t.Helper()
 	streams := map[string][]eventlog.Event{}
 	for g := range writerStreams {
-		stream := fmt.Sprintf("%s%d", p, g)
+		stream := fmt.Sprintf("%s%d", prefix, g)
 		streams[stream] = readStream(t, s, stream)
 		size := g%3 + 1
 		if n := len(streams[stream]); n%size != 0 {
@@ -140,9 +148,66 @@ func testKilledWriter(t *testing.T, b Backend) {
 			t.Fatalf("acknowledged event %s at %s/%d is missing after the writer was killed", a.id, a.stream, a.revision)
 		}
 	}
+	return streams
+}
+
+func testKilledWriter(t *testing.T, b Backend) {
+	loc := b.NewLocation(t)
+	p := prefix()
+	acks := runKilledWriter(t, loc, p, 2000)
+
+	s := openAt(t, b, loc)
+	streams := checkWriterStreams(t, s, p, acks)
 	// The log is still writable where the writer stopped.
 	stream := p + "0"
 	n := len(streams[stream])
 	mustAppend(t, s, stream, eventlog.ExpectedAfter(uint64(n-1), n > 0), event(stream, n))
 	t.Logf("writer killed after %d acknowledged events; all present, none torn", len(acks))
+}
+
+// testSharedByProcesses runs a writer process and this one on the same log
+// at once: both append, and a subscriber here sees every event of both.
+func testSharedByProcesses(t *testing.T, b Backend) {
+	loc := b.NewLocation(t)
+	s := openAt(t, b, loc)
+	p := prefix()
+	start, err := s.Head(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := subscribe(t, s, start, eventlog.Filter{StreamPrefixes: []string{p}})
+	mine := p + "here"
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		n := 0
+		defer func() { done <- n }()
+		for ; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := s.Append(context.Background(), mine, eventlog.ExpectedAfter(uint64(n-1), n > 0), event(mine, n)); err != nil {
+				t.Errorf("append here while another process appends: %v", err)
+				return
+			}
+		}
+	}()
+	acks := runKilledWriter(t, loc, p+"w", 1500)
+	close(stop)
+	n := <-done
+	streams := checkWriterStreams(t, s, p+"w", acks)
+	total := n
+	for _, evs := range streams {
+		total += len(evs)
+	}
+	got := c.wait(t, total)
+	if len(got) != total {
+		t.Errorf("subscriber saw %d events of both processes, want %d", len(got), total)
+	}
+	if here := readStream(t, s, mine); len(here) != n {
+		t.Errorf("this process appended %d events, its stream holds %d", n, len(here))
+	}
+	t.Logf("this process appended %d events while the other appended %d", n, total-n)
 }

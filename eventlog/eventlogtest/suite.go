@@ -60,6 +60,7 @@ func Run(t *testing.T, b Backend) {
 		{"SubscriberRestartsFromCheckpoint", testSubscriberRestart},
 		{"SubscribeStops", testSubscribeStops},
 		{"KilledWriterLosesNothing", testKilledWriter},
+		{"SharedByProcesses", testSharedByProcesses},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, b) })
