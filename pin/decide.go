@@ -147,7 +147,8 @@ func (s State) Reuse(fetcher string, v CarValidated) (CarValidated, error) {
 }
 
 // Fail decides on an attempt's failure, reported by its fetcher or by the
-// validator (fetcher "").
+// validator (fetcher ""). A fetcher that stops before finishing hands its
+// work back with ReasonHandedBack, which does not spend an attempt.
 func (s State) Fail(fetcher string, attempt int, reason Reason, message string, permanent bool) (Failed, error) {
 	if err := s.holds("fail", fetcher, attempt, PhaseFetching, PhaseUploaded); err != nil {
 		return Failed{}, err
@@ -265,6 +266,9 @@ func (s State) DecideRetry(p RetryPolicy) (Payload, error) {
 	}
 	f := s.LastFailure
 	switch {
+	case !f.Reason.Counts():
+		// Handed back: due again at once.
+		return RetryScheduled{Failures: s.Failures, NotBefore: f.At}, nil
 	case f.Permanent:
 		return DeadLettered{Failures: s.Failures, Reason: f.Reason, Message: f.Message}, nil
 	case s.Failures >= p.MaxAttempts:

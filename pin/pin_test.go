@@ -456,3 +456,23 @@ func TestRetryPolicyBound(t *testing.T) {
 		}
 	}
 }
+
+func TestHandedBackWorkIsRetriedAtOnceAndCostsNoAttempt(t *testing.T) {
+	h := newHistory(t).claimed()
+	f, err := h.state().Fail("f1", 1, pin.ReasonHandedBack, "fetcher f1 is shutting down", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := t0.Add(time.Minute)
+	s := h.add(f, at).state()
+	if s.Failures != 0 || s.Status() != pin.StatusQueued {
+		t.Fatalf("handed back: %d failures, status %s; want 0 and queued", s.Failures, s.Status())
+	}
+	d, err := s.DecideRetry(pin.RetryPolicy{MaxAttempts: 1, BaseDelay: time.Hour, MaxDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := d.(pin.RetryScheduled); !ok || !r.NotBefore.Equal(at) || r.Failures != 0 {
+		t.Errorf("decision %#v, want a retry due at once (%v) with no failures, even with one attempt allowed", d, at)
+	}
+}

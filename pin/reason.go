@@ -53,6 +53,11 @@ func (r Reason) Permanent() bool {
 	return false
 }
 
+// Counts reports whether failing for this reason spends one of the pin's
+// attempts. Work handed back by a fetcher that is shutting down (a deploy, a
+// scale-in) says nothing about the pin, so it does not count.
+func (r Reason) Counts() bool { return r != ReasonHandedBack }
+
 // Refusals: a decision that does not apply to the pin's state. Callers branch
 // on them with errors.Is; each is wrapped with what was being decided.
 var (

@@ -207,7 +207,9 @@ func (s State) With(p Payload, at time.Time) State {
 	case Failed:
 		s.Phase = PhaseFailed
 		s.Attempt = max(s.Attempt, p.Attempt)
-		s.Failures++
+		if p.Reason.Counts() {
+			s.Failures++
+		}
 		s.LastFailure = &Failure{Attempt: p.Attempt, Reason: p.Reason, Message: p.Message, Permanent: p.Permanent, At: at}
 		s.Fetcher, s.LeaseUntil = "", time.Time{}
 	case RetryScheduled:
