@@ -108,7 +108,10 @@ type CarUploaded struct {
 	Blocks int64  `json:"blocks"`
 	// CarCID is the CID of the CAR file itself (sha2-256, codec car).
 	CarCID string `json:"car_cid"`
-	Source string `json:"source,omitempty"`
+	// Checksum is the storage's own proof of the staged bytes, when it gives
+	// one (see carstore.Staged), so that validation need not read them back.
+	Checksum string `json:"checksum,omitempty"`
+	Source   string `json:"source,omitempty"`
 }
 
 // CarValidated: the staged CAR was checked and is in the carpark; the pin is
