@@ -1,0 +1,176 @@
+package fetcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/pin"
+)
+
+// attempt is one claimed attempt at a pin: the pin's state as this worker
+// last wrote or read it, and the appends that move it on. Appends are
+// serialized, because the progress reporter and the attempt's own steps
+// both write.
+type attempt struct {
+	pool   *Pool
+	id     uuid.UUID
+	stream string
+	logger *slog.Logger
+
+	mu    sync.Mutex
+	state pin.State
+}
+
+// errClaimLost marks an attempt stopped because an append showed that its
+// claim is gone: nothing more may be written for it.
+var errClaimLost = errors.New("claim lost")
+
+// attempt claims the pin and runs the attempt, or does nothing if the pin is
+// not claimable (taken, not due, final, removed).
+func (p *Pool) attempt(ctx context.Context, id uuid.UUID) {
+	defer p.release(id)
+	a := &attempt{pool: p, id: id, stream: pin.Stream(id), logger: p.logger.With("request_id", id)}
+	if err := a.reload(ctx); err != nil {
+		a.logger.Warn("reading pin", "err", err)
+		return
+	}
+	now := time.Now()
+	err := a.commit(ctx, func(s pin.State) (pin.Payload, error) { return s.Claim(p.cfg.Name, now, p.cfg.Lease) })
+	if err != nil {
+		if !isRefusal(err) {
+			a.logger.Warn("claiming pin", "err", err)
+		}
+		return
+	}
+	a.logger.Info("claimed", "attempt", a.current().Attempt, "cid", a.current().Request.CID)
+	p.protect(ctx, +1)
+	defer p.protect(ctx, -1)
+
+	err = p.work.run(ctx, a)
+	switch {
+	case err == nil, errors.Is(err, errClaimLost):
+	case errors.Is(context.Cause(ctx), ErrShuttingDown):
+		// Hand the work back; a fresh context, since ctx is done.
+		hctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		a.fail(hctx, pin.ReasonHandedBack, fmt.Sprintf("%s stopped before finishing", p.cfg.Name), false)
+	default:
+		a.logger.Warn("attempt ended with an error nothing recorded", "err", err)
+	}
+}
+
+// protect counts attempts in flight and keeps the process protected from
+// scale-in while there are any.
+func (p *Pool) protect(ctx context.Context, delta int) {
+	if p.protector == nil {
+		return
+	}
+	p.mu.Lock()
+	p.claimed += delta
+	on, change := p.claimed > 0, (delta > 0 && p.claimed == 1) || (delta < 0 && p.claimed == 0)
+	p.mu.Unlock()
+	if !change {
+		return
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := p.protector.Protect(pctx, on); err != nil {
+		p.logger.Warn("setting scale-in protection", "on", on, "err", err)
+	}
+}
+
+func isRefusal(err error) bool {
+	for _, r := range []error{pin.ErrClaimed, pin.ErrNotDue, pin.ErrFinal, pin.ErrRemoved, pin.ErrNotFound, pin.ErrLeaseLost, pin.ErrNotUploaded} {
+		if errors.Is(err, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// current returns the pin's state as last seen.
+func (a *attempt) current() pin.State {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.state
+}
+
+// reload reads the pin's stream again.
+func (a *attempt) reload(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reloadLocked(ctx)
+}
+
+func (a *attempt) reloadLocked(ctx context.Context) error {
+	evs, err := a.pool.log.ReadStream(ctx, a.stream, 0, eventlog.Forwards, 1<<20)
+	if err != nil {
+		return err
+	}
+	s, err := pin.Fold(evs)
+	if err != nil {
+		return err
+	}
+	a.state = s
+	return nil
+}
+
+// commit decides on the pin's state and appends the decision at the
+// revision it was decided on. When someone else wrote first, it reads the
+// pin again and decides again: the decision then usually refuses (the claim
+// is gone), and the refusal is returned.
+func (a *attempt) commit(ctx context.Context, decide func(pin.State) (pin.Payload, error)) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for range 3 {
+		p, err := decide(a.state)
+		if err != nil {
+			return err
+		}
+		prop, err := pin.Proposal(p, uuid.New(), eventlog.Metadata{
+			Time: time.Now(), Actor: a.pool.cfg.Name, CorrelationID: a.id, CausationID: a.state.LastEventID,
+		})
+		if err != nil {
+			return err
+		}
+		res, err := a.pool.log.Append(ctx, a.stream, a.state.Expected(), prop)
+		if eventlog.IsWrongRevision(err) {
+			if err := a.reloadLocked(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("append %s: %w", p.EventType(), err)
+		}
+		a.state, err = a.state.Apply(eventlog.Event{
+			ID: prop.ID, Stream: a.stream, Revision: res.Revision, Position: res.Position,
+			Type: prop.Type, Version: prop.Version, Data: prop.Data, Meta: prop.Meta,
+		})
+		return err
+	}
+	return fmt.Errorf("append to %s: lost the race three times", a.stream)
+}
+
+// fail records the attempt's failure, if the attempt still holds its claim.
+func (a *attempt) fail(ctx context.Context, reason pin.Reason, message string, permanent bool) {
+	attempt := a.current().Attempt
+	err := a.commit(ctx, func(s pin.State) (pin.Payload, error) {
+		return s.Fail(a.pool.cfg.Name, attempt, reason, message, permanent)
+	})
+	switch {
+	case err == nil:
+		a.logger.Info("attempt failed", "attempt", attempt, "reason", reason, "message", message)
+	case isRefusal(err):
+		a.logger.Info("attempt failed after its claim was gone", "attempt", attempt, "reason", reason)
+	default:
+		a.logger.Warn("recording failure", "attempt", attempt, "reason", reason, "err", err)
+	}
+}

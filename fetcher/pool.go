@@ -1,0 +1,287 @@
+// Package fetcher is where the bytes move: a pool of workers that take pin
+// requests from the event log, fetch each DAG from IPFS as a verified CAR,
+// stage it, validate it into the carpark, and record every step as an event.
+//
+// Taking work is a competition decided by the log: a worker claims an
+// attempt by appending FetchStarted at the revision it read, so across any
+// number of processes each attempt is taken once. The claim is a lease,
+// renewed by FetchProgress every third of its length; when an append shows
+// the claim is gone (the watchdog expired it, the tenant removed the pin),
+// the worker stops at once and aborts its upload.
+//
+// The DAG comes from fetcher/dag (sources, verification, the CAR) and goes to
+// fetcher/carstore (staging and carpark, S3 or a local directory).
+package fetcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/pin"
+)
+
+// Config tunes a Pool. Zero fields take their defaults.
+type Config struct {
+	// Name identifies this process in the events it writes. Default
+	// hostname/pid.
+	Name string
+	// BatchSize is how many pins this process fetches at once (BATCH_SIZE).
+	// Default 10.
+	BatchSize int
+	// Lease is how long a claim lasts without a progress report. Default 30s.
+	Lease time.Duration
+	// ScanInterval is how often the pool looks for due pins it was not told
+	// about (retries coming due, work from before it started). Default 2s.
+	ScanInterval time.Duration
+	// DrainTimeout is how long a stopping pool lets attempts run before it
+	// hands them back. Default 20s.
+	DrainTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Name == "" {
+		host, _ := os.Hostname()
+		c.Name = fmt.Sprintf("fetcher/%s/%d", host, os.Getpid())
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 10
+	}
+	if c.Lease == 0 {
+		c.Lease = 30 * time.Second
+	}
+	if c.ScanInterval == 0 {
+		c.ScanInterval = 2 * time.Second
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 20 * time.Second
+	}
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.BatchSize < 0:
+		return fmt.Errorf("fetcher: batch size %d, want at least 1", c.BatchSize)
+	case c.Lease < 0 || (c.Lease > 0 && c.Lease < 300*time.Millisecond):
+		return fmt.Errorf("fetcher: lease %v, want at least 300ms", c.Lease)
+	case c.ScanInterval < 0 || c.DrainTimeout < 0:
+		return fmt.Errorf("fetcher: negative interval")
+	}
+	return nil
+}
+
+// Log is the part of the event log the pool uses.
+type Log interface {
+	Append(ctx context.Context, stream string, expected eventlog.Expected, events ...eventlog.Proposed) (eventlog.AppendResult, error)
+	ReadStream(ctx context.Context, stream string, from uint64, dir eventlog.Direction, limit int) ([]eventlog.Event, error)
+	Subscribe(ctx context.Context, after eventlog.Position, filter eventlog.Filter, handle func([]eventlog.Event) error) error
+	Head(ctx context.Context) (eventlog.Position, error)
+}
+
+// Queue finds pins waiting for a fetcher; the projections' view stores
+// implement it.
+type Queue interface {
+	// Due returns up to limit request ids of pins that may be claimed now,
+	// the longest waiting first.
+	Due(ctx context.Context, now time.Time, limit int) ([]uuid.UUID, error)
+}
+
+// Protector keeps the process from being scaled in while it holds work.
+type Protector interface {
+	Protect(ctx context.Context, on bool) error
+}
+
+// Deps are the parts a Pool works with.
+type Deps struct {
+	Log   Log
+	Queue Queue
+	DAG   DAGFetcher
+	CARs  CARStore
+	// Index, optional, lets a pin complete from a CAR already in the
+	// carpark.
+	Index CARIndex
+	// Protector, optional, guards the process against scale-in while it
+	// holds work.
+	Protector Protector
+	Logger    *slog.Logger
+}
+
+// Pool runs attempts. Create it with New.
+type Pool struct {
+	cfg       Config
+	log       Log
+	queue     Queue
+	work      attemptRunner
+	logger    *slog.Logger
+	protector Protector
+
+	mu      sync.Mutex
+	running map[uuid.UUID]bool
+	claimed int
+}
+
+// New returns a pool; Run starts it.
+func New(cfg Config, d Deps) (*Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	if d.Log == nil || d.Queue == nil || d.DAG == nil || d.CARs == nil {
+		return nil, errors.New("fetcher: a pool needs a log, a queue, a DAG fetcher and a CAR store")
+	}
+	logger := d.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Pool{
+		cfg: cfg, log: d.Log, queue: d.Queue, logger: logger.With("component", "fetcher", "fetcher", cfg.Name),
+		work:      &transfer{dag: d.DAG, cars: d.CARs, index: d.Index, lease: cfg.Lease},
+		protector: d.Protector,
+		running:   map[uuid.UUID]bool{},
+	}, nil
+}
+
+// Name is the name the pool writes its events under.
+func (p *Pool) Name() string { return p.cfg.Name }
+
+// attemptRunner runs one claimed attempt; the pool owns claiming and
+// handing back, the runner the bytes.
+type attemptRunner interface {
+	run(ctx context.Context, a *attempt) error
+}
+
+// ErrShuttingDown marks attempts stopped because the pool is stopping.
+var ErrShuttingDown = errors.New("fetcher is shutting down")
+
+// Run takes work until ctx is done, then drains: running attempts get
+// DrainTimeout to finish, and those that do not are handed back to the
+// queue. It returns nil after a clean drain.
+func (p *Pool) Run(ctx context.Context) error {
+	head, err := p.log.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("fetcher: %w", err)
+	}
+	// Attempts outlive ctx by the drain timeout.
+	workCtx, stopWork := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopWork(nil)
+	candidates := make(chan uuid.UUID)
+	var workers sync.WaitGroup
+	for range p.cfg.BatchSize {
+		workers.Go(func() {
+			for id := range candidates {
+				p.attempt(workCtx, id)
+			}
+		})
+	}
+
+	// wake asks the scanner to look again at once (a new request arrived).
+	wake := make(chan struct{}, 1)
+	feedCtx, stopFeed := context.WithCancel(ctx)
+	defer stopFeed()
+	var feeders sync.WaitGroup
+	subErr := make(chan error, 1)
+	feeders.Go(func() {
+		filter := eventlog.Filter{StreamPrefixes: []string{pin.StreamPrefix}, Types: []string{pin.TypeRequested, pin.TypeRetryScheduled}}
+		subErr <- p.log.Subscribe(feedCtx, head, filter, func(batch []eventlog.Event) error {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+			return nil
+		})
+	})
+	feeders.Go(func() { p.scan(feedCtx, candidates, wake) })
+
+	var result error
+	select {
+	case <-ctx.Done():
+	case err := <-subErr:
+		if ctx.Err() == nil {
+			result = fmt.Errorf("fetcher: following the log: %w", err)
+		}
+	}
+	stopFeed()
+	feeders.Wait()
+	close(candidates)
+
+	drained := make(chan struct{})
+	go func() { workers.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(p.cfg.DrainTimeout):
+		p.logger.Info("drain timeout: handing back running attempts", "running", p.runningCount())
+		stopWork(ErrShuttingDown)
+		<-drained
+	}
+	return result
+}
+
+// scan feeds due pins to idle workers, every ScanInterval and whenever woken.
+func (p *Pool) scan(ctx context.Context, candidates chan<- uuid.UUID, wake <-chan struct{}) {
+	tick := time.NewTicker(p.cfg.ScanInterval)
+	defer tick.Stop()
+	for {
+		free := p.cfg.BatchSize - p.runningCount()
+		if free > 0 {
+			ids, err := p.queue.Due(ctx, time.Now(), 2*free)
+			if err != nil && ctx.Err() == nil {
+				p.logger.Warn("looking for due pins", "err", err)
+			}
+			// Fetchers in other processes scan the same queue: spread the
+			// claims so that they do not all race for the same pin.
+			rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+			for _, id := range ids {
+				if !p.reserve(id) {
+					continue
+				}
+				select {
+				case candidates <- id:
+				case <-ctx.Done():
+					p.release(id)
+					return
+				default:
+					// Every worker is busy: leave it for a later scan.
+					p.release(id)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-wake:
+		}
+	}
+}
+
+// reserve marks a pin as taken by this process, or reports that it is.
+func (p *Pool) reserve(id uuid.UUID) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.running[id] {
+		return false
+	}
+	p.running[id] = true
+	return true
+}
+
+func (p *Pool) release(id uuid.UUID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.running, id)
+}
+
+func (p *Pool) runningCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.running)
+}

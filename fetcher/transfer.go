@@ -1,0 +1,237 @@
+package fetcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/pickup-ipfs/pickup/fetcher/carstore"
+	"github.com/pickup-ipfs/pickup/fetcher/dag"
+	"github.com/pickup-ipfs/pickup/pin"
+)
+
+// DAGFetcher gets a DAG as a verified CAR into sinks it opens; dag.Fetcher
+// is one.
+type DAGFetcher interface {
+	Fetch(ctx context.Context, req dag.Request, open func(context.Context) (dag.Sink, error), progress func(bytes, blocks int64, source string)) (dag.Result, dag.Sink, error)
+}
+
+// CARStore keeps CARs: staging uploads, validation into the carpark, and
+// lookups there; carstore.S3 and carstore.Dir are ones.
+type CARStore interface {
+	Stage(ctx context.Context, key string, meta carstore.Metadata) (carstore.Upload, error)
+	Promote(ctx context.Context, stagedKey string, want carstore.Expected) (carstore.Stored, error)
+	Stat(ctx context.Context, carCID cid.Cid) (carstore.Stored, bool, error)
+}
+
+// CARIndex finds the CAR of a root that is already pinned, for any tenant;
+// the projections' view stores implement it.
+type CARIndex interface {
+	// CarForRoot returns the CAR CID of a pinned request for the root (in
+	// canonical form), and false when there is none.
+	CarForRoot(ctx context.Context, canonicalRoot string) (carCID string, found bool, err error)
+}
+
+// transfer moves one attempt's bytes: reuse a CAR already in the carpark,
+// or fetch, stage, validate; every step an event.
+type transfer struct {
+	dag   DAGFetcher
+	cars  CARStore
+	index CARIndex
+	lease time.Duration
+}
+
+func (t *transfer) run(ctx context.Context, a *attempt) error {
+	s := a.current()
+	root, err := cid.Decode(s.Request.CID)
+	if err != nil {
+		// The gateway parses CIDs strictly; a request that still holds a bad
+		// one can never be fetched.
+		a.fail(ctx, pin.ReasonUnsupportedCodec, fmt.Sprintf("the requested CID %q does not parse: %v", s.Request.CID, err), true)
+		return nil
+	}
+	if done, err := t.reuse(ctx, a, root); done || err != nil {
+		return err
+	}
+
+	// Renew the lease while the bytes flow; when a renewal shows the claim
+	// is gone, stop the fetch at once (which aborts the upload).
+	fetchCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	var bytes, blocks atomic.Int64
+	var source atomic.Value
+	source.Store("")
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t.renew(fetchCtx, a, stop, &bytes, &blocks, &source)
+	}()
+
+	attempt := s.Attempt
+	key := carstore.StagingKey(a.id.String(), attempt)
+	meta := carstore.Metadata{Root: root, RequestID: a.id.String()}
+	open := func(ctx context.Context) (dag.Sink, error) { return t.cars.Stage(ctx, key, meta) }
+	res, sink, err := t.dag.Fetch(fetchCtx, dag.Request{Root: root, Origins: origins(s.Request.Origins)}, open,
+		func(b, n int64, src string) { bytes.Store(b); blocks.Store(n); source.Store(src) })
+	if err != nil {
+		stop(nil)
+		<-renewed
+		return t.fetchFailed(ctx, a, fetchCtx, err)
+	}
+	upload := sink.(carstore.Upload)
+	staged, err := upload.Complete(ctx)
+	stop(nil)
+	<-renewed
+	if cause := context.Cause(fetchCtx); errors.Is(cause, errClaimLost) {
+		upload.Abort(context.WithoutCancel(ctx))
+		return errClaimLost
+	}
+	if err != nil {
+		a.fail(ctx, pin.ReasonStorage, fmt.Sprintf("completing the staged CAR: %v", err), false)
+		return nil
+	}
+	if !staged.CarCID.Equals(res.CarCID) || staged.Bytes != res.Bytes {
+		upload.Abort(context.WithoutCancel(ctx))
+		a.fail(ctx, pin.ReasonValidation, fmt.Sprintf("staged %d bytes with CAR CID %s, but the fetch wrote %d bytes with CAR CID %s",
+			staged.Bytes, staged.CarCID, res.Bytes, res.CarCID), false)
+		return nil
+	}
+	err = a.commit(ctx, func(s pin.State) (pin.Payload, error) {
+		return s.Upload(pin.CarUploaded{
+			Attempt: attempt, Fetcher: a.pool.cfg.Name, Key: staged.Key, Bytes: res.Bytes, Blocks: res.Blocks,
+			CarCID: res.CarCID.String(), Checksum: staged.Checksum, Source: res.Source,
+		})
+	})
+	if err != nil {
+		// The claim went while the upload finished: the staged CAR is of no
+		// use to anyone.
+		upload.Abort(context.WithoutCancel(ctx))
+		return claimGone(err)
+	}
+	return t.validate(ctx, a, staged, meta)
+}
+
+// reuse completes the attempt from the carpark when the root's CAR is
+// already there, validated for an earlier request.
+func (t *transfer) reuse(ctx context.Context, a *attempt, root cid.Cid) (bool, error) {
+	if t.index == nil {
+		return false, nil
+	}
+	s := a.current()
+	// The index keys roots by their canonical form: CIDv1, base32.
+	carCID, found, err := t.index.CarForRoot(ctx, cid.NewCidV1(root.Type(), root.Hash()).String())
+	if err != nil || !found {
+		return false, nil
+	}
+	c, err := cid.Decode(carCID)
+	if err != nil {
+		return false, nil
+	}
+	stored, ok, err := t.cars.Stat(ctx, c)
+	if err != nil || !ok {
+		return false, nil
+	}
+	err = a.commit(ctx, func(s pin.State) (pin.Payload, error) {
+		return s.Reuse(a.pool.cfg.Name, pin.CarValidated{Attempt: s.Attempt, Key: stored.Key, Bytes: stored.Bytes, CarCID: carCID})
+	})
+	if err != nil {
+		return true, claimGone(err)
+	}
+	a.logger.Info("pinned from the carpark without fetching", "attempt", s.Attempt, "car_cid", carCID)
+	return true, nil
+}
+
+// renew reports progress every third of the lease until ctx ends, and
+// stops the attempt when a report is refused.
+func (t *transfer) renew(ctx context.Context, a *attempt, stop context.CancelCauseFunc, bytes, blocks *atomic.Int64, source *atomic.Value) {
+	tick := time.NewTicker(t.lease / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		attempt := a.current().Attempt
+		err := a.commit(ctx, func(s pin.State) (pin.Payload, error) {
+			return s.Progress(a.pool.cfg.Name, attempt, bytes.Load(), blocks.Load(), source.Load().(string), time.Now(), t.lease)
+		})
+		switch {
+		case err == nil:
+		case isRefusal(err):
+			a.logger.Info("claim gone; stopping", "attempt", attempt, "why", err)
+			stop(errClaimLost)
+			return
+		case ctx.Err() == nil:
+			// The log is unreachable: keep fetching, and try again at the
+			// next tick; the lease runs out if it stays so.
+			a.logger.Warn("renewing lease", "attempt", attempt, "err", err)
+		}
+	}
+}
+
+// fetchFailed records why the fetch failed, unless the attempt was stopped
+// from outside (claim lost, shutting down).
+func (t *transfer) fetchFailed(ctx context.Context, a *attempt, fetchCtx context.Context, err error) error {
+	if cause := context.Cause(fetchCtx); errors.Is(cause, errClaimLost) {
+		return errClaimLost
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var f *dag.Failure
+	if errors.As(err, &f) {
+		a.fail(ctx, f.Reason, f.Error(), f.Reason.Permanent())
+		return nil
+	}
+	// Not a source's failure: the sink (storage) or something local.
+	a.fail(ctx, pin.ReasonStorage, err.Error(), false)
+	return nil
+}
+
+// validate checks the staged CAR into the carpark and records the outcome.
+func (t *transfer) validate(ctx context.Context, a *attempt, staged carstore.Staged, meta carstore.Metadata) error {
+	attempt := a.current().Attempt
+	stored, err := t.cars.Promote(ctx, staged.Key, carstore.Expected{Bytes: staged.Bytes, CarCID: staged.CarCID, Metadata: meta, Checksum: staged.Checksum})
+	switch {
+	case errors.Is(err, carstore.ErrValidation):
+		a.fail(ctx, pin.ReasonValidation, err.Error(), false)
+		return nil
+	case err != nil:
+		a.fail(ctx, pin.ReasonStorage, fmt.Sprintf("validating into the carpark: %v", err), false)
+		return nil
+	}
+	err = a.commit(ctx, func(s pin.State) (pin.Payload, error) {
+		return s.Validate(pin.CarValidated{Attempt: attempt, Key: stored.Key, Bytes: stored.Bytes, CarCID: staged.CarCID.String()})
+	})
+	if err != nil {
+		return claimGone(err)
+	}
+	a.logger.Info("pinned", "attempt", attempt, "car_cid", staged.CarCID, "bytes", stored.Bytes)
+	return nil
+}
+
+// claimGone turns a refusal into errClaimLost, and passes other errors on.
+func claimGone(err error) error {
+	if isRefusal(err) {
+		return fmt.Errorf("%w: %v", errClaimLost, err)
+	}
+	return err
+}
+
+// origins parses the request's origins; the gateway accepted only valid
+// ones, so an unparsable one is skipped.
+func origins(addrs []string) []multiaddr.Multiaddr {
+	var out []multiaddr.Multiaddr
+	for _, a := range addrs {
+		if m, err := multiaddr.NewMultiaddr(a); err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
