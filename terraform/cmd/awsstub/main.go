@@ -1,0 +1,54 @@
+// Command awsstub is a schema-only stand-in for the Terraform AWS provider,
+// for checking pickup's deployment where the real provider cannot be
+// downloaded. Terraform starts it from a plugin directory; it serves the
+// schema in the file named at build time and refuses to configure itself, so
+// it can never reach an AWS account.
+//
+// Build it with the schema file's absolute path:
+//
+//	go build -ldflags "-X main.schemaFile=/abs/aws-schema.json" \
+//	    -o DIR/registry.terraform.io/hashicorp/aws/6.66.0/linux_amd64/terraform-provider-aws_v6.66.0_x5 \
+//	    ./terraform/cmd/awsstub
+//
+// The schema file is what package cdkschema extracts from the npm package
+// @cdktn/provider-aws; terraform/terraform_test.go does all of this itself.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/hashicorp/terraform-plugin-go/tfprotov5"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov5/tf5server"
+	"github.com/pickup-ipfs/pickup/terraform/internal/cdkschema"
+	"github.com/pickup-ipfs/pickup/terraform/internal/stubprovider"
+)
+
+// schemaFile is set with -ldflags "-X main.schemaFile=PATH": Terraform
+// starts providers with no arguments, and copies them, so the path cannot
+// come from the command line or sit beside the binary.
+var schemaFile string
+
+// address is the provider address the stub stands in for.
+const address = "registry.terraform.io/hashicorp/aws"
+
+func main() {
+	if schemaFile == "" {
+		fmt.Fprintln(os.Stderr, "awsstub: built without -ldflags \"-X main.schemaFile=PATH\"")
+		os.Exit(2)
+	}
+	s, err := cdkschema.ReadFile(schemaFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "awsstub:", err)
+		os.Exit(1)
+	}
+	srv, err := stubprovider.New(s)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "awsstub:", err)
+		os.Exit(1)
+	}
+	if err := tf5server.Serve(address, func() tfprotov5.ProviderServer { return srv }); err != nil {
+		fmt.Fprintln(os.Stderr, "awsstub:", err)
+		os.Exit(1)
+	}
+}
