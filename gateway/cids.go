@@ -1,0 +1,71 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ipfs/boxo/verifcid"
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multicodec"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// maxCIDLength bounds the text of a CID before it is decoded: the longest
+// acceptable CID (a 128-byte digest in base2) is far shorter.
+const maxCIDLength = 2048
+
+// parseCID decodes a CID as a client sent it (v0, or v1 in any multibase) and
+// refuses what pickup cannot fetch and verify: hashes outside boxo's
+// verifcid allow-list (too weak, too short or too long digests) and codecs
+// the fetchers cannot walk, whose DAGs could never be checked complete.
+func parseCID(s string) (cid.Cid, error) {
+	switch {
+	case s == "":
+		return cid.Undef, errors.New("empty CID")
+	case len(s) > maxCIDLength:
+		return cid.Undef, fmt.Errorf("CID of %d characters, at most %d", len(s), maxCIDLength)
+	}
+	c, err := cid.Decode(s)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("%q is not a CID: %w", s, err)
+	}
+	p := c.Prefix()
+	if !walkable(p.Codec) {
+		return cid.Undef, fmt.Errorf("CID %s has codec %s, which pickup cannot walk and verify (want dag-pb, raw, dag-cbor or dag-json)", s, codecName(p.Codec))
+	}
+	if err := verifcid.ValidateCid(verifcid.DefaultAllowlist, c); err != nil {
+		return cid.Undef, fmt.Errorf("CID %s has hash %s: %w", s, hashName(p.MhType), err)
+	}
+	return c, nil
+}
+
+// walkable reports whether the fetchers can decode blocks of the codec and
+// follow their links, which verifying a whole DAG needs.
+func walkable(codec uint64) bool {
+	switch multicodec.Code(codec) {
+	case multicodec.DagPb, multicodec.Raw, multicodec.DagCbor, multicodec.DagJson:
+		return true
+	}
+	return false
+}
+
+func codecName(code uint64) string {
+	if name := multicodec.Code(code).String(); !strings.HasPrefix(name, "Code(") {
+		return name
+	}
+	return fmt.Sprintf("0x%x", code)
+}
+
+func hashName(code uint64) string {
+	if name, ok := mh.Codes[code]; ok {
+		return name
+	}
+	return fmt.Sprintf("0x%x", code)
+}
+
+// canonicalCID is the form views index CIDs by: CIDv1 in base32, so that a
+// v0 and a v1 of the same content, or two multibases, compare equal.
+func canonicalCID(c cid.Cid) string {
+	return cid.NewCidV1(c.Type(), c.Hash()).String()
+}

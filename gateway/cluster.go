@@ -1,0 +1,310 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections"
+)
+
+// The ipfs-cluster-compatible routes, in the shapes web3-storage/pickup
+// answered with (reference/pickup-README.md): the fields ipfs-cluster
+// clients parse, most of them fixed, for a one-peer "cluster" whose peer is
+// the first delegate.
+
+// clusterPin is ipfs-cluster's Pin object, the answer to POST /pins/{cid}.
+type clusterPin struct {
+	ReplicationFactorMin int               `json:"replication_factor_min"`
+	ReplicationFactorMax int               `json:"replication_factor_max"`
+	Name                 string            `json:"name"`
+	Mode                 string            `json:"mode"`
+	ShardSize            int               `json:"shard_size"`
+	UserAllocations      []string          `json:"user_allocations"`
+	ExpireAt             string            `json:"expire_at"`
+	Metadata             map[string]string `json:"metadata"`
+	PinUpdate            *string           `json:"pin_update"`
+	Origins              []string          `json:"origins"`
+	CID                  string            `json:"cid"`
+	Type                 string            `json:"type"`
+	Allocations          []string          `json:"allocations"`
+	MaxDepth             int               `json:"max_depth"`
+	Reference            *string           `json:"reference"`
+	Timestamp            string            `json:"timestamp"`
+}
+
+// clusterStatus is ipfs-cluster's GlobalPinInfo, the answer to GET
+// /pins/{cid}.
+type clusterStatus struct {
+	CID         string                     `json:"cid"`
+	Name        string                     `json:"name"`
+	Allocations []string                   `json:"allocations"`
+	Origins     []string                   `json:"origins"`
+	Created     string                     `json:"created"`
+	Metadata    map[string]string          `json:"metadata"`
+	PeerMap     map[string]clusterPeerInfo `json:"peer_map"`
+}
+
+type clusterPeerInfo struct {
+	PeerName          string   `json:"peername"`
+	IPFSPeerID        string   `json:"ipfs_peer_id"`
+	IPFSPeerAddresses []string `json:"ipfs_peer_addresses"`
+	Status            string   `json:"status"`
+	Timestamp         string   `json:"timestamp"`
+	Error             string   `json:"error"`
+	AttemptCount      int      `json:"attempt_count"`
+	PriorityPin       bool     `json:"priority_pin"`
+}
+
+// clusterAddParams are the query parameters ipfs-cluster clients send with
+// POST /pins/{cid}. pickup uses name, origins and meta-*; it accepts the
+// others and ignores them, since it keeps one copy of a whole DAG whatever
+// they say, but refuses modes it cannot honour.
+var clusterAddParams = []string{"name", "origins", "mode", "replication-min", "replication-max",
+	"shard-size", "user-allocations", "expire-at", "pin-update", "local"}
+
+// parseClusterAdd reads POST /pins/{cid}.
+func parseClusterAdd(seg string, q url.Values, allowPrivate bool) (pinInput, error) {
+	c, err := parseCID(seg)
+	if err != nil {
+		return pinInput{}, badRequest("%q is neither a request id (a UUID) nor a CID: %v", seg, err)
+	}
+	in := pinInput{CID: cidInput{Text: seg, Canonical: canonicalCID(c)}}
+	for name, v := range q {
+		switch {
+		case strings.HasPrefix(name, "meta-"):
+			if len(v) != 1 {
+				return in, badRequest("%s given %d times, at most once", name, len(v))
+			}
+			if in.Meta == nil {
+				in.Meta = map[string]string{}
+			}
+			in.Meta[strings.TrimPrefix(name, "meta-")] = v[0]
+		case !contains(clusterAddParams, name):
+			return in, badRequest("unknown query parameter %q (POST /pins/{cid} takes origins, name and meta-<key>)", name)
+		case len(v) != 1:
+			return in, badRequest("%s given %d times, at most once", name, len(v))
+		}
+	}
+	if mode := q.Get("mode"); mode != "" && mode != "recursive" {
+		return in, badRequest("mode %q: pickup pins whole DAGs (recursive) only", mode)
+	}
+	if name := q.Get("name"); name != "" {
+		if err := checkName(name); err != nil {
+			return in, badRequest("name: %v", err)
+		}
+		in.Name = name
+	}
+	if err := checkMeta(in.Meta); err != nil {
+		return in, badRequest("meta: %v", err)
+	}
+	if s := q.Get("origins"); s != "" {
+		origins, err := splitList("origins", []string{s})
+		if err != nil {
+			return in, badRequest("%v", err)
+		}
+		if in.Origins, err = parseOrigins(origins, allowPrivate); err != nil {
+			return in, badRequest("%v", err)
+		}
+	}
+	return in, nil
+}
+
+// clusterAdd is POST /pins/{cid}. A second POST for a CID the tenant already
+// pins (or is pinning) returns the existing pin; one that failed for good is
+// queued again.
+func (h *Handler) clusterAdd(w http.ResponseWriter, r *http.Request, seg string) {
+	h.answer(w, r, func() (int, any, error) {
+		tenant, err := h.authenticate(r, schemeBasic)
+		if err != nil {
+			return 0, nil, err
+		}
+		in, err := parseClusterAdd(seg, r.URL.Query(), h.cfg.AllowPrivateOrigins)
+		if err != nil {
+			return 0, nil, err
+		}
+		rec, err := h.pinCID(r, tenant, in)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, h.clusterPin(rec), nil
+	})
+}
+
+// pinCID finds the tenant's live request for the CID, or makes one.
+func (h *Handler) pinCID(r *http.Request, tenant string, in pinInput) (pin.Requested, error) {
+	ctx := r.Context()
+	if err := h.fresh.await(ctx, tenant); err != nil {
+		return pin.Requested{}, err
+	}
+	prev := ""
+	v, err := h.views.NewestByCID(ctx, tenant, in.CID.Canonical)
+	switch {
+	case err == nil:
+		prev = v.RequestID.String()
+		s, err := h.readPin(ctx, v.RequestID) // decide on the log, not the view
+		if err != nil {
+			return pin.Requested{}, err
+		}
+		if s.Exists && !s.Removed && s.Request.Tenant == tenant {
+			if _, err := h.requeue(ctx, tenant, s); err != nil {
+				return pin.Requested{}, err
+			}
+			return s.Request, nil
+		}
+	case !errors.Is(err, projections.ErrNotFound):
+		return pin.Requested{}, err
+	}
+	// The id follows from what was decided on, so that two of these racing
+	// on the same state make one request, not two: the second append finds
+	// the stream and answers from it.
+	key := "cluster\x00" + in.CID.Canonical + "\x00" + prev
+	rec, err := h.request(ctx, tenant, in, key, uuid.Nil)
+	if errors.Is(err, errKeyReused) {
+		// The racer asked with other options; its pin is the CID's pin.
+		s, rerr := h.readPin(ctx, keyedID(tenant, key))
+		if rerr != nil {
+			return rec, rerr
+		}
+		return s.Request, nil
+	}
+	return rec, err
+}
+
+func (h *Handler) clusterPin(r pin.Requested) clusterPin {
+	meta := r.Meta
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	origins := r.Origins
+	if origins == nil {
+		origins = []string{}
+	}
+	return clusterPin{
+		ReplicationFactorMin: -1, ReplicationFactorMax: -1, Name: r.Name, Mode: "recursive",
+		ExpireAt: "0001-01-01T00:00:00Z", Metadata: meta, Origins: origins, CID: r.CID, Type: "pin",
+		Allocations: []string{}, MaxDepth: -1, Timestamp: formatTime(r.Created),
+	}
+}
+
+// clusterGet is GET /pins/{cid}.
+func (h *Handler) clusterGet(w http.ResponseWriter, r *http.Request, seg string) {
+	h.answer(w, r, func() (int, any, error) {
+		tenant, err := h.authenticate(r, schemeBasic)
+		if err != nil {
+			return 0, nil, err
+		}
+		c, err := parseCID(seg)
+		if err != nil {
+			return 0, nil, badRequest("%q is neither a request id (a UUID) nor a CID: %v", seg, err)
+		}
+		for name := range r.URL.Query() {
+			if name != "local" {
+				return 0, nil, badRequest("unknown query parameter %q (GET /pins/{cid} takes none)", name)
+			}
+		}
+		if err := h.fresh.await(r.Context(), tenant); err != nil {
+			return 0, nil, err
+		}
+		st, err := h.clusterStatusOf(r, tenant, seg, canonicalCID(c))
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, st, nil
+	})
+}
+
+// clusterStatusOf tells the tenant's newest request for a CID; a CID the
+// tenant never asked for (or removed) is "unpinned", as ipfs-cluster says.
+func (h *Handler) clusterStatusOf(r *http.Request, tenant, text, canonical string) (clusterStatus, error) {
+	v, err := h.views.NewestByCID(r.Context(), tenant, canonical)
+	if err != nil && !errors.Is(err, projections.ErrNotFound) {
+		return clusterStatus{}, err
+	}
+	now := formatTime(h.now())
+	peer := clusterPeerInfo{PeerName: "pickup", IPFSPeerID: h.peer, IPFSPeerAddresses: h.cfg.Delegates,
+		Status: "unpinned", Timestamp: now}
+	st := clusterStatus{CID: text, Allocations: []string{}, Origins: []string{}, Created: now}
+	if err == nil {
+		peer.Status = v.ClusterStatus
+		if v.Removed {
+			peer.Status = "unpinned"
+		}
+		peer.Timestamp = formatTime(v.UpdatedAt)
+		peer.AttemptCount = v.Attempt
+		if peer.Status == "pin_error" {
+			peer.Error = fmt.Sprintf("%s: %s", v.FailureReason, v.FailureMessage)
+		}
+		st.Name, st.Created, st.Metadata = v.Name, formatTime(v.Created), v.Meta
+		if v.Origins != nil {
+			st.Origins = v.Origins
+		}
+	}
+	st.PeerMap = map[string]clusterPeerInfo{h.peer: peer}
+	return st, nil
+}
+
+// maxClusterCIDs bounds GET /pins?cids=.
+const maxClusterCIDs = 1000
+
+// clusterList is GET /pins?cids=a,b: one GlobalPinInfo per CID, in the
+// order asked, as newline-delimited JSON.
+func (h *Handler) clusterList(w http.ResponseWriter, r *http.Request) {
+	tenant, err := h.authenticate(r, schemeBasic)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	var cids []string
+	for name, v := range q {
+		switch {
+		case name == "local":
+		case name != "cids":
+			err = badRequest("unknown query parameter %q (GET /pins?cids= takes only cids)", name)
+		default:
+			cids, err = splitList("cids", v)
+		}
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+	}
+	if len(cids) > maxClusterCIDs {
+		h.writeError(w, r, badRequest("cids: %d CIDs, at most %d", len(cids), maxClusterCIDs))
+		return
+	}
+	canonical := make([]string, len(cids))
+	for i, s := range cids {
+		c, err := parseCID(s)
+		if err != nil {
+			h.writeError(w, r, badRequest("cids: %v", err))
+			return
+		}
+		canonical[i] = canonicalCID(c)
+	}
+	if err := h.fresh.await(r.Context(), tenant); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	for i, s := range cids {
+		st, err := h.clusterStatusOf(r, tenant, s, canonical[i])
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		enc.Encode(st)
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	w.Write(out.Bytes())
+}

@@ -1,0 +1,93 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections"
+)
+
+// Reasons: the machine-readable codes of error bodies. The spec's examples
+// name the first five; the rest are the 4XX custom codes it allows.
+const (
+	ReasonBadRequest         = "BAD_REQUEST"
+	ReasonUnauthorized       = "UNAUTHORIZED"
+	ReasonNotFound           = "NOT_FOUND"
+	ReasonInternal           = "INTERNAL_SERVER_ERROR"
+	ReasonUnavailable        = "SERVICE_UNAVAILABLE"
+	ReasonMethodNotAllowed   = "METHOD_NOT_ALLOWED"
+	ReasonIdempotencyKeyUsed = "IDEMPOTENCY_KEY_REUSED"
+)
+
+// apiError is an answer the client is owed precisely: what went wrong with
+// its request, in the API's own words.
+type apiError struct {
+	status  int
+	reason  string
+	details string
+	// challenge, for a 401, is the WWW-Authenticate header.
+	challenge string
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.reason, e.details) }
+
+// badRequest is the 400 for input that does not parse or breaks a limit.
+func badRequest(format string, args ...any) error {
+	return &apiError{status: http.StatusBadRequest, reason: ReasonBadRequest, details: fmt.Sprintf(format, args...)}
+}
+
+// errNotFound is every 404: unknown ids, removed pins, and other tenants'
+// pins alike, so that a request id never tells whether it exists elsewhere.
+var errNotFound = &apiError{status: http.StatusNotFound, reason: ReasonNotFound, details: "The specified resource was not found"}
+
+// errorStatus maps an error to the status, reason and details of its
+// answer. It is the one place where errors become HTTP.
+func errorStatus(err error) (status int, reason, details string) {
+	var api *apiError
+	switch {
+	case errors.As(err, &api):
+		return api.status, api.reason, api.details
+	case errors.Is(err, projections.ErrNotFound), errors.Is(err, pin.ErrNotFound), errors.Is(err, pin.ErrRemoved):
+		return errNotFound.status, errNotFound.reason, errNotFound.details
+	case errors.Is(err, pin.ErrInvalid):
+		// The gateway checks every input before it decides; a refusal here
+		// is a limit the domain keeps that the gateway missed.
+		return http.StatusBadRequest, ReasonBadRequest, err.Error()
+	case errors.Is(err, eventlog.ErrClosed), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, ReasonUnavailable, "The service is shutting down or overloaded; try again"
+	case errors.Is(err, context.Canceled):
+		// The client has gone; the status is for logs and metrics only.
+		return 499, "CLIENT_CLOSED_REQUEST", "The request was cancelled"
+	}
+	return http.StatusInternalServerError, ReasonInternal, "Unexpected internal error"
+}
+
+// failure is the spec's error body.
+type failure struct {
+	Error failureError `json:"error"`
+}
+
+type failureError struct {
+	Reason  string `json:"reason"`
+	Details string `json:"details,omitempty"`
+}
+
+// writeError answers r with err in the API's error shape, and logs what
+// the client is not told.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, reason, details := errorStatus(err)
+	var api *apiError
+	if errors.As(err, &api) && api.challenge != "" {
+		w.Header().Set("WWW-Authenticate", api.challenge)
+	}
+	if status >= 500 {
+		h.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status), slog.Any("err", err))
+	}
+	writeJSON(w, status, failure{Error: failureError{Reason: reason, Details: details}})
+}

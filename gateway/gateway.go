@@ -1,0 +1,217 @@
+// Package gateway is pickup's HTTP face: the IPFS Pinning Service API
+// (reference/ipfs-pinning-service.yaml, all of it) and the
+// ipfs-cluster-compatible routes web3-storage/pickup served. Commands append
+// their events to the log, decided on the pin's stream as the log holds it;
+// reads answer from the projections' views, after waiting (briefly and
+// boundedly) for the views to reach the writes a client must see.
+//
+// The Handler is a plain http.Handler built from small interfaces, so the
+// same code serves a plain server (`pickup gateway`) and AWS Lambda (package
+// gateway/awslambda). The package is WASM-clean: no sockets, files or cgo;
+// it builds for GOOS=js and passes its tests under GOOS=wasip1.
+//
+// # Routes
+//
+//	GET    /pins                   PSA listing (no cids parameter)
+//	GET    /pins?cids=a,b          ipfs-cluster status of several CIDs, as newline-delimited JSON
+//	POST   /pins                   PSA add (202); honours Idempotency-Key
+//	GET    /pins/{requestid}       PSA status
+//	POST   /pins/{requestid}       PSA replace (202): a new request id; the old one is gone
+//	DELETE /pins/{requestid}       PSA remove (202)
+//	GET    /pins/{cid}             ipfs-cluster status of one CID
+//	POST   /pins/{cid}?origins=…   ipfs-cluster pin
+//
+// /pins/{x} is a request id when x is a UUID in its canonical 36-character
+// form, and a CID otherwise: a CID never has that form (a CIDv0 is 46
+// characters of base58; a CIDv1 starts with a multibase prefix and is longer).
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/projections"
+)
+
+// Log is what the gateway needs of the event log. eventlog.Store is one.
+type Log interface {
+	// Append writes events to stream if it is in the expected state (see
+	// eventlog.Store.Append for every outcome).
+	Append(ctx context.Context, stream string, expected eventlog.Expected, events ...eventlog.Proposed) (eventlog.AppendResult, error)
+	// ReadStream returns up to limit events of stream from revision from.
+	ReadStream(ctx context.Context, stream string, from uint64, dir eventlog.Direction, limit int) ([]eventlog.Event, error)
+	// Head returns the position of the last event in the log.
+	Head(ctx context.Context) (eventlog.Position, error)
+}
+
+// Views is what the gateway reads of pins. Implementations are safe for
+// concurrent use; projections.Reader is one.
+type Views interface {
+	// Pin returns the tenant's live pin request, or an error wrapping
+	// projections.ErrNotFound.
+	Pin(ctx context.Context, tenant string, requestID uuid.UUID) (projections.PinView, error)
+	// List returns a page of the tenant's live pins matching q, newest
+	// first, and the count of all matches.
+	List(ctx context.Context, q projections.ListQuery) (projections.ListResult, error)
+	// NewestByCID returns the tenant's newest request for a canonical CID,
+	// removed or not, or an error wrapping projections.ErrNotFound.
+	NewestByCID(ctx context.Context, tenant, canonicalCID string) (projections.PinView, error)
+}
+
+// Deps are the parts a Handler is built from. A projections.Reader serves as
+// Views, Tokens and Checkpoints at once.
+type Deps struct {
+	Log         Log
+	Views       Views
+	Tokens      Tokens
+	Checkpoints Checkpoints
+	// Logger receives the gateway's logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// Handler serves the API. It is safe for concurrent use.
+type Handler struct {
+	cfg    Config
+	log    *slog.Logger
+	events Log
+	views  Views
+	tokens *tokenCache
+	fresh  *freshness
+	clock  *createdClock
+	now    func() time.Time
+	// peer is the delegates' first peer id, the peer of ipfs-cluster answers.
+	peer string
+}
+
+// New returns a Handler, or an error if cfg does not validate or a part is
+// missing.
+func New(cfg Config, d Deps) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if d.Log == nil || d.Views == nil || d.Tokens == nil || d.Checkpoints == nil {
+		return nil, fmt.Errorf("gateway: Log, Views, Tokens and Checkpoints are all required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	logger := d.Logger.With(slog.String("component", "gateway"))
+	delegates := make([]string, len(cfg.Delegates))
+	for i, s := range cfg.Delegates {
+		m, _ := parseMultiaddr(s) // Validate parsed them all
+		delegates[i] = m.String()
+	}
+	cfg.Delegates = delegates
+	first, _ := parseMultiaddr(delegates[0])
+	peer, _ := peerOf(first)
+	return &Handler{
+		cfg:    cfg,
+		log:    logger,
+		events: d.Log,
+		views:  d.Views,
+		tokens: &tokenCache{lookup: d.Tokens, ttl: cfg.TokenCacheTTL, now: d.Now, entries: map[[32]byte]tokenEntry{}},
+		fresh: &freshness{mode: cfg.Consistency, log: d.Log, views: d.Checkpoints, wait: cfg.ReadWait,
+			logger: logger, latest: map[string]eventlog.Position{}},
+		clock: &createdClock{now: d.Now},
+		now:   d.Now,
+		peer:  peer,
+	}, nil
+}
+
+// ServeHTTP routes a request (see the package documentation).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			h.writeError(w, r, fmt.Errorf("panic: %v", p))
+		}
+	}()
+	w.Header().Set("Cache-Control", "no-store")
+	path := r.URL.Path
+	switch {
+	case path == "/pins":
+		switch r.Method {
+		case http.MethodGet:
+			if r.URL.Query().Has("cids") {
+				h.clusterList(w, r)
+			} else {
+				h.list(w, r)
+			}
+		case http.MethodPost:
+			h.add(w, r)
+		default:
+			h.methodNotAllowed(w, r, "GET, POST")
+		}
+	case strings.HasPrefix(path, "/pins/") && !strings.Contains(path[len("/pins/"):], "/") && len(path) > len("/pins/"):
+		seg := path[len("/pins/"):]
+		if id, ok := requestID(seg); ok {
+			switch r.Method {
+			case http.MethodGet:
+				h.get(w, r, id)
+			case http.MethodPost:
+				h.replace(w, r, id)
+			case http.MethodDelete:
+				h.remove(w, r, id)
+			default:
+				h.methodNotAllowed(w, r, "GET, POST, DELETE")
+			}
+			return
+		}
+		switch r.Method {
+		case http.MethodGet:
+			h.clusterGet(w, r, seg)
+		case http.MethodPost:
+			h.clusterAdd(w, r, seg)
+		default:
+			h.methodNotAllowed(w, r, "GET, POST")
+		}
+	default:
+		h.writeError(w, r, errNotFound)
+	}
+}
+
+// requestID reads a path segment as a request id: a UUID in its canonical
+// 36-character form, which no CID has.
+func requestID(s string) (uuid.UUID, bool) {
+	if len(s) != 36 {
+		return uuid.Nil, false
+	}
+	id, err := uuid.Parse(s)
+	return id, err == nil
+}
+
+func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
+	w.Header().Set("Allow", allow)
+	h.writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, reason: ReasonMethodNotAllowed,
+		details: fmt.Sprintf("%s %s is not served; allowed: %s", r.Method, r.URL.Path, allow)})
+}
+
+// writeJSON answers with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"reason":"INTERNAL_SERVER_ERROR","details":"Unexpected internal error"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}

@@ -1,0 +1,194 @@
+package gateway
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections"
+)
+
+// createdLayout is how timestamps are written: RFC 3339 in UTC with all six
+// digits of the microseconds pickup keeps, so that a client paging with
+// before=<oldest created> sends back exactly the value it read.
+const createdLayout = "2006-01-02T15:04:05.000000Z07:00"
+
+// pinStatus is the spec's PinStatus.
+type pinStatus struct {
+	RequestID string            `json:"requestid"`
+	Status    pin.Status        `json:"status"`
+	Created   string            `json:"created"`
+	Pin       pinObject         `json:"pin"`
+	Delegates []string          `json:"delegates"`
+	Info      map[string]string `json:"info"`
+}
+
+// pinObject is the spec's Pin.
+type pinObject struct {
+	CID     string            `json:"cid"`
+	Name    string            `json:"name,omitempty"`
+	Origins []string          `json:"origins,omitempty"`
+	Meta    map[string]string `json:"meta,omitempty"`
+}
+
+// pinResults is the spec's PinResults.
+type pinResults struct {
+	Count   int         `json:"count"`
+	Results []pinStatus `json:"results"`
+}
+
+// accepted is the PinStatus of a request just recorded: queued, with nothing
+// else to tell yet. A keyed retry gets the same from the first record.
+func (h *Handler) accepted(r pin.Requested) pinStatus {
+	return pinStatus{
+		RequestID: r.RequestID.String(),
+		Status:    pin.StatusQueued,
+		Created:   r.Created.UTC().Format(createdLayout),
+		Pin:       pinObject{CID: r.CID, Name: r.Name, Origins: r.Origins, Meta: r.Meta},
+		Delegates: h.cfg.Delegates,
+		Info:      map[string]string{"status_details": "queued"},
+	}
+}
+
+// status is the PinStatus of a pin as the views show it.
+func (h *Handler) status(v projections.PinView) pinStatus {
+	return pinStatus{
+		RequestID: v.RequestID.String(),
+		Status:    v.Status,
+		Created:   v.Created.UTC().Format(createdLayout),
+		Pin:       pinObject{CID: v.CID, Name: v.Name, Origins: v.Origins, Meta: v.Meta},
+		Delegates: h.cfg.Delegates,
+		Info:      info(v),
+	}
+}
+
+// answer writes what fn returns: a status and a JSON body (none when
+// nil), or an error in the API's shape.
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, fn func() (int, any, error)) {
+	status, body, err := fn()
+	switch {
+	case err != nil:
+		h.writeError(w, r, err)
+	case body == nil:
+		w.WriteHeader(status)
+	default:
+		writeJSON(w, status, body)
+	}
+}
+
+// add is POST /pins.
+func (h *Handler) add(w http.ResponseWriter, r *http.Request) {
+	h.answer(w, r, func() (int, any, error) {
+		tenant, in, key, err := h.pinCommand(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		rec, err := h.request(r.Context(), tenant, in, key, uuid.Nil)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusAccepted, h.accepted(rec), nil
+	})
+}
+
+// replace is POST /pins/{requestid}.
+func (h *Handler) replace(w http.ResponseWriter, r *http.Request, old uuid.UUID) {
+	h.answer(w, r, func() (int, any, error) {
+		tenant, in, key, err := h.pinCommand(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		rec, err := h.replacePin(r.Context(), tenant, old, in, key)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusAccepted, h.accepted(rec), nil
+	})
+}
+
+// pinCommand authenticates and reads a request that carries a Pin object.
+func (h *Handler) pinCommand(r *http.Request) (tenant string, in pinInput, key string, err error) {
+	if tenant, err = h.authenticate(r, schemeBearer); err != nil {
+		return
+	}
+	if len(r.URL.RawQuery) > 0 {
+		err = badRequest("this route takes no query parameters; the Pin object goes in the body")
+		return
+	}
+	if key, _, err = parseIdempotencyKey(r.Header); err != nil {
+		return
+	}
+	var body []byte
+	if body, err = readBody(r, h.cfg.MaxBodyBytes); err != nil {
+		return
+	}
+	in, err = parsePin(body, h.cfg.AllowPrivateOrigins)
+	return
+}
+
+// remove is DELETE /pins/{requestid}.
+func (h *Handler) remove(w http.ResponseWriter, r *http.Request, id uuid.UUID) {
+	h.answer(w, r, func() (int, any, error) {
+		tenant, err := h.authenticate(r, schemeBearer)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusAccepted, nil, h.removeRequest(r.Context(), tenant, id, uuid.Nil)
+	})
+}
+
+// get is GET /pins/{requestid}.
+func (h *Handler) get(w http.ResponseWriter, r *http.Request, id uuid.UUID) {
+	h.answer(w, r, func() (int, any, error) {
+		tenant, err := h.reader(r, schemeBearer)
+		if err != nil {
+			return 0, nil, err
+		}
+		v, err := h.views.Pin(r.Context(), tenant, id)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, h.status(v), nil
+	})
+}
+
+// list is GET /pins.
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	h.answer(w, r, func() (int, any, error) {
+		tenant, err := h.authenticate(r, schemeBearer)
+		if err != nil {
+			return 0, nil, err
+		}
+		q, err := parseListQuery(tenant, r.URL.Query())
+		if err != nil {
+			return 0, nil, err
+		}
+		if err := h.fresh.await(r.Context(), tenant); err != nil {
+			return 0, nil, err
+		}
+		res, err := h.views.List(r.Context(), q)
+		if err != nil {
+			return 0, nil, err
+		}
+		out := pinResults{Count: res.Count, Results: make([]pinStatus, len(res.Pins))}
+		for i, v := range res.Pins {
+			out.Results[i] = h.status(v)
+		}
+		return http.StatusOK, out, nil
+	})
+}
+
+// reader authenticates a read and waits until the views show the tenant's
+// earlier writes.
+func (h *Handler) reader(r *http.Request, s scheme) (string, error) {
+	tenant, err := h.authenticate(r, s)
+	if err != nil {
+		return "", err
+	}
+	return tenant, h.fresh.await(r.Context(), tenant)
+}
+
+// formatTime writes a time the way every answer does.
+func formatTime(t time.Time) string { return t.UTC().Format(createdLayout) }
