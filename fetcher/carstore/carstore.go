@@ -1,0 +1,313 @@
+// Package carstore is where CAR files are kept: a staging area for CARs being
+// written, and the carpark for validated ones.
+//
+// A fetcher streams a CAR into the staging area through an Upload (Stage,
+// Write, Complete), never holding more than a few parts of it in memory.
+// Promote then validates the staged CAR as a step of its own: its stored
+// size and bytes must match what the fetcher recorded (the byte count and
+// the CAR CID, the SHA-256 of the whole CAR), and only then is it placed in
+// the carpark at <carCid>/<carCid>.car with its metadata, and removed from
+// staging. A CAR that fails validation never reaches the carpark.
+//
+// Two stores keep the same contract, proved by the suite in carstoretest:
+// S3 (a staging bucket and a carpark bucket, multipart uploads and copies)
+// and Dir (a local directory, for the embedded default).
+//
+// This package stores; it appends no events. The caller records CarUploaded
+// after Complete and CarValidated (or PinFailed with pin.ReasonValidation
+// when Promote returns ErrValidation) after Promote.
+package carstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// CodecCAR is the multicodec of a CAR CID: a CID whose multihash is the hash
+// of the whole CAR file.
+const CodecCAR = 0x0202
+
+// StructureComplete is the value of the structure metadata of every stored
+// CAR: the CAR holds the whole DAG under its root (the convention of the
+// carpark buckets that E-IPFS indexes).
+const StructureComplete = "Complete"
+
+// The metadata names of stored CARs (S3 user metadata, x-amz-meta-*).
+const (
+	MetaRoot      = "root-cid"
+	MetaRequestID = "request-id"
+	MetaCarCID    = "car-cid"
+	MetaStructure = "structure"
+)
+
+// maxKeyLen bounds keys so that a key, with its slashes replaced, fits in a
+// file name of the directory store.
+const maxKeyLen = 200
+
+// Errors callers branch on with errors.Is. Each is wrapped with what was
+// being done.
+var (
+	// ErrValidation: the staged CAR is not what the caller recorded (missing,
+	// another size, bytes that do not hash to the CAR CID). The staged object
+	// is deleted and nothing enters the carpark. Record it as
+	// pin.ReasonValidation.
+	ErrValidation = errors.New("stored CAR does not match what was uploaded")
+	// ErrNotFound: no such CAR in the carpark.
+	ErrNotFound = errors.New("CAR not found")
+	// ErrInvalid: a bad argument (key, CID, metadata); nothing was done.
+	ErrInvalid = errors.New("invalid CAR store argument")
+	// ErrClosed: a Write or Complete on an upload already completed or
+	// aborted.
+	ErrClosed = errors.New("upload already completed or aborted")
+)
+
+// Upload is a CAR being written into the staging area. Write streams bytes
+// in; Complete makes them the staged object; Abort discards them. Memory
+// does not grow with the CAR.
+//
+// Write and Complete must not be called concurrently with each other. Abort
+// may be called at any time, from any goroutine, also while a Write is
+// blocked: it makes the Write return.
+type Upload interface {
+	// Write appends p to the CAR. After it returns an error the upload is
+	// lost: call Abort.
+	Write(p []byte) (int, error)
+	// Complete stores everything written as the staged object at the key
+	// given to Stage, and reports what was stored. On an error, nothing is
+	// left behind: the upload is aborted, as if by Abort.
+	Complete(ctx context.Context) (Staged, error)
+	// Abort discards the upload: afterwards no staged object and no open
+	// upload is left. It is idempotent, and after Complete it deletes the
+	// staged object. It works even if ctx is already done (it uses ctx's
+	// values, not its deadline, bounded by its own timeout), so that a
+	// failed attempt can always clean up. An error means something may be
+	// left; calling Abort again retries.
+	Abort(ctx context.Context) error
+}
+
+// Metadata describes a CAR: which request it was fetched for, and its root.
+type Metadata struct {
+	Root      cid.Cid
+	RequestID string
+}
+
+func (m Metadata) validate() error {
+	if !m.Root.Defined() {
+		return fmt.Errorf("%w: no root CID", ErrInvalid)
+	}
+	if m.RequestID == "" || len(m.RequestID) > maxKeyLen || strings.ContainsAny(m.RequestID, "\x00\r\n") {
+		return fmt.Errorf("%w: request id %q", ErrInvalid, m.RequestID)
+	}
+	return nil
+}
+
+// Staged is what Complete stored.
+type Staged struct {
+	// Key is the staging key the upload was given.
+	Key string
+	// Bytes is the size of the CAR.
+	Bytes int64
+	// CarCID is the CID of the bytes written: SHA-256 of the whole CAR,
+	// codec CodecCAR.
+	CarCID cid.Cid
+	// Checksum, when not empty, lets Promote confirm the stored bytes from
+	// the server's own checksums instead of reading them back. It binds the
+	// server-confirmed checksum of the object to the SHA-256 of the bytes
+	// written. Record it with the CAR CID and pass it in Expected.
+	Checksum string
+}
+
+// Expected is what the caller recorded of a staged CAR, for Promote to
+// check.
+type Expected struct {
+	Bytes  int64
+	CarCID cid.Cid
+	Metadata
+	// Checksum is Staged.Checksum, or empty. With it, validation can rest on
+	// the server's checksums; without it, Promote reads the object back.
+	Checksum string
+}
+
+func (e Expected) validate() error {
+	if e.Bytes < 0 {
+		return fmt.Errorf("%w: negative size %d", ErrInvalid, e.Bytes)
+	}
+	if err := checkCarCID(e.CarCID); err != nil {
+		return err
+	}
+	return e.Metadata.validate()
+}
+
+// Stored is a CAR in the carpark.
+type Stored struct {
+	// Key is where it is: <carCid>/<carCid>.car.
+	Key   string
+	Bytes int64
+	// CarCID, Root, RequestID and Structure are its metadata. RequestID is
+	// the request that first put it there.
+	CarCID    cid.Cid
+	Root      cid.Cid
+	RequestID string
+	Structure string
+}
+
+// Area names a part of a store.
+type Area string
+
+const (
+	AreaStaging Area = "staging"
+	AreaCarpark Area = "carpark"
+)
+
+// OpenUpload is an upload begun and neither completed nor aborted: one in
+// progress, or one left by a crashed process.
+type OpenUpload struct {
+	Area Area
+	// Key is the object's key within its area.
+	Key string
+	// Initiated is when the upload began (the directory store gives the
+	// last write instead).
+	Initiated time.Time
+}
+
+// StagingKey is the staging key of an attempt of a request:
+// <requestID>/<attempt>.car. Each attempt has a key of its own, so that a
+// late writer of an old attempt never overwrites a newer one.
+func StagingKey(requestID string, attempt int) string {
+	return requestID + "/" + strconv.Itoa(attempt) + ".car"
+}
+
+// CarKey is the carpark key of a CAR: <carCid>/<carCid>.car.
+func CarKey(carCID cid.Cid) string {
+	s := carCID.String()
+	return s + "/" + s + ".car"
+}
+
+// CarCID returns the CAR CID of a SHA-256 digest of a CAR file.
+func CarCID(sha256Digest []byte) cid.Cid {
+	h, _ := mh.Encode(sha256Digest, mh.SHA2_256)
+	return cid.NewCidV1(CodecCAR, h)
+}
+
+func checkCarCID(c cid.Cid) error {
+	if !c.Defined() {
+		return fmt.Errorf("%w: no CAR CID", ErrInvalid)
+	}
+	if c.Type() != CodecCAR {
+		return fmt.Errorf("%w: CAR CID %s has codec 0x%x, not car (0x%x)", ErrInvalid, c, c.Type(), CodecCAR)
+	}
+	if _, err := mh.GetHasher(c.Prefix().MhType); err != nil {
+		return fmt.Errorf("%w: CAR CID %s: %v", ErrInvalid, c, err)
+	}
+	return nil
+}
+
+// checkKey accepts keys that are the same on S3 and on a file system:
+// relative, slash-separated, of letters, digits and "-_.", with no empty, "."
+// or ".." element, at most maxKeyLen bytes.
+func checkKey(key string) error {
+	if key == "" || len(key) > maxKeyLen {
+		return fmt.Errorf("%w: key %q: empty or over %d bytes", ErrInvalid, key, maxKeyLen)
+	}
+	for _, r := range key {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			r == '-' || r == '_' || r == '.' || r == '/'
+		if !ok {
+			return fmt.Errorf("%w: key %q: character %q", ErrInvalid, key, r)
+		}
+	}
+	for elem := range strings.SplitSeq(key, "/") {
+		if elem == "" || elem == "." || elem == ".." {
+			return fmt.Errorf("%w: key %q: empty, . or .. element", ErrInvalid, key)
+		}
+	}
+	return nil
+}
+
+// hashMatches reads r to its end and reports whether it holds exactly size
+// bytes that hash to want's multihash.
+func hashMatches(r io.Reader, want cid.Cid, size int64) (bool, error) {
+	dec, err := mh.Decode(want.Hash())
+	if err != nil {
+		return false, fmt.Errorf("%w: CAR CID %s: %v", ErrInvalid, want, err)
+	}
+	h, err := mh.GetHasher(dec.Code)
+	if err != nil {
+		return false, fmt.Errorf("%w: CAR CID %s: %v", ErrInvalid, want, err)
+	}
+	n, err := io.Copy(h, r)
+	if err != nil {
+		return false, err
+	}
+	sum := h.Sum(nil)
+	if dec.Length >= 0 && dec.Length < len(sum) {
+		sum = sum[:dec.Length]
+	}
+	return n == size && bytes.Equal(sum, dec.Digest), nil
+}
+
+// checksumToken is the content of Staged.Checksum: the SHA-256 of the whole
+// CAR as its writer computed it, and the composite SHA-256 (the SHA-256 of
+// the parts' SHA-256s, with the part count) the server confirmed for the
+// same bytes when it completed the multipart upload. The server checks each
+// part's bytes against the part's SHA-256, so a stored object with the same
+// composite holds the same bytes, and those hash to the CAR CID.
+type checksumToken struct {
+	full      [sha256.Size]byte
+	composite string // base64 "<digest>-<parts>", as S3 reports it
+}
+
+const tokenVersion = "v1"
+
+func (t checksumToken) String() string {
+	return tokenVersion + ":" + hex.EncodeToString(t.full[:]) + ":" + t.composite
+}
+
+func parseChecksumToken(s string) (checksumToken, error) {
+	var t checksumToken
+	v, rest, ok := strings.Cut(s, ":")
+	if !ok || v != tokenVersion {
+		return t, fmt.Errorf("%w: checksum %q: unknown form", ErrInvalid, s)
+	}
+	full, composite, ok := strings.Cut(rest, ":")
+	d, err := hex.DecodeString(full)
+	if !ok || err != nil || len(d) != sha256.Size || !validComposite(composite) {
+		return t, fmt.Errorf("%w: checksum %q: malformed", ErrInvalid, s)
+	}
+	copy(t.full[:], d)
+	t.composite = composite
+	return t, nil
+}
+
+// compositeChecksum is how S3 reports the checksum of a multipart object
+// uploaded with SHA-256 part checksums: base64 of the SHA-256 of the
+// concatenated part digests, a dash, and the number of parts.
+func compositeChecksum(partDigests [][sha256.Size]byte) string {
+	h := sha256.New()
+	for _, d := range partDigests {
+		h.Write(d[:])
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)) + "-" + strconv.Itoa(len(partDigests))
+}
+
+func validComposite(s string) bool {
+	b64, n, ok := strings.Cut(s, "-")
+	if !ok {
+		return false
+	}
+	d, err := base64.StdEncoding.DecodeString(b64)
+	count, err2 := strconv.Atoi(n)
+	return err == nil && err2 == nil && len(d) == sha256.Size && count > 0
+}

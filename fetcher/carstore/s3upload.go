@@ -1,0 +1,310 @@
+package carstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// contentTypeCAR is the media type of stored CARs.
+const contentTypeCAR = "application/vnd.ipld.car"
+
+// errAborted is why an aborted upload's writes fail.
+var errAborted = fmt.Errorf("upload aborted: %w", ErrClosed)
+
+type uploadState int
+
+const (
+	stateOpen uploadState = iota
+	stateCompleted
+	stateBroken // failed; Abort has something to clean up
+	stateAborted
+)
+
+// s3Upload streams a CAR into a multipart upload: Write fills a part
+// buffer; each full buffer is sent as a part by a goroutine of its own,
+// at most Concurrency at once, while Write fills the next. Every part
+// carries its SHA-256, which the server checks, and Write hashes the whole
+// stream for the CAR CID.
+type s3Upload struct {
+	s      *S3
+	key    string // as the caller gave it
+	object string // in the staging bucket, with the prefix
+	id     string // of the multipart upload
+
+	// ctx is the parts' context: the caller's, cancelled with a cause by
+	// Abort or by the first part that fails.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	mu    sync.Mutex // serialises Write, Complete and Abort's cleanup
+	state uploadState
+	buf   *[]byte // the part being filled, nil if none
+	n     int     // bytes in buf
+	next  int32   // number of the next part
+	total int64
+	full  hash.Hash
+
+	slots chan struct{} // a token per part in flight
+	wg    sync.WaitGroup
+
+	pmu     sync.Mutex // guards parts and digests, filled in by the senders
+	parts   []types.CompletedPart
+	digests [][sha256.Size]byte
+}
+
+func (s *S3) newUpload(ctx context.Context, key string, meta Metadata) (*s3Upload, error) {
+	object := s.stagingKey(key)
+	out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:            aws.String(s.cfg.StagingBucket),
+		Key:               aws.String(object),
+		ContentType:       aws.String(contentTypeCAR),
+		Metadata:          map[string]string{MetaRoot: meta.Root.String(), MetaRequestID: meta.RequestID},
+		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+		ChecksumType:      types.ChecksumTypeComposite,
+	}, whenRequired)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: begin multipart upload: %w", key, err)
+	}
+	uctx, cancel := context.WithCancelCause(ctx)
+	s.log.DebugContext(ctx, "upload begun", "key", key, "upload_id", aws.ToString(out.UploadId))
+	return &s3Upload{
+		s: s, key: key, object: object, id: aws.ToString(out.UploadId),
+		ctx: uctx, cancel: cancel,
+		next:  1,
+		full:  sha256.New(),
+		slots: make(chan struct{}, s.cfg.Concurrency),
+	}, nil
+}
+
+// Write copies p into part buffers, sending each as it fills. It blocks
+// while Concurrency parts are in flight.
+func (u *s3Upload) Write(p []byte) (int, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.state != stateOpen {
+		return 0, fmt.Errorf("write to upload of %s: %w", u.key, ErrClosed)
+	}
+	if err := u.failure(); err != nil {
+		return 0, err
+	}
+	written := 0
+	for len(p) > 0 {
+		if u.buf == nil {
+			u.buf, u.n = u.s.parts.Get().(*[]byte), 0
+		}
+		c := copy((*u.buf)[u.n:], p)
+		u.full.Write(p[:c])
+		u.n += c
+		u.total += int64(c)
+		written += c
+		p = p[c:]
+		if u.n == len(*u.buf) {
+			if err := u.send(); err != nil {
+				return written, err
+			}
+		}
+	}
+	return written, nil
+}
+
+// failure returns why the upload can go no further, or nil.
+func (u *s3Upload) failure() error {
+	if u.ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(u.ctx)
+}
+
+// send hands the current buffer to a sender goroutine as the next part,
+// once a slot is free.
+func (u *s3Upload) send() error {
+	if u.next > maxParts {
+		return fmt.Errorf("upload of %s: over %d parts of %d bytes", u.key, maxParts, u.s.cfg.PartSize)
+	}
+	select {
+	case u.slots <- struct{}{}:
+	case <-u.ctx.Done():
+		return context.Cause(u.ctx)
+	}
+	num, buf, n := u.next, u.buf, u.n
+	u.next++
+	u.buf, u.n = nil, 0
+	u.pmu.Lock()
+	u.parts = append(u.parts, types.CompletedPart{})
+	u.digests = append(u.digests, [sha256.Size]byte{})
+	u.pmu.Unlock()
+	u.wg.Add(1)
+	go u.uploadPart(num, buf, n)
+	return nil
+}
+
+func (u *s3Upload) uploadPart(num int32, buf *[]byte, n int) {
+	defer u.wg.Done()
+	defer func() { <-u.slots }()
+	data := (*buf)[:n]
+	sum := sha256.Sum256(data)
+	b64 := base64.StdEncoding.EncodeToString(sum[:])
+	out, err := u.s.client.UploadPart(u.ctx, &s3.UploadPartInput{
+		Bucket:         aws.String(u.s.cfg.StagingBucket),
+		Key:            aws.String(u.object),
+		UploadId:       aws.String(u.id),
+		PartNumber:     aws.Int32(num),
+		Body:           bytes.NewReader(data),
+		ContentLength:  aws.Int64(int64(n)),
+		ChecksumSHA256: aws.String(b64),
+	}, whenRequired, withPayloadHash(hex.EncodeToString(sum[:])))
+	if err != nil {
+		// The buffer is not recycled: after a failed request the HTTP
+		// transport may still be reading it.
+		u.cancel(fmt.Errorf("upload part %d of %s: %w", num, u.key, err))
+		return
+	}
+	u.s.parts.Put(buf)
+	u.pmu.Lock()
+	u.parts[num-1] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num), ChecksumSHA256: aws.String(b64)}
+	u.digests[num-1] = sum
+	u.pmu.Unlock()
+}
+
+// Complete sends the last part, waits for all, and completes the multipart
+// upload. The server checks the size and computes the composite SHA-256 of
+// the parts; if it reports one, it must be the one computed here, and it
+// goes into Staged.Checksum.
+func (u *s3Upload) Complete(ctx context.Context) (Staged, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.state != stateOpen {
+		return Staged{}, fmt.Errorf("complete upload of %s: %w", u.key, ErrClosed)
+	}
+	st, err := u.complete(ctx)
+	if err != nil {
+		err = fmt.Errorf("complete upload of %s: %w", u.key, err)
+		u.state = stateBroken
+		if cerr := u.cleanup(ctx); cerr != nil {
+			u.s.log.WarnContext(ctx, "cleanup of a failed upload failed; Abort retries it", "key", u.key, "err", cerr)
+		}
+		return Staged{}, err
+	}
+	u.state = stateCompleted
+	u.s.log.DebugContext(ctx, "upload completed", "key", u.key, "bytes", st.Bytes, "car_cid", st.CarCID)
+	return st, nil
+}
+
+func (u *s3Upload) complete(ctx context.Context) (Staged, error) {
+	// The parts stop if the caller gives up on Complete.
+	stop := context.AfterFunc(ctx, func() { u.cancel(context.Cause(ctx)) })
+	defer stop()
+	if u.buf != nil || u.next == 1 {
+		// The last part may be short; an empty CAR is one empty part.
+		if u.buf == nil {
+			u.buf, u.n = u.s.parts.Get().(*[]byte), 0
+		}
+		if err := u.send(); err != nil {
+			return Staged{}, err
+		}
+	}
+	u.wg.Wait()
+	if err := u.failure(); err != nil {
+		return Staged{}, err
+	}
+	composite := compositeChecksum(u.digests)
+	out, err := u.s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(u.s.cfg.StagingBucket),
+		Key:             aws.String(u.object),
+		UploadId:        aws.String(u.id),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: u.parts},
+		MpuObjectSize:   aws.Int64(u.total),
+	}, whenRequired)
+	if err != nil {
+		return Staged{}, err
+	}
+	st := Staged{Key: u.key, Bytes: u.total}
+	var tok checksumToken
+	u.full.Sum(tok.full[:0])
+	st.CarCID = CarCID(tok.full[:])
+	switch got := aws.ToString(out.ChecksumSHA256); got {
+	case "":
+		// The server keeps no checksum: Promote will read the object back.
+	case composite:
+		tok.composite = composite
+		st.Checksum = tok.String()
+	default:
+		return Staged{}, fmt.Errorf("server's composite SHA-256 is %s, the parts sent make %s", got, composite)
+	}
+	return st, nil
+}
+
+// Abort stops the parts in flight, then aborts the multipart upload and
+// deletes the object (which exists after Complete, or after a Complete
+// whose answer was lost).
+func (u *s3Upload) Abort(ctx context.Context) error {
+	u.cancel(errAborted) // makes a blocked Write return, and stops the parts
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.state == stateAborted {
+		return nil
+	}
+	if err := u.cleanup(ctx); err != nil {
+		u.state = stateBroken
+		return fmt.Errorf("abort upload of %s: %w", u.key, err)
+	}
+	u.state = stateAborted
+	u.s.log.DebugContext(ctx, "upload aborted", "key", u.key)
+	return nil
+}
+
+func (u *s3Upload) cleanup(ctx context.Context) error {
+	u.cancel(errAborted)
+	// S3 may keep a part that is still arriving when the upload is aborted:
+	// the senders finish first.
+	u.wg.Wait()
+	if u.buf != nil {
+		u.s.parts.Put(u.buf)
+		u.buf = nil
+	}
+	ctx, cancel := u.s.cleanupContext(ctx)
+	defer cancel()
+	var errs []error
+	if u.state != stateCompleted {
+		_, err := u.s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(u.s.cfg.StagingBucket), Key: aws.String(u.object), UploadId: aws.String(u.id),
+		}, whenRequired)
+		if err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("abort multipart upload: %w", err))
+		}
+	}
+	_, err := u.s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
+		Bucket: aws.String(u.s.cfg.StagingBucket), Key: aws.String(u.object),
+	}, whenRequired)
+	if err != nil && !isNotFound(err) {
+		errs = append(errs, fmt.Errorf("delete staged object: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// withPayloadHash gives the request signer the SHA-256 of the body computed
+// already for the part's checksum, so that over plain HTTP (where SigV4
+// signs the payload) the SDK does not hash every part a second time.
+func withPayloadHash(hexSHA256 string) func(*s3.Options) {
+	return func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("PickupPayloadHash",
+				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+					return next.HandleFinalize(v4.SetPayloadHash(ctx, hexSHA256), in)
+				}), "ComputePayloadHash", middleware.Before)
+		})
+	}
+}
