@@ -1,0 +1,128 @@
+package dag
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/ipfs/go-cid"
+	"github.com/ipld/go-ipld-prime/codec/dagcbor"
+	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
+	"github.com/ipld/go-ipld-prime/node/basicnode"
+	"github.com/multiformats/go-multicodec"
+	"github.com/multiformats/go-multihash"
+	"github.com/multiformats/go-varint"
+)
+
+// writeBufferBytes batches the small section headers with block data, so
+// that the sink sees few large writes.
+const writeBufferBytes = 256 << 10
+
+// carWriter writes a CARv1 and hashes exactly the bytes it writes.
+type carWriter struct {
+	bw     *bufio.Writer
+	hashed *hashingWriter
+}
+
+// newCARWriter writes the header of a CARv1 rooted at root to w.
+func newCARWriter(w io.Writer, root cid.Cid) (*carWriter, error) {
+	header, err := carHeader(root)
+	if err != nil {
+		return nil, err
+	}
+	hw := &hashingWriter{w: w, h: sha256.New()}
+	cw := &carWriter{bw: bufio.NewWriterSize(hw, writeBufferBytes), hashed: hw}
+	if _, err := cw.bw.Write(header); err != nil {
+		return nil, err
+	}
+	return cw, nil
+}
+
+// carHeader encodes {roots: [root], version: 1} as go-car does: dag-cbor,
+// keys in canonical order, behind its varint length.
+func carHeader(root cid.Cid) ([]byte, error) {
+	nb := basicnode.Prototype.Map.NewBuilder()
+	ma, err := nb.BeginMap(2)
+	if err != nil {
+		return nil, err
+	}
+	if err := ma.AssembleKey().AssignString("roots"); err != nil {
+		return nil, err
+	}
+	la, err := ma.AssembleValue().BeginList(1)
+	if err != nil {
+		return nil, err
+	}
+	if err := la.AssembleValue().AssignLink(cidlink.Link{Cid: root}); err != nil {
+		return nil, err
+	}
+	if err := la.Finish(); err != nil {
+		return nil, err
+	}
+	if err := ma.AssembleKey().AssignString("version"); err != nil {
+		return nil, err
+	}
+	if err := ma.AssembleValue().AssignInt(1); err != nil {
+		return nil, err
+	}
+	if err := ma.Finish(); err != nil {
+		return nil, err
+	}
+	var body bytes.Buffer
+	if err := dagcbor.Encode(nb.Build(), &body); err != nil {
+		return nil, fmt.Errorf("encode CAR header: %w", err)
+	}
+	return append(varint.ToUvarint(uint64(body.Len())), body.Bytes()...), nil
+}
+
+// sectionBytes is how many bytes a block's section takes in a CARv1.
+func sectionBytes(c cid.Cid, data []byte) int64 {
+	n := uint64(c.ByteLen() + len(data))
+	return int64(varint.UvarintSize(n)) + int64(n)
+}
+
+func (cw *carWriter) writeBlock(c cid.Cid, data []byte) error {
+	var lenBuf [varint.MaxLenUvarint63]byte
+	n := varint.PutUvarint(lenBuf[:], uint64(c.ByteLen()+len(data)))
+	if _, err := cw.bw.Write(lenBuf[:n]); err != nil {
+		return err
+	}
+	if _, err := cw.bw.WriteString(c.KeyString()); err != nil {
+		return err
+	}
+	_, err := cw.bw.Write(data)
+	return err
+}
+
+// written is how many bytes of CAR have been written, buffered or not.
+func (cw *carWriter) written() int64 { return cw.hashed.n + int64(cw.bw.Buffered()) }
+
+// finish flushes what is buffered and returns the CAR's CID and length.
+func (cw *carWriter) finish() (cid.Cid, int64, error) {
+	if err := cw.bw.Flush(); err != nil {
+		return cid.Undef, cw.hashed.n, err
+	}
+	mh, err := multihash.Encode(cw.hashed.h.Sum(nil), multihash.SHA2_256)
+	if err != nil {
+		return cid.Undef, cw.hashed.n, err
+	}
+	return cid.NewCidV1(uint64(multicodec.Car), mh), cw.hashed.n, nil
+}
+
+// hashingWriter hashes and counts what reaches the sink, after buffering,
+// so that the CAR CID covers exactly the bytes stored.
+type hashingWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (hw *hashingWriter) Write(p []byte) (int, error) {
+	n, err := hw.w.Write(p)
+	hw.h.Write(p[:n])
+	hw.n += int64(n)
+	return n, err
+}

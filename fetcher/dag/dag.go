@@ -1,0 +1,196 @@
+// Package dag gets a DAG from untrusted sources and turns it into a verified
+// CAR.
+//
+// Sources (trustless gateways, bitswap peers, a kubo RPC endpoint) yield
+// blocks in the order they claim is depth-first. Nothing they send is
+// trusted: as the blocks stream, the Fetcher walks the DAG itself from the
+// requested root and checks that every block is the one its walk expects
+// next, that its bytes hash to its CID, that it is within the size limits,
+// and that the stream neither ends early nor carries anything more. What
+// passes is written, as it arrives, as the CARv1 that `ipfs dag export`
+// writes for the same DAG (root in the header, blocks depth-first, each once,
+// identity blocks included), and the CAR's own CID is computed on the way.
+//
+// A source that breaks any rule is dropped for this attempt with a precise
+// pin.Reason, and the next source is tried; see Fetcher.Fetch for how the
+// reason of an attempt that fails everywhere is chosen.
+//
+// Sources live in subpackages (trustless, kubo, bitswap) so that libp2p is
+// linked only where bitswap is used.
+package dag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/pickup-ipfs/pickup/pin"
+)
+
+// Request names the DAG to fetch.
+type Request struct {
+	// Root is the CID the CAR must be rooted at.
+	Root cid.Cid
+	// Origins are peers the requester says have the DAG (the Pinning
+	// Service API's origins); the bitswap source dials them.
+	Origins []multiaddr.Multiaddr
+}
+
+// Defaults of Limits, with web3-storage/pickup's names.
+const (
+	// DefaultMaxCARBytes is MAX_CAR_BYTES: 31 GiB.
+	DefaultMaxCARBytes int64 = 31 << 30
+	// DefaultMaxBlockBytes is the block size every IPFS implementation
+	// agrees to move: 2 MiB.
+	DefaultMaxBlockBytes = 2 << 20
+	// DefaultFetchTimeout is FETCH_TIMEOUT: 4 hours per attempt.
+	DefaultFetchTimeout = 4 * time.Hour
+	// DefaultChunkTimeout is FETCH_CHUNK_TIMEOUT: 2 minutes without progress.
+	DefaultChunkTimeout = 2 * time.Minute
+)
+
+// Limits bound one attempt. Zero fields take their defaults.
+type Limits struct {
+	// MaxCARBytes bounds the CAR written. Over it the attempt fails
+	// permanently as too_big: the DAG is what it is, wherever it comes from.
+	MaxCARBytes int64
+	// MaxBlockBytes bounds each block (block_too_big).
+	MaxBlockBytes int
+	// FetchTimeout bounds the whole attempt, across sources (timeout).
+	FetchTimeout time.Duration
+	// ChunkTimeout bounds the time a source may go without sending a byte
+	// (stalled, or root_not_found if it never sent the root).
+	ChunkTimeout time.Duration
+}
+
+// WithDefaults returns l with its zero fields set to their defaults.
+func (l Limits) WithDefaults() Limits {
+	if l.MaxCARBytes == 0 {
+		l.MaxCARBytes = DefaultMaxCARBytes
+	}
+	if l.MaxBlockBytes == 0 {
+		l.MaxBlockBytes = DefaultMaxBlockBytes
+	}
+	if l.FetchTimeout == 0 {
+		l.FetchTimeout = DefaultFetchTimeout
+	}
+	if l.ChunkTimeout == 0 {
+		l.ChunkTimeout = DefaultChunkTimeout
+	}
+	return l
+}
+
+// Validate reports a limit that cannot work.
+func (l Limits) Validate() error {
+	switch {
+	case l.MaxCARBytes <= 0:
+		return fmt.Errorf("dag limits: max CAR bytes must be positive, got %d", l.MaxCARBytes)
+	case l.MaxBlockBytes <= 0:
+		return fmt.Errorf("dag limits: max block bytes must be positive, got %d", l.MaxBlockBytes)
+	case int64(l.MaxBlockBytes) > l.MaxCARBytes:
+		return fmt.Errorf("dag limits: max block bytes %d exceeds max CAR bytes %d", l.MaxBlockBytes, l.MaxCARBytes)
+	case l.FetchTimeout <= 0:
+		return fmt.Errorf("dag limits: fetch timeout must be positive, got %s", l.FetchTimeout)
+	case l.ChunkTimeout <= 0:
+		return fmt.Errorf("dag limits: chunk timeout must be positive, got %s", l.ChunkTimeout)
+	}
+	return nil
+}
+
+// Block is one block as a source sent it: a claim, not yet verified.
+type Block struct {
+	CID  cid.Cid
+	Data []byte
+}
+
+// Source is a place to get a DAG from. Implementations must be safe for
+// concurrent use: one Source serves every fetch of a process.
+type Source interface {
+	// Name identifies the source in results, failures and logs
+	// (e.g. "gateway https://trustless-gateway.link").
+	Name() string
+	// Fetch starts getting req's DAG. The stream lives until ctx ends or it
+	// is closed. Fetch should not wait for the network: waiting belongs in
+	// Blocks.Next, where the Fetcher's stall watchdog sees it. An error,
+	// from Fetch or from Next, may be a *Failure to name its reason;
+	// any other error counts as sources_failed.
+	Fetch(ctx context.Context, req Request, limits Limits) (Blocks, error)
+}
+
+// Blocks is a stream of blocks in the order the source claims is the
+// depth-first order of the DAG, each block once, identity blocks optional.
+// It is used by one goroutine; the context given to Fetch ends a Next that
+// waits.
+type Blocks interface {
+	// Next returns the next block, or io.EOF after the last one. The
+	// caller owns the returned Data.
+	Next() (Block, error)
+	// Close releases the stream; Next fails after it.
+	Close() error
+}
+
+// Progressor is implemented by streams that can tell progress finer than
+// whole blocks: the number grows with every byte (or response) received.
+// The stall watchdog polls it, so a 2 MiB block trickling in slowly is not
+// mistaken for a stall. It must be safe to call from any goroutine.
+type Progressor interface {
+	Progress() int64
+}
+
+// Sink is where one try's CAR bytes go (the storage upload). The Fetcher
+// writes to it from one goroutine and, when the try fails, calls Abort
+// instead of whatever completes it.
+type Sink interface {
+	io.Writer
+	// Abort discards what was written.
+	Abort(ctx context.Context) error
+}
+
+// Result describes the CAR of a successful fetch.
+type Result struct {
+	// CarCID is the CID of the CAR's bytes: sha2-256, multicodec car (0x0202).
+	CarCID cid.Cid
+	// Bytes is the CAR's length; Blocks the number of blocks in it.
+	Bytes, Blocks int64
+	// Source is the Name of the source that served the DAG.
+	Source string
+}
+
+// Failure is why a source, or a whole attempt, failed. Callers record
+// Reason; Reason.Permanent says whether to try again.
+type Failure struct {
+	Reason pin.Reason
+	// Source names the source that failed; for an attempt that failed
+	// everywhere, the source whose failure gave the reason.
+	Source string
+	Err    error
+}
+
+func (f *Failure) Error() string {
+	if f.Source == "" {
+		return fmt.Sprintf("%s: %v", f.Reason, f.Err)
+	}
+	return fmt.Sprintf("%s: %s: %v", f.Source, f.Reason, f.Err)
+}
+
+func (f *Failure) Unwrap() error { return f.Err }
+
+// Fail returns a *Failure for reason with a formatted message, for sources
+// to say why they failed.
+func Fail(reason pin.Reason, format string, args ...any) error {
+	return &Failure{Reason: reason, Err: fmt.Errorf(format, args...)}
+}
+
+// ReasonOf returns the reason err carries, or sources_failed if it carries
+// none.
+func ReasonOf(err error) pin.Reason {
+	if f, ok := errors.AsType[*Failure](err); ok {
+		return f.Reason
+	}
+	return pin.ReasonSourcesFailed
+}

@@ -1,0 +1,387 @@
+package dag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/pickup-ipfs/pickup/pin"
+)
+
+const (
+	// pipelineBlocks is how many verified blocks may wait for the sink, so
+	// that verifying (one SHA-256 pass) and writing (the CAR's SHA-256 and
+	// the upload) run on separate cores. At 2 MiB a block it bounds the
+	// queue at 16 MiB.
+	pipelineBlocks = 8
+	// progressEvery spaces the progress callbacks.
+	progressEvery = 250 * time.Millisecond
+)
+
+var (
+	errStalled = errors.New("no progress within the chunk timeout")
+	errTimeout = errors.New("attempt ran past the fetch timeout")
+)
+
+// storageError marks a failure of the sink, not of the source.
+type storageError struct{ err error }
+
+func (e *storageError) Error() string { return "storage: " + e.err.Error() }
+func (e *storageError) Unwrap() error { return e.err }
+
+// Fetcher gets DAGs from its sources, in order, into verified CARs. It is
+// safe for concurrent use: each Fetch is independent.
+type Fetcher struct {
+	sources []Source
+	limits  Limits
+	log     *slog.Logger
+}
+
+// New returns a Fetcher that tries sources in the order given. Zero limits
+// take their defaults; a nil logger discards.
+func New(sources []Source, limits Limits, logger *slog.Logger) (*Fetcher, error) {
+	if len(sources) == 0 {
+		return nil, errors.New("dag fetcher: no sources")
+	}
+	limits = limits.WithDefaults()
+	if err := limits.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Fetcher{sources: sources, limits: limits, log: logger.With("component", "dag")}, nil
+}
+
+// Limits returns the limits in force, defaults filled in.
+func (f *Fetcher) Limits() Limits { return f.limits }
+
+// Fetch gets req's DAG as a verified CAR. It tries the sources in order;
+// for each try it opens a sink (only once the source has sent a good
+// block), streams the verified CAR into it, and on any failure aborts that
+// sink and moves on to the next source. On success it returns the sink,
+// complete but not closed or committed: that is the caller's to do.
+// progress, if not nil, is called from Fetch's goroutines a few times a
+// second with the bytes and blocks written so far, and once at the end; it
+// must not block.
+//
+// When ctx ends, Fetch returns ctx's error, not a *Failure: the attempt was
+// abandoned, not failed. Otherwise every error is a *Failure:
+//
+//   - too_big and unsupported_codec (properties of the DAG, whichever source
+//     serves it), timeout (FetchTimeout is for the whole attempt) and
+//     storage_error (the sink failed) end the attempt at once;
+//   - when every source has failed, the reason is the most telling one, for
+//     an operator reading why a pin failed: first a source that broke the
+//     rules (block_mismatch, wrong_root, unrequested_block, block_too_big:
+//     a hostile or broken source must not hide behind another's refused
+//     connection), then missing_block (the DAG exists but a source had only
+//     part of it), then stalled, then root_not_found only if every source
+//     said it lacks the root (it is permanent, so a source that merely
+//     failed to answer must not turn it so), and otherwise sources_failed.
+//
+// The Failure's message lists every source's failure.
+func (f *Fetcher) Fetch(ctx context.Context, req Request, open func(context.Context) (Sink, error), progress func(bytes, blocks int64, source string)) (Result, Sink, error) {
+	if err := CheckCID(req.Root); err != nil {
+		return Result{}, nil, err
+	}
+	parent := ctx
+	ctx, cancel := context.WithTimeoutCause(ctx, f.limits.FetchTimeout, errTimeout)
+	defer cancel()
+
+	var failures []*Failure
+	for _, src := range f.sources {
+		res, sink, err := f.try(ctx, src, req, open, progress)
+		if err == nil {
+			f.log.Info("fetched", "root", req.Root, "source", src.Name(), "bytes", res.Bytes, "blocks", res.Blocks, "car", res.CarCID)
+			return res, sink, nil
+		}
+		if parent.Err() != nil {
+			return Result{}, nil, fmt.Errorf("fetch %s: %w", req.Root, context.Cause(parent))
+		}
+		fl := &Failure{Reason: ReasonOf(err), Source: src.Name(), Err: err}
+		if inner, ok := errors.AsType[*Failure](err); ok {
+			fl.Err = inner.Err
+		}
+		f.log.Warn("source failed", "root", req.Root, "source", src.Name(), "reason", fl.Reason, "err", fl.Err)
+		failures = append(failures, fl)
+		if endsAttempt(fl.Reason) {
+			break
+		}
+	}
+	return Result{}, nil, summarize(failures)
+}
+
+// endsAttempt reports the reasons no other source can change.
+func endsAttempt(r pin.Reason) bool {
+	switch r {
+	case pin.ReasonTooBig, pin.ReasonUnsupportedCodec, pin.ReasonTimeout, pin.ReasonStorage:
+		return true
+	}
+	return false
+}
+
+// summarize picks the most telling of the failures (see Fetch) and lists
+// the others in its message.
+func summarize(failures []*Failure) *Failure {
+	pick := func() *Failure {
+		last := failures[len(failures)-1]
+		if endsAttempt(last.Reason) {
+			return last
+		}
+		for _, group := range [][]pin.Reason{
+			{pin.ReasonBlockMismatch, pin.ReasonWrongRoot, pin.ReasonUnrequestedBlock, pin.ReasonBlockTooBig},
+			{pin.ReasonMissingBlock},
+			{pin.ReasonStalled},
+		} {
+			for _, fl := range failures {
+				for _, r := range group {
+					if fl.Reason == r {
+						return fl
+					}
+				}
+			}
+		}
+		for _, fl := range failures {
+			if fl.Reason != pin.ReasonRootNotFound {
+				return &Failure{Reason: pin.ReasonSourcesFailed, Source: fl.Source, Err: fl.Err}
+			}
+		}
+		return failures[0]
+	}
+	chosen := pick()
+	if len(failures) == 1 {
+		return chosen
+	}
+	var others []string
+	for _, fl := range failures {
+		if fl.Source != chosen.Source {
+			others = append(others, fl.Error())
+		}
+	}
+	out := *chosen
+	if len(others) > 0 {
+		out.Err = fmt.Errorf("%w (also: %s)", chosen.Err, strings.Join(others, "; "))
+	}
+	return &out
+}
+
+// try streams the DAG from one source into one sink.
+func (f *Fetcher) try(ctx context.Context, src Source, req Request, open func(context.Context) (Sink, error), progress func(int64, int64, string)) (Result, Sink, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	wd := &watchdog{timeout: f.limits.ChunkTimeout, cancel: cancel}
+	wd.waiting.Store(true)
+	go wd.run(ctx)
+
+	blocks, err := src.Fetch(ctx, req, f.limits)
+	if err != nil {
+		return Result{}, nil, classify(ctx, err, 0)
+	}
+	defer blocks.Close()
+	if p, ok := blocks.(Progressor); ok {
+		wd.source.Store(&p)
+	}
+
+	header, err := carHeader(req.Root)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	out := make(chan Block, pipelineBlocks)
+	done := make(chan writeResult, 1)
+	w := &writer{root: req.Root, open: open, progress: progress, source: src.Name(), cancel: cancel}
+	go func() { done <- w.run(ctx, out) }()
+
+	v := newVerifier(req.Root, blocks, f.limits.MaxBlockBytes)
+	carBytes := int64(len(header))
+	var verr error
+	for verr == nil {
+		wd.waiting.Store(true)
+		blk, err := v.next()
+		wd.waiting.Store(false)
+		wd.activity.Add(1)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			verr = err
+			break
+		}
+		carBytes += sectionBytes(blk.CID, blk.Data)
+		if carBytes > f.limits.MaxCARBytes {
+			verr = Fail(pin.ReasonTooBig, "the CAR passes %d bytes (MAX_CAR_BYTES)", f.limits.MaxCARBytes)
+			break
+		}
+		select {
+		case out <- blk:
+		case <-ctx.Done():
+			verr = ctx.Err()
+		}
+	}
+	close(out)
+	wr := <-done
+	if verr == nil {
+		verr = wr.err
+	}
+	var res Result
+	if verr == nil {
+		res, verr = finish(wr, src.Name())
+	}
+	if verr == nil && progress != nil {
+		progress(res.Bytes, res.Blocks, res.Source)
+	}
+	if verr != nil {
+		verr = classify(ctx, verr, v.received)
+		if wr.sink != nil {
+			// The attempt's context may be over; the abort must still run.
+			actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			if err := wr.sink.Abort(actx); err != nil {
+				f.log.Warn("abort sink", "root", req.Root, "source", src.Name(), "err", err)
+			}
+			acancel()
+		}
+		return Result{}, nil, verr
+	}
+	return res, wr.sink, nil
+}
+
+// finish flushes the CAR of a try whose stream was whole.
+func finish(wr writeResult, source string) (Result, error) {
+	if wr.car == nil {
+		// Every walk yields at least the root.
+		return Result{}, errors.New("no blocks were written")
+	}
+	carCID, n, err := wr.car.finish()
+	if err != nil {
+		return Result{}, &storageError{err: fmt.Errorf("flush CAR: %w", err)}
+	}
+	return Result{CarCID: carCID, Bytes: n, Blocks: wr.blocks, Source: source}, nil
+}
+
+// classify turns what ended a try into a *Failure, looking first at why
+// the try's context ended.
+func classify(ctx context.Context, err error, received int64) error {
+	cause := context.Cause(ctx)
+	var se *storageError
+	switch {
+	case errors.Is(cause, errTimeout):
+		return Fail(pin.ReasonTimeout, "%v", cause)
+	case errors.Is(cause, errStalled) && received == 0:
+		return Fail(pin.ReasonRootNotFound, "no root block within the chunk timeout")
+	case errors.Is(cause, errStalled):
+		return Fail(pin.ReasonStalled, "%v (after %d blocks)", cause, received)
+	case errors.As(cause, &se), errors.As(err, &se):
+		return &Failure{Reason: pin.ReasonStorage, Err: se.err}
+	case ctx.Err() != nil && cause != nil && !errors.Is(cause, context.Canceled):
+		return fmt.Errorf("%w: %w", cause, err)
+	}
+	if _, ok := errors.AsType[*Failure](err); ok {
+		return err
+	}
+	return &Failure{Reason: pin.ReasonSourcesFailed, Err: err}
+}
+
+type writeResult struct {
+	sink   Sink
+	car    *carWriter
+	blocks int64
+	err    error
+}
+
+// writer is the second stage of a try: it opens the sink on the first
+// block and writes the CAR into it, hashing as it goes. The try finishes
+// the CAR, or aborts the sink, once the writer has returned.
+type writer struct {
+	root     cid.Cid
+	open     func(context.Context) (Sink, error)
+	progress func(int64, int64, string)
+	source   string
+	cancel   context.CancelCauseFunc
+}
+
+func (w *writer) run(ctx context.Context, in <-chan Block) writeResult {
+	var (
+		res      writeResult
+		reported time.Time
+	)
+	fail := func(err error) writeResult {
+		res.err = &storageError{err: err}
+		w.cancel(res.err)
+		for range in {
+		}
+		return res
+	}
+	for blk := range in {
+		if res.car == nil {
+			sink, err := w.open(ctx)
+			if err != nil {
+				return fail(fmt.Errorf("open sink: %w", err))
+			}
+			res.sink = sink
+			if res.car, err = newCARWriter(sink, w.root); err != nil {
+				return fail(fmt.Errorf("write CAR header: %w", err))
+			}
+		}
+		if err := res.car.writeBlock(blk.CID, blk.Data); err != nil {
+			return fail(fmt.Errorf("write block %s: %w", blk.CID, err))
+		}
+		res.blocks++
+		if w.progress != nil && time.Since(reported) >= progressEvery {
+			reported = time.Now()
+			w.progress(res.car.written(), res.blocks, w.source)
+		}
+	}
+	return res
+}
+
+// watchdog ends a try whose source makes no progress for the chunk
+// timeout while the try waits on it. Time spent waiting on the sink does
+// not count: a slow upload is not a stalled source.
+type watchdog struct {
+	timeout time.Duration
+	cancel  context.CancelCauseFunc
+	// waiting is true while the try waits on the source.
+	waiting atomic.Bool
+	// activity counts blocks taken from the source.
+	activity atomic.Int64
+	// source is the stream's finer progress, if it has one.
+	source atomic.Pointer[Progressor]
+}
+
+func (wd *watchdog) mark() int64 {
+	m := wd.activity.Load()
+	if p := wd.source.Load(); p != nil {
+		m += (*p).Progress()
+	}
+	return m
+}
+
+func (wd *watchdog) run(ctx context.Context) {
+	every := min(max(wd.timeout/8, 5*time.Millisecond), 5*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last, since := wd.mark(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if m := wd.mark(); m != last || !wd.waiting.Load() {
+				last, since = m, now
+				continue
+			}
+			if now.Sub(since) >= wd.timeout {
+				wd.cancel(errStalled)
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,217 @@
+package dag
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/pickup-ipfs/pickup/pin"
+)
+
+// Walk is the depth-first walk of a DAG that `ipfs dag export` makes: from
+// the root, each block's links in the order Links returns them, every CID
+// once (the first time the walk reaches it). It learns the DAG as it goes:
+// after Next returns a CID, Visit must be given that block's links.
+type Walk struct {
+	// stack holds the links still to visit, the next one last.
+	stack []cid.Cid
+	seen  map[cid.Cid]struct{}
+}
+
+// NewWalk starts a walk at root.
+func NewWalk(root cid.Cid) *Walk {
+	return &Walk{stack: []cid.Cid{root}, seen: make(map[cid.Cid]struct{})}
+}
+
+// Next returns the next CID of the walk, or false when the walk is over.
+func (w *Walk) Next() (cid.Cid, bool) {
+	for len(w.stack) > 0 {
+		c := w.stack[len(w.stack)-1]
+		w.stack = w.stack[:len(w.stack)-1]
+		if _, ok := w.seen[c]; ok {
+			continue
+		}
+		w.seen[c] = struct{}{}
+		return c, true
+	}
+	return cid.Undef, false
+}
+
+// Visit adds the links of the block Next last returned.
+func (w *Walk) Visit(links []cid.Cid) {
+	for i := len(links) - 1; i >= 0; i-- {
+		w.stack = append(w.stack, links[i])
+	}
+}
+
+// Seen reports whether the walk has already returned c.
+func (w *Walk) Seen(c cid.Cid) bool {
+	_, ok := w.seen[c]
+	return ok
+}
+
+// Upcoming appends to dst up to n CIDs the walk will return soonest, as
+// far as it knows the DAG yet, skipping identity CIDs, which need no
+// fetching. It looks at no more than 4n pending links, so that a bitswap
+// walker can call it for every block.
+func (w *Walk) Upcoming(dst []cid.Cid, n int) []cid.Cid {
+	start := len(dst)
+	for i, looked := len(w.stack)-1, 0; i >= 0 && len(dst)-start < n && looked < 4*n; i, looked = i-1, looked+1 {
+		c := w.stack[i]
+		if w.Seen(c) {
+			continue
+		}
+		if _, ok := IdentityData(c); ok {
+			continue
+		}
+		dup := false
+		for _, d := range dst[start:] {
+			if d == c {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+// verifier holds a source's stream to the walk: every block must be the
+// one the walk expects next, be within the size limits, and hash to its
+// CID; the stream must not end before the walk does, nor go on after it.
+// Identity blocks are made from their CIDs, whether or not the source
+// sends them (the trustless gateway spec forbids sending them; kubo's dag
+// export sends them).
+type verifier struct {
+	root     cid.Cid
+	walk     *Walk
+	src      Blocks
+	maxBlock int
+	// peeked is a block read ahead, to see whether a source sent an
+	// identity block the walk made itself.
+	peeked *Block
+	// received counts the blocks the source sent.
+	received int64
+}
+
+func newVerifier(root cid.Cid, src Blocks, maxBlockBytes int) *verifier {
+	return &verifier{root: root, walk: NewWalk(root), src: src, maxBlock: maxBlockBytes}
+}
+
+// next returns the next block of the DAG, verified, or io.EOF when the DAG
+// is complete and the source has ended too.
+func (v *verifier) next() (Block, error) {
+	want, ok := v.walk.Next()
+	if !ok {
+		return Block{}, v.end()
+	}
+	if err := CheckCID(want); err != nil {
+		return Block{}, err
+	}
+	var blk Block
+	if data, ok := IdentityData(want); ok {
+		blk = Block{CID: want, Data: data}
+		if err := v.skipSent(want); err != nil {
+			return Block{}, err
+		}
+	} else {
+		got, err := v.read()
+		if err == io.EOF {
+			if v.received == 0 {
+				return Block{}, Fail(pin.ReasonRootNotFound, "the CAR has no blocks")
+			}
+			return Block{}, Fail(pin.ReasonMissingBlock, "stream ended before block %s (after %d blocks)", want, v.received)
+		}
+		if err != nil {
+			return Block{}, err
+		}
+		if err := v.check(want, got); err != nil {
+			return Block{}, err
+		}
+		blk = got
+	}
+	links, err := Links(blk.CID, blk.Data)
+	if err != nil {
+		return Block{}, err
+	}
+	v.walk.Visit(links)
+	return blk, nil
+}
+
+func (v *verifier) check(want cid.Cid, got Block) error {
+	switch {
+	case got.CID != want && want == v.root:
+		return Fail(pin.ReasonWrongRoot, "first block is %s, not the requested root", got.CID)
+	case got.CID != want && v.walk.Seen(got.CID):
+		return Fail(pin.ReasonUnrequestedBlock, "block %s again (duplicate), where %s comes next", got.CID, want)
+	case got.CID != want:
+		return Fail(pin.ReasonUnrequestedBlock, "block %s where %s comes next", got.CID, want)
+	case len(got.Data) > v.maxBlock:
+		return Fail(pin.ReasonBlockTooBig, "block %s is %d bytes, over the %d byte limit", want, len(got.Data), v.maxBlock)
+	}
+	sum, err := want.Prefix().Sum(got.Data)
+	if err != nil {
+		return Fail(pin.ReasonUnsupportedCodec, "hash block %s: %v", want, err)
+	}
+	if !sum.Equals(want) {
+		return Fail(pin.ReasonBlockMismatch, "block %s: bytes hash to %s", want, sum)
+	}
+	return nil
+}
+
+// skipSent consumes the identity block c if the source sent it next.
+func (v *verifier) skipSent(c cid.Cid) error {
+	if v.peeked == nil {
+		blk, err := v.src.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		v.received++
+		v.peeked = &blk
+	}
+	if v.peeked.CID != c {
+		return nil
+	}
+	sent := *v.peeked
+	v.peeked = nil
+	return v.check(c, sent)
+}
+
+func (v *verifier) read() (Block, error) {
+	if v.peeked != nil {
+		blk := *v.peeked
+		v.peeked = nil
+		return blk, nil
+	}
+	blk, err := v.src.Next()
+	if err != nil {
+		return Block{}, err
+	}
+	v.received++
+	return blk, nil
+}
+
+// end checks that the source has nothing after the DAG.
+func (v *verifier) end() error {
+	blk, err := v.read()
+	switch {
+	case errors.Is(err, io.EOF):
+		return io.EOF
+	case err != nil:
+		if _, ok := errors.AsType[*Failure](err); ok {
+			return Fail(pin.ReasonUnrequestedBlock, "bad data after the DAG ended: %v", err)
+		}
+		return fmt.Errorf("after the last block: %w", err)
+	case v.walk.Seen(blk.CID):
+		return Fail(pin.ReasonUnrequestedBlock, "block %s again (duplicate) after the DAG ended", blk.CID)
+	default:
+		return Fail(pin.ReasonUnrequestedBlock, "block %s after the DAG ended", blk.CID)
+	}
+}
