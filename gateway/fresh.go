@@ -28,10 +28,10 @@ type heads interface {
 // asynchronously: a read first waits, briefly and boundedly, until the views
 // reach a position that covers those writes (see Consistency).
 type freshness struct {
-	mode  Consistency
-	log   heads
-	views Checkpoints
-	wait  time.Duration
+	mode   Consistency
+	log    heads
+	views  Checkpoints
+	wait   time.Duration
 	logger *slog.Logger
 
 	// seen is the highest checkpoint observed, so that reads whose target

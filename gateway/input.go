@@ -139,11 +139,11 @@ func jsonProblem(err error) string {
 	var syn *json.SyntaxError
 	switch {
 	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			return fmt.Sprintf("a JSON %s where an object belongs", typ.Value)
+		problem := fmt.Sprintf("a JSON %s where %s belongs", typ.Value, jsonKind(typ.Type.String()))
+		if typ.Field == "" {
+			return problem
 		}
-		return fmt.Sprintf("%s: a JSON %s where %s belongs", field, typ.Value, jsonKind(typ.Type.String()))
+		return typ.Field + ": " + problem
 	case errors.As(err, &syn):
 		return fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, syn)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
