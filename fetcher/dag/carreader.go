@@ -62,6 +62,9 @@ func (r *CARReader) Next() (Block, error) {
 		}
 		r.header = true
 	}
+	if err := r.checkCutShort(); err != nil {
+		return Block{}, err
+	}
 	length, err := varint.ReadUvarint(r.br)
 	switch {
 	case err == io.EOF:
@@ -93,6 +96,22 @@ func (r *CARReader) Next() (Block, error) {
 		return Block{}, r.readError("block "+c.String(), err)
 	}
 	return Block{CID: c, Data: data}, nil
+}
+
+// cutShortMark starts what boxo's gateway appends to a CAR it could not
+// finish ("\n\n[Gateway Error: CAR stream truncated, response is
+// incomplete]"), a missing block or its own timeout: a CAR has no other way
+// to say so in band. No section starts so (0x0a is no CID's first byte).
+var cutShortMark = []byte("\n\n")
+
+// checkCutShort reports the stream's end if the server marked it cut short.
+func (r *CARReader) checkCutShort() error {
+	peek, err := r.br.Peek(len(cutShortMark))
+	if err != nil || !bytes.Equal(peek, cutShortMark) {
+		return nil
+	}
+	msg, _ := io.ReadAll(io.LimitReader(r.br, 256))
+	return Fail(pin.ReasonMissingBlock, "the source cut the CAR short: %q", bytes.TrimSpace(msg))
 }
 
 func (r *CARReader) readHeader() error {

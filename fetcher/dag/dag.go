@@ -92,8 +92,6 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("dag limits: max CAR bytes must be positive, got %d", l.MaxCARBytes)
 	case l.MaxBlockBytes <= 0:
 		return fmt.Errorf("dag limits: max block bytes must be positive, got %d", l.MaxBlockBytes)
-	case int64(l.MaxBlockBytes) > l.MaxCARBytes:
-		return fmt.Errorf("dag limits: max block bytes %d exceeds max CAR bytes %d", l.MaxBlockBytes, l.MaxCARBytes)
 	case l.FetchTimeout <= 0:
 		return fmt.Errorf("dag limits: fetch timeout must be positive, got %s", l.FetchTimeout)
 	case l.ChunkTimeout <= 0:

@@ -127,6 +127,11 @@ func (v *verifier) next() (Block, error) {
 			return Block{}, Fail(pin.ReasonMissingBlock, "stream ended before block %s (after %d blocks)", want, v.received)
 		}
 		if err != nil {
+			if v.received == 0 && ReasonOf(err) == pin.ReasonMissingBlock {
+				// A stream cut short before its first block never had
+				// the root (boxo's gateway answers so when it lacks it).
+				return Block{}, Fail(pin.ReasonRootNotFound, "no root block: %v", err)
+			}
 			return Block{}, err
 		}
 		if err := v.check(want, got); err != nil {

@@ -42,6 +42,9 @@ type Gateway struct {
 
 // StartGateway starts a gateway serving bs on loopback.
 func StartGateway(bs blockstore.Blockstore, opts GatewayOptions) (*Gateway, error) {
+	// Like kubo, answer identity CIDs from the CID: a DAG with inline
+	// links cannot be walked otherwise.
+	bs = blockstore.NewIdStore(bs)
 	backend, err := gateway.NewBlocksBackend(blockservice.New(bs, offline.Exchange(bs)))
 	if err != nil {
 		return nil, fmt.Errorf("gateway backend: %w", err)

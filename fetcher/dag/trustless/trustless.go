@@ -118,7 +118,7 @@ func (s *Source) open(ctx context.Context, u string, chunkTimeout time.Duration,
 				resp.Body.Close()
 				return nil, err
 			}
-			return resp.Body, nil
+			return &trailerCheck{resp: resp}, nil
 		case http.StatusNotFound, http.StatusGone:
 			drain(resp)
 			return nil, dag.Fail(pin.ReasonRootNotFound, "gateway answered %s", resp.Status)
@@ -179,3 +179,21 @@ func drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 }
+
+// trailerCheck turns the end of a stream that the gateway says failed (its
+// X-Stream-Error trailer, as boxo's gateway sets it) into that error.
+type trailerCheck struct {
+	resp *http.Response
+}
+
+func (t *trailerCheck) Read(p []byte) (int, error) {
+	n, err := t.resp.Body.Read(p)
+	if err == io.EOF {
+		if msg := t.resp.Trailer.Get("X-Stream-Error"); msg != "" {
+			return n, dag.Fail(pin.ReasonMissingBlock, "gateway stopped the stream: %s", msg)
+		}
+	}
+	return n, err
+}
+
+func (t *trailerCheck) Close() error { return t.resp.Body.Close() }

@@ -1,0 +1,108 @@
+package dag_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/ipfs/boxo/blockstore"
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multicodec"
+	"github.com/multiformats/go-multihash"
+
+	"github.com/pickup-ipfs/pickup/fetcher/dag"
+	"github.com/pickup-ipfs/pickup/internal/ipfstest"
+)
+
+// dagCase is a DAG to fetch, made in a fresh blockstore.
+type dagCase struct {
+	name string
+	make func(ctx context.Context, bs blockstore.Blockstore) (cid.Cid, error)
+}
+
+func dagCases() []dagCase {
+	file := func(opts ipfstest.FileOptions) func(context.Context, blockstore.Blockstore) (cid.Cid, error) {
+		return func(ctx context.Context, bs blockstore.Blockstore) (cid.Cid, error) {
+			return ipfstest.File(ctx, bs, opts)
+		}
+	}
+	return []dagCase{
+		{"unixfs one block", file(ipfstest.FileOptions{Size: 1000, Seed: 1})},
+		{"unixfs cidv0 three levels", file(ipfstest.FileOptions{Size: 200 << 10, Seed: 2, ChunkSize: 1 << 10})},
+		{"unixfs cidv1 raw leaves", file(ipfstest.FileOptions{Size: 300 << 10, Seed: 3, ChunkSize: 1 << 10, CIDv1: true})},
+		{"unixfs empty file", file(ipfstest.FileOptions{Size: 0, Seed: 4})},
+		{"mixed codecs, hashes, duplicates and identity links", func(ctx context.Context, bs blockstore.Blockstore) (cid.Cid, error) {
+			return ipfstest.Mixed(ctx, bs, 5)
+		}},
+		{"raw block root", func(ctx context.Context, bs blockstore.Blockstore) (cid.Cid, error) {
+			return ipfstest.PutRaw(ctx, bs, uint64(multicodec.Raw), multihash.SHA2_256, []byte("just one raw block"))
+		}},
+	}
+}
+
+// TestMatchesDagExport proves the promise of the CAR pickup stores: from
+// every source, for every shape of DAG, it is byte for byte the CAR that
+// `ipfs dag export` writes (go-car's traversal writer over the same
+// blocks), and the CAR CID and counts describe exactly those bytes.
+func TestMatchesDagExport(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, dc := range dagCases() {
+		bs := ipfstest.NewMemBlockstore()
+		root, err := dc.make(ctx, bs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := export(t, bs, root)
+		sources := map[string]func(t *testing.T) dag.Source{
+			"memory CAR": func(*testing.T) dag.Source { return carSource{name: "memory", car: want} },
+			"boxo gateway": func(t *testing.T) dag.Source {
+				return gatewaySource(t, ipfstest.NewGateway(t, bs, ipfstest.GatewayOptions{}).URL())
+			},
+			"kubo rpc": func(t *testing.T) dag.Source {
+				return kuboSource(t, ipfstest.NewKuboRPC(t, bs, ipfstest.Tamper{}).URL())
+			},
+		}
+		for sname, src := range sources {
+			t.Run(dc.name+"/"+sname, func(t *testing.T) {
+				t.Parallel()
+				var s sinks
+				var calls int
+				f := newFetcher(t, dag.Limits{}, src(t))
+				res, sink, err := f.Fetch(ctx, dag.Request{Root: root}, s.open, func(int64, int64, string) { calls++ })
+				if err != nil {
+					t.Fatalf("fetch: %v", err)
+				}
+				got := sink.(*memorySink).buf.Bytes()
+				if !bytes.Equal(got, want) {
+					t.Fatalf("CAR differs from dag export: got %d bytes, want %d", len(got), len(want))
+				}
+				if res.CarCID != carCID(t, want) || res.Bytes != int64(len(want)) {
+					t.Errorf("result %+v does not describe the CAR (CID %s, %d bytes)", res, carCID(t, want), len(want))
+				}
+				if res.Blocks != countBlocks(t, want) {
+					t.Errorf("result counts %d blocks, the CAR has %d", res.Blocks, countBlocks(t, want))
+				}
+				if calls == 0 {
+					t.Error("progress was never called")
+				}
+				if len(s.opened) != 1 || s.opened[0].aborted {
+					t.Errorf("want one sink, not aborted; got %d", len(s.opened))
+				}
+			})
+		}
+	}
+}
+
+func countBlocks(t testing.TB, car []byte) int64 {
+	t.Helper()
+	r := dag.NewCARReader(bytes.NewReader(car), dag.DefaultMaxBlockBytes)
+	var n int64
+	for {
+		_, err := r.Next()
+		if err != nil {
+			return n
+		}
+		n++
+	}
+}
