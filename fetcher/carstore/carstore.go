@@ -13,6 +13,28 @@
 // S3 (a staging bucket and a carpark bucket, multipart uploads and copies)
 // and Dir (a local directory, for the embedded default).
 //
+// # Validation without reading back
+//
+// S3 keeps a checksum of each object, given back by HeadObject with
+// checksum mode on. For an object put in one request with a SHA-256
+// checksum, it is the SHA-256 of the whole object: the CAR CID's digest
+// itself. For a multipart upload, AWS keeps a whole-object checksum only
+// with CRC algorithms; with SHA-256 it keeps a composite: the SHA-256 of
+// the parts' SHA-256s, with the part count ("<base64>-<n>"). versitygw
+// (v1.8.0, the test server) does the same, and checks each part's bytes
+// against the SHA-256 sent with it, as AWS does.
+//
+// The S3 store therefore sends a SHA-256 with every part, and hashes the
+// whole stream as it goes. Complete returns, in Staged.Checksum, both the
+// composite (once the server has confirmed it) and the whole-stream SHA-256.
+// Promote, given that Checksum, checks that the whole-stream SHA-256 is the
+// CAR CID's, and that the server's composite for the staged object is the
+// same: same part digests, so the same bytes, so bytes that hash to the
+// CAR CID. A CRC would prove no such thing against a chosen change, which
+// is why the parts carry SHA-256. Without a Checksum, or from a server that
+// keeps none, Promote reads the object back and hashes it; the directory
+// store always does, from local disk.
+//
 // This package stores; it appends no events. The caller records CarUploaded
 // after Complete and CarValidated (or PinFailed with pin.ReasonValidation
 // when Promote returns ErrValidation) after Promote.

@@ -2,11 +2,13 @@ package carstore
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
 )
 
 // S3 limits that bound the configuration.
@@ -213,11 +216,11 @@ func (s *S3) Stage(ctx context.Context, key string, meta Metadata) (Upload, erro
 // the carpark with its metadata, and deletes it from staging.
 //
 // Validation checks the stored size, and that the stored bytes hash to
-// want.CarCID: from the server's composite SHA-256 when want.Checksum holds
-// the one Complete reported (the server checked every part against its
-// SHA-256 on upload; a matching composite means the same bytes), otherwise by
-// reading the object back and hashing it. The copy is made on condition that
-// the object is still the one validated (its ETag).
+// want.CarCID: from the checksum the server keeps for the object where that
+// is a proof (see checksumProves: the composite SHA-256 of pickup's
+// multipart upload, given want.Checksum, or a full-object SHA-256),
+// otherwise by reading the object back and hashing it. The copy is made on
+// condition that the object is still the one validated (its ETag).
 //
 // Outcomes:
 //   - nil: the CAR is in the carpark, the staged object is gone.
@@ -313,21 +316,9 @@ func (s *S3) validate(ctx context.Context, stagedKey string, want Expected) (str
 	}
 	etag := aws.ToString(head.ETag)
 
-	if want.Checksum != "" {
-		tok, err := parseChecksumToken(want.Checksum)
-		if err != nil {
-			return "", err
-		}
-		if CarCID(tok.full[:]) != want.CarCID {
-			return "", fmt.Errorf("%w: the upload's SHA-256 is not the CAR CID's", ErrValidation)
-		}
-		if got := aws.ToString(head.ChecksumSHA256); got != "" && head.ChecksumType != types.ChecksumTypeFullObject {
-			if got != tok.composite {
-				return "", fmt.Errorf("%w: stored composite SHA-256 %s, uploaded %s", ErrValidation, got, tok.composite)
-			}
-			return etag, nil
-		}
-		// The server keeps no checksum for the object: read it back.
+	proven, err := checksumProves(head, want)
+	if err != nil || proven {
+		return etag, err
 	}
 
 	get, err := s.client.GetObject(ctx, &s3.GetObjectInput{
@@ -348,6 +339,48 @@ func (s *S3) validate(ctx context.Context, stagedKey string, want Expected) (str
 		return "", fmt.Errorf("%w: stored bytes do not hash to %s", ErrValidation, want.CarCID)
 	}
 	return etag, nil
+}
+
+// checksumProves reports whether the checksum the server keeps for the
+// staged object proves that its bytes hash to want.CarCID, so that they need
+// not be read back. Two proofs count:
+//   - a full-object SHA-256 (S3 keeps one for objects put in one request
+//     with a SHA-256 checksum) equal to the CAR CID's digest;
+//   - a composite SHA-256 (what S3 keeps for a multipart upload with SHA-256
+//     part checksums) equal to the one in want.Checksum, which also holds
+//     the SHA-256 of the whole stream that made those parts: the server
+//     checked each part's bytes against its SHA-256, so the same composite
+//     means the same bytes.
+//
+// A checksum that contradicts want is ErrValidation; no usable checksum
+// reports false, and the caller reads the object back.
+func checksumProves(head *s3.HeadObjectOutput, want Expected) (bool, error) {
+	stored := aws.ToString(head.ChecksumSHA256)
+	composite := head.ChecksumType == types.ChecksumTypeComposite ||
+		head.ChecksumType == "" && strings.Contains(stored, "-")
+	if want.Checksum != "" {
+		tok, err := parseChecksumToken(want.Checksum)
+		if err != nil {
+			return false, err
+		}
+		if CarCID(tok.full[:]) != want.CarCID {
+			return false, fmt.Errorf("%w: the upload's SHA-256 is not the CAR CID's", ErrValidation)
+		}
+		if stored != "" && composite {
+			if stored != tok.composite {
+				return false, fmt.Errorf("%w: stored composite SHA-256 %s, uploaded %s", ErrValidation, stored, tok.composite)
+			}
+			return true, nil
+		}
+	}
+	dec, err := mh.Decode(want.CarCID.Hash())
+	if stored == "" || composite || err != nil || dec.Code != mh.SHA2_256 {
+		return false, nil
+	}
+	if stored != base64.StdEncoding.EncodeToString(dec.Digest) {
+		return false, fmt.Errorf("%w: stored SHA-256 %s is not the CAR CID's", ErrValidation, stored)
+	}
+	return true, nil
 }
 
 func (s *S3) deleteStaged(ctx context.Context, stagedKey string) error {

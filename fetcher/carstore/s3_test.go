@@ -117,7 +117,7 @@ func (r *recorder) take() []string {
 }
 
 // testCar is random bytes with what a fetcher records of them.
-func testCar(t *testing.T, size int) ([]byte, carstore.Metadata, cid.Cid) {
+func testCar(t testing.TB, size int) ([]byte, carstore.Metadata, cid.Cid) {
 	t.Helper()
 	data := make([]byte, size)
 	_, _ = rand.Read(data)
@@ -163,47 +163,92 @@ func (f s3Fixture) stage(t *testing.T, key string, data []byte, meta carstore.Me
 	return st
 }
 
-// On a server that keeps S3's composite SHA-256 (versitygw, AWS), the
-// staged object's checksum is the one the uploader computed, and Promote
-// validates from it without reading the CAR back; without the checksum it
-// reads the CAR back. Either way the staged object carries its metadata.
-func TestS3ValidationByChecksumReadsNothingBack(t *testing.T) {
+// Promote takes the server's own checksums as proof where they are one, and
+// reads the CAR back only where they are not: with the composite SHA-256 of
+// pickup's multipart upload and the Checksum that Complete returned, or with
+// a full-object SHA-256 (an object put in one request), nothing is read
+// back; a checksum that contradicts the CAR CID fails validation.
+func TestS3ValidationUsesServerChecksums(t *testing.T) {
 	f := newS3Fixture(t, carstore.S3Config{PartSize: 5 * carstore.MiB})
-	for _, withChecksum := range []bool{true, false} {
-		data, meta, carCID := testCar(t, 11*carstore.MiB+int(map[bool]int{true: 1}[withChecksum]))
-		key := carstore.StagingKey(meta.RequestID, 1)
-		st := f.stage(t, key, data, meta)
-		if st.Checksum == "" {
-			t.Fatal("versitygw confirmed no composite SHA-256: the upload sent no part checksums?")
-		}
-		head, err := f.srv.Client.HeadObject(context.Background(), &s3.HeadObjectInput{
-			Bucket: aws.String(f.cfg.StagingBucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled,
+	put := func(t *testing.T, key string, data []byte, algo types.ChecksumAlgorithm) {
+		_, err := f.srv.Client.PutObject(context.Background(), &s3.PutObjectInput{
+			Bucket: aws.String(f.cfg.StagingBucket), Key: aws.String(key), Body: bytes.NewReader(data), ChecksumAlgorithm: algo,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := aws.ToString(head.ChecksumSHA256); !strings.HasSuffix(st.Checksum, ":"+got) || !strings.HasSuffix(got, "-3") {
-			t.Errorf("server's checksum %q is not the staged one %q (3 parts)", got, st.Checksum)
-		}
-		if head.Metadata[carstore.MetaRoot] != meta.Root.String() || head.Metadata[carstore.MetaRequestID] != meta.RequestID ||
-			aws.ToString(head.ContentType) != "application/vnd.ipld.car" {
-			t.Errorf("staged object's metadata %v, type %q", head.Metadata, aws.ToString(head.ContentType))
-		}
-
-		want := carstore.Expected{Bytes: int64(len(data)), CarCID: carCID, Metadata: meta}
-		if withChecksum {
-			want.Checksum = st.Checksum
-		}
-		f.rec.take()
-		if _, err := f.store.Promote(context.Background(), key, want); err != nil {
-			t.Fatal(err)
-		}
-		readBack := slices.ContainsFunc(f.rec.take(), func(r string) bool {
-			return strings.HasPrefix(r, "GET /"+f.cfg.StagingBucket+"/"+key)
+	}
+	cases := []struct {
+		name string
+		// store puts data at key and returns the Checksum to expect.
+		store    func(t *testing.T, key string, data []byte, meta carstore.Metadata) string
+		valid    bool
+		readBack bool
+	}{
+		{"multipart upload with its checksum", func(t *testing.T, key string, data []byte, meta carstore.Metadata) string {
+			return f.stage(t, key, data, meta).Checksum
+		}, true, false},
+		{"multipart upload without its checksum", func(t *testing.T, key string, data []byte, meta carstore.Metadata) string {
+			f.stage(t, key, data, meta)
+			return ""
+		}, true, true},
+		{"single put with SHA-256", func(t *testing.T, key string, data []byte, _ carstore.Metadata) string {
+			put(t, key, data, types.ChecksumAlgorithmSha256)
+			return ""
+		}, true, false},
+		{"single put with SHA-256 of other bytes", func(t *testing.T, key string, data []byte, _ carstore.Metadata) string {
+			other := bytes.Clone(data)
+			other[7] ^= 0x80
+			put(t, key, other, types.ChecksumAlgorithmSha256)
+			return ""
+		}, false, false},
+		{"single put without checksum", func(t *testing.T, key string, data []byte, _ carstore.Metadata) string {
+			put(t, key, data, "")
+			return ""
+		}, true, true},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			data, meta, carCID := testCar(t, 11*carstore.MiB+i)
+			key := carstore.StagingKey(meta.RequestID, 1)
+			checksum := tc.store(t, key, data, meta)
+			f.rec.take()
+			_, err := f.store.Promote(context.Background(), key, carstore.Expected{Bytes: int64(len(data)), CarCID: carCID, Metadata: meta, Checksum: checksum})
+			if tc.valid && err != nil || !tc.valid && !errors.Is(err, carstore.ErrValidation) {
+				t.Fatalf("promote: %v, want valid %v", err, tc.valid)
+			}
+			readBack := slices.ContainsFunc(f.rec.take(), func(r string) bool {
+				return strings.HasPrefix(r, "GET /"+f.cfg.StagingBucket+"/"+key)
+			})
+			if readBack != tc.readBack {
+				t.Errorf("staged object read back: %v, want %v", readBack, tc.readBack)
+			}
 		})
-		if readBack == withChecksum {
-			t.Errorf("with checksum %v: staged object read back %v", withChecksum, readBack)
-		}
+	}
+}
+
+// The staged object of a multipart upload carries its metadata and the
+// composite SHA-256 the uploader computed, as the server reports it.
+func TestS3StagedObject(t *testing.T) {
+	f := newS3Fixture(t, carstore.S3Config{PartSize: 5 * carstore.MiB})
+	data, meta, carCID := testCar(t, 11*carstore.MiB)
+	key := carstore.StagingKey(meta.RequestID, 1)
+	st := f.stage(t, key, data, meta)
+	if st.Checksum == "" || st.CarCID != carCID || st.Bytes != int64(len(data)) {
+		t.Fatalf("staged %+v, want a checksum, CAR CID %s, %d bytes", st, carCID, len(data))
+	}
+	head, err := f.srv.Client.HeadObject(context.Background(), &s3.HeadObjectInput{
+		Bucket: aws.String(f.cfg.StagingBucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := aws.ToString(head.ChecksumSHA256); !strings.HasSuffix(st.Checksum, ":"+got) || !strings.HasSuffix(got, "-3") {
+		t.Errorf("server's checksum %q is not the staged one %q (3 parts)", got, st.Checksum)
+	}
+	if head.Metadata[carstore.MetaRoot] != meta.Root.String() || head.Metadata[carstore.MetaRequestID] != meta.RequestID ||
+		aws.ToString(head.ContentType) != "application/vnd.ipld.car" {
+		t.Errorf("staged object's metadata %v, type %q", head.Metadata, aws.ToString(head.ContentType))
 	}
 }
 

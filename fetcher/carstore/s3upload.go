@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -15,7 +14,6 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go/middleware"
 )
 
 // contentTypeCAR is the media type of stored CARs.
@@ -151,6 +149,11 @@ func (u *s3Upload) send() error {
 	return nil
 }
 
+// uploadPart sends one part with its SHA-256 in x-amz-checksum-sha256,
+// which the server checks against the bytes it receives. The payload is
+// sent unsigned (as the SDK does by default over HTTPS): the checksum
+// header is signed, so the body is still bound to the signature, and the
+// server hashes each part once instead of twice.
 func (u *s3Upload) uploadPart(num int32, buf *[]byte, n int) {
 	defer u.wg.Done()
 	defer func() { <-u.slots }()
@@ -165,7 +168,7 @@ func (u *s3Upload) uploadPart(num int32, buf *[]byte, n int) {
 		Body:           bytes.NewReader(data),
 		ContentLength:  aws.Int64(int64(n)),
 		ChecksumSHA256: aws.String(b64),
-	}, whenRequired, withPayloadHash(hex.EncodeToString(sum[:])))
+	}, whenRequired, s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware))
 	if err != nil {
 		// The buffer is not recycled: after a failed request the HTTP
 		// transport may still be reading it.
@@ -293,18 +296,4 @@ func (u *s3Upload) cleanup(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("delete staged object: %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-// withPayloadHash gives the request signer the SHA-256 of the body computed
-// already for the part's checksum, so that over plain HTTP (where SigV4
-// signs the payload) the SDK does not hash every part a second time.
-func withPayloadHash(hexSHA256 string) func(*s3.Options) {
-	return func(o *s3.Options) {
-		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-			return stack.Finalize.Insert(middleware.FinalizeMiddlewareFunc("PickupPayloadHash",
-				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-					return next.HandleFinalize(v4.SetPayloadHash(ctx, hexSHA256), in)
-				}), "ComputePayloadHash", middleware.Before)
-		})
-	}
 }

@@ -196,6 +196,18 @@ func (s *Server) start() error {
 	return nil
 }
 
+// CPUTime returns the processor time the running server has used, user
+// and system, so that a benchmark can report what its requests cost the
+// server; zero if the server is stopped or the platform cannot tell.
+func (s *Server) CPUTime() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return processCPU(s.cmd.Process.Pid)
+}
+
 func (s *Server) logs() string {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
