@@ -21,6 +21,10 @@ import (
 // asking (or was removed), and for an unknown or revoked token.
 var ErrNotFound = errors.New("not found")
 
+// ErrInvalid is returned for a query that cannot be run: a limit out of
+// range, too many CIDs, an unknown match or status.
+var ErrInvalid = errors.New("invalid query")
+
 // PinView is what the APIs show of one pin request.
 type PinView struct {
 	RequestID uuid.UUID
@@ -54,9 +58,27 @@ type PinView struct {
 	// The last failure, if any.
 	FailureReason  pin.Reason
 	FailureMessage string
+	// FailedAt is when the last failure happened.
+	FailedAt time.Time
 	// NotBefore is when a scheduled retry may start.
 	NotBefore time.Time
 	UpdatedAt time.Time
+
+	// What the fetcher, the decider and the watchdog need besides.
+
+	// Phase is where the pin is in its life (pin.State.Phase).
+	Phase pin.Phase
+	// Revision is the revision of the pin's last event the view reflects.
+	Revision uint64
+	// Fetcher and LeaseUntil name the current claim, if any.
+	Fetcher    string
+	LeaseUntil time.Time
+	// DueAt is when a queued pin became claimable.
+	DueAt time.Time
+	// Replaces and ReplacedBy link a request to the one it replaced, or
+	// that replaced it.
+	Replaces   uuid.UUID
+	ReplacedBy uuid.UUID
 }
 
 // Match is how a listing's name filter compares names.

@@ -1,0 +1,360 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ncruces/go-sqlite3"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/internal/sqlite"
+	"github.com/pickup-ipfs/pickup/projections"
+)
+
+// Apply applies events to the views in one transaction with the new
+// checkpoint. Events at or before the stored checkpoint are left out, so a
+// batch applied twice, or by two runners at once, counts once.
+func (s *Store) Apply(ctx context.Context, events []eventlog.Event) (projections.Applied, error) {
+	var out projections.Applied
+	err := s.write(ctx, func(c *sqlite.Conn) error {
+		cp, err := readCheckpoint(c)
+		if err != nil {
+			return err
+		}
+		i := 0
+		for i < len(events) && events[i].Position <= cp {
+			i++
+		}
+		out.Checkpoint = cp
+		if i == len(events) {
+			return nil
+		}
+		b := projections.Prepare(events[i:])
+		loaded, err := load(c, b)
+		if err != nil {
+			return err
+		}
+		ch, err := b.Project(loaded)
+		if err != nil {
+			return err
+		}
+		if err := save(c, ch); err != nil {
+			return err
+		}
+		out = projections.Applied{Events: len(events) - i, Checkpoint: ch.Checkpoint, Skipped: ch.Skipped}
+		return nil
+	})
+	if err != nil {
+		return projections.Applied{}, fmt.Errorf("apply events to views: %w", err)
+	}
+	return out, nil
+}
+
+func readCheckpoint(c *sqlite.Conn) (eventlog.Position, error) {
+	q, err := c.Stmt(`SELECT position FROM checkpoint WHERE id = 1`)
+	if err != nil {
+		return 0, err
+	}
+	if !q.Step() {
+		if err := q.Err(); err != nil {
+			return 0, err
+		}
+		return 0, fmt.Errorf("no checkpoint row")
+	}
+	cp := eventlog.Position(q.ColumnInt64(0))
+	return cp, q.Reset()
+}
+
+const pinColumns = `state, seq, created, hidden`
+
+// scanPin reads a row selected with pinColumns from column at on.
+func scanPin(q *sqlite3.Stmt, at int) (projections.PinRow, error) {
+	return projections.DecodePinRow(q.ColumnRawBlob(at), q.ColumnInt64(at+1), q.ColumnInt64(at+2), q.ColumnBool(at+3))
+}
+
+func load(c *sqlite.Conn, b *projections.Batch) (projections.Loaded, error) {
+	l := projections.NewLoaded()
+	q, err := c.Stmt(`SELECT ` + pinColumns + ` FROM pins WHERE request_id = ?`)
+	if err != nil {
+		return l, err
+	}
+	for _, id := range b.Pins {
+		q.BindBlob(1, id[:])
+		if q.Step() {
+			r, err := scanPin(q, 0)
+			if err != nil {
+				return l, fmt.Errorf("pin %s: %w", id, err)
+			}
+			l.Pins[id] = r
+		}
+		if err := q.Reset(); err != nil {
+			return l, err
+		}
+	}
+	q, err = c.Stmt(`SELECT last_seq, last_created FROM tenants WHERE tenant = ?`)
+	if err != nil {
+		return l, err
+	}
+	for _, t := range b.Tenants {
+		q.BindText(1, t)
+		if q.Step() {
+			l.Tenants[t] = projections.TenantRow{Tenant: t, LastSeq: q.ColumnInt64(0), LastCreated: q.ColumnInt64(1)}
+		}
+		if err := q.Reset(); err != nil {
+			return l, err
+		}
+	}
+	q, err = c.Stmt(`SELECT tenant, hash, label, created, revoked FROM tokens WHERE token_id = ?`)
+	if err != nil {
+		return l, err
+	}
+	for _, id := range b.Tokens {
+		q.BindBlob(1, id[:])
+		if q.Step() {
+			t := projections.TokenRow{TokenID: id, Tenant: q.ColumnText(0), Label: q.ColumnText(2), Created: q.ColumnInt64(3), Revoked: q.ColumnBool(4)}
+			copy(t.Hash[:], q.ColumnRawBlob(1))
+			l.Tokens[id] = t
+		}
+		if err := q.Reset(); err != nil {
+			return l, err
+		}
+	}
+	return l, nil
+}
+
+// bindOpt binds a column that is NULL when zero.
+func bindOpt(q *sqlite3.Stmt, i int, v int64) {
+	if v == 0 {
+		q.BindNull(i)
+	} else {
+		q.BindInt64(i, v)
+	}
+}
+
+func bindOptText(q *sqlite3.Stmt, i int, v string) {
+	if v == "" {
+		q.BindNull(i)
+	} else {
+		q.BindText(i, v)
+	}
+}
+
+func exec(q *sqlite3.Stmt) error {
+	if err := q.Exec(); err != nil {
+		return fmt.Errorf("%s: %w", q.SQL(), err)
+	}
+	return nil
+}
+
+func save(c *sqlite.Conn, ch *projections.Changes) error {
+	insert, err := c.Stmt(`INSERT INTO pins (request_id, tenant, seq, created, cid, cid_key, name, name_fold,
+		list_status, hidden, phase, due_at, lease_until, failed_at, car_bytes, state)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	for _, p := range ch.Pins {
+		n := p.New
+		if p.Old != nil {
+			continue
+		}
+		insert.BindBlob(1, n.RequestID[:])
+		insert.BindText(2, n.Tenant)
+		insert.BindInt64(3, n.Seq)
+		insert.BindInt64(4, n.Created)
+		insert.BindText(5, n.CID)
+		insert.BindText(6, n.CIDKey)
+		insert.BindText(7, n.Name)
+		insert.BindText(8, n.NameFold)
+		bindMutable(insert, 9, n)
+		if err := exec(insert); err != nil {
+			return err
+		}
+	}
+	// Only the columns that can change are set, so that SQLite leaves the
+	// indexes of the others alone.
+	update, err := c.Stmt(`UPDATE pins SET list_status = ?, hidden = ?, phase = ?, due_at = ?, lease_until = ?,
+		failed_at = ?, car_bytes = ?, state = ? WHERE request_id = ?`)
+	if err != nil {
+		return err
+	}
+	for _, p := range ch.Pins {
+		if p.Old == nil {
+			continue
+		}
+		bindMutable(update, 1, p.New)
+		update.BindBlob(9, p.New.RequestID[:])
+		if err := exec(update); err != nil {
+			return err
+		}
+	}
+	meta, err := c.Stmt(`INSERT INTO pin_meta (tenant, key, value, seq) VALUES (?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	for _, p := range ch.Pins {
+		for _, m := range p.Meta {
+			meta.BindText(1, m.Tenant)
+			meta.BindText(2, m.Key)
+			meta.BindText(3, m.Value)
+			meta.BindInt64(4, m.Seq)
+			if err := exec(meta); err != nil {
+				return err
+			}
+		}
+	}
+	tenants, err := c.Stmt(`INSERT INTO tenants (tenant, last_seq, last_created) VALUES (?, ?, ?)
+		ON CONFLICT (tenant) DO UPDATE SET last_seq = excluded.last_seq, last_created = excluded.last_created`)
+	if err != nil {
+		return err
+	}
+	for _, t := range ch.Tenants {
+		tenants.BindText(1, t.Tenant)
+		tenants.BindInt64(2, t.LastSeq)
+		tenants.BindInt64(3, t.LastCreated)
+		if err := exec(tenants); err != nil {
+			return err
+		}
+	}
+	if err := saveTokens(c, ch.Tokens); err != nil {
+		return err
+	}
+	if err := saveCounters(c, ch); err != nil {
+		return err
+	}
+	q, err := c.Stmt(`UPDATE checkpoint SET position = ? WHERE id = 1`)
+	if err != nil {
+		return err
+	}
+	q.BindInt64(1, int64(ch.Checkpoint))
+	return exec(q)
+}
+
+// bindMutable binds the columns that change with the pin, from column at.
+func bindMutable(q *sqlite3.Stmt, at int, n projections.PinColumns) {
+	bindOptText(q, at, n.ListStatus)
+	q.BindBool(at+1, n.Hidden)
+	q.BindText(at+2, n.Phase)
+	bindOpt(q, at+3, n.DueAt)
+	bindOpt(q, at+4, n.LeaseUntil)
+	bindOpt(q, at+5, n.FailedAt)
+	q.BindInt64(at+6, n.CarBytes)
+	q.BindBlob(at+7, n.State)
+}
+
+func saveTokens(c *sqlite.Conn, tokens []projections.TokenChange) error {
+	insert, err := c.Stmt(`INSERT INTO tokens (token_id, tenant, hash, label, created, revoked) VALUES (?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	revoke, err := c.Stmt(`UPDATE tokens SET revoked = ? WHERE token_id = ?`)
+	if err != nil {
+		return err
+	}
+	for _, t := range tokens {
+		r := t.Row
+		q := revoke
+		if t.New {
+			q = insert
+			insert.BindBlob(1, r.TokenID[:])
+			insert.BindText(2, r.Tenant)
+			insert.BindBlob(3, r.Hash[:])
+			insert.BindText(4, r.Label)
+			insert.BindInt64(5, r.Created)
+			insert.BindBool(6, r.Revoked)
+		} else {
+			revoke.BindBool(1, r.Revoked)
+			revoke.BindBlob(2, r.TokenID[:])
+		}
+		if err := exec(q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// saveCounters adds the deltas to the counters, deleting those that reach
+// zero.
+func saveCounters(c *sqlite.Conn, ch *projections.Changes) error {
+	add, err := c.Stmt(`INSERT INTO tenant_blocks (tenant, status, block, n) VALUES (?, ?, ?, ?)
+		ON CONFLICT (tenant, status, block) DO UPDATE SET n = n + excluded.n RETURNING n`)
+	if err != nil {
+		return err
+	}
+	drop, err := c.Stmt(`DELETE FROM tenant_blocks WHERE tenant = ? AND status = ? AND block = ?`)
+	if err != nil {
+		return err
+	}
+	for _, d := range ch.Blocks {
+		for _, q := range []*sqlite3.Stmt{add, drop} {
+			q.BindText(1, d.Tenant)
+			q.BindText(2, d.Status)
+			q.BindInt64(3, d.Block)
+		}
+		add.BindInt64(4, d.Delta)
+		n, err := stepInt(add)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			if err := exec(drop); err != nil {
+				return err
+			}
+		}
+	}
+	addTotal, err := c.Stmt(`INSERT INTO totals (name, n) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET n = n + excluded.n RETURNING n`)
+	if err != nil {
+		return err
+	}
+	dropTotal, err := c.Stmt(`DELETE FROM totals WHERE name = ?`)
+	if err != nil {
+		return err
+	}
+	for _, d := range ch.Totals {
+		addTotal.BindText(1, d.Name)
+		addTotal.BindInt64(2, d.Delta)
+		n, err := stepInt(addTotal)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			dropTotal.BindText(1, d.Name)
+			if err := exec(dropTotal); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// stepInt runs a statement returning one integer.
+func stepInt(q *sqlite3.Stmt) (int64, error) {
+	if !q.Step() {
+		if err := q.Err(); err != nil {
+			return 0, fmt.Errorf("%s: %w", q.SQL(), err)
+		}
+		return 0, fmt.Errorf("%s: no row", q.SQL())
+	}
+	n := q.ColumnInt64(0)
+	// Step to the end, so that the statement completes.
+	for q.Step() {
+	}
+	if err := q.Err(); err != nil {
+		return 0, err
+	}
+	return n, q.Reset()
+}
+
+// Reset empties the views and sets the checkpoint back to zero, in one
+// transaction: the next Apply starts a rebuild.
+func (s *Store) Reset(ctx context.Context) error {
+	err := s.write(ctx, func(c *sqlite.Conn) error {
+		return c.Exec(`DELETE FROM pins; DELETE FROM pin_meta; DELETE FROM tenants; DELETE FROM tenant_blocks;
+			DELETE FROM totals; DELETE FROM tokens; UPDATE checkpoint SET position = 0 WHERE id = 1`)
+	})
+	if err != nil {
+		return fmt.Errorf("reset views: %w", err)
+	}
+	return nil
+}

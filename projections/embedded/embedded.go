@@ -1,0 +1,249 @@
+// Package embedded is pickup's default view store: the views in one local
+// SQLite file, on the same pure-Go engine as the embedded event log
+// (internal/sqlite), with real indexes for every listing filter.
+//
+// One writer (the runner) applies batches of events, each in one
+// transaction with the checkpoint; any number of readers, in this process or
+// others sharing the file, read consistent snapshots meanwhile (WAL mode).
+//
+// Commits are not synced to disk one by one (synchronous=NORMAL): the
+// views are rebuilt from the log, so a commit lost in a power cut is applied
+// again from the checkpoint that was lost with it. Atomicity is what counts,
+// and WAL keeps it.
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/pickup-ipfs/pickup/internal/sqlite"
+)
+
+// Options tune a Store. The zero value of each field means its default.
+type Options struct {
+	// Readers is the most connections reading at once. Default 8.
+	Readers int
+	// CacheMiB is each connection's page cache. Default 64.
+	CacheMiB int
+}
+
+func (o *Options) setDefaults() {
+	if o.Readers == 0 {
+		o.Readers = 8
+	}
+	if o.CacheMiB == 0 {
+		o.CacheMiB = 64
+	}
+}
+
+// Validate reports options that cannot work.
+func (o Options) Validate() error {
+	switch {
+	case o.Readers < 0:
+		return fmt.Errorf("embedded views: negative reader count %d", o.Readers)
+	case o.CacheMiB < 0:
+		return fmt.Errorf("embedded views: negative cache size %d MiB", o.CacheMiB)
+	}
+	return nil
+}
+
+// Store is the views in one SQLite file. It is safe for concurrent use.
+type Store struct {
+	path    string
+	readers *sqlite.Pool
+	// writer is the one connection that writes; holding the token in
+	// writing is holding the connection.
+	writer  *sqlite.Conn
+	writing chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS pins (
+	request_id  BLOB NOT NULL UNIQUE,
+	tenant      TEXT NOT NULL,
+	seq         INTEGER NOT NULL,
+	created     INTEGER NOT NULL,
+	cid         TEXT NOT NULL,
+	cid_key     TEXT NOT NULL,
+	name        TEXT NOT NULL,
+	name_fold   TEXT NOT NULL,
+	list_status TEXT,
+	hidden      INTEGER NOT NULL,
+	phase       TEXT NOT NULL,
+	due_at      INTEGER,
+	lease_until INTEGER,
+	failed_at   INTEGER,
+	car_bytes   INTEGER NOT NULL,
+	state       BLOB NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS pins_seq ON pins (tenant, seq);
+CREATE INDEX IF NOT EXISTS pins_created ON pins (tenant, created, seq);
+CREATE INDEX IF NOT EXISTS pins_status ON pins (tenant, list_status, seq) WHERE list_status IS NOT NULL;
+CREATE INDEX IF NOT EXISTS pins_cid ON pins (tenant, cid_key, seq);
+CREATE INDEX IF NOT EXISTS pins_name ON pins (tenant, name, seq);
+CREATE INDEX IF NOT EXISTS pins_name_fold ON pins (tenant, name_fold, seq);
+CREATE INDEX IF NOT EXISTS pins_due ON pins (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS pins_lease ON pins (lease_until) WHERE lease_until IS NOT NULL;
+CREATE INDEX IF NOT EXISTS pins_failed ON pins (failed_at) WHERE failed_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS pins_car ON pins (cid_key) WHERE list_status = 'pinned';
+
+CREATE TABLE IF NOT EXISTS pin_meta (
+	tenant TEXT NOT NULL,
+	key    TEXT NOT NULL,
+	value  TEXT NOT NULL,
+	seq    INTEGER NOT NULL,
+	PRIMARY KEY (tenant, key, value, seq)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS tenants (
+	tenant       TEXT PRIMARY KEY,
+	last_seq     INTEGER NOT NULL,
+	last_created INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS tenant_blocks (
+	tenant TEXT NOT NULL,
+	status TEXT NOT NULL,
+	block  INTEGER NOT NULL,
+	n      INTEGER NOT NULL,
+	PRIMARY KEY (tenant, status, block)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS totals (
+	name TEXT PRIMARY KEY,
+	n    INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS tokens (
+	token_id BLOB PRIMARY KEY,
+	tenant   TEXT NOT NULL,
+	hash     BLOB NOT NULL,
+	label    TEXT NOT NULL,
+	created  INTEGER NOT NULL,
+	revoked  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS tokens_hash ON tokens (hash);
+CREATE INDEX IF NOT EXISTS tokens_tenant ON tokens (tenant, created);
+
+CREATE TABLE IF NOT EXISTS checkpoint (
+	id       INTEGER PRIMARY KEY CHECK (id = 1),
+	position INTEGER NOT NULL
+) STRICT;
+INSERT OR IGNORE INTO checkpoint (id, position) VALUES (1, 0);
+PRAGMA user_version = 1;
+`
+
+// Open opens the views in the file at path, creating the file, its
+// directory and the tables if needed.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts.setDefaults()
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("open views: %w", err)
+		}
+	}
+	setup := func(c *sqlite.Conn) error {
+		return c.Exec(fmt.Sprintf(`PRAGMA synchronous=NORMAL; PRAGMA cache_size=-%d; PRAGMA temp_store=MEMORY`, opts.CacheMiB*1024))
+	}
+	w, err := sqlite.Open(ctx, path)
+	if err == nil {
+		if err = setup(w); err == nil {
+			err = createSchema(w)
+		}
+		if err != nil {
+			w.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open views %s: %w", path, err)
+	}
+	s := &Store{
+		path:    path,
+		readers: sqlite.NewPool(path, opts.Readers, setup),
+		writer:  w,
+		writing: make(chan struct{}, 1),
+	}
+	return s, nil
+}
+
+func createSchema(c *sqlite.Conn) (err error) {
+	tx, err := c.BeginImmediate()
+	if err != nil {
+		return err
+	}
+	defer tx.End(&err)
+	return c.Exec(schema)
+}
+
+// Path returns the file the views are kept in.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the store. Calls in flight must have returned.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.writing <- struct{}{}
+		err := s.writer.Close()
+		if rerr := s.readers.Close(); err == nil {
+			err = rerr
+		}
+		s.closeErr = err
+	})
+	return s.closeErr
+}
+
+// write runs fn on the writer connection inside an immediate transaction,
+// committed if fn returns nil.
+func (s *Store) write(ctx context.Context, fn func(*sqlite.Conn) error) (err error) {
+	select {
+	case s.writing <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.writing }()
+	c := s.writer
+	old := c.SetInterrupt(ctx)
+	defer c.SetInterrupt(old)
+	tx, err := c.BeginImmediate()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		tx.End(&err)
+		if err != nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+	}()
+	return fn(c)
+}
+
+// read runs fn with a reader connection inside a read transaction, so that
+// everything fn reads is one snapshot.
+func (s *Store) read(ctx context.Context, fn func(*sqlite.Conn) error) error {
+	c, err := s.readers.Get(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.readers.Put(c)
+	old := c.SetInterrupt(ctx)
+	defer c.SetInterrupt(old)
+	if err := c.Exec(`BEGIN`); err != nil {
+		return err
+	}
+	err = fn(c)
+	if rerr := c.Exec(`ROLLBACK`); err == nil {
+		err = rerr
+	}
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}

@@ -1,0 +1,522 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/ncruces/go-sqlite3"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/internal/sqlite"
+	"github.com/pickup-ipfs/pickup/projections"
+)
+
+var _ projections.Reader = (*Store)(nil)
+
+// query is SQL with its arguments, built up a condition at a time.
+type query struct {
+	sql  strings.Builder
+	args []any
+}
+
+func (q *query) add(sql string, args ...any) *query {
+	q.sql.WriteString(sql)
+	q.args = append(q.args, args...)
+	return q
+}
+
+// in adds "(?, ?, ...)" for the values.
+func (q *query) in(values []string) *query {
+	q.sql.WriteString("(")
+	for i, v := range values {
+		if i > 0 {
+			q.sql.WriteString(", ")
+		}
+		q.sql.WriteString("?")
+		q.args = append(q.args, v)
+	}
+	q.sql.WriteString(")")
+	return q
+}
+
+// stmt prepares the query on c and binds its arguments.
+func (q *query) stmt(c *sqlite.Conn) (*sqlite3.Stmt, error) {
+	st, err := c.Stmt(q.sql.String())
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range q.args {
+		switch a := a.(type) {
+		case string:
+			st.BindText(i+1, a)
+		case int64:
+			st.BindInt64(i+1, a)
+		case int:
+			st.BindInt64(i+1, int64(a))
+		case []byte:
+			st.BindBlob(i+1, a)
+		default:
+			return nil, fmt.Errorf("bind %T", a)
+		}
+	}
+	return st, nil
+}
+
+// rows runs a query selecting pinColumns and decodes every row.
+func (q *query) rows(c *sqlite.Conn) ([]projections.PinRow, error) {
+	st, err := q.stmt(c)
+	if err != nil {
+		return nil, err
+	}
+	var out []projections.PinRow
+	for st.Step() {
+		r, err := scanPin(st, 0)
+		if err != nil {
+			st.Reset()
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if err := st.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", q.sql.String(), err)
+	}
+	return out, st.Reset()
+}
+
+// ints runs a query returning integers.
+func (q *query) ints(c *sqlite.Conn) ([]int64, error) {
+	st, err := q.stmt(c)
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	for st.Step() {
+		out = append(out, st.ColumnInt64(0))
+	}
+	if err := st.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", q.sql.String(), err)
+	}
+	return out, st.Reset()
+}
+
+// int runs a query returning one integer (0 for no row or NULL).
+func (q *query) int(c *sqlite.Conn) (int64, error) {
+	st, err := q.stmt(c)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if st.Step() {
+		n = st.ColumnInt64(0)
+	}
+	if err := st.Err(); err != nil {
+		return 0, fmt.Errorf("%s: %w", q.sql.String(), err)
+	}
+	return n, st.Reset()
+}
+
+// one returns the single row a query selects, or ErrNotFound.
+func (q *query) one(c *sqlite.Conn) (projections.PinRow, error) {
+	rows, err := q.rows(c)
+	if err != nil {
+		return projections.PinRow{}, err
+	}
+	if len(rows) == 0 {
+		return projections.PinRow{}, projections.ErrNotFound
+	}
+	return rows[0], nil
+}
+
+func sel(from string) *query {
+	q := &query{}
+	return q.add(`SELECT ` + pinColumns + ` FROM ` + from)
+}
+
+// Pin implements projections.Reader.
+func (s *Store) Pin(ctx context.Context, tenant string, requestID uuid.UUID) (projections.PinView, error) {
+	var r projections.PinRow
+	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
+		r, err = sel(`pins WHERE request_id = ?`).add(``, requestID[:]).one(c)
+		return err
+	})
+	if err == nil && (r.State.Request.Tenant != tenant || r.Hidden || r.State.Removed) {
+		err = projections.ErrNotFound
+	}
+	if err != nil {
+		return projections.PinView{}, fmt.Errorf("pin %s: %w", requestID, err)
+	}
+	return r.View(), nil
+}
+
+// NewestByCID implements projections.Reader.
+func (s *Store) NewestByCID(ctx context.Context, tenant, canonicalCID string) (projections.PinView, error) {
+	var r projections.PinRow
+	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
+		r, err = sel(`pins INDEXED BY pins_cid WHERE tenant = ? AND cid_key = ? ORDER BY seq DESC LIMIT 1`).
+			add(``, projections.TextOf(tenant), projections.TextOf(canonicalCID)).one(c)
+		return err
+	})
+	if err != nil {
+		return projections.PinView{}, fmt.Errorf("newest request of %s: %w", canonicalCID, err)
+	}
+	return r.View(), nil
+}
+
+// TokenTenant implements projections.Reader.
+func (s *Store) TokenTenant(ctx context.Context, hash [32]byte) (string, error) {
+	var tenant string
+	err := s.read(ctx, func(c *sqlite.Conn) error {
+		q, err := c.Stmt(`SELECT tenant FROM tokens INDEXED BY tokens_hash WHERE hash = ? AND revoked = 0 ORDER BY created, token_id LIMIT 1`)
+		if err != nil {
+			return err
+		}
+		q.BindBlob(1, hash[:])
+		if !q.Step() {
+			if err := q.Err(); err != nil {
+				return err
+			}
+			return projections.ErrNotFound
+		}
+		tenant = q.ColumnText(0)
+		return q.Reset()
+	})
+	if err != nil {
+		return "", fmt.Errorf("token: %w", err)
+	}
+	return tenant, nil
+}
+
+// Tokens returns the tenant's tokens (every tenant's for ""), oldest first.
+func (s *Store) Tokens(ctx context.Context, tenant string) ([]projections.TokenInfo, error) {
+	var out []projections.TokenInfo
+	err := s.read(ctx, func(c *sqlite.Conn) error {
+		sql := `SELECT token_id, tenant, label, created, revoked FROM tokens ORDER BY created, token_id`
+		if tenant != "" {
+			sql = `SELECT token_id, tenant, label, created, revoked FROM tokens WHERE tenant = ? ORDER BY created, token_id`
+		}
+		q, err := c.Stmt(sql)
+		if err != nil {
+			return err
+		}
+		if tenant != "" {
+			q.BindText(1, projections.TextOf(tenant))
+		}
+		for q.Step() {
+			var id uuid.UUID
+			copy(id[:], q.ColumnRawBlob(0))
+			out = append(out, projections.TokenInfo{ID: id, Tenant: q.ColumnText(1), Label: q.ColumnText(2),
+				Created: projections.TimeOf(q.ColumnInt64(3)), Revoked: q.ColumnBool(4)})
+		}
+		if err := q.Err(); err != nil {
+			return err
+		}
+		return q.Reset()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// Checkpoint implements projections.Reader and projections.Applier.
+func (s *Store) Checkpoint(ctx context.Context) (eventlog.Position, error) {
+	var cp eventlog.Position
+	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
+		cp, err = readCheckpoint(c)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read views checkpoint: %w", err)
+	}
+	return cp, nil
+}
+
+// List implements projections.Reader.
+func (s *Store) List(ctx context.Context, lq projections.ListQuery) (projections.ListResult, error) {
+	p, err := projections.PlanList(lq)
+	if err != nil {
+		return projections.ListResult{}, err
+	}
+	var res projections.ListResult
+	err = s.read(ctx, func(c *sqlite.Conn) error {
+		lo, hi, err := seqBounds(c, p)
+		if err != nil || hi <= lo+1 {
+			return err
+		}
+		var rows []projections.PinRow
+		var count int64
+		if p.Driver == projections.DriveStatus {
+			rows, count, err = listByStatus(c, p, lo, hi)
+		} else {
+			rows, count, err = listByIndex(c, p, lo, hi)
+		}
+		res = projections.ListResult{Count: int(count), Pins: projections.Views(rows)}
+		return err
+	})
+	if err != nil {
+		return projections.ListResult{}, fmt.Errorf("list pins of %s: %w", lq.Tenant, err)
+	}
+	return res, nil
+}
+
+// seqBounds turns the created bounds into Seq bounds, lo < seq < hi: Seq
+// and Created grow together within a tenant.
+func seqBounds(c *sqlite.Conn, p projections.ListPlan) (lo, hi int64, err error) {
+	hi = projections.NoSeq
+	if p.Before != 0 {
+		q := (&query{}).add(`SELECT seq FROM pins INDEXED BY pins_created WHERE tenant = ? AND created >= ? ORDER BY created LIMIT 1`, p.Tenant, p.Before)
+		n, err := q.int(c)
+		if err != nil {
+			return 0, 0, err
+		}
+		if n > 0 {
+			hi = n
+		}
+	}
+	if p.After != 0 {
+		q := (&query{}).add(`SELECT seq FROM pins INDEXED BY pins_created WHERE tenant = ? AND created <= ? ORDER BY created DESC LIMIT 1`, p.Tenant, p.After)
+		if lo, err = q.int(c); err != nil {
+			return 0, 0, err
+		}
+	}
+	return lo, hi, nil
+}
+
+// nameFilter adds the name condition on p. (alias "p").
+func nameFilter(q *query, p projections.ListPlan) {
+	if p.Name == "" {
+		return
+	}
+	col := "p.name"
+	if p.NameFold {
+		col = "p.name_fold"
+	}
+	if p.NameContains {
+		q.add(` AND instr(`+col+`, ?) > 0`, p.Name)
+	} else {
+		q.add(` AND `+col+` = ?`, p.Name)
+	}
+}
+
+func statusFilter(q *query, p projections.ListPlan) {
+	if p.AllStatuses {
+		q.add(` AND p.list_status IS NOT NULL`)
+	} else {
+		q.add(` AND p.list_status IN `).in(p.Statuses)
+	}
+}
+
+func metaFilter(q *query, meta []projections.MetaRow) {
+	for _, m := range meta {
+		q.add(` AND EXISTS (SELECT 1 FROM pin_meta x WHERE x.tenant = p.tenant AND x.key = ? AND x.value = ? AND x.seq = p.seq)`, m.Key, m.Value)
+	}
+}
+
+// listByStatus walks the status index newest first, one status at a time,
+// taking only Seq (the index covers it), then reads the rows of the page;
+// it counts from the block counters.
+func listByStatus(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]projections.PinRow, int64, error) {
+	var seqs [][]int64
+	for _, st := range p.Statuses {
+		q := (&query{}).add(`SELECT p.seq FROM pins p INDEXED BY pins_status WHERE p.tenant = ? AND p.list_status = ? AND p.seq > ? AND p.seq < ?`,
+			p.Tenant, st, lo, hi)
+		nameFilter(q, p)
+		q.add(` ORDER BY p.seq DESC LIMIT ?`, p.Limit)
+		l, err := q.ints(c)
+		if err != nil {
+			return nil, 0, err
+		}
+		seqs = append(seqs, l)
+	}
+	page := projections.NewestSeqs(p.Limit, seqs...)
+	var rows []projections.PinRow
+	if len(page) > 0 {
+		q := sel(`pins INDEXED BY pins_seq WHERE tenant = ? AND seq IN `).add(``, p.Tenant)
+		q.sql.WriteString("(")
+		for i, n := range page {
+			if i > 0 {
+				q.sql.WriteString(", ")
+			}
+			q.add(`?`, n)
+		}
+		q.add(`) ORDER BY seq DESC`)
+		var err error
+		if rows, err = q.rows(c); err != nil {
+			return nil, 0, err
+		}
+	}
+	if !p.Counted() {
+		q := (&query{}).add(`SELECT count(*) FROM pins p INDEXED BY pins_status WHERE p.tenant = ? AND p.list_status IN `, p.Tenant).
+			in(p.Statuses).add(` AND p.seq > ? AND p.seq < ?`, lo, hi)
+		nameFilter(q, p)
+		n, err := q.int(c)
+		return rows, n, err
+	}
+	n, err := projections.CountBetween(lo, hi,
+		func(below int64) (int64, error) {
+			q := (&query{}).add(`SELECT sum(n) FROM tenant_blocks WHERE tenant = ? AND status IN `, p.Tenant).in(p.Statuses)
+			if below != projections.NoSeq {
+				q.add(` AND block < ?`, below)
+			}
+			return q.int(c)
+		},
+		func(from, to int64) (int64, error) {
+			q := (&query{}).add(`SELECT count(*) FROM pins INDEXED BY pins_status WHERE tenant = ? AND list_status IN `, p.Tenant).
+				in(p.Statuses).add(` AND seq >= ? AND seq < ?`, from, to)
+			return q.int(c)
+		})
+	return rows, n, err
+}
+
+// listByIndex walks the index of the plan's driver, filtering the rest,
+// and counts the matches on the same index.
+func listByIndex(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]projections.PinRow, int64, error) {
+	build := func(head string) *query {
+		q := &query{}
+		q.add(head)
+		meta := p.Meta
+		switch p.Driver {
+		case projections.DriveCID:
+			q.add(` FROM pins p INDEXED BY pins_cid WHERE p.tenant = ? AND p.cid_key IN `, p.Tenant).in(p.CIDKeys)
+			q.add(` AND p.seq > ? AND p.seq < ?`, lo, hi)
+			nameFilter(q, p)
+		case projections.DriveName:
+			index := "pins_name"
+			if p.NameFold {
+				index = "pins_name_fold"
+			}
+			q.add(` FROM pins p INDEXED BY `+index+` WHERE p.tenant = ? AND p.seq > ? AND p.seq < ?`, p.Tenant, lo, hi)
+			nameFilter(q, p)
+		case projections.DriveMeta:
+			m := meta[0]
+			meta = meta[1:]
+			q.add(` FROM pin_meta m CROSS JOIN pins p INDEXED BY pins_seq ON p.tenant = m.tenant AND p.seq = m.seq
+				WHERE m.tenant = ? AND m.key = ? AND m.value = ? AND m.seq > ? AND m.seq < ?`, p.Tenant, m.Key, m.Value, lo, hi)
+			nameFilter(q, p)
+		}
+		statusFilter(q, p)
+		metaFilter(q, meta)
+		return q
+	}
+	q := build(`SELECT p.state, p.seq, p.created, p.hidden`)
+	q.add(` ORDER BY p.seq DESC LIMIT ?`, p.Limit)
+	rows, err := q.rows(c)
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := build(`SELECT count(*)`).int(c)
+	return rows, n, err
+}
+
+// DueForClaim returns visible queued pins due at now, longest waiting
+// first: what fetchers claim.
+func (s *Store) DueForClaim(ctx context.Context, now time.Time, limit int) ([]projections.PinView, error) {
+	var rows []projections.PinRow
+	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
+		rows, err = sel(`pins INDEXED BY pins_due WHERE due_at <= ? ORDER BY due_at LIMIT ?`).
+			add(``, projections.MicrosOf(now), limit).rows(c)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pins due for a claim: %w", err)
+	}
+	return projections.Views(rows), nil
+}
+
+// Overdue returns visible pins whose watchdog deadline (lease end, or due
+// time plus queueTimeout, see pin.State.Deadline) passed before now,
+// soonest deadline first.
+func (s *Store) Overdue(ctx context.Context, now time.Time, queueTimeout time.Duration, limit int) ([]projections.PinView, error) {
+	var leases, queued []projections.PinRow
+	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
+		leases, err = sel(`pins INDEXED BY pins_lease WHERE lease_until < ? ORDER BY lease_until LIMIT ?`).
+			add(``, projections.MicrosOf(now), limit).rows(c)
+		if err != nil || queueTimeout <= 0 {
+			return err
+		}
+		queued, err = sel(`pins INDEXED BY pins_due WHERE due_at < ? ORDER BY due_at LIMIT ?`).
+			add(``, projections.MicrosOf(now.Add(-queueTimeout)), limit).rows(c)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("overdue pins: %w", err)
+	}
+	return projections.MergeOverdue(leases, queued, queueTimeout, limit), nil
+}
+
+// AwaitingDecision returns visible pins whose attempt failed and that wait
+// for the retry decider, oldest failure first.
+func (s *Store) AwaitingDecision(ctx context.Context, limit int) ([]projections.PinView, error) {
+	var rows []projections.PinRow
+	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
+		rows, err = sel(`pins INDEXED BY pins_failed WHERE failed_at IS NOT NULL ORDER BY failed_at LIMIT ?`).add(``, limit).rows(c)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pins awaiting a retry decision: %w", err)
+	}
+	return projections.Views(rows), nil
+}
+
+// CarForRoot returns the CAR of a visible pinned request for the root (in
+// canonical form), from any tenant, or ErrNotFound.
+func (s *Store) CarForRoot(ctx context.Context, canonicalCID string) (projections.Car, error) {
+	var r projections.PinRow
+	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
+		r, err = sel(`pins INDEXED BY pins_car WHERE list_status = 'pinned' AND cid_key = ? LIMIT 1`).
+			add(``, projections.TextOf(canonicalCID)).one(c)
+		return err
+	})
+	if err != nil {
+		return projections.Car{}, fmt.Errorf("car for %s: %w", canonicalCID, err)
+	}
+	return projections.CarOf(r), nil
+}
+
+// Figures returns the views' totals at now.
+func (s *Store) Figures(ctx context.Context, now time.Time) (projections.Figures, error) {
+	var f projections.Figures
+	err := s.read(ctx, func(c *sqlite.Conn) error {
+		cp, err := readCheckpoint(c)
+		if err != nil {
+			return err
+		}
+		totals := map[string]int64{}
+		q, err := c.Stmt(`SELECT name, n FROM totals`)
+		if err != nil {
+			return err
+		}
+		for q.Step() {
+			totals[q.ColumnText(0)] = q.ColumnInt64(1)
+		}
+		if err := q.Err(); err != nil {
+			return err
+		}
+		q.Reset()
+		us := projections.MicrosOf(now)
+		later, err := (&query{}).add(`SELECT count(*) FROM pins INDEXED BY pins_due WHERE due_at > ?`, us).int(c)
+		if err != nil {
+			return err
+		}
+		first, err := (&query{}).add(`SELECT due_at FROM pins INDEXED BY pins_due WHERE due_at <= ? ORDER BY due_at LIMIT 1`, us).int(c)
+		if err != nil {
+			return err
+		}
+		var oldest time.Time
+		if first != 0 {
+			oldest = projections.TimeOf(first)
+		}
+		f = projections.FiguresFrom(totals, later, oldest, cp)
+		return nil
+	})
+	if err != nil {
+		return f, fmt.Errorf("read figures: %w", err)
+	}
+	return f, nil
+}
+
+var errStop = errors.New("stop")

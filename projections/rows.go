@@ -1,0 +1,245 @@
+package projections
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pickup-ipfs/pickup/pin"
+)
+
+// The rows of the views, as every view store keeps them. What a row's
+// columns hold is decided here, once, so that the embedded and PostgreSQL
+// stores cannot drift apart: a store only loads rows, and saves what Project
+// changed, in one transaction with the checkpoint.
+//
+// Times are whole microseconds since the Unix epoch (PostgreSQL keeps no
+// finer), and text columns never hold NUL (PostgreSQL refuses it; see
+// sqlText).
+
+// PinRow is one pin request as the views keep it: the fold of its stream,
+// plus what the views add.
+type PinRow struct {
+	State pin.State
+	// Seq numbers the tenant's requests in log order, from 1. Created grows
+	// with it, so listings page and count by Seq.
+	Seq int64
+	// Created is the request's creation time made unique and strictly
+	// increasing per tenant: max(requested Created, tenant's last + 1µs), in
+	// log order.
+	Created time.Time
+	// Hidden is true once the pin is removed, or replaced by a later
+	// request (even before its PinRemoved lands).
+	Hidden bool
+}
+
+// PinColumns are a pin row's columns. Tenant, Seq, Created, CID, CIDKey,
+// Name and NameFold never change once the row exists; the others change
+// with the pin.
+type PinColumns struct {
+	RequestID uuid.UUID
+	Tenant    string
+	Seq       int64
+	Created   int64
+	// CID is the CID as requested; CIDKey its canonical form, the index key.
+	CID      string
+	CIDKey   string
+	Name     string
+	NameFold string
+
+	// ListStatus is the API status of a visible pin, "" (NULL) for a hidden
+	// one: listings and their counts read only rows that have one.
+	ListStatus string
+	Hidden     bool
+	Phase      string
+	// DueAt is when a visible queued pin became claimable (claims, queue
+	// timeout); LeaseUntil the lease of a visible claimed pin (watchdog);
+	// FailedAt the failure of a visible pin awaiting the retry decider.
+	// Each is 0 (NULL) when it does not apply.
+	DueAt      int64
+	LeaseUntil int64
+	FailedAt   int64
+	// CarBytes is the validated CAR's size, kept apart from the state for
+	// the bytes-stored figure.
+	CarBytes int64
+	// State is the JSON of the pin's folded state.
+	State json.RawMessage
+}
+
+// MetaRow indexes one meta key of a pin for listings' meta filters.
+type MetaRow struct {
+	Tenant string
+	Key    string
+	Value  string
+	Seq    int64
+}
+
+// TenantRow is what the views know of a tenant: where its numbering of
+// requests stands.
+type TenantRow struct {
+	Tenant      string
+	LastSeq     int64
+	LastCreated int64
+}
+
+// TokenRow is a bearer token as the views keep it: its hash, never the
+// token.
+type TokenRow struct {
+	TokenID uuid.UUID
+	Tenant  string
+	Hash    [32]byte
+	Label   string
+	Created int64
+	Revoked bool
+}
+
+// micros is a time in the views' unit.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// fromMicros is the time a micros column holds, in UTC.
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// optMicros is micros for columns that are NULL when a time does not apply.
+func optMicros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return micros(t)
+}
+
+// sqlText is how text is stored and compared in the views: NUL becomes
+// U+FFFD, since PostgreSQL text cannot hold NUL. Query values go through it
+// too, so matching is unchanged for every other character.
+func sqlText(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+}
+
+// fold is the case-insensitive form of a name, for iexact and ipartial.
+func fold(s string) string { return strings.ToLower(sqlText(s)) }
+
+// visible reports whether the pin shows in listings and work views.
+func (r PinRow) visible() bool { return !r.Hidden && !r.State.Removed }
+
+// Columns returns the row's columns, the state encoded.
+func (r PinRow) Columns() (PinColumns, error) {
+	c := r.columns()
+	state, err := json.Marshal(r.State)
+	if err != nil {
+		return c, fmt.Errorf("encode pin %s: %w", c.RequestID, err)
+	}
+	c.State = state
+	return c, nil
+}
+
+// columns is Columns without the state, which is all that counting needs.
+func (r PinRow) columns() PinColumns {
+	s := r.State
+	c := PinColumns{
+		RequestID: s.Request.RequestID,
+		Tenant:    sqlText(s.Request.Tenant),
+		Seq:       r.Seq,
+		Created:   micros(r.Created),
+		CID:       sqlText(s.Request.CID),
+		CIDKey:    sqlText(cidKey(s.Request.CID)),
+		Name:      sqlText(s.Request.Name),
+		NameFold:  fold(s.Request.Name),
+		Hidden:    !r.visible(),
+		Phase:     string(s.Phase),
+	}
+	if !r.visible() {
+		return c
+	}
+	c.ListStatus = string(s.Status())
+	switch {
+	case s.Phase == pin.PhaseQueued:
+		c.DueAt = micros(dueAt(s))
+	case s.Claimed():
+		c.LeaseUntil = micros(s.LeaseUntil)
+	case s.Phase == pin.PhaseFailed && s.LastFailure != nil:
+		c.FailedAt = micros(s.LastFailure.At)
+	case s.Phase == pin.PhasePinned:
+		c.CarBytes = s.Car.Bytes
+	}
+	return c
+}
+
+// dueAt is when a queued pin may be claimed: when it was queued, or when
+// its retry is due, whichever is later.
+func dueAt(s pin.State) time.Time {
+	if s.NotBefore.After(s.QueuedSince) {
+		return s.NotBefore
+	}
+	return s.QueuedSince
+}
+
+// metaRows are the meta index rows of a new pin.
+func (r PinRow) metaRows() []MetaRow {
+	out := make([]MetaRow, 0, len(r.State.Request.Meta))
+	for k, v := range r.State.Request.Meta {
+		out = append(out, MetaRow{Tenant: sqlText(r.State.Request.Tenant), Key: sqlText(k), Value: sqlText(v), Seq: r.Seq})
+	}
+	return out
+}
+
+// DecodePinRow rebuilds a row from what a store read: the state column,
+// seq, created and hidden.
+func DecodePinRow(state []byte, seq, created int64, hidden bool) (PinRow, error) {
+	r := PinRow{Seq: seq, Created: fromMicros(created), Hidden: hidden}
+	if err := json.Unmarshal(state, &r.State); err != nil {
+		return r, fmt.Errorf("decode pin row: %w", err)
+	}
+	return r, nil
+}
+
+// View returns what the APIs show of the pin.
+func (r PinRow) View() PinView {
+	s := r.State
+	v := PinView{
+		RequestID:     s.Request.RequestID,
+		Tenant:        s.Request.Tenant,
+		Created:       r.Created,
+		Status:        s.Status(),
+		ClusterStatus: s.ClusterStatus(),
+		Removed:       !r.visible(),
+		CID:           s.Request.CID,
+		Name:          s.Request.Name,
+		Origins:       s.Request.Origins,
+		Meta:          s.Request.Meta,
+		Attempt:       s.Attempt,
+		Failures:      s.Failures,
+		Bytes:         s.Bytes,
+		Blocks:        s.Blocks,
+		Source:        s.Source,
+		NotBefore:     s.NotBefore,
+		UpdatedAt:     s.UpdatedAt,
+		Phase:         s.Phase,
+		Revision:      s.Revision,
+		Fetcher:       s.Fetcher,
+		LeaseUntil:    s.LeaseUntil,
+		Replaces:      s.Request.Replaces,
+		ReplacedBy:    s.ReplacedBy,
+	}
+	if v.Removed {
+		v.ClusterStatus = "unpinned"
+	}
+	if s.Phase == pin.PhaseQueued {
+		v.DueAt = dueAt(s)
+	}
+	if s.Phase == pin.PhasePinned {
+		v.CarCID, v.CarBytes, v.CarKey = s.Car.CarCID, s.Car.Bytes, s.Car.Key
+	}
+	switch {
+	case s.Phase == pin.PhaseDeadLettered && s.DeadLetter != nil:
+		v.FailureReason, v.FailureMessage = s.DeadLetter.Reason, s.DeadLetter.Message
+	case s.LastFailure != nil:
+		v.FailureReason, v.FailureMessage = s.LastFailure.Reason, s.LastFailure.Message
+		v.FailedAt = s.LastFailure.At
+	}
+	return v
+}

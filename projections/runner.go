@@ -1,0 +1,174 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+)
+
+// Applier is a view store as the runner drives it.
+type Applier interface {
+	// Checkpoint returns the position of the last event applied.
+	Checkpoint(ctx context.Context) (eventlog.Position, error)
+	// Apply applies the events after the checkpoint, in one transaction
+	// with the new checkpoint; events at or before it are left out.
+	Apply(ctx context.Context, events []eventlog.Event) (Applied, error)
+}
+
+// Applied says what an Apply did.
+type Applied struct {
+	// Events counts the events after the old checkpoint.
+	Events int
+	// Checkpoint is the checkpoint after the apply.
+	Checkpoint eventlog.Position
+	// Skipped are the events the views left out.
+	Skipped []Skip
+}
+
+// logReader is the event log as the runner reads it.
+type logReader interface {
+	ReadAll(ctx context.Context, after eventlog.Position, limit int) ([]eventlog.Event, error)
+	Head(ctx context.Context) (eventlog.Position, error)
+	Subscribe(ctx context.Context, after eventlog.Position, filter eventlog.Filter, handle func([]eventlog.Event) error) error
+}
+
+// RunnerConfig tunes a Runner.
+type RunnerConfig struct {
+	// Batch is the most events applied in one transaction while catching
+	// up. Bigger batches rebuild faster: a pin's events in one batch are
+	// written once. Default 4096.
+	Batch int
+	// RetryDelay is the wait before resuming after a failure. Default 1s.
+	RetryDelay time.Duration
+	// Logger receives the runner's logs. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate reports a configuration that cannot work.
+func (c RunnerConfig) Validate() error {
+	switch {
+	case c.Batch < 0:
+		return fmt.Errorf("runner: negative batch %d", c.Batch)
+	case c.RetryDelay < 0:
+		return fmt.Errorf("runner: negative retry delay %v", c.RetryDelay)
+	}
+	return nil
+}
+
+func (c *RunnerConfig) setDefaults() {
+	if c.Batch == 0 {
+		c.Batch = 4096
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Runner keeps a view store up to date with the log: it reads from the
+// store's checkpoint and applies each batch of events in one transaction
+// with the new checkpoint, so that a crash at any point neither applies an
+// event twice nor skips one; a restart resumes from the checkpoint. Two
+// runners on one store are safe: each batch is applied once.
+type Runner struct {
+	log    logReader
+	views  Applier
+	cfg    RunnerConfig
+	logger *slog.Logger
+}
+
+// NewRunner returns a runner applying log to views.
+func NewRunner(log logReader, views Applier, cfg RunnerConfig) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	return &Runner{log: log, views: views, cfg: cfg, logger: cfg.Logger.With("component", "projections")}, nil
+}
+
+// Run applies the log to the views until ctx ends, resuming after failures.
+// It returns ctx's error.
+func (r *Runner) Run(ctx context.Context) error {
+	for {
+		err := r.follow(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.logger.Error("views stopped following the log; resuming", "err", err, "after", r.cfg.RetryDelay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(r.cfg.RetryDelay):
+		}
+	}
+}
+
+// follow catches up in big batches, then applies events as they come.
+func (r *Runner) follow(ctx context.Context) error {
+	head, err := r.log.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("read log head: %w", err)
+	}
+	cp, err := r.CatchUp(ctx, head, nil)
+	if err != nil {
+		return err
+	}
+	return r.log.Subscribe(ctx, cp, eventlog.Filter{}, func(evs []eventlog.Event) error {
+		_, err := r.apply(ctx, evs)
+		return err
+	})
+}
+
+// CatchUp applies the events up to position until (or the log's end,
+// whichever comes first) and returns the checkpoint reached. progress, if
+// not nil, is called after each batch.
+func (r *Runner) CatchUp(ctx context.Context, until eventlog.Position, progress func(eventlog.Position)) (eventlog.Position, error) {
+	cp, err := r.views.Checkpoint(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read views checkpoint: %w", err)
+	}
+	for cp < until {
+		evs, err := r.log.ReadAll(ctx, cp, r.cfg.Batch)
+		if err != nil {
+			return cp, fmt.Errorf("read log after %d: %w", cp, err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		if evs[len(evs)-1].Position > until {
+			n := 0
+			for n < len(evs) && evs[n].Position <= until {
+				n++
+			}
+			evs = evs[:n]
+		}
+		if len(evs) == 0 {
+			break
+		}
+		next, err := r.apply(ctx, evs)
+		if err != nil {
+			return cp, err
+		}
+		cp = next
+		if progress != nil {
+			progress(cp)
+		}
+	}
+	return cp, nil
+}
+
+func (r *Runner) apply(ctx context.Context, evs []eventlog.Event) (eventlog.Position, error) {
+	res, err := r.views.Apply(ctx, evs)
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range res.Skipped {
+		r.logger.Warn("event left out of the views", "position", s.Event.Position, "stream", s.Event.Stream, "type", s.Event.Type, "err", s.Err)
+	}
+	return res.Checkpoint, nil
+}
