@@ -129,8 +129,9 @@ func (m Metadata) validate() error {
 	if !m.Root.Defined() {
 		return fmt.Errorf("%w: no root CID", ErrInvalid)
 	}
-	if m.RequestID == "" || len(m.RequestID) > maxKeyLen || strings.ContainsAny(m.RequestID, "\x00\r\n") {
-		return fmt.Errorf("%w: request id %q", ErrInvalid, m.RequestID)
+	// The request id goes into S3 user metadata, which is printable ASCII.
+	if m.RequestID == "" || len(m.RequestID) > maxKeyLen || strings.ContainsFunc(m.RequestID, func(r rune) bool { return r < ' ' || r > '~' }) {
+		return fmt.Errorf("%w: request id %q: want 1 to %d printable ASCII characters", ErrInvalid, m.RequestID, maxKeyLen)
 	}
 	return nil
 }
@@ -215,6 +216,16 @@ func StagingKey(requestID string, attempt int) string {
 func CarKey(carCID cid.Cid) string {
 	s := carCID.String()
 	return s + "/" + s + ".car"
+}
+
+// isCarKey reports whether key is a carpark key, <carCid>/<carCid>.car.
+func isCarKey(key string) bool {
+	dir, file, ok := strings.Cut(key, "/")
+	if !ok || file != dir+".car" {
+		return false
+	}
+	c, err := cid.Decode(dir)
+	return err == nil && c.Type() == CodecCAR
 }
 
 // CarCID returns the CAR CID of a SHA-256 digest of a CAR file.

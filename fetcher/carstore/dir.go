@@ -342,6 +342,11 @@ func (d *Dir) Stat(ctx context.Context, carCID cid.Cid) (Stored, bool, error) {
 	}
 	st := Stored{Key: key, Bytes: fi.Size(), CarCID: carCID}
 	b, err := os.ReadFile(d.metaPath(carCID))
+	if errors.Is(err, fs.ErrNotExist) {
+		// A CAR put there by hand: present, with no metadata (so Promote
+		// replaces it, and writes its metadata).
+		return st, true, nil
+	}
 	if err != nil {
 		return Stored{}, false, fmt.Errorf("stat %s: metadata: %w", key, err)
 	}

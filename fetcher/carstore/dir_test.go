@@ -1,6 +1,7 @@
 package carstore_test
 
 import (
+	"context"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -59,4 +60,81 @@ func fileKeys(t *testing.T, dir string, carsOnly bool) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// A process that dies mid-upload leaves its bytes in uploads/, never in
+// staging/: a store opened again on the directory shows no staged CAR and
+// names the left-over upload.
+func TestDirCrashLeavesNoPartialCAR(t *testing.T) {
+	root := t.TempDir()
+	store, err := carstore.NewDir(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, meta, _ := testCar(t, 3*carstore.MiB)
+	key := carstore.StagingKey(meta.RequestID, 2)
+	up, err := store.Stage(context.Background(), key, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	// The process dies here: no Complete, no Abort.
+
+	again, err := carstore.NewDir(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys := fileKeys(t, filepath.Join(root, "staging"), false); len(keys) > 0 {
+		t.Fatalf("staging holds %v", keys)
+	}
+	open, err := again.OpenUploads(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(open) != 1 || open[0].Key != key {
+		t.Fatalf("open uploads %+v, want %s", open, key)
+	}
+}
+
+// A CAR put into the carpark by hand, without its metadata file, counts as
+// present; promoting the same CAR writes the metadata.
+func TestDirCarWithoutMetadata(t *testing.T) {
+	root := t.TempDir()
+	store, err := carstore.NewDir(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, meta, carCID := testCar(t, 1000)
+	path := filepath.Join(root, "carpark", filepath.FromSlash(carstore.CarKey(carCID)))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, ok, err := store.Stat(context.Background(), carCID)
+	if err != nil || !ok || st.Bytes != 1000 || st.Root.Defined() {
+		t.Fatalf("stat: %+v, %v, %v; want present, 1000 bytes, no metadata", st, ok, err)
+	}
+	key := carstore.StagingKey(meta.RequestID, 1)
+	up, err := store.Stage(context.Background(), key, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	staged, err := up.Complete(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Promote(context.Background(), key, carstore.Expected{Bytes: staged.Bytes, CarCID: carCID, Metadata: meta}); err != nil {
+		t.Fatal(err)
+	}
+	st, ok, err = store.Stat(context.Background(), carCID)
+	if err != nil || !ok || st.Root != meta.Root || st.RequestID != meta.RequestID || st.Structure != carstore.StructureComplete {
+		t.Fatalf("stat after promote: %+v, %v, %v", st, ok, err)
+	}
 }

@@ -437,8 +437,9 @@ func (s *S3) Open(ctx context.Context, carCID cid.Cid) (io.ReadCloser, error) {
 
 // OpenUploads lists the multipart uploads begun and neither completed nor
 // aborted: in the staging bucket under the staging prefix, and in the
-// carpark bucket (multipart copies). A bucket lifecycle rule that aborts
-// incomplete multipart uploads cleans up after crashed processes.
+// carpark bucket at carpark keys (multipart copies; a carpark shared with
+// other writers may hold their uploads too). A bucket lifecycle rule that
+// aborts incomplete multipart uploads cleans up after crashed processes.
 func (s *S3) OpenUploads(ctx context.Context) ([]OpenUpload, error) {
 	out, err := s.listUploads(ctx, s.cfg.StagingBucket, s.cfg.StagingPrefix, AreaStaging)
 	if err != nil {
@@ -449,8 +450,9 @@ func (s *S3) OpenUploads(ctx context.Context) ([]OpenUpload, error) {
 		return nil, err
 	}
 	for _, u := range carpark {
-		// In a shared bucket, the staging prefix's uploads are listed once.
-		if s.cfg.StagingBucket == s.cfg.CarparkBucket && hasPrefix(u.Key, s.cfg.StagingPrefix) {
+		// In a shared bucket, staging uploads are listed once, and other
+		// writers' uploads not at all.
+		if !isCarKey(u.Key) {
 			continue
 		}
 		out = append(out, u)
@@ -482,8 +484,6 @@ func (s *S3) listUploads(ctx context.Context, bucket, prefix string, area Area) 
 		in.KeyMarker, in.UploadIdMarker = page.NextKeyMarker, page.NextUploadIdMarker
 	}
 }
-
-func hasPrefix(s, prefix string) bool { return len(s) >= len(prefix) && s[:len(prefix)] == prefix }
 
 // isNotFound reports whether err is S3's answer that the object (or upload)
 // does not exist.
