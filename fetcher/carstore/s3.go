@@ -148,7 +148,7 @@ func NewS3(ctx context.Context, cfg S3Config, logger *slog.Logger) (*S3, error) 
 		// and copies of several CARs at once need more than that, or each
 		// part pays for a new connection.
 		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-			t.MaxIdleConnsPerHost = 256
+			t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 256
 		})),
 	}
 	if cfg.Region != "" {

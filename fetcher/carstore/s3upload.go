@@ -53,7 +53,10 @@ type s3Upload struct {
 	n     int     // bytes in buf
 	next  int32   // number of the next part
 	total int64
-	full  hash.Hash
+	// full hashes the whole stream, written by the senders in part order:
+	// each waits for hashed as it was when its part was sent.
+	full   hash.Hash
+	hashed chan struct{}
 
 	slots chan struct{} // a token per part in flight
 	wg    sync.WaitGroup
@@ -81,10 +84,17 @@ func (s *S3) newUpload(ctx context.Context, key string, meta Metadata) (*s3Uploa
 	return &s3Upload{
 		s: s, key: key, object: object, id: aws.ToString(out.UploadId),
 		ctx: uctx, cancel: cancel,
-		next:  1,
-		full:  sha256.New(),
-		slots: make(chan struct{}, s.cfg.Concurrency),
+		next:   1,
+		full:   sha256.New(),
+		hashed: closedChan(),
+		slots:  make(chan struct{}, s.cfg.Concurrency),
 	}, nil
+}
+
+func closedChan() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
 }
 
 // Write copies p into part buffers, sending each as it fills. It blocks
@@ -104,7 +114,6 @@ func (u *s3Upload) Write(p []byte) (int, error) {
 			u.buf, u.n = u.s.parts.Get().(*[]byte), 0
 		}
 		c := copy((*u.buf)[u.n:], p)
-		u.full.Write(p[:c])
 		u.n += c
 		u.total += int64(c)
 		written += c
@@ -138,14 +147,15 @@ func (u *s3Upload) send() error {
 		return context.Cause(u.ctx)
 	}
 	num, buf, n := u.next, u.buf, u.n
-	u.next++
+	prev, done := u.hashed, make(chan struct{})
+	u.next, u.hashed = u.next+1, done
 	u.buf, u.n = nil, 0
 	u.pmu.Lock()
 	u.parts = append(u.parts, types.CompletedPart{})
 	u.digests = append(u.digests, [sha256.Size]byte{})
 	u.pmu.Unlock()
 	u.wg.Add(1)
-	go u.uploadPart(num, buf, n)
+	go u.uploadPart(num, buf, n, prev, done)
 	return nil
 }
 
@@ -154,10 +164,19 @@ func (u *s3Upload) send() error {
 // sent unsigned (as the SDK does by default over HTTPS): the checksum
 // header is signed, so the body is still bound to the signature, and the
 // server hashes each part once instead of twice.
-func (u *s3Upload) uploadPart(num int32, buf *[]byte, n int) {
+func (u *s3Upload) uploadPart(num int32, buf *[]byte, n int, prev <-chan struct{}, done chan<- struct{}) {
 	defer u.wg.Done()
 	defer func() { <-u.slots }()
 	data := (*buf)[:n]
+	// The whole stream's hash takes the parts in order, each while it is
+	// being sent, off the writer's goroutine.
+	var hashing sync.WaitGroup
+	defer hashing.Wait()
+	hashing.Go(func() {
+		<-prev
+		u.full.Write(data)
+		close(done)
+	})
 	sum := sha256.Sum256(data)
 	b64 := base64.StdEncoding.EncodeToString(sum[:])
 	out, err := u.s.client.UploadPart(u.ctx, &s3.UploadPartInput{
@@ -175,6 +194,7 @@ func (u *s3Upload) uploadPart(num int32, buf *[]byte, n int) {
 		u.cancel(fmt.Errorf("upload part %d of %s: %w", num, u.key, err))
 		return
 	}
+	hashing.Wait()
 	u.s.parts.Put(buf)
 	u.pmu.Lock()
 	u.parts[num-1] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num), ChecksumSHA256: aws.String(b64)}
