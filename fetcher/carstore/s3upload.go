@@ -34,8 +34,9 @@ const (
 // s3Upload streams a CAR into a multipart upload: Write fills a part
 // buffer; each full buffer is sent as a part by a goroutine of its own,
 // at most Concurrency at once, while Write fills the next. Every part
-// carries its SHA-256, which the server checks, and Write hashes the whole
-// stream for the CAR CID.
+// carries its SHA-256, which the server checks; the senders also hash the
+// whole stream, in part order, for the CAR CID. Write itself only copies,
+// so the fetch that calls it is not slowed by hashing.
 type s3Upload struct {
 	s      *S3
 	key    string // as the caller gave it
