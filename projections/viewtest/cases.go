@@ -394,11 +394,11 @@ func testApplyTwice(t *testing.T, b Backend) {
 			t.Errorf("checkpoint %d after applying up to %d", res.Checkpoint, reached)
 		}
 	}
-	sameViews(t, once, twice)
+	SameViews(t, once, twice)
 }
 
-// sameViews fails the test if the stores' views differ, printing how.
-func sameViews(t testing.TB, a, b Store) {
+// SameViews fails the test if the stores' views differ, printing how.
+func SameViews(t testing.TB, a, b Store) {
 	t.Helper()
 	ctx := context.Background()
 	err := a.Dump(ctx, func(cpA eventlog.Position, rowsA projections.Rows) error {
@@ -456,5 +456,5 @@ func testReset(t *testing.T, b Backend) {
 		t.Fatal(err)
 	}
 	empty, _ := open(t, b)
-	sameViews(t, s, empty)
+	SameViews(t, s, empty)
 }

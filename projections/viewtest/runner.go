@@ -192,7 +192,7 @@ func testRebuildEqualsLive(t *testing.T, b Backend) {
 	for _, batch := range []int{4096, 7} {
 		rebuilt, _ := open(t, b)
 		catchUp(t, log, rebuilt, batch)
-		sameViews(t, live, rebuilt)
+		SameViews(t, live, rebuilt)
 		_, sumLive, err := StoreChecksum(ctx, live)
 		if err != nil {
 			t.Fatal(err)
@@ -235,7 +235,7 @@ func testDeterministicOnLongHistory(t *testing.T, b Backend) {
 			t.Fatal(err)
 		}
 	}
-	sameViews(t, small, big)
+	SameViews(t, small, big)
 }
 
 // testConcurrentRunners runs two runners, on two handles to the same views,
@@ -259,7 +259,7 @@ func testConcurrentRunners(t *testing.T, b Backend) {
 	wg.Wait()
 	alone, _ := open(t, b)
 	catchUp(t, log, alone, 4096)
-	sameViews(t, first, alone)
+	SameViews(t, first, alone)
 }
 
 // testKilledRunner kills a runner process with SIGKILL in the middle of its
@@ -315,6 +315,6 @@ func testKilledRunner(t *testing.T, b Backend) {
 	catchUp(t, log, s, 500)
 	rebuilt, _ := open(t, b)
 	catchUp(t, log, rebuilt, 4096)
-	sameViews(t, s, rebuilt)
+	SameViews(t, s, rebuilt)
 	t.Logf("runner killed after checkpoint %d; resumed from %d to the end; views equal a rebuild", last, cp)
 }

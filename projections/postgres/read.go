@@ -1,0 +1,415 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/projections"
+)
+
+var _ projections.Reader = (*Store)(nil)
+
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// query is SQL with its arguments, built up a condition at a time; "?" in
+// the pieces becomes $1, $2, ...
+type query struct {
+	sql  strings.Builder
+	args []any
+}
+
+func (q *query) add(sql string, args ...any) *query {
+	for _, part := range strings.SplitAfter(sql, "?") {
+		if p, ok := strings.CutSuffix(part, "?"); ok {
+			q.sql.WriteString(p)
+			q.args = append(q.args, args[0])
+			args = args[1:]
+			q.sql.WriteString("$" + strconv.Itoa(len(q.args)))
+		} else {
+			q.sql.WriteString(part)
+		}
+	}
+	return q
+}
+
+func sel(from string, args ...any) *query {
+	return (&query{}).add(`SELECT `+pinColumns+` FROM `+from, args...)
+}
+
+func (q *query) rows(ctx context.Context, db querier) ([]projections.PinRow, error) {
+	rows, err := db.Query(ctx, q.sql.String(), q.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []projections.PinRow
+	for rows.Next() {
+		r, err := scanPin(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (q *query) one(ctx context.Context, db querier) (projections.PinRow, error) {
+	rows, err := q.rows(ctx, db)
+	if err != nil {
+		return projections.PinRow{}, err
+	}
+	if len(rows) == 0 {
+		return projections.PinRow{}, projections.ErrNotFound
+	}
+	return rows[0], nil
+}
+
+// int runs a query returning one integer (0 for NULL).
+func (q *query) int(ctx context.Context, db querier) (int64, error) {
+	var n *int64
+	err := db.QueryRow(ctx, q.sql.String(), q.args...).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil || n == nil {
+		return 0, err
+	}
+	return *n, nil
+}
+
+func (q *query) ints(ctx context.Context, db querier) ([]int64, error) {
+	rows, err := db.Query(ctx, q.sql.String(), q.args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
+// Pin implements projections.Reader.
+func (s *Store) Pin(ctx context.Context, tenant string, requestID uuid.UUID) (projections.PinView, error) {
+	r, err := sel(`pins WHERE request_id = ?`, requestID.String()).one(ctx, s.pool)
+	if err == nil && (r.State.Request.Tenant != tenant || r.Hidden || r.State.Removed) {
+		err = projections.ErrNotFound
+	}
+	if err != nil {
+		return projections.PinView{}, fmt.Errorf("pin %s: %w", requestID, err)
+	}
+	return r.View(), nil
+}
+
+// NewestByCID implements projections.Reader.
+func (s *Store) NewestByCID(ctx context.Context, tenant, canonicalCID string) (projections.PinView, error) {
+	r, err := sel(`pins WHERE tenant = ? AND cid_key = ? ORDER BY seq DESC LIMIT 1`, projections.TextOf(tenant), projections.TextOf(canonicalCID)).one(ctx, s.pool)
+	if err != nil {
+		return projections.PinView{}, fmt.Errorf("newest request of %s: %w", canonicalCID, err)
+	}
+	return r.View(), nil
+}
+
+// TokenTenant implements projections.Reader.
+func (s *Store) TokenTenant(ctx context.Context, hash [32]byte) (string, error) {
+	var tenant string
+	err := s.pool.QueryRow(ctx, `SELECT tenant FROM tokens WHERE hash = $1 AND NOT revoked ORDER BY created, token_id LIMIT 1`, hash[:]).Scan(&tenant)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = projections.ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("token: %w", err)
+	}
+	return tenant, nil
+}
+
+// Tokens returns the tenant's tokens (every tenant's for ""), oldest first.
+func (s *Store) Tokens(ctx context.Context, tenant string) ([]projections.TokenInfo, error) {
+	q := (&query{}).add(`SELECT token_id, tenant, label, created, revoked FROM tokens`)
+	if tenant != "" {
+		q.add(` WHERE tenant = ?`, projections.TextOf(tenant))
+	}
+	q.add(` ORDER BY created, token_id`)
+	rows, err := s.pool.Query(ctx, q.sql.String(), q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (projections.TokenInfo, error) {
+		var t projections.TokenInfo
+		var id [16]byte
+		var created int64
+		err := row.Scan(&id, &t.Tenant, &t.Label, &created, &t.Revoked)
+		t.ID, t.Created = id, projections.TimeOf(created)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// Checkpoint implements projections.Reader and projections.Applier.
+func (s *Store) Checkpoint(ctx context.Context) (eventlog.Position, error) {
+	var cp int64
+	if err := s.pool.QueryRow(ctx, `SELECT position FROM checkpoint WHERE id = 1`).Scan(&cp); err != nil {
+		return 0, fmt.Errorf("read views checkpoint: %w", err)
+	}
+	return eventlog.Position(cp), nil
+}
+
+// List implements projections.Reader.
+func (s *Store) List(ctx context.Context, lq projections.ListQuery) (projections.ListResult, error) {
+	p, err := projections.PlanList(lq)
+	if err != nil {
+		return projections.ListResult{}, err
+	}
+	var res projections.ListResult
+	err = s.snapshot(ctx, func(tx pgx.Tx) error {
+		lo, hi, err := seqBounds(ctx, tx, p)
+		if err != nil || hi <= lo+1 {
+			return err
+		}
+		var rows []projections.PinRow
+		var count int64
+		if p.Driver == projections.DriveStatus {
+			rows, count, err = listByStatus(ctx, tx, p, lo, hi)
+		} else {
+			rows, count, err = listByIndex(ctx, tx, p, lo, hi)
+		}
+		res = projections.ListResult{Count: int(count), Pins: projections.Views(rows)}
+		return err
+	})
+	if err != nil {
+		return projections.ListResult{}, fmt.Errorf("list pins of %s: %w", lq.Tenant, err)
+	}
+	return res, nil
+}
+
+// seqBounds turns the created bounds into Seq bounds, lo < seq < hi: Seq
+// and Created grow together within a tenant.
+func seqBounds(ctx context.Context, db querier, p projections.ListPlan) (lo, hi int64, err error) {
+	hi = projections.NoSeq
+	if p.Before != 0 {
+		n, err := (&query{}).add(`SELECT seq FROM pins WHERE tenant = ? AND created >= ? ORDER BY created LIMIT 1`, p.Tenant, p.Before).int(ctx, db)
+		if err != nil {
+			return 0, 0, err
+		}
+		if n > 0 {
+			hi = n
+		}
+	}
+	if p.After != 0 {
+		if lo, err = (&query{}).add(`SELECT seq FROM pins WHERE tenant = ? AND created <= ? ORDER BY created DESC LIMIT 1`, p.Tenant, p.After).int(ctx, db); err != nil {
+			return 0, 0, err
+		}
+	}
+	return lo, hi, nil
+}
+
+func nameFilter(q *query, p projections.ListPlan) {
+	if p.Name == "" {
+		return
+	}
+	col := "p.name"
+	if p.NameFold {
+		col = "p.name_fold"
+	}
+	if p.NameContains {
+		q.add(` AND strpos(`+col+`, ?) > 0`, p.Name)
+	} else {
+		q.add(` AND `+col+` = ?`, p.Name)
+	}
+}
+
+func statusFilter(q *query, p projections.ListPlan) {
+	if p.AllStatuses {
+		q.add(` AND p.list_status IS NOT NULL`)
+	} else {
+		q.add(` AND p.list_status = ANY(?)`, p.Statuses)
+	}
+}
+
+func metaFilter(q *query, meta []projections.MetaRow) {
+	for _, m := range meta {
+		q.add(` AND EXISTS (SELECT 1 FROM pin_meta x WHERE x.tenant = p.tenant AND x.key = ? AND x.value = ? AND x.seq = p.seq)`, m.Key, m.Value)
+	}
+}
+
+// listByStatus walks the status index newest first, one status at a time,
+// taking only Seq, then reads the rows of the page; it counts from the
+// block counters.
+func listByStatus(ctx context.Context, db querier, p projections.ListPlan, lo, hi int64) ([]projections.PinRow, int64, error) {
+	var seqs [][]int64
+	for _, st := range p.Statuses {
+		q := (&query{}).add(`SELECT p.seq FROM pins p WHERE p.tenant = ? AND p.list_status = ? AND p.seq > ? AND p.seq < ?`, p.Tenant, st, lo, hi)
+		nameFilter(q, p)
+		q.add(` ORDER BY p.seq DESC LIMIT ?`, p.Limit)
+		l, err := q.ints(ctx, db)
+		if err != nil {
+			return nil, 0, err
+		}
+		seqs = append(seqs, l)
+	}
+	page := projections.NewestSeqs(p.Limit, seqs...)
+	var rows []projections.PinRow
+	if len(page) > 0 {
+		var err error
+		if rows, err = sel(`pins WHERE tenant = ? AND seq = ANY(?) ORDER BY seq DESC`, p.Tenant, page).rows(ctx, db); err != nil {
+			return nil, 0, err
+		}
+	}
+	if !p.Counted() {
+		q := (&query{}).add(`SELECT count(*) FROM pins p WHERE p.tenant = ? AND p.list_status = ANY(?) AND p.seq > ? AND p.seq < ?`, p.Tenant, p.Statuses, lo, hi)
+		nameFilter(q, p)
+		n, err := q.int(ctx, db)
+		return rows, n, err
+	}
+	n, err := projections.CountBetween(lo, hi,
+		func(below int64) (int64, error) {
+			q := (&query{}).add(`SELECT sum(n)::bigint FROM tenant_blocks WHERE tenant = ? AND status = ANY(?)`, p.Tenant, p.Statuses)
+			if below != projections.NoSeq {
+				q.add(` AND block < ?`, below)
+			}
+			return q.int(ctx, db)
+		},
+		func(from, to int64) (int64, error) {
+			return (&query{}).add(`SELECT count(*) FROM pins WHERE tenant = ? AND list_status = ANY(?) AND seq >= ? AND seq < ?`,
+				p.Tenant, p.Statuses, from, to).int(ctx, db)
+		})
+	return rows, n, err
+}
+
+// listByIndex walks the index of the plan's driver, filtering the rest,
+// and counts the matches on the same index.
+func listByIndex(ctx context.Context, db querier, p projections.ListPlan, lo, hi int64) ([]projections.PinRow, int64, error) {
+	build := func(head string) *query {
+		q := (&query{}).add(head)
+		meta := p.Meta
+		switch p.Driver {
+		case projections.DriveCID:
+			q.add(` FROM pins p WHERE p.tenant = ? AND p.cid_key = ANY(?) AND p.seq > ? AND p.seq < ?`, p.Tenant, p.CIDKeys, lo, hi)
+		case projections.DriveName:
+			q.add(` FROM pins p WHERE p.tenant = ? AND p.seq > ? AND p.seq < ?`, p.Tenant, lo, hi)
+		case projections.DriveMeta:
+			m := meta[0]
+			meta = meta[1:]
+			q.add(` FROM pin_meta m JOIN pins p ON p.tenant = m.tenant AND p.seq = m.seq
+				WHERE m.tenant = ? AND m.key = ? AND m.value = ? AND m.seq > ? AND m.seq < ?`, p.Tenant, m.Key, m.Value, lo, hi)
+		}
+		nameFilter(q, p)
+		statusFilter(q, p)
+		metaFilter(q, meta)
+		return q
+	}
+	q := build(`SELECT p.state, p.seq, p.created, p.hidden`)
+	q.add(` ORDER BY p.seq DESC LIMIT ?`, p.Limit)
+	rows, err := q.rows(ctx, db)
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := build(`SELECT count(*)`).int(ctx, db)
+	return rows, n, err
+}
+
+// DueForClaim returns visible queued pins due at now, longest waiting
+// first: what fetchers claim.
+func (s *Store) DueForClaim(ctx context.Context, now time.Time, limit int) ([]projections.PinView, error) {
+	rows, err := sel(`pins WHERE due_at <= ? ORDER BY due_at LIMIT ?`, projections.MicrosOf(now), limit).rows(ctx, s.pool)
+	if err != nil {
+		return nil, fmt.Errorf("pins due for a claim: %w", err)
+	}
+	return projections.Views(rows), nil
+}
+
+// Overdue returns visible pins whose watchdog deadline (lease end, or due
+// time plus queueTimeout, see pin.State.Deadline) passed before now,
+// soonest deadline first.
+func (s *Store) Overdue(ctx context.Context, now time.Time, queueTimeout time.Duration, limit int) ([]projections.PinView, error) {
+	leases, err := sel(`pins WHERE lease_until < ? ORDER BY lease_until LIMIT ?`, projections.MicrosOf(now), limit).rows(ctx, s.pool)
+	if err != nil {
+		return nil, fmt.Errorf("overdue pins: %w", err)
+	}
+	var queued []projections.PinRow
+	if queueTimeout > 0 {
+		queued, err = sel(`pins WHERE due_at < ? ORDER BY due_at LIMIT ?`, projections.MicrosOf(now.Add(-queueTimeout)), limit).rows(ctx, s.pool)
+		if err != nil {
+			return nil, fmt.Errorf("overdue pins: %w", err)
+		}
+	}
+	return projections.MergeOverdue(leases, queued, queueTimeout, limit), nil
+}
+
+// AwaitingDecision returns visible pins whose attempt failed and that wait
+// for the retry decider, oldest failure first.
+func (s *Store) AwaitingDecision(ctx context.Context, limit int) ([]projections.PinView, error) {
+	rows, err := sel(`pins WHERE failed_at IS NOT NULL ORDER BY failed_at LIMIT ?`, limit).rows(ctx, s.pool)
+	if err != nil {
+		return nil, fmt.Errorf("pins awaiting a retry decision: %w", err)
+	}
+	return projections.Views(rows), nil
+}
+
+// CarForRoot returns the CAR of a visible pinned request for the root (in
+// canonical form), from any tenant, or ErrNotFound.
+func (s *Store) CarForRoot(ctx context.Context, canonicalCID string) (projections.Car, error) {
+	r, err := sel(`pins WHERE list_status = 'pinned' AND cid_key = ? LIMIT 1`, projections.TextOf(canonicalCID)).one(ctx, s.pool)
+	if err != nil {
+		return projections.Car{}, fmt.Errorf("car for %s: %w", canonicalCID, err)
+	}
+	return projections.CarOf(r), nil
+}
+
+// Figures returns the views' totals at now.
+func (s *Store) Figures(ctx context.Context, now time.Time) (projections.Figures, error) {
+	var f projections.Figures
+	err := s.snapshot(ctx, func(tx pgx.Tx) error {
+		var cp int64
+		if err := tx.QueryRow(ctx, `SELECT position FROM checkpoint WHERE id = 1`).Scan(&cp); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT name, n FROM totals`)
+		if err != nil {
+			return err
+		}
+		totals := map[string]int64{}
+		for rows.Next() {
+			var name string
+			var n int64
+			if err := rows.Scan(&name, &n); err != nil {
+				rows.Close()
+				return err
+			}
+			totals[name] = n
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		us := projections.MicrosOf(now)
+		later, err := (&query{}).add(`SELECT count(*) FROM pins WHERE due_at > ?`, us).int(ctx, tx)
+		if err != nil {
+			return err
+		}
+		first, err := (&query{}).add(`SELECT due_at FROM pins WHERE due_at <= ? ORDER BY due_at LIMIT 1`, us).int(ctx, tx)
+		if err != nil {
+			return err
+		}
+		var oldest time.Time
+		if first != 0 {
+			oldest = projections.TimeOf(first)
+		}
+		f = projections.FiguresFrom(totals, later, oldest, eventlog.Position(cp))
+		return nil
+	})
+	if err != nil {
+		return f, fmt.Errorf("read figures: %w", err)
+	}
+	return f, nil
+}
