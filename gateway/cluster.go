@@ -169,7 +169,7 @@ func (h *Handler) pinCID(r *http.Request, tenant string, in pinInput) (pin.Reque
 	rec, err := h.request(ctx, tenant, in, key, uuid.Nil)
 	if errors.Is(err, errKeyReused) {
 		// The racer asked with other options; its pin is the CID's pin.
-		s, rerr := h.readPin(ctx, keyedID(tenant, key))
+		s, rerr := h.readPin(ctx, KeyedRequestID(tenant, key))
 		if rerr != nil {
 			return rec, rerr
 		}

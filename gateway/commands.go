@@ -21,7 +21,7 @@ import (
 // maxRaces is how often a command re-reads and decides again after losing
 // a race to another writer of the stream (a fetcher's progress, most often)
 // before it gives up.
-const maxRaces = 8
+const maxRaces = 32
 
 // streamPage is how many events a stream read takes at once.
 const streamPage = 512
@@ -71,10 +71,10 @@ func idempotencyNamespace() uuid.UUID {
 	return uuid.UUID{0x6b, 0x3e, 0x51, 0x0c, 0x27, 0x8f, 0x4d, 0x1a, 0x9c, 0x42, 0x5e, 0x0d, 0x7a, 0x61, 0x93, 0xb4}
 }
 
-// keyedID is the request id of a tenant's request with an Idempotency-Key:
-// the same tenant and key always name the same stream, so a retry finds the
-// first request's stream instead of making another.
-func keyedID(tenant, key string) uuid.UUID {
+// KeyedRequestID is the request id of a tenant's request made with an
+// Idempotency-Key: the same tenant and key always name the same stream, so
+// a retry finds the first request's stream instead of making another.
+func KeyedRequestID(tenant, key string) uuid.UUID {
 	return uuid.NewSHA1(idempotencyNamespace(), []byte(tenant+"\x00"+key))
 }
 
@@ -89,7 +89,7 @@ var errKeyReused = &apiError{status: http.StatusUnprocessableEntity, reason: Rea
 func (h *Handler) request(ctx context.Context, tenant string, in pinInput, key string, replaces uuid.UUID) (pin.Requested, error) {
 	id := uuid.New()
 	if key != "" {
-		id = keyedID(tenant, key)
+		id = KeyedRequestID(tenant, key)
 	}
 	r, err := pin.Request(pin.State{}, pin.Requested{
 		RequestID: id, Tenant: tenant, CID: in.CID.Text, Name: in.Name,
@@ -161,7 +161,7 @@ func (h *Handler) replacePin(ctx context.Context, tenant string, old uuid.UUID, 
 // replayReplace answers a keyed replace whose old request is gone: if this
 // key's request replaced it, that request is the answer.
 func (h *Handler) replayReplace(ctx context.Context, tenant string, old uuid.UUID, in pinInput, key string) (pin.Requested, error) {
-	id := keyedID(tenant, key)
+	id := KeyedRequestID(tenant, key)
 	s, err := h.readPin(ctx, id)
 	if err != nil {
 		return pin.Requested{}, err
@@ -206,7 +206,9 @@ func (h *Handler) removeReplaced(ctx context.Context, tenant string, old, id uui
 }
 
 // errTooManyRaces: the stream changed under every attempt to decide on it.
-var errTooManyRaces = errors.New("stream kept changing under the decision")
+// The client may try again.
+var errTooManyRaces = &apiError{status: http.StatusServiceUnavailable, reason: ReasonUnavailable,
+	details: "The pin kept changing while the request was decided; try again"}
 
 // removeRequest removes the tenant's live request id, recording replacedBy
 // (uuid.Nil for a plain delete).
@@ -233,7 +235,9 @@ func (h *Handler) appendRemoval(ctx context.Context, tenant string, s pin.State,
 		return false, err
 	}
 	id := s.Request.RequestID
-	e, err := pin.Proposal(rm, s.DecisionID("remove"), meta(tenant, id))
+	// The id names the replacement too: two replaces racing on one state
+	// must not look, to the store, like one append retried.
+	e, err := pin.Proposal(rm, s.DecisionID("remove:"+replacedBy.String()), meta(tenant, id))
 	if err != nil {
 		return false, err
 	}

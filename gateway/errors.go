@@ -54,9 +54,10 @@ func errorStatus(err error) (status int, reason, details string) {
 		return api.status, api.reason, api.details
 	case errors.Is(err, projections.ErrNotFound), errors.Is(err, pin.ErrNotFound), errors.Is(err, pin.ErrRemoved):
 		return errNotFound.status, errNotFound.reason, errNotFound.details
-	case errors.Is(err, pin.ErrInvalid):
-		// The gateway checks every input before it decides; a refusal here
-		// is a limit the domain keeps that the gateway missed.
+	case errors.Is(err, pin.ErrInvalid), errors.Is(err, projections.ErrInvalid):
+		// The gateway checks every input before it decides or reads; a
+		// refusal here is a limit the domain or the views keep that the
+		// gateway missed.
 		return http.StatusBadRequest, ReasonBadRequest, err.Error()
 	case errors.Is(err, eventlog.ErrClosed), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, ReasonUnavailable, "The service is shutting down or overloaded; try again"

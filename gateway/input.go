@@ -329,7 +329,7 @@ func parseListQuery(tenant string, q url.Values) (projections.ListQuery, error) 
 		if err != nil {
 			return lq, badRequest("%v", err)
 		}
-		lq.Statuses = lq.Statuses[:0:0]
+		lq.Statuses = nil
 		for _, s := range items {
 			st, err := pin.ParseStatus(s)
 			if err != nil {
@@ -340,6 +340,15 @@ func parseListQuery(tenant string, q url.Values) (projections.ListQuery, error) 
 	}
 	if len(lq.Meta) == 0 {
 		lq.Meta = nil
+	}
+	// The spec's listing shows pinned pins only "when no filter is
+	// provided": a search by cid, name or meta finds pins in every status
+	// (kubo's `ipfs pin remote ls --cid` and the compliance checks rely on
+	// it). before, after and limit page through a listing and leave its
+	// default alone, so that every page of one listing has the same
+	// statuses.
+	if _, ok := q["status"]; !ok && (len(lq.CIDs) > 0 || lq.Name != "" || lq.Meta != nil) {
+		lq.Statuses = nil
 	}
 	return lq, nil
 }

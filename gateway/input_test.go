@@ -146,15 +146,17 @@ func TestParseListQuery(t *testing.T) {
 		problem     string
 	}{
 		{"defaults: pinned only, ten", "", defaults, ""},
-		{"cids in both versions, canonical", "cid=" + a.String() + "," + v0, with(func(q *projections.ListQuery) { q.CIDs = []string{a.String(), b.String()} }), ""},
-		{"cid repeated as parameters", "cid=" + a.String() + "&cid=" + b.String(), with(func(q *projections.ListQuery) { q.CIDs = []string{a.String(), b.String()} }), ""},
-		{"name and match", "name=Precious&match=ipartial", with(func(q *projections.ListQuery) { q.Name, q.Match = "Precious", projections.MatchIPartial }), ""},
+		{"cids in both versions, canonical", "cid=" + a.String() + "," + v0, with(func(q *projections.ListQuery) { q.CIDs, q.Statuses = []string{a.String(), b.String()}, nil }), ""},
+		{"cid repeated as parameters", "cid=" + a.String() + "&cid=" + b.String(), with(func(q *projections.ListQuery) { q.CIDs, q.Statuses = []string{a.String(), b.String()}, nil }), ""},
+		{"a filter with a status keeps it", "cid=" + a.String() + "&status=pinned", with(func(q *projections.ListQuery) { q.CIDs = []string{a.String()} }), ""},
+		{"name and match", "name=Precious&match=ipartial", with(func(q *projections.ListQuery) { q.Name, q.Match, q.Statuses = "Precious", projections.MatchIPartial, nil }), ""},
 		{"statuses", "status=queued,pinning,failed", with(func(q *projections.ListQuery) {
 			q.Statuses = []pin.Status{pin.StatusQueued, pin.StatusPinning, pin.StatusFailed}
 		}), ""},
 		{"dates", "before=2020-07-27T17:32:28.276123Z&after=2020-07-27T19:32:28.276123%2B02:00", with(func(q *projections.ListQuery) { q.Before, q.After = at, at }), ""},
 		{"limit", "limit=1000", with(func(q *projections.ListQuery) { q.Limit = 1000 }), ""},
-		{"meta", `meta=%7B%22app_id%22%3A%22UUID%22%7D`, with(func(q *projections.ListQuery) { q.Meta = map[string]string{"app_id": "UUID"} }), ""},
+		{"meta", `meta=%7B%22app_id%22%3A%22UUID%22%7D`, with(func(q *projections.ListQuery) { q.Meta, q.Statuses = map[string]string{"app_id": "UUID"}, nil }), ""},
+		{"paging keeps the default", "before=2020-07-27T17:32:28.276123Z&limit=5", with(func(q *projections.ListQuery) { q.Before, q.Limit = at, 5 }), ""},
 		{"empty meta is no filter", `meta={}`, defaults, ""},
 		{"unknown parameter", "sort=asc", defaults, `unknown query parameter "sort"`},
 		{"cids mixed into a listing", "cid=" + a.String() + "&foo=1", defaults, `unknown query parameter "foo"`},

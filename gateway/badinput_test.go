@@ -1,0 +1,137 @@
+package gateway_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+
+	"github.com/pickup-ipfs/pickup/gateway"
+)
+
+// Bad input gets a 400 with a precise reason in the API's error shape, and
+// changes nothing.
+func TestBadInputChangesNothing(t *testing.T) {
+	s, base, c := setup(t, gateway.Config{MaxBodyBytes: 4 << 10})
+	cl := basic(t, base, "alice", strings.TrimPrefix(c.auth, "Bearer "))
+	live := c.addPin(`{"cid":"` + newCID(t).String() + `"}`)
+	good := newCID(t).String()
+	for _, tc := range []struct {
+		name           string
+		c              client
+		method, path   string
+		body           string
+		headers        []string
+		status         int
+		reason, detail string
+	}{
+		{"bad cid", c, "POST", "/pins", `{"cid":"bafyNOPE"}`, nil, 400, "BAD_REQUEST", `cid: "bafyNOPE" is not a CID`},
+		{"insecure hash", c, "POST", "/pins", `{"cid":"bafkreaeaaaaaaaaaaaaaaaaaaaaaaaaaaa"}`, nil, 400, "BAD_REQUEST", "cid:"},
+		{"no cid", c, "POST", "/pins", `{"name":"x"}`, nil, 400, "BAD_REQUEST", "cid is required"},
+		{"long name", c, "POST", "/pins", `{"cid":"` + good + `","name":"` + strings.Repeat("x", 256) + `"}`, nil, 400, "BAD_REQUEST", "name: 256 characters, at most 255"},
+		{"21 origins", c, "POST", "/pins", `{"cid":"` + good + `","origins":[` + strings.Repeat(`"/p2p/`+peerA+`",`, 20) + `"/p2p/` + peerA + `"]}`, nil, 400, "BAD_REQUEST", "21 origins, at most 20"},
+		{"origin without peer", c, "POST", "/pins", `{"cid":"` + good + `","origins":["/ip4/8.8.8.8/tcp/1"]}`, nil, 400, "BAD_REQUEST", "does not end with /p2p/<peer id>"},
+		{"meta not strings", c, "POST", "/pins", `{"cid":"` + good + `","meta":{"a":[]}}`, nil, 400, "BAD_REQUEST", "meta: a JSON array where a string belongs"},
+		{"unknown field", c, "POST", "/pins", `{"cid":"` + good + `","pinned":true}`, nil, 400, "BAD_REQUEST", `unknown field "pinned"`},
+		{"too big", c, "POST", "/pins", `{"cid":"` + good + `","name":"` + strings.Repeat(" ", 5<<10) + `"}`, nil, 400, "BAD_REQUEST", "body larger than 4096 bytes"},
+		{"form body", c, "POST", "/pins", `cid=` + good, []string{"Content-Type", "application/x-www-form-urlencoded"}, 400, "BAD_REQUEST", "send the pin as application/json"},
+		{"query on POST", c, "POST", "/pins?cid=" + good, `{"cid":"` + good + `"}`, nil, 400, "BAD_REQUEST", "takes no query parameters"},
+		{"bad idempotency key", c, "POST", "/pins", `{"cid":"` + good + `"}`, []string{"Idempotency-Key", "a b"}, 400, "BAD_REQUEST", "Idempotency-Key"},
+		{"replace with bad body", c, "POST", "/pins/" + live.RequestID, `{"cid":5}`, nil, 400, "BAD_REQUEST", "cid: a JSON number where a string belongs"},
+		{"list limit", c, "GET", "/pins?limit=0", "", nil, 400, "BAD_REQUEST", "limit: 0 is out of range"},
+		{"list date", c, "GET", "/pins?before=" + url.QueryEscape("27 July 2020"), "", nil, 400, "BAD_REQUEST", "before:"},
+		{"list unknown", c, "GET", "/pins?stats=pinned", "", nil, 400, "BAD_REQUEST", `unknown query parameter "stats"`},
+		{"cluster bad cid", cl, "POST", "/pins/notacid", "", nil, 400, "BAD_REQUEST", `"notacid" is neither a request id (a UUID) nor a CID`},
+		{"cluster bad origin", cl, "POST", "/pins/" + good + "?origins=nope", "", nil, 400, "BAD_REQUEST", `origins[0] "nope" is not a multiaddr`},
+		{"cluster direct mode", cl, "POST", "/pins/" + good + "?mode=direct", "", nil, 400, "BAD_REQUEST", "recursive"},
+		{"cluster unknown option", cl, "POST", "/pins/" + good + "?colour=red", "", nil, 400, "BAD_REQUEST", `unknown query parameter "colour"`},
+		{"cluster list bad cid", cl, "GET", "/pins?cids=" + good + ",nope", "", nil, 400, "BAD_REQUEST", `cids: "nope" is not a CID`},
+		{"unknown route", c, "GET", "/pins/a/b", "", nil, 404, "NOT_FOUND", ""},
+		{"unknown root", c, "GET", "/", "", nil, 404, "NOT_FOUND", ""},
+		{"method", c, "PUT", "/pins", `{}`, nil, 405, "METHOD_NOT_ALLOWED", "allowed: GET, POST"},
+		{"method on a request id", c, "PATCH", "/pins/" + live.RequestID, `{}`, nil, 405, "METHOD_NOT_ALLOWED", "allowed: GET, POST, DELETE"},
+		{"delete a cid", c, "DELETE", "/pins/" + good, "", nil, 405, "METHOD_NOT_ALLOWED", "allowed: GET, POST"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			head, _ := s.Log.Head(context.Background())
+			tc.c.do(tc.method, tc.path, tc.body, tc.headers...).wantError(t, tc.status, tc.reason, tc.detail)
+			if after, _ := s.Log.Head(context.Background()); after != head {
+				t.Fatalf("refused request appended to the log (%d -> %d)", head, after)
+			}
+		})
+	}
+	var got pinStatus
+	c.do(http.MethodGet, "/pins/"+live.RequestID, "").want(t, http.StatusOK, &got)
+	if got.Status != "queued" {
+		t.Fatalf("live pin changed: %+v", got)
+	}
+}
+
+// Private origins are dropped, not refused, unless the deployment allows
+// them.
+func TestPrivateOrigins(t *testing.T) {
+	body := `{"cid":"` + newCID(t).String() + `","origins":["/ip4/127.0.0.1/tcp/4001/p2p/` + peerA + `","/ip4/8.8.8.8/tcp/4001/p2p/` + peerA + `"]}`
+	for _, allow := range []bool{false, true} {
+		_, _, c := setup(t, gateway.Config{AllowPrivateOrigins: allow})
+		ps := c.addPin(body)
+		want := 1
+		if allow {
+			want = 2
+		}
+		if len(ps.Pin.Origins) != want {
+			t.Errorf("AllowPrivateOrigins %v kept %q", allow, ps.Pin.Origins)
+		}
+	}
+}
+
+// Reads wait for the views to reach the writes before them, within
+// ReadWait, then answer with what the views have.
+func TestReadYourWrites(t *testing.T) {
+	t.Run("a read waits for lagging views", func(t *testing.T) {
+		s, _, c := setup(t, gateway.Config{ReadWait: time.Minute})
+		s.StopRunner()
+		ps := c.addPin(`{"cid":"` + newCID(t).String() + `"}`)
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			s.StartRunner()
+		}()
+		c.do(http.MethodGet, "/pins/"+ps.RequestID, "").want(t, http.StatusOK, nil)
+	})
+	t.Run("the wait is bounded", func(t *testing.T) {
+		s, _, c := setup(t, gateway.Config{ReadWait: 20 * time.Millisecond})
+		s.StopRunner()
+		ps := c.addPin(`{"cid":"` + newCID(t).String() + `"}`)
+		c.do(http.MethodGet, "/pins/"+ps.RequestID, "").wantError(t, http.StatusNotFound, "NOT_FOUND", "")
+		s.StartRunner()
+		c.do(http.MethodGet, "/pins/"+ps.RequestID, "").want(t, http.StatusOK, nil)
+	})
+	t.Run("a write through another instance is seen (log consistency)", func(t *testing.T) {
+		s, _, c := setup(t, gateway.Config{ReadWait: time.Minute})
+		other := s.NewHandler(t, gateway.Config{})
+		s.StopRunner()
+		rec := serveOnce(t, other, http.MethodPost, "/pins", `{"cid":"`+newCID(t).String()+`"}`, c.auth)
+		var ps pinStatus
+		rec.want(t, http.StatusAccepted, &ps)
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			s.StartRunner()
+		}()
+		c.do(http.MethodGet, "/pins/"+ps.RequestID, "").want(t, http.StatusOK, nil)
+	})
+	t.Run("deletes are seen at once", func(t *testing.T) {
+		_, _, c := setup(t, gateway.Config{ReadWait: time.Minute, Consistency: gateway.ConsistencyProcess})
+		for range 20 {
+			ps := c.addPin(`{"cid":"` + newCID(t).String() + `"}`)
+			c.do(http.MethodGet, "/pins/"+ps.RequestID, "").want(t, http.StatusOK, nil)
+			c.do(http.MethodDelete, "/pins/"+ps.RequestID, "").want(t, http.StatusAccepted, nil)
+			var list pinResults
+			c.do(http.MethodGet, "/pins?status=queued", "").want(t, http.StatusOK, &list)
+			if list.Count != 0 {
+				t.Fatalf("deleted pin still listed: %+v", list)
+			}
+		}
+	})
+}
