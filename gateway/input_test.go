@@ -149,7 +149,9 @@ func TestParseListQuery(t *testing.T) {
 		{"cids in both versions, canonical", "cid=" + a.String() + "," + v0, with(func(q *projections.ListQuery) { q.CIDs, q.Statuses = []string{a.String(), b.String()}, nil }), ""},
 		{"cid repeated as parameters", "cid=" + a.String() + "&cid=" + b.String(), with(func(q *projections.ListQuery) { q.CIDs, q.Statuses = []string{a.String(), b.String()}, nil }), ""},
 		{"a filter with a status keeps it", "cid=" + a.String() + "&status=pinned", with(func(q *projections.ListQuery) { q.CIDs = []string{a.String()} }), ""},
-		{"name and match", "name=Precious&match=ipartial", with(func(q *projections.ListQuery) { q.Name, q.Match, q.Statuses = "Precious", projections.MatchIPartial, nil }), ""},
+		{"name and match", "name=Precious&match=ipartial", with(func(q *projections.ListQuery) {
+			q.Name, q.Match, q.Statuses = "Precious", projections.MatchIPartial, nil
+		}), ""},
 		{"statuses", "status=queued,pinning,failed", with(func(q *projections.ListQuery) {
 			q.Statuses = []pin.Status{pin.StatusQueued, pin.StatusPinning, pin.StatusFailed}
 		}), ""},
