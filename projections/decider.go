@@ -197,7 +197,9 @@ func NewDecider(log pinLog, views failedLister, cfg DeciderConfig) (*Decider, er
 }
 
 // Run decides every Period until ctx ends, and returns ctx's error.
-func (d *Decider) Run(ctx context.Context) error { return runEvery(ctx, d.cfg.ActorConfig, d.logger, d.Tick) }
+func (d *Decider) Run(ctx context.Context) error {
+	return runEvery(ctx, d.cfg.ActorConfig, d.logger, d.Tick)
+}
 
 // Tick makes one pass at time now: a decision for every pin the views show
 // awaiting one. It returns how many decisions it appended.
@@ -300,7 +302,9 @@ func NewWatchdog(log pinLog, views overdueLister, cfg WatchdogConfig) (*Watchdog
 }
 
 // Run checks every Period until ctx ends, and returns ctx's error.
-func (w *Watchdog) Run(ctx context.Context) error { return runEvery(ctx, w.cfg.ActorConfig, w.logger, w.Tick) }
+func (w *Watchdog) Run(ctx context.Context) error {
+	return runEvery(ctx, w.cfg.ActorConfig, w.logger, w.Tick)
+}
 
 // Tick makes one pass at time now: every pin the views show past its
 // deadline is expired. It returns how many pins it failed.
