@@ -11,12 +11,18 @@
 //	    ./terraform/cmd/awsstub
 //
 // The schema file is what package cdkschema extracts from the npm package
-// @cdktn/provider-aws; terraform/terraform_test.go does all of this itself.
+// @cdktn/provider-aws; terraform/stub_test.go does all of this itself.
+//
+// When AWSSTUB_ONLY is set (resource types and data sources, comma
+// separated, data sources as data.aws_x), the stub serves only those: what a
+// configuration uses is all Terraform needs, and a smaller schema starts
+// faster every one of the many times Terraform starts the provider.
 package main
 
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-go/tfprotov5"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov5/tf5server"
@@ -41,6 +47,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "awsstub:", err)
 		os.Exit(1)
+	}
+	if only := os.Getenv("AWSSTUB_ONLY"); only != "" {
+		s = s.Only(strings.Split(only, ","))
 	}
 	srv, err := stubprovider.New(s)
 	if err != nil {

@@ -202,8 +202,11 @@ func (m *module) nestedDef(f *field) (name string, many bool) {
 // block converts the struct name into a Terraform block. outer holds the
 // structs it is nested in: cdktn gives structurally equal objects one name,
 // so a few recursive-looking schemas (WAF rule statements) would never end;
-// the field that closes such a loop is left out.
-func (m *module) block(name string, outer map[string]bool) (*Block, error) {
+// the field that closes such a loop is left out. inSet tells that the block
+// is nested in a set, where Terraform allows no attribute of dynamic type:
+// cdktn types a few deep structures (WAF statements) as dynamic, and those
+// are left out too.
+func (m *module) block(name string, outer map[string]bool, inSet bool) (*Block, error) {
 	outer = enter(outer, name)
 	d, ok := m.structs[name]
 	if !ok {
@@ -219,7 +222,8 @@ func (m *module) block(name string, outer map[string]bool) (*Block, error) {
 			if outer[nested] {
 				continue
 			}
-			inner, err := m.block(nested, outer)
+			set := f.hcl.typ == "set" || f.wrapsSet
+			inner, err := m.block(nested, outer, inSet || (set && f.hcl.typ != "struct"))
 			if err != nil {
 				return nil, fmt.Errorf("%s.%s: %w", name, f.name, err)
 			}
@@ -247,6 +251,9 @@ func (m *module) block(name string, outer map[string]bool) (*Block, error) {
 		t, err := m.attrType(name, f, outer)
 		if err != nil {
 			return nil, err
+		}
+		if inSet && hasDynamic(t) {
+			continue
 		}
 		raw, err := json.Marshal(t)
 		if err != nil {
@@ -339,6 +346,28 @@ func (m *module) objectType(name string, outer map[string]bool) (any, error) {
 		attrs[f.name] = t
 	}
 	return []any{"object", attrs}, nil
+}
+
+// hasDynamic tells whether the type t is or holds the dynamic type.
+func hasDynamic(t any) bool {
+	switch t := t.(type) {
+	case string:
+		return t == "dynamic"
+	case []any:
+		if len(t) != 2 {
+			return false
+		}
+		if attrs, ok := t[1].(map[string]any); ok {
+			for _, a := range attrs {
+				if hasDynamic(a) {
+					return true
+				}
+			}
+			return false
+		}
+		return hasDynamic(t[1])
+	}
+	return false
 }
 
 // enter returns outer with name added, leaving outer as it was.

@@ -1,0 +1,113 @@
+variable "region" {
+  description = "AWS region to deploy to."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "name" {
+  description = "Name of the deployment: prefixes every resource and is the Deployment dimension of the metrics."
+  type        = string
+  default     = "pickup-dev"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name))
+    error_message = "name must be 3 to 32 lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "environment" {
+  description = "Environment tag of every resource."
+  type        = string
+  default     = "dev"
+}
+
+variable "az_count" {
+  description = "Availability zones to use, from the region's first."
+  type        = number
+  default     = 2
+}
+
+variable "vpc_cidr" {
+  description = "IPv4 range of the VPC."
+  type        = string
+  default     = "10.40.0.0/16"
+}
+
+variable "image_tag" {
+  description = "Tag of the pickup image, pushed to the deployment's ECR repository (output ecr_repository_url), that the fetchers and the projector run."
+  type        = string
+}
+
+variable "cpu_architecture" {
+  description = "CPU architecture the image was built for and the tasks run on: X86_64 or ARM64."
+  type        = string
+  default     = "X86_64"
+}
+
+variable "lambda_package" {
+  description = "Path of the Lambda package; null for bin/lambda.zip at the repository's root, as `make lambda` builds it."
+  type        = string
+  default     = null
+}
+
+variable "delegates" {
+  description = "Multiaddrs of the fetchers' libp2p hosts, returned to clients as delegates."
+  type        = list(string)
+  default     = []
+}
+
+variable "eventlog_connection_string" {
+  description = "EventStoreDB/KurrentDB connection string to write to the event log secret, write-only (never in state). Null to write it yourself; see modules/eventstore/README.md."
+  type        = string
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+}
+
+variable "eventlog_connection_string_version" {
+  description = "Version of eventlog_connection_string: 0 to leave the secret to the operator; raise by one on every change."
+  type        = number
+  default     = 0
+}
+
+variable "fetcher_max_count" {
+  description = "Most fetcher tasks."
+  type        = number
+  default     = 4
+}
+
+variable "oldest_queued_age_threshold_seconds" {
+  description = "Alarm when the oldest queued pin has waited longer than this."
+  type        = number
+  default     = 3600
+}
+
+variable "notify_on_pinned" {
+  description = "Create an SNS topic that the projector tells of every validated CAR."
+  type        = bool
+  default     = false
+}
+
+variable "alarm_email" {
+  description = "Email address subscribed to the alarms' SNS topic (the subscription must be confirmed); null for none."
+  type        = string
+  default     = null
+}
+
+variable "domain_name" {
+  description = "Custom domain of the API; null for the execute-api address."
+  type        = string
+  default     = null
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate of domain_name, in var.region."
+  type        = string
+  default     = null
+}
+
+variable "route53_zone_id" {
+  description = "Route 53 zone to create domain_name's record in; null to create it yourself."
+  type        = string
+  default     = null
+}

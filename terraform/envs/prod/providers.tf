@@ -1,0 +1,12 @@
+provider "aws" {
+  region = var.region
+
+  default_tags {
+    tags = {
+      Project     = "pickup"
+      Deployment  = var.name
+      Environment = var.environment
+      ManagedBy   = "terraform"
+    }
+  }
+}
