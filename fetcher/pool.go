@@ -27,6 +27,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections"
 )
 
 // Config tunes a Pool. Zero fields take their defaults.
@@ -90,9 +91,9 @@ type Log interface {
 // Queue finds pins waiting for a fetcher; the projections' view stores
 // implement it.
 type Queue interface {
-	// Due returns up to limit request ids of pins that may be claimed now,
-	// the longest waiting first.
-	Due(ctx context.Context, now time.Time, limit int) ([]uuid.UUID, error)
+	// DueForClaim returns up to limit pins that may be claimed now, the
+	// longest waiting first.
+	DueForClaim(ctx context.Context, now time.Time, limit int) ([]projections.PinView, error)
 }
 
 // Protector keeps the process from being scaled in while it holds work.
@@ -232,9 +233,13 @@ func (p *Pool) scan(ctx context.Context, candidates chan<- uuid.UUID, wake <-cha
 	for {
 		free := p.cfg.BatchSize - p.runningCount()
 		if free > 0 {
-			ids, err := p.queue.Due(ctx, time.Now(), 2*free)
+			due, err := p.queue.DueForClaim(ctx, time.Now(), 2*free)
 			if err != nil && ctx.Err() == nil {
 				p.logger.Warn("looking for due pins", "err", err)
+			}
+			ids := make([]uuid.UUID, len(due))
+			for i, v := range due {
+				ids[i] = v.RequestID
 			}
 			// Fetchers in other processes scan the same queue: spread the
 			// claims so that they do not all race for the same pin.

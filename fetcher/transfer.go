@@ -13,6 +13,7 @@ import (
 	"github.com/pickup-ipfs/pickup/fetcher/carstore"
 	"github.com/pickup-ipfs/pickup/fetcher/dag"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections"
 )
 
 // DAGFetcher gets a DAG as a verified CAR into sinks it opens; dag.Fetcher
@@ -32,9 +33,9 @@ type CARStore interface {
 // CARIndex finds the CAR of a root that is already pinned, for any tenant;
 // the projections' view stores implement it.
 type CARIndex interface {
-	// CarForRoot returns the CAR CID of a pinned request for the root (in
-	// canonical form), and false when there is none.
-	CarForRoot(ctx context.Context, canonicalRoot string) (carCID string, found bool, err error)
+	// CarForRoot returns the CAR of a pinned request for the root (in
+	// canonical form), or an error wrapping projections.ErrNotFound.
+	CarForRoot(ctx context.Context, canonicalRoot string) (projections.Car, error)
 }
 
 // transfer moves one attempt's bytes: reuse a CAR already in the carpark,
@@ -75,7 +76,9 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 	attempt := s.Attempt
 	key := carstore.StagingKey(a.id.String(), attempt)
 	meta := carstore.Metadata{Root: root, RequestID: a.id.String()}
-	open := func(ctx context.Context) (dag.Sink, error) { return t.cars.Stage(ctx, key, meta) }
+	// The upload lives as long as the attempt's fetch, not as long as the
+	// source's try that opens it: it is completed after Fetch returns.
+	open := func(context.Context) (dag.Sink, error) { return t.cars.Stage(fetchCtx, key, meta) }
 	res, sink, err := t.dag.Fetch(fetchCtx, dag.Request{Root: root, Origins: origins(s.Request.Origins)}, open,
 		func(b, n int64, src string) { bytes.Store(b); blocks.Store(n); source.Store(src) })
 	if err != nil {
@@ -124,10 +127,11 @@ func (t *transfer) reuse(ctx context.Context, a *attempt, root cid.Cid) (bool, e
 	}
 	s := a.current()
 	// The index keys roots by their canonical form: CIDv1, base32.
-	carCID, found, err := t.index.CarForRoot(ctx, cid.NewCidV1(root.Type(), root.Hash()).String())
-	if err != nil || !found {
+	car, err := t.index.CarForRoot(ctx, cid.NewCidV1(root.Type(), root.Hash()).String())
+	if err != nil {
 		return false, nil
 	}
+	carCID := car.CarCID
 	c, err := cid.Decode(carCID)
 	if err != nil {
 		return false, nil
