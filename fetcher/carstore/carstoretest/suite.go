@@ -506,7 +506,7 @@ func testPromoteMismatch(t *testing.T, b Backend) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCar(uint64(800+i), 7*carstore.MiB+i)
+			c := newCar(uint64(800+i), 2*carstore.MiB+i)
 			key := carstore.StagingKey(c.meta.RequestID, 1)
 			st := stage(t, in.Store, key, c)
 			want := c.expected(st)
