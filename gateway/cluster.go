@@ -67,8 +67,10 @@ type clusterPeerInfo struct {
 // POST /pins/{cid}. pickup uses name, origins and meta-*; it accepts the
 // others and ignores them, since it keeps one copy of a whole DAG whatever
 // they say, but refuses modes it cannot honour.
-var clusterAddParams = []string{"name", "origins", "mode", "replication-min", "replication-max",
-	"shard-size", "user-allocations", "expire-at", "pin-update", "local"}
+func clusterAddParams() []string {
+	return []string{"name", "origins", "mode", "replication-min", "replication-max",
+		"shard-size", "user-allocations", "expire-at", "pin-update", "local"}
+}
 
 // parseClusterAdd reads POST /pins/{cid}.
 func parseClusterAdd(seg string, q url.Values, allowPrivate bool) (pinInput, error) {
@@ -87,7 +89,7 @@ func parseClusterAdd(seg string, q url.Values, allowPrivate bool) (pinInput, err
 				in.Meta = map[string]string{}
 			}
 			in.Meta[strings.TrimPrefix(name, "meta-")] = v[0]
-		case !contains(clusterAddParams, name):
+		case !contains(clusterAddParams(), name):
 			return in, badRequest("unknown query parameter %q (POST /pins/{cid} takes origins, name and meta-<key>)", name)
 		case len(v) != 1:
 			return in, badRequest("%s given %d times, at most once", name, len(v))

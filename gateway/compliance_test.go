@@ -24,8 +24,8 @@ import (
 // TestPinningServiceCompliance runs the ecosystem's compliance checker
 // (npm @ipfs-shipyard/pinning-service-compliance) against the gateway when
 // PICKUP_PSA_COMPLIANCE names the directory it is installed in, patched to
-// read the spec from a file (it fetches it from GitHub otherwise); `make
-// compliance` does both. The same checks also run, always, as Go tests
+// read the spec from a file (it fetches it from GitHub otherwise);
+// gateway/testdata/compliance/run.sh does both. The same checks also run, always, as Go tests
 // (TestComplianceChecks).
 func TestPinningServiceCompliance(t *testing.T) {
 	dir := os.Getenv("PICKUP_PSA_COMPLIANCE")

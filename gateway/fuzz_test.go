@@ -9,6 +9,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/pickup-ipfs/pickup/projections"
 )
 
 // Fuzz tests for every parser of outside input. Each checks that the parser
@@ -36,6 +38,9 @@ func FuzzParseCID(f *testing.F) {
 			return
 		}
 		canon := canonicalCID(c)
+		if theirs, err := projections.CanonicalCID(s); err != nil || theirs != canon {
+			t.Fatalf("canonical form of %q: gateway %q, views %q (%v): filters would miss", s, canon, theirs, err)
+		}
 		back, err := cid.Decode(canon)
 		if err != nil || !back.Equals(cid.NewCidV1(c.Type(), c.Hash())) {
 			t.Fatalf("canonical %q of %q does not decode to the same CID: %v", canon, s, err)

@@ -19,11 +19,45 @@
 //	POST   /pins/{requestid}       PSA replace (202): a new request id; the old one is gone
 //	DELETE /pins/{requestid}       PSA remove (202)
 //	GET    /pins/{cid}             ipfs-cluster status of one CID
-//	POST   /pins/{cid}?origins=…   ipfs-cluster pin
+//	POST   /pins/{cid}?origins=…   ipfs-cluster pin (200)
 //
 // /pins/{x} is a request id when x is a UUID in its canonical 36-character
 // form, and a CID otherwise: a CID never has that form (a CIDv0 is 46
 // characters of base58; a CIDv1 starts with a multibase prefix and is longer).
+//
+// # Authorization
+//
+// `Authorization: Bearer <token>` (the PSA's scheme) or `Basic
+// base64(<tenant>:<token>)` (what ipfs-cluster clients send) on every route;
+// a 401 carries the spec's body and a challenge in the route's scheme.
+// Tokens are looked up by their SHA-256 and remembered for
+// Config.TokenCacheTTL. Another tenant's pin is not found (404), exactly
+// like a pin that never existed.
+//
+// # Listings
+//
+// GET /pins takes the spec's cid (up to 10, any CID version or base), name
+// and match, status, before and after (RFC 3339), limit (1 to 1000, default
+// 10) and meta (a JSON object), and refuses any other parameter. Without a
+// status it lists pinned pins only, as the spec says for a listing "when no
+// filter is provided"; a search by cid, name or meta finds pins in every
+// status. created has microsecond precision and is unique per tenant: page
+// with before=<oldest created>, and stop when count equals the results
+// read.
+//
+// # Idempotency
+//
+// A POST /pins (or a replace) with an Idempotency-Key header gets a request
+// id derived from the tenant and the key (KeyedRequestID): a retry finds
+// that stream, appends nothing and answers the first answer; the same key
+// with a different Pin is refused with 422 IDEMPOTENCY_KEY_REUSED.
+//
+// # Info
+//
+// PinStatus.info holds strings under the Info* keys: attempt, bytes, blocks
+// and source while pinning; car_cid and car_bytes once pinned;
+// failure_reason, failure_message and failures after a failure, retry_at
+// while a retry waits; status_details, a line for people, always.
 package gateway
 
 import (

@@ -278,14 +278,16 @@ func single(q url.Values, name string) (string, bool, error) {
 }
 
 // listParams are the query parameters of GET /pins.
-var listParams = []string{"cid", "name", "match", "status", "before", "after", "limit", "meta"}
+func listParams() []string {
+	return []string{"cid", "name", "match", "status", "before", "after", "limit", "meta"}
+}
 
 // parseListQuery reads the query of GET /pins (the Pinning Service API
 // listing) into a view query for tenant.
 func parseListQuery(tenant string, q url.Values) (projections.ListQuery, error) {
 	for name := range q {
-		if !contains(listParams, name) {
-			return projections.ListQuery{}, badRequest("unknown query parameter %q (GET /pins takes %s)", name, strings.Join(listParams, ", "))
+		if !contains(listParams(), name) {
+			return projections.ListQuery{}, badRequest("unknown query parameter %q (GET /pins takes %s)", name, strings.Join(listParams(), ", "))
 		}
 	}
 	lq := projections.ListQuery{Tenant: tenant, Limit: 10, Match: projections.MatchExact, Statuses: []pin.Status{pin.StatusPinned}}
