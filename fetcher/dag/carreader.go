@@ -176,6 +176,9 @@ func (r *CARReader) readError(what string, err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return Fail(pin.ReasonMissingBlock, "CAR stream ended inside the %s", what)
 	}
+	if errors.Is(err, varint.ErrNotMinimal) || errors.Is(err, varint.ErrOverflow) {
+		return malformed("%s: %v", what, err)
+	}
 	return fmt.Errorf("read %s: %w", what, err)
 }
 

@@ -249,21 +249,21 @@ func TestFailuresThatEndTheAttempt(t *testing.T) {
 		name   string
 		first  func(t *testing.T) dag.Source
 		limits dag.Limits
-		sinks  sinks
+		sinks  *sinks
 		want   pin.Reason
 	}{
 		{"too big", func(t *testing.T) dag.Source {
 			return gatewaySource(t, ipfstest.NewGateway(t, bs, ipfstest.GatewayOptions{}).URL())
-		}, dag.Limits{MaxCARBytes: 50 << 10}, sinks{}, pin.ReasonTooBig},
+		}, dag.Limits{MaxCARBytes: 50 << 10}, &sinks{}, pin.ReasonTooBig},
 		{"fetch timeout", func(t *testing.T) dag.Source {
 			return gatewaySource(t, ipfstest.NewGateway(t, bs, ipfstest.GatewayOptions{Tamper: ipfstest.Tamper{StallAt: 20}}).URL())
-		}, dag.Limits{FetchTimeout: 300 * time.Millisecond}, sinks{}, pin.ReasonTimeout},
+		}, dag.Limits{FetchTimeout: 300 * time.Millisecond}, &sinks{}, pin.ReasonTimeout},
 		{"sink cannot open", func(t *testing.T) dag.Source {
 			return gatewaySource(t, ipfstest.NewGateway(t, bs, ipfstest.GatewayOptions{}).URL())
-		}, dag.Limits{}, sinks{err: errors.New("bucket gone")}, pin.ReasonStorage},
+		}, dag.Limits{}, &sinks{err: errors.New("bucket gone")}, pin.ReasonStorage},
 		{"sink fails mid-way", func(t *testing.T) dag.Source {
 			return gatewaySource(t, ipfstest.NewGateway(t, bs, ipfstest.GatewayOptions{}).URL())
-		}, dag.Limits{}, sinks{failAt: 100 << 10}, pin.ReasonStorage},
+		}, dag.Limits{}, &sinks{failAt: 100 << 10}, pin.ReasonStorage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
