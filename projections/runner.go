@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -13,10 +14,18 @@ import (
 type Applier interface {
 	// Checkpoint returns the position of the last event applied.
 	Checkpoint(ctx context.Context) (eventlog.Position, error)
-	// Apply applies the events after the checkpoint, in one transaction
-	// with the new checkpoint; events at or before it are left out.
-	Apply(ctx context.Context, events []eventlog.Event) (Applied, error)
+	// Apply applies events, the log's events that follow position after,
+	// in one transaction with the new checkpoint. Events at or before the
+	// checkpoint are left out (another runner applied them). If the
+	// checkpoint is behind after, the views were reset since the caller
+	// read it: Apply changes nothing and fails with ErrCheckpointMoved.
+	Apply(ctx context.Context, after eventlog.Position, events []eventlog.Event) (Applied, error)
 }
+
+// ErrCheckpointMoved is Apply's refusal of events that do not follow the
+// views' checkpoint: the views were reset (or restored) meanwhile. The
+// runner starts again from the new checkpoint.
+var ErrCheckpointMoved = errors.New("views checkpoint moved back")
 
 // Applied says what an Apply did.
 type Applied struct {
@@ -99,6 +108,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if errors.Is(err, ErrCheckpointMoved) {
+			r.logger.Warn("views were reset; following the log again from their checkpoint")
+			continue
+		}
 		r.logger.Error("views stopped following the log; resuming", "err", err, "after", r.cfg.RetryDelay)
 		select {
 		case <-ctx.Done():
@@ -119,7 +132,8 @@ func (r *Runner) follow(ctx context.Context) error {
 		return err
 	}
 	return r.log.Subscribe(ctx, cp, eventlog.Filter{}, func(evs []eventlog.Event) error {
-		_, err := r.apply(ctx, evs)
+		_, err := r.apply(ctx, cp, evs)
+		cp = evs[len(evs)-1].Position
 		return err
 	})
 }
@@ -150,7 +164,7 @@ func (r *Runner) CatchUp(ctx context.Context, until eventlog.Position, progress 
 		if len(evs) == 0 {
 			break
 		}
-		next, err := r.apply(ctx, evs)
+		next, err := r.apply(ctx, cp, evs)
 		if err != nil {
 			return cp, err
 		}
@@ -162,8 +176,8 @@ func (r *Runner) CatchUp(ctx context.Context, until eventlog.Position, progress 
 	return cp, nil
 }
 
-func (r *Runner) apply(ctx context.Context, evs []eventlog.Event) (eventlog.Position, error) {
-	res, err := r.views.Apply(ctx, evs)
+func (r *Runner) apply(ctx context.Context, after eventlog.Position, evs []eventlog.Event) (eventlog.Position, error) {
+	res, err := r.views.Apply(ctx, after, evs)
 	if err != nil {
 		return 0, err
 	}

@@ -11,15 +11,19 @@ import (
 	"github.com/pickup-ipfs/pickup/projections"
 )
 
-// Apply applies events to the views in one transaction with the new
-// checkpoint. Events at or before the stored checkpoint are left out, so a
-// batch applied twice, or by two runners at once, counts once.
-func (s *Store) Apply(ctx context.Context, events []eventlog.Event) (projections.Applied, error) {
+// Apply implements projections.Applier: events that follow position after
+// are applied in one transaction with the new checkpoint. Events at or
+// before the stored checkpoint are left out, so a batch applied twice, or
+// by two runners at once, counts once.
+func (s *Store) Apply(ctx context.Context, after eventlog.Position, events []eventlog.Event) (projections.Applied, error) {
 	var out projections.Applied
 	err := s.write(ctx, func(c *sqlite.Conn) error {
 		cp, err := readCheckpoint(c)
 		if err != nil {
 			return err
+		}
+		if cp < after {
+			return fmt.Errorf("%w: checkpoint %d, events after %d", projections.ErrCheckpointMoved, cp, after)
 		}
 		i := 0
 		for i < len(events) && events[i].Position <= cp {

@@ -11,10 +11,11 @@ import (
 	"github.com/pickup-ipfs/pickup/projections"
 )
 
-// Apply applies events to the views in one transaction with the new
-// checkpoint. Events at or before the stored checkpoint are left out, so a
-// batch applied twice, or by two runners at once, counts once.
-func (s *Store) Apply(ctx context.Context, events []eventlog.Event) (projections.Applied, error) {
+// Apply implements projections.Applier: events that follow position after
+// are applied in one transaction with the new checkpoint. Events at or
+// before the stored checkpoint are left out, so a batch applied twice, or
+// by two runners at once, counts once.
+func (s *Store) Apply(ctx context.Context, after eventlog.Position, events []eventlog.Event) (projections.Applied, error) {
 	var out projections.Applied
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// The lock makes concurrent runners take turns; the one that waited
@@ -22,6 +23,9 @@ func (s *Store) Apply(ctx context.Context, events []eventlog.Event) (projections
 		var cp int64
 		if err := tx.QueryRow(ctx, `SELECT position FROM checkpoint WHERE id = 1 FOR UPDATE`).Scan(&cp); err != nil {
 			return fmt.Errorf("read checkpoint: %w", err)
+		}
+		if eventlog.Position(cp) < after {
+			return fmt.Errorf("%w: checkpoint %d, events after %d", projections.ErrCheckpointMoved, cp, after)
 		}
 		i := 0
 		for i < len(events) && events[i].Position <= eventlog.Position(cp) {

@@ -47,11 +47,11 @@ func TestSameViewsAsEmbedded(t *testing.T) {
 	}
 	defer file.Close()
 	for i := 0; i < len(evs); i += 700 {
-		if _, err := pgStore.Apply(ctx, evs[i:min(i+700, len(evs))]); err != nil {
+		if _, err := pgStore.Apply(ctx, evs[i].Position-1, evs[i:min(i+700, len(evs))]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := file.Apply(ctx, evs); err != nil {
+	if _, err := file.Apply(ctx, 0, evs); err != nil {
 		t.Fatal(err)
 	}
 	viewtest.SameViews(t, pgStore, file)

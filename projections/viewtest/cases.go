@@ -2,6 +2,7 @@ package viewtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -378,14 +379,14 @@ func testApplyTwice(t *testing.T, b Backend) {
 	evs := Events(History(HistoryConfig{Events: 3000, Seed: 7}))
 	ctx := context.Background()
 	once, _ := open(t, b)
-	if _, err := once.Apply(ctx, evs); err != nil {
+	if _, err := once.Apply(ctx, after(evs), evs); err != nil {
 		t.Fatal(err)
 	}
 	twice, _ := open(t, b)
 	// Overlapping and repeated batches: each event counts once.
 	var reached eventlog.Position
 	for _, r := range [][2]int{{0, 1000}, {500, 1500}, {0, 2000}, {1999, 3000}, {0, 3000}} {
-		res, err := twice.Apply(ctx, evs[r[0]:r[1]])
+		res, err := twice.Apply(ctx, after(evs[r[0]:r[1]]), evs[r[0]:r[1]])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -449,12 +450,20 @@ func testSkipped(t *testing.T, b Backend) {
 func testReset(t *testing.T, b Backend) {
 	s, _ := open(t, b)
 	ctx := context.Background()
-	if _, err := s.Apply(ctx, Events(History(HistoryConfig{Events: 500, Seed: 3}))); err != nil {
+	evs := Events(History(HistoryConfig{Events: 500, Seed: 3}))
+	if _, err := s.Apply(ctx, 0, evs); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Reset(ctx); err != nil {
 		t.Fatal(err)
 	}
 	empty, _ := open(t, b)
+	SameViews(t, s, empty)
+	// A runner that read before the reset has its next batch refused: it
+	// does not follow the new checkpoint.
+	more := Events(History(HistoryConfig{Events: 600, Seed: 3}))[500:]
+	if _, err := s.Apply(ctx, evs[len(evs)-1].Position, more); !errors.Is(err, projections.ErrCheckpointMoved) {
+		t.Errorf("apply after a reset: %v, want ErrCheckpointMoved", err)
+	}
 	SameViews(t, s, empty)
 }

@@ -224,18 +224,49 @@ func testDeterministicOnLongHistory(t *testing.T, b Backend) {
 	small, _ := open(t, b)
 	for i := 0; i < len(evs); {
 		n := min(len(evs)-i, 1+rnd.IntN(1500))
-		if _, err := small.Apply(ctx, evs[i:i+n]); err != nil {
+		if _, err := small.Apply(ctx, after(evs[i:i+n]), evs[i:i+n]); err != nil {
 			t.Fatal(err)
 		}
 		i += n
 	}
 	big, _ := open(t, b)
 	for i := 0; i < len(evs); i += 4096 {
-		if _, err := big.Apply(ctx, evs[i:min(i+4096, len(evs))]); err != nil {
+		if _, err := big.Apply(ctx, after(evs[i:min(i+4096, len(evs))]), evs[i:min(i+4096, len(evs))]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	SameViews(t, small, big)
+}
+
+// testResetWhileRunning resets the views under a running runner, as
+// `pickup replay` does: the runner notices and follows the log again from
+// position zero, and the views end equal to a rebuild.
+func testResetWhileRunning(t *testing.T, b Backend) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log, _ := openLog(t)
+	steps := History(HistoryConfig{Events: size(3000), Seed: 31})
+	s, _ := open(t, b)
+	done := make(chan error, 1)
+	go func() { done <- newRunner(t, log, s, 0).Run(ctx) }()
+	if err := AppendConcurrently(ctx, log, steps[:len(steps)/2], 32); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := log.Head(ctx)
+	waitFor(t, s, head)
+	if err := s.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := AppendConcurrently(ctx, log, steps[len(steps)/2:], 32); err != nil {
+		t.Fatal(err)
+	}
+	head, _ = log.Head(ctx)
+	waitFor(t, s, head)
+	cancel()
+	<-done
+	rebuilt, _ := open(t, b)
+	catchUp(t, log, rebuilt, 4096)
+	SameViews(t, s, rebuilt)
 }
 
 // testConcurrentRunners runs two runners, on two handles to the same views,

@@ -77,6 +77,7 @@ func Run(t *testing.T, b Backend) {
 		{"RebuildEqualsLive", testRebuildEqualsLive},
 		{"DeterministicOnLongHistory", testDeterministicOnLongHistory},
 		{"Reset", testReset},
+		{"ResetWhileRunning", testResetWhileRunning},
 		{"ConcurrentRunners", testConcurrentRunners},
 		{"KilledRunnerLosesNothing", testKilledRunner},
 	}
@@ -187,6 +188,15 @@ func Diff(a, b projections.Rows, max int) ([]string, error) {
 	return out, nil
 }
 
+// after is the position events follow, for Apply: they come from a log
+// with dense positions.
+func after(evs []eventlog.Event) eventlog.Position {
+	if len(evs) == 0 {
+		return 0
+	}
+	return evs[0].Position - 1
+}
+
 // pins builds histories by hand: each call appends one event to a pin's
 // stream, with positions and revisions as a log would give them.
 type pins struct {
@@ -237,7 +247,7 @@ func (h *pins) pinEvent(id uuid.UUID, p pin.Payload) eventlog.Event {
 // apply applies events to the store.
 func (h *pins) apply(evs ...eventlog.Event) projections.Applied {
 	h.t.Helper()
-	res, err := h.s.Apply(context.Background(), evs)
+	res, err := h.s.Apply(context.Background(), after(evs), evs)
 	if err != nil {
 		h.t.Fatalf("apply: %v", err)
 	}

@@ -1,0 +1,186 @@
+// Package audit tells a pin's story from its events: for each one, when it
+// happened, who did it, in which attempt, what it meant, and, for every
+// decision nobody asked for (a retry, a dead letter, a watchdog's failure),
+// why. It reads only the log: an audit owes nothing to the views.
+package audit
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/pin"
+)
+
+// Entry is one event of a pin's timeline.
+type Entry struct {
+	Position eventlog.Position `json:"position"`
+	Revision uint64            `json:"revision"`
+	EventID  uuid.UUID         `json:"event_id"`
+	// CausedBy is the event that led to this one, when the writer said.
+	CausedBy *uuid.UUID `json:"caused_by,omitempty"`
+	Time     time.Time  `json:"time"`
+	Actor    string     `json:"actor"`
+	Type     string     `json:"type"`
+	// Attempt is the attempt the event belongs to (0 before the first).
+	Attempt int `json:"attempt"`
+	// Status is the API status after the event.
+	Status pin.Status `json:"status"`
+	// What says what happened.
+	What string `json:"what"`
+	// Reason says why, for failures and decisions.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Timeline folds a pin's events into its timeline. Events it cannot read
+// appear as such, and the rest of the story goes on.
+func Timeline(events []eventlog.Event) []Entry {
+	var s pin.State
+	out := make([]Entry, 0, len(events))
+	for _, e := range events {
+		en := Entry{Position: e.Position, Revision: e.Revision, EventID: e.ID, Time: e.Meta.Time.UTC(), Actor: e.Meta.Actor, Type: e.Type}
+		if e.Meta.CausationID != uuid.Nil {
+			c := e.Meta.CausationID
+			en.CausedBy = &c
+		}
+		before := s
+		p, err := pin.Decode(e)
+		if err == nil {
+			s, err = s.Apply(e)
+		}
+		if err != nil {
+			en.What = "unreadable event"
+			en.Reason = err.Error()
+			en.Attempt, en.Status = s.Attempt, s.Status()
+			out = append(out, en)
+			continue
+		}
+		en.Attempt, en.Status = s.Attempt, s.Status()
+		en.What, en.Reason = describe(before, s, p)
+		out = append(out, en)
+	}
+	return out
+}
+
+// describe says what a payload did to a pin, and why for the decisions.
+func describe(before, after pin.State, p pin.Payload) (what, why string) {
+	switch p := p.(type) {
+	case pin.Requested:
+		what = fmt.Sprintf("requested %s by tenant %s", p.CID, p.Tenant)
+		if p.Name != "" {
+			what += fmt.Sprintf(" as %q", p.Name)
+		}
+		if p.Replaces != uuid.Nil {
+			what += fmt.Sprintf(", replacing request %s", p.Replaces)
+		}
+	case pin.FetchStarted:
+		what = fmt.Sprintf("attempt %d claimed by %s, lease until %s", p.Attempt, p.Fetcher, clock(p.LeaseUntil))
+	case pin.FetchProgress:
+		what = fmt.Sprintf("attempt %d: %s in %d blocks", p.Attempt, Bytes(p.Bytes), p.Blocks)
+		if p.Source != "" {
+			what += " from " + p.Source
+		}
+		what += ", lease until " + clock(p.LeaseUntil)
+	case pin.CarUploaded:
+		what = fmt.Sprintf("attempt %d: CAR %s staged, %s in %d blocks", p.Attempt, p.CarCID, Bytes(p.Bytes), p.Blocks)
+	case pin.CarValidated:
+		what = fmt.Sprintf("pinned: CAR %s (%s) validated into the carpark at %s", p.CarCID, Bytes(p.Bytes), p.Key)
+		if p.Reused {
+			what = fmt.Sprintf("pinned without fetching: reused CAR %s (%s) at %s", p.CarCID, Bytes(p.Bytes), p.Key)
+		}
+	case pin.Failed:
+		kind := "transient"
+		switch {
+		case p.Permanent:
+			kind = "permanent"
+		case !p.Reason.Counts():
+			kind = "handed back, spends no attempt"
+		}
+		what = fmt.Sprintf("attempt %d failed (%s)", p.Attempt, kind)
+		why = failure(p.Reason, p.Message)
+	case pin.RetryScheduled:
+		next := after.Attempt + 1
+		switch {
+		case p.Requeued:
+			what = fmt.Sprintf("requeued by the tenant: attempt %d may start at %s", next, clock(p.NotBefore))
+			why = "the tenant asked again for a pin that had failed; its count of failures starts over"
+		case before.LastFailure != nil && !before.LastFailure.Reason.Counts():
+			what = fmt.Sprintf("attempt %d may start at once (%s)", next, clock(p.NotBefore))
+			why = "the last attempt was handed back: " + failure(before.LastFailure.Reason, before.LastFailure.Message)
+		default:
+			what = fmt.Sprintf("retry %d scheduled for %s", next, clock(p.NotBefore))
+			if before.LastFailure != nil {
+				why = fmt.Sprintf("after %s; %d of the attempts failed so far", failure(before.LastFailure.Reason, before.LastFailure.Message), p.Failures)
+			}
+		}
+	case pin.DeadLettered:
+		what = fmt.Sprintf("dead-lettered after %d failures", p.Failures)
+		why = failure(p.Reason, p.Message)
+		if before.LastFailure != nil && before.LastFailure.Permanent {
+			why = "permanent failure: " + why
+		} else {
+			why = "out of attempts: " + why
+		}
+	case pin.Removed:
+		what = "removed by the tenant"
+		if p.ReplacedBy != uuid.Nil {
+			what = fmt.Sprintf("replaced by request %s", p.ReplacedBy)
+		}
+	}
+	return what, why
+}
+
+func failure(r pin.Reason, msg string) string {
+	if msg == "" {
+		return string(r)
+	}
+	return fmt.Sprintf("%s: %s", r, msg)
+}
+
+func clock(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// Bytes writes a size for people: 1.5 MiB.
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// WriteText prints the timeline for people: a line per event, then where
+// the pin stands.
+func WriteText(w io.Writer, requestID uuid.UUID, entries []Entry) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "pin request %s\n", requestID)
+	fmt.Fprintln(tw, "TIME\tACTOR\tATTEMPT\tEVENT\tWHAT\tWHY")
+	for _, e := range entries {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339Nano), e.Actor, e.Attempt, e.Type, e.What, e.Reason)
+	}
+	if len(entries) > 0 {
+		last := entries[len(entries)-1]
+		fmt.Fprintf(tw, "status now: %s, after %d events\n", last.Status, len(entries))
+	}
+	return tw.Flush()
+}
+
+// WriteJSON prints the timeline for machines: one JSON object per line.
+func WriteJSON(w io.Writer, entries []Entry) error {
+	enc := json.NewEncoder(w)
+	for _, e := range entries {
+		if err := enc.Encode(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}

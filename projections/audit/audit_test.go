@@ -1,0 +1,172 @@
+package audit_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections/audit"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// history records a pin's life as a log would.
+type history struct {
+	t      *testing.T
+	id     uuid.UUID
+	s      pin.State
+	events []eventlog.Event
+}
+
+func (h *history) add(actor string, at time.Time, decide func(pin.State) (pin.Payload, error)) {
+	h.t.Helper()
+	p, err := decide(h.s)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	n := len(h.events)
+	pr, err := pin.Proposal(p, uuid.NewSHA1(h.id, []byte{byte(n)}), eventlog.Metadata{Time: at, Actor: actor, CorrelationID: h.id})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	e := eventlog.Event{ID: pr.ID, Stream: pin.Stream(h.id), Revision: uint64(n), Position: eventlog.Position(100 + 2*n),
+		Type: pr.Type, Version: pr.Version, Data: pr.Data, Meta: pr.Meta}
+	if n > 0 {
+		e.Meta.CausationID = h.events[n-1].ID
+	}
+	if h.s, err = h.s.Apply(e); err != nil {
+		h.t.Fatal(err)
+	}
+	h.events = append(h.events, e)
+}
+
+// story is a pin that stalls, loses its fetcher, and runs out of attempts.
+func story(t *testing.T) *history {
+	policy := pin.RetryPolicy{MaxAttempts: 3, BaseDelay: 30 * time.Second, MaxDelay: time.Hour, Jitter: 0.2}
+	h := &history{t: t, id: uuid.MustParse("0a0a0a0a-0000-4000-8000-000000000001")}
+	at := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	tick := func(d time.Duration) time.Time { at = at.Add(d); return at }
+	h.add("gateway", at, func(s pin.State) (pin.Payload, error) {
+		return pin.Request(s, pin.Requested{RequestID: h.id, Tenant: "alice", CID: "bafkqaaa", Name: "holiday photos", Created: at})
+	})
+	h.add("fetcher/a", tick(time.Second), func(s pin.State) (pin.Payload, error) { return s.Claim("fetcher/a", at, 30*time.Second) })
+	h.add("fetcher/a", tick(10*time.Second), func(s pin.State) (pin.Payload, error) {
+		return s.Progress("fetcher/a", 1, 3<<20, 12, "gateway", at, 30*time.Second)
+	})
+	h.add("fetcher/a", tick(2*time.Minute), func(s pin.State) (pin.Payload, error) {
+		return s.Fail("fetcher/a", 1, pin.ReasonStalled, "no bytes for 2m0s", false)
+	})
+	h.add("decider", tick(time.Second), func(s pin.State) (pin.Payload, error) { return s.DecideRetry(policy) })
+	h.add("fetcher/b", tick(time.Minute), func(s pin.State) (pin.Payload, error) { return s.Claim("fetcher/b", at, 30*time.Second) })
+	h.add("watchdog", tick(time.Minute), func(s pin.State) (pin.Payload, error) { return s.Expire(at, time.Hour) })
+	h.add("decider", tick(time.Second), func(s pin.State) (pin.Payload, error) { return s.DecideRetry(policy) })
+	h.add("fetcher/a", tick(2*time.Minute), func(s pin.State) (pin.Payload, error) { return s.Claim("fetcher/a", at, 30*time.Second) })
+	h.add("fetcher/a", tick(time.Minute), func(s pin.State) (pin.Payload, error) {
+		return s.Fail("fetcher/a", 3, pin.ReasonSourcesFailed, "gateway: 504; bitswap: no providers", false)
+	})
+	h.add("decider", tick(time.Second), func(s pin.State) (pin.Payload, error) { return s.DecideRetry(policy) })
+	return h
+}
+
+func TestTimelineSaysWhatAndWhy(t *testing.T) {
+	h := story(t)
+	tl := audit.Timeline(h.events)
+	if len(tl) != len(h.events) {
+		t.Fatalf("%d entries for %d events", len(tl), len(h.events))
+	}
+	for _, c := range []struct {
+		i                int
+		actor, what, why string
+		attempt          int
+		status           pin.Status
+	}{
+		{0, "gateway", `requested bafkqaaa by tenant alice as "holiday photos"`, "", 0, pin.StatusQueued},
+		{1, "fetcher/a", "attempt 1 claimed by fetcher/a, lease until 2026-05-01T10:00:31Z", "", 1, pin.StatusPinning},
+		{2, "fetcher/a", "attempt 1: 3.0 MiB in 12 blocks from gateway", "", 1, pin.StatusPinning},
+		{3, "fetcher/a", "attempt 1 failed (transient)", "stalled: no bytes for 2m0s", 1, pin.StatusQueued},
+		{4, "decider", "retry 2 scheduled for 2026-05-01T10:02:", "after stalled: no bytes for 2m0s; 1 of the attempts failed so far", 1, pin.StatusQueued},
+		{6, "watchdog", "attempt 2 failed (transient)", "lease_expired: no word from fetcher/b since its lease ran out at", 2, pin.StatusQueued},
+		{10, "decider", "dead-lettered after 3 failures", "out of attempts: sources_failed: 3 attempts failed; the last: gateway: 504; bitswap: no providers", 3, pin.StatusFailed},
+	} {
+		e := tl[c.i]
+		if e.Actor != c.actor || !strings.HasPrefix(e.What, c.what) || !strings.HasPrefix(e.Reason, c.why) || e.Attempt != c.attempt || e.Status != c.status {
+			t.Errorf("entry %d: %s %q %q attempt %d %s\nwant %s %q %q attempt %d %s", c.i, e.Actor, e.What, e.Reason, e.Attempt, e.Status,
+				c.actor, c.what, c.why, c.attempt, c.status)
+		}
+		if e.EventID != h.events[c.i].ID || !e.Time.Equal(h.events[c.i].Meta.Time) || e.Position != h.events[c.i].Position {
+			t.Errorf("entry %d does not name its event", c.i)
+		}
+	}
+	if tl[4].CausedBy == nil || *tl[4].CausedBy != h.events[3].ID {
+		t.Errorf("the retry decision does not name the failure that caused it")
+	}
+}
+
+func TestTimelineGoesOnPastUnreadableEvents(t *testing.T) {
+	h := story(t)
+	evs := append([]eventlog.Event(nil), h.events[:2]...)
+	evs = append(evs, eventlog.Event{Stream: evs[0].Stream, Revision: 2, Type: "Mystery", Version: 1, Data: []byte(`{}`)})
+	evs = append(evs, h.events[2])
+	tl := audit.Timeline(evs)
+	if tl[2].What != "unreadable event" || !strings.Contains(tl[2].Reason, "Mystery") || tl[3].What == "unreadable event" {
+		t.Errorf("timeline around an unreadable event: %+v", tl[1:])
+	}
+}
+
+func TestTimelineText(t *testing.T) {
+	h := story(t)
+	var out bytes.Buffer
+	if err := audit.WriteText(&out, h.id, audit.Timeline(h.events)); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "timeline.golden")
+	if *update {
+		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != string(want) {
+		t.Errorf("text timeline differs from %s (run with -update to accept):\n%s", golden, out.String())
+	}
+}
+
+func TestTimelineJSONLines(t *testing.T) {
+	h := story(t)
+	entries := audit.Timeline(h.events)
+	var out bytes.Buffer
+	if err := audit.WriteJSON(&out, entries); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != len(entries) {
+		t.Fatalf("%d lines for %d entries", len(lines), len(entries))
+	}
+	var back audit.Entry
+	if err := json.Unmarshal([]byte(lines[4]), &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.What != entries[4].What || back.Reason != entries[4].Reason || back.EventID != entries[4].EventID || !back.Time.Equal(entries[4].Time) {
+		t.Errorf("line %s reads back as %+v, want %+v", lines[4], back, entries[4])
+	}
+}
+
+func TestBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 3 << 20: "3.0 MiB", 31 << 30: "31.0 GiB"} {
+		if got := audit.Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
