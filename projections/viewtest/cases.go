@@ -407,7 +407,7 @@ func SameViews(t testing.TB, a, b Store) {
 			if cpA != cpB {
 				t.Errorf("checkpoints %d and %d differ", cpA, cpB)
 			}
-			diffs, err := Diff(rowsA, rowsB, 10)
+			diffs, _, err := projections.Diff(rowsA, rowsB, 10)
 			for _, d := range diffs {
 				t.Error(d)
 			}

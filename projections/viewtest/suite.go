@@ -14,11 +14,7 @@ package viewtest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"iter"
 	"testing"
 	"time"
 
@@ -112,18 +108,8 @@ func openAt(t testing.TB, b Backend, loc string) Store {
 	return s
 }
 
-// Checksum is the SHA-256 of a dump's rows: two views are equal exactly
-// when their checksums are.
-func Checksum(rows projections.Rows) (string, error) {
-	h := sha256.New()
-	for r, err := range rows {
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s\x00%s\x00%s\n", r.Table, r.Key, r.Value)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
+// Checksum is projections.Checksum.
+func Checksum(rows projections.Rows) (string, error) { return projections.Checksum(rows) }
 
 // StoreChecksum returns a store's checkpoint and checksum.
 func StoreChecksum(ctx context.Context, s Store) (eventlog.Position, string, error) {
@@ -131,61 +117,10 @@ func StoreChecksum(ctx context.Context, s Store) (eventlog.Position, string, err
 	var sum string
 	err := s.Dump(ctx, func(p eventlog.Position, rows projections.Rows) (err error) {
 		cp = p
-		sum, err = Checksum(rows)
+		sum, err = projections.Checksum(rows)
 		return err
 	})
 	return cp, sum, err
-}
-
-// Diff compares two dumps and returns their differences, at most max.
-func Diff(a, b projections.Rows, max int) ([]string, error) {
-	nextA, stopA := iter.Pull2(iter.Seq2[projections.DumpRow, error](a))
-	defer stopA()
-	nextB, stopB := iter.Pull2(iter.Seq2[projections.DumpRow, error](b))
-	defer stopB()
-	order := map[string]int{}
-	for i, t := range projections.DumpTables {
-		order[t] = i
-	}
-	var out []string
-	ra, ea, okA := nextA()
-	rb, eb, okB := nextB()
-	for (okA || okB) && len(out) < max {
-		if ea != nil {
-			return out, ea
-		}
-		if eb != nil {
-			return out, eb
-		}
-		c := 0
-		switch {
-		case !okA:
-			c = 1
-		case !okB:
-			c = -1
-		case order[ra.Table] != order[rb.Table]:
-			c = order[ra.Table] - order[rb.Table]
-		case ra.Key < rb.Key:
-			c = -1
-		case ra.Key > rb.Key:
-			c = 1
-		}
-		switch {
-		case c < 0:
-			out = append(out, fmt.Sprintf("%s %q: only in the first: %s", ra.Table, ra.Key, ra.Value))
-			ra, ea, okA = nextA()
-		case c > 0:
-			out = append(out, fmt.Sprintf("%s %q: only in the second: %s", rb.Table, rb.Key, rb.Value))
-			rb, eb, okB = nextB()
-		default:
-			if string(ra.Value) != string(rb.Value) {
-				out = append(out, fmt.Sprintf("%s %q: first %s, second %s", ra.Table, ra.Key, ra.Value, rb.Value))
-			}
-			ra, ea, okA = nextA()
-			rb, eb, okB = nextB()
-		}
-	}
-	return out, nil
 }
 
 // after is the position events follow, for Apply: they come from a log
