@@ -119,7 +119,7 @@ func describe(before, after pin.State, p pin.Payload) (what, why string) {
 			}
 		}
 	case pin.DeadLettered:
-		what = fmt.Sprintf("dead-lettered after %d failures", p.Failures)
+		what = fmt.Sprintf("dead-lettered after %d %s", p.Failures, plural(p.Failures, "failure"))
 		why = failure(p.Reason, p.Message)
 		if before.LastFailure != nil && before.LastFailure.Permanent {
 			why = "permanent failure: " + why
@@ -133,6 +133,13 @@ func describe(before, after pin.State, p pin.Payload) (what, why string) {
 		}
 	}
 	return what, why
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 func failure(r pin.Reason, msg string) string {

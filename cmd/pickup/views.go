@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/projections"
+	viewembedded "github.com/pickup-ipfs/pickup/projections/embedded"
+	"github.com/pickup-ipfs/pickup/projections/postgres"
+)
+
+const defaultViews = "data/views.db"
+
+// viewsFlag defines the flag that says which view store to use.
+func viewsFlag(f *flags) *string {
+	return f.string("views", defaultViews, "view store: a file (embedded) or a postgres:// URL", "PICKUP_VIEWS")
+}
+
+// viewStore is a view store as pickup's commands use it: what the APIs
+// read, what the runner applies, the work views, and the operator's tools.
+type viewStore interface {
+	projections.Reader
+	projections.Applier
+	DueForClaim(ctx context.Context, now time.Time, limit int) ([]projections.PinView, error)
+	Overdue(ctx context.Context, now time.Time, queueTimeout time.Duration, limit int) ([]projections.PinView, error)
+	AwaitingDecision(ctx context.Context, limit int) ([]projections.PinView, error)
+	CarForRoot(ctx context.Context, canonicalCID string) (projections.Car, error)
+	Figures(ctx context.Context, now time.Time) (projections.Figures, error)
+	Tokens(ctx context.Context, tenant string) ([]projections.TokenInfo, error)
+	Dump(ctx context.Context, fn func(eventlog.Position, projections.Rows) error) error
+	Reset(ctx context.Context) error
+	Close() error
+}
+
+var (
+	_ viewStore = (*viewembedded.Store)(nil)
+	_ viewStore = (*postgres.Store)(nil)
+)
+
+// openViews opens the view store that location names: a postgres:// (or
+// postgresql://) URL, or a file path (optionally file:) for the embedded
+// store.
+func openViews(ctx context.Context, location string) (viewStore, error) {
+	switch {
+	case location == "":
+		return nil, fmt.Errorf("%w: no view store given", errUsage)
+	case strings.HasPrefix(location, "postgres://"), strings.HasPrefix(location, "postgresql://"):
+		return postgres.Open(ctx, location, postgres.Options{})
+	case strings.Contains(location, "://"):
+		return nil, fmt.Errorf("%w: view store %q: want a file path or a postgres:// URL", errUsage, location)
+	}
+	return viewembedded.Open(ctx, strings.TrimPrefix(location, "file:"), viewembedded.Options{})
+}
