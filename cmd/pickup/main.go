@@ -30,6 +30,9 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"events", "print events of the log as JSON lines: events cat STREAM | events tail [--from POSITION] [--follow]", runEvents},
+		{"tokens", "issue, revoke and list tenants' bearer tokens: tokens create --tenant NAME | tokens revoke ID | tokens ls", runTokens},
+		{"audit", "print a pin's timeline with the reason for each decision: audit REQUEST_ID [--json]", runAudit},
+		{"replay", "rebuild every view from the log, or compare the live views with a rebuild: replay [--verify]", runReplay},
 	}
 }
 
