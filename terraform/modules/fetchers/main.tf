@@ -30,6 +30,7 @@ locals {
   # Later keys win: the extra settings cannot undo the wiring.
   fetcher_environment = merge(var.fetcher_environment, local.common_environment, {
     PICKUP_STAGING_BUCKET      = var.staging_bucket
+    PICKUP_STAGING_PREFIX      = var.staging_prefix
     PICKUP_CARPARK_BUCKET      = var.carpark_bucket
     PICKUP_S3_REGION           = local.s3_region
     PICKUP_BATCH_SIZE          = tostring(var.batch_size)
@@ -67,7 +68,14 @@ locals {
       containerPort = 9464
       protocol      = "tcp"
     }]
+    # The image is read-only; /tmp, on the task's ephemeral storage, is
+    # the one place a role may write.
     readonlyRootFilesystem = true
+    mountPoints = [{
+      sourceVolume  = "tmp"
+      containerPath = "/tmp"
+      readOnly      = false
+    }]
     # Fargate's longest: time for a stopping fetcher to hand its pins back.
     stopTimeout = 120
     logConfiguration = {
@@ -170,6 +178,10 @@ resource "aws_ecs_task_definition" "this" {
   execution_role_arn       = aws_iam_role.execution[each.key].arn
   task_role_arn            = aws_iam_role.task[each.key].arn
   container_definitions    = jsonencode(local.container_definitions[each.key])
+
+  volume {
+    name = "tmp"
+  }
 
   runtime_platform {
     operating_system_family = "LINUX"

@@ -60,7 +60,7 @@ variable "staging_bucket_arn" {
 }
 
 variable "staging_prefix" {
-  description = "Key prefix of staged CARs: the fetchers may touch nothing else in the staging bucket."
+  description = "Key prefix of staged CARs (PICKUP_STAGING_PREFIX): the fetchers may touch nothing else in the staging bucket."
   type        = string
 }
 

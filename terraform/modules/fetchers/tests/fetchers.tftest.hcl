@@ -64,6 +64,7 @@ run "fetcher_task" {
       PICKUP_VIEWS               = "postgres://pickup@views.cluster.example:5432/pickup?sslmode=require"
       PICKUP_ADMIN_ADDR          = ":9464"
       PICKUP_STAGING_BUCKET      = "pickup-test-staging"
+      PICKUP_STAGING_PREFIX      = "staging/"
       PICKUP_CARPARK_BUCKET      = "pickup-test-carpark"
       PICKUP_S3_REGION           = "eu-west-1"
       PICKUP_BATCH_SIZE          = "10"
@@ -85,6 +86,13 @@ run "fetcher_task" {
   assert {
     condition     = jsondecode(aws_ecs_task_definition.this["fetcher"].container_definitions)[0].logConfiguration.options["awslogs-group"] == "/ecs/pickup-test/fetcher" && aws_cloudwatch_log_group.this["fetcher"].retention_in_days == 30
     error_message = "the fetcher must log to its own log group, with retention"
+  }
+
+  assert {
+    condition = (jsondecode(aws_ecs_task_definition.this["fetcher"].container_definitions)[0].readonlyRootFilesystem &&
+      jsondecode(aws_ecs_task_definition.this["fetcher"].container_definitions)[0].mountPoints == [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }] &&
+    [for v in aws_ecs_task_definition.this["fetcher"].volume : v.name] == ["tmp"])
+    error_message = "the image must be read-only, with a writable /tmp on the task's storage"
   }
 
   assert {
