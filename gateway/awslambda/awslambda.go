@@ -71,7 +71,7 @@ func Start(ctx context.Context, h http.Handler, cfg Config) error {
 		lambda.StartHandlerFunc(lambdaurl.Wrap(h), lambda.WithContext(ctx))
 		return nil
 	}
-	lambda.StartHandlerWithContext(ctx, NewHandler(h))
+	lambda.StartWithOptions(NewHandler(h), lambda.WithContext(ctx))
 	return nil
 }
 
