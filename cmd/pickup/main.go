@@ -29,6 +29,10 @@ type command struct {
 // order.
 func commands() []command {
 	return []command{
+		{"run", "run every role in one process on embedded defaults, state in ./data (what `make run` starts)", runAll},
+		{"gateway", "serve the HTTP APIs (on AWS Lambda when AWS_LAMBDA_RUNTIME_API is set)", runGateway},
+		{"fetcher", "fetch pinned DAGs into verified CARs in S3 or a directory", runFetcher},
+		{"projector", "keep the views, decide retries and dead letters, watch leases, publish the backlog", runProjector},
 		{"events", "print events of the log as JSON lines: events cat STREAM | events tail [--from POSITION] [--follow]", runEvents},
 		{"tokens", "issue, revoke and list tenants' bearer tokens: tokens create --tenant NAME | tokens revoke ID | tokens ls", runTokens},
 		{"audit", "print a pin's timeline with the reason for each decision: audit REQUEST_ID [--json]", runAudit},
