@@ -147,6 +147,14 @@ func buildStub(t *testing.T, root string) (string, error) {
 		}
 		return "", err
 	}
+	// Stubs built from older sources are of no more use.
+	if old, err := filepath.Glob(filepath.Join(filepath.Dir(dir), "[0-9a-f]*")); err == nil {
+		for _, o := range old {
+			if o != dir {
+				os.RemoveAll(o)
+			}
+		}
+	}
 	return plugins, nil
 }
 
