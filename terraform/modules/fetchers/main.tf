@@ -39,11 +39,12 @@ locals {
     PICKUP_FETCH_CHUNK_TIMEOUT = var.fetch_chunk_timeout
   })
 
-  projector_environment = merge(var.projector_environment, local.common_environment, {
-    PICKUP_MAX_ATTEMPTS = tostring(var.max_attempts)
-    }, !var.notify_on_pinned ? {} : {
-    PICKUP_NOTIFY_TOPIC_ARN = var.notify_topic_arn
-  })
+  projector_environment = merge(
+    var.projector_environment,
+    local.common_environment,
+    { PICKUP_MAX_ATTEMPTS = tostring(var.max_attempts) },
+    var.notify_on_pinned ? { PICKUP_NOTIFY_TOPIC_ARN = var.notify_topic_arn } : {},
+  )
 
   containers = {
     fetcher = {
