@@ -275,9 +275,9 @@ func classify(ctx context.Context, err error, received int64) error {
 	case errors.Is(cause, errTimeout):
 		return Fail(pin.ReasonTimeout, "%v", cause)
 	case errors.Is(cause, errStalled) && received == 0:
-		return Fail(pin.ReasonRootNotFound, "no root block within the chunk timeout")
+		return Fail(pin.ReasonRootNotFound, "no root block within the chunk timeout: %v", err)
 	case errors.Is(cause, errStalled):
-		return Fail(pin.ReasonStalled, "%v (after %d blocks)", cause, received)
+		return Fail(pin.ReasonStalled, "%v (after %d blocks): %v", cause, received, err)
 	case errors.As(cause, &se), errors.As(err, &se):
 		return &Failure{Reason: pin.ReasonStorage, Err: se.err}
 	case ctx.Err() != nil && cause != nil && !errors.Is(cause, context.Canceled):

@@ -62,7 +62,7 @@ func TestHostileSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fast := dag.Limits{ChunkTimeout: 300 * time.Millisecond}
+	fast := dag.Limits{ChunkTimeout: 2 * time.Second}
 	gw := func(opts ipfstest.GatewayOptions) func(t *testing.T) dag.Source {
 		return func(t *testing.T) dag.Source { return gatewaySource(t, ipfstest.NewGateway(t, bs, opts).URL()) }
 	}
@@ -180,7 +180,7 @@ func TestFallsBackToNextSource(t *testing.T) {
 func TestMostTellingReason(t *testing.T) {
 	t.Parallel()
 	bs, root := hostileDAG(t)
-	fast := dag.Limits{ChunkTimeout: 300 * time.Millisecond}
+	fast := dag.Limits{ChunkTimeout: 2 * time.Second}
 	corrupt := func(t *testing.T) dag.Source {
 		return gatewaySource(t, ipfstest.NewGateway(t, bs, ipfstest.GatewayOptions{Tamper: ipfstest.Tamper{Corrupt: 9}}).URL())
 	}
