@@ -16,7 +16,7 @@ import (
 
 // Applying a batch of events to the views is the same in every store:
 //
-//	b := Prepare(events)           // which rows the events touch
+//	b := Prepare(events)           // decode; which rows the events touch
 //	loaded := <the store reads b.Pins, b.Tenants, b.Tokens in its transaction>
 //	ch, err := b.Project(loaded)   // pure: the rows after the events
 //	<the store writes ch and ch.Checkpoint in the same transaction>
@@ -25,11 +25,13 @@ import (
 // rebuild from position zero computes exactly what live processing did,
 // whatever the batch boundaries.
 
-// Batch is a batch of events ready to be projected.
+// Batch is a batch of events ready to be projected: every event decoded
+// once, and the keys of the rows it touches listed. Preparing is pure and
+// needs no store, so the runner prepares the next batch while a store
+// applies the last.
 type Batch struct {
 	events []eventlog.Event
-	// requested holds the decoded PinRequested of the batch, by index.
-	requested map[int]pin.Requested
+	dec    []decoded
 
 	// The keys of the rows the batch touches, each once, sorted: the store
 	// loads them before Project.
@@ -38,6 +40,17 @@ type Batch struct {
 	Tokens  []uuid.UUID
 	// Checkpoint is the position of the batch's last event.
 	Checkpoint eventlog.Position
+}
+
+// decoded is one event of a batch, read.
+type decoded struct {
+	// id is the pin's request id, or the token's id.
+	id      uuid.UUID
+	pin     bool
+	token   bool
+	payload pin.Payload
+	tok     any
+	err     error
 }
 
 // Loaded holds the rows a store found for a batch's keys; a key with no
@@ -53,40 +66,81 @@ func NewLoaded() Loaded {
 	return Loaded{Pins: map[uuid.UUID]PinRow{}, Tenants: map[string]TenantRow{}, Tokens: map[uuid.UUID]TokenRow{}}
 }
 
-// Prepare reads which rows the events touch. Only PinRequested events are
-// decoded here (for their tenant and the request they replace); the others
-// are decoded once, by Project.
+// Prepare reads the events: decodes each one, and lists the rows they
+// touch.
 func Prepare(events []eventlog.Event) *Batch {
-	b := &Batch{events: events, requested: map[int]pin.Requested{}}
-	pins, tenants, tokens := map[uuid.UUID]bool{}, map[string]bool{}, map[uuid.UUID]bool{}
+	b := &Batch{events: events, dec: make([]decoded, len(events))}
 	for i, e := range events {
-		b.Checkpoint = max(b.Checkpoint, e.Position)
+		d := &b.dec[i]
 		if id, ok := pin.RequestIDOf(e.Stream); ok {
-			pins[id] = true
-			if e.Type != pin.TypeRequested {
-				continue
-			}
-			p, err := pin.Decode(e)
-			if err != nil {
-				continue // Project reports it
-			}
-			r := p.(pin.Requested)
-			b.requested[i] = r
-			tenants[sqlText(r.Tenant)] = true
-			if r.Replaces != uuid.Nil {
-				pins[r.Replaces] = true
-			}
+			d.id, d.pin = id, true
+			d.payload, d.err = pin.Decode(e)
 		} else if id, ok := tenant.TokenIDOf(e.Stream); ok {
-			tokens[id] = true
+			d.id, d.token = id, true
+			d.tok, d.err = tenant.Decode(e)
+		}
+	}
+	b.index()
+	return b
+}
+
+// index lists the keys of the rows the batch touches.
+func (b *Batch) index() {
+	pins, tenants, tokens := map[uuid.UUID]bool{}, map[string]bool{}, map[uuid.UUID]bool{}
+	b.Checkpoint = 0
+	for i, e := range b.events {
+		b.Checkpoint = max(b.Checkpoint, e.Position)
+		d := b.dec[i]
+		switch {
+		case d.pin:
+			pins[d.id] = true
+			if r, ok := d.payload.(pin.Requested); ok {
+				tenants[sqlText(r.Tenant)] = true
+				if r.Replaces != uuid.Nil {
+					pins[r.Replaces] = true
+				}
+			}
+		case d.token:
+			tokens[d.id] = true
 		}
 	}
 	b.Pins = slices.SortedFunc(maps.Keys(pins), compareUUID)
 	b.Tenants = slices.Sorted(maps.Keys(tenants))
 	b.Tokens = slices.SortedFunc(maps.Keys(tokens), compareUUID)
-	return b
+}
+
+// Len is the number of events in the batch.
+func (b *Batch) Len() int { return len(b.events) }
+
+// Since returns the batch without its events at or before position cp:
+// what remains to apply when another runner got there first.
+func (b *Batch) Since(cp eventlog.Position) *Batch {
+	i := 0
+	for i < len(b.events) && b.events[i].Position <= cp {
+		i++
+	}
+	if i == 0 {
+		return b
+	}
+	rest := &Batch{events: b.events[i:], dec: b.dec[i:]}
+	rest.index()
+	return rest
 }
 
 func compareUUID(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) }
+
+// applyDecoded is pin.State.Apply with the payload already decoded:
+// Prepare decodes every event once, ahead of the store's transaction, and
+// the fold must not decode it again. TestApplyDecodedIsApply holds it to
+// pin.State.Apply.
+func applyDecoded(s pin.State, e eventlog.Event, p pin.Payload) pin.State {
+	s = s.With(p, e.Meta.Time)
+	s.Exists, s.Revision, s.LastEventID = true, e.Revision, e.ID
+	if _, ok := p.(pin.Failed); ok {
+		s.LastFailure.EventID = e.ID
+	}
+	return s
+}
 
 // Skip is an event the views could not take in. The views leave it out,
 // the same way on every replay, and the runner logs it.
@@ -194,17 +248,18 @@ func (b *Batch) Project(loaded Loaded) (*Changes, error) {
 		totals:  map[string]int64{},
 	}
 	for i, e := range b.events {
-		var err error
-		if id, ok := pin.RequestIDOf(e.Stream); ok {
-			if r, ok := b.requested[i]; ok {
-				err = p.request(e, id, r)
-			} else if e.Type == pin.TypeRequested {
-				_, err = pin.Decode(e) // Prepare could not read it
+		d := b.dec[i]
+		err := d.err
+		switch {
+		case err != nil:
+		case d.pin:
+			if r, ok := d.payload.(pin.Requested); ok {
+				err = p.request(e, d.id, r)
 			} else {
-				err = p.pinEvent(e, id)
+				err = p.pinEvent(e, d.id, d.payload)
 			}
-		} else if id, ok := tenant.TokenIDOf(e.Stream); ok {
-			err = p.tokenEvent(e, id)
+		case d.token:
+			err = p.tokenEvent(d.id, d.tok)
 		}
 		if err != nil {
 			p.skipped = append(p.skipped, Skip{Event: e, Err: fmt.Errorf("%w: %s at %s/%d (position %d): %w", ErrSkipped, e.Type, e.Stream, e.Revision, e.Position, err)})
@@ -246,10 +301,7 @@ func (p *projector) request(e eventlog.Event, id uuid.UUID, r pin.Requested) err
 	if r.RequestID != id {
 		return fmt.Errorf("request id %s recorded in the stream of %s", r.RequestID, id)
 	}
-	s, err := pin.State{}.Apply(e)
-	if err != nil {
-		return err
-	}
+	s := applyDecoded(pin.State{}, e, r)
 	name := sqlText(r.Tenant)
 	t, ok := p.tenant(name)
 	if !ok {
@@ -277,15 +329,12 @@ func (p *projector) request(e eventlog.Event, id uuid.UUID, r pin.Requested) err
 }
 
 // pinEvent folds any other event of a pin's stream into its row.
-func (p *projector) pinEvent(e eventlog.Event, id uuid.UUID) error {
+func (p *projector) pinEvent(e eventlog.Event, id uuid.UUID, payload pin.Payload) error {
 	r, ok := p.pin(id)
 	if !ok {
 		return fmt.Errorf("no request %s in the views", id)
 	}
-	s, err := r.State.Apply(e)
-	if err != nil {
-		return err
-	}
+	s := applyDecoded(r.State, e, payload)
 	r.State = s
 	if s.Removed {
 		r.Hidden = true
@@ -300,11 +349,7 @@ func (p *projector) pinEvent(e eventlog.Event, id uuid.UUID) error {
 	return nil
 }
 
-func (p *projector) tokenEvent(e eventlog.Event, id uuid.UUID) error {
-	ev, err := tenant.Decode(e)
-	if err != nil {
-		return err
-	}
+func (p *projector) tokenEvent(id uuid.UUID, ev any) error {
 	switch ev := ev.(type) {
 	case tenant.TokenIssued:
 		if _, ok := p.token(id); ok {
@@ -347,10 +392,7 @@ func (p *projector) changes(checkpoint eventlog.Position) (*Changes, error) {
 	}
 	for _, id := range slices.SortedFunc(maps.Keys(p.pins), compareUUID) {
 		r := p.pins[id]
-		c, err := r.Columns()
-		if err != nil {
-			return nil, err
-		}
+		c := r.Columns()
 		change := PinChange{New: c}
 		if p.newPin[id] {
 			change.Meta = r.metaRows()

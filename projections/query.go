@@ -31,6 +31,9 @@ type ListPlan struct {
 	Name         string
 	NameFold     bool
 	NameContains bool
+	// NameKey is the fold of the name, the key of the folded-name index
+	// that exact and iexact matches walk.
+	NameKey string
 	// Meta are the meta filters, sorted by key.
 	Meta []MetaRow
 	// Before and After bound Created in micros; zero when not given.
@@ -94,8 +97,9 @@ func PlanList(q ListQuery) (ListPlan, error) {
 		p.NameFold = m == MatchIExact || m == MatchIPartial
 		p.NameContains = m == MatchPartial || m == MatchIPartial
 		p.Name = sqlText(q.Name)
+		p.NameKey = fold(q.Name)
 		if p.NameFold {
-			p.Name = fold(q.Name)
+			p.Name = p.NameKey
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(q.Meta)) {
@@ -289,7 +293,16 @@ func (c PinColumns) Dump() DumpRow {
 		CarBytes   int64           `json:"car_bytes"`
 		State      json.RawMessage `json:"state"`
 	}
-	v, _ := json.Marshal(dump(c))
+	d := dump{c.RequestID, c.Tenant, c.Seq, c.Created, c.CID, c.CIDKey, c.Name, c.NameFold, c.ListStatus, c.Hidden, c.Phase,
+		c.DueAt, c.LeaseUntil, c.FailedAt, c.CarBytes, nil}
+	// The state shows as JSON, for people reading differences; a state that
+	// does not decode shows as its bytes.
+	if st, err := decodeState(c.State); err == nil {
+		d.State, _ = json.Marshal(st)
+	} else {
+		d.State, _ = json.Marshal(fmt.Sprintf("%x", c.State))
+	}
+	v, _ := json.Marshal(d)
 	return DumpRow{Table: "pins", Key: c.RequestID.String(), Value: v}
 }
 

@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -65,8 +64,8 @@ type PinColumns struct {
 	// CarBytes is the validated CAR's size, kept apart from the state for
 	// the bytes-stored figure.
 	CarBytes int64
-	// State is the JSON of the pin's folded state.
-	State json.RawMessage
+	// State is the pin's folded state, in the binary form of encodeState.
+	State []byte
 }
 
 // MetaRow indexes one meta key of a pin for listings' meta filters.
@@ -127,14 +126,10 @@ func fold(s string) string { return strings.ToLower(sqlText(s)) }
 func (r PinRow) visible() bool { return !r.Hidden && !r.State.Removed }
 
 // Columns returns the row's columns, the state encoded.
-func (r PinRow) Columns() (PinColumns, error) {
+func (r PinRow) Columns() PinColumns {
 	c := r.columns()
-	state, err := json.Marshal(r.State)
-	if err != nil {
-		return c, fmt.Errorf("encode pin %s: %w", c.RequestID, err)
-	}
-	c.State = state
-	return c, nil
+	c.State = encodeState(r.State)
+	return c
 }
 
 // columns is Columns without the state, which is all that counting needs.
@@ -190,11 +185,11 @@ func (r PinRow) metaRows() []MetaRow {
 // DecodePinRow rebuilds a row from what a store read: the state column,
 // seq, created and hidden.
 func DecodePinRow(state []byte, seq, created int64, hidden bool) (PinRow, error) {
-	r := PinRow{Seq: seq, Created: fromMicros(created), Hidden: hidden}
-	if err := json.Unmarshal(state, &r.State); err != nil {
-		return r, fmt.Errorf("decode pin row: %w", err)
+	st, err := decodeState(state)
+	if err != nil {
+		return PinRow{}, fmt.Errorf("decode pin row: %w", err)
 	}
-	return r, nil
+	return PinRow{State: st, Seq: seq, Created: fromMicros(created), Hidden: hidden}, nil
 }
 
 // View returns what the APIs show of the pin.

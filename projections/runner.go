@@ -14,12 +14,13 @@ import (
 type Applier interface {
 	// Checkpoint returns the position of the last event applied.
 	Checkpoint(ctx context.Context) (eventlog.Position, error)
-	// Apply applies events, the log's events that follow position after,
-	// in one transaction with the new checkpoint. Events at or before the
-	// checkpoint are left out (another runner applied them). If the
-	// checkpoint is behind after, the views were reset since the caller
-	// read it: Apply changes nothing and fails with ErrCheckpointMoved.
-	Apply(ctx context.Context, after eventlog.Position, events []eventlog.Event) (Applied, error)
+	// Apply applies a batch (Prepare), the log's events that follow
+	// position after, in one transaction with the new checkpoint. Events at
+	// or before the checkpoint are left out (another runner applied them).
+	// If the checkpoint is behind after, the views were reset since the
+	// caller read it: Apply changes nothing and fails with
+	// ErrCheckpointMoved.
+	Apply(ctx context.Context, after eventlog.Position, b *Batch) (Applied, error)
 }
 
 // ErrCheckpointMoved is Apply's refusal of events that do not follow the
@@ -48,7 +49,7 @@ type logReader interface {
 type RunnerConfig struct {
 	// Batch is the most events applied in one transaction while catching
 	// up. Bigger batches rebuild faster: a pin's events in one batch are
-	// written once. Default 4096.
+	// written once, and so is each index page they touch. Default 16384.
 	Batch int
 	// RetryDelay is the wait before resuming after a failure. Default 1s.
 	RetryDelay time.Duration
@@ -69,7 +70,7 @@ func (c RunnerConfig) Validate() error {
 
 func (c *RunnerConfig) setDefaults() {
 	if c.Batch == 0 {
-		c.Batch = 4096
+		c.Batch = 16384
 	}
 	if c.RetryDelay == 0 {
 		c.RetryDelay = time.Second
@@ -132,7 +133,7 @@ func (r *Runner) follow(ctx context.Context) error {
 		return err
 	}
 	return r.log.Subscribe(ctx, cp, eventlog.Filter{}, func(evs []eventlog.Event) error {
-		_, err := r.apply(ctx, cp, evs)
+		_, err := r.apply(ctx, cp, Prepare(evs))
 		cp = evs[len(evs)-1].Position
 		return err
 	})
@@ -140,31 +141,52 @@ func (r *Runner) follow(ctx context.Context) error {
 
 // CatchUp applies the events up to position until (or the log's end,
 // whichever comes first) and returns the checkpoint reached. progress, if
-// not nil, is called after each batch.
+// not nil, is called after each batch. While one batch is applied, the
+// next is read and decoded: on two cores a rebuild runs both at once.
 func (r *Runner) CatchUp(ctx context.Context, until eventlog.Position, progress func(eventlog.Position)) (eventlog.Position, error) {
 	cp, err := r.views.Checkpoint(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("read views checkpoint: %w", err)
 	}
-	for cp < until {
-		evs, err := r.log.ReadAll(ctx, cp, r.cfg.Batch)
-		if err != nil {
-			return cp, fmt.Errorf("read log after %d: %w", cp, err)
-		}
-		if len(evs) == 0 {
-			break
-		}
-		if evs[len(evs)-1].Position > until {
+	if cp >= until {
+		return cp, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type prepared struct {
+		after eventlog.Position
+		batch *Batch
+		err   error
+	}
+	ahead := make(chan prepared, 1)
+	go func() {
+		defer close(ahead)
+		for after := cp; after < until; {
+			evs, err := r.log.ReadAll(ctx, after, r.cfg.Batch)
+			if err != nil {
+				ahead <- prepared{err: fmt.Errorf("read log after %d: %w", after, err)}
+				return
+			}
 			n := 0
 			for n < len(evs) && evs[n].Position <= until {
 				n++
 			}
-			evs = evs[:n]
+			if n == 0 {
+				return
+			}
+			select {
+			case ahead <- prepared{after: after, batch: Prepare(evs[:n])}:
+			case <-ctx.Done():
+				return
+			}
+			after = evs[n-1].Position
 		}
-		if len(evs) == 0 {
-			break
+	}()
+	for p := range ahead {
+		if p.err != nil {
+			return cp, p.err
 		}
-		next, err := r.apply(ctx, cp, evs)
+		next, err := r.apply(ctx, p.after, p.batch)
 		if err != nil {
 			return cp, err
 		}
@@ -176,8 +198,8 @@ func (r *Runner) CatchUp(ctx context.Context, until eventlog.Position, progress 
 	return cp, nil
 }
 
-func (r *Runner) apply(ctx context.Context, after eventlog.Position, evs []eventlog.Event) (eventlog.Position, error) {
-	res, err := r.views.Apply(ctx, after, evs)
+func (r *Runner) apply(ctx context.Context, after eventlog.Position, b *Batch) (eventlog.Position, error) {
+	res, err := r.views.Apply(ctx, after, b)
 	if err != nil {
 		return 0, err
 	}

@@ -11,11 +11,11 @@ import (
 	"github.com/pickup-ipfs/pickup/projections"
 )
 
-// Apply implements projections.Applier: events that follow position after
-// are applied in one transaction with the new checkpoint. Events at or
+// Apply implements projections.Applier: a batch of the events that follow
+// position after is applied in one transaction with the new checkpoint. Events at or
 // before the stored checkpoint are left out, so a batch applied twice, or
 // by two runners at once, counts once.
-func (s *Store) Apply(ctx context.Context, after eventlog.Position, events []eventlog.Event) (projections.Applied, error) {
+func (s *Store) Apply(ctx context.Context, after eventlog.Position, batch *projections.Batch) (projections.Applied, error) {
 	var out projections.Applied
 	err := s.write(ctx, func(c *sqlite.Conn) error {
 		cp, err := readCheckpoint(c)
@@ -25,15 +25,11 @@ func (s *Store) Apply(ctx context.Context, after eventlog.Position, events []eve
 		if cp < after {
 			return fmt.Errorf("%w: checkpoint %d, events after %d", projections.ErrCheckpointMoved, cp, after)
 		}
-		i := 0
-		for i < len(events) && events[i].Position <= cp {
-			i++
-		}
 		out.Checkpoint = cp
-		if i == len(events) {
+		b := batch.Since(cp)
+		if b.Len() == 0 {
 			return nil
 		}
-		b := projections.Prepare(events[i:])
 		loaded, err := load(c, b)
 		if err != nil {
 			return err
@@ -45,7 +41,7 @@ func (s *Store) Apply(ctx context.Context, after eventlog.Position, events []eve
 		if err := save(c, ch); err != nil {
 			return err
 		}
-		out = projections.Applied{Events: len(events) - i, Checkpoint: ch.Checkpoint, Skipped: ch.Skipped}
+		out = projections.Applied{Events: b.Len(), Checkpoint: ch.Checkpoint, Skipped: ch.Skipped}
 		return nil
 	})
 	if err != nil {
@@ -157,6 +153,10 @@ func save(c *sqlite.Conn, ch *projections.Changes) error {
 	if err != nil {
 		return err
 	}
+	meta, err := c.Stmt(`INSERT INTO pin_meta (tenant, key, value, seq, pin) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
 	for _, p := range ch.Pins {
 		n := p.New
 		if p.Old != nil {
@@ -174,6 +174,17 @@ func save(c *sqlite.Conn, ch *projections.Changes) error {
 		if err := exec(insert); err != nil {
 			return err
 		}
+		rowid := c.LastInsertRowID()
+		for _, m := range p.Meta {
+			meta.BindText(1, m.Tenant)
+			meta.BindText(2, m.Key)
+			meta.BindText(3, m.Value)
+			meta.BindInt64(4, m.Seq)
+			meta.BindInt64(5, rowid)
+			if err := exec(meta); err != nil {
+				return err
+			}
+		}
 	}
 	// Only the columns that can change are set, so that SQLite leaves the
 	// indexes of the others alone.
@@ -190,21 +201,6 @@ func save(c *sqlite.Conn, ch *projections.Changes) error {
 		update.BindBlob(9, p.New.RequestID[:])
 		if err := exec(update); err != nil {
 			return err
-		}
-	}
-	meta, err := c.Stmt(`INSERT INTO pin_meta (tenant, key, value, seq) VALUES (?, ?, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	for _, p := range ch.Pins {
-		for _, m := range p.Meta {
-			meta.BindText(1, m.Tenant)
-			meta.BindText(2, m.Key)
-			meta.BindText(3, m.Value)
-			meta.BindInt64(4, m.Seq)
-			if err := exec(meta); err != nil {
-				return err
-			}
 		}
 	}
 	tenants, err := c.Stmt(`INSERT INTO tenants (tenant, last_seq, last_created) VALUES (?, ?, ?)

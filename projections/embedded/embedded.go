@@ -2,6 +2,11 @@
 // SQLite file, on the same pure-Go engine as the embedded event log
 // (internal/sqlite), with real indexes for every listing filter.
 //
+// Every index costs a rebuild time, so there are no more than the queries
+// need: names match exactly through the folded-name index (then compare
+// the name itself), and rows are found from the other indexes by rowid,
+// which the meta index keeps too.
+//
 // One writer (the runner) applies batches of events, each in one
 // transaction with the checkpoint; any number of readers, in this process or
 // others sharing the file, read consistent snapshots meanwhile (WAL mode).
@@ -82,11 +87,9 @@ CREATE TABLE IF NOT EXISTS pins (
 	car_bytes   INTEGER NOT NULL,
 	state       BLOB NOT NULL
 ) STRICT;
-CREATE UNIQUE INDEX IF NOT EXISTS pins_seq ON pins (tenant, seq);
 CREATE INDEX IF NOT EXISTS pins_created ON pins (tenant, created, seq);
 CREATE INDEX IF NOT EXISTS pins_status ON pins (tenant, list_status, seq) WHERE list_status IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_cid ON pins (tenant, cid_key, seq);
-CREATE INDEX IF NOT EXISTS pins_name ON pins (tenant, name, seq);
 CREATE INDEX IF NOT EXISTS pins_name_fold ON pins (tenant, name_fold, seq);
 CREATE INDEX IF NOT EXISTS pins_due ON pins (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_lease ON pins (lease_until) WHERE lease_until IS NOT NULL;
@@ -98,6 +101,7 @@ CREATE TABLE IF NOT EXISTS pin_meta (
 	key    TEXT NOT NULL,
 	value  TEXT NOT NULL,
 	seq    INTEGER NOT NULL,
+	pin    INTEGER NOT NULL,
 	PRIMARY KEY (tenant, key, value, seq)
 ) STRICT, WITHOUT ROWID;
 
@@ -136,7 +140,17 @@ CREATE TABLE IF NOT EXISTS checkpoint (
 	position INTEGER NOT NULL
 ) STRICT;
 INSERT OR IGNORE INTO checkpoint (id, position) VALUES (1, 0);
-PRAGMA user_version = 1;
+`
+
+// schemaVersion is the version of the tables above, kept in SQLite's
+// user_version. Views of another version are dropped and rebuilt: they are
+// a projection of the log, and the runner replays it from position zero.
+const schemaVersion = 2
+
+const dropAll = `
+DROP TABLE IF EXISTS pins; DROP TABLE IF EXISTS pin_meta; DROP TABLE IF EXISTS tenants;
+DROP TABLE IF EXISTS tenant_blocks; DROP TABLE IF EXISTS totals; DROP TABLE IF EXISTS tokens;
+DROP TABLE IF EXISTS checkpoint;
 `
 
 // Open opens the views in the file at path, creating the file, its
@@ -181,7 +195,23 @@ func createSchema(c *sqlite.Conn) (err error) {
 		return err
 	}
 	defer tx.End(&err)
-	return c.Exec(schema)
+	q, err := c.Stmt(`PRAGMA user_version`)
+	if err != nil {
+		return err
+	}
+	var version int64
+	if q.Step() {
+		version = q.ColumnInt64(0)
+	}
+	if err := q.Reset(); err != nil {
+		return err
+	}
+	if version != 0 && version != schemaVersion {
+		if err := c.Exec(dropAll); err != nil {
+			return err
+		}
+	}
+	return c.Exec(schema + fmt.Sprintf("PRAGMA user_version = %d;", schemaVersion))
 }
 
 // Path returns the file the views are kept in.

@@ -87,7 +87,8 @@ func (q *query) rows(c *sqlite.Conn) ([]projections.PinRow, error) {
 	return out, st.Reset()
 }
 
-// ints runs a query returning integers.
+// ints runs a query returning integers, every column of every row in
+// order.
 func (q *query) ints(c *sqlite.Conn) ([]int64, error) {
 	st, err := q.stmt(c)
 	if err != nil {
@@ -95,7 +96,9 @@ func (q *query) ints(c *sqlite.Conn) ([]int64, error) {
 	}
 	var out []int64
 	for st.Step() {
-		out = append(out, st.ColumnInt64(0))
+		for i := range st.ColumnCount() {
+			out = append(out, st.ColumnInt64(i))
+		}
 	}
 	if err := st.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", q.sql.String(), err)
@@ -320,28 +323,35 @@ func metaFilter(q *query, meta []projections.MetaRow) {
 // taking only Seq (the index covers it), then reads the rows of the page;
 // it counts from the block counters.
 func listByStatus(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]projections.PinRow, int64, error) {
+	// Each status's newest, as (seq, rowid) from the covering index; then
+	// the page's rows by rowid.
 	var seqs [][]int64
+	rowids := map[int64]int64{}
 	for _, st := range p.Statuses {
-		q := (&query{}).add(`SELECT p.seq FROM pins p INDEXED BY pins_status WHERE p.tenant = ? AND p.list_status = ? AND p.seq > ? AND p.seq < ?`,
+		q := (&query{}).add(`SELECT p.seq, p.rowid FROM pins p INDEXED BY pins_status WHERE p.tenant = ? AND p.list_status = ? AND p.seq > ? AND p.seq < ?`,
 			p.Tenant, st, lo, hi)
 		nameFilter(q, p)
 		q.add(` ORDER BY p.seq DESC LIMIT ?`, p.Limit)
-		l, err := q.ints(c)
+		pairs, err := q.ints(c)
 		if err != nil {
 			return nil, 0, err
+		}
+		var l []int64
+		for i := 0; i+1 < len(pairs); i += 2 {
+			l = append(l, pairs[i])
+			rowids[pairs[i]] = pairs[i+1]
 		}
 		seqs = append(seqs, l)
 	}
 	page := projections.NewestSeqs(p.Limit, seqs...)
 	var rows []projections.PinRow
 	if len(page) > 0 {
-		q := sel(`pins INDEXED BY pins_seq WHERE tenant = ? AND seq IN `).add(``, p.Tenant)
-		q.sql.WriteString("(")
+		q := sel(`pins WHERE rowid IN (`)
 		for i, n := range page {
 			if i > 0 {
 				q.sql.WriteString(", ")
 			}
-			q.add(`?`, n)
+			q.add(`?`, rowids[n])
 		}
 		q.add(`) ORDER BY seq DESC`)
 		var err error
@@ -385,16 +395,15 @@ func listByIndex(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]projec
 			q.add(` AND p.seq > ? AND p.seq < ?`, lo, hi)
 			nameFilter(q, p)
 		case projections.DriveName:
-			index := "pins_name"
-			if p.NameFold {
-				index = "pins_name_fold"
-			}
-			q.add(` FROM pins p INDEXED BY `+index+` WHERE p.tenant = ? AND p.seq > ? AND p.seq < ?`, p.Tenant, lo, hi)
+			// Exact names too walk the folded-name index: a name's fold
+			// is the index key, the name itself the filter.
+			q.add(` FROM pins p INDEXED BY pins_name_fold WHERE p.tenant = ? AND p.name_fold = ? AND p.seq > ? AND p.seq < ?`,
+				p.Tenant, p.NameKey, lo, hi)
 			nameFilter(q, p)
 		case projections.DriveMeta:
 			m := meta[0]
 			meta = meta[1:]
-			q.add(` FROM pin_meta m CROSS JOIN pins p INDEXED BY pins_seq ON p.tenant = m.tenant AND p.seq = m.seq
+			q.add(` FROM pin_meta m CROSS JOIN pins p ON p.rowid = m.pin
 				WHERE m.tenant = ? AND m.key = ? AND m.value = ? AND m.seq > ? AND m.seq < ?`, p.Tenant, m.Key, m.Value, lo, hi)
 			nameFilter(q, p)
 		}

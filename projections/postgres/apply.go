@@ -11,11 +11,11 @@ import (
 	"github.com/pickup-ipfs/pickup/projections"
 )
 
-// Apply implements projections.Applier: events that follow position after
-// are applied in one transaction with the new checkpoint. Events at or
+// Apply implements projections.Applier: a batch of the events that follow
+// position after is applied in one transaction with the new checkpoint. Events at or
 // before the stored checkpoint are left out, so a batch applied twice, or
 // by two runners at once, counts once.
-func (s *Store) Apply(ctx context.Context, after eventlog.Position, events []eventlog.Event) (projections.Applied, error) {
+func (s *Store) Apply(ctx context.Context, after eventlog.Position, batch *projections.Batch) (projections.Applied, error) {
 	var out projections.Applied
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// The lock makes concurrent runners take turns; the one that waited
@@ -27,15 +27,11 @@ func (s *Store) Apply(ctx context.Context, after eventlog.Position, events []eve
 		if eventlog.Position(cp) < after {
 			return fmt.Errorf("%w: checkpoint %d, events after %d", projections.ErrCheckpointMoved, cp, after)
 		}
-		i := 0
-		for i < len(events) && events[i].Position <= eventlog.Position(cp) {
-			i++
-		}
 		out.Checkpoint = eventlog.Position(cp)
-		if i == len(events) {
+		b := batch.Since(eventlog.Position(cp))
+		if b.Len() == 0 {
 			return nil
 		}
-		b := projections.Prepare(events[i:])
 		loaded, err := load(ctx, tx, b)
 		if err != nil {
 			return err
@@ -47,7 +43,7 @@ func (s *Store) Apply(ctx context.Context, after eventlog.Position, events []eve
 		if err := save(ctx, tx, ch); err != nil {
 			return err
 		}
-		out = projections.Applied{Events: len(events) - i, Checkpoint: ch.Checkpoint, Skipped: ch.Skipped}
+		out = projections.Applied{Events: b.Len(), Checkpoint: ch.Checkpoint, Skipped: ch.Skipped}
 		return nil
 	})
 	if err != nil {

@@ -12,7 +12,9 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -53,7 +55,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS pins_seq ON pins (tenant, seq);
 CREATE INDEX IF NOT EXISTS pins_created ON pins (tenant, created, seq);
 CREATE INDEX IF NOT EXISTS pins_status ON pins (tenant, list_status, seq) WHERE list_status IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_cid ON pins (tenant, cid_key, seq);
-CREATE INDEX IF NOT EXISTS pins_name ON pins (tenant, name, seq);
 CREATE INDEX IF NOT EXISTS pins_name_fold ON pins (tenant, name_fold, seq);
 CREATE INDEX IF NOT EXISTS pins_due ON pins (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_lease ON pins (lease_until) WHERE lease_until IS NOT NULL;
@@ -105,6 +106,13 @@ CREATE TABLE IF NOT EXISTS checkpoint (
 INSERT INTO checkpoint (id, position) VALUES (1, 0) ON CONFLICT DO NOTHING;
 `
 
+// schemaVersion is the version of the tables above, kept in views_schema.
+// Views of another version are dropped and rebuilt: they are a projection
+// of the log, and the runner replays it from position zero.
+const schemaVersion = 1
+
+const dropAll = `DROP TABLE IF EXISTS pins, pin_meta, tenants, tenant_blocks, totals, tokens, checkpoint`
+
 // Options tune a Store. The zero value of each field means its default.
 type Options struct {
 	// MaxConns is the most connections open at once. Default: pgxpool's
@@ -141,7 +149,24 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(schemaLock)); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, schema)
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS views_schema (version int NOT NULL)`); err != nil {
+			return err
+		}
+		var version int
+		err := tx.QueryRow(ctx, `SELECT version FROM views_schema`).Scan(&version)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return err
+		case version != schemaVersion:
+			if _, err := tx.Exec(ctx, dropAll); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, schema); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM views_schema; INSERT INTO views_schema (version) VALUES (`+strconv.Itoa(schemaVersion)+`)`)
 		return err
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pickup-ipfs/pickup/internal/postgrestest"
+	"github.com/pickup-ipfs/pickup/projections"
 	"github.com/pickup-ipfs/pickup/projections/embedded"
 	"github.com/pickup-ipfs/pickup/projections/postgres"
 	"github.com/pickup-ipfs/pickup/projections/viewtest"
@@ -47,11 +48,11 @@ func TestSameViewsAsEmbedded(t *testing.T) {
 	}
 	defer file.Close()
 	for i := 0; i < len(evs); i += 700 {
-		if _, err := pgStore.Apply(ctx, evs[i].Position-1, evs[i:min(i+700, len(evs))]); err != nil {
+		if _, err := pgStore.Apply(ctx, evs[i].Position-1, projections.Prepare(evs[i:min(i+700, len(evs))])); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := file.Apply(ctx, 0, evs); err != nil {
+	if _, err := file.Apply(ctx, 0, projections.Prepare(evs)); err != nil {
 		t.Fatal(err)
 	}
 	viewtest.SameViews(t, pgStore, file)

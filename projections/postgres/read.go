@@ -297,7 +297,9 @@ func listByIndex(ctx context.Context, db querier, p projections.ListPlan, lo, hi
 		case projections.DriveCID:
 			q.add(` FROM pins p WHERE p.tenant = ? AND p.cid_key = ANY(?) AND p.seq > ? AND p.seq < ?`, p.Tenant, p.CIDKeys, lo, hi)
 		case projections.DriveName:
-			q.add(` FROM pins p WHERE p.tenant = ? AND p.seq > ? AND p.seq < ?`, p.Tenant, lo, hi)
+			// Exact names too walk the folded-name index: a name's fold
+			// is the index key, the name itself the filter.
+			q.add(` FROM pins p WHERE p.tenant = ? AND p.name_fold = ? AND p.seq > ? AND p.seq < ?`, p.Tenant, p.NameKey, lo, hi)
 		case projections.DriveMeta:
 			m := meta[0]
 			meta = meta[1:]

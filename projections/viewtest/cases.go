@@ -379,14 +379,14 @@ func testApplyTwice(t *testing.T, b Backend) {
 	evs := Events(History(HistoryConfig{Events: 3000, Seed: 7}))
 	ctx := context.Background()
 	once, _ := open(t, b)
-	if _, err := once.Apply(ctx, after(evs), evs); err != nil {
+	if _, err := once.Apply(ctx, after(evs), projections.Prepare(evs)); err != nil {
 		t.Fatal(err)
 	}
 	twice, _ := open(t, b)
 	// Overlapping and repeated batches: each event counts once.
 	var reached eventlog.Position
 	for _, r := range [][2]int{{0, 1000}, {500, 1500}, {0, 2000}, {1999, 3000}, {0, 3000}} {
-		res, err := twice.Apply(ctx, after(evs[r[0]:r[1]]), evs[r[0]:r[1]])
+		res, err := twice.Apply(ctx, after(evs[r[0]:r[1]]), projections.Prepare(evs[r[0]:r[1]]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -451,7 +451,7 @@ func testReset(t *testing.T, b Backend) {
 	s, _ := open(t, b)
 	ctx := context.Background()
 	evs := Events(History(HistoryConfig{Events: 500, Seed: 3}))
-	if _, err := s.Apply(ctx, 0, evs); err != nil {
+	if _, err := s.Apply(ctx, 0, projections.Prepare(evs)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Reset(ctx); err != nil {
@@ -462,7 +462,7 @@ func testReset(t *testing.T, b Backend) {
 	// A runner that read before the reset has its next batch refused: it
 	// does not follow the new checkpoint.
 	more := Events(History(HistoryConfig{Events: 600, Seed: 3}))[500:]
-	if _, err := s.Apply(ctx, evs[len(evs)-1].Position, more); !errors.Is(err, projections.ErrCheckpointMoved) {
+	if _, err := s.Apply(ctx, evs[len(evs)-1].Position, projections.Prepare(more)); !errors.Is(err, projections.ErrCheckpointMoved) {
 		t.Errorf("apply after a reset: %v, want ErrCheckpointMoved", err)
 	}
 	SameViews(t, s, empty)

@@ -278,7 +278,7 @@ func (g *generator) advance(p *genPin) bool {
 		case x < 45:
 			next, err = s.Progress(s.Fetcher, s.Attempt, s.Bytes+int64(g.rnd.IntN(1<<20)), s.Blocks+int64(g.rnd.IntN(10)), "gateway", g.now, lease)
 		case x < 75:
-			next, err = s.Upload(pin.CarUploaded{Attempt: s.Attempt, Fetcher: s.Fetcher, Key: "staging/" + p.id.String(), Bytes: s.Bytes + 100, Blocks: s.Blocks + 1, CarCID: "bagbaiera" + p.id.String()[:8]})
+			next, err = s.Upload(pin.CarUploaded{Attempt: s.Attempt, Fetcher: s.Fetcher, Key: "staging/" + p.id.String(), Bytes: s.Bytes + 100, Blocks: s.Blocks + 1, CarCID: "bagbaiera" + p.id.String()[:8], Checksum: "sha256:" + p.id.String()[:8]})
 		case x < 82:
 			next, err = s.Fail(s.Fetcher, s.Attempt, pin.ReasonStalled, "no bytes for 2m0s", false)
 		case x < 85:

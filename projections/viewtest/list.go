@@ -281,7 +281,7 @@ func testListModel(t *testing.T, b Backend) {
 	s, _ := open(t, b)
 	tenants := []string{"alice", "bob", "carol"}
 	steps := History(HistoryConfig{Events: size(6000), Seed: 11, Tenants: tenants, Junk: true})
-	if _, err := s.Apply(context.Background(), after(Events(steps)), Events(steps)); err != nil {
+	if _, err := s.Apply(context.Background(), after(Events(steps)), projections.Prepare(Events(steps))); err != nil {
 		t.Fatal(err)
 	}
 	var requests []uuid.UUID

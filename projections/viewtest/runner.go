@@ -224,14 +224,15 @@ func testDeterministicOnLongHistory(t *testing.T, b Backend) {
 	small, _ := open(t, b)
 	for i := 0; i < len(evs); {
 		n := min(len(evs)-i, 1+rnd.IntN(1500))
-		if _, err := small.Apply(ctx, after(evs[i:i+n]), evs[i:i+n]); err != nil {
+		if _, err := small.Apply(ctx, after(evs[i:i+n]), projections.Prepare(evs[i:i+n])); err != nil {
 			t.Fatal(err)
 		}
 		i += n
 	}
 	big, _ := open(t, b)
 	for i := 0; i < len(evs); i += 4096 {
-		if _, err := big.Apply(ctx, after(evs[i:min(i+4096, len(evs))]), evs[i:min(i+4096, len(evs))]); err != nil {
+		part := evs[i:min(i+4096, len(evs))]
+		if _, err := big.Apply(ctx, after(part), projections.Prepare(part)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -182,7 +182,7 @@ func (h *pins) pinEvent(id uuid.UUID, p pin.Payload) eventlog.Event {
 // apply applies events to the store.
 func (h *pins) apply(evs ...eventlog.Event) projections.Applied {
 	h.t.Helper()
-	res, err := h.s.Apply(context.Background(), after(evs), evs)
+	res, err := h.s.Apply(context.Background(), after(evs), projections.Prepare(evs))
 	if err != nil {
 		h.t.Fatalf("apply: %v", err)
 	}

@@ -1,0 +1,8 @@
+package projections
+
+// Hooks for the external tests.
+var (
+	EncodeState  = encodeState
+	DecodeState  = decodeState
+	ApplyDecoded = applyDecoded
+)
