@@ -13,9 +13,7 @@ import (
 // pendingSettings are settings the deployment passes before pickup documents
 // them, with what pickup must do about each. Remove a name once
 // docs/configuration.md has it.
-var pendingSettings = map[string]string{
-	"PICKUP_STAGING_PREFIX": "the fetcher's S3 store has StagingPrefix; cmd/pickup must read it (--staging-prefix) and docs/configuration.md name it, or IAM, which grants the staging prefix only, refuses the uploads",
-}
+var pendingSettings = map[string]string{}
 
 // TestSettingsAreDocumented checks that every PICKUP_* setting the
 // deployment passes is one pickup documents (docs/configuration.md).

@@ -33,6 +33,7 @@ func commands() []command {
 		{"gateway", "serve the HTTP APIs (on AWS Lambda when AWS_LAMBDA_RUNTIME_API is set)", runGateway},
 		{"fetcher", "fetch pinned DAGs into verified CARs in S3 or a directory", runFetcher},
 		{"projector", "keep the views, decide retries and dead letters, watch leases, publish the backlog", runProjector},
+		{"health", "exit 0 when the process whose admin server is at ADDR is ready: health [ADDR]", runHealth},
 		{"events", "print events of the log as JSON lines: events cat STREAM | events tail [--from POSITION] [--follow]", runEvents},
 		{"tokens", "issue, revoke and list tenants' bearer tokens: tokens create --tenant NAME | tokens revoke ID | tokens ls", runTokens},
 		{"audit", "print a pin's timeline with the reason for each decision: audit REQUEST_ID [--json]", runAudit},
@@ -60,6 +61,11 @@ func main() {
 
 // run runs the command line and returns the exit code.
 func run(ctx context.Context, e *env, args []string) int {
+	// On AWS Lambda the binary is the function's bootstrap, started with no
+	// arguments: it is the gateway.
+	if len(args) == 0 && e.getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+		args = []string{"gateway"}
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(e.stdout, args)
 		return 0

@@ -62,7 +62,7 @@ func (b *baseFlags) open(ctx context.Context, e *env, role string) (*proc, error
 		return nil, err
 	}
 	p := &proc{role: role, stdout: e.stdout, logger: logger.With("role", role), reg: newRegistry(), health: newHealth()}
-	logAt, err := resolveSecret(ctx, *b.eventlogSecret, *b.eventlog, plainSecret)
+	logAt, err := resolveSecret(ctx, *b.eventlogSecret, *b.eventlog, func(secret, _ string) (string, error) { return strings.TrimSpace(secret), nil })
 	if err != nil {
 		return nil, fmt.Errorf("event log secret: %w", err)
 	}
@@ -142,8 +142,9 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 }
 
 // resolveSecret returns the value of a Secrets Manager secret when arn is
-// set, converted by decode; otherwise fallback.
-func resolveSecret(ctx context.Context, arn, fallback string, decode func(string) (string, error)) (string, error) {
+// set, converted by decode (which also sees the setting the secret
+// completes); otherwise fallback.
+func resolveSecret(ctx context.Context, arn, fallback string, decode func(secret, fallback string) (string, error)) (string, error) {
 	if arn == "" {
 		return fallback, nil
 	}
@@ -160,17 +161,17 @@ func resolveSecret(ctx context.Context, arn, fallback string, decode func(string
 	if out.SecretString == nil {
 		return "", fmt.Errorf("secret %s holds no string", arn)
 	}
-	return decode(*out.SecretString)
+	return decode(*out.SecretString, fallback)
 }
 
-func plainSecret(s string) (string, error) { return strings.TrimSpace(s), nil }
-
 // postgresSecret accepts a postgres:// URL, or the JSON of an RDS-managed
-// secret (username, password, host, port, dbname), turned into a URL.
-func postgresSecret(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
-		return s, nil
+// secret: its username and password, with host, port and dbname from the
+// secret where it has them and from views (a postgres:// URL) otherwise.
+// RDS's own managed master secret holds only username and password.
+func postgresSecret(secret, views string) (string, error) {
+	secret = strings.TrimSpace(secret)
+	if strings.HasPrefix(secret, "postgres://") || strings.HasPrefix(secret, "postgresql://") {
+		return secret, nil
 	}
 	var rds struct {
 		Username string          `json:"username"`
@@ -179,17 +180,33 @@ func postgresSecret(s string) (string, error) {
 		Port     json.RawMessage `json:"port"`
 		DBName   string          `json:"dbname"`
 	}
-	if err := json.Unmarshal([]byte(s), &rds); err != nil || rds.Host == "" || rds.Username == "" {
-		return "", errors.New("want a postgres:// URL or an RDS secret (JSON with username, password, host, port, dbname)")
+	if err := json.Unmarshal([]byte(secret), &rds); err != nil || rds.Username == "" {
+		return "", errors.New("want a postgres:// URL or an RDS secret (JSON with username and password)")
 	}
-	port := strings.Trim(string(rds.Port), `"`)
-	if port == "" {
-		port = "5432"
+	u := &url.URL{Scheme: "postgres", RawQuery: "sslmode=require"}
+	if strings.HasPrefix(views, "postgres://") || strings.HasPrefix(views, "postgresql://") {
+		parsed, err := url.Parse(views)
+		if err != nil {
+			return "", fmt.Errorf("views URL: %w", err)
+		}
+		u = parsed
 	}
-	db := rds.DBName
-	if db == "" {
-		db = "postgres"
+	u.User = url.UserPassword(rds.Username, rds.Password)
+	if rds.Host != "" {
+		port := strings.Trim(string(rds.Port), `"`)
+		if port == "" {
+			port = "5432"
+		}
+		u.Host = rds.Host + ":" + port
 	}
-	u := url.URL{Scheme: "postgres", User: url.UserPassword(rds.Username, rds.Password), Host: rds.Host + ":" + port, Path: "/" + db, RawQuery: "sslmode=require"}
+	if rds.DBName != "" {
+		u.Path = "/" + rds.DBName
+	}
+	if u.Host == "" {
+		return "", errors.New("the RDS secret names no host, and the views setting is no postgres:// URL to take it from")
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/postgres"
+	}
 	return u.String(), nil
 }
