@@ -39,12 +39,18 @@ type CARReader struct {
 	maxBlock int
 	header   bool
 	roots    []cid.Cid
+	// free holds buffers of blocks the Fetcher has written (Recycle).
+	free chan []byte
 }
+
+// freeBuffers bounds the buffers kept for reuse: about what the Fetcher's
+// queues hold.
+const freeBuffers = 24
 
 // NewCARReader returns a reader of the CARv1 stream r that refuses blocks
 // over maxBlockBytes before reading them.
 func NewCARReader(r io.Reader, maxBlockBytes int) *CARReader {
-	return &CARReader{br: bufio.NewReaderSize(r, readBufferBytes), maxBlock: maxBlockBytes}
+	return &CARReader{br: bufio.NewReaderSize(r, readBufferBytes), maxBlock: maxBlockBytes, free: make(chan []byte, freeBuffers)}
 }
 
 // Roots returns the roots the header named, once Next has read it. The
@@ -91,7 +97,7 @@ func (r *CARReader) Next() (Block, error) {
 	if size > uint64(r.maxBlock) {
 		return Block{}, Fail(pin.ReasonBlockTooBig, "block %s is %d bytes, over the %d byte limit", c, size, r.maxBlock)
 	}
-	data := make([]byte, size)
+	data := r.buffer(int(size))
 	if _, err := io.ReadFull(r.br, data); err != nil {
 		return Block{}, r.readError("block "+c.String(), err)
 	}
@@ -112,6 +118,26 @@ func (r *CARReader) checkCutShort() error {
 	}
 	msg, _ := io.ReadAll(io.LimitReader(r.br, 256))
 	return Fail(pin.ReasonMissingBlock, "the source cut the CAR short: %q", bytes.TrimSpace(msg))
+}
+
+// buffer returns a slice of size bytes, reused if one is free.
+func (r *CARReader) buffer(size int) []byte {
+	select {
+	case b := <-r.free:
+		if cap(b) >= size {
+			return b[:size]
+		}
+	default:
+	}
+	return make([]byte, size)
+}
+
+// Recycle implements Recycler. It is safe to call from any goroutine.
+func (r *CARReader) Recycle(data []byte) {
+	select {
+	case r.free <- data:
+	default:
+	}
 }
 
 func (r *CARReader) readHeader() error {
@@ -194,7 +220,8 @@ type CARStream struct {
 	open     func(progress func()) (io.ReadCloser, error)
 	maxBlock int
 	body     io.ReadCloser
-	car      *CARReader
+	// car is set by Next and read by Recycle, from another goroutine.
+	car      atomic.Pointer[CARReader]
 	progress atomic.Int64
 }
 
@@ -207,15 +234,17 @@ func NewCARStream(open func(progress func()) (io.ReadCloser, error), maxBlockByt
 
 // Next implements Blocks.
 func (s *CARStream) Next() (Block, error) {
-	if s.car == nil {
+	car := s.car.Load()
+	if car == nil {
 		body, err := s.open(func() { s.progress.Add(1) })
 		if err != nil {
 			return Block{}, err
 		}
 		s.body = body
-		s.car = NewCARReader(countingReader{r: body, n: &s.progress}, s.maxBlock)
+		car = NewCARReader(countingReader{r: body, n: &s.progress}, s.maxBlock)
+		s.car.Store(car)
 	}
-	return s.car.Next()
+	return car.Next()
 }
 
 // Close implements Blocks.
@@ -224,6 +253,13 @@ func (s *CARStream) Close() error {
 		return nil
 	}
 	return s.body.Close()
+}
+
+// Recycle implements Recycler.
+func (s *CARStream) Recycle(data []byte) {
+	if car := s.car.Load(); car != nil {
+		car.Recycle(data)
+	}
 }
 
 // Progress implements Progressor: bytes read, plus responses heard.

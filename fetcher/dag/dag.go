@@ -140,6 +140,14 @@ type Progressor interface {
 	Progress() int64
 }
 
+// Recycler is implemented by streams that can reuse the buffers of blocks
+// the Fetcher is done with, sparing an allocation (and its zeroing) per
+// block. The Fetcher calls Recycle once a block is written, from another
+// goroutine than Next's, and never touches the buffer again.
+type Recycler interface {
+	Recycle(data []byte)
+}
+
 // Sink is where one try's CAR bytes go (the storage upload). The Fetcher
 // writes to it from one goroutine and, when the try fails, calls Abort
 // instead of whatever completes it.

@@ -186,9 +186,18 @@ func (f *Fetcher) try(ctx context.Context, src Source, req Request, open func(co
 	if err != nil {
 		return Result{}, nil, classify(ctx, err, 0)
 	}
-	defer blocks.Close()
 	if p, ok := blocks.(Progressor); ok {
 		wd.source.Store(&p)
+	}
+	ra := startReadAhead(ctx, blocks)
+	defer func() {
+		cancel(nil)
+		<-ra.done
+		blocks.Close()
+	}()
+	var recycle func([]byte)
+	if r, ok := blocks.(Recycler); ok {
+		recycle = r.Recycle
 	}
 
 	header, err := carHeader(req.Root)
@@ -197,10 +206,10 @@ func (f *Fetcher) try(ctx context.Context, src Source, req Request, open func(co
 	}
 	out := make(chan Block, pipelineBlocks)
 	done := make(chan writeResult, 1)
-	w := &writer{root: req.Root, open: open, progress: progress, source: src.Name(), cancel: cancel}
+	w := &writer{root: req.Root, open: open, progress: progress, source: src.Name(), cancel: cancel, recycle: recycle}
 	go func() { done <- w.run(ctx, out) }()
 
-	v := newVerifier(req.Root, blocks, f.limits.MaxBlockBytes)
+	v := newVerifier(req.Root, ra, f.limits.MaxBlockBytes)
 	carBytes := int64(len(header))
 	var verr error
 	for verr == nil {
@@ -305,6 +314,8 @@ type writer struct {
 	progress func(int64, int64, string)
 	source   string
 	cancel   context.CancelCauseFunc
+	// recycle gives written blocks' buffers back to the source.
+	recycle func([]byte)
 }
 
 func (w *writer) run(ctx context.Context, in <-chan Block) writeResult {
@@ -334,6 +345,9 @@ func (w *writer) run(ctx context.Context, in <-chan Block) writeResult {
 			return fail(fmt.Errorf("write block %s: %w", blk.CID, err))
 		}
 		res.blocks++
+		if w.recycle != nil {
+			w.recycle(blk.Data)
+		}
 		if w.progress != nil && time.Since(reported) >= progressEvery {
 			reported = time.Now()
 			w.progress(res.car.written(), res.blocks, w.source)

@@ -1,0 +1,160 @@
+package ipfstest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Benchmarks measure memory in a child process, so that the peak belongs
+// to the code measured and not to the DAG builders and servers around it.
+// The parent calls RunChild; the child is a test of the same binary that
+// reads its parameters with ChildParams and reports with ReportToParent.
+
+const (
+	childEnv     = "IPFSTEST_CHILD_PARAMS"
+	resultPrefix = "IPFSTEST_CHILD_RESULT "
+)
+
+// PeakRSS returns the peak resident set size of this process (VmHWM).
+func PeakRSS() (int64, error) { return procStatus("VmHWM:") }
+
+// RSS returns the resident set size of this process now (VmRSS).
+func RSS() (int64, error) { return procStatus("VmRSS:") }
+
+func procStatus(field string) (int64, error) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("read /proc/self/status: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, field) {
+			continue
+		}
+		fields := strings.Fields(strings.TrimPrefix(line, field))
+		if len(fields) != 2 || fields[1] != "kB" {
+			return 0, fmt.Errorf("unexpected %q", line)
+		}
+		kb, err := strconv.ParseInt(fields[0], 10, 64)
+		return kb << 10, err
+	}
+	return 0, fmt.Errorf("no %s in /proc/self/status", field)
+}
+
+// CPUTime returns the CPU time (user and system) this process has used.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// RunChild runs the test named test of this test binary in a child
+// process, with params, and returns the metrics it reported.
+func RunChild(ctx context.Context, test string, params map[string]string) (map[string]float64, error) {
+	enc, err := json.Marshal(params)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(enc))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("child %s: %w\n%s", test, err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), resultPrefix); ok {
+			var m map[string]float64
+			if err := json.Unmarshal([]byte(rest), &m); err != nil {
+				return nil, fmt.Errorf("child %s result: %w", test, err)
+			}
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("child %s reported nothing:\n%s", test, out)
+}
+
+// ChildParams returns the parameters RunChild gave this process, and
+// whether it is such a child at all.
+func ChildParams() (map[string]string, bool) {
+	enc := os.Getenv(childEnv)
+	if enc == "" {
+		return nil, false
+	}
+	var params map[string]string
+	if err := json.Unmarshal([]byte(enc), &params); err != nil {
+		return nil, false
+	}
+	return params, true
+}
+
+// ReportToParent prints metrics for RunChild to read.
+func ReportToParent(metrics map[string]float64) {
+	enc, _ := json.Marshal(metrics)
+	fmt.Println(resultPrefix + string(enc))
+}
+
+// CARFileGateway serves a CAR file as a trustless gateway serves the CAR
+// of its root (GET /ipfs/{cid}, dfs order, no duplicates): the cheapest
+// honest origin there is, to measure a fetcher and nothing else.
+type CARFileGateway struct {
+	srv *httptest.Server
+}
+
+// StartCARFileGateway serves the CAR file at path for any /ipfs/ path.
+func StartCARFileGateway(path string) *CARFileGateway {
+	return &CARFileGateway{srv: httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/ipfs/") {
+			http.NotFound(w, r)
+			return
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/vnd.ipld.car; version=1; order=dfs; dups=n")
+		// With a length, the file goes out by sendfile: the origin costs
+		// next to nothing.
+		w.Header().Set("Content-Length", strconv.FormatInt(st.Size(), 10))
+		_, _ = io.Copy(w, f)
+	}))}
+}
+
+// NewCARFileGateway starts one for a test and closes it when the test
+// ends.
+func NewCARFileGateway(t testing.TB, path string) *CARFileGateway {
+	g := StartCARFileGateway(path)
+	t.Cleanup(g.Close)
+	return g
+}
+
+// URL is its base URL.
+func (g *CARFileGateway) URL() string { return g.srv.URL }
+
+// Close stops it.
+func (g *CARFileGateway) Close() {
+	g.srv.CloseClientConnections()
+	g.srv.Close()
+}
