@@ -14,7 +14,9 @@
 // Commits are not synced to disk one by one (synchronous=NORMAL): the
 // views are rebuilt from the log, so a commit lost in a power cut is applied
 // again from the checkpoint that was lost with it. Atomicity is what counts,
-// and WAL keeps it.
+// and WAL keeps it. The WAL is copied into the file every 8000 pages (32
+// MiB) rather than SQLite's 1000: a page that many batches touch (an index
+// page) is then copied once, not once per batch.
 package embedded
 
 import (
@@ -166,7 +168,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		}
 	}
 	setup := func(c *sqlite.Conn) error {
-		return c.Exec(fmt.Sprintf(`PRAGMA synchronous=NORMAL; PRAGMA cache_size=-%d; PRAGMA temp_store=MEMORY`, opts.CacheMiB*1024))
+		return c.Exec(fmt.Sprintf(`PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=8000; PRAGMA cache_size=-%d; PRAGMA temp_store=MEMORY`, opts.CacheMiB*1024))
 	}
 	w, err := sqlite.Open(ctx, path)
 	if err == nil {
