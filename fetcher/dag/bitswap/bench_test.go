@@ -66,7 +66,7 @@ func BenchmarkBitswap(b *testing.B) {
 
 type discard struct{}
 
-func (discard) Write(p []byte) (int, error)  { return len(p), nil }
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
 func (discard) Abort(context.Context) error { return nil }
 
 // TestBenchChildBitswap is BenchmarkBitswap's child: one bitswap fetch,
