@@ -28,6 +28,8 @@ type CARStore interface {
 	Stage(ctx context.Context, key string, meta carstore.Metadata) (carstore.Upload, error)
 	Promote(ctx context.Context, stagedKey string, want carstore.Expected) (carstore.Stored, error)
 	Stat(ctx context.Context, carCID cid.Cid) (carstore.Stored, bool, error)
+	// Discard removes what earlier attempts of a request left in staging.
+	Discard(ctx context.Context, requestID string) (int, error)
 }
 
 // CARIndex finds the CAR of a root that is already pinned, for any tenant;
@@ -58,6 +60,15 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 	}
 	if done, err := t.reuse(ctx, a, root); done || err != nil {
 		return err
+	}
+	if s.Attempt > 1 {
+		// An earlier attempt's process may have died mid-upload: nothing it
+		// left may stay behind.
+		if n, err := t.cars.Discard(ctx, a.id.String()); err != nil {
+			a.logger.Warn("discarding what earlier attempts left", "err", err)
+		} else if n > 0 {
+			a.logger.Info("discarded what earlier attempts left", "count", n)
+		}
 	}
 
 	// Renew the lease while the bytes flow; when a renewal shows the claim

@@ -129,9 +129,17 @@ func (m Metadata) validate() error {
 	if !m.Root.Defined() {
 		return fmt.Errorf("%w: no root CID", ErrInvalid)
 	}
-	// The request id goes into S3 user metadata, which is printable ASCII.
-	if m.RequestID == "" || len(m.RequestID) > maxKeyLen || strings.ContainsFunc(m.RequestID, func(r rune) bool { return r < ' ' || r > '~' }) {
-		return fmt.Errorf("%w: request id %q: want 1 to %d printable ASCII characters", ErrInvalid, m.RequestID, maxKeyLen)
+	return checkRequestID(m.RequestID)
+}
+
+// checkRequestID accepts request ids fit for S3 user metadata (printable
+// ASCII) and for the first element of a staging key.
+func checkRequestID(id string) error {
+	if id == "" || len(id) > maxKeyLen || strings.ContainsFunc(id, func(r rune) bool { return r < ' ' || r > '~' }) {
+		return fmt.Errorf("%w: request id %q: want 1 to %d printable ASCII characters", ErrInvalid, id, maxKeyLen)
+	}
+	if err := checkKey(id); err != nil || strings.Contains(id, "/") {
+		return fmt.Errorf("%w: request id %q: want a single key element", ErrInvalid, id)
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ type Store interface {
 	Stat(ctx context.Context, carCID cid.Cid) (carstore.Stored, bool, error)
 	Open(ctx context.Context, carCID cid.Cid) (io.ReadCloser, error)
 	OpenUploads(ctx context.Context) ([]carstore.OpenUpload, error)
+	Discard(ctx context.Context, requestID string) (int, error)
 }
 
 // Tuning is the sizing a case asks of a store, so that multipart paths run
@@ -93,6 +94,7 @@ func Run(t *testing.T, b Backend) {
 		{"StatAndOpenAbsent", testAbsent},
 		{"ConcurrentUploads", testConcurrent},
 		{"InvalidArguments", testInvalid},
+		{"DiscardCleansUpEarlierAttempts", testDiscard},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, b) })
@@ -684,4 +686,69 @@ func testInvalid(t *testing.T, b Backend) {
 	}
 	checkNothingLeft(t, in)
 	checkCarparkEmpty(t, in)
+}
+
+// A process killed mid-upload leaves its upload open, and one killed between
+// staging and promoting leaves a staged CAR: the fetcher that takes the
+// request over discards both, and nothing of other requests.
+func testDiscard(t *testing.T, b Backend) {
+	in := b.New(t, smallParts)
+	ctx := context.Background()
+	c := newCar(700, 6*carstore.MiB)
+	// Attempt 1: killed mid-upload (never aborted).
+	up1, err := in.Store.Stage(ctx, carstore.StagingKey(c.meta.RequestID, 1), c.meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeChunks(up1, c.data[:4*carstore.MiB]); err != nil {
+		t.Fatal(err)
+	}
+	// Attempt 2: staged, then killed before promoting.
+	up2, err := in.Store.Stage(ctx, carstore.StagingKey(c.meta.RequestID, 2), c.meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeChunks(up2, c.data); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up2.Complete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Another request's upload, which must survive.
+	other := newCar(701, 1*carstore.MiB)
+	keep, err := in.Store.Stage(ctx, carstore.StagingKey(other.meta.RequestID, 1), other.meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeChunks(keep, other.data); err != nil {
+		t.Fatal(err)
+	}
+	keepStaged, err := keep.Complete(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := in.Store.Discard(ctx, c.meta.RequestID)
+	if err != nil {
+		t.Fatalf("discard: %v", err)
+	}
+	if n != 2 {
+		t.Errorf("discard removed %d things, want the open upload and the staged CAR", n)
+	}
+	uploads, err := in.Store.OpenUploads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(uploads) != 0 {
+		t.Errorf("open uploads after discard: %v", uploads)
+	}
+	if keys := in.Keys(t, carstore.AreaStaging); !slices.Equal(keys, []string{keepStaged.Key}) {
+		t.Errorf("staging after discard holds %v, want only the other request's %s", keys, keepStaged.Key)
+	}
+	if n, err := in.Store.Discard(ctx, c.meta.RequestID); err != nil || n != 0 {
+		t.Errorf("second discard: %d, %v; want nothing to do", n, err)
+	}
+	if _, err := in.Store.Discard(ctx, "../x"); !errors.Is(err, carstore.ErrInvalid) {
+		t.Errorf("discard of a bad request id: %v, want ErrInvalid", err)
+	}
+	up1.Abort(ctx)
 }
