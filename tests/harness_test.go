@@ -66,9 +66,10 @@ type cluster struct {
 	staging string
 	carpark string
 	// bs is what the origin serves; origin is a trustless gateway over it.
-	bs     blockstore.Blockstore
-	origin *ipfstest.Gateway
-	token  string
+	bs        blockstore.Blockstore
+	origin    *ipfstest.Gateway
+	originURL string
+	token     string
 
 	mu    sync.Mutex
 	procs []*process
@@ -76,6 +77,9 @@ type cluster struct {
 
 type clusterOptions struct {
 	origin ipfstest.GatewayOptions
+	// throttle, when not zero, puts the origin behind a proxy that sends at
+	// most this many bytes a second, so that fetches take a while.
+	throttle int
 }
 
 func newCluster(t *testing.T, o clusterOptions) *cluster {
@@ -88,6 +92,10 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 		bs: ipfstest.NewMemBlockstore(),
 	}
 	c.origin = ipfstest.NewGateway(t, c.bs, o.origin)
+	c.originURL = c.origin.URL()
+	if o.throttle > 0 {
+		c.originURL = throttled(t, c.originURL, o.throttle)
+	}
 	c.token = c.createToken("alice")
 	return c
 }
@@ -107,7 +115,7 @@ func (c *cluster) env() []string {
 		"AWS_SECRET_ACCESS_KEY="+c.s3.SecretKey,
 		"AWS_EC2_METADATA_DISABLED=true",
 		"PICKUP_SOURCES=gateway",
-		"PICKUP_TRUSTLESS_GATEWAYS="+c.origin.URL(),
+		"PICKUP_TRUSTLESS_GATEWAYS="+c.originURL,
 		"PICKUP_DELEGATES=/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWR3DeCKahEqXtP8KvuG3XBeLZTU55yktXSmy8g4Phh6BV",
 		"PICKUP_ALLOW_PRIVATE_ORIGINS=true",
 		"PICKUP_HTTP_ADDR=127.0.0.1:0",
