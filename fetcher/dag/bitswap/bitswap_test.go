@@ -313,3 +313,37 @@ func peerInfo(addrs []multiaddr.Multiaddr) (libp2ppeer.AddrInfo, error) {
 	}
 	return infos[0], nil
 }
+
+// TestDelegatedRoutingFindsProviders proves that, with delegated routing
+// configured, a DAG is fetched from a provider the request did not name.
+func TestDelegatedRoutingFindsProviders(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bs := ipfstest.NewMemBlockstore()
+	root, err := ipfstest.File(ctx, bs, ipfstest.FileOptions{Size: 200 << 10, Seed: 12, ChunkSize: 4 << 10, CIDv1: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider := ipfstest.NewBitswapPeer(t, bs)
+	rt := ipfstest.NewRouting(t)
+	rt.Provide(root, libp2ppeer.AddrInfo{ID: provider.ID(), Addrs: provider.Host().Addrs()})
+	finder, err := bitswap.DelegatedRouting(rt.URL(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := bitswap.New(bitswap.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Routing: finder}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.Close() })
+	_, sk, _, err := fetch(t, dag.Limits{ChunkTimeout: 20 * time.Second}, dag.Request{Root: root}, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(sk.Bytes(), export(t, bs, root)) {
+		t.Fatal("CAR differs from dag export")
+	}
+	if rt.Asked() == 0 {
+		t.Error("the routing endpoint was never asked")
+	}
+}

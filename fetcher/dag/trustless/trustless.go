@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -166,8 +167,10 @@ func checkContentType(ct string) error {
 // retryAfter reads a Retry-After header (seconds or an HTTP date); without
 // one it backs off exponentially from a second.
 func retryAfter(h string, try int, now time.Time) time.Duration {
-	if secs, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && secs >= 0 {
-		return time.Duration(secs) * time.Second
+	if secs, err := strconv.ParseInt(strings.TrimSpace(h), 10, 64); err == nil && secs >= 0 {
+		// Beyond any wait worth taking; and a Duration would overflow.
+		const forever = int64(math.MaxInt64 / int64(time.Second))
+		return time.Duration(min(secs, forever)) * time.Second
 	}
 	if t, err := http.ParseTime(h); err == nil {
 		return max(t.Sub(now), 0)
