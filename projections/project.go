@@ -161,6 +161,7 @@ type Changes struct {
 	// Blocks and Totals are added to the counters; a counter that reaches
 	// zero is deleted, so that equal views have equal rows.
 	Blocks     []BlockDelta
+	MetaBlocks []MetaBlockDelta
 	Totals     []TotalDelta
 	Skipped    []Skip
 	Checkpoint eventlog.Position
@@ -194,6 +195,21 @@ type BlockKey struct {
 	Tenant string
 	Block  int64
 	Status string
+}
+
+// MetaBlockKey names one meta block counter: the tenant's visible pins
+// with a status and a meta key of a value, whose Seq / BlockSize is Block.
+// With them, a listing filtered by one meta key counts like one filtered by
+// status alone.
+type MetaBlockKey struct {
+	Tenant, Key, Value, Status string
+	Block                      int64
+}
+
+// MetaBlockDelta is what to add to a meta block counter.
+type MetaBlockDelta struct {
+	MetaBlockKey
+	Delta int64
 }
 
 // BlockDelta is what to add to a block counter.
@@ -380,10 +396,14 @@ func (p *projector) tokenEvent(id uuid.UUID, ev any) error {
 func (p *projector) changes(checkpoint eventlog.Position) (*Changes, error) {
 	ch := &Changes{Checkpoint: checkpoint, Skipped: p.skipped}
 	blocks := map[BlockKey]int64{}
+	metaBlocks := map[MetaBlockKey]int64{}
 	totals := p.totals
-	count := func(c PinColumns, sign int64) {
+	count := func(c PinColumns, meta map[string]string, sign int64) {
 		if c.ListStatus != "" {
 			blocks[BlockKey{Tenant: c.Tenant, Block: c.Seq / BlockSize, Status: c.ListStatus}] += sign
+			for k, v := range meta {
+				metaBlocks[MetaBlockKey{Tenant: c.Tenant, Key: sqlText(k), Value: sqlText(v), Status: c.ListStatus, Block: c.Seq / BlockSize}] += sign
+			}
 		}
 		if !c.Hidden {
 			totals[totalPhasePrefix+c.Phase] += sign
@@ -398,11 +418,12 @@ func (p *projector) changes(checkpoint eventlog.Position) (*Changes, error) {
 			change.Meta = r.metaRows()
 			slices.SortFunc(change.Meta, func(a, b MetaRow) int { return cmp.Compare(a.Key, b.Key) })
 		} else {
-			old := p.loaded.Pins[id].columns()
+			was := p.loaded.Pins[id]
+			old := was.columns()
 			change.Old = &old
-			count(old, -1)
+			count(old, was.State.Request.Meta, -1)
 		}
-		count(c, +1)
+		count(c, r.State.Request.Meta, +1)
 		ch.Pins = append(ch.Pins, change)
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.tenants)) {
@@ -416,12 +437,22 @@ func (p *projector) changes(checkpoint eventlog.Position) (*Changes, error) {
 			ch.Blocks = append(ch.Blocks, BlockDelta{BlockKey: k, Delta: d})
 		}
 	}
+	for _, k := range slices.SortedFunc(maps.Keys(metaBlocks), compareMetaBlockKey) {
+		if d := metaBlocks[k]; d != 0 {
+			ch.MetaBlocks = append(ch.MetaBlocks, MetaBlockDelta{MetaBlockKey: k, Delta: d})
+		}
+	}
 	for _, k := range slices.Sorted(maps.Keys(totals)) {
 		if d := totals[k]; d != 0 {
 			ch.Totals = append(ch.Totals, TotalDelta{Name: k, Delta: d})
 		}
 	}
 	return ch, nil
+}
+
+func compareMetaBlockKey(a, b MetaBlockKey) int {
+	return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Key, b.Key), cmp.Compare(a.Value, b.Value),
+		cmp.Compare(a.Status, b.Status), cmp.Compare(a.Block, b.Block))
 }
 
 func compareBlockKey(a, b BlockKey) int {

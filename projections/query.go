@@ -134,6 +134,13 @@ func (p ListPlan) Counted() bool {
 	return p.Driver == DriveStatus && p.Name == ""
 }
 
+// CountedByMeta reports whether the plan's matches can be counted from the
+// meta block counters: one meta key, and no filter but status and the
+// created bounds.
+func (p ListPlan) CountedByMeta() bool {
+	return p.Driver == DriveMeta && len(p.Meta) == 1 && p.Name == ""
+}
+
 // NoSeq is an open upper bound of Seq.
 const NoSeq = math.MaxInt64
 
@@ -268,7 +275,7 @@ type DumpRow struct {
 }
 
 // DumpTables are the dumped tables, in dump order.
-var DumpTables = []string{"pins", "pin_meta", "tenants", "tenant_blocks", "totals", "tokens"}
+var DumpTables = []string{"pins", "pin_meta", "tenants", "tenant_blocks", "meta_blocks", "totals", "tokens"}
 
 // Dump rows of each table. Keys join the key columns with NUL (which no
 // text column holds) and write integers in 20 digits, so that byte order of
@@ -318,6 +325,11 @@ func (t TenantRow) Dump() DumpRow {
 // DumpBlock is the dump row of a block counter.
 func DumpBlock(k BlockKey, n int64) DumpRow {
 	return DumpRow{Table: "tenant_blocks", Key: fmt.Sprintf("%s\x00%s\x00%020d", k.Tenant, k.Status, k.Block), Value: json.RawMessage(fmt.Sprint(n))}
+}
+
+// DumpMetaBlock is the dump row of a meta block counter.
+func DumpMetaBlock(k MetaBlockKey, n int64) DumpRow {
+	return DumpRow{Table: "meta_blocks", Key: fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%020d", k.Tenant, k.Key, k.Value, k.Status, k.Block), Value: json.RawMessage(fmt.Sprint(n))}
 }
 
 // DumpTotal is the dump row of a total.

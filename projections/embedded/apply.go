@@ -302,6 +302,34 @@ func saveCounters(c *sqlite.Conn, ch *projections.Changes) error {
 			}
 		}
 	}
+	addMeta, err := c.Stmt(`INSERT INTO meta_blocks (tenant, key, value, status, block, n) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (tenant, key, value, status, block) DO UPDATE SET n = n + excluded.n RETURNING n`)
+	if err != nil {
+		return err
+	}
+	dropMeta, err := c.Stmt(`DELETE FROM meta_blocks WHERE tenant = ? AND key = ? AND value = ? AND status = ? AND block = ?`)
+	if err != nil {
+		return err
+	}
+	for _, d := range ch.MetaBlocks {
+		for _, q := range []*sqlite3.Stmt{addMeta, dropMeta} {
+			q.BindText(1, d.Tenant)
+			q.BindText(2, d.Key)
+			q.BindText(3, d.Value)
+			q.BindText(4, d.Status)
+			q.BindInt64(5, d.Block)
+		}
+		addMeta.BindInt64(6, d.Delta)
+		n, err := stepInt(addMeta)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			if err := exec(dropMeta); err != nil {
+				return err
+			}
+		}
+	}
 	addTotal, err := c.Stmt(`INSERT INTO totals (name, n) VALUES (?, ?)
 		ON CONFLICT (name) DO UPDATE SET n = n + excluded.n RETURNING n`)
 	if err != nil {
@@ -350,7 +378,7 @@ func stepInt(q *sqlite3.Stmt) (int64, error) {
 // transaction: the next Apply starts a rebuild.
 func (s *Store) Reset(ctx context.Context) error {
 	err := s.write(ctx, func(c *sqlite.Conn) error {
-		return c.Exec(`DELETE FROM pins; DELETE FROM pin_meta; DELETE FROM tenants; DELETE FROM tenant_blocks;
+		return c.Exec(`DELETE FROM pins; DELETE FROM pin_meta; DELETE FROM tenants; DELETE FROM tenant_blocks; DELETE FROM meta_blocks;
 			DELETE FROM totals; DELETE FROM tokens; UPDATE checkpoint SET position = 0 WHERE id = 1`)
 	})
 	if err != nil {

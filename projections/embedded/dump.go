@@ -69,6 +69,11 @@ var dumps = []struct {
 		func(q *sqlite3.Stmt) projections.DumpRow {
 			return projections.DumpBlock(projections.BlockKey{Tenant: q.ColumnText(0), Status: q.ColumnText(1), Block: q.ColumnInt64(2)}, q.ColumnInt64(3))
 		}},
+	{`SELECT tenant, key, value, status, block, n FROM meta_blocks ORDER BY tenant, key, value, status, block`,
+		func(q *sqlite3.Stmt) projections.DumpRow {
+			return projections.DumpMetaBlock(projections.MetaBlockKey{Tenant: q.ColumnText(0), Key: q.ColumnText(1), Value: q.ColumnText(2),
+				Status: q.ColumnText(3), Block: q.ColumnInt64(4)}, q.ColumnInt64(5))
+		}},
 	{`SELECT name, n FROM totals ORDER BY name`,
 		func(q *sqlite3.Stmt) projections.DumpRow {
 			return projections.DumpTotal(q.ColumnText(0), q.ColumnInt64(1))

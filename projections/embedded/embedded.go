@@ -121,6 +121,16 @@ CREATE TABLE IF NOT EXISTS tenant_blocks (
 	PRIMARY KEY (tenant, status, block)
 ) STRICT, WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS meta_blocks (
+	tenant TEXT NOT NULL,
+	key    TEXT NOT NULL,
+	value  TEXT NOT NULL,
+	status TEXT NOT NULL,
+	block  INTEGER NOT NULL,
+	n      INTEGER NOT NULL,
+	PRIMARY KEY (tenant, key, value, status, block)
+) STRICT, WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS totals (
 	name TEXT PRIMARY KEY,
 	n    INTEGER NOT NULL
@@ -147,11 +157,11 @@ INSERT OR IGNORE INTO checkpoint (id, position) VALUES (1, 0);
 // schemaVersion is the version of the tables above, kept in SQLite's
 // user_version. Views of another version are dropped and rebuilt: they are
 // a projection of the log, and the runner replays it from position zero.
-const schemaVersion = 2
+const schemaVersion = 3
 
 const dropAll = `
 DROP TABLE IF EXISTS pins; DROP TABLE IF EXISTS pin_meta; DROP TABLE IF EXISTS tenants;
-DROP TABLE IF EXISTS tenant_blocks; DROP TABLE IF EXISTS totals; DROP TABLE IF EXISTS tokens;
+DROP TABLE IF EXISTS tenant_blocks; DROP TABLE IF EXISTS meta_blocks; DROP TABLE IF EXISTS totals; DROP TABLE IF EXISTS tokens;
 DROP TABLE IF EXISTS checkpoint;
 `
 

@@ -417,6 +417,25 @@ func listByIndex(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]projec
 	if err != nil {
 		return nil, 0, err
 	}
+	if p.CountedByMeta() {
+		m := p.Meta[0]
+		n, err := projections.CountBetween(lo, hi,
+			func(below int64) (int64, error) {
+				q := (&query{}).add(`SELECT sum(n) FROM meta_blocks WHERE tenant = ? AND key = ? AND value = ? AND status IN `, p.Tenant, m.Key, m.Value).
+					in(p.Statuses)
+				if below != projections.NoSeq {
+					q.add(` AND block < ?`, below)
+				}
+				return q.int(c)
+			},
+			func(from, to int64) (int64, error) {
+				q := (&query{}).add(`SELECT count(*) FROM pin_meta m CROSS JOIN pins p ON p.rowid = m.pin
+					WHERE m.tenant = ? AND m.key = ? AND m.value = ? AND m.seq >= ? AND m.seq < ?`, p.Tenant, m.Key, m.Value, from, to)
+				statusFilter(q, p)
+				return q.int(c)
+			})
+		return rows, n, err
+	}
 	n, err := build(`SELECT count(*)`).int(c)
 	return rows, n, err
 }

@@ -284,6 +284,20 @@ func queueCounters(batch *pgx.Batch, ch *projections.Changes) {
 		batch.Queue(`DELETE FROM tenant_blocks b USING unnest($1::text[], $2::text[], $3::bigint[]) AS u(tenant, status, block)
 			WHERE b.tenant = u.tenant AND b.status = u.status AND b.block = u.block AND b.n = 0`, tenants, statuses, blocks)
 	}
+	if len(ch.MetaBlocks) > 0 {
+		var tenants, keys, values, statuses []string
+		var blocks, deltas []int64
+		for _, d := range ch.MetaBlocks {
+			tenants, keys, values, statuses = append(tenants, d.Tenant), append(keys, d.Key), append(values, d.Value), append(statuses, d.Status)
+			blocks, deltas = append(blocks, d.Block), append(deltas, d.Delta)
+		}
+		batch.Queue(`INSERT INTO meta_blocks (tenant, key, value, status, block, n)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+			ON CONFLICT (tenant, key, value, status, block) DO UPDATE SET n = meta_blocks.n + excluded.n`, tenants, keys, values, statuses, blocks, deltas)
+		batch.Queue(`DELETE FROM meta_blocks b USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS u(tenant, key, value, status, block)
+			WHERE b.tenant = u.tenant AND b.key = u.key AND b.value = u.value AND b.status = u.status AND b.block = u.block AND b.n = 0`,
+			tenants, keys, values, statuses, blocks)
+	}
 	if len(ch.Totals) > 0 {
 		var names []string
 		var deltas []int64
@@ -300,7 +314,7 @@ func queueCounters(batch *pgx.Batch, ch *projections.Changes) {
 // transaction: the next Apply starts a rebuild.
 func (s *Store) Reset(ctx context.Context) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `TRUNCATE pins, pin_meta, tenants, tenant_blocks, totals, tokens; UPDATE checkpoint SET position = 0 WHERE id = 1`)
+		_, err := tx.Exec(ctx, `TRUNCATE pins, pin_meta, tenants, tenant_blocks, meta_blocks, totals, tokens; UPDATE checkpoint SET position = 0 WHERE id = 1`)
 		return err
 	})
 	if err != nil {

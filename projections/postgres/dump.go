@@ -75,6 +75,13 @@ var dumps = []struct {
 			err := r.Scan(&k.Tenant, &k.Status, &k.Block, &n)
 			return projections.DumpBlock(k, n), err
 		}},
+	{`SELECT tenant, key, value, status, block, n FROM meta_blocks ORDER BY tenant, key, value, status, block`,
+		func(r pgx.Rows) (projections.DumpRow, error) {
+			var k projections.MetaBlockKey
+			var n int64
+			err := r.Scan(&k.Tenant, &k.Key, &k.Value, &k.Status, &k.Block, &n)
+			return projections.DumpMetaBlock(k, n), err
+		}},
 	{`SELECT name, n FROM totals ORDER BY name`,
 		func(r pgx.Rows) (projections.DumpRow, error) {
 			var name string

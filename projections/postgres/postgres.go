@@ -83,6 +83,16 @@ CREATE TABLE IF NOT EXISTS tenant_blocks (
 	PRIMARY KEY (tenant, status, block)
 );
 
+CREATE TABLE IF NOT EXISTS meta_blocks (
+	tenant text COLLATE "C" NOT NULL,
+	key    text COLLATE "C" NOT NULL,
+	value  text COLLATE "C" NOT NULL,
+	status text COLLATE "C" NOT NULL,
+	block  bigint NOT NULL,
+	n      bigint NOT NULL,
+	PRIMARY KEY (tenant, key, value, status, block)
+);
+
 CREATE TABLE IF NOT EXISTS totals (
 	name text COLLATE "C" PRIMARY KEY,
 	n    bigint NOT NULL
@@ -109,9 +119,9 @@ INSERT INTO checkpoint (id, position) VALUES (1, 0) ON CONFLICT DO NOTHING;
 // schemaVersion is the version of the tables above, kept in views_schema.
 // Views of another version are dropped and rebuilt: they are a projection
 // of the log, and the runner replays it from position zero.
-const schemaVersion = 1
+const schemaVersion = 2
 
-const dropAll = `DROP TABLE IF EXISTS pins, pin_meta, tenants, tenant_blocks, totals, tokens, checkpoint`
+const dropAll = `DROP TABLE IF EXISTS pins, pin_meta, tenants, tenant_blocks, meta_blocks, totals, tokens, checkpoint`
 
 // Options tune a Store. The zero value of each field means its default.
 type Options struct {

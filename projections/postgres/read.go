@@ -317,6 +317,25 @@ func listByIndex(ctx context.Context, db querier, p projections.ListPlan, lo, hi
 	if err != nil {
 		return nil, 0, err
 	}
+	if p.CountedByMeta() {
+		m := p.Meta[0]
+		n, err := projections.CountBetween(lo, hi,
+			func(below int64) (int64, error) {
+				q := (&query{}).add(`SELECT sum(n)::bigint FROM meta_blocks WHERE tenant = ? AND key = ? AND value = ? AND status = ANY(?)`,
+					p.Tenant, m.Key, m.Value, p.Statuses)
+				if below != projections.NoSeq {
+					q.add(` AND block < ?`, below)
+				}
+				return q.int(ctx, db)
+			},
+			func(from, to int64) (int64, error) {
+				q := (&query{}).add(`SELECT count(*) FROM pin_meta m JOIN pins p ON p.tenant = m.tenant AND p.seq = m.seq
+					WHERE m.tenant = ? AND m.key = ? AND m.value = ? AND m.seq >= ? AND m.seq < ?`, p.Tenant, m.Key, m.Value, from, to)
+				statusFilter(q, p)
+				return q.int(ctx, db)
+			})
+		return rows, n, err
+	}
 	n, err := build(`SELECT count(*)`).int(ctx, db)
 	return rows, n, err
 }

@@ -319,7 +319,8 @@ func testListBlocks(t *testing.T, b Backend) {
 		h.now = h.now.Add(time.Millisecond)
 		id := uuid.New()
 		requests = append(requests, id)
-		batch = append(batch, h.pinEvent(id, pin.Requested{RequestID: id, Tenant: "alice", CID: testCID(i % 50), Name: fmt.Sprint("pin ", i%7), Created: h.now}))
+		batch = append(batch, h.pinEvent(id, pin.Requested{RequestID: id, Tenant: "alice", CID: testCID(i % 50), Name: fmt.Sprint("pin ", i%7), Created: h.now,
+			Meta: map[string]string{"app": fmt.Sprint(i % 3), "n": fmt.Sprint(i)}}))
 		switch rnd.IntN(5) {
 		case 0:
 			batch = append(batch, h.pinEvent(id, must[pin.FetchStarted](t)(h.state(id).Claim("f", h.now, lease))))
@@ -354,6 +355,10 @@ func testListBlocks(t *testing.T, b Backend) {
 			if rnd.IntN(3) == 0 {
 				q.Statuses = append(q.Statuses, st)
 			}
+		}
+		if rnd.IntN(3) == 0 {
+			// One meta key: counted from the meta block counters.
+			q.Meta = map[string]string{"app": fmt.Sprint(rnd.IntN(4))}
 		}
 		checkList(t, s, all, q)
 		if t.Failed() {
