@@ -30,6 +30,7 @@ func dagCases() []dagCase {
 		{"unixfs one block", file(ipfstest.FileOptions{Size: 1000, Seed: 1})},
 		{"unixfs cidv0 three levels", file(ipfstest.FileOptions{Size: 200 << 10, Seed: 2, ChunkSize: 1 << 10})},
 		{"unixfs cidv1 raw leaves", file(ipfstest.FileOptions{Size: 300 << 10, Seed: 3, ChunkSize: 1 << 10, CIDv1: true})},
+		{"unixfs of one repeated chunk", file(ipfstest.FileOptions{Size: 400 << 10, Seed: 6, ChunkSize: 1 << 10, CIDv1: true, Repeat: true})},
 		{"unixfs empty file", file(ipfstest.FileOptions{Size: 0, Seed: 4})},
 		{"mixed codecs, hashes, duplicates and identity links", func(ctx context.Context, bs blockstore.Blockstore) (cid.Cid, error) {
 			return ipfstest.Mixed(ctx, bs, 5)

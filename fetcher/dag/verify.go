@@ -14,6 +14,12 @@ import (
 // the root, each block's links in the order Links returns them, every CID
 // once (the first time the walk reaches it). It learns the DAG as it goes:
 // after Next returns a CID, Visit must be given that block's links.
+//
+// Its memory is the links still to visit (bounded by the DAG's depth times
+// its widest node) and the set of CIDs already visited, which "each block
+// once" needs and which `ipfs dag export` keeps too: about 100 bytes a
+// distinct block, some 12 MiB for a 31 GiB DAG of 256 KiB blocks. That set
+// is the one part of a fetch's memory that grows with the DAG.
 type Walk struct {
 	// stack holds the links still to visit, the next one last.
 	stack []cid.Cid

@@ -39,6 +39,9 @@ type FileOptions struct {
 	// CIDv1 makes the DAG as `ipfs add --cid-version=1` does: CIDv1 with
 	// raw leaves. The default is `ipfs add`'s: CIDv0, dag-pb leaves.
 	CIDv1 bool
+	// Repeat makes every chunk the same bytes (as in a sparse file): one
+	// leaf block, linked from everywhere, which a CAR holds once.
+	Repeat bool
 }
 
 // File imports a file of seeded random bytes into bs with boxo's importer
@@ -58,7 +61,15 @@ func File(ctx context.Context, bs blockstore.Blockstore, opts FileOptions) (cid.
 		params.RawLeaves = true
 		params.CidBuilder = cid.V1Builder{Codec: cid.DagProtobuf, MhType: multihash.SHA2_256}
 	}
-	db, err := params.New(chunker.NewSizeSplitter(io.LimitReader(Random(opts.Seed), opts.Size), chunk))
+	var data io.Reader = Random(opts.Seed)
+	if opts.Repeat {
+		block := make([]byte, chunk)
+		if _, err := io.ReadFull(data, block); err != nil {
+			return cid.Undef, err
+		}
+		data = &repeat{block: block}
+	}
+	db, err := params.New(chunker.NewSizeSplitter(io.LimitReader(data, opts.Size), chunk))
 	if err != nil {
 		return cid.Undef, fmt.Errorf("import file: %w", err)
 	}
@@ -74,6 +85,18 @@ func Random(seed uint64) io.Reader {
 	var key [32]byte
 	binary.LittleEndian.PutUint64(key[:], seed)
 	return rand.NewChaCha8(key)
+}
+
+// repeat reads the same block over and over.
+type repeat struct {
+	block []byte
+	off   int
+}
+
+func (r *repeat) Read(p []byte) (int, error) {
+	n := copy(p, r.block[r.off:])
+	r.off = (r.off + n) % len(r.block)
+	return n, nil
 }
 
 func dagService(bs blockstore.Blockstore) ipld.DAGService {

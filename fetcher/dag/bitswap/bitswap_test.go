@@ -108,6 +108,9 @@ func TestMatchesDagExport(t *testing.T) {
 		{"mixed codecs, hashes, duplicates and identity links", func(bs blockstore.Blockstore) (cid.Cid, error) {
 			return ipfstest.Mixed(ctx, bs, 3)
 		}},
+		{"unixfs of one repeated chunk", func(bs blockstore.Blockstore) (cid.Cid, error) {
+			return ipfstest.File(ctx, bs, ipfstest.FileOptions{Size: 400 << 10, Seed: 4, ChunkSize: 1 << 10, CIDv1: true, Repeat: true})
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
