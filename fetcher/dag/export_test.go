@@ -88,7 +88,10 @@ func TestMatchesDagExport(t *testing.T) {
 					t.Error("progress was never called")
 				}
 				if len(s.opened) != 1 || s.opened[0].aborted {
-					t.Errorf("want one sink, not aborted; got %d", len(s.opened))
+					t.Fatalf("want one sink, not aborted; got %d", len(s.opened))
+				}
+				if err := s.opened[0].ctx.Err(); err != nil {
+					t.Errorf("the sink's context ended with Fetch (%v): its upload could not complete", err)
 				}
 			})
 		}

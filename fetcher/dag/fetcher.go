@@ -67,7 +67,10 @@ func (f *Fetcher) Limits() Limits { return f.limits }
 // for each try it opens a sink (only once the source has sent a good
 // block), streams the verified CAR into it, and on any failure aborts that
 // sink and moves on to the next source. On success it returns the sink,
-// complete but not closed or committed: that is the caller's to do.
+// complete but not closed or committed: that is the caller's to do. open
+// is given ctx itself, not a context of the attempt's, so that what it
+// starts lives on after Fetch returns; the attempt's limits do not
+// interrupt a sink's Write.
 // progress, if not nil, is called from Fetch's goroutines a few times a
 // second with the bytes and blocks written so far, and once at the end; it
 // must not block.
@@ -98,7 +101,10 @@ func (f *Fetcher) Fetch(ctx context.Context, req Request, open func(context.Cont
 
 	var failures []*Failure
 	for _, src := range f.sources {
-		res, sink, err := f.try(ctx, src, req, open, progress)
+		// The sink outlives Fetch (the caller completes it), so it is
+		// opened with the caller's context, not the attempt's.
+		sinkOpen := func(context.Context) (Sink, error) { return open(parent) }
+		res, sink, err := f.try(ctx, src, req, sinkOpen, progress)
 		if err == nil {
 			f.log.Info("fetched", "root", req.Root, "source", src.Name(), "bytes", res.Bytes, "blocks", res.Blocks, "car", res.CarCID)
 			return res, sink, nil

@@ -26,6 +26,9 @@ type memorySink struct {
 	buf     bytes.Buffer
 	aborted bool
 	failAt  int // fail writes once this many bytes are written (0: never)
+	// ctx is the context the sink was opened with: an upload would run
+	// on it after Fetch returns.
+	ctx context.Context
 }
 
 func (s *memorySink) Write(p []byte) (int, error) {
@@ -49,13 +52,13 @@ type sinks struct {
 	err    error
 }
 
-func (s *sinks) open(context.Context) (dag.Sink, error) {
+func (s *sinks) open(ctx context.Context) (dag.Sink, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return nil, s.err
 	}
-	sk := &memorySink{failAt: s.failAt}
+	sk := &memorySink{failAt: s.failAt, ctx: ctx}
 	s.opened = append(s.opened, sk)
 	return sk, nil
 }
