@@ -7,6 +7,10 @@ import (
 
 	"github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/go-cid"
+	"github.com/ipld/go-ipld-prime/datamodel"
+	"github.com/ipld/go-ipld-prime/fluent/qp"
+	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
+	"github.com/ipld/go-ipld-prime/node/basicnode"
 	"github.com/multiformats/go-multicodec"
 	"github.com/multiformats/go-multihash"
 
@@ -34,6 +38,22 @@ func dagCases() []dagCase {
 		{"unixfs empty file", file(ipfstest.FileOptions{Size: 0, Seed: 4})},
 		{"mixed codecs, hashes, duplicates and identity links", func(ctx context.Context, bs blockstore.Blockstore) (cid.Cid, error) {
 			return ipfstest.Mixed(ctx, bs, 5)
+		}},
+		{"identity root linking stored blocks", func(ctx context.Context, bs blockstore.Blockstore) (cid.Cid, error) {
+			leaf, err := ipfstest.PutRaw(ctx, bs, uint64(multicodec.Raw), multihash.SHA2_256, []byte("stored leaf"))
+			if err != nil {
+				return cid.Undef, err
+			}
+			n, err := qp.BuildMap(basicnode.Prototype.Any, -1, func(ma datamodel.MapAssembler) {
+				qp.MapEntry(ma, "leaf", qp.Link(cidlink.Link{Cid: leaf}))
+			})
+			if err != nil {
+				return cid.Undef, err
+			}
+			return ipfstest.Put(ctx, bs, multicodec.DagCbor, multihash.IDENTITY, n)
+		}},
+		{"identity root, nothing stored", func(ctx context.Context, bs blockstore.Blockstore) (cid.Cid, error) {
+			return ipfstest.PutRaw(ctx, bs, uint64(multicodec.Raw), multihash.IDENTITY, nil)
 		}},
 		{"raw block root", func(ctx context.Context, bs blockstore.Blockstore) (cid.Cid, error) {
 			return ipfstest.PutRaw(ctx, bs, uint64(multicodec.Raw), multihash.SHA2_256, []byte("just one raw block"))

@@ -98,8 +98,10 @@ type verifier struct {
 	src      Blocks
 	maxBlock int
 	// peeked is a block read ahead, to see whether a source sent an
-	// identity block the walk made itself.
-	peeked *Block
+	// identity block the walk made itself; peekErr is what reading ahead
+	// met instead, held until a block is really needed.
+	peeked  *Block
+	peekErr error
 	// received counts the blocks the source sent.
 	received int64
 }
@@ -176,16 +178,17 @@ func (v *verifier) check(want cid.Cid, got Block) error {
 
 // skipSent consumes the identity block c if the source sent it next.
 func (v *verifier) skipSent(c cid.Cid) error {
-	if v.peeked == nil {
+	if v.peeked == nil && v.peekErr == nil {
 		blk, err := v.src.Next()
-		if err == io.EOF {
-			return nil
-		}
 		if err != nil {
-			return err
+			v.peekErr = err
+			return nil
 		}
 		v.received++
 		v.peeked = &blk
+	}
+	if v.peeked == nil {
+		return nil
 	}
 	if v.peeked.CID != c {
 		return nil
@@ -196,6 +199,9 @@ func (v *verifier) skipSent(c cid.Cid) error {
 }
 
 func (v *verifier) read() (Block, error) {
+	if v.peekErr != nil {
+		return Block{}, v.peekErr
+	}
 	if v.peeked != nil {
 		blk := *v.peeked
 		v.peeked = nil
@@ -214,6 +220,10 @@ func (v *verifier) end() error {
 	blk, err := v.read()
 	switch {
 	case errors.Is(err, io.EOF):
+		return io.EOF
+	case err != nil && v.received == 0:
+		// A DAG all inline needed nothing from the source: whatever
+		// became of it (a 404, say) does not matter.
 		return io.EOF
 	case err != nil:
 		if _, ok := errors.AsType[*Failure](err); ok {
