@@ -412,7 +412,12 @@ func listByIndex(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]projec
 		return q
 	}
 	q := build(`SELECT p.state, p.seq, p.created, p.hidden`)
-	q.add(` ORDER BY p.seq DESC LIMIT ?`, p.Limit)
+	if p.Driver == projections.DriveMeta {
+		// The meta index's order, so that the walk stops at the page.
+		q.add(` ORDER BY m.seq DESC LIMIT ?`, p.Limit)
+	} else {
+		q.add(` ORDER BY p.seq DESC LIMIT ?`, p.Limit)
+	}
 	rows, err := q.rows(c)
 	if err != nil {
 		return nil, 0, err

@@ -312,7 +312,12 @@ func listByIndex(ctx context.Context, db querier, p projections.ListPlan, lo, hi
 		return q
 	}
 	q := build(`SELECT p.state, p.seq, p.created, p.hidden`)
-	q.add(` ORDER BY p.seq DESC LIMIT ?`, p.Limit)
+	if p.Driver == projections.DriveMeta {
+		// The meta index's order, so that the walk stops at the page.
+		q.add(` ORDER BY m.seq DESC LIMIT ?`, p.Limit)
+	} else {
+		q.add(` ORDER BY p.seq DESC LIMIT ?`, p.Limit)
+	}
 	rows, err := q.rows(ctx, db)
 	if err != nil {
 		return nil, 0, err
