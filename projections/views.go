@@ -1,8 +1,3 @@
-// Package projections turns the event log into what users see and into the
-// decisions nobody asks for: the views of pins (status, listings, the newest
-// request per CID, tokens), the retry and dead-letter decider, the lease
-// watchdog, and the figures the deployment scales on. Every view can be
-// dropped and rebuilt by replaying the log, and comes back identical.
 package projections
 
 import (
