@@ -26,7 +26,11 @@ run:
 	$(GO) run ./cmd/pickup run
 
 test: lint tools wasm
-	$(GO) test -race -timeout 45m ./...
+	$(GO) test -race -timeout 45m $$($(GO) list ./... | grep -v '/tests$$')
+	$(GO) test -race -count=1 -timeout 30m ./tests/...
+
+# The end-to-end tests (./tests) build and run the pickup binary, which go
+# test's cache does not see: they always run (-count=1).
 
 # The gateway's core is WASM-clean: it passes its tests under wasip1 (run
 # by wazero; SQLite's WAL needs dot-file locks there) and builds for js.

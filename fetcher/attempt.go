@@ -50,8 +50,15 @@ func (p *Pool) attempt(ctx context.Context, id uuid.UUID) {
 		return
 	}
 	a.logger.Info("claimed", "attempt", a.current().Attempt, "cid", a.current().Request.CID)
+	p.claims.Add(1)
 	p.protect(ctx, +1)
 	defer p.protect(ctx, -1)
+	defer func() {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}()
 
 	err = p.work.run(ctx, a)
 	switch {

@@ -21,6 +21,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -128,6 +129,10 @@ type Pool struct {
 	mu      sync.Mutex
 	running map[uuid.UUID]bool
 	claimed int
+	// claims counts the claims this process won; wake is signalled when an
+	// attempt ends, so the scanner feeds its worker again at once.
+	claims atomic.Int64
+	wake   chan struct{}
 }
 
 // New returns a pool; Run starts it.
@@ -148,6 +153,7 @@ func New(cfg Config, d Deps) (*Pool, error) {
 		work:      &transfer{dag: d.DAG, cars: d.CARs, index: d.Index, lease: cfg.Lease},
 		protector: d.Protector,
 		running:   map[uuid.UUID]bool{},
+		wake:      make(chan struct{}, 1),
 	}, nil
 }
 
@@ -184,8 +190,9 @@ func (p *Pool) Run(ctx context.Context) error {
 		})
 	}
 
-	// wake asks the scanner to look again at once (a new request arrived).
-	wake := make(chan struct{}, 1)
+	// wake asks the scanner to look again at once: a new request arrived,
+	// or an attempt ended.
+	wake := p.wake
 	feedCtx, stopFeed := context.WithCancel(ctx)
 	defer stopFeed()
 	var feeders sync.WaitGroup
@@ -226,38 +233,43 @@ func (p *Pool) Run(ctx context.Context) error {
 	return result
 }
 
-// scan feeds due pins to idle workers, every ScanInterval and whenever woken.
+// scan feeds due pins to workers as they become free. It reads a page of
+// the queue, longest waiting first, shuffled (fetchers in other processes
+// read the same page: spreading the claims keeps them from all racing for
+// the same pin), and hands each pin to the next free worker. A worker that
+// loses a claim is free again at once, so a lost race costs one stream
+// read. When a page brought this process no claim, or the queue is empty,
+// it waits for ScanInterval, a new request, or a finished attempt.
 func (p *Pool) scan(ctx context.Context, candidates chan<- uuid.UUID, wake <-chan struct{}) {
 	tick := time.NewTicker(p.cfg.ScanInterval)
 	defer tick.Stop()
+	page := max(4*p.cfg.BatchSize, 32)
 	for {
-		free := p.cfg.BatchSize - p.runningCount()
-		if free > 0 {
-			due, err := p.queue.DueForClaim(ctx, time.Now(), 2*free)
-			if err != nil && ctx.Err() == nil {
-				p.logger.Warn("looking for due pins", "err", err)
+		claimedBefore := p.claims.Load()
+		due, err := p.queue.DueForClaim(ctx, time.Now(), page)
+		if err != nil && ctx.Err() == nil {
+			p.logger.Warn("looking for due pins", "err", err)
+		}
+		rand.Shuffle(len(due), func(i, j int) { due[i], due[j] = due[j], due[i] })
+		stale := time.After(p.cfg.ScanInterval)
+	feed:
+		for _, v := range due {
+			if !p.reserve(v.RequestID) {
+				continue
 			}
-			ids := make([]uuid.UUID, len(due))
-			for i, v := range due {
-				ids[i] = v.RequestID
+			select {
+			case candidates <- v.RequestID:
+			case <-ctx.Done():
+				p.release(v.RequestID)
+				return
+			case <-stale:
+				// The page is old: read the queue again.
+				p.release(v.RequestID)
+				break feed
 			}
-			// Fetchers in other processes scan the same queue: spread the
-			// claims so that they do not all race for the same pin.
-			rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-			for _, id := range ids {
-				if !p.reserve(id) {
-					continue
-				}
-				select {
-				case candidates <- id:
-				case <-ctx.Done():
-					p.release(id)
-					return
-				default:
-					// Every worker is busy: leave it for a later scan.
-					p.release(id)
-				}
-			}
+		}
+		if len(due) > 0 && p.claims.Load() > claimedBefore {
+			continue
 		}
 		select {
 		case <-ctx.Done():
