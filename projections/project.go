@@ -289,6 +289,9 @@ func (p *projector) pin(id uuid.UUID) (PinRow, bool) {
 		return r, true
 	}
 	r, ok := p.loaded.Pins[id]
+	if ok && r.cidKey == "" {
+		r.cidKey = r.key()
+	}
 	return r, ok
 }
 
@@ -330,7 +333,7 @@ func (p *projector) request(e eventlog.Event, id uuid.UUID, r pin.Requested) err
 	t.LastSeq++
 	t.LastCreated = created
 	p.tenants[name] = t
-	p.pins[id] = PinRow{State: s, Seq: t.LastSeq, Created: fromMicros(created)}
+	p.pins[id] = PinRow{State: s, Seq: t.LastSeq, Created: fromMicros(created), cidKey: sqlText(cidKey(r.CID))}
 	p.newPin[id] = true
 
 	if r.Replaces != uuid.Nil {
@@ -419,6 +422,7 @@ func (p *projector) changes(checkpoint eventlog.Position) (*Changes, error) {
 			slices.SortFunc(change.Meta, func(a, b MetaRow) int { return cmp.Compare(a.Key, b.Key) })
 		} else {
 			was := p.loaded.Pins[id]
+			was.cidKey = r.cidKey
 			old := was.columns()
 			change.Old = &old
 			count(old, was.State.Request.Meta, -1)

@@ -147,9 +147,9 @@ func exec(q *sqlite3.Stmt) error {
 }
 
 func save(c *sqlite.Conn, ch *projections.Changes) error {
-	insert, err := c.Stmt(`INSERT INTO pins (request_id, tenant, seq, created, cid, cid_key, name, name_fold,
+	insert, err := c.Stmt(`INSERT INTO pins (request_id, tenant, seq, created, cid, cid_key, name, name_fold, cid_hash, name_hash,
 		list_status, hidden, phase, due_at, lease_until, failed_at, car_bytes, state)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}
@@ -170,7 +170,9 @@ func save(c *sqlite.Conn, ch *projections.Changes) error {
 		insert.BindText(6, n.CIDKey)
 		insert.BindText(7, n.Name)
 		insert.BindText(8, n.NameFold)
-		bindMutable(insert, 9, n)
+		insert.BindInt64(9, n.CIDHash)
+		insert.BindInt64(10, n.NameHash)
+		bindMutable(insert, 11, n)
 		if err := exec(insert); err != nil {
 			return err
 		}

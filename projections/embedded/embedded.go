@@ -3,9 +3,11 @@
 // (internal/sqlite), with real indexes for every listing filter.
 //
 // Every index costs a rebuild time, so there are no more than the queries
-// need: names match exactly through the folded-name index (then compare
-// the name itself), and rows are found from the other indexes by rowid,
-// which the meta index keeps too.
+// need, as small as they can be: CIDs and names are indexed by a 64-bit
+// hash of their canonical and folded forms (projections.KeyHash; queries
+// compare the text too), names match exactly through the folded-name index
+// (then compare the name itself), and rows are found from the other
+// indexes by rowid, which the meta index keeps too.
 //
 // One writer (the runner) applies batches of events, each in one
 // transaction with the checkpoint; any number of readers, in this process or
@@ -80,6 +82,8 @@ CREATE TABLE IF NOT EXISTS pins (
 	cid_key     TEXT NOT NULL,
 	name        TEXT NOT NULL,
 	name_fold   TEXT NOT NULL,
+	cid_hash    INTEGER NOT NULL,
+	name_hash   INTEGER NOT NULL,
 	list_status TEXT,
 	hidden      INTEGER NOT NULL,
 	phase       TEXT NOT NULL,
@@ -91,12 +95,12 @@ CREATE TABLE IF NOT EXISTS pins (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS pins_created ON pins (tenant, created, seq);
 CREATE INDEX IF NOT EXISTS pins_status ON pins (tenant, list_status, seq) WHERE list_status IS NOT NULL;
-CREATE INDEX IF NOT EXISTS pins_cid ON pins (tenant, cid_key, seq);
-CREATE INDEX IF NOT EXISTS pins_name_fold ON pins (tenant, name_fold, seq);
+CREATE INDEX IF NOT EXISTS pins_cid ON pins (tenant, cid_hash, seq);
+CREATE INDEX IF NOT EXISTS pins_name ON pins (tenant, name_hash, seq);
 CREATE INDEX IF NOT EXISTS pins_due ON pins (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_lease ON pins (lease_until) WHERE lease_until IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_failed ON pins (failed_at) WHERE failed_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS pins_car ON pins (cid_key) WHERE list_status = 'pinned';
+CREATE INDEX IF NOT EXISTS pins_car ON pins (cid_hash) WHERE list_status = 'pinned';
 
 CREATE TABLE IF NOT EXISTS pin_meta (
 	tenant TEXT NOT NULL,
@@ -157,7 +161,7 @@ INSERT OR IGNORE INTO checkpoint (id, position) VALUES (1, 0);
 // schemaVersion is the version of the tables above, kept in SQLite's
 // user_version. Views of another version are dropped and rebuilt: they are
 // a projection of the log, and the runner replays it from position zero.
-const schemaVersion = 3
+const schemaVersion = 4
 
 const dropAll = `
 DROP TABLE IF EXISTS pins; DROP TABLE IF EXISTS pin_meta; DROP TABLE IF EXISTS tenants;

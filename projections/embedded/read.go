@@ -159,8 +159,9 @@ func (s *Store) Pin(ctx context.Context, tenant string, requestID uuid.UUID) (pr
 func (s *Store) NewestByCID(ctx context.Context, tenant, canonicalCID string) (projections.PinView, error) {
 	var r projections.PinRow
 	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
-		r, err = sel(`pins INDEXED BY pins_cid WHERE tenant = ? AND cid_key = ? ORDER BY seq DESC LIMIT 1`).
-			add(``, projections.TextOf(tenant), projections.TextOf(canonicalCID)).one(c)
+		key := projections.TextOf(canonicalCID)
+		r, err = sel(`pins INDEXED BY pins_cid WHERE tenant = ? AND cid_hash = ? AND cid_key = ? ORDER BY seq DESC LIMIT 1`).
+			add(``, projections.TextOf(tenant), projections.KeyHash(key), key).one(c)
 		return err
 	})
 	if err != nil {
@@ -391,14 +392,18 @@ func listByIndex(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]projec
 		meta := p.Meta
 		switch p.Driver {
 		case projections.DriveCID:
-			q.add(` FROM pins p INDEXED BY pins_cid WHERE p.tenant = ? AND p.cid_key IN `, p.Tenant).in(p.CIDKeys)
+			var hashes []string
+			for _, k := range p.CIDKeys {
+				hashes = append(hashes, fmt.Sprint(projections.KeyHash(k)))
+			}
+			q.add(` FROM pins p INDEXED BY pins_cid WHERE p.tenant = ? AND p.cid_hash IN (`+strings.Join(hashes, ", ")+`) AND p.cid_key IN `, p.Tenant).in(p.CIDKeys)
 			q.add(` AND p.seq > ? AND p.seq < ?`, lo, hi)
 			nameFilter(q, p)
 		case projections.DriveName:
 			// Exact names too walk the folded-name index: a name's fold
 			// is the index key, the name itself the filter.
-			q.add(` FROM pins p INDEXED BY pins_name_fold WHERE p.tenant = ? AND p.name_fold = ? AND p.seq > ? AND p.seq < ?`,
-				p.Tenant, p.NameKey, lo, hi)
+			q.add(` FROM pins p INDEXED BY pins_name WHERE p.tenant = ? AND p.name_hash = ? AND p.name_fold = ? AND p.seq > ? AND p.seq < ?`,
+				p.Tenant, projections.KeyHash(p.NameKey), p.NameKey, lo, hi)
 			nameFilter(q, p)
 		case projections.DriveMeta:
 			m := meta[0]
@@ -500,8 +505,9 @@ func (s *Store) AwaitingDecision(ctx context.Context, limit int) ([]projections.
 func (s *Store) CarForRoot(ctx context.Context, canonicalCID string) (projections.Car, error) {
 	var r projections.PinRow
 	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
-		r, err = sel(`pins INDEXED BY pins_car WHERE list_status = 'pinned' AND cid_key = ? LIMIT 1`).
-			add(``, projections.TextOf(canonicalCID)).one(c)
+		key := projections.TextOf(canonicalCID)
+		r, err = sel(`pins INDEXED BY pins_car WHERE list_status = 'pinned' AND cid_hash = ? AND cid_key = ? LIMIT 1`).
+			add(``, projections.KeyHash(key), key).one(c)
 		return err
 	})
 	if err != nil {
