@@ -214,10 +214,10 @@ func runFetcher(ctx context.Context, e *env, args []string) error {
 // ---- projector ----
 
 type projectorFlags struct {
-	maxAttempts            *int
-	baseDelay, maxDelay    *time.Duration
-	queueTimeout           *time.Duration
-	metricsEvery           *time.Duration
+	maxAttempts         *int
+	baseDelay, maxDelay *time.Duration
+	queueTimeout        *time.Duration
+	metricsEvery        *time.Duration
 }
 
 func addProjectorFlags(f *flags) *projectorFlags {
