@@ -2,8 +2,10 @@ package embedded
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 
+	"github.com/google/uuid"
 	"github.com/ncruces/go-sqlite3"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
@@ -30,7 +32,7 @@ func (s *Store) Apply(ctx context.Context, after eventlog.Position, batch *proje
 		if b.Len() == 0 {
 			return nil
 		}
-		loaded, err := load(c, b)
+		loaded, rowids, err := load(c, b)
 		if err != nil {
 			return err
 		}
@@ -38,7 +40,7 @@ func (s *Store) Apply(ctx context.Context, after eventlog.Position, batch *proje
 		if err != nil {
 			return err
 		}
-		if err := save(c, ch); err != nil {
+		if err := save(c, ch, rowids); err != nil {
 			return err
 		}
 		out = projections.Applied{Events: b.Len(), Checkpoint: ch.Checkpoint, Skipped: ch.Skipped}
@@ -72,28 +74,37 @@ func scanPin(q *sqlite3.Stmt, at int) (projections.PinRow, error) {
 	return projections.DecodePinRow(q.ColumnRawBlob(at), q.ColumnInt64(at+1), q.ColumnInt64(at+2), q.ColumnBool(at+3))
 }
 
-func load(c *sqlite.Conn, b *projections.Batch) (projections.Loaded, error) {
+// reqHash is the index key of a request id: its first 8 bytes, random
+// already.
+func reqHash(id uuid.UUID) int64 { return int64(binary.BigEndian.Uint64(id[:8])) }
+
+// load reads the rows a batch touches, and the rowids of its pins, by which
+// save updates them.
+func load(c *sqlite.Conn, b *projections.Batch) (projections.Loaded, map[uuid.UUID]int64, error) {
 	l := projections.NewLoaded()
-	q, err := c.Stmt(`SELECT ` + pinColumns + ` FROM pins WHERE request_id = ?`)
+	rowids := map[uuid.UUID]int64{}
+	q, err := c.Stmt(`SELECT ` + pinColumns + `, rowid FROM pins INDEXED BY pins_req WHERE req_hash = ? AND request_id = ?`)
 	if err != nil {
-		return l, err
+		return l, nil, err
 	}
 	for _, id := range b.Pins {
-		q.BindBlob(1, id[:])
+		q.BindInt64(1, reqHash(id))
+		q.BindBlob(2, id[:])
 		if q.Step() {
 			r, err := scanPin(q, 0)
 			if err != nil {
-				return l, fmt.Errorf("pin %s: %w", id, err)
+				return l, nil, fmt.Errorf("pin %s: %w", id, err)
 			}
 			l.Pins[id] = r
+			rowids[id] = q.ColumnInt64(4)
 		}
 		if err := q.Reset(); err != nil {
-			return l, err
+			return l, nil, err
 		}
 	}
 	q, err = c.Stmt(`SELECT last_seq, last_created FROM tenants WHERE tenant = ?`)
 	if err != nil {
-		return l, err
+		return l, nil, err
 	}
 	for _, t := range b.Tenants {
 		q.BindText(1, t)
@@ -101,12 +112,12 @@ func load(c *sqlite.Conn, b *projections.Batch) (projections.Loaded, error) {
 			l.Tenants[t] = projections.TenantRow{Tenant: t, LastSeq: q.ColumnInt64(0), LastCreated: q.ColumnInt64(1)}
 		}
 		if err := q.Reset(); err != nil {
-			return l, err
+			return l, nil, err
 		}
 	}
 	q, err = c.Stmt(`SELECT tenant, hash, label, created, revoked FROM tokens WHERE token_id = ?`)
 	if err != nil {
-		return l, err
+		return l, nil, err
 	}
 	for _, id := range b.Tokens {
 		q.BindBlob(1, id[:])
@@ -116,10 +127,10 @@ func load(c *sqlite.Conn, b *projections.Batch) (projections.Loaded, error) {
 			l.Tokens[id] = t
 		}
 		if err := q.Reset(); err != nil {
-			return l, err
+			return l, nil, err
 		}
 	}
-	return l, nil
+	return l, rowids, nil
 }
 
 // bindOpt binds a column that is NULL when zero.
@@ -146,10 +157,10 @@ func exec(q *sqlite3.Stmt) error {
 	return nil
 }
 
-func save(c *sqlite.Conn, ch *projections.Changes) error {
+func save(c *sqlite.Conn, ch *projections.Changes, rowids map[uuid.UUID]int64) error {
 	insert, err := c.Stmt(`INSERT INTO pins (request_id, tenant, seq, created, cid, cid_key, name, name_fold, cid_hash, name_hash,
-		list_status, hidden, phase, due_at, lease_until, failed_at, car_bytes, state)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		list_status, hidden, phase, due_at, lease_until, failed_at, car_bytes, state, req_hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}
@@ -173,6 +184,7 @@ func save(c *sqlite.Conn, ch *projections.Changes) error {
 		insert.BindInt64(9, n.CIDHash)
 		insert.BindInt64(10, n.NameHash)
 		bindMutable(insert, 11, n)
+		insert.BindInt64(19, reqHash(n.RequestID))
 		if err := exec(insert); err != nil {
 			return err
 		}
@@ -191,7 +203,7 @@ func save(c *sqlite.Conn, ch *projections.Changes) error {
 	// Only the columns that can change are set, so that SQLite leaves the
 	// indexes of the others alone.
 	update, err := c.Stmt(`UPDATE pins SET list_status = ?, hidden = ?, phase = ?, due_at = ?, lease_until = ?,
-		failed_at = ?, car_bytes = ?, state = ? WHERE request_id = ?`)
+		failed_at = ?, car_bytes = ?, state = ? WHERE rowid = ?`)
 	if err != nil {
 		return err
 	}
@@ -199,8 +211,12 @@ func save(c *sqlite.Conn, ch *projections.Changes) error {
 		if p.Old == nil {
 			continue
 		}
+		rowid, ok := rowids[p.New.RequestID]
+		if !ok {
+			return fmt.Errorf("pin %s changed but was not loaded", p.New.RequestID)
+		}
 		bindMutable(update, 1, p.New)
-		update.BindBlob(9, p.New.RequestID[:])
+		update.BindInt64(9, rowid)
 		if err := exec(update); err != nil {
 			return err
 		}

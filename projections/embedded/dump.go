@@ -22,8 +22,12 @@ func (s *Store) Dump(ctx context.Context, fn func(eventlog.Position, projections
 			return err
 		}
 		return fn(cp, func(yield func(projections.DumpRow, error) bool) {
-			for _, t := range dumps {
-				if err := dumpTable(c, t, yield); err != nil {
+			for i, t := range dumps {
+				dump := dumpTable
+				if i == 0 {
+					dump = dumpPins
+				}
+				if err := dump(c, t, yield); err != nil {
 					if err != errStop {
 						yield(projections.DumpRow{}, fmt.Errorf("dump %s: %w", t.sql, err))
 					}
@@ -45,7 +49,7 @@ var dumps = []struct {
 	scan func(q *sqlite3.Stmt) projections.DumpRow
 }{
 	{`SELECT request_id, tenant, seq, created, cid, cid_key, name, name_fold, list_status, hidden, phase,
-		coalesce(due_at, 0), coalesce(lease_until, 0), coalesce(failed_at, 0), car_bytes, state FROM pins ORDER BY request_id`,
+		coalesce(due_at, 0), coalesce(lease_until, 0), coalesce(failed_at, 0), car_bytes, state FROM pins WHERE rowid = ?`,
 		func(q *sqlite3.Stmt) projections.DumpRow {
 			var id uuid.UUID
 			copy(id[:], q.ColumnRawBlob(0))
@@ -85,6 +89,42 @@ var dumps = []struct {
 			copy(t.Hash[:], q.ColumnRawBlob(2))
 			return t.Dump()
 		}},
+}
+
+// dumpPins reads the pins in request id order: no index holds that order
+// (request ids are indexed by hash), so SQLite sorts the ids and rowids
+// alone, and each row is read by rowid.
+func dumpPins(c *sqlite.Conn, t struct {
+	sql  string
+	scan func(q *sqlite3.Stmt) projections.DumpRow
+}, yield func(projections.DumpRow, error) bool) error {
+	order, _, err := c.Prepare(`SELECT rowid FROM pins ORDER BY request_id`)
+	if err != nil {
+		return err
+	}
+	defer order.Close()
+	row, _, err := c.Prepare(t.sql)
+	if err != nil {
+		return err
+	}
+	defer row.Close()
+	for order.Step() {
+		row.BindInt64(1, order.ColumnInt64(0))
+		if !row.Step() {
+			if err := row.Err(); err != nil {
+				return err
+			}
+			continue
+		}
+		ok := yield(t.scan(row), nil)
+		if err := row.Reset(); err != nil {
+			return err
+		}
+		if !ok {
+			return errStop
+		}
+	}
+	return order.Err()
 }
 
 func dumpTable(c *sqlite.Conn, t struct {

@@ -3,9 +3,9 @@
 // (internal/sqlite), with real indexes for every listing filter.
 //
 // Every index costs a rebuild time, so there are no more than the queries
-// need, as small as they can be: CIDs and names are indexed by a 64-bit
-// hash of their canonical and folded forms (projections.KeyHash; queries
-// compare the text too), names match exactly through the folded-name index
+// need, as small as they can be: request ids, CIDs and names are indexed by
+// a 64-bit hash (the id's first 8 bytes; projections.KeyHash of the
+// canonical CID and folded name; queries compare the key itself too), names match exactly through the folded-name index
 // (then compare the name itself), and rows are found from the other
 // indexes by rowid, which the meta index keeps too.
 //
@@ -74,7 +74,8 @@ type Store struct {
 
 const schema = `
 CREATE TABLE IF NOT EXISTS pins (
-	request_id  BLOB NOT NULL UNIQUE,
+	request_id  BLOB NOT NULL,
+	req_hash    INTEGER NOT NULL,
 	tenant      TEXT NOT NULL,
 	seq         INTEGER NOT NULL,
 	created     INTEGER NOT NULL,
@@ -93,6 +94,7 @@ CREATE TABLE IF NOT EXISTS pins (
 	car_bytes   INTEGER NOT NULL,
 	state       BLOB NOT NULL
 ) STRICT;
+CREATE INDEX IF NOT EXISTS pins_req ON pins (req_hash);
 CREATE INDEX IF NOT EXISTS pins_created ON pins (tenant, created, seq);
 CREATE INDEX IF NOT EXISTS pins_status ON pins (tenant, list_status, seq) WHERE list_status IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_cid ON pins (tenant, cid_hash, seq);
@@ -161,7 +163,7 @@ INSERT OR IGNORE INTO checkpoint (id, position) VALUES (1, 0);
 // schemaVersion is the version of the tables above, kept in SQLite's
 // user_version. Views of another version are dropped and rebuilt: they are
 // a projection of the log, and the runner replays it from position zero.
-const schemaVersion = 4
+const schemaVersion = 5
 
 const dropAll = `
 DROP TABLE IF EXISTS pins; DROP TABLE IF EXISTS pin_meta; DROP TABLE IF EXISTS tenants;

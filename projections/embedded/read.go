@@ -143,7 +143,7 @@ func sel(from string) *query {
 func (s *Store) Pin(ctx context.Context, tenant string, requestID uuid.UUID) (projections.PinView, error) {
 	var r projections.PinRow
 	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
-		r, err = sel(`pins WHERE request_id = ?`).add(``, requestID[:]).one(c)
+		r, err = sel(`pins INDEXED BY pins_req WHERE req_hash = ? AND request_id = ?`).add(``, reqHash(requestID), requestID[:]).one(c)
 		return err
 	})
 	if err == nil && (r.State.Request.Tenant != tenant || r.Hidden || r.State.Removed) {
