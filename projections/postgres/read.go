@@ -248,15 +248,28 @@ func metaFilter(q *query, meta []projections.MetaRow) {
 // block counters.
 func listByStatus(ctx context.Context, db querier, p projections.ListPlan, lo, hi int64) ([]projections.PinRow, int64, error) {
 	var seqs [][]int64
-	for _, st := range p.Statuses {
-		q := (&query{}).add(`SELECT p.seq FROM pins p WHERE p.tenant = ? AND p.list_status = ? AND p.seq > ? AND p.seq < ?`, p.Tenant, st, lo, hi)
+	var scanned int64 = -1
+	if p.Counted() {
+		for _, st := range p.Statuses {
+			q := (&query{}).add(`SELECT p.seq FROM pins p WHERE p.tenant = ? AND p.list_status = ? AND p.seq > ? AND p.seq < ?`, p.Tenant, st, lo, hi)
+			q.add(` ORDER BY p.seq DESC LIMIT ?`, p.Limit)
+			l, err := q.ints(ctx, db)
+			if err != nil {
+				return nil, 0, err
+			}
+			seqs = append(seqs, l)
+		}
+	} else {
+		// A substring of the name: one pass over the tenant's pins finds
+		// every match, for the count and the page alike.
+		q := (&query{}).add(`SELECT p.seq FROM pins p WHERE p.tenant = ? AND p.list_status = ANY(?) AND p.seq > ? AND p.seq < ?`, p.Tenant, p.Statuses, lo, hi)
 		nameFilter(q, p)
-		q.add(` ORDER BY p.seq DESC LIMIT ?`, p.Limit)
 		l, err := q.ints(ctx, db)
 		if err != nil {
 			return nil, 0, err
 		}
 		seqs = append(seqs, l)
+		scanned = int64(len(l))
 	}
 	page := projections.NewestSeqs(p.Limit, seqs...)
 	var rows []projections.PinRow
@@ -266,11 +279,8 @@ func listByStatus(ctx context.Context, db querier, p projections.ListPlan, lo, h
 			return nil, 0, err
 		}
 	}
-	if !p.Counted() {
-		q := (&query{}).add(`SELECT count(*) FROM pins p WHERE p.tenant = ? AND p.list_status = ANY(?) AND p.seq > ? AND p.seq < ?`, p.Tenant, p.Statuses, lo, hi)
-		nameFilter(q, p)
-		n, err := q.int(ctx, db)
-		return rows, n, err
+	if scanned >= 0 {
+		return rows, scanned, nil
 	}
 	n, err := projections.CountBetween(lo, hi,
 		func(below int64) (int64, error) {
