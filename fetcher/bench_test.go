@@ -1,0 +1,169 @@
+package fetcher_test
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/pickup-ipfs/pickup/fetcher/carstore"
+	"github.com/pickup-ipfs/pickup/fetcher/dag"
+	"github.com/pickup-ipfs/pickup/fetcher/dag/trustless"
+	"github.com/pickup-ipfs/pickup/internal/ipfstest"
+	"github.com/pickup-ipfs/pickup/internal/s3test"
+)
+
+var long = flag.Bool("long", false, "also benchmark a 1 GiB DAG (or set PICKUP_BENCH_LONG=1)")
+
+// BenchmarkFetchIntoS3 measures the whole byte path, side by side with
+// its ceiling: a DAG fetched from a trustless gateway on loopback, verified,
+// and streamed as a CAR into versitygw (staged, completed), against
+// uploading the same CAR's bytes from a file through the same store with no
+// fetch at all. Each run is a child process, so its peak resident memory is
+// its own.
+//
+//	make tools && go test -run '^$' -bench FetchIntoS3 -benchtime 1x ./fetcher/
+func BenchmarkFetchIntoS3(b *testing.B) {
+	sizes := []int64{256 << 20}
+	if *long || os.Getenv("PICKUP_BENCH_LONG") == "1" {
+		sizes = append(sizes, 1<<30)
+	}
+	for _, size := range sizes {
+		root, car := carFixture(b, size)
+		origin := ipfstest.NewCARFileGateway(b, car)
+		for _, part := range []struct{ size, concurrency int }{{16, 4}, {8, 2}} {
+			b.Run(fmt.Sprintf("dag=%dMiB/parts=%dMiBx%d", size>>20, part.size, part.concurrency), func(b *testing.B) {
+				srv := s3test.Start(b)
+				params := map[string]string{
+					"endpoint": srv.Endpoint, "access": srv.AccessKey, "secret": srv.SecretKey, "region": srv.Region,
+					"staging": srv.CreateBucket(b, "staging"), "carpark": srv.CreateBucket(b, "carpark"),
+					"part": strconv.Itoa(part.size), "concurrency": strconv.Itoa(part.concurrency),
+					"root": root.String(), "car": car, "origin": origin.URL(),
+				}
+				for b.Loop() {
+					run := func(mode string) map[string]float64 {
+						params["mode"] = mode
+						m, err := ipfstest.RunChild(context.Background(), "TestBenchChildTransfer", params)
+						if err != nil {
+							b.Fatal(err)
+						}
+						return m
+					}
+					up, fetch := run("upload"), run("fetch")
+					b.ReportMetric(up["MB/s"], "upload-only-MB/s")
+					b.ReportMetric(fetch["MB/s"], "fetch-to-S3-MB/s")
+					b.ReportMetric(100*fetch["MB/s"]/up["MB/s"], "%-of-upload")
+					b.ReportMetric(fetch["peak-RSS-MiB"], "fetch-peak-RSS-MiB")
+					b.ReportMetric(up["peak-RSS-MiB"], "upload-peak-RSS-MiB")
+					b.ReportMetric(0, "ns/op")
+				}
+			})
+		}
+	}
+}
+
+// carFixture makes a UnixFS file DAG on disk and its CAR, as `ipfs dag
+// export` writes it, in a file.
+func carFixture(b *testing.B, size int64) (cid.Cid, string) {
+	b.Helper()
+	ctx := context.Background()
+	dir := b.TempDir()
+	bs, err := ipfstest.NewFileBlockstore(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bs.Close()
+	root, err := ipfstest.File(ctx, bs, ipfstest.FileOptions{Size: size, Seed: uint64(size), CIDv1: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(dir, "dag.car")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	if _, err := ipfstest.Export(ctx, bs, root, w); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return root, path
+}
+
+// TestBenchChildTransfer is BenchmarkFetchIntoS3's child: it moves one CAR
+// into the staging bucket, by fetching the DAG or by uploading the file.
+func TestBenchChildTransfer(t *testing.T) {
+	p, ok := ipfstest.ChildParams()
+	if !ok {
+		t.Skip("run by BenchmarkFetchIntoS3 in a child process")
+	}
+	ctx := context.Background()
+	part, _ := strconv.Atoi(p["part"])
+	concurrency, _ := strconv.Atoi(p["concurrency"])
+	store, err := carstore.NewS3(ctx, carstore.S3Config{
+		StagingBucket: p["staging"], CarparkBucket: p["carpark"], Endpoint: p["endpoint"], Region: p["region"],
+		AccessKeyID: p["access"], SecretAccessKey: p["secret"], PartSize: int64(part) << 20, Concurrency: concurrency,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := cid.MustParse(p["root"])
+	meta := carstore.Metadata{Root: root, RequestID: "bench"}
+	key := carstore.StagingKey("bench", int(time.Now().UnixNano()%1e6))
+	began := time.Now()
+	var upload carstore.Upload
+	switch p["mode"] {
+	case "upload":
+		f, err := os.Open(p["car"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if upload, err = store.Stage(ctx, key, meta); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.CopyBuffer(upload, f, make([]byte, 1<<20)); err != nil {
+			t.Fatal(err)
+		}
+	case "fetch":
+		src, err := trustless.New(trustless.Config{URL: p["origin"]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := dag.New([]dag.Source{src}, dag.Limits{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, sink, err := d.Fetch(ctx, dag.Request{Root: root}, func(ctx context.Context) (dag.Sink, error) { return store.Stage(ctx, key, meta) }, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		upload = sink.(carstore.Upload)
+	}
+	staged, err := upload.Complete(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(began)
+	peak, err := ipfstest.PeakRSS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ipfstest.ReportToParent(map[string]float64{
+		"MB/s":         float64(staged.Bytes) / 1e6 / elapsed.Seconds(),
+		"peak-RSS-MiB": float64(peak) / (1 << 20),
+	})
+}
