@@ -57,7 +57,7 @@ $(TOOLS)/wazero:
 
 # Benchmarks print their figures; none of them is a pass/fail test.
 bench: tools
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+	PICKUP_BENCH_LONG=$(LONG) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
 # The container image for the Fargate roles (needs a Docker engine).
 image:

@@ -12,16 +12,16 @@ import (
 
 // pendingSettings are settings the deployment passes before pickup documents
 // them, with what pickup must do about each. Remove a name once
-// docs/configuration.md has it.
+// README.md has it.
 var pendingSettings = map[string]string{
 	"PICKUP_NOTIFY_TOPIC_ARN": "the projector's SNS message on CarValidated (issue 8) is not built yet; the deployment already passes the topic",
 }
 
 // TestSettingsAreDocumented checks that every PICKUP_* setting the
-// deployment passes is one pickup documents (docs/configuration.md).
+// deployment passes is one pickup documents (README.md).
 func TestSettingsAreDocumented(t *testing.T) {
 	root := repoRoot(t)
-	doc, err := os.ReadFile(filepath.Join(root, "docs", "configuration.md"))
+	doc, err := os.ReadFile(filepath.Join(root, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestSettingsAreDocumented(t *testing.T) {
 		case pending:
 			t.Logf("%s is not documented yet: %s", n, why)
 		case !documented:
-			t.Errorf("%s (in %s) is not a setting of docs/configuration.md", n, strings.Join(used[n], ", "))
+			t.Errorf("%s (in %s) is not a setting of README.md", n, strings.Join(used[n], ", "))
 		}
 	}
 }

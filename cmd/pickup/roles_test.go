@@ -67,9 +67,9 @@ func TestFlagsReadTheirVariables(t *testing.T) {
 }
 
 // TestDocumentedSettingsAreRead checks that every PICKUP_* variable
-// docs/configuration.md names is read by some command.
+// README.md names is read by some command.
 func TestDocumentedSettingsAreRead(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/configuration.md")
+	doc, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestDocumentedSettingsAreRead(t *testing.T) {
 	read := usage.String()
 	for _, name := range regexp.MustCompile(`PICKUP_[A-Z0-9_]+`).FindAllString(string(doc), -1) {
 		if !strings.Contains(read, name) {
-			t.Errorf("docs/configuration.md names %s, but no command reads it", name)
+			t.Errorf("README.md names %s, but no command reads it", name)
 		}
 	}
 }
