@@ -316,7 +316,7 @@ func TestHostileSourceFailsWithItsReasonAndStoresNothing(t *testing.T) {
 		reason pin.Reason
 	}{
 		{"corrupted block", ipfstest.Tamper{Corrupt: 3}, pin.ReasonBlockMismatch},
-		{"block left out", ipfstest.Tamper{Drop: 4}, pin.ReasonUnrequestedBlock},
+		{"block left out", ipfstest.Tamper{Drop: 4}, pin.ReasonMissingBlock},
 		{"unrequested block", ipfstest.Tamper{Extra: true}, pin.ReasonUnrequestedBlock},
 	} {
 		t.Run(c.name, func(t *testing.T) {

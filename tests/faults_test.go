@@ -37,7 +37,8 @@ func TestHostileOrigins(t *testing.T) {
 	}{
 		{"corrupted block", ipfstest.GatewayOptions{Tamper: ipfstest.Tamper{Corrupt: 2}}, nil, "block_mismatch", 2},
 		{"wrong root", ipfstest.GatewayOptions{Tamper: ipfstest.Tamper{Root: other}}, nil, "wrong_root", 2},
-		{"missing block", ipfstest.GatewayOptions{Tamper: ipfstest.Tamper{Drop: 3}}, nil, "unrequested_block", 2},
+		{"missing block", ipfstest.GatewayOptions{Tamper: ipfstest.Tamper{Drop: 3}}, nil, "missing_block", 2},
+		{"unrequested block", ipfstest.GatewayOptions{Tamper: ipfstest.Tamper{Extra: true}}, nil, "unrequested_block", 2},
 		{"stall", ipfstest.GatewayOptions{Tamper: ipfstest.Tamper{StallAt: 2}}, []string{"PICKUP_FETCH_CHUNK_TIMEOUT=1s"}, "stalled", 2},
 		{"oversized DAG", ipfstest.GatewayOptions{}, []string{"PICKUP_MAX_CAR_BYTES=1MiB"}, "too_big", 1},
 	} {

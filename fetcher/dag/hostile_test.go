@@ -83,7 +83,7 @@ func TestHostileSources(t *testing.T) {
 		{"corrupted leaf", gw(ipfstest.GatewayOptions{Tamper: ipfstest.Tamper{Corrupt: 50}}), dag.Limits{}, pin.ReasonBlockMismatch},
 		{"corrupted root", gw(ipfstest.GatewayOptions{Tamper: ipfstest.Tamper{Corrupt: 1}}), dag.Limits{}, pin.ReasonBlockMismatch},
 		{"corrupted inner node", gw(ipfstest.GatewayOptions{Tamper: ipfstest.Tamper{Corrupt: 2}}), dag.Limits{}, pin.ReasonBlockMismatch},
-		{"block left out", gw(ipfstest.GatewayOptions{Tamper: ipfstest.Tamper{Drop: 50}}), dag.Limits{}, pin.ReasonUnrequestedBlock},
+		{"block left out", gw(ipfstest.GatewayOptions{Tamper: ipfstest.Tamper{Drop: 50}}), dag.Limits{}, pin.ReasonMissingBlock},
 		{"last block left out", gw(ipfstest.GatewayOptions{Tamper: ipfstest.Tamper{Drop: 203}}), dag.Limits{}, pin.ReasonMissingBlock},
 		{"block sent twice", gw(ipfstest.GatewayOptions{Tamper: ipfstest.Tamper{Duplicate: 50}}), dag.Limits{}, pin.ReasonUnrequestedBlock},
 		{"block nobody asked for", gw(ipfstest.GatewayOptions{Tamper: ipfstest.Tamper{Extra: true}}), dag.Limits{}, pin.ReasonUnrequestedBlock},

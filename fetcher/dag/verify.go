@@ -52,6 +52,17 @@ func (w *Walk) Visit(links []cid.Cid) {
 	}
 }
 
+// Pending reports whether c is among the links the walk has still to
+// visit: a block the walk will reach later.
+func (w *Walk) Pending(c cid.Cid) bool {
+	for _, p := range w.stack {
+		if p == c && !w.Seen(c) {
+			return true
+		}
+	}
+	return false
+}
+
 // Seen reports whether the walk has already returned c.
 func (w *Walk) Seen(c cid.Cid) bool {
 	_, ok := w.seen[c]
@@ -161,6 +172,10 @@ func (v *verifier) check(want cid.Cid, got Block) error {
 		return Fail(pin.ReasonWrongRoot, "first block is %s, not the requested root", got.CID)
 	case got.CID != want && v.walk.Seen(got.CID):
 		return Fail(pin.ReasonUnrequestedBlock, "block %s again (duplicate), where %s comes next", got.CID, want)
+	case got.CID != want && v.walk.Pending(got.CID):
+		// A block the walk reaches later came first: the source skipped
+		// the one due now.
+		return Fail(pin.ReasonMissingBlock, "block %s is missing: %s, which comes after it, arrived in its place", want, got.CID)
 	case got.CID != want:
 		return Fail(pin.ReasonUnrequestedBlock, "block %s where %s comes next", got.CID, want)
 	case len(got.Data) > v.maxBlock:
