@@ -88,7 +88,7 @@ func TestBenchChildBitswap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := bitswap.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}}
+	cfg := bitswap.Config{AllowPrivate: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}}
 	if w := params["window"]; w != "" {
 		cfg.WindowBytes, _ = strconv.Atoi(w)
 	}

@@ -60,6 +60,11 @@ type Config struct {
 	// ConnectTimeout bounds dialing each origin; it is also kept under
 	// half the chunk timeout, so that dialing is not taken for a stall.
 	ConnectTimeout time.Duration
+	// AllowPrivate lets a host the source creates dial private, loopback
+	// and link-local addresses. Off, origins (even DNS names) that lead
+	// into pickup's own network are refused. Only for tests and closed
+	// networks.
+	AllowPrivate bool
 }
 
 // WithDefaults returns c with its zero fields set to their defaults.
@@ -120,7 +125,11 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 	}
 	s := &Source{cfg: cfg, host: cfg.Host, log: logger.With("component", "bitswap")}
 	if s.host == nil {
-		h, err := libp2p.New(libp2p.ListenAddrStrings(cfg.ListenAddrs...))
+		opts := []libp2p.Option{libp2p.ListenAddrStrings(cfg.ListenAddrs...)}
+		if !cfg.AllowPrivate {
+			opts = append(opts, libp2p.ConnectionGater(publicOnly{}))
+		}
+		h, err := libp2p.New(opts...)
 		if err != nil {
 			return nil, fmt.Errorf("bitswap: start libp2p host: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func (s *sinks) open(context.Context) (dag.Sink, error) {
 
 func newSource(t testing.TB) *bitswap.Source {
 	t.Helper()
-	s, err := bitswap.New(bitswap.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}}, nil)
+	s, err := bitswap.New(bitswap.Config{AllowPrivate: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +335,7 @@ func TestDelegatedRoutingFindsProviders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := bitswap.New(bitswap.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Routing: finder}, nil)
+	src, err := bitswap.New(bitswap.Config{AllowPrivate: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Routing: finder}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,5 +349,37 @@ func TestDelegatedRoutingFindsProviders(t *testing.T) {
 	}
 	if rt.Asked() == 0 {
 		t.Error("the routing endpoint was never asked")
+	}
+}
+
+// A request cannot make pickup dial into its own network: by default the
+// source's host refuses private and loopback addresses, whatever names
+// lead to them, and the origin never hears from it.
+func TestPrivateOriginsRefusedByDefault(t *testing.T) {
+	ctx := context.Background()
+	bs := ipfstest.NewMemBlockstore()
+	root, err := ipfstest.File(ctx, bs, ipfstest.FileOptions{Size: 10 << 10, Seed: 11, CIDv1: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := ipfstest.NewBitswapPeer(t, bs)
+	src, err := bitswap.New(bitswap.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	addrs := origin.Addrs()
+	// The same loopback origin named through DNS.
+	for _, a := range origin.Addrs() {
+		if s := a.String(); strings.HasPrefix(s, "/ip4/127.0.0.1/") {
+			addrs = append(addrs, multiaddr.StringCast("/dns4/localhost/"+strings.TrimPrefix(s, "/ip4/127.0.0.1/")))
+		}
+	}
+	_, _, _, err = fetch(t, dag.Limits{ChunkTimeout: 2 * time.Second}, dag.Request{Root: root, Origins: addrs}, src)
+	if err == nil {
+		t.Fatal("fetched from a loopback origin with private addresses refused")
+	}
+	if got := len(origin.Host().Network().Peers()); got != 0 {
+		t.Errorf("the private origin is connected to %d peers, want none", got)
 	}
 }
