@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -101,6 +102,11 @@ func BenchmarkRebuild(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("%d events generated in %v, written to the log in %v", len(steps), generated.Round(time.Millisecond), written.Round(time.Millisecond))
+	// A replay has no history in memory: drop it, so that the collector
+	// does not mark it again and again while the views are rebuilt.
+	events := len(steps)
+	steps = nil
+	runtime.GC()
 	b.ResetTimer()
 	var total, cpu time.Duration
 	for i := range b.N {
@@ -121,10 +127,10 @@ func BenchmarkRebuild(b *testing.B) {
 		}
 		views.Close()
 	}
-	b.ReportMetric(float64(len(steps)*b.N)/total.Seconds(), "events/s")
+	b.ReportMetric(float64(events*b.N)/total.Seconds(), "events/s")
 	// CPU time per event, all cores: what the figure would be on an idle
 	// machine, where wall time does not include other processes' turns.
-	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(len(steps)*b.N), "cpu-µs/event")
+	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(events*b.N), "cpu-µs/event")
 }
 
 // cpuTime is the CPU time the process has used, user and system.
