@@ -1,13 +1,10 @@
 package fetcher_test
 
 import (
-	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -21,8 +18,6 @@ import (
 	"github.com/pickup-ipfs/pickup/internal/s3test"
 )
 
-var long = flag.Bool("long", false, "also benchmark a 1 GiB DAG (or set PICKUP_BENCH_LONG=1)")
-
 // BenchmarkFetchIntoS3 measures the whole byte path, side by side with
 // its ceiling: a DAG fetched from a trustless gateway on loopback, verified,
 // and streamed as a CAR into versitygw (staged, completed), against
@@ -32,12 +27,9 @@ var long = flag.Bool("long", false, "also benchmark a 1 GiB DAG (or set PICKUP_B
 //
 //	make tools && go test -run '^$' -bench FetchIntoS3 -benchtime 1x ./fetcher/
 func BenchmarkFetchIntoS3(b *testing.B) {
-	sizes := []int64{256 << 20}
-	if *long || os.Getenv("PICKUP_BENCH_LONG") == "1" {
-		sizes = append(sizes, 1<<30)
-	}
-	for _, size := range sizes {
-		root, car := carFixture(b, size)
+	for _, size := range ipfstest.BenchSizes() {
+		fx := ipfstest.NewFixture(b, size)
+		root, car := fx.Root, fx.CAR
 		origin := ipfstest.NewCARFileGateway(b, car)
 		for _, part := range []struct{ size, concurrency int }{{16, 4}, {8, 2}} {
 			b.Run(fmt.Sprintf("dag=%dMiB/parts=%dMiBx%d", size>>20, part.size, part.concurrency), func(b *testing.B) {
@@ -68,39 +60,6 @@ func BenchmarkFetchIntoS3(b *testing.B) {
 			})
 		}
 	}
-}
-
-// carFixture makes a UnixFS file DAG on disk and its CAR, as `ipfs dag
-// export` writes it, in a file.
-func carFixture(b *testing.B, size int64) (cid.Cid, string) {
-	b.Helper()
-	ctx := context.Background()
-	dir := b.TempDir()
-	bs, err := ipfstest.NewFileBlockstore(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer bs.Close()
-	root, err := ipfstest.File(ctx, bs, ipfstest.FileOptions{Size: size, Seed: uint64(size), CIDv1: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	path := filepath.Join(dir, "dag.car")
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	if _, err := ipfstest.Export(ctx, bs, root, w); err != nil {
-		b.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		b.Fatal(err)
-	}
-	return root, path
 }
 
 // TestBenchChildTransfer is BenchmarkFetchIntoS3's child: it moves one CAR

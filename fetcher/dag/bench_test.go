@@ -1,12 +1,8 @@
 package dag_test
 
 import (
-	"bufio"
 	"context"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -17,59 +13,6 @@ import (
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
 )
 
-var long = flag.Bool("long", false, "also benchmark 1 GiB DAGs (or set PICKUP_BENCH_LONG=1)")
-
-// benchSizes are the DAG sizes benchmarked: 256 MiB, and 1 GiB when asked.
-func benchSizes() []int64 {
-	sizes := []int64{256 << 20}
-	if *long || os.Getenv("PICKUP_BENCH_LONG") == "1" {
-		sizes = append(sizes, 1<<30)
-	}
-	return sizes
-}
-
-// fixture is a UnixFS file DAG (CIDv1, raw leaves of 256 KiB, as `ipfs
-// add --cid-version=1` makes it) in a blockstore on disk, and its CAR as
-// `ipfs dag export` writes it, in a file.
-type fixture struct {
-	bs   *ipfstest.FileBlockstore
-	root cid.Cid
-	car  string
-	size int64
-}
-
-func buildFixture(b *testing.B, size int64) fixture {
-	b.Helper()
-	ctx := context.Background()
-	dir := b.TempDir()
-	bs, err := ipfstest.NewFileBlockstore(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = bs.Close() })
-	root, err := ipfstest.File(ctx, bs, ipfstest.FileOptions{Size: size, Seed: uint64(size), CIDv1: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	path := filepath.Join(dir, "dag.car")
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	n, err := ipfstest.Export(ctx, bs, root, w)
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = f.Close()
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	return fixture{bs: bs, root: root, car: path, size: n}
-}
-
 // BenchmarkPipeline measures the fetcher alone: a CAR from a trustless
 // gateway origin on loopback, verified block by block, written as a CAR
 // (with its CAR CID computed) into a sink that discards. Each run is a
@@ -78,23 +21,23 @@ func buildFixture(b *testing.B, size int64) fixture {
 // the pipeline's), and boxo's gateway handler over the blockstore (what a
 // real gateway costs, on the same two cores).
 func BenchmarkPipeline(b *testing.B) {
-	for _, size := range benchSizes() {
-		fx := buildFixture(b, size)
+	for _, size := range ipfstest.BenchSizes() {
+		fx := ipfstest.NewFixture(b, size)
 		origins := []struct{ name, url string }{
-			{"car-file", ipfstest.NewCARFileGateway(b, fx.car).URL()},
+			{"car-file", ipfstest.NewCARFileGateway(b, fx.CAR).URL()},
 			{"boxo-gateway", mustGateway(b, fx).URL()},
 		}
 		for _, o := range origins {
 			b.Run(fmt.Sprintf("origin=%s/dag=%dMiB", o.name, size>>20), func(b *testing.B) {
 				for b.Loop() {
 					m, err := ipfstest.RunChild(context.Background(), "TestBenchChildFetch", map[string]string{
-						"url": o.url, "root": fx.root.String(),
+						"url": o.url, "root": fx.Root.String(),
 					})
 					if err != nil {
 						b.Fatal(err)
 					}
-					if int64(m["bytes"]) != fx.size {
-						b.Fatalf("fetched %v bytes, the CAR has %d", m["bytes"], fx.size)
+					if int64(m["bytes"]) != fx.Size {
+						b.Fatalf("fetched %v bytes, the CAR has %d", m["bytes"], fx.Size)
 					}
 					b.ReportMetric(m["MB/s"], "MB/s")
 					b.ReportMetric(m["MB/CPU-s"], "MB/CPU-s")
@@ -107,8 +50,8 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 }
 
-func mustGateway(b *testing.B, fx fixture) *ipfstest.Gateway {
-	return ipfstest.NewGateway(b, fx.bs, ipfstest.GatewayOptions{})
+func mustGateway(b *testing.B, fx ipfstest.Fixture) *ipfstest.Gateway {
+	return ipfstest.NewGateway(b, fx.Blocks, ipfstest.GatewayOptions{})
 }
 
 // discard is a Sink that keeps nothing.

@@ -2,7 +2,6 @@ package bitswap_test
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -17,16 +16,6 @@ import (
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
 )
 
-var long = flag.Bool("long", false, "also benchmark a 1 GiB DAG (or set PICKUP_BENCH_LONG=1)")
-
-func benchSizes() []int64 {
-	sizes := []int64{256 << 20}
-	if *long || os.Getenv("PICKUP_BENCH_LONG") == "1" {
-		sizes = append(sizes, 1<<30)
-	}
-	return sizes
-}
-
 // BenchmarkBitswap measures a fetch over bitswap from one origin on
 // loopback: a boxo bitswap server with kubo's settings, serving a UnixFS
 // DAG (CIDv1, 256 KiB raw leaves) from a blockstore on disk. The fetcher
@@ -35,17 +24,10 @@ func benchSizes() []int64 {
 // machines (FACTS.md).
 func BenchmarkBitswap(b *testing.B) {
 	ctx := context.Background()
-	for _, size := range benchSizes() {
-		bs, err := ipfstest.NewFileBlockstore(b.TempDir())
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = bs.Close() })
-		root, err := ipfstest.File(ctx, bs, ipfstest.FileOptions{Size: size, Seed: uint64(size), CIDv1: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		origin := ipfstest.NewBitswapPeer(b, bs)
+	for _, size := range ipfstest.BenchSizes() {
+		fx := ipfstest.NewFixture(b, size)
+		root := fx.Root
+		origin := ipfstest.NewBitswapPeer(b, fx.Blocks)
 		b.Run(fmt.Sprintf("dag=%dMiB", size>>20), func(b *testing.B) {
 			for b.Loop() {
 				m, err := ipfstest.RunChild(ctx, "TestBenchChildBitswap", map[string]string{
