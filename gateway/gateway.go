@@ -20,6 +20,9 @@
 //	DELETE /pins/{requestid}       PSA remove (202)
 //	GET    /pins/{cid}             ipfs-cluster status of one CID
 //	POST   /pins/{cid}?origins=…   ipfs-cluster pin (200)
+//	GET    /pins/{requestid}/timeline  the pin's timeline from its events (for the status page)
+//	GET    /                       the status page (package gateway/ui), its assets under /ui/
+//	GET    /ui/throughput          the tenant's bytes stored per minute over the last hour (for the page)
 //
 // /pins/{x} is a request id when x is a UUID in its canonical 36-character
 // form, and a CID otherwise: a CID never has that form (a CIDv0 is 46
@@ -73,6 +76,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/gateway/ui"
 	"github.com/pickup-ipfs/pickup/projections"
 )
 
@@ -126,6 +130,8 @@ type Handler struct {
 	now    func() time.Time
 	// peer is the delegates' first peer id, the peer of ipfs-cluster answers.
 	peer string
+	// page is the status page served at /.
+	page *ui.Page
 }
 
 // New returns a Handler, or an error if cfg does not validate or a part is
@@ -153,6 +159,10 @@ func New(cfg Config, d Deps) (*Handler, error) {
 	cfg.Delegates = delegates
 	first, _ := parseMultiaddr(delegates[0])
 	peer, _ := peerOf(first)
+	page, err := ui.New()
+	if err != nil {
+		return nil, err
+	}
 	return &Handler{
 		cfg:    cfg,
 		log:    logger,
@@ -164,6 +174,7 @@ func New(cfg Config, d Deps) (*Handler, error) {
 		clock: &createdClock{now: d.Now},
 		now:   d.Now,
 		peer:  peer,
+		page:  page,
 	}, nil
 }
 
@@ -192,6 +203,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.add(w, r)
 		default:
 			h.methodNotAllowed(w, r, "GET, POST")
+		}
+	case path == "/" || strings.HasPrefix(path, ui.AssetPrefix):
+		h.servePage(w, r)
+	case strings.HasPrefix(path, "/pins/") && strings.HasSuffix(path, timelineSuffix):
+		id, ok := timelinePath(path)
+		switch {
+		case !ok:
+			h.writeError(w, r, errNotFound)
+		case r.Method != http.MethodGet:
+			h.methodNotAllowed(w, r, "GET")
+		default:
+			h.timeline(w, r, id)
 		}
 	case strings.HasPrefix(path, "/pins/") && !strings.Contains(path[len("/pins/"):], "/") && len(path) > len("/pins/"):
 		seg := path[len("/pins/"):]
