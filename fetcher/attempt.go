@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/internal/telemetry"
 	"github.com/pickup-ipfs/pickup/pin"
 )
 
@@ -26,7 +27,31 @@ type attempt struct {
 
 	mu    sync.Mutex
 	state pin.State
+	// outcome and reason are how the attempt ended, for the metrics; set
+	// by the step that ended it.
+	outcome, reason string
 }
+
+// Outcomes of an attempt, as Metrics.Ended is told them.
+const (
+	// OutcomePinned: the CAR is in the carpark and CarValidated recorded.
+	OutcomePinned = "pinned"
+	// OutcomeFailed: PinFailed recorded, with its reason.
+	OutcomeFailed = "failed"
+	// OutcomeClaimLost: the claim went (lease expired, pin removed) before
+	// the attempt could record its end; someone else decides.
+	OutcomeClaimLost = "claim_lost"
+	// OutcomeError: the attempt ended and could not record why (the log
+	// unreachable); its lease runs out and the watchdog decides.
+	OutcomeError = "error"
+)
+
+// Reasons of a pinned attempt: fetched from IPFS, or completed from a CAR
+// already in the carpark.
+const (
+	ReasonFetched = "fetched"
+	ReasonCarpark = "carpark"
+)
 
 // errClaimLost marks an attempt stopped because an append showed that its
 // claim is gone: nothing more may be written for it.
@@ -36,21 +61,25 @@ var errClaimLost = errors.New("claim lost")
 // not claimable (taken, not due, final, removed).
 func (p *Pool) attempt(ctx context.Context, id uuid.UUID) {
 	defer p.release(id)
-	a := &attempt{pool: p, id: id, stream: pin.Stream(id), logger: p.logger.With("request_id", id)}
+	// Every line about this pin names it: the pool's own through the
+	// attempt's logger, the stores' and the DAG fetcher's through ctx.
+	ctx = telemetry.WithPinRequestID(ctx, id.String())
+	a := &attempt{pool: p, id: id, stream: pin.Stream(id), logger: p.logger.With(telemetry.PinRequestIDKey, id.String())}
 	if err := a.reload(ctx); err != nil {
-		a.logger.Warn("reading pin", "err", err)
+		a.logger.WarnContext(ctx, "reading pin", "err", err)
 		return
 	}
 	now := time.Now()
 	err := a.commit(ctx, func(s pin.State) (pin.Payload, error) { return s.Claim(p.cfg.Name, now, p.cfg.Lease) })
 	if err != nil {
 		if !isRefusal(err) {
-			a.logger.Warn("claiming pin", "err", err)
+			a.logger.WarnContext(ctx, "claiming pin", "err", err)
 		}
 		return
 	}
-	a.logger.Info("claimed", "attempt", a.current().Attempt, "cid", a.current().Request.CID)
+	a.logger.InfoContext(ctx, "claimed", "attempt", a.current().Attempt, "cid", a.current().Request.CID)
 	p.claims.Add(1)
+	p.metrics.Started()
 	p.protect(ctx, +1)
 	defer p.protect(ctx, -1)
 	defer func() {
@@ -64,13 +93,15 @@ func (p *Pool) attempt(ctx context.Context, id uuid.UUID) {
 	switch {
 	case err == nil, errors.Is(err, errClaimLost):
 	case errors.Is(context.Cause(ctx), ErrShuttingDown):
-		// Hand the work back; a fresh context, since ctx is done.
-		hctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// Hand the work back; a context that is not done, since ctx is.
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		a.fail(hctx, pin.ReasonHandedBack, fmt.Sprintf("%s stopped before finishing", p.cfg.Name), false)
 	default:
-		a.logger.Warn("attempt ended with an error nothing recorded", "err", err)
+		a.logger.WarnContext(ctx, "attempt ended with an error nothing recorded", "err", err)
 	}
+	outcome, reason := a.result(err)
+	p.metrics.Ended(outcome, reason, time.Since(now))
 }
 
 // protect counts attempts in flight and keeps the process protected from
@@ -89,7 +120,7 @@ func (p *Pool) protect(ctx context.Context, delta int) {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := p.protector.Protect(pctx, on); err != nil {
-		p.logger.Warn("setting scale-in protection", "on", on, "err", err)
+		p.logger.WarnContext(pctx, "setting scale-in protection", "on", on, "err", err)
 	}
 }
 
@@ -100,6 +131,29 @@ func isRefusal(err error) bool {
 		}
 	}
 	return false
+}
+
+// ended records how the attempt ended; the first word stands.
+func (a *attempt) ended(outcome, reason string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.outcome == "" {
+		a.outcome, a.reason = outcome, reason
+	}
+}
+
+// result is how the attempt ended, given what its run returned: what a
+// step recorded, or else what the error says.
+func (a *attempt) result(err error) (outcome, reason string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.outcome != "":
+		return a.outcome, a.reason
+	case errors.Is(err, errClaimLost):
+		return OutcomeClaimLost, ""
+	}
+	return OutcomeError, ""
 }
 
 // current returns the pin's state as last seen.
@@ -174,10 +228,13 @@ func (a *attempt) fail(ctx context.Context, reason pin.Reason, message string, p
 	})
 	switch {
 	case err == nil:
-		a.logger.Info("attempt failed", "attempt", attempt, "reason", reason, "message", message)
+		a.ended(OutcomeFailed, string(reason))
+		a.logger.InfoContext(ctx, "attempt failed", "attempt", attempt, "reason", reason, "message", message)
 	case isRefusal(err):
-		a.logger.Info("attempt failed after its claim was gone", "attempt", attempt, "reason", reason)
+		a.ended(OutcomeClaimLost, "")
+		a.logger.InfoContext(ctx, "attempt failed after its claim was gone", "attempt", attempt, "reason", reason)
 	default:
-		a.logger.Warn("recording failure", "attempt", attempt, "reason", reason, "err", err)
+		a.ended(OutcomeError, string(reason))
+		a.logger.WarnContext(ctx, "recording failure", "attempt", attempt, "reason", reason, "err", err)
 	}
 }

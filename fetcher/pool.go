@@ -102,6 +102,27 @@ type Protector interface {
 	Protect(ctx context.Context, on bool) error
 }
 
+// Metrics receives the pool's figures; telemetry.FetchMetrics is one.
+// Implementations are safe for concurrent use, and must not block.
+type Metrics interface {
+	// Received counts bytes and blocks of verified CAR newly written from
+	// the named source.
+	Received(source string, bytes, blocks int64)
+	// Started counts an attempt claimed by this process.
+	Started()
+	// Ended counts an attempt's end: its outcome (Outcome*), its reason (a
+	// pin.Reason for a failure; ReasonFetched or ReasonCarpark when pinned),
+	// and how long the claim was held.
+	Ended(outcome, reason string, took time.Duration)
+}
+
+// nopMetrics counts nothing, for a pool given no Metrics.
+type nopMetrics struct{}
+
+func (nopMetrics) Received(string, int64, int64)       {}
+func (nopMetrics) Started()                            {}
+func (nopMetrics) Ended(string, string, time.Duration) {}
+
 // Deps are the parts a Pool works with.
 type Deps struct {
 	Log   Log
@@ -114,7 +135,13 @@ type Deps struct {
 	// Protector, optional, guards the process against scale-in while it
 	// holds work.
 	Protector Protector
-	Logger    *slog.Logger
+	// Metrics, optional, receives the pool's figures.
+	Metrics Metrics
+	// Logger receives the pool's logs. Lines about a pin carry its id as
+	// pin_request_id; calls that do I/O for a pin get a context that
+	// carries it too (telemetry.WithPinRequestID), so a telemetry.Handler
+	// adds it to the lines of the packages below (dag, carstore).
+	Logger *slog.Logger
 }
 
 // Pool runs attempts. Create it with New.
@@ -125,6 +152,7 @@ type Pool struct {
 	work      attemptRunner
 	logger    *slog.Logger
 	protector Protector
+	metrics   Metrics
 
 	mu      sync.Mutex
 	running map[uuid.UUID]bool
@@ -148,10 +176,15 @@ func New(cfg Config, d Deps) (*Pool, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	var metrics Metrics = nopMetrics{}
+	if d.Metrics != nil {
+		metrics = d.Metrics
+	}
 	return &Pool{
 		cfg: cfg, log: d.Log, queue: d.Queue, logger: logger.With("component", "fetcher", "fetcher", cfg.Name),
 		work:      &transfer{dag: d.DAG, cars: d.CARs, index: d.Index, lease: cfg.Lease},
 		protector: d.Protector,
+		metrics:   metrics,
 		running:   map[uuid.UUID]bool{},
 		wake:      make(chan struct{}, 1),
 	}, nil
@@ -226,7 +259,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	select {
 	case <-drained:
 	case <-time.After(p.cfg.DrainTimeout):
-		p.logger.Info("drain timeout: handing back running attempts", "running", p.runningCount())
+		p.logger.InfoContext(ctx, "drain timeout: handing back running attempts", "running", p.runningCount())
 		stopWork(ErrShuttingDown)
 		<-drained
 	}
@@ -248,7 +281,7 @@ func (p *Pool) scan(ctx context.Context, candidates chan<- uuid.UUID, wake <-cha
 		claimedBefore := p.claims.Load()
 		due, err := p.queue.DueForClaim(ctx, time.Now(), page)
 		if err != nil && ctx.Err() == nil {
-			p.logger.Warn("looking for due pins", "err", err)
+			p.logger.WarnContext(ctx, "looking for due pins", "err", err)
 		}
 		rand.Shuffle(len(due), func(i, j int) { due[i], due[j] = due[j], due[i] })
 		stale := time.After(p.cfg.ScanInterval)

@@ -111,6 +111,9 @@ type poolOptions struct {
 	cfg       fetcher.Config
 	limits    dag.Limits
 	protector fetcher.Protector
+	// metrics and logger, when set, are the pool's and its DAG fetcher's.
+	metrics fetcher.Metrics
+	logger  *slog.Logger
 }
 
 // startPool runs a pool until the returned stop is called (or the test
@@ -124,7 +127,10 @@ func (w *world) startPool(o poolOptions) (stop func() error) {
 	if o.limits.ChunkTimeout == 0 {
 		o.limits.ChunkTimeout = 10 * time.Second
 	}
-	d, err := dag.New([]dag.Source{src}, o.limits, quiet())
+	if o.logger == nil {
+		o.logger = quiet()
+	}
+	d, err := dag.New([]dag.Source{src}, o.limits, o.logger)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -136,7 +142,7 @@ func (w *world) startPool(o poolOptions) (stop func() error) {
 	if cfg.Lease == 0 {
 		cfg.Lease = 3 * time.Second
 	}
-	p, err := fetcher.New(cfg, fetcher.Deps{Log: w.log, Queue: w.views, DAG: d, CARs: w.cars, Index: w.views, Protector: o.protector, Logger: quiet()})
+	p, err := fetcher.New(cfg, fetcher.Deps{Log: w.log, Queue: w.views, DAG: d, CARs: w.cars, Index: w.views, Protector: o.protector, Metrics: o.metrics, Logger: o.logger})
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,9 +66,9 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 		// An earlier attempt's process may have died mid-upload: nothing it
 		// left may stay behind.
 		if n, err := t.cars.Discard(ctx, a.id.String()); err != nil {
-			a.logger.Warn("discarding what earlier attempts left", "err", err)
+			a.logger.WarnContext(ctx, "discarding what earlier attempts left", "err", err)
 		} else if n > 0 {
-			a.logger.Info("discarded what earlier attempts left", "count", n)
+			a.logger.InfoContext(ctx, "discarded what earlier attempts left", "count", n)
 		}
 	}
 
@@ -90,8 +91,14 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 	// The upload lives as long as the attempt's fetch, not as long as the
 	// source's try that opens it: it is completed after Fetch returns.
 	open := func(context.Context) (dag.Sink, error) { return t.cars.Stage(fetchCtx, key, meta) }
+	meter := &received{metrics: a.pool.metrics}
 	res, sink, err := t.dag.Fetch(fetchCtx, dag.Request{Root: root, Origins: origins(s.Request.Origins)}, open,
-		func(b, n int64, src string) { bytes.Store(b); blocks.Store(n); source.Store(src) })
+		func(b, n int64, src string) {
+			bytes.Store(b)
+			blocks.Store(n)
+			source.Store(src)
+			meter.update(src, b, n)
+		})
 	if err != nil {
 		stop(nil)
 		<-renewed
@@ -157,7 +164,8 @@ func (t *transfer) reuse(ctx context.Context, a *attempt, root cid.Cid) (bool, e
 	if err != nil {
 		return true, claimGone(err)
 	}
-	a.logger.Info("pinned from the carpark without fetching", "attempt", s.Attempt, "car_cid", carCID)
+	a.ended(OutcomePinned, ReasonCarpark)
+	a.logger.InfoContext(ctx, "pinned from the carpark without fetching", "attempt", s.Attempt, "car_cid", carCID)
 	return true, nil
 }
 
@@ -179,13 +187,13 @@ func (t *transfer) renew(ctx context.Context, a *attempt, stop context.CancelCau
 		switch {
 		case err == nil:
 		case isRefusal(err):
-			a.logger.Info("claim gone; stopping", "attempt", attempt, "why", err)
+			a.logger.InfoContext(ctx, "claim gone; stopping", "attempt", attempt, "why", err)
 			stop(errClaimLost)
 			return
 		case ctx.Err() == nil:
 			// The log is unreachable: keep fetching, and try again at the
 			// next tick; the lease runs out if it stays so.
-			a.logger.Warn("renewing lease", "attempt", attempt, "err", err)
+			a.logger.WarnContext(ctx, "renewing lease", "attempt", attempt, "err", err)
 		}
 	}
 }
@@ -227,7 +235,8 @@ func (t *transfer) validate(ctx context.Context, a *attempt, staged carstore.Sta
 	if err != nil {
 		return claimGone(err)
 	}
-	a.logger.Info("pinned", "attempt", attempt, "car_cid", staged.CarCID, "bytes", stored.Bytes)
+	a.ended(OutcomePinned, ReasonFetched)
+	a.logger.InfoContext(ctx, "pinned", "attempt", attempt, "car_cid", staged.CarCID, "bytes", stored.Bytes)
 	return nil
 }
 
@@ -237,6 +246,29 @@ func claimGone(err error) error {
 		return fmt.Errorf("%w: %v", errClaimLost, err)
 	}
 	return err
+}
+
+// received turns the fetch's progress reports (totals so far, from zero
+// again for each source tried) into the counts newly received, for the
+// metrics.
+type received struct {
+	metrics Metrics
+
+	mu            sync.Mutex
+	source        string
+	bytes, blocks int64
+}
+
+func (r *received) update(source string, bytes, blocks int64) {
+	r.mu.Lock()
+	if source != r.source || bytes < r.bytes || blocks < r.blocks {
+		// Another source's try: its totals start from zero.
+		r.source, r.bytes, r.blocks = source, 0, 0
+	}
+	newBytes, newBlocks := bytes-r.bytes, blocks-r.blocks
+	r.bytes, r.blocks = bytes, blocks
+	r.mu.Unlock()
+	r.metrics.Received(source, newBytes, newBlocks)
 }
 
 // origins parses the request's origins; the gateway accepted only valid

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/internal/telemetry"
 	"github.com/pickup-ipfs/pickup/pin"
 )
 
@@ -108,6 +110,7 @@ func (h *Handler) request(ctx context.Context, tenant string, in pinInput, key s
 	switch {
 	case err == nil:
 		h.fresh.wrote(tenant, res.Position)
+		h.logPin(ctx, "pin requested", id, slog.String("tenant", tenant), slog.String("cid", r.CID))
 		return r, nil
 	case key != "" && eventlog.IsWrongRevision(err):
 		return h.replay(ctx, tenant, id, r)
@@ -245,6 +248,7 @@ func (h *Handler) appendRemoval(ctx context.Context, tenant string, s pin.State,
 	switch {
 	case err == nil:
 		h.fresh.wrote(tenant, res.Position)
+		h.logPin(ctx, "pin removed", id, slog.String("tenant", tenant), slog.String("replaced_by", uuidOrEmpty(replacedBy)))
 		return true, nil
 	case eventlog.IsWrongRevision(err):
 		return false, nil
@@ -270,6 +274,7 @@ func (h *Handler) requeue(ctx context.Context, tenant string, s pin.State) (pin.
 		switch {
 		case err == nil:
 			h.fresh.wrote(tenant, res.Position)
+			h.logPin(ctx, "pin requeued", id, slog.String("tenant", tenant))
 			return s.With(rq, h.now()), nil
 		case !eventlog.IsWrongRevision(err):
 			return s, fmt.Errorf("requeue %s: %w", id, err)
@@ -279,4 +284,18 @@ func (h *Handler) requeue(ctx context.Context, tenant string, s pin.State) (pin.
 		}
 	}
 	return s, fmt.Errorf("requeue %s: %w", s.Request.RequestID, errTooManyRaces)
+}
+
+// logPin logs a command's append: the line that ties the HTTP request (its
+// request_id comes with ctx) to the pin it concerns, whose id the fetchers'
+// lines carry too.
+func (h *Handler) logPin(ctx context.Context, msg string, id uuid.UUID, attrs ...slog.Attr) {
+	h.log.LogAttrs(ctx, slog.LevelInfo, msg, append([]slog.Attr{slog.String(telemetry.PinRequestIDKey, id.String())}, attrs...)...)
+}
+
+func uuidOrEmpty(id uuid.UUID) string {
+	if id == uuid.Nil {
+		return ""
+	}
+	return id.String()
 }

@@ -230,6 +230,11 @@ func (s *Store) read(ctx context.Context, fn func(*sqlite.Conn) error) error {
 	old := c.SetInterrupt(ctx)
 	defer c.SetInterrupt(old)
 	if err := c.Exec(`BEGIN`); err != nil {
+		// A context already done interrupts BEGIN itself: report the
+		// context's error, as for any other read it interrupts.
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return err
 	}
 	err = fn(c)

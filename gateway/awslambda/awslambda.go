@@ -3,8 +3,10 @@
 // payload format 2.0, and both take the same buffered response; a Function
 // URL whose invoke mode is RESPONSE_STREAM is served through aws-lambda-go's
 // lambdaurl instead. Every request also writes one CloudWatch
-// embedded-metric-format line (namespace Pickup, dimension Deployment:
-// Requests, and ApiErrors for answers of 500 and over).
+// embedded-metric-format line (namespace Pickup, dimensions Deployment, and
+// Deployment with Route: Requests, ApiErrors for answers of 500 and over,
+// and Latency in milliseconds), the figures a Prometheus scrape shows of a
+// gateway elsewhere.
 package awslambda
 
 import (
@@ -24,6 +26,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdaurl"
+
+	"github.com/pickup-ipfs/pickup/gateway"
 )
 
 // Config says how the handler runs on Lambda.
@@ -145,6 +149,11 @@ func request(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (*http.Requ
 	}
 	r.RemoteAddr = ev.RequestContext.HTTP.SourceIP
 	r.RequestURI = path
+	// Without an id from the client, the request goes by Lambda's own, the
+	// one API Gateway's and Lambda's logs show.
+	if r.Header.Get("X-Request-Id") == "" && ev.RequestContext.RequestID != "" {
+		r.Header.Set("X-Request-Id", ev.RequestContext.RequestID)
+	}
 	return r, nil
 }
 
@@ -222,20 +231,23 @@ func (m *metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 	}
-	m.emit(start, r, rec.status)
+	m.emit(start, m.now().Sub(start), r, rec.status, rec.Header().Get("X-Request-Id"))
 }
 
 // emfLine is one embedded-metric-format record.
 type emfLine struct {
 	AWS        emfMeta `json:"_aws"`
 	Deployment string  `json:"Deployment"`
-	Requests   int     `json:"Requests"`
-	ApiErrors  int     `json:"ApiErrors"`
+	// Route is a dimension too: a few fixed values (gateway.Route).
+	Route     string  `json:"Route"`
+	Requests  int     `json:"Requests"`
+	ApiErrors int     `json:"ApiErrors"`
+	Latency   float64 `json:"Latency"`
 	// Properties, searchable in the logs but not dimensions (their
 	// cardinality would cost a metric each).
-	Method string `json:"Method"`
-	Route  string `json:"Route"`
-	Status int    `json:"Status"`
+	Method    string `json:"Method"`
+	Status    int    `json:"Status"`
+	RequestID string `json:"RequestId,omitempty"`
 }
 
 type emfMeta struct {
@@ -254,13 +266,15 @@ type emfMetric struct {
 	Unit string `json:"Unit"`
 }
 
-func (m *metrics) emit(at time.Time, r *http.Request, status int) {
+func (m *metrics) emit(at time.Time, took time.Duration, r *http.Request, status int, requestID string) {
 	line := emfLine{
 		AWS: emfMeta{Timestamp: at.UnixMilli(), CloudWatchMetrics: []emfDirective{{
-			Namespace: "Pickup", Dimensions: [][]string{{"Deployment"}},
-			Metrics: []emfMetric{{Name: "Requests", Unit: "Count"}, {Name: "ApiErrors", Unit: "Count"}},
+			Namespace: "Pickup", Dimensions: [][]string{{"Deployment"}, {"Deployment", "Route"}},
+			Metrics: []emfMetric{{Name: "Requests", Unit: "Count"}, {Name: "ApiErrors", Unit: "Count"}, {Name: "Latency", Unit: "Milliseconds"}},
 		}}},
-		Deployment: m.deployment, Requests: 1, Method: r.Method, Route: route(r.URL.Path), Status: status,
+		Deployment: m.deployment, Route: gateway.Route(r), Requests: 1,
+		Latency: float64(took.Microseconds()) / 1000,
+		Method:  r.Method, Status: status, RequestID: requestID,
 	}
 	if status >= 500 {
 		line.ApiErrors = 1
@@ -273,18 +287,4 @@ func (m *metrics) emit(at time.Time, r *http.Request, status int) {
 	m.mu.Lock()
 	m.out.Write(b)
 	m.mu.Unlock()
-}
-
-// route names a path's route without its ids, which would make every
-// request's property unique.
-func route(path string) string {
-	switch {
-	case path == "/pins":
-		return "/pins"
-	case strings.HasPrefix(path, "/pins/") && len(path) == len("/pins/")+36:
-		return "/pins/{requestid}"
-	case strings.HasPrefix(path, "/pins/"):
-		return "/pins/{cid}"
-	}
-	return "other"
 }

@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,6 +26,7 @@ import (
 	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/gateway/awslambda"
 	"github.com/pickup-ipfs/pickup/gateway/internal/gatewaytest"
+	"github.com/pickup-ipfs/pickup/internal/telemetry"
 )
 
 // event reads a testdata event (in the shape AWS documents for Function URLs
@@ -58,7 +61,8 @@ func newCID(t *testing.T) string {
 	return cid.NewCidV1(cid.DagProtobuf, h).String()
 }
 
-// syncBuffer is a metrics sink safe for the handler's writes.
+// syncBuffer is a sink of JSON lines (metrics, logs) safe for the
+// handler's writes.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -78,7 +82,7 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 	for sc.Scan() {
 		var m map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("metrics line %q: %v", sc.Text(), err)
+			t.Fatalf("line %q: %v", sc.Text(), err)
 		}
 		out = append(out, m)
 	}
@@ -103,8 +107,17 @@ func invoke(t *testing.T, h *awslambda.Handler, payload []byte) events.APIGatewa
 func TestEvents(t *testing.T) {
 	s := gatewaytest.New(t, gateway.Config{})
 	token := s.Token(t, "alice")
-	var metrics syncBuffer
-	h := awslambda.NewHandler(awslambda.WithMetrics(s.Handler, awslambda.Config{Deployment: "test", Metrics: &metrics}))
+	var metrics, logs syncBuffer
+	// As cmd/pickup wires it: the request-id, metrics and log middleware
+	// around the gateway, logging JSON through telemetry's handler.
+	logger := slog.New(telemetry.NewHandler(slog.NewJSONHandler(&logs, nil)))
+	gw, err := gateway.New(gateway.Config{Delegates: []string{gatewaytest.Delegate}},
+		gateway.Deps{Log: s.Log, Views: s.Views, Tokens: s.Views, Checkpoints: s.Views, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := telemetry.NewHTTP(gw, gateway.Route, nil, logger)
+	h := awslambda.NewHandler(awslambda.WithMetrics(api, awslambda.Config{Deployment: "test", Metrics: &metrics}))
 	root := newCID(t)
 	body := `{"cid":"` + root + `","name":"from lambda","meta":{"app":"lambda"}}`
 
@@ -129,7 +142,7 @@ func TestEvents(t *testing.T) {
 	}
 
 	res = invoke(t, h, event(t, "apigw-v2-get-pin.json", map[string]string{"TOKEN": token, "REQUESTID": ps.RequestID}))
-	if res.StatusCode != http.StatusOK || !strings.Contains(res.Body, `"requestid":"`+ps.RequestID+`"`) || res.Headers["Cache-Control"] != "no-store" {
+	if res.StatusCode != http.StatusOK || !strings.Contains(res.Body, `"requestid":"`+ps.RequestID+`"`) || res.Headers["Cache-Control"] != "no-store" || res.Headers["X-Request-Id"] != "RxQ1xgzPoAMEVzw=" {
 		t.Fatalf("GET via HTTP API: %+v", res)
 	}
 
@@ -150,7 +163,8 @@ func TestEvents(t *testing.T) {
 		t.Fatalf("unauthorized: %+v", res)
 	}
 
-	// One metrics line per request, none an API error.
+	// One metrics line per request, none an API error, each with its
+	// latency, by deployment and by deployment and route.
 	lines := metrics.lines(t)
 	if len(lines) != 6 {
 		t.Fatalf("%d metrics lines, want 6", len(lines))
@@ -161,9 +175,39 @@ func TestEvents(t *testing.T) {
 		if directive["Namespace"] != "Pickup" || l["Deployment"] != "test" || l["Requests"] != 1.0 || l["ApiErrors"] != 0.0 || aws["Timestamp"].(float64) <= 0 {
 			t.Fatalf("metrics line %v", l)
 		}
+		if dims := fmt.Sprint(directive["Dimensions"]); dims != "[[Deployment] [Deployment Route]]" {
+			t.Fatalf("dimensions %s, want by deployment, and by deployment and route", dims)
+		}
+		if defs := fmt.Sprint(directive["Metrics"]); !strings.Contains(defs, "map[Name:Latency Unit:Milliseconds]") {
+			t.Fatalf("metric definitions %s lack Latency in milliseconds", defs)
+		}
+		if ms, ok := l["Latency"].(float64); !ok || ms < 0 {
+			t.Fatalf("metrics line %v: Latency %v, want a duration in milliseconds", l, l["Latency"])
+		}
 	}
 	if lines[2]["Route"] != "/pins/{requestid}" || lines[4]["Route"] != "/pins/{cid}" || lines[5]["Status"] != 401.0 {
 		t.Fatalf("metrics properties: %v", lines)
+	}
+	// Requests go by the event's request id (the client sent none): in the
+	// answer, the metrics line and every log line of the request.
+	getID := "RxQ1xgzPoAMEVzw=" // apigw-v2-get-pin.json's requestId
+	if lines[2]["RequestId"] != getID {
+		t.Errorf("GET's metrics line has RequestId %v, want the event's %s", lines[2]["RequestId"], getID)
+	}
+	logged := logs.lines(t)
+	found := map[string]bool{}
+	for _, l := range logged {
+		switch {
+		case l["msg"] == "request" && l["request_id"] == getID && l["route"] == "/pins/{requestid}" && l["status"] == 200.0:
+			found["the GET's request line"] = true
+		case l["msg"] == "pin requested" && l["request_id"] == "5c3e6f1e-58a1-4c53-a0b2-0d3e2b1f9a77" && l["pin_request_id"] == ps.RequestID:
+			found["the POST's pin line, with both ids"] = true
+		}
+	}
+	for _, want := range []string{"the GET's request line", "the POST's pin line, with both ids"} {
+		if !found[want] {
+			t.Errorf("no log line for %s in %v", want, logged)
+		}
 	}
 
 	// A failing store is an API error.

@@ -1,0 +1,60 @@
+package gateway_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+
+	"github.com/pickup-ipfs/pickup/gateway"
+)
+
+// Route names every request by its pattern, so that metrics and logs group
+// requests without a value per pin.
+func TestRoute(t *testing.T) {
+	const (
+		id  = "4744de57-17fb-4df1-8643-a0fab3ccea62"
+		cid = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
+	)
+	for _, c := range []struct{ method, target, want string }{
+		{"GET", "/pins", gateway.RoutePins},
+		{"POST", "/pins", gateway.RoutePins},
+		{"GET", "/pins?status=queued&limit=5", gateway.RoutePins},
+		{"GET", "/pins?cids=" + cid, gateway.RouteClusterList},
+		{"POST", "/pins?cids=" + cid, gateway.RoutePins},
+		{"GET", "/pins/" + id, gateway.RouteRequest},
+		{"DELETE", "/pins/" + id, gateway.RouteRequest},
+		{"GET", "/pins/" + id + "/timeline", gateway.RouteTimeline},
+		{"GET", "/pins/" + cid, gateway.RouteCID},
+		{"POST", "/pins/" + cid + "?origins=/ip4/1.2.3.4/tcp/4001", gateway.RouteCID},
+		{"GET", "/pins/" + cid + "/timeline", gateway.RouteOther},
+		{"GET", "/pins/a/b", gateway.RouteOther},
+		{"GET", "/pins/", gateway.RouteOther},
+		{"GET", "/", gateway.RoutePage},
+		{"GET", "/ui/page.js", gateway.RouteUI},
+		{"GET", "/ui/throughput", gateway.RouteUI},
+		{"GET", "/metrics", gateway.RouteOther},
+		{"GET", "/pinsx", gateway.RouteOther},
+	} {
+		if got := gateway.Route(httptest.NewRequest(c.method, c.target, nil)); got != c.want {
+			t.Errorf("%s %s: route %q, want %q", c.method, c.target, got, c.want)
+		}
+	}
+}
+
+// Whatever the path, the route is one of a few names: a label value never
+// comes from the request.
+func FuzzRoute(f *testing.F) {
+	for _, p := range []string{"/pins", "/pins/x", "/pins/4744de57-17fb-4df1-8643-a0fab3ccea62/timeline", "/ui/", "/", "//pins"} {
+		f.Add("GET", p)
+	}
+	routes := []string{gateway.RoutePins, gateway.RouteClusterList, gateway.RouteRequest, gateway.RouteTimeline,
+		gateway.RouteCID, gateway.RoutePage, gateway.RouteUI, gateway.RouteOther}
+	f.Fuzz(func(t *testing.T, method, path string) {
+		r := &http.Request{Method: method, URL: httptest.NewRequest("GET", "/", nil).URL}
+		r.URL.Path = path
+		if got := gateway.Route(r); !slices.Contains(routes, got) {
+			t.Fatalf("Route(%q %q) = %q, not one of %v", method, path, got, routes)
+		}
+	})
+}
