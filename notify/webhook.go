@@ -62,13 +62,7 @@ func NewWebhookClient(cfg WebhookClientConfig) *WebhookClient {
 	if !cfg.AllowPrivate {
 		// The check runs on the address actually dialled, after DNS: a
 		// name cannot smuggle the notifier into a private network.
-		dialer.Control = func(_, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil || !tenant.PublicAddr(ap.Addr()) {
-				return fmt.Errorf("dial %s: %w", address, ErrPrivateAddress)
-			}
-			return nil
-		}
+		dialer.Control = dialControl
 	}
 	transport := &http.Transport{
 		Proxy:                 nil,
@@ -84,6 +78,15 @@ func NewWebhookClient(cfg WebhookClientConfig) *WebhookClient {
 		Transport:     transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
+}
+
+// dialControl refuses to dial an address that is not public.
+func dialControl(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil || !tenant.PublicAddr(ap.Addr()) {
+		return fmt.Errorf("dial %s: %w", address, ErrPrivateAddress)
+	}
+	return nil
 }
 
 // maxResponse is the most of a receiver's answer read (and thrown away),
