@@ -36,6 +36,7 @@ func commands() []command {
 		{"health", "exit 0 when the process whose admin server is at ADDR is ready: health [ADDR]", runHealth},
 		{"events", "print events of the log as JSON lines: events cat STREAM | events tail [--from POSITION] [--follow]", runEvents},
 		{"tokens", "issue, revoke and list tenants' bearer tokens: tokens create --tenant NAME | tokens revoke ID | tokens ls", runTokens},
+		{"pin", "pin, list, watch and remove pins through the Pinning Service API: pin add CID [--wait] | pin ls | pin status ID | pin rm ID", runPin},
 		{"audit", "print a pin's timeline with the reason for each decision: audit REQUEST_ID [--json]", runAudit},
 		{"replay", "rebuild every view from the log, or compare the live views with a rebuild: replay [--verify]", runReplay},
 	}
