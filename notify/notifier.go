@@ -150,6 +150,7 @@ type Notifier struct {
 	registry  tenant.Webhooks
 	pending   map[uuid.UUID]*pending
 	processed eventlog.Position
+	loaded    bool
 	// saved is the last checkpoint in the log.
 	saved savedCheckpoint
 }
@@ -238,6 +239,15 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// Processed returns the position of the last event the notifier has
+// processed, and false until it has read where to start: a readiness
+// check compares it with the log's head.
+func (n *Notifier) Processed() (eventlog.Position, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.processed, n.loaded
+}
+
 func (n *Notifier) webhookCount() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -286,7 +296,7 @@ func (n *Notifier) load(ctx context.Context) (eventlog.Position, error) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.registry, n.processed, n.saved = reg, start, saved
+	n.registry, n.processed, n.saved, n.loaded = reg, start, saved, true
 	clear(n.pending)
 	return start, nil
 }
