@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/internal/telemetry"
 )
 
 // baseFlags are the settings of every long-running role.
@@ -44,12 +45,15 @@ func addBaseFlags(f *flags, adminAddr string) *baseFlags {
 // proc is a running process: its logger, metrics, health checks, stores,
 // and the group of actors that run until one stops.
 type proc struct {
-	role    string
-	stdout  io.Writer
-	logger  *slog.Logger
-	reg     *prometheus.Registry
-	health  *health
+	role   string
+	stdout io.Writer
+	logger *slog.Logger
+	reg    *prometheus.Registry
+	health *health
+	// log is the event log, counted (appends, subscriptions) under the
+	// role's name; events is the same, for logAs.
 	log     eventlog.Store
+	events  *telemetry.Log
 	views   viewStore
 	group   actors.Group
 	closers []func() error
@@ -62,13 +66,20 @@ func (b *baseFlags) open(ctx context.Context, e *env, role string) (*proc, error
 		return nil, err
 	}
 	p := &proc{role: role, stdout: e.stdout, logger: logger.With("role", role), reg: newRegistry(), health: newHealth()}
+	logMetrics, err := telemetry.NewLogMetrics(p.reg)
+	if err != nil {
+		return nil, err
+	}
 	logAt, err := resolveSecret(ctx, *b.eventlogSecret, *b.eventlog, func(secret, _ string) (string, error) { return strings.TrimSpace(secret), nil })
 	if err != nil {
 		return nil, fmt.Errorf("event log secret: %w", err)
 	}
-	if p.log, err = openEventLog(ctx, logAt); err != nil {
+	store, err := openEventLog(ctx, logAt)
+	if err != nil {
 		return nil, err
 	}
+	p.events = telemetry.NewLog(store, logMetrics, role)
+	p.log = p.events
 	p.closers = append(p.closers, p.log.Close)
 	viewsAt, err := resolveSecret(ctx, *b.viewsSecret, *b.views, postgresSecret)
 	if err != nil {
@@ -84,6 +95,10 @@ func (b *baseFlags) open(ctx context.Context, e *env, role string) (*proc, error
 	p.health.add("views", func(ctx context.Context) error { _, err := p.views.Checkpoint(ctx); return err })
 	return p, nil
 }
+
+// logAs is the event log with its subscriptions counted under name, so
+// that each part of the process (projections, fetcher) shows its own lag.
+func (p *proc) logAs(name string) eventlog.Store { return p.events.As(name) }
 
 // close closes the stores, last opened first.
 func (p *proc) close() {
@@ -138,7 +153,9 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("%w: log level %q: want debug, info, warn or error", errUsage, level)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+	// One JSON line per record, with the ids the record's context carries
+	// (request_id, pin_request_id).
+	return slog.New(telemetry.NewHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))), nil
 }
 
 // resolveSecret returns the value of a Secrets Manager secret when arn is

@@ -13,6 +13,7 @@ import (
 	"github.com/pickup-ipfs/pickup/fetcher/dag/trustless"
 	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/gateway/awslambda"
+	"github.com/pickup-ipfs/pickup/internal/telemetry"
 	"github.com/pickup-ipfs/pickup/pin"
 	"github.com/pickup-ipfs/pickup/projections"
 )
@@ -37,16 +38,23 @@ func addGatewayFlags(f *flags) *gatewayFlags {
 // otherwise an HTTP server, which it returns.
 func (p *proc) addGateway(g *gatewayFlags, delegates []string, consistency gateway.Consistency, b *baseFlags) (*httpServer, error) {
 	h, err := gateway.New(gateway.Config{Delegates: delegates, AllowPrivateOrigins: *g.allowPrivate, Consistency: consistency},
-		gateway.Deps{Log: p.log, Views: p.views, Tokens: p.views, Checkpoints: p.views, Logger: p.logger.With("component", "gateway")})
+		gateway.Deps{Log: p.log, Views: p.views, Tokens: p.views, Checkpoints: p.views, Logger: p.logger})
 	if err != nil {
 		return nil, err
 	}
+	// Every request gets an id (on its log lines and in X-Request-Id), and
+	// is counted and timed by route.
+	httpMetrics, err := telemetry.NewHTTPMetrics(p.reg)
+	if err != nil {
+		return nil, err
+	}
+	api := telemetry.NewHTTP(h, gateway.Route, httpMetrics, p.logger)
 	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
 		cfg := awslambda.Config{Deployment: *b.deployment, Metrics: p.stdout}
-		p.actor("lambda", func(ctx context.Context) error { return awslambda.Start(ctx, h, cfg) })
+		p.actor("lambda", func(ctx context.Context) error { return awslambda.Start(ctx, api, cfg) })
 		return nil, nil
 	}
-	srv, err := listen("api", *g.httpAddr, h, p.logger)
+	srv, err := listen("api", *g.httpAddr, api, p.logger)
 	if err != nil {
 		return nil, err
 	}
@@ -133,6 +141,12 @@ func (ff *fetcherFlags) carStore(ctx context.Context, p *proc) (fetcher.CARStore
 	}, p.logger)
 }
 
+// openUploadLister is a CAR store that lists its open multipart uploads
+// (carstore.S3 and carstore.Dir are), for pickup_multipart_uploads_open.
+type openUploadLister interface {
+	OpenUploads(ctx context.Context) ([]carstore.OpenUpload, error)
+}
+
 // addFetcher adds the fetcher pool and returns the multiaddrs other peers
 // reach it at (the gateway's delegates), if it runs a libp2p host.
 func (p *proc) addFetcher(ctx context.Context, ff *fetcherFlags) ([]string, error) {
@@ -184,8 +198,21 @@ func (p *proc) addFetcher(ctx context.Context, ff *fetcherFlags) ([]string, erro
 	if uri := os.Getenv("ECS_AGENT_URI"); uri != "" {
 		protector = fetcher.ECSTaskProtection{AgentURI: uri, Expires: *ff.fetchTimeout + 15*time.Minute}
 	}
+	fetchMetrics, err := telemetry.NewFetchMetrics(p.reg)
+	if err != nil {
+		return nil, err
+	}
+	if lister, ok := cars.(openUploadLister); ok {
+		count := func(ctx context.Context) (int, error) {
+			open, err := lister.OpenUploads(ctx)
+			return len(open), err
+		}
+		if err := p.reg.Register(telemetry.NewOpenUploads(ctx, count, p.logger)); err != nil {
+			return nil, fmt.Errorf("register open uploads: %w", err)
+		}
+	}
 	pool, err := fetcher.New(fetcher.Config{BatchSize: *ff.batch, Lease: *ff.lease},
-		fetcher.Deps{Log: p.log, Queue: p.views, DAG: d, CARs: cars, Index: p.views, Protector: protector, Logger: p.logger})
+		fetcher.Deps{Log: p.logAs("fetcher"), Queue: p.views, DAG: d, CARs: cars, Index: p.views, Protector: protector, Metrics: fetchMetrics, Logger: p.logger})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -237,7 +264,7 @@ func (p *proc) addProjector(ctx context.Context, pf *projectorFlags, b *baseFlag
 	if err := policy.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	runner, err := projections.NewRunner(p.log, p.views, projections.RunnerConfig{Logger: p.logger})
+	runner, err := projections.NewRunner(p.logAs("projections"), p.views, projections.RunnerConfig{Logger: p.logger})
 	if err != nil {
 		return err
 	}
