@@ -100,6 +100,8 @@ CREATE INDEX IF NOT EXISTS pins_status ON pins (tenant, list_status, seq) WHERE 
 CREATE INDEX IF NOT EXISTS pins_cid ON pins (tenant, cid_hash, seq);
 CREATE INDEX IF NOT EXISTS pins_name ON pins (tenant, name_hash, seq);
 CREATE INDEX IF NOT EXISTS pins_due ON pins (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS pins_root_due ON pins (cid_hash, due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS pins_root_claimed ON pins (cid_hash) WHERE lease_until IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_lease ON pins (lease_until) WHERE lease_until IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_failed ON pins (failed_at) WHERE failed_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_car ON pins (cid_hash) WHERE list_status = 'pinned';
@@ -163,7 +165,7 @@ INSERT OR IGNORE INTO checkpoint (id, position) VALUES (1, 0);
 // schemaVersion is the version of the tables above, kept in SQLite's
 // user_version. Views of another version are dropped and rebuilt: they are
 // a projection of the log, and the runner replays it from position zero.
-const schemaVersion = 5
+const schemaVersion = 6
 
 const dropAll = `
 DROP TABLE IF EXISTS pins; DROP TABLE IF EXISTS pin_meta; DROP TABLE IF EXISTS tenants;

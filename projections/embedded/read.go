@@ -480,11 +480,20 @@ func listByIndex(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]projec
 }
 
 // DueForClaim returns visible queued pins due at now, longest waiting
-// first: what fetchers claim.
+// first: what fetchers claim. It offers one request per root at a time,
+// the longest waiting, and none for a root whose DAG a claimed attempt is
+// fetching: the others wait, and then complete from the carpark, so that
+// fetchers in any number of processes fetch each root once.
 func (s *Store) DueForClaim(ctx context.Context, now time.Time, limit int) ([]projections.PinView, error) {
 	var rows []projections.PinRow
 	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
-		rows, err = sel(`pins INDEXED BY pins_due WHERE due_at <= ? ORDER BY due_at LIMIT ?`).
+		rows, err = sel(`pins AS p INDEXED BY pins_due WHERE p.due_at <= ?
+			AND NOT EXISTS (SELECT 1 FROM pins AS c INDEXED BY pins_root_claimed
+				WHERE c.cid_hash = p.cid_hash AND c.lease_until IS NOT NULL AND c.cid_key = p.cid_key)
+			AND NOT EXISTS (SELECT 1 FROM pins AS o INDEXED BY pins_root_due
+				WHERE o.cid_hash = p.cid_hash AND o.due_at IS NOT NULL AND o.cid_key = p.cid_key
+				AND (o.due_at < p.due_at OR (o.due_at = p.due_at AND o.request_id < p.request_id)))
+			ORDER BY p.due_at LIMIT ?`).
 			add(``, projections.MicrosOf(now), limit).rows(c)
 		return err
 	})

@@ -57,6 +57,8 @@ CREATE INDEX IF NOT EXISTS pins_status ON pins (tenant, list_status, seq) WHERE 
 CREATE INDEX IF NOT EXISTS pins_cid ON pins (tenant, cid_key, seq);
 CREATE INDEX IF NOT EXISTS pins_name_fold ON pins (tenant, name_fold, seq);
 CREATE INDEX IF NOT EXISTS pins_due ON pins (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS pins_root_due ON pins (cid_key, due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS pins_root_claimed ON pins (cid_key) WHERE lease_until IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_lease ON pins (lease_until) WHERE lease_until IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_failed ON pins (failed_at) WHERE failed_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_car ON pins (cid_key) WHERE list_status = 'pinned';
@@ -119,7 +121,7 @@ INSERT INTO checkpoint (id, position) VALUES (1, 0) ON CONFLICT DO NOTHING;
 // schemaVersion is the version of the tables above, kept in views_schema.
 // Views of another version are dropped and rebuilt: they are a projection
 // of the log, and the runner replays it from position zero.
-const schemaVersion = 2
+const schemaVersion = 3
 
 const dropAll = `DROP TABLE IF EXISTS pins, pin_meta, tenants, tenant_blocks, meta_blocks, totals, tokens, checkpoint`
 

@@ -356,9 +356,15 @@ func listByIndex(ctx context.Context, db querier, p projections.ListPlan, lo, hi
 }
 
 // DueForClaim returns visible queued pins due at now, longest waiting
-// first: what fetchers claim.
+// first: what fetchers claim. It offers one request per root at a time,
+// the longest waiting, and none for a root whose DAG a claimed attempt is
+// fetching (see the embedded store's DueForClaim).
 func (s *Store) DueForClaim(ctx context.Context, now time.Time, limit int) ([]projections.PinView, error) {
-	rows, err := sel(`pins WHERE due_at <= ? ORDER BY due_at LIMIT ?`, projections.MicrosOf(now), limit).rows(ctx, s.pool)
+	rows, err := sel(`pins AS p WHERE p.due_at <= ?
+		AND NOT EXISTS (SELECT 1 FROM pins AS c WHERE c.cid_key = p.cid_key AND c.lease_until IS NOT NULL)
+		AND NOT EXISTS (SELECT 1 FROM pins AS o WHERE o.cid_key = p.cid_key AND o.due_at IS NOT NULL
+			AND (o.due_at < p.due_at OR (o.due_at = p.due_at AND o.request_id < p.request_id)))
+		ORDER BY p.due_at LIMIT ?`, projections.MicrosOf(now), limit).rows(ctx, s.pool)
 	if err != nil {
 		return nil, fmt.Errorf("pins due for a claim: %w", err)
 	}

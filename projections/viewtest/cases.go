@@ -467,3 +467,47 @@ func testReset(t *testing.T, b Backend) {
 	}
 	SameViews(t, s, empty)
 }
+
+// The queue offers one request per root at a time, the longest waiting,
+// and none for a root being fetched: across any number of fetcher
+// processes a root is fetched once, and its other requests then complete
+// from the carpark.
+func testOneClaimPerRoot(t *testing.T, b Backend) {
+	s, _ := open(t, b)
+	h := newPins(t, s)
+	ctx := context.Background()
+	first := h.request(pin.Requested{CID: testCID(1)})
+	h.now = h.now.Add(time.Second)
+	// The same root as CIDv1 text, for another tenant: one root all the same.
+	second := h.request(pin.Requested{CID: canonical(t, testCID(1)), Tenant: "bob"})
+	h.now = h.now.Add(time.Second)
+	other := h.request(pin.Requested{CID: testCID(2)})
+	h.now = h.now.Add(time.Second)
+	third := h.request(pin.Requested{CID: testCID(1)})
+
+	due := func(want ...uuid.UUID) {
+		t.Helper()
+		got, err := s.DueForClaim(ctx, h.now, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ids(got), want) {
+			t.Errorf("due for a claim: %v, want %v", ids(got), want)
+		}
+	}
+	due(first, other)
+	// While the first request's attempt fetches the root, no request of
+	// that root is offered.
+	h.do(first, must[pin.FetchStarted](t)(h.state(first).Claim("f1", h.now, lease)))
+	due(other)
+	// Once it is pinned, the next one is, to complete from the carpark.
+	h.do(first, must[pin.CarUploaded](t)(h.state(first).Upload(pin.CarUploaded{Attempt: 1, Fetcher: "f1", Key: "s", Bytes: 10, Blocks: 1, CarCID: "bagcar1"})))
+	due(other)
+	h.do(first, must[pin.CarValidated](t)(h.state(first).Validate(pin.CarValidated{Attempt: 1, Key: "carpark/1", Bytes: 10, CarCID: "bagcar1"})))
+	due(second, other)
+	// A failed attempt frees the root too.
+	h.do(second, must[pin.FetchStarted](t)(h.state(second).Claim("f2", h.now, lease)))
+	due(other)
+	h.do(second, must[pin.Failed](t)(h.state(second).Fail("f2", 1, pin.ReasonStalled, "stalled", false)))
+	due(other, third)
+}

@@ -67,6 +67,7 @@ func Run(t *testing.T, b Backend) {
 		{"ListRefusesBadQueries", testListInvalid},
 		{"Tokens", testTokens},
 		{"WorkViews", testWorkViews},
+		{"OneClaimPerRoot", testOneClaimPerRoot},
 		{"Figures", testFigures},
 		{"ApplyTwiceCountsOnce", testApplyTwice},
 		{"SkippedEventsAreLeftOut", testSkipped},
