@@ -13,9 +13,7 @@ import (
 // pendingSettings are settings the deployment passes before pickup documents
 // them, with what pickup must do about each. Remove a name once
 // README.md has it.
-var pendingSettings = map[string]string{
-	"PICKUP_NOTIFY_TOPIC_ARN": "the projector's SNS message on CarValidated (issue 8) is not built yet; the deployment already passes the topic",
-}
+var pendingSettings = map[string]string{}
 
 // TestSettingsAreDocumented checks that every PICKUP_* setting the
 // deployment passes is one pickup documents (README.md).
