@@ -51,10 +51,10 @@ func NewFetchMetrics(reg prometheus.Registerer) (*FetchMetrics, error) {
 	return m, nil
 }
 
-// SourceKind is the source label of a DAG source's name: its kind, the
+// sourceKind is the source label of a DAG source's name: its kind, the
 // first word ("gateway https://…" is gateway), so that a label never holds
 // a URL.
-func SourceKind(name string) string {
+func sourceKind(name string) string {
 	kind, _, _ := strings.Cut(name, " ")
 	switch kind {
 	case "gateway", "bitswap", "kubo":
@@ -67,7 +67,7 @@ func SourceKind(name string) string {
 
 // Received counts bytes and blocks newly written from a source.
 func (m *FetchMetrics) Received(source string, bytes, blocks int64) {
-	kind := SourceKind(source)
+	kind := sourceKind(source)
 	if bytes > 0 {
 		m.bytes.WithLabelValues(kind).Add(float64(bytes))
 	}

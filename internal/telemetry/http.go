@@ -107,7 +107,7 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusOK
 	}
 	if h.metrics != nil {
-		h.metrics.requests.WithLabelValues(route, Method(r.Method), strconv.Itoa(status)).Inc()
+		h.metrics.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status)).Inc()
 		h.metrics.duration.WithLabelValues(route).Observe(took.Seconds())
 	}
 	h.logger.LogAttrs(ctx, slog.LevelInfo, "request",
@@ -116,10 +116,10 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Float64("duration_ms", float64(took.Microseconds())/1000))
 }
 
-// Method is the method label of a request: the methods HTTP defines, and
+// methodLabel is the method label of a request: the methods HTTP defines, and
 // "other" for anything a client makes up (a label must not take values
 // from outside).
-func Method(m string) string {
+func methodLabel(m string) string {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
 		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:

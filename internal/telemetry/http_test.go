@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -236,4 +237,29 @@ func FuzzRequestIDOf(f *testing.F) {
 			t.Fatalf("RequestIDOf(%q) = %q: a sane id must be kept, and only a sane one", sent, got)
 		}
 	})
+}
+
+// BenchmarkHTTPMiddleware prints what the middleware adds to a request:
+// an id, two metric updates and one JSON log line.
+func BenchmarkHTTPMiddleware(b *testing.B) {
+	reg := prometheus.NewRegistry()
+	m, err := telemetry.NewHTTPMetrics(reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	logger := slog.New(telemetry.NewHandler(slog.NewJSONHandler(io.Discard, nil)))
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	route := func(*http.Request) string { return "/pins" }
+	for _, c := range []struct {
+		name string
+		h    http.Handler
+	}{{"bare", ok}, {"middleware", telemetry.NewHTTP(ok, route, m, logger)}} {
+		b.Run(c.name, func(b *testing.B) {
+			r := httptest.NewRequest("GET", "/pins", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				c.h.ServeHTTP(httptest.NewRecorder(), r)
+			}
+		})
+	}
 }
