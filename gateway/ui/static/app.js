@@ -307,10 +307,12 @@
   async function drawThroughput() {
     const t = await api("GET", "/ui/throughput");
     const chart = $("chart");
-    const W = 600, H = 140, top = 14, bottom = 18, left = 4;
+    // Drawn at the chart's own width, so that its text is not stretched.
+    const W = Math.max(240, Math.round(chart.getBoundingClientRect().width) || 600), H = 140, top = 14, bottom = 18, left = 4;
+    chart.setAttribute("viewBox", "0 0 " + W + " " + H);
     const n = t.minutes.length;
     const w = (W - left) / n;
-    const max = Math.max(1, ...t.minutes.map((m) => m.bytes));
+    const max = Math.max(0, ...t.minutes.map((m) => m.bytes));
     const parts = [svg("line", { class: "axis", x1: 0, y1: H - bottom, x2: W, y2: H - bottom })];
     t.minutes.forEach((m, i) => {
       if (!m.bytes) return;
@@ -319,9 +321,9 @@
       r.append(svg("title", {}, clock(m.start) + ": " + bytes(m.bytes) + " in " + m.pins + (m.pins === 1 ? " pin" : " pins")));
       parts.push(r);
     });
-    parts.push(svg("text", { x: 2, y: 10 }, bytes(max) + "/min"));
-    parts.push(svg("text", { x: 2, y: H - 4 }, "−60 min"));
-    parts.push(svg("text", { x: W - 2, y: H - 4, "text-anchor": "end" }, "now"));
+    parts.push(svg("text", { x: 4, y: 11 }, max ? bytes(max) + "/min" : "nothing stored in the last hour"));
+    parts.push(svg("text", { x: 4, y: H - 4 }, "−60 min"));
+    parts.push(svg("text", { x: W - 4, y: H - 4, "text-anchor": "end" }, "now"));
     chart.replaceChildren(...parts);
     chart.dataset.bytes = t.bytes;
     $("throughput-summary").textContent = "(" + bytes(t.bytes) + " in " + t.pins + (t.pins === 1 ? " pin" : " pins") +
