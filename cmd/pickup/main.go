@@ -37,6 +37,7 @@ func commands() []command {
 		{"events", "print events of the log as JSON lines: events cat STREAM | events tail [--from POSITION] [--follow]", runEvents},
 		{"tokens", "issue, revoke and list tenants' bearer tokens: tokens create --tenant NAME | tokens revoke ID | tokens ls", runTokens},
 		{"pin", "pin, list, watch and remove pins through the Pinning Service API: pin add CID [--wait] | pin ls | pin status ID | pin rm ID", runPin},
+		{"webhooks", "register, list and remove tenants' webhooks: webhooks add --tenant NAME --url URL | webhooks ls | webhooks rm ID", runWebhooks},
 		{"audit", "print a pin's timeline with the reason for each decision: audit REQUEST_ID [--json]", runAudit},
 		{"replay", "rebuild every view from the log, or compare the live views with a rebuild: replay [--verify]", runReplay},
 	}

@@ -307,6 +307,7 @@ func runProjector(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "projector")
 	b := addBaseFlags(f, "127.0.0.1:9466")
 	pf := addProjectorFlags(f)
+	nf := addNotifyFlags(f)
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -315,6 +316,10 @@ func runProjector(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if err := p.addProjector(ctx, pf, b); err != nil {
+		p.close()
+		return err
+	}
+	if err := p.addNotifier(ctx, nf, *b.eventlog); err != nil {
 		p.close()
 		return err
 	}

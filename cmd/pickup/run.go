@@ -28,6 +28,7 @@ func runAll(ctx context.Context, e *env, args []string) error {
 	g := addGatewayFlags(f)
 	ff := addFetcherFlags(f)
 	pf := addProjectorFlags(f)
+	nf := addNotifyFlags(f)
 	tokenFile := f.string("token-file", "", "where the default tenant's token is kept (default: token beside the event log)", "PICKUP_TOKEN_FILE")
 	if err := f.parse(args); err != nil {
 		return err
@@ -38,6 +39,9 @@ func runAll(ctx context.Context, e *env, args []string) error {
 	}
 	fail := func(err error) error { p.close(); return err }
 	if err := p.addProjector(ctx, pf, b); err != nil {
+		return fail(err)
+	}
+	if err := p.addNotifier(ctx, nf, *b.eventlog); err != nil {
 		return fail(err)
 	}
 	addrs, err := p.addFetcher(ctx, ff)
