@@ -153,14 +153,19 @@
 
   // ---- the pins ----
 
+  let busy = false; // a slow answer must not pile polls up behind it
+
   async function tick() {
-    if (!token()) return;
+    if (!token() || busy) return;
+    busy = true;
     const n = ticks++;
     try {
       await refresh();
       if (n % throughputEvery === 0) await drawThroughput();
     } catch (e) {
       failed(e, "");
+    } finally {
+      busy = false;
     }
   }
 
