@@ -164,9 +164,12 @@ func TestStatusPage(t *testing.T) {
 		return r
 	}
 
-	run("sign in",
+	run("open the page",
 		chromedp.Navigate(gw.api()+"/"),
 		chromedp.WaitVisible(chromedp.ID("signin-form")),
+	)
+	screenshot(t, ctx, "ui-signin.png")
+	run("sign in",
 		chromedp.SendKeys(chromedp.ID("token"), c.token),
 		chromedp.Click(chromedp.CSS("#signin-form button")),
 		chromedp.WaitVisible(chromedp.ID("app")),
