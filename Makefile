@@ -17,7 +17,7 @@ export PATH  := $(TOOLS):$(shell $(GO) env GOROOT)/lib/wasm:$(PATH)
 # Packages that must build and pass their tests under WebAssembly.
 WASM_PKGS    := ./gateway/...
 
-.PHONY: run build test lint vet fmt-check tools bench image lambda wasm
+.PHONY: run build test lint vet fmt-check tools chromium bench image lambda wasm
 
 build:
 	$(GO) build -o bin/pickup ./cmd/pickup
@@ -47,7 +47,11 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-tools: $(TOOLS)/versitygw $(TOOLS)/wazero
+tools: $(TOOLS)/versitygw $(TOOLS)/wazero chromium
+
+# Debian's chromium, for the status page's browser test (tests/ui_test.go).
+chromium:
+	./scripts/install-chromium.sh
 
 $(TOOLS)/versitygw:
 	GOBIN=$(TOOLS) $(GO) install $(VERSITYGW)
