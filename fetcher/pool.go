@@ -5,7 +5,7 @@
 // Taking work is a competition decided by the log: a worker claims an
 // attempt by appending FetchStarted at the revision it read, so across any
 // number of processes each attempt is taken once. The claim is a lease,
-// renewed by FetchProgress every third of its length; when an append shows
+// renewed by FetchProgress every 2s (or third of the lease); when an append shows
 // the claim is gone (the watchdog expired it, the tenant removed the pin),
 // the worker stops at once and aborts its upload.
 //

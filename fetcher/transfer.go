@@ -169,10 +169,16 @@ func (t *transfer) reuse(ctx context.Context, a *attempt, root cid.Cid) (bool, e
 	return true, nil
 }
 
-// renew reports progress every third of the lease until ctx ends, and
-// stops the attempt when a report is refused.
+// progressEvery is how often an attempt reports its progress, which also
+// renews its lease: often enough that users watching a pin see it move
+// (users of pinning services complain they cannot), and at least three
+// times a lease, so that one lost report never costs the claim.
+func progressEvery(lease time.Duration) time.Duration { return min(lease/3, 2*time.Second) }
+
+// renew reports progress (see progressEvery) until ctx ends, and stops the
+// attempt when a report is refused.
 func (t *transfer) renew(ctx context.Context, a *attempt, stop context.CancelCauseFunc, bytes, blocks *atomic.Int64, source *atomic.Value) {
-	tick := time.NewTicker(t.lease / 3)
+	tick := time.NewTicker(progressEvery(t.lease))
 	defer tick.Stop()
 	for {
 		select {

@@ -213,7 +213,7 @@ func (d *Decider) Tick(ctx context.Context, now time.Time) (int, error) {
 	for _, c := range cands {
 		ok, err := d.Decide(ctx, c.RequestID, now)
 		if err != nil {
-			d.logger.Error("retry decision failed", "request_id", c.RequestID, "err", err)
+			d.logger.Error("retry decision failed", "pin_request_id", c.RequestID, "err", err)
 			first = cmpOr(first, err)
 			continue
 		}
@@ -251,9 +251,9 @@ func (d *Decider) Decide(ctx context.Context, requestID uuid.UUID, now time.Time
 	}
 	switch p := p.(type) {
 	case pin.RetryScheduled:
-		d.logger.Info("retry scheduled", "request_id", requestID, "failures", p.Failures, "not_before", p.NotBefore)
+		d.logger.Info("retry scheduled", "pin_request_id", requestID, "failures", p.Failures, "not_before", p.NotBefore)
 	case pin.DeadLettered:
-		d.logger.Info("dead-lettered", "request_id", requestID, "failures", p.Failures, "reason", p.Reason)
+		d.logger.Info("dead-lettered", "pin_request_id", requestID, "failures", p.Failures, "reason", p.Reason)
 	}
 	return true, nil
 }
@@ -318,7 +318,7 @@ func (w *Watchdog) Tick(ctx context.Context, now time.Time) (int, error) {
 	for _, c := range cands {
 		ok, err := w.Expire(ctx, c.RequestID, now)
 		if err != nil {
-			w.logger.Error("expiry failed", "request_id", c.RequestID, "err", err)
+			w.logger.Error("expiry failed", "pin_request_id", c.RequestID, "err", err)
 			first = cmpOr(first, err)
 			continue
 		}
@@ -346,6 +346,6 @@ func (w *Watchdog) Expire(ctx context.Context, requestID uuid.UUID, now time.Tim
 		return false, err
 	}
 	f := p.(pin.Failed)
-	w.logger.Info("expired", "request_id", requestID, "attempt", f.Attempt, "reason", f.Reason)
+	w.logger.Info("expired", "pin_request_id", requestID, "attempt", f.Attempt, "reason", f.Reason)
 	return true, nil
 }

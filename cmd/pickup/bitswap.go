@@ -10,8 +10,8 @@ import (
 // bitswapSource starts the fetcher's libp2p host with a bitswap client, and
 // returns its addresses, each with its /p2p/ identity: the delegates the
 // API reports, so that clients can connect their nodes to it.
-func (p *proc) bitswapSource(ctx context.Context, listen []string) (dag.Source, []string, error) {
-	s, err := bitswap.New(bitswap.Config{ListenAddrs: listen}, p.logger.With("component", "bitswap"))
+func (p *proc) bitswapSource(ctx context.Context, listen []string, allowPrivate bool) (dag.Source, []string, error) {
+	s, err := bitswap.New(bitswap.Config{ListenAddrs: listen, AllowPrivate: allowPrivate}, p.logger)
 	if err != nil {
 		return nil, nil, err
 	}

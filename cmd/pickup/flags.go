@@ -17,6 +17,20 @@ type flags struct {
 	*flag.FlagSet
 	getenv func(string) string
 	envErr []error
+	// allowPrivate is the one --allow-private-origins of a flag set that
+	// both the gateway and the fetcher read (pickup run has both).
+	allowPrivate *bool
+}
+
+// allowPrivateOrigins defines --allow-private-origins once per flag set:
+// the gateway keeps private, loopback and link-local origins, and the
+// fetcher dials them. Off by default, so that a request cannot make pickup
+// reach into its own network.
+func (f *flags) allowPrivateOrigins() *bool {
+	if f.allowPrivate == nil {
+		f.allowPrivate = f.boolean("allow-private-origins", false, "keep and dial origins on private, loopback and link-local addresses (tests and closed networks only)", "PICKUP_ALLOW_PRIVATE_ORIGINS")
+	}
+	return f.allowPrivate
 }
 
 func newFlags(e *env, name string) *flags {

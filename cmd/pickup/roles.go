@@ -30,7 +30,7 @@ func addGatewayFlags(f *flags) *gatewayFlags {
 	return &gatewayFlags{
 		httpAddr:     f.string("http-addr", "127.0.0.1:3000", "where the API listens (not on Lambda)", "PICKUP_HTTP_ADDR"),
 		delegates:    f.list("delegates", nil, "multiaddrs returned as delegates, comma separated (default in `pickup run`: the fetcher's libp2p addresses)", "PICKUP_DELEGATES"),
-		allowPrivate: f.boolean("allow-private-origins", false, "keep private, loopback and link-local origins instead of dropping them", "PICKUP_ALLOW_PRIVATE_ORIGINS"),
+		allowPrivate: f.allowPrivateOrigins(),
 	}
 }
 
@@ -100,10 +100,12 @@ type fetcherFlags struct {
 	s3Endpoint, s3Region       *string
 	partSize                   *int64
 	s3Concurrency              *int
+	allowPrivate               *bool
 }
 
 func addFetcherFlags(f *flags) *fetcherFlags {
 	return &fetcherFlags{
+		allowPrivate:  f.allowPrivateOrigins(),
 		batch:         f.integer("batch-size", 10, "pins fetched at once by this process", "PICKUP_BATCH_SIZE", "BATCH_SIZE"),
 		maxCAR:        f.bytesize("max-car-bytes", dag.DefaultMaxCARBytes, "bigger DAGs fail permanently as too_big", "PICKUP_MAX_CAR_BYTES", "MAX_CAR_BYTES"),
 		fetchTimeout:  f.duration("fetch-timeout", dag.DefaultFetchTimeout, "longest attempt", []string{"PICKUP_FETCH_TIMEOUT", "FETCH_TIMEOUT"}, "FETCH_TIMEOUT_MS"),
@@ -173,7 +175,7 @@ func (p *proc) addFetcher(ctx context.Context, ff *fetcherFlags) ([]string, erro
 			}
 			sources = append(sources, s)
 		case "bitswap":
-			s, listening, err := p.bitswapSource(ctx, *ff.libp2pListen)
+			s, listening, err := p.bitswapSource(ctx, *ff.libp2pListen, *ff.allowPrivate)
 			if err != nil {
 				return nil, err
 			}

@@ -69,8 +69,8 @@ func runAll(ctx context.Context, e *env, args []string) error {
 		return fail(err)
 	}
 	if api != nil {
-		fmt.Fprintf(e.stdout, "pickup is running.\n  API:    http://%s\n  token:  %s (tenant %q, kept in %s)\n  try:    curl -H \"Authorization: Bearer %s\" http://%s/pins\n",
-			api.Addr(), token, defaultTenant, *tokenFile, token, api.Addr())
+		fmt.Fprintf(e.stdout, "pickup is running.\n  API:    http://%s\n  page:   http://%s/ (sign in with the token)\n  token:  %s (tenant %q, kept in %s)\n  try:    curl -H \"Authorization: Bearer %s\" http://%s/pins\n",
+			api.Addr(), api.Addr(), token, defaultTenant, *tokenFile, token, api.Addr())
 	}
 	return p.serve(ctx, *b.adminAddr)
 }

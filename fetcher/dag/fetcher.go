@@ -106,7 +106,7 @@ func (f *Fetcher) Fetch(ctx context.Context, req Request, open func(context.Cont
 		sinkOpen := func(context.Context) (Sink, error) { return open(parent) }
 		res, sink, err := f.try(ctx, src, req, sinkOpen, progress)
 		if err == nil {
-			f.log.Info("fetched", "root", req.Root, "source", src.Name(), "bytes", res.Bytes, "blocks", res.Blocks, "car", res.CarCID)
+			f.log.InfoContext(parent, "fetched", "root", req.Root, "source", src.Name(), "bytes", res.Bytes, "blocks", res.Blocks, "car", res.CarCID)
 			return res, sink, nil
 		}
 		if parent.Err() != nil {
@@ -116,7 +116,7 @@ func (f *Fetcher) Fetch(ctx context.Context, req Request, open func(context.Cont
 		if inner, ok := errors.AsType[*Failure](err); ok {
 			fl.Err = inner.Err
 		}
-		f.log.Warn("source failed", "root", req.Root, "source", src.Name(), "reason", fl.Reason, "err", fl.Err)
+		f.log.WarnContext(parent, "source failed", "root", req.Root, "source", src.Name(), "reason", fl.Reason, "err", fl.Err)
 		failures = append(failures, fl)
 		if endsAttempt(fl.Reason) {
 			break
@@ -259,7 +259,7 @@ func (f *Fetcher) try(ctx context.Context, src Source, req Request, open func(co
 			// The attempt's context may be over; the abort must still run.
 			actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			if err := wr.sink.Abort(actx); err != nil {
-				f.log.Warn("abort sink", "root", req.Root, "source", src.Name(), "err", err)
+				f.log.WarnContext(actx, "abort sink", "root", req.Root, "source", src.Name(), "err", err)
 			}
 			acancel()
 		}
