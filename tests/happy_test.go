@@ -32,8 +32,8 @@ func carCID(t *testing.T, car []byte) cid.Cid {
 func TestHappyPathThroughBothAPIs(t *testing.T) {
 	c := newCluster(t, clusterOptions{})
 	gw := c.start("gateway", []string{"gateway"})
-	c.start("projector", []string{"projector"})
-	c.start("fetcher", []string{"fetcher"})
+	proj := c.start("projector", []string{"projector"})
+	fetch := c.start("fetcher", []string{"fetcher"})
 	cl := c.client(gw.api())
 
 	// Big enough that the fetch takes a moment and shows as pinning.
@@ -116,5 +116,11 @@ func TestHappyPathThroughBothAPIs(t *testing.T) {
 	})
 	if got := len(c.carparkKeys()); got != 2 {
 		t.Errorf("carpark holds %d CARs, want 2", got)
+	}
+	// SIGTERM drains every role, which then exits 0.
+	for _, p := range []*process{gw, proj, fetch} {
+		if err := p.stop(t); err != nil {
+			t.Errorf("%s exited with %v after SIGTERM, want 0", p.name, err)
+		}
 	}
 }
