@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -31,7 +32,8 @@ func BenchmarkFetchIntoS3(b *testing.B) {
 		fx := ipfstest.NewFixture(b, size)
 		root, car := fx.Root, fx.CAR
 		origin := ipfstest.NewCARFileGateway(b, car)
-		for _, part := range []struct{ size, concurrency int }{{16, 4}, {8, 2}} {
+		// The defaults (8 MiB × 2) beside bigger parts, for what memory buys.
+		for _, part := range []struct{ size, concurrency int }{{8, 2}, {16, 4}} {
 			b.Run(fmt.Sprintf("dag=%dMiB/parts=%dMiBx%d", size>>20, part.size, part.concurrency), func(b *testing.B) {
 				srv := s3test.Start(b)
 				params := map[string]string{
@@ -81,6 +83,18 @@ func TestBenchChildTransfer(t *testing.T) {
 	}
 	root := cid.MustParse(p["root"])
 	meta := carstore.Metadata{Root: root, RequestID: "bench"}
+	// PICKUP_BENCH_CPUPROFILE=prefix writes prefix-<mode>.pprof.
+	if prefix := os.Getenv("PICKUP_BENCH_CPUPROFILE"); prefix != "" {
+		f, err := os.Create(prefix + "-" + p["mode"] + ".pprof")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	key := carstore.StagingKey("bench", int(time.Now().UnixNano()%1e6))
 	began := time.Now()
 	var upload carstore.Upload

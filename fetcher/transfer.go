@@ -116,7 +116,9 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 		a.fail(ctx, pin.ReasonStorage, fmt.Sprintf("completing the staged CAR: %v", err), false)
 		return nil
 	}
-	if !staged.CarCID.Equals(res.CarCID) || staged.Bytes != res.Bytes {
+	// The upload hashed what it was given (the fetch left the CAR CID to it,
+	// see dag.HashingSink); its length must be what the fetch wrote.
+	if staged.Bytes != res.Bytes || (res.CarCID.Defined() && !staged.CarCID.Equals(res.CarCID)) {
 		upload.Abort(context.WithoutCancel(ctx))
 		a.fail(ctx, pin.ReasonValidation, fmt.Sprintf("staged %d bytes with CAR CID %s, but the fetch wrote %d bytes with CAR CID %s",
 			staged.Bytes, staged.CarCID, res.Bytes, res.CarCID), false)
@@ -125,7 +127,7 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 	err = a.commit(ctx, func(s pin.State) (pin.Payload, error) {
 		return s.Upload(pin.CarUploaded{
 			Attempt: attempt, Fetcher: a.pool.cfg.Name, Key: staged.Key, Bytes: res.Bytes, Blocks: res.Blocks,
-			CarCID: res.CarCID.String(), Checksum: staged.Checksum, Source: res.Source,
+			CarCID: staged.CarCID.String(), Checksum: staged.Checksum, Source: res.Source,
 		})
 	})
 	if err != nil {

@@ -121,8 +121,8 @@ func addFetcherFlags(f *flags) *fetcherFlags {
 		prefix:        f.string("staging-prefix", "staging/", "prefix of staged objects in the staging bucket", "PICKUP_STAGING_PREFIX"),
 		s3Endpoint:    f.string("s3-endpoint", "", "S3-compatible endpoint URL (path-style); empty means AWS", "PICKUP_S3_ENDPOINT"),
 		s3Region:      f.string("s3-region", "", "S3 region (default: AWS_REGION)", "PICKUP_S3_REGION"),
-		partSize:      f.bytesize("s3-part-size", 16<<20, "multipart part size", "PICKUP_S3_PART_SIZE"),
-		s3Concurrency: f.integer("s3-concurrency", 4, "parts uploaded at once per CAR", "PICKUP_S3_CONCURRENCY"),
+		partSize:      f.bytesize("s3-part-size", 8<<20, "multipart part size; a CAR upload holds (concurrency+1) parts in memory", "PICKUP_S3_PART_SIZE"),
+		s3Concurrency: f.integer("s3-concurrency", 2, "parts uploaded at once per CAR", "PICKUP_S3_CONCURRENCY"),
 	}
 }
 

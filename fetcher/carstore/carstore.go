@@ -117,6 +117,10 @@ type Upload interface {
 	// failed attempt can always clean up. An error means something may be
 	// left; calling Abort again retries.
 	Abort(ctx context.Context) error
+	// HashesCAR marks every upload as one that computes the CAR CID of the
+	// bytes it is given (Staged.CarCID): a fetch writing into it need not
+	// hash them too (dag.HashingSink).
+	HashesCAR()
 }
 
 // Metadata describes a CAR: which request it was fetched for, and its root.

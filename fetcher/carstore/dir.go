@@ -128,6 +128,11 @@ func (u *dirUpload) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// HashesCAR marks the upload as one that computes the CAR CID of what it is
+// given (Staged.CarCID), so a writer need not hash the CAR again (see
+// dag.HashingSink).
+func (u *dirUpload) HashesCAR() {}
+
 // Complete syncs the file and renames it to the staging key.
 func (u *dirUpload) Complete(ctx context.Context) (Staged, error) {
 	u.mu.Lock()

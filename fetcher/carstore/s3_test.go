@@ -376,7 +376,7 @@ func TestS3ConfigValidate(t *testing.T) {
 		})
 	}
 	d := ok.WithDefaults()
-	if d.PartSize != 16*carstore.MiB || d.Concurrency != 4 || d.MultipartCopyThreshold != 5*carstore.GiB {
+	if d.PartSize != 8*carstore.MiB || d.Concurrency != 2 || d.MultipartCopyThreshold != 5*carstore.GiB {
 		t.Errorf("defaults %+v", d)
 	}
 }

@@ -203,6 +203,11 @@ func (u *s3Upload) uploadPart(num int32, buf *[]byte, n int, prev <-chan struct{
 	u.pmu.Unlock()
 }
 
+// HashesCAR marks the upload as one that computes the CAR CID of what it is
+// given (Staged.CarCID), so a writer need not hash the CAR again (see
+// dag.HashingSink).
+func (u *s3Upload) HashesCAR() {}
+
 // Complete sends the last part, waits for all, and completes the multipart
 // upload. The server checks the size and computes the composite SHA-256 of
 // the parts; if it reports one, it must be the one computed here, and it

@@ -33,7 +33,10 @@ func newCARWriter(w io.Writer, root cid.Cid) (*carWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	hw := &hashingWriter{w: w, h: sha256.New()}
+	hw := &hashingWriter{w: w}
+	if _, ok := w.(HashingSink); !ok {
+		hw.h = sha256.New()
+	}
 	cw := &carWriter{bw: bufio.NewWriterSize(hw, writeBufferBytes), hashed: hw}
 	if _, err := cw.bw.Write(header); err != nil {
 		return nil, err
@@ -105,6 +108,9 @@ func (cw *carWriter) finish() (cid.Cid, int64, error) {
 	if err := cw.bw.Flush(); err != nil {
 		return cid.Undef, cw.hashed.n, err
 	}
+	if cw.hashed.h == nil {
+		return cid.Undef, cw.hashed.n, nil
+	}
 	mh, err := multihash.Encode(cw.hashed.h.Sum(nil), multihash.SHA2_256)
 	if err != nil {
 		return cid.Undef, cw.hashed.n, err
@@ -112,8 +118,9 @@ func (cw *carWriter) finish() (cid.Cid, int64, error) {
 	return cid.NewCidV1(uint64(multicodec.Car), mh), cw.hashed.n, nil
 }
 
-// hashingWriter hashes and counts what reaches the sink, after buffering,
-// so that the CAR CID covers exactly the bytes stored.
+// hashingWriter hashes (unless the sink does) and counts what reaches the
+// sink, after buffering, so that the CAR CID covers exactly the bytes
+// stored.
 type hashingWriter struct {
 	w io.Writer
 	h hash.Hash
@@ -122,7 +129,9 @@ type hashingWriter struct {
 
 func (hw *hashingWriter) Write(p []byte) (int, error) {
 	n, err := hw.w.Write(p)
-	hw.h.Write(p[:n])
+	if hw.h != nil {
+		hw.h.Write(p[:n])
+	}
 	hw.n += int64(n)
 	return n, err
 }

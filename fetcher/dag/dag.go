@@ -157,9 +157,21 @@ type Sink interface {
 	Abort(ctx context.Context) error
 }
 
+// HashingSink is a Sink that computes the CAR CID itself, over every byte
+// it is given (carstore's uploads do, to prove what they store). The
+// Fetcher then leaves the CAR's bytes to it unhashed, sparing a second
+// SHA-256 pass over the whole CAR, and the Result's CarCID is undefined:
+// the sink's answer is the CAR CID.
+type HashingSink interface {
+	Sink
+	// HashesCAR marks the sink as one that hashes what it is given.
+	HashesCAR()
+}
+
 // Result describes the CAR of a successful fetch.
 type Result struct {
-	// CarCID is the CID of the CAR's bytes: sha2-256, multicodec car (0x0202).
+	// CarCID is the CID of the CAR's bytes: sha2-256, multicodec car
+	// (0x0202); undefined when the sink was a HashingSink.
 	CarCID cid.Cid
 	// Bytes is the CAR's length; Blocks the number of blocks in it.
 	Bytes, Blocks int64

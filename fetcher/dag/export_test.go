@@ -130,3 +130,40 @@ func countBlocks(t testing.TB, car []byte) int64 {
 		n++
 	}
 }
+
+// hashingSink is a memorySink that says it hashes the CAR itself.
+type hashingSink struct{ memorySink }
+
+func (*hashingSink) HashesCAR() {}
+
+// A sink that hashes the CAR itself gets the same bytes, and the Fetcher
+// does not hash them again: the Result leaves the CAR CID to the sink.
+func TestHashingSinkIsNotHashedTwice(t *testing.T) {
+	ctx := context.Background()
+	bs := ipfstest.NewMemBlockstore()
+	root, err := ipfstest.File(ctx, bs, ipfstest.FileOptions{Size: 600 << 10, Seed: 3, CIDv1: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := export(t, bs, root)
+	f := newFetcher(t, dag.Limits{}, carSource{name: "memory", car: want})
+	var opened *hashingSink
+	res, sink, err := f.Fetch(ctx, dag.Request{Root: root}, func(context.Context) (dag.Sink, error) {
+		opened = &hashingSink{}
+		return opened, nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sink != dag.Sink(opened) || !bytes.Equal(opened.buf.Bytes(), want) {
+		t.Fatalf("the hashing sink got %d bytes, want the %d of dag export", opened.buf.Len(), len(want))
+	}
+	if res.CarCID.Defined() || res.Bytes != int64(len(want)) {
+		t.Errorf("result %+v: want no CAR CID (the sink's to compute) and %d bytes", res, len(want))
+	}
+	// An ordinary sink gets the CAR CID from the Fetcher.
+	res, _, err = f.Fetch(ctx, dag.Request{Root: root}, func(context.Context) (dag.Sink, error) { return &memorySink{}, nil }, nil)
+	if err != nil || !res.CarCID.Defined() {
+		t.Errorf("ordinary sink: CAR CID %v, %v; want one", res.CarCID, err)
+	}
+}
