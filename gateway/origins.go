@@ -3,10 +3,10 @@ package gateway
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/pickup-ipfs/pickup/internal/publicnet"
 	"github.com/pickup-ipfs/pickup/pin"
 )
 
@@ -66,69 +66,13 @@ func dialsOut(m ma.Multiaddr) bool {
 	switch first.Code() {
 	case ma.P_IP4, ma.P_IP6:
 		a, ok := netip.AddrFromSlice(first.RawValue())
-		return ok && publicIP(a)
+		return ok && publicnet.Addr(a)
 	case ma.P_DNS, ma.P_DNS4, ma.P_DNS6, ma.P_DNSADDR:
-		return !localName(first.Value())
+		return !publicnet.LocalName(first.Value())
 	case ma.P_P2P:
 		return true
 	}
 	// unix sockets, zones, and anything else name something local.
-	return false
-}
-
-// publicIP reports whether a is a unicast address routed on the public
-// internet. IPv6 addresses that embed an IPv4 one (NAT64, 6to4) are judged
-// by it.
-func publicIP(a netip.Addr) bool {
-	a = a.Unmap()
-	if !a.IsGlobalUnicast() || a.IsPrivate() {
-		return false
-	}
-	if a.Is6() {
-		b := a.As16()
-		switch {
-		case b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && b[4] == 0 && b[5] == 0:
-			// 64:ff9b::/96, well-known NAT64: the last four bytes.
-			return publicIP(netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}))
-		case b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b:
-			// 64:ff9b:1::/48, local-use NAT64: anything, so nothing.
-			return false
-		case b[0] == 0x20 && b[1] == 0x02:
-			// 2002::/16, 6to4: bytes 2 to 5.
-			return publicIP(netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}))
-		case b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8:
-			// 2001:db8::/32, documentation.
-			return false
-		}
-		return true
-	}
-	b := a.As4()
-	switch {
-	case b[0] == 0, // "this network"
-		b[0] == 100 && b[1]&0xc0 == 64,           // 100.64.0.0/10, carrier-grade NAT
-		b[0] == 192 && b[1] == 0 && b[2] == 0,    // 192.0.0.0/24, protocol assignments
-		b[0] == 192 && b[1] == 0 && b[2] == 2,    // 192.0.2.0/24, documentation
-		b[0] == 198 && b[1]&0xfe == 18,           // 198.18.0.0/15, benchmarking
-		b[0] == 198 && b[1] == 51 && b[2] == 100, // 198.51.100.0/24, documentation
-		b[0] == 203 && b[1] == 0 && b[2] == 113,  // 203.0.113.0/24, documentation
-		b[0] >= 240:                              // 240.0.0.0/4, reserved and broadcast
-		return false
-	}
-	return true
-}
-
-// localName reports whether a DNS name can only mean this machine or its
-// local network.
-func localName(name string) bool {
-	name = strings.TrimSuffix(strings.ToLower(name), ".")
-	if name == "localhost" {
-		return true
-	}
-	for _, suffix := range []string{".localhost", ".local", ".internal", ".home.arpa", ".lan"} {
-		if strings.HasSuffix(name, suffix) {
-			return true
-		}
-	}
 	return false
 }
 

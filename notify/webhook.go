@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/pickup-ipfs/pickup/internal/publicnet"
 	"github.com/pickup-ipfs/pickup/tenant"
 )
 
@@ -83,7 +84,7 @@ func NewWebhookClient(cfg WebhookClientConfig) *WebhookClient {
 // dialControl refuses to dial an address that is not public.
 func dialControl(_, address string, _ syscall.RawConn) error {
 	ap, err := netip.ParseAddrPort(address)
-	if err != nil || !tenant.PublicAddr(ap.Addr()) {
+	if err != nil || !publicnet.Addr(ap.Addr()) {
 		return fmt.Errorf("dial %s: %w", address, ErrPrivateAddress)
 	}
 	return nil

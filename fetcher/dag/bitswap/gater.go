@@ -1,11 +1,15 @@
 package bitswap
 
 import (
+	"net/netip"
+
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/pickup-ipfs/pickup/internal/publicnet"
 )
 
 // publicOnly is a connection gater that refuses to dial addresses a
@@ -38,5 +42,6 @@ func dialable(a ma.Multiaddr) bool {
 	if err != nil {
 		return true
 	}
-	return manet.IsPublicAddr(a) && !ip.IsUnspecified() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() && !ip.IsPrivate()
+	addr, ok := netip.AddrFromSlice(ip)
+	return ok && publicnet.Addr(addr)
 }
