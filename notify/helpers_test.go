@@ -132,7 +132,7 @@ func register(t *testing.T, log eventlog.Store, tenantName, url string, events .
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := tenant.WebhookProposal(w, uuid.New(), eventlog.Metadata{Actor: "admin"})
+	ev, err := tenant.Proposal(w, uuid.New(), eventlog.Metadata{Actor: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func unregister(t *testing.T, log eventlog.Store, id uuid.UUID) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := tenant.WebhookProposal(rm, tenant.WebhookRemovalID(id), eventlog.Metadata{Actor: "admin"})
+	ev, err := tenant.Proposal(rm, tenant.WebhookRemovalID(id), eventlog.Metadata{Actor: "admin"})
 	if err != nil {
 		t.Fatal(err)
 	}

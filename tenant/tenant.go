@@ -146,7 +146,8 @@ func Issue(tenant, label string, now time.Time) (string, TokenIssued, error) {
 	return token, TokenIssued{TokenID: uuid.New(), Tenant: tenant, Hash: HexHash(token), Label: label, Created: now.UTC()}, nil
 }
 
-// Proposal makes the event to append for a TokenIssued or TokenRevoked.
+// Proposal makes the event to append for one of a tenant's events:
+// TokenIssued, TokenRevoked, WebhookRegistered or WebhookRemoved.
 func Proposal(p any, id uuid.UUID, meta eventlog.Metadata) (eventlog.Proposed, error) {
 	var typ string
 	switch p.(type) {
@@ -154,8 +155,12 @@ func Proposal(p any, id uuid.UUID, meta eventlog.Metadata) (eventlog.Proposed, e
 		typ = TypeTokenIssued
 	case TokenRevoked:
 		typ = TypeTokenRevoked
+	case WebhookRegistered:
+		typ = TypeWebhookRegistered
+	case WebhookRemoved:
+		typ = TypeWebhookRemoved
 	default:
-		return eventlog.Proposed{}, fmt.Errorf("%w: %T is not a token event", ErrInvalid, p)
+		return eventlog.Proposed{}, fmt.Errorf("%w: %T is not a tenant's event", ErrInvalid, p)
 	}
 	data, err := json.Marshal(p)
 	if err != nil {
@@ -164,8 +169,7 @@ func Proposal(p any, id uuid.UUID, meta eventlog.Metadata) (eventlog.Proposed, e
 	return eventlog.Proposed{ID: id, Type: typ, Version: SchemaVersion, Data: data, Meta: meta}, nil
 }
 
-// Decode returns the TokenIssued or TokenRevoked of one of a token's
-// events.
+// Decode returns the body of one of a tenant's events (see Proposal).
 func Decode(e eventlog.Event) (any, error) {
 	if e.Version != SchemaVersion {
 		return nil, fmt.Errorf("decode %s at %s/%d: schema version %d, want %d", e.Type, e.Stream, e.Revision, e.Version, SchemaVersion)
@@ -174,20 +178,26 @@ func Decode(e eventlog.Event) (any, error) {
 	var err error
 	switch e.Type {
 	case TypeTokenIssued:
-		var t TokenIssued
-		err = json.Unmarshal(e.Data, &t)
-		p = t
+		p, err = decode[TokenIssued](e.Data)
 	case TypeTokenRevoked:
-		var t TokenRevoked
-		err = json.Unmarshal(e.Data, &t)
-		p = t
+		p, err = decode[TokenRevoked](e.Data)
+	case TypeWebhookRegistered:
+		p, err = decode[WebhookRegistered](e.Data)
+	case TypeWebhookRemoved:
+		p, err = decode[WebhookRemoved](e.Data)
 	default:
-		return nil, fmt.Errorf("decode %s/%d: %w: unknown token event %q", e.Stream, e.Revision, ErrInvalid, e.Type)
+		return nil, fmt.Errorf("decode %s/%d: %w: unknown tenant event %q", e.Stream, e.Revision, ErrInvalid, e.Type)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("decode %s at %s/%d: %w", e.Type, e.Stream, e.Revision, err)
 	}
 	return p, nil
+}
+
+func decode[T any](data []byte) (any, error) {
+	var v T
+	err := json.Unmarshal(data, &v)
+	return v, err
 }
 
 // RevocationID is the event id of a token's revocation: revoking twice

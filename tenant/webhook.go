@@ -17,7 +17,6 @@ package tenant
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -127,7 +126,7 @@ func (w *Webhooks) Expected() eventlog.Expected { return eventlog.ExpectedAfter(
 
 // Apply folds one more event of the webhooks stream.
 func (w *Webhooks) Apply(e eventlog.Event) error {
-	p, err := DecodeWebhook(e)
+	p, err := Decode(e)
 	if err != nil {
 		return err
 	}
@@ -238,51 +237,6 @@ func FoldWebhooks(events []eventlog.Event) (Webhooks, error) {
 		}
 	}
 	return w, nil
-}
-
-// WebhookProposal makes the event to append for a WebhookRegistered or
-// WebhookRemoved.
-func WebhookProposal(p any, id uuid.UUID, meta eventlog.Metadata) (eventlog.Proposed, error) {
-	var typ string
-	switch p.(type) {
-	case WebhookRegistered:
-		typ = TypeWebhookRegistered
-	case WebhookRemoved:
-		typ = TypeWebhookRemoved
-	default:
-		return eventlog.Proposed{}, fmt.Errorf("%w: %T is not a webhook event", ErrInvalid, p)
-	}
-	data, err := json.Marshal(p)
-	if err != nil {
-		return eventlog.Proposed{}, fmt.Errorf("encode %s: %w", typ, err)
-	}
-	return eventlog.Proposed{ID: id, Type: typ, Version: SchemaVersion, Data: data, Meta: meta}, nil
-}
-
-// DecodeWebhook returns the WebhookRegistered or WebhookRemoved of one of
-// the webhooks stream's events.
-func DecodeWebhook(e eventlog.Event) (any, error) {
-	if e.Version != SchemaVersion {
-		return nil, fmt.Errorf("decode %s at %s/%d: schema version %d, want %d", e.Type, e.Stream, e.Revision, e.Version, SchemaVersion)
-	}
-	var p any
-	var err error
-	switch e.Type {
-	case TypeWebhookRegistered:
-		var r WebhookRegistered
-		err = json.Unmarshal(e.Data, &r)
-		p = r
-	case TypeWebhookRemoved:
-		var r WebhookRemoved
-		err = json.Unmarshal(e.Data, &r)
-		p = r
-	default:
-		return nil, fmt.Errorf("decode %s/%d: %w: unknown webhook event %q", e.Stream, e.Revision, ErrInvalid, e.Type)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("decode %s at %s/%d: %w", e.Type, e.Stream, e.Revision, err)
-	}
-	return p, nil
 }
 
 // CheckWebhookURL reports why a URL cannot receive webhooks, or returns it

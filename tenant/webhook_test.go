@@ -97,7 +97,7 @@ func TestWebhookRegistry(t *testing.T) {
 	var evs []eventlog.Event
 	apply := func(p any, id uuid.UUID) {
 		t.Helper()
-		ev, err := tenant.WebhookProposal(p, id, eventlog.Metadata{})
+		ev, err := tenant.Proposal(p, id, eventlog.Metadata{})
 		if err != nil {
 			t.Fatal(err)
 		}

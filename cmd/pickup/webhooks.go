@@ -122,7 +122,7 @@ func webhooksAdd(ctx context.Context, e *env, args []string) error {
 			return eventlog.Proposed{}, fmt.Errorf("%w: %v", errUsage, err)
 		}
 		added = w
-		return tenant.WebhookProposal(w, uuid.New(), eventlog.Metadata{Actor: adminActor, Time: w.Created})
+		return tenant.Proposal(w, uuid.New(), eventlog.Metadata{Actor: adminActor, Time: w.Created})
 	})
 	if err != nil {
 		return fmt.Errorf("add webhook: %w", err)
@@ -199,7 +199,7 @@ func webhooksRemove(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return eventlog.Proposed{}, err
 		}
-		return tenant.WebhookProposal(rm, tenant.WebhookRemovalID(id), eventlog.Metadata{Actor: adminActor, Time: time.Now()})
+		return tenant.Proposal(rm, tenant.WebhookRemovalID(id), eventlog.Metadata{Actor: adminActor, Time: time.Now()})
 	})
 	if err != nil {
 		return err
