@@ -94,7 +94,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	c.origin = ipfstest.NewGateway(t, c.bs, o.origin)
 	c.originURL = c.origin.URL()
 	if o.throttle > 0 {
-		c.originURL = throttled(t, c.originURL, o.throttle)
+		c.originURL = ipfstest.Throttled(t, c.originURL, o.throttle)
 	}
 	c.token = c.createToken("alice")
 	return c

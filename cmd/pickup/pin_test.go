@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -78,50 +77,6 @@ func startPinStack(t *testing.T, originURL string, extra map[string]string) pinS
 	}
 }
 
-// throttledOrigin serves target's answers at most bytesPerSecond, a tenth
-// of a second's worth at a time.
-func throttledOrigin(t *testing.T, target string, bytesPerSecond int) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, err := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), nil)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		req.Header = r.Header.Clone()
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		buf := make([]byte, max(bytesPerSecond/10, 1))
-		for {
-			n, err := io.ReadFull(resp.Body, buf)
-			if n > 0 {
-				if _, werr := w.Write(buf[:n]); werr != nil {
-					return
-				}
-				w.(http.Flusher).Flush()
-				select {
-				case <-time.After(100 * time.Millisecond):
-				case <-r.Context().Done():
-					return
-				}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}))
-	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close() })
-	return srv.URL
-}
-
 // pinCLI runs a `pickup pin` command line against the stack and returns
 // its exit code, stdout and stderr.
 func (s pinStack) pinCLI(t *testing.T, vars map[string]string, args ...string) (int, string, string) {
@@ -166,7 +121,7 @@ func TestPinCommands(t *testing.T) {
 	}
 	// 1 MiB/s: the 3 MiB DAGs take about 3 s, the 6 MiB one fails at the
 	// 4 MiB limit after about 4 s.
-	s := startPinStack(t, throttledOrigin(t, origin.URL(), 1<<20), map[string]string{"PICKUP_MAX_CAR_BYTES": "4MiB"})
+	s := startPinStack(t, ipfstest.Throttled(t, origin.URL(), 1<<20), map[string]string{"PICKUP_MAX_CAR_BYTES": "4MiB"})
 	good, barred, big := file(3<<20, 1), file(3<<20, 2), file(6<<20, 3)
 
 	type result struct {

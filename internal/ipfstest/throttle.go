@@ -1,4 +1,4 @@
-package tests
+package ipfstest
 
 import (
 	"io"
@@ -8,9 +8,11 @@ import (
 	"time"
 )
 
-// throttled starts a proxy in front of target that sends response bodies at
-// most bytesPerSecond, so that a fetch lasts long enough to be interrupted.
-func throttled(t *testing.T, target string, bytesPerSecond int) string {
+// Throttled starts a proxy in front of target (an origin's base URL) that
+// sends response bodies at most bytesPerSecond, a tenth of a second's worth
+// at a time, so that a fetch lasts long enough to be watched or
+// interrupted. It returns the proxy's URL; the proxy stops with the test.
+func Throttled(t testing.TB, target string, bytesPerSecond int) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, err := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), nil)
@@ -29,9 +31,7 @@ func throttled(t *testing.T, target string, bytesPerSecond int) string {
 			w.Header()[k] = v
 		}
 		w.WriteHeader(resp.StatusCode)
-		// Send a tenth of a second's worth at a time.
-		chunk := max(bytesPerSecond/10, 1)
-		buf := make([]byte, chunk)
+		buf := make([]byte, max(bytesPerSecond/10, 1))
 		for {
 			n, err := io.ReadFull(resp.Body, buf)
 			if n > 0 {
