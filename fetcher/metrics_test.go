@@ -1,16 +1,12 @@
 package fetcher_test
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -22,67 +18,9 @@ import (
 	"github.com/pickup-ipfs/pickup/fetcher/carstore"
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
+	"github.com/pickup-ipfs/pickup/internal/telemetry/telemetrytest"
 	"github.com/pickup-ipfs/pickup/pin"
 )
-
-// lockedBuffer collects log lines written from the pool's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(l.b.Bytes()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("log line %q: %v", sc.Text(), err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// samples returns the registry's counters and gauges as
-// "name{l1="v1",...}" → value, and histograms as their _count.
-func samples(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-			}
-			sort.Strings(labels)
-			ls := "{" + strings.Join(labels, ",") + "}"
-			switch {
-			case m.Counter != nil:
-				out[f.GetName()+ls] = m.Counter.GetValue()
-			case m.Gauge != nil:
-				out[f.GetName()+ls] = m.Gauge.GetValue()
-			case m.Histogram != nil:
-				out[f.GetName()+"_count"+ls] = float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return out
-}
 
 // A fetched pin, a pin completed from the carpark, and a failed one: the
 // pool's figures count each attempt once with its outcome and reason, and
@@ -95,7 +33,7 @@ func TestAttemptFiguresAndLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs telemetrytest.Buffer
 	logger := slog.New(telemetry.NewHandler(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if w.cars, err = carstore.NewDir(w.carDir, logger); err != nil {
 		t.Fatal(err)
@@ -126,7 +64,7 @@ func TestAttemptFiguresAndLogs(t *testing.T) {
 		}
 		blocks++
 	}
-	got := samples(t, reg)
+	got := telemetrytest.Samples(t, reg)
 	for k, want := range map[string]float64{
 		`pickup_fetch_attempts_total{outcome="pinned",reason="fetched"}`:                         1,
 		`pickup_fetch_attempts_total{outcome="pinned",reason="carpark"}`:                         1,
@@ -149,7 +87,7 @@ func TestAttemptFiguresAndLogs(t *testing.T) {
 
 	// What each pin's lines say, by pin_request_id.
 	byPin := map[string][]string{}
-	for _, l := range logs.lines(t) {
+	for _, l := range logs.Lines(t) {
 		id, _ := l[telemetry.PinRequestIDKey].(string)
 		byPin[id] = append(byPin[id], fmt.Sprint(l["component"], ": ", l["msg"]))
 	}

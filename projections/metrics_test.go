@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pickup-ipfs/pickup/internal/telemetry/telemetrytest"
 	"github.com/pickup-ipfs/pickup/pin"
 	"github.com/pickup-ipfs/pickup/projections"
 )
@@ -48,12 +49,12 @@ func TestMetrics(t *testing.T) {
 	if _, err := m.Update(ctx, now); err != nil {
 		t.Fatal(err)
 	}
-	gauges := gather(t, reg)
+	gauges := telemetrytest.Samples(t, reg)
 	for name, want := range map[string]float64{
 		"pickup_backlog_pins": 2, "pickup_in_flight_pins": 1, "pickup_oldest_queued_age_seconds": 600,
 		"pickup_pinned_pins": 1, "pickup_stored_bytes": 1000, "pickup_pinned_total": 1, "pickup_failed_pins": 0,
 	} {
-		if got, ok := gauges[name]; !ok || got != want {
+		if got, ok := gauges[name+"{}"]; !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", name, got, ok, want)
 		}
 	}
@@ -94,25 +95,4 @@ func TestMetrics(t *testing.T) {
 	if rec.Pinned != 2 || rec.BytesStored != 3000 || rec.Backlog != 2 || rec.InFlight != 1 || rec.DeadLettered != 0 || rec.OldestQueuedAgeSeconds != 660 {
 		t.Errorf("EMF values %+v, want 2 new pinned, 3000 bytes, backlog 2, 1 in flight, oldest 660s", rec)
 	}
-}
-
-// gather returns the value of every gauge and counter in the registry.
-func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, f := range fams {
-		for _, m := range f.GetMetric() {
-			switch {
-			case m.GetGauge() != nil:
-				out[f.GetName()] = m.GetGauge().GetValue()
-			case m.GetCounter() != nil:
-				out[f.GetName()] = m.GetCounter().GetValue()
-			}
-		}
-	}
-	return out
 }

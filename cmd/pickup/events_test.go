@@ -13,6 +13,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/eventlog/embedded"
+	"github.com/pickup-ipfs/pickup/internal/telemetry/telemetrytest"
 )
 
 // testEnv runs commands with captured output and the given environment.
@@ -93,7 +94,7 @@ func TestEventsTailFollowsNewEvents(t *testing.T) {
 	path, all := seedLog(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &syncBuffer{}
+	out := &telemetrytest.Buffer{}
 	e := &env{stdout: out, stderr: out, getenv: func(string) string { return "" }}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, e, []string{"events", "tail", "--eventlog", path, "--follow"}) }()

@@ -18,6 +18,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
+	"github.com/pickup-ipfs/pickup/internal/telemetry/telemetrytest"
 )
 
 // pinStack is `pickup run` in this process, fetching from a trustless
@@ -50,7 +51,7 @@ func startPinStack(t *testing.T, originURL string, extra map[string]string) pinS
 	for k, v := range extra {
 		vars[k] = v
 	}
-	out, errs := &syncBuffer{}, &syncBuffer{}
+	out, errs := &telemetrytest.Buffer{}, &telemetrytest.Buffer{}
 	e := &env{stdout: out, stderr: errs, getenv: func(k string) string { return vars[k] }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)

@@ -1,7 +1,6 @@
 package awslambda_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -27,6 +25,7 @@ import (
 	"github.com/pickup-ipfs/pickup/gateway/awslambda"
 	"github.com/pickup-ipfs/pickup/gateway/internal/gatewaytest"
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
+	"github.com/pickup-ipfs/pickup/internal/telemetry/telemetrytest"
 )
 
 // event reads a testdata event (in the shape AWS documents for Function URLs
@@ -61,34 +60,6 @@ func newCID(t *testing.T) string {
 	return cid.NewCidV1(cid.DagProtobuf, h).String()
 }
 
-// syncBuffer is a sink of JSON lines (metrics, logs) safe for the
-// handler's writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("line %q: %v", sc.Text(), err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 func invoke(t *testing.T, h *awslambda.Handler, payload []byte) events.APIGatewayV2HTTPResponse {
 	t.Helper()
 	out, err := h.Invoke(context.Background(), payload)
@@ -107,7 +78,7 @@ func invoke(t *testing.T, h *awslambda.Handler, payload []byte) events.APIGatewa
 func TestEvents(t *testing.T) {
 	s := gatewaytest.New(t, gateway.Config{})
 	token := s.Token(t, "alice")
-	var metrics, logs syncBuffer
+	var metrics, logs telemetrytest.Buffer
 	// As cmd/pickup wires it: the request-id, metrics and log middleware
 	// around the gateway, logging JSON through telemetry's handler.
 	logger := slog.New(telemetry.NewHandler(slog.NewJSONHandler(&logs, nil)))
@@ -165,7 +136,7 @@ func TestEvents(t *testing.T) {
 
 	// One metrics line per request, none an API error, each with its
 	// latency, by deployment and by deployment and route.
-	lines := metrics.lines(t)
+	lines := metrics.Lines(t)
 	if len(lines) != 6 {
 		t.Fatalf("%d metrics lines, want 6", len(lines))
 	}
@@ -194,7 +165,7 @@ func TestEvents(t *testing.T) {
 	if lines[2]["RequestId"] != getID {
 		t.Errorf("GET's metrics line has RequestId %v, want the event's %s", lines[2]["RequestId"], getID)
 	}
-	logged := logs.lines(t)
+	logged := logs.Lines(t)
 	found := map[string]bool{}
 	for _, l := range logged {
 		switch {
@@ -218,7 +189,7 @@ func TestEvents(t *testing.T) {
 	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(res.Body, `"reason":"SERVICE_UNAVAILABLE"`) {
 		t.Fatalf("POST on a closed log: %+v", res)
 	}
-	if l := metrics.lines(t); l[len(l)-1]["ApiErrors"] != 1.0 {
+	if l := metrics.Lines(t); l[len(l)-1]["ApiErrors"] != 1.0 {
 		t.Fatalf("last metrics line %v, want an API error", l[len(l)-1])
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/eventlog/embedded"
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
+	"github.com/pickup-ipfs/pickup/internal/telemetry/telemetrytest"
 )
 
 func event(at time.Time) eventlog.Proposed {
@@ -73,7 +74,7 @@ func TestLogFigures(t *testing.T) {
 		t.Fatalf("subscription ended with %v", err)
 	}
 
-	got := gather(t, reg)
+	got := telemetrytest.Samples(t, reg)
 	for k, want := range map[string]float64{
 		`pickup_eventlog_appends_total{outcome="ok"}`:                     3,
 		`pickup_eventlog_appends_total{outcome="wrong_revision"}`:         1,

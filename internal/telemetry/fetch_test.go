@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
+	"github.com/pickup-ipfs/pickup/internal/telemetry/telemetrytest"
 )
 
 // Sources are labelled by kind, never by their URL.
@@ -28,7 +29,7 @@ func TestFetchSourceLabels(t *testing.T) {
 	m.Started()
 	m.Started()
 	m.Ended("pinned", "fetched", time.Second)
-	got := gather(t, reg)
+	got := telemetrytest.Samples(t, reg)
 	for k, want := range map[string]float64{
 		`pickup_fetch_bytes_total{source="gateway"}`:                     150,
 		`pickup_fetch_blocks_total{source="gateway"}`:                    3,
@@ -53,7 +54,7 @@ func TestFetchSourceLabels(t *testing.T) {
 // The open uploads are counted at each scrape; a count that fails leaves
 // the figure out and says why, and the rest of the scrape goes on.
 func TestOpenUploads(t *testing.T) {
-	var logs syncBuffer
+	var logs telemetrytest.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, nil))
 	n, fail := 3, false
 	count := func(ctx context.Context) (int, error) {
@@ -70,22 +71,22 @@ func TestOpenUploads(t *testing.T) {
 	other := prometheus.NewGauge(prometheus.GaugeOpts{Name: "other"})
 	reg.MustRegister(other)
 
-	if got := gather(t, reg)[`pickup_multipart_uploads_open{}`]; got != 3 {
+	if got := telemetrytest.Samples(t, reg)[`pickup_multipart_uploads_open{}`]; got != 3 {
 		t.Errorf("open uploads %v, want 3", got)
 	}
 	n = 1
-	if got := gather(t, reg)[`pickup_multipart_uploads_open{}`]; got != 1 {
+	if got := telemetrytest.Samples(t, reg)[`pickup_multipart_uploads_open{}`]; got != 1 {
 		t.Errorf("open uploads %v after one closed, want 1 (counted at each scrape)", got)
 	}
 	fail = true
-	got := gather(t, reg)
+	got := telemetrytest.Samples(t, reg)
 	if _, ok := got[`pickup_multipart_uploads_open{}`]; ok {
 		t.Error("a figure reported when the count failed")
 	}
 	if _, ok := got[`other{}`]; !ok {
 		t.Error("a failed count spoiled the rest of the scrape")
 	}
-	if !strings.Contains(logs.b.String(), "bucket unreachable") {
-		t.Errorf("the failure was not logged: %q", logs.b.String())
+	if !strings.Contains(logs.String(), "bucket unreachable") {
+		t.Errorf("the failure was not logged: %q", logs.String())
 	}
 }

@@ -1,83 +1,19 @@
 package telemetry_test
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
+	"github.com/pickup-ipfs/pickup/internal/telemetry/telemetrytest"
 )
-
-// syncBuffer collects log lines written from a server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// lines returns the JSON log lines written so far.
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("log line %q: %v", sc.Text(), err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// gather returns every sample of the registry as "name{l1="v1",...}" →
-// value; histograms as their _count and _sum.
-func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-			}
-			sort.Strings(labels)
-			key := f.GetName() + "{" + strings.Join(labels, ",") + "}"
-			switch {
-			case m.Counter != nil:
-				out[key] = m.Counter.GetValue()
-			case m.Gauge != nil:
-				out[key] = m.Gauge.GetValue()
-			case m.Histogram != nil:
-				out[f.GetName()+"_count{"+strings.Join(labels, ",")+"}"] = float64(m.Histogram.GetSampleCount())
-				out[f.GetName()+"_sum{"+strings.Join(labels, ",")+"}"] = m.Histogram.GetSampleSum()
-			}
-		}
-	}
-	return out
-}
 
 // An API behind the middleware: every request counted by its route's
 // pattern, method and status, timed by route, logged once with its id, and
@@ -88,7 +24,7 @@ func TestHTTPMiddleware(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs telemetrytest.Buffer
 	logger := slog.New(telemetry.NewHandler(slog.NewJSONHandler(&logs, nil)))
 	app := http.NewServeMux()
 	app.HandleFunc("GET /things/{id}", func(w http.ResponseWriter, r *http.Request) {
@@ -162,7 +98,7 @@ func TestHTTPMiddleware(t *testing.T) {
 		`pickup_http_request_duration_seconds_count{route="/broken"}`:                1,
 		`pickup_http_request_duration_seconds_count{route="other"}`:                  1,
 	}
-	got := gather(t, reg)
+	got := telemetrytest.Samples(t, reg)
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
@@ -177,7 +113,7 @@ func TestHTTPMiddleware(t *testing.T) {
 	// One request line per request, naming its id; the application's
 	// line names the same id.
 	perID := map[string][]string{}
-	for _, l := range logs.lines(t) {
+	for _, l := range logs.Lines(t) {
 		id, _ := l["request_id"].(string)
 		perID[id] = append(perID[id], l["msg"].(string))
 		if l["msg"] == "request" && (l["route"] == nil || l["status"] == nil || l["component"] != "http") {
