@@ -13,6 +13,7 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections"
 )
 
 // attempt is one claimed attempt at a pin: the pin's state as this worker
@@ -171,11 +172,7 @@ func (a *attempt) reload(ctx context.Context) error {
 }
 
 func (a *attempt) reloadLocked(ctx context.Context) error {
-	evs, err := a.pool.log.ReadStream(ctx, a.stream, 0, eventlog.Forwards, 1<<20)
-	if err != nil {
-		return err
-	}
-	s, err := pin.Fold(evs)
+	s, _, err := projections.ReadPin(ctx, a.pool.log, a.id)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections"
 )
 
 // Commands decide on the pin's stream as the log holds it (the source of
@@ -25,28 +26,11 @@ import (
 // before it gives up.
 const maxRaces = 32
 
-// streamPage is how many events a stream read takes at once.
-const streamPage = 512
 
 // readPin folds a pin's stream from the log.
 func (h *Handler) readPin(ctx context.Context, id uuid.UUID) (pin.State, error) {
-	stream := pin.Stream(id)
-	var s pin.State
-	for from := uint64(0); ; {
-		events, err := h.events.ReadStream(ctx, stream, from, eventlog.Forwards, streamPage)
-		if err != nil {
-			return s, fmt.Errorf("read %s: %w", stream, err)
-		}
-		for _, e := range events {
-			if s, err = s.Apply(e); err != nil {
-				return s, fmt.Errorf("fold %s: %w", stream, err)
-			}
-		}
-		if len(events) < streamPage {
-			return s, nil
-		}
-		from = events[len(events)-1].Revision + 1
-	}
+	s, _, err := projections.ReadPin(ctx, h.events, id)
+	return s, err
 }
 
 // readOwn folds a pin the tenant owns and has not removed; any other pin is

@@ -1,16 +1,13 @@
 package gateway
 
 import (
-	"context"
-	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/google/uuid"
 
-	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/gateway/ui"
-	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections"
 )
 
 // The status page (package gateway/ui) and the two reads it needs beyond
@@ -66,7 +63,7 @@ func (h *Handler) timeline(w http.ResponseWriter, r *http.Request, id uuid.UUID)
 		if err != nil {
 			return 0, nil, err
 		}
-		events, s, err := h.readEvents(r.Context(), id)
+		s, events, err := projections.ReadPin(r.Context(), h.events, id)
 		switch {
 		case err != nil:
 			return 0, nil, err
@@ -75,28 +72,6 @@ func (h *Handler) timeline(w http.ResponseWriter, r *http.Request, id uuid.UUID)
 		}
 		return http.StatusOK, ui.TimelineOf(id, events), nil
 	})
-}
-
-// readEvents reads a pin's whole stream, and folds it.
-func (h *Handler) readEvents(ctx context.Context, id uuid.UUID) ([]eventlog.Event, pin.State, error) {
-	stream := pin.Stream(id)
-	var all []eventlog.Event
-	for from := uint64(0); ; {
-		events, err := h.events.ReadStream(ctx, stream, from, eventlog.Forwards, streamPage)
-		if err != nil {
-			return nil, pin.State{}, fmt.Errorf("read %s: %w", stream, err)
-		}
-		all = append(all, events...)
-		if len(events) < streamPage {
-			break
-		}
-		from = events[len(events)-1].Revision + 1
-	}
-	s, err := pin.Fold(all)
-	if err != nil {
-		return nil, s, fmt.Errorf("fold %s: %w", stream, err)
-	}
-	return all, s, nil
 }
 
 // throughput is GET /ui/throughput: the tenant's bytes stored per minute
