@@ -20,7 +20,8 @@ import (
 )
 
 // BenchmarkFetchIntoS3 measures the whole byte path, side by side with
-// its ceiling: a DAG fetched from a trustless gateway on loopback, verified,
+// its ceiling (with each side's CPU, the fetcher's and the S3 server's, to
+// show where the time goes): a DAG fetched from a trustless gateway on loopback, verified,
 // and streamed as a CAR into versitygw (staged, completed), against
 // uploading the same CAR's bytes from a file through the same store with no
 // fetch at all. Each run is a child process, so its peak resident memory is
@@ -45,10 +46,12 @@ func BenchmarkFetchIntoS3(b *testing.B) {
 				for b.Loop() {
 					run := func(mode string) map[string]float64 {
 						params["mode"] = mode
+						server := srv.CPUTime()
 						m, err := ipfstest.RunChild(context.Background(), "TestBenchChildTransfer", params)
 						if err != nil {
 							b.Fatal(err)
 						}
+						m["server-CPU-s"] = (srv.CPUTime() - server).Seconds()
 						return m
 					}
 					up, fetch := run("upload"), run("fetch")
@@ -57,6 +60,12 @@ func BenchmarkFetchIntoS3(b *testing.B) {
 					b.ReportMetric(100*fetch["MB/s"]/up["MB/s"], "%-of-upload")
 					b.ReportMetric(fetch["peak-RSS-MiB"], "fetch-peak-RSS-MiB")
 					b.ReportMetric(up["peak-RSS-MiB"], "upload-peak-RSS-MiB")
+					b.ReportMetric(fetch["CPU-s"], "fetch-CPU-s")
+					b.ReportMetric(up["CPU-s"], "upload-CPU-s")
+					b.ReportMetric(fetch["server-CPU-s"], "fetch-server-CPU-s")
+					b.ReportMetric(up["server-CPU-s"], "upload-server-CPU-s")
+					b.ReportMetric(fetch["seconds"], "fetch-s")
+					b.ReportMetric(up["seconds"], "upload-s")
 					b.ReportMetric(0, "ns/op")
 				}
 			})
@@ -96,7 +105,7 @@ func TestBenchChildTransfer(t *testing.T) {
 		defer pprof.StopCPUProfile()
 	}
 	key := carstore.StagingKey("bench", int(time.Now().UnixNano()%1e6))
-	began := time.Now()
+	began, cpu := time.Now(), ipfstest.CPUTime()
 	var upload carstore.Upload
 	switch p["mode"] {
 	case "upload":
@@ -136,6 +145,8 @@ func TestBenchChildTransfer(t *testing.T) {
 		t.Fatal(err)
 	}
 	ipfstest.ReportToParent(map[string]float64{
+		"CPU-s":        (ipfstest.CPUTime() - cpu).Seconds(),
+		"seconds":      elapsed.Seconds(),
 		"MB/s":         float64(staged.Bytes) / 1e6 / elapsed.Seconds(),
 		"peak-RSS-MiB": float64(peak) / (1 << 20),
 	})
