@@ -26,7 +26,6 @@ import (
 // before it gives up.
 const maxRaces = 32
 
-
 // readPin folds a pin's stream from the log.
 func (h *Handler) readPin(ctx context.Context, id uuid.UUID) (pin.State, error) {
 	s, _, err := projections.ReadPin(ctx, h.events, id)
