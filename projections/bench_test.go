@@ -109,6 +109,7 @@ func BenchmarkRebuild(b *testing.B) {
 	runtime.GC()
 	b.ResetTimer()
 	var total, cpu time.Duration
+	var heapPeak uint64
 	for i := range b.N {
 		views, err := embedded.Open(ctx, filepath.Join(dir, fmt.Sprintf("views-%d.db", i)), embedded.Options{})
 		if err != nil {
@@ -119,9 +120,11 @@ func BenchmarkRebuild(b *testing.B) {
 			b.Fatal(err)
 		}
 		start, cpu0 := time.Now(), cpuTime()
+		stopSampling := sampleHeap(&heapPeak)
 		cp, err := r.CatchUp(ctx, head, nil)
 		total += time.Since(start)
 		cpu += cpuTime() - cpu0
+		stopSampling()
 		if err != nil || cp != head {
 			b.Fatalf("rebuilt to %d of %d: %v", cp, head, err)
 		}
@@ -131,6 +134,30 @@ func BenchmarkRebuild(b *testing.B) {
 	// CPU time per event, all cores: what the figure would be on an idle
 	// machine, where wall time does not include other processes' turns.
 	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(events*b.N), "cpu-µs/event")
+	// The most heap the rebuild held at once: the batches in flight.
+	b.ReportMetric(float64(heapPeak)/(1<<20), "heap-peak-MiB")
+}
+
+// sampleHeap records in peak the most heap in use, sampled every 10 ms
+// until the returned function is called.
+func sampleHeap(peak *uint64) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var ms runtime.MemStats
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			*peak = max(*peak, ms.HeapInuse)
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }
 
 // cpuTime is the CPU time the process has used, user and system.

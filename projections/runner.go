@@ -49,7 +49,10 @@ type logReader interface {
 type RunnerConfig struct {
 	// Batch is the most events applied in one transaction while catching
 	// up. Bigger batches rebuild faster: a pin's events in one batch are
-	// written once, and so is each index page they touch. Default 16384.
+	// written once, and so is each index page they touch. Default 65536:
+	// on the 1M-event rebuild benchmark, 208,000–220,000 events/s with a
+	// heap of 300 MiB at its peak, against 182,000–191,000 and 76 MiB for
+	// 16384 (two batches are in memory at once: one read ahead).
 	Batch int
 	// RetryDelay is the wait before resuming after a failure. Default 1s.
 	RetryDelay time.Duration
@@ -70,7 +73,7 @@ func (c RunnerConfig) Validate() error {
 
 func (c *RunnerConfig) setDefaults() {
 	if c.Batch == 0 {
-		c.Batch = 16384
+		c.Batch = 65536
 	}
 	if c.RetryDelay == 0 {
 		c.RetryDelay = time.Second

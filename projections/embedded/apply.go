@@ -168,6 +168,10 @@ func save(c *sqlite.Conn, ch *projections.Changes, rowids map[uuid.UUID]int64) e
 	if err != nil {
 		return err
 	}
+	name, err := c.Stmt(`INSERT INTO pin_names (rowid, name_fold) VALUES (?, ?)`)
+	if err != nil {
+		return err
+	}
 	for _, p := range ch.Pins {
 		n := p.New
 		if p.Old != nil {
@@ -189,6 +193,13 @@ func save(c *sqlite.Conn, ch *projections.Changes, rowids map[uuid.UUID]int64) e
 			return err
 		}
 		rowid := c.LastInsertRowID()
+		if trigramSearchable(n.NameFold) {
+			name.BindInt64(1, rowid)
+			name.BindText(2, n.NameFold)
+			if err := exec(name); err != nil {
+				return err
+			}
+		}
 		for _, m := range p.Meta {
 			meta.BindText(1, m.Tenant)
 			meta.BindText(2, m.Key)
@@ -397,7 +408,7 @@ func stepInt(q *sqlite3.Stmt) (int64, error) {
 func (s *Store) Reset(ctx context.Context) error {
 	err := s.write(ctx, func(c *sqlite.Conn) error {
 		return c.Exec(`DELETE FROM pins; DELETE FROM pin_meta; DELETE FROM tenants; DELETE FROM tenant_blocks; DELETE FROM meta_blocks;
-			DELETE FROM totals; DELETE FROM tokens; UPDATE checkpoint SET position = 0 WHERE id = 1`)
+			DELETE FROM totals; DELETE FROM tokens; INSERT INTO pin_names (pin_names) VALUES ('delete-all'); UPDATE checkpoint SET position = 0 WHERE id = 1`)
 	})
 	if err != nil {
 		return fmt.Errorf("reset views: %w", err)

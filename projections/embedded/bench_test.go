@@ -13,7 +13,7 @@ import (
 )
 
 // BenchmarkApply applies a history of 200,000 events from memory, in
-// batches of 16384 as the runner catches up: the store's share of a
+// batches of 65536 as the runner catches up: the store's share of a
 // rebuild, without reading the log.
 func BenchmarkApply(b *testing.B) {
 	evs := viewtest.Events(viewtest.History(viewtest.HistoryConfig{Events: 200000, Seed: 1, Active: 100}))
@@ -27,7 +27,7 @@ func BenchmarkApply(b *testing.B) {
 		var ru0, ru1 syscall.Rusage
 		syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 		start := time.Now()
-		const batch = 16384
+		const batch = 65536
 		for j := 0; j < len(evs); j += batch {
 			if _, err := s.Apply(ctx, evs[j].Position-1, projections.Prepare(evs[j:min(j+batch, len(evs))])); err != nil {
 				b.Fatal(err)

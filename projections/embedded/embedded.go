@@ -7,7 +7,10 @@
 // a 64-bit hash (the id's first 8 bytes; projections.KeyHash of the
 // canonical CID and folded name; queries compare the key itself too), names match exactly through the folded-name index
 // (then compare the name itself), and rows are found from the other
-// indexes by rowid, which the meta index keeps too.
+// indexes by rowid, which the meta index keeps too. Substrings of names
+// (partial, ipartial) of three characters or more are found through a
+// trigram index of folded names (SQLite's FTS5), then checked against the
+// name itself; shorter ones scan the tenant's pins.
 //
 // One writer (the runner) applies batches of events, each in one
 // transaction with the checkpoint; any number of readers, in this process or
@@ -27,6 +30,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/ncruces/go-sqlite3/ext/fts5"
 
 	"github.com/pickup-ipfs/pickup/internal/sqlite"
 )
@@ -106,6 +111,13 @@ CREATE INDEX IF NOT EXISTS pins_lease ON pins (lease_until) WHERE lease_until IS
 CREATE INDEX IF NOT EXISTS pins_failed ON pins (failed_at) WHERE failed_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_car ON pins (cid_hash) WHERE list_status = 'pinned';
 
+-- The trigram index of folded names, for partial and ipartial matches of
+-- three characters or more: contentless (rowid = the pin's), with no
+-- column sizes, so that it costs a pin little more than its trigrams.
+CREATE VIRTUAL TABLE IF NOT EXISTS pin_names USING fts5(
+	name_fold, content='', columnsize=0, tokenize='trigram case_sensitive 1'
+);
+
 CREATE TABLE IF NOT EXISTS pin_meta (
 	tenant TEXT NOT NULL,
 	key    TEXT NOT NULL,
@@ -165,12 +177,12 @@ INSERT OR IGNORE INTO checkpoint (id, position) VALUES (1, 0);
 // schemaVersion is the version of the tables above, kept in SQLite's
 // user_version. Views of another version are dropped and rebuilt: they are
 // a projection of the log, and the runner replays it from position zero.
-const schemaVersion = 6
+const schemaVersion = 7
 
 const dropAll = `
 DROP TABLE IF EXISTS pins; DROP TABLE IF EXISTS pin_meta; DROP TABLE IF EXISTS tenants;
 DROP TABLE IF EXISTS tenant_blocks; DROP TABLE IF EXISTS meta_blocks; DROP TABLE IF EXISTS totals; DROP TABLE IF EXISTS tokens;
-DROP TABLE IF EXISTS checkpoint;
+DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXISTS pin_names;
 `
 
 // Open opens the views in the file at path, creating the file, its
@@ -186,6 +198,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		}
 	}
 	setup := func(c *sqlite.Conn) error {
+		if err := fts5.Register(c.Conn); err != nil {
+			return fmt.Errorf("register fts5: %w", err)
+		}
 		return c.Exec(fmt.Sprintf(`PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=8000; PRAGMA cache_size=-%d; PRAGMA temp_store=MEMORY`, opts.CacheMiB*1024))
 	}
 	// Views are written in batches of thousands of events: 16 KiB pages

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/ncruces/go-sqlite3"
@@ -341,25 +342,12 @@ func listByStatus(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]proje
 			seqs = append(seqs, pairPage(pairs, rowids))
 		}
 	} else {
-		// A substring of the name: one pass over the tenant's pins finds
-		// every match, for the count and the page alike. When the tenant
-		// holds most of the table, reading the table in order is twice as
-		// fast as finding its rows one by one from the index.
-		scan := "INDEXED BY pins_status"
-		mine, err := (&query{}).add(`SELECT last_seq FROM tenants WHERE tenant = ?`, p.Tenant).int(c)
+		// A substring of the name: every match is found, for the count and
+		// the page alike.
+		q, err := substringMatches(c, p, lo, hi)
 		if err != nil {
 			return nil, 0, err
 		}
-		all, err := (&query{}).add(`SELECT sum(last_seq) FROM tenants`).int(c)
-		if err != nil {
-			return nil, 0, err
-		}
-		if 2*mine > all {
-			scan = "NOT INDEXED"
-		}
-		q := (&query{}).add(`SELECT p.seq, p.rowid FROM pins p `+scan+` WHERE p.tenant = ? AND p.list_status IN `, p.Tenant).
-			in(p.Statuses).add(` AND p.seq > ? AND p.seq < ?`, lo, hi)
-		nameFilter(q, p)
 		pairs, err := q.ints(c)
 		if err != nil {
 			return nil, 0, err
@@ -401,6 +389,46 @@ func listByStatus(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]proje
 		})
 	return rows, n, err
 }
+
+// substringMatches is the query of the (seq, rowid) of every pin of p
+// whose name holds p.Name. A substring of three characters or more is
+// looked up in the trigram index of folded names, a shorter one is looked
+// for in one pass over the tenant's pins; either way the name itself is
+// checked.
+func substringMatches(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) (*query, error) {
+	q := &query{}
+	if trigramSearchable(p.NameKey) {
+		// The phrase of a trigram index matches where its trigrams follow
+		// each other: the folded name holds the folded substring.
+		phrase := `"` + strings.ReplaceAll(p.NameKey, `"`, `""`) + `"`
+		q.add(`SELECT p.seq, p.rowid FROM pin_names f CROSS JOIN pins p ON p.rowid = f.rowid
+			WHERE pin_names MATCH ? AND p.tenant = ? AND p.list_status IN `, phrase, p.Tenant)
+	} else {
+		// When the tenant holds most of the table, reading the table in
+		// order is twice as fast as finding its rows one by one from the
+		// index.
+		scan := "INDEXED BY pins_status"
+		mine, err := (&query{}).add(`SELECT last_seq FROM tenants WHERE tenant = ?`, p.Tenant).int(c)
+		if err != nil {
+			return nil, err
+		}
+		all, err := (&query{}).add(`SELECT sum(last_seq) FROM tenants`).int(c)
+		if err != nil {
+			return nil, err
+		}
+		if 2*mine > all {
+			scan = "NOT INDEXED"
+		}
+		q.add(`SELECT p.seq, p.rowid FROM pins p `+scan+` WHERE p.tenant = ? AND p.list_status IN `, p.Tenant)
+	}
+	q.in(p.Statuses).add(` AND p.seq > ? AND p.seq < ?`, lo, hi)
+	nameFilter(q, p)
+	return q, nil
+}
+
+// trigramSearchable reports whether a folded name or substring is long
+// enough for the trigram index: three characters.
+func trigramSearchable(fold string) bool { return utf8.RuneCountInString(fold) >= 3 }
 
 // pairPage splits (seq, rowid) pairs into seqs, noting each rowid.
 func pairPage(pairs []int64, rowids map[int64]int64) []int64 {

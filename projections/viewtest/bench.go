@@ -116,7 +116,7 @@ func BenchmarkList(b *testing.B, s Store, prepare func()) {
 		{"one cid", projections.ListQuery{CIDs: []string{benchCID(n / 3)}, Statuses: all}},
 		{"ten cids", projections.ListQuery{CIDs: tenCIDs, Statuses: all}},
 		{"name exact", projections.ListQuery{Name: fmt.Sprintf("%s %d", benchNames[(n/2)%len(benchNames)], n/2), Statuses: all}},
-		{"name iexact", projections.ListQuery{Name: fmt.Sprintf("preciousdata.pdf %d", n/8*8), Match: projections.MatchIExact, Statuses: all}},
+		{"name iexact", projections.ListQuery{Name: fmt.Sprintf("preciousdata.pdf %d", n/2/8*8), Match: projections.MatchIExact, Statuses: all}},
 		{"name partial, rare", projections.ListQuery{Name: fmt.Sprintf("photos %d", n/2+1), Match: projections.MatchPartial, Statuses: all}},
 		{"name partial, common", projections.ListQuery{Name: "photos", Match: projections.MatchPartial, Statuses: all}},
 		{"name ipartial, common", projections.ListQuery{Name: "INVOICES", Match: projections.MatchIPartial, Statuses: all}},

@@ -110,7 +110,7 @@ func (g *generator) newCID() string {
 	}
 }
 
-var names = []string{"", "photo.jpg", "Photo.JPG", "backup-2026", "Backup 2026", "ünïcode Ärchive", "notes", "NOTES.txt", "a%b_c"}
+var names = []string{"", "photo.jpg", "Photo.JPG", "backup-2026", "Backup 2026", "ünïcode Ärchive", "notes", "NOTES.txt", "a%b_c", `say "cheese" OR ph* NEAR(x)`}
 
 func (g *generator) emit(stream string, p any, meta eventlog.Metadata) eventlog.Proposed {
 	var ev eventlog.Proposed
