@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -382,3 +383,9 @@ func MergeOverdue(leases, queued []PinRow, queueTimeout time.Duration, limit int
 	}
 	return out
 }
+
+// TrigramSearchable reports whether a folded name, or a folded substring
+// of one, is long enough for a trigram index: three characters. The stores
+// index the trigrams of folded names, so that partial and ipartial
+// filters of that length cost about their matches, not the pinset.
+func TrigramSearchable(fold string) bool { return utf8.RuneCountInString(fold) >= 3 }

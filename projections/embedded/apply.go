@@ -193,7 +193,7 @@ func save(c *sqlite.Conn, ch *projections.Changes, rowids map[uuid.UUID]int64) e
 			return err
 		}
 		rowid := c.LastInsertRowID()
-		if trigramSearchable(n.NameFold) {
+		if projections.TrigramSearchable(n.NameFold) {
 			name.BindInt64(1, rowid)
 			name.BindText(2, n.NameFold)
 			if err := exec(name); err != nil {

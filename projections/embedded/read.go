@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/ncruces/go-sqlite3"
@@ -397,7 +396,7 @@ func listByStatus(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]proje
 // checked.
 func substringMatches(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) (*query, error) {
 	q := &query{}
-	if trigramSearchable(p.NameKey) {
+	if projections.TrigramSearchable(p.NameKey) {
 		// The phrase of a trigram index matches where its trigrams follow
 		// each other: the folded name holds the folded substring.
 		phrase := `"` + strings.ReplaceAll(p.NameKey, `"`, `""`) + `"`
@@ -425,10 +424,6 @@ func substringMatches(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) (*qu
 	nameFilter(q, p)
 	return q, nil
 }
-
-// trigramSearchable reports whether a folded name or substring is long
-// enough for the trigram index: three characters.
-func trigramSearchable(fold string) bool { return utf8.RuneCountInString(fold) >= 3 }
 
 // pairPage splits (seq, rowid) pairs into seqs, noting each rowid.
 func pairPage(pairs []int64, rowids map[int64]int64) []int64 {

@@ -33,6 +33,7 @@ type Store struct {
 const schemaLock = 0x7069636b7570 // "pickup"
 
 const schema = `
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE TABLE IF NOT EXISTS pins (
 	request_id  uuid PRIMARY KEY,
 	tenant      text COLLATE "C" NOT NULL,
@@ -56,6 +57,7 @@ CREATE INDEX IF NOT EXISTS pins_created ON pins (tenant, created, seq);
 CREATE INDEX IF NOT EXISTS pins_status ON pins (tenant, list_status, seq) WHERE list_status IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_cid ON pins (tenant, cid_key, seq);
 CREATE INDEX IF NOT EXISTS pins_name_fold ON pins (tenant, name_fold, seq);
+CREATE INDEX IF NOT EXISTS pins_name_trigrams ON pins USING gin (name_fold gin_trgm_ops);
 CREATE INDEX IF NOT EXISTS pins_due ON pins (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_root_due ON pins (cid_key, due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pins_root_claimed ON pins (cid_key) WHERE lease_until IS NOT NULL;
@@ -121,7 +123,7 @@ INSERT INTO checkpoint (id, position) VALUES (1, 0) ON CONFLICT DO NOTHING;
 // schemaVersion is the version of the tables above, kept in views_schema.
 // Views of another version are dropped and rebuilt: they are a projection
 // of the log, and the runner replays it from position zero.
-const schemaVersion = 3
+const schemaVersion = 4
 
 const dropAll = `DROP TABLE IF EXISTS pins, pin_meta, tenants, tenant_blocks, meta_blocks, totals, tokens, checkpoint`
 

@@ -214,6 +214,10 @@ func seqBounds(ctx context.Context, db querier, p projections.ListPlan) (lo, hi 
 	return lo, hi, nil
 }
 
+// likeEscaper escapes LIKE's wildcards (and its escape character), so
+// that a pattern matches the text literally.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
 func nameFilter(q *query, p projections.ListPlan) {
 	if p.Name == "" {
 		return
@@ -260,9 +264,14 @@ func listByStatus(ctx context.Context, db querier, p projections.ListPlan, lo, h
 			seqs = append(seqs, l)
 		}
 	} else {
-		// A substring of the name: one pass over the tenant's pins finds
-		// every match, for the count and the page alike.
+		// A substring of the name: every match is found, for the count
+		// and the page alike; through the trigram index of folded names
+		// when the substring has a trigram (then the name itself is
+		// checked), otherwise in one pass over the tenant's pins.
 		q := (&query{}).add(`SELECT p.seq FROM pins p WHERE p.tenant = ? AND p.list_status = ANY(?) AND p.seq > ? AND p.seq < ?`, p.Tenant, p.Statuses, lo, hi)
+		if projections.TrigramSearchable(p.NameKey) {
+			q.add(` AND p.name_fold LIKE ?`, "%"+likeEscaper.Replace(p.NameKey)+"%")
+		}
 		nameFilter(q, p)
 		l, err := q.ints(ctx, db)
 		if err != nil {
