@@ -31,7 +31,10 @@ func BenchPins(b *testing.B) int {
 	return 1_000_000
 }
 
-var benchNames = []string{"PreciousData.pdf", "holiday-photos", "Invoices 2024", "backup.tar", "dataset-v2", "README", "site", "Podcast Episode"}
+// BenchNames is the vocabulary of the listing benchmarks' pin names: the
+// i-th pin is named BenchNames[i%8] followed by i, so that a word of it is
+// in one name in eight.
+var BenchNames = []string{"PreciousData.pdf", "holiday-photos", "Invoices 2024", "backup.tar", "dataset-v2", "README", "site", "Podcast Episode"}
 
 // benchCID is the i-th pin's CID: raw leaves of distinct content.
 func benchCID(i int) string {
@@ -60,7 +63,7 @@ func fillTenant(b *testing.B, s Store, tenant string, n int) time.Time {
 		id := uuid.New()
 		at := base.Add(time.Duration(i) * time.Millisecond)
 		payloads := []pin.Payload{pin.Requested{RequestID: id, Tenant: tenant, CID: benchCID(i),
-			Name: fmt.Sprintf("%s %d", benchNames[i%len(benchNames)], i), Meta: map[string]string{"app": strconv.Itoa(i % 10)}, Created: at}}
+			Name: fmt.Sprintf("%s %d", BenchNames[i%len(BenchNames)], i), Meta: map[string]string{"app": strconv.Itoa(i % 10)}, Created: at}}
 		started := pin.FetchStarted{Attempt: 1, Fetcher: "f", LeaseUntil: at.Add(time.Hour)}
 		switch i % 10 {
 		case 1:
@@ -115,7 +118,7 @@ func BenchmarkList(b *testing.B, s Store, prepare func()) {
 		{"queued and pinning", projections.ListQuery{Statuses: []pin.Status{pin.StatusQueued, pin.StatusPinning}}},
 		{"one cid", projections.ListQuery{CIDs: []string{benchCID(n / 3)}, Statuses: all}},
 		{"ten cids", projections.ListQuery{CIDs: tenCIDs, Statuses: all}},
-		{"name exact", projections.ListQuery{Name: fmt.Sprintf("%s %d", benchNames[(n/2)%len(benchNames)], n/2), Statuses: all}},
+		{"name exact", projections.ListQuery{Name: fmt.Sprintf("%s %d", BenchNames[(n/2)%len(BenchNames)], n/2), Statuses: all}},
 		{"name iexact", projections.ListQuery{Name: fmt.Sprintf("preciousdata.pdf %d", n/2/8*8), Match: projections.MatchIExact, Statuses: all}},
 		{"name partial, rare", projections.ListQuery{Name: fmt.Sprintf("photos %d", n/2+1), Match: projections.MatchPartial, Statuses: all}},
 		{"name partial, common", projections.ListQuery{Name: "photos", Match: projections.MatchPartial, Statuses: all}},

@@ -22,6 +22,7 @@ import (
 	"github.com/pickup-ipfs/pickup/gateway/internal/loadtest"
 	"github.com/pickup-ipfs/pickup/pin"
 	"github.com/pickup-ipfs/pickup/projections"
+	"github.com/pickup-ipfs/pickup/projections/viewtest"
 )
 
 // pinCount is how many pins BenchmarkGetPins lists over;
@@ -36,8 +37,6 @@ func pinCount(b *testing.B) int {
 	}
 	return 1_000_000
 }
-
-var names = []string{"PreciousData.pdf", "holiday-photos", "Invoices 2024", "backup.tar", "dataset-v2", "README", "site", "Podcast Episode"}
 
 // generate appends n pins of one tenant straight to the log, each pin's
 // events in one append: 70% queued, 10% pinning, 10% pinned, 10% failed
@@ -59,7 +58,7 @@ func generate(b *testing.B, log eventlog.Store, tenant string, n int) []string {
 				cids[i] = loadtest.CID(tenant, uint64(i))
 				at := base.Add(time.Duration(i) * time.Millisecond)
 				payloads := []pin.Payload{pin.Requested{RequestID: id, Tenant: tenant, CID: cids[i],
-					Name: fmt.Sprintf("%s %d", names[i%len(names)], i), Meta: map[string]string{"app": strconv.Itoa(i % 10)}, Created: at}}
+					Name: fmt.Sprintf("%s %d", viewtest.BenchNames[i%len(viewtest.BenchNames)], i), Meta: map[string]string{"app": strconv.Itoa(i % 10)}, Created: at}}
 				started := pin.FetchStarted{Attempt: 1, Fetcher: "f", LeaseUntil: at.Add(time.Hour)}
 				switch i % 10 {
 				case 1:
@@ -129,9 +128,10 @@ func BenchmarkGetPins(b *testing.B) {
 		{"failed", "status=failed"},
 		{"one cid", "cid=" + cids[n/3]},
 		{"ten cids", "cid=" + cids[1] + "," + cids[n/9] + "," + cids[n/8] + "," + cids[n/7] + "," + cids[n/6] + "," + cids[n/5] + "," + cids[n/4] + "," + cids[n/3] + "," + cids[n/2] + "," + cids[n-1]},
-		{"name exact", "name=" + url.QueryEscape(fmt.Sprintf("%s %d", names[(n/2)%len(names)], n/2))},
-		{"name iexact", "match=iexact&name=" + url.QueryEscape(fmt.Sprintf("preciousdata.pdf %d", n/8*8))},
-		{"name partial", "match=partial&name=photos"},
+		{"name exact", "name=" + url.QueryEscape(fmt.Sprintf("%s %d", viewtest.BenchNames[(n/2)%len(viewtest.BenchNames)], n/2))},
+		{"name iexact", "match=iexact&name=" + url.QueryEscape(fmt.Sprintf("preciousdata.pdf %d", n/2/8*8))},
+		{"name partial, rare", "match=partial&name=" + url.QueryEscape(fmt.Sprintf("photos %d", n/2+1))},
+		{"name partial, common", "match=partial&name=photos"},
 		{"name ipartial", "match=ipartial&name=INVOICES"},
 		{"meta", "meta=" + url.QueryEscape(`{"app":"7"}`) + "&status=queued"},
 		{"before (page in the middle)", "status=queued,pinning,pinned,failed&before=" + url.QueryEscape(mid)},
