@@ -208,6 +208,11 @@ func (u *s3Upload) uploadPart(num int32, buf *[]byte, n int, prev <-chan struct{
 // dag.HashingSink).
 func (u *s3Upload) HashesCAR() {}
 
+// BuffersWrites marks the upload as one that copies what it is given into
+// its part buffers, so a writer need not buffer for it (see
+// dag.BufferingSink).
+func (u *s3Upload) BuffersWrites() {}
+
 // Complete sends the last part, waits for all, and completes the multipart
 // upload. The server checks the size and computes the composite SHA-256 of
 // the parts; if it reports one, it must be the one computed here, and it

@@ -23,6 +23,8 @@ const writeBufferBytes = 256 << 10
 
 // carWriter writes a CARv1 and hashes exactly the bytes it writes.
 type carWriter struct {
+	// out is bw, or hashed itself for a sink that buffers (BufferingSink).
+	out    io.Writer
 	bw     *bufio.Writer
 	hashed *hashingWriter
 }
@@ -37,8 +39,12 @@ func newCARWriter(w io.Writer, root cid.Cid) (*carWriter, error) {
 	if _, ok := w.(HashingSink); !ok {
 		hw.h = sha256.New()
 	}
-	cw := &carWriter{bw: bufio.NewWriterSize(hw, writeBufferBytes), hashed: hw}
-	if _, err := cw.bw.Write(header); err != nil {
+	cw := &carWriter{out: hw, hashed: hw}
+	if _, ok := w.(BufferingSink); !ok {
+		cw.bw = bufio.NewWriterSize(hw, writeBufferBytes)
+		cw.out = cw.bw
+	}
+	if _, err := cw.out.Write(header); err != nil {
 		return nil, err
 	}
 	return cw, nil
@@ -88,25 +94,40 @@ func sectionBytes(c cid.Cid, data []byte) int64 {
 }
 
 func (cw *carWriter) writeBlock(c cid.Cid, data []byte) error {
-	var lenBuf [varint.MaxLenUvarint63]byte
+	var lenBuf [varint.MaxLenUvarint63 + maxCIDBytes]byte
 	n := varint.PutUvarint(lenBuf[:], uint64(c.ByteLen()+len(data)))
-	if _, err := cw.bw.Write(lenBuf[:n]); err != nil {
+	// The length and the CID are one write where they fit (any CID the
+	// reader takes does): for a BufferingSink, a section is two calls.
+	key, head := c.KeyString(), lenBuf[:n]
+	if n+len(key) <= len(lenBuf) {
+		head, key = lenBuf[:n+copy(lenBuf[n:], key)], ""
+	}
+	if _, err := cw.out.Write(head); err != nil {
 		return err
 	}
-	if _, err := cw.bw.WriteString(c.KeyString()); err != nil {
-		return err
+	if key != "" {
+		if _, err := io.WriteString(cw.out, key); err != nil {
+			return err
+		}
 	}
-	_, err := cw.bw.Write(data)
+	_, err := cw.out.Write(data)
 	return err
 }
 
 // written is how many bytes of CAR have been written, buffered or not.
-func (cw *carWriter) written() int64 { return cw.hashed.n + int64(cw.bw.Buffered()) }
+func (cw *carWriter) written() int64 {
+	if cw.bw == nil {
+		return cw.hashed.n
+	}
+	return cw.hashed.n + int64(cw.bw.Buffered())
+}
 
 // finish flushes what is buffered and returns the CAR's CID and length.
 func (cw *carWriter) finish() (cid.Cid, int64, error) {
-	if err := cw.bw.Flush(); err != nil {
-		return cid.Undef, cw.hashed.n, err
+	if cw.bw != nil {
+		if err := cw.bw.Flush(); err != nil {
+			return cid.Undef, cw.hashed.n, err
+		}
 	}
 	if cw.hashed.h == nil {
 		return cid.Undef, cw.hashed.n, nil

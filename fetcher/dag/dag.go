@@ -168,6 +168,17 @@ type HashingSink interface {
 	HashesCAR()
 }
 
+// BufferingSink is a Sink that copies whatever it is given into buffers of
+// its own (carstore's S3 upload fills its parts), so that a small write
+// costs it no more than its bytes. The Fetcher writes a CAR's sections
+// straight into it, sparing a copy of every byte through a buffer of its
+// own.
+type BufferingSink interface {
+	Sink
+	// BuffersWrites marks the sink as one that buffers what it is given.
+	BuffersWrites()
+}
+
 // Result describes the CAR of a successful fetch.
 type Result struct {
 	// CarCID is the CID of the CAR's bytes: sha2-256, multicodec car

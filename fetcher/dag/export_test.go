@@ -167,3 +167,47 @@ func TestHashingSinkIsNotHashedTwice(t *testing.T) {
 		t.Errorf("ordinary sink: CAR CID %v, %v; want one", res.CarCID, err)
 	}
 }
+
+// bufferingSink is a memorySink that says it buffers writes itself, and
+// counts them.
+type bufferingSink struct {
+	memorySink
+	writes int
+}
+
+func (*bufferingSink) BuffersWrites() {}
+
+func (s *bufferingSink) Write(p []byte) (int, error) {
+	s.writes++
+	return s.memorySink.Write(p)
+}
+
+// A sink that buffers writes itself gets the same bytes, each section in
+// two writes (length and CID, then the block) straight from the Fetcher,
+// with no buffer of the Fetcher's in between.
+func TestBufferingSinkGetsSectionsUnbuffered(t *testing.T) {
+	ctx := context.Background()
+	bs := ipfstest.NewMemBlockstore()
+	root, err := ipfstest.File(ctx, bs, ipfstest.FileOptions{Size: 600 << 10, Seed: 4, CIDv1: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := export(t, bs, root)
+	f := newFetcher(t, dag.Limits{}, carSource{name: "memory", car: want})
+	opened := &bufferingSink{}
+	var progressed int64
+	res, _, err := f.Fetch(ctx, dag.Request{Root: root}, func(context.Context) (dag.Sink, error) { return opened, nil },
+		func(bytes, _ int64, _ string) { progressed = bytes })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(opened.buf.Bytes(), want) {
+		t.Fatalf("the buffering sink got %d bytes, want the %d of dag export", opened.buf.Len(), len(want))
+	}
+	if wantWrites := 1 + 2*int(res.Blocks); opened.writes != wantWrites {
+		t.Errorf("%d writes for a header and %d blocks, want %d", opened.writes, res.Blocks, wantWrites)
+	}
+	if progressed != int64(len(want)) || res.Bytes != int64(len(want)) {
+		t.Errorf("progress ended at %d bytes, result %d; want %d", progressed, res.Bytes, len(want))
+	}
+}
