@@ -131,6 +131,20 @@ func countBlocks(t testing.TB, car []byte) int64 {
 	}
 }
 
+// memoryFile makes a 600 KiB UnixFS file from seed and returns its root,
+// its CAR as `ipfs dag export` writes it, and a Fetcher whose one source
+// serves that CAR from memory.
+func memoryFile(t *testing.T, seed uint64) (cid.Cid, []byte, *dag.Fetcher) {
+	t.Helper()
+	bs := ipfstest.NewMemBlockstore()
+	root, err := ipfstest.File(context.Background(), bs, ipfstest.FileOptions{Size: 600 << 10, Seed: seed, CIDv1: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	car := export(t, bs, root)
+	return root, car, newFetcher(t, dag.Limits{}, carSource{name: "memory", car: car})
+}
+
 // hashingSink is a memorySink that says it hashes the CAR itself.
 type hashingSink struct{ memorySink }
 
@@ -140,13 +154,7 @@ func (*hashingSink) HashesCAR() {}
 // does not hash them again: the Result leaves the CAR CID to the sink.
 func TestHashingSinkIsNotHashedTwice(t *testing.T) {
 	ctx := context.Background()
-	bs := ipfstest.NewMemBlockstore()
-	root, err := ipfstest.File(ctx, bs, ipfstest.FileOptions{Size: 600 << 10, Seed: 3, CIDv1: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := export(t, bs, root)
-	f := newFetcher(t, dag.Limits{}, carSource{name: "memory", car: want})
+	root, want, f := memoryFile(t, 3)
 	var opened *hashingSink
 	res, sink, err := f.Fetch(ctx, dag.Request{Root: root}, func(context.Context) (dag.Sink, error) {
 		opened = &hashingSink{}
@@ -187,13 +195,7 @@ func (s *bufferingSink) Write(p []byte) (int, error) {
 // with no buffer of the Fetcher's in between.
 func TestBufferingSinkGetsSectionsUnbuffered(t *testing.T) {
 	ctx := context.Background()
-	bs := ipfstest.NewMemBlockstore()
-	root, err := ipfstest.File(ctx, bs, ipfstest.FileOptions{Size: 600 << 10, Seed: 4, CIDv1: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := export(t, bs, root)
-	f := newFetcher(t, dag.Limits{}, carSource{name: "memory", car: want})
+	root, want, f := memoryFile(t, 4)
 	opened := &bufferingSink{}
 	var progressed int64
 	res, _, err := f.Fetch(ctx, dag.Request{Root: root}, func(context.Context) (dag.Sink, error) { return opened, nil },
