@@ -247,6 +247,7 @@ type projectorFlags struct {
 	baseDelay, maxDelay *time.Duration
 	queueTimeout        *time.Duration
 	metricsEvery        *time.Duration
+	viewsBatch          *int
 }
 
 func addProjectorFlags(f *flags) *projectorFlags {
@@ -256,6 +257,7 @@ func addProjectorFlags(f *flags) *projectorFlags {
 		maxDelay:     f.duration("retry-max-delay", pin.DefaultRetryPolicy.MaxDelay, "longest wait between attempts", []string{"PICKUP_RETRY_MAX_DELAY"}),
 		queueTimeout: f.duration("queue-timeout", time.Hour, "a due pin that no fetcher claims within this fails (and is retried)", []string{"PICKUP_QUEUE_TIMEOUT"}),
 		metricsEvery: f.duration("metrics-interval", time.Minute, "time between updates of the backlog figures", []string{"PICKUP_METRICS_INTERVAL"}),
+		viewsBatch:   f.integer("views-batch", projections.DefaultBatch, "most events applied to the views in one transaction while catching up (two batches are in memory at once)", "PICKUP_VIEWS_BATCH"),
 	}
 }
 
@@ -266,7 +268,10 @@ func (p *proc) addProjector(ctx context.Context, pf *projectorFlags, b *baseFlag
 	if err := policy.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	runner, err := projections.NewRunner(p.logAs("projections"), p.views, projections.RunnerConfig{Logger: p.logger})
+	if *pf.viewsBatch < 1 {
+		return fmt.Errorf("%w: --views-batch %d: want at least 1", errUsage, *pf.viewsBatch)
+	}
+	runner, err := projections.NewRunner(p.logAs("projections"), p.views, projections.RunnerConfig{Logger: p.logger, Batch: *pf.viewsBatch})
 	if err != nil {
 		return err
 	}

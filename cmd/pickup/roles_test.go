@@ -66,6 +66,34 @@ func TestFlagsReadTheirVariables(t *testing.T) {
 	}
 }
 
+// The projector's batch comes from PICKUP_VIEWS_BATCH or --views-batch; a
+// batch under one is a usage error, not a projector started with the
+// default.
+func TestViewsBatch(t *testing.T) {
+	e, _, _ := testEnv(map[string]string{"PICKUP_VIEWS_BATCH": "4096"})
+	f := newFlags(e, "test")
+	pf := addProjectorFlags(f)
+	if err := f.parse(nil); err != nil || *pf.viewsBatch != 4096 {
+		t.Fatalf("PICKUP_VIEWS_BATCH=4096: batch %d, %v", *pf.viewsBatch, err)
+	}
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"projector", "--views-batch", "0"},
+		{"projector", "--views-batch", "-5"},
+		{"run", "--views-batch", "0"},
+	} {
+		args = append(args, "--eventlog", dir+"/events.db", "--views", dir+"/views.db", "--admin-addr", "")
+		e, _, errs := testEnv(nil)
+		// Were the batch taken, the role would run until stopped.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		code := run(ctx, e, args)
+		cancel()
+		if code != 2 || !strings.Contains(errs.String(), "views-batch") {
+			t.Errorf("%v: exit %d, stderr %q; want 2, naming --views-batch", args, code, errs)
+		}
+	}
+}
+
 // TestDocumentedSettingsAreRead checks that every PICKUP_* variable
 // README.md names is read by some command.
 func TestDocumentedSettingsAreRead(t *testing.T) {
