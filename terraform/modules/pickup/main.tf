@@ -1,0 +1,131 @@
+# The whole of pickup on AWS: every module wired to the others as pickup's
+# configuration expects. The environments (envs/dev, envs/prod) call it
+# with their sizing and protection; what differs between them is variables
+# here, never wiring.
+
+data "aws_caller_identity" "current" {}
+
+data "aws_availability_zones" "available" {
+  state = "available"
+}
+
+locals {
+  azs            = slice(data.aws_availability_zones.available.names, 0, var.az_count)
+  account_id     = data.aws_caller_identity.current.account_id
+  lambda_package = coalesce(var.lambda_package, "${path.module}/../../../bin/lambda.zip")
+}
+
+module "network" {
+  source = "../network"
+
+  name               = var.name
+  cidr_block         = var.vpc_cidr
+  azs                = local.azs
+  single_nat_gateway = var.single_nat_gateway
+}
+
+module "storage" {
+  source = "../storage"
+
+  staging_bucket = "${var.name}-staging-${local.account_id}"
+  carpark_bucket = "${var.name}-carpark-${local.account_id}"
+  force_destroy  = var.disposable
+}
+
+module "eventstore" {
+  source = "../eventstore"
+
+  name                      = var.name
+  connection_string         = var.eventlog_connection_string
+  connection_string_version = var.eventlog_connection_string_version
+  recovery_window_in_days   = var.disposable ? 0 : 30
+}
+
+module "views" {
+  source = "../views"
+
+  name                             = var.name
+  vpc_id                           = module.network.vpc_id
+  subnet_ids                       = module.network.private_subnet_ids
+  proxy_client_security_group_ids  = [module.gateway.security_group_id]
+  direct_client_security_group_ids = [module.fetchers.task_security_group_id]
+  min_capacity                     = var.views_min_capacity
+  max_capacity                     = var.views_max_capacity
+  instance_count                   = var.views_instance_count
+  deletion_protection              = !var.disposable
+  skip_final_snapshot              = var.disposable
+  backup_retention_days            = var.views_backup_retention_days
+}
+
+module "gateway" {
+  source = "../gateway"
+
+  name                 = var.name
+  package_file         = local.lambda_package
+  vpc_id               = module.network.vpc_id
+  subnet_ids           = module.network.private_subnet_ids
+  eventlog_secret_arn  = module.eventstore.secret_arn
+  views_url            = module.views.proxy_url
+  views_secret_arn     = module.views.master_secret_arn
+  delegates            = var.delegates
+  reserved_concurrency = var.gateway_reserved_concurrency
+  log_level            = var.log_level
+  log_retention_days   = var.log_retention_days
+  domain_name          = var.domain_name
+  certificate_arn      = var.certificate_arn
+  route53_zone_id      = var.route53_zone_id
+}
+
+resource "aws_sns_topic" "pinned" {
+  count = var.notify_on_pinned ? 1 : 0
+
+  name = "${var.name}-pinned"
+}
+
+module "fetchers" {
+  source = "../fetchers"
+
+  name                = var.name
+  vpc_id              = module.network.vpc_id
+  subnet_ids          = module.network.private_subnet_ids
+  image_tag           = var.image_tag
+  cpu_architecture    = var.cpu_architecture
+  eventlog_secret_arn = module.eventstore.secret_arn
+  views_url           = module.views.cluster_url
+  views_secret_arn    = module.views.master_secret_arn
+  staging_bucket      = module.storage.staging_bucket
+  staging_bucket_arn  = module.storage.staging_bucket_arn
+  staging_prefix      = module.storage.staging_prefix
+  carpark_bucket      = module.storage.carpark_bucket
+  carpark_bucket_arn  = module.storage.carpark_bucket_arn
+  notify_on_pinned    = var.notify_on_pinned
+  notify_topic_arn    = var.notify_on_pinned ? aws_sns_topic.pinned[0].arn : null
+  fetcher_min_count   = var.fetcher_min_count
+  fetcher_max_count   = var.fetcher_max_count
+  log_level           = var.log_level
+  log_retention_days  = var.log_retention_days
+}
+
+resource "aws_sns_topic" "alarms" {
+  name = "${var.name}-alarms"
+}
+
+resource "aws_sns_topic_subscription" "alarm_email" {
+  count = var.alarm_email == null ? 0 : 1
+
+  topic_arn = aws_sns_topic.alarms.arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
+module "observability" {
+  source = "../observability"
+
+  name                                = var.name
+  function_name                       = module.gateway.function_name
+  cluster_name                        = module.fetchers.cluster_name
+  fetcher_service_name                = module.fetchers.fetcher_service_name
+  projector_service_name              = module.fetchers.projector_service_name
+  oldest_queued_age_threshold_seconds = var.oldest_queued_age_threshold_seconds
+  alarm_actions                       = [aws_sns_topic.alarms.arn]
+}

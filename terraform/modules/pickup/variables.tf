@@ -1,0 +1,157 @@
+variable "name" {
+  description = "Name of the deployment: prefixes every resource and is the Deployment dimension of the metrics."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name))
+    error_message = "name must be 3 to 32 lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "az_count" {
+  description = "Availability zones to use, from the region's first."
+  type        = number
+}
+
+variable "vpc_cidr" {
+  description = "IPv4 range of the VPC."
+  type        = string
+}
+
+variable "image_tag" {
+  description = "Tag of the pickup image, pushed to the deployment's ECR repository (output ecr_repository_url), that the fetchers and the projector run."
+  type        = string
+}
+
+variable "cpu_architecture" {
+  description = "CPU architecture the image was built for and the tasks run on: X86_64 or ARM64."
+  type        = string
+  default     = "X86_64"
+}
+
+variable "lambda_package" {
+  description = "Path of the Lambda package; null for bin/lambda.zip at the repository's root, as `make lambda` builds it."
+  type        = string
+  default     = null
+}
+
+variable "delegates" {
+  description = "Multiaddrs of the fetchers' libp2p hosts, returned to clients as delegates."
+  type        = list(string)
+  default     = []
+}
+
+variable "eventlog_connection_string" {
+  description = "EventStoreDB/KurrentDB connection string to write to the event log secret, write-only (never in state). Null to write it yourself; see modules/eventstore/README.md."
+  type        = string
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+}
+
+variable "eventlog_connection_string_version" {
+  description = "Version of eventlog_connection_string: 0 to leave the secret to the operator; raise by one on every change."
+  type        = number
+  default     = 0
+}
+
+variable "fetcher_max_count" {
+  description = "Most fetcher tasks."
+  type        = number
+}
+
+variable "oldest_queued_age_threshold_seconds" {
+  description = "Alarm when the oldest queued pin has waited longer than this."
+  type        = number
+  default     = 3600
+}
+
+variable "notify_on_pinned" {
+  description = "Create an SNS topic that the projector tells of every validated CAR."
+  type        = bool
+  default     = false
+}
+
+variable "alarm_email" {
+  description = "Email address subscribed to the alarms' SNS topic (the subscription must be confirmed); null for none."
+  type        = string
+  default     = null
+}
+
+variable "domain_name" {
+  description = "Custom domain of the API; null for the execute-api address."
+  type        = string
+  default     = null
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate of domain_name, in the deployment's region."
+  type        = string
+  default     = null
+}
+
+variable "route53_zone_id" {
+  description = "Route 53 zone to create domain_name's record in; null to create it yourself."
+  type        = string
+  default     = null
+}
+
+variable "fetcher_min_count" {
+  description = "Fewest fetcher tasks, however empty the queue."
+  type        = number
+  default     = 1
+}
+
+variable "single_nat_gateway" {
+  description = "One NAT gateway for all zones (cheaper) instead of one per zone (survives the loss of a zone)."
+  type        = bool
+  default     = false
+}
+
+variable "disposable" {
+  description = "A deployment whose data may go with it: `terraform destroy` empties the buckets, deletes the event log secret at once, and deletes the views cluster without protection or a final snapshot. Never for CARs that matter."
+  type        = bool
+  default     = false
+}
+
+variable "views_min_capacity" {
+  description = "Least Aurora capacity units of the views cluster (0 lets it pause when idle)."
+  type        = number
+  default     = 0.5
+}
+
+variable "views_max_capacity" {
+  description = "Most Aurora capacity units of the views cluster."
+  type        = number
+  default     = 4
+}
+
+variable "views_instance_count" {
+  description = "Serverless v2 instances of the views cluster: one writer, the rest readers that can take over."
+  type        = number
+  default     = 1
+}
+
+variable "views_backup_retention_days" {
+  description = "Days the views cluster's automated backups are kept."
+  type        = number
+  default     = 7
+}
+
+variable "gateway_reserved_concurrency" {
+  description = "Concurrent executions reserved for the gateway Lambda, which also caps them and so the connections to the views proxy; -1 for no reservation."
+  type        = number
+  default     = -1
+}
+
+variable "log_level" {
+  description = "PICKUP_LOG_LEVEL of the gateway, the fetchers and the projector: debug, info, warn or error."
+  type        = string
+  default     = "info"
+}
+
+variable "log_retention_days" {
+  description = "Days the logs of every part are kept."
+  type        = number
+  default     = 30
+}
