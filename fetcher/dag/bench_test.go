@@ -3,9 +3,7 @@ package dag_test
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"testing"
-	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -71,30 +69,12 @@ func TestBenchChildFetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start, err := ipfstest.RSS()
-	if err != nil {
-		t.Fatal(err)
-	}
+	measure := ipfstest.StartFetch(t)
 	f := newFetcher(t, dag.Limits{}, gatewaySource(t, params["url"]))
-	cpu0 := ipfstest.CPUTime()
-	began := time.Now()
+	measure.Begin()
 	res, _, err := f.Fetch(context.Background(), dag.Request{Root: root}, func(context.Context) (dag.Sink, error) { return discard{}, nil }, nil)
-	elapsed := time.Since(began)
-	cpu := ipfstest.CPUTime() - cpu0
 	if err != nil {
 		t.Fatal(err)
 	}
-	peak, err := ipfstest.PeakRSS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ipfstest.ReportToParent(map[string]float64{
-		"MB/s":          float64(res.Bytes) / elapsed.Seconds() / 1e6,
-		"MB/CPU-s":      float64(res.Bytes) / cpu.Seconds() / 1e6,
-		"seconds":       elapsed.Seconds(),
-		"bytes":         float64(res.Bytes),
-		"peak-RSS-MiB":  float64(peak) / (1 << 20),
-		"start-RSS-MiB": float64(start) / (1 << 20),
-	})
-	t.Log("fetched", res.Bytes, "bytes in", elapsed, "peak RSS", strconv.FormatInt(peak>>20, 10), "MiB")
+	measure.Report(t, res.Bytes)
 }

@@ -103,6 +103,46 @@ func ChildParams() (map[string]string, bool) {
 	return params, true
 }
 
+// Fetch measures one fetch in a benchmark's child: the resident memory
+// before it is set up, then the time, processor time and peak memory of
+// the fetch itself.
+type Fetch struct {
+	startRSS int64
+	began    time.Time
+	cpu      time.Duration
+}
+
+// StartFetch notes the memory before the fetch is set up.
+func StartFetch(t testing.TB) *Fetch {
+	rss, err := RSS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Fetch{startRSS: rss}
+}
+
+// Begin starts the clocks, just before the fetch.
+func (m *Fetch) Begin() { m.began, m.cpu = time.Now(), CPUTime() }
+
+// Report tells the parent how the fetch of bytes went since Begin: MB/s,
+// MB per CPU-second, seconds, bytes, and the peak and start RSS in MiB.
+func (m *Fetch) Report(t testing.TB, bytes int64) {
+	elapsed, cpu := time.Since(m.began), CPUTime()-m.cpu
+	peak, err := PeakRSS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ReportToParent(map[string]float64{
+		"MB/s":          float64(bytes) / elapsed.Seconds() / 1e6,
+		"MB/CPU-s":      float64(bytes) / cpu.Seconds() / 1e6,
+		"seconds":       elapsed.Seconds(),
+		"bytes":         float64(bytes),
+		"peak-RSS-MiB":  float64(peak) / (1 << 20),
+		"start-RSS-MiB": float64(m.startRSS) / (1 << 20),
+	})
+	t.Log("fetched", bytes, "bytes in", elapsed, "peak RSS", peak>>20, "MiB")
+}
+
 // ReportToParent prints metrics for RunChild to read.
 func ReportToParent(metrics map[string]float64) {
 	enc, _ := json.Marshal(metrics)

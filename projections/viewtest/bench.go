@@ -18,8 +18,8 @@ import (
 	"github.com/pickup-ipfs/pickup/projections"
 )
 
-// BenchPins is how many pins the listing benchmark lists over:
-// PICKUP_BENCH_PINS, or the million.
+// BenchPins is how many pins the listing benchmarks (the stores' and GET
+// /pins') list over: PICKUP_BENCH_PINS, or the million.
 func BenchPins(b *testing.B) int {
 	if s := os.Getenv("PICKUP_BENCH_PINS"); s != "" {
 		n, err := strconv.Atoi(s)

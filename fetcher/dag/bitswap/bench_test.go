@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multiaddr"
@@ -66,10 +65,7 @@ func TestBenchChildBitswap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start, err := ipfstest.RSS()
-	if err != nil {
-		t.Fatal(err)
-	}
+	measure := ipfstest.StartFetch(t)
 	cfg := bitswap.Config{AllowPrivate: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}}
 	if w := params["window"]; w != "" {
 		cfg.WindowBytes, _ = strconv.Atoi(w)
@@ -83,25 +79,11 @@ func TestBenchChildBitswap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cpu0 := ipfstest.CPUTime()
-	began := time.Now()
+	measure.Begin()
 	res, _, err := f.Fetch(context.Background(), dag.Request{Root: root, Origins: []multiaddr.Multiaddr{origin}},
 		func(context.Context) (dag.Sink, error) { return discard{}, nil }, nil)
-	elapsed := time.Since(began)
-	cpu := ipfstest.CPUTime() - cpu0
 	if err != nil {
 		t.Fatal(err)
 	}
-	peak, err := ipfstest.PeakRSS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ipfstest.ReportToParent(map[string]float64{
-		"MB/s":          float64(res.Bytes) / elapsed.Seconds() / 1e6,
-		"MB/CPU-s":      float64(res.Bytes) / cpu.Seconds() / 1e6,
-		"seconds":       elapsed.Seconds(),
-		"bytes":         float64(res.Bytes),
-		"peak-RSS-MiB":  float64(peak) / (1 << 20),
-		"start-RSS-MiB": float64(start) / (1 << 20),
-	})
+	measure.Report(t, res.Bytes)
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -24,19 +23,6 @@ import (
 	"github.com/pickup-ipfs/pickup/projections"
 	"github.com/pickup-ipfs/pickup/projections/viewtest"
 )
-
-// pinCount is how many pins BenchmarkGetPins lists over;
-// PICKUP_BENCH_PINS overrides the million for quicker runs.
-func pinCount(b *testing.B) int {
-	if s := os.Getenv("PICKUP_BENCH_PINS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1000 {
-			b.Fatalf("PICKUP_BENCH_PINS=%q: want a number of at least 1000", s)
-		}
-		return n
-	}
-	return 1_000_000
-}
 
 // generate appends n pins of one tenant straight to the log, each pin's
 // events in one append: 70% queued, 10% pinning, 10% pinned, 10% failed
@@ -97,7 +83,7 @@ func generate(b *testing.B, log eventlog.Store, tenant string, n int) []string {
 // The pins are generated into a fresh embedded log and the views rebuilt
 // from it by the projections runner, once per run.
 func BenchmarkGetPins(b *testing.B) {
-	n := pinCount(b)
+	n := viewtest.BenchPins(b)
 	s := gatewaytest.New(b, gateway.Config{})
 	s.StopRunner()
 	start := time.Now()
