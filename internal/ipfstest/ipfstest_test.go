@@ -3,6 +3,7 @@ package ipfstest
 import (
 	"bytes"
 	"context"
+	"math"
 	"testing"
 )
 
@@ -71,5 +72,29 @@ func TestTamperedBlockstores(t *testing.T) {
 	}
 	if sum, _ := root.Prefix().Sum(blk.RawData()); sum == root {
 		t.Error("a corrupted block still hashes to its CID")
+	}
+}
+
+// Medians takes each metric's middle value over the runs that reported it,
+// whatever the order the runs came in.
+func TestMedians(t *testing.T) {
+	got := Medians([]map[string]float64{
+		{"MB/s": 300, "s": 0.9},
+		{"MB/s": 100, "s": 0.7, "tail": 4},
+		{"MB/s": 200, "s": 0.8},
+		{"MB/s": 900, "s": 0.1, "tail": 2},
+	})
+	want := map[string]float64{"MB/s": 250, "s": 0.75, "tail": 3}
+	if len(got) != len(want) {
+		t.Fatalf("Medians = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if math.Abs(got[k]-v) > 1e-9 {
+			t.Errorf("median of %s = %v, want %v", k, got[k], v)
+		}
+	}
+	odd := Medians([]map[string]float64{{"x": 5}, {"x": 1}, {"x": 3}})
+	if odd["x"] != 3 {
+		t.Errorf("median of 5, 1, 3 = %v, want 3", odd["x"])
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -197,4 +198,35 @@ func (g *CARFileGateway) URL() string { return g.srv.URL }
 func (g *CARFileGateway) Close() {
 	g.srv.CloseClientConnections()
 	g.srv.Close()
+}
+
+// BenchRounds is how many times a benchmark that compares two noisy runs
+// repeats each: PICKUP_BENCH_ROUNDS, 5 by default.
+func BenchRounds() int {
+	if n, err := strconv.Atoi(os.Getenv("PICKUP_BENCH_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return 5
+}
+
+// Medians returns, for every metric the runs reported, its median over
+// them (of an even number, the mean of the middle two).
+func Medians(runs []map[string]float64) map[string]float64 {
+	values := map[string][]float64{}
+	for _, run := range runs {
+		for k, v := range run {
+			values[k] = append(values[k], v)
+		}
+	}
+	medians := make(map[string]float64, len(values))
+	for k, vs := range values {
+		slices.Sort(vs)
+		mid := len(vs) / 2
+		if len(vs)%2 == 1 {
+			medians[k] = vs[mid]
+		} else {
+			medians[k] = (vs[mid-1] + vs[mid]) / 2
+		}
+	}
+	return medians
 }
