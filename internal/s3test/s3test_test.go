@@ -2,8 +2,11 @@ package s3test_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,6 +64,38 @@ func TestServerRefusesWrongSecret(t *testing.T) {
 	})
 	if err == nil {
 		t.Fatal("put with a wrong secret succeeded")
+	}
+}
+
+// A link to the server carries requests and answers intact, in both
+// directions, for several clients at once. (How fast it is shows in
+// BenchmarkFetchIntoS3's wire figures; a test does not time it.)
+func TestLinkCarriesRequestsIntact(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.CreateBucket(t, "link")
+	endpoint := srv.Link(t, 8<<20)
+	client := srv.NewClient(func(o *s3.Options) { o.BaseEndpoint = aws.String(endpoint) })
+	body := strings.Repeat("0123456789abcdef", 64<<10) // 1 MiB, over several chunks
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = client.PutObject(context.Background(), &s3.PutObjectInput{
+				Bucket: aws.String(bucket), Key: aws.String(fmt.Sprint("obj", i)), Body: strings.NewReader(body),
+			})
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if got := get(t, srv.Client, bucket, fmt.Sprint("obj", i)); got != body {
+			t.Errorf("obj%d stored through the link is %d bytes, not the %d sent", i, len(got), len(body))
+		}
+		if got := get(t, client, bucket, fmt.Sprint("obj", i)); got != body {
+			t.Errorf("obj%d read through the link is %d bytes, not the %d stored", i, len(got), len(body))
+		}
 	}
 }
 
