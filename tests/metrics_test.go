@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -18,47 +17,16 @@ import (
 	"github.com/ipfs/go-cid"
 	car "github.com/ipld/go-car/v2"
 	"github.com/multiformats/go-multihash"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+
+	"github.com/pickup-ipfs/pickup/internal/telemetry/telemetrytest"
 )
 
 // scrape reads a process's /metrics: every sample as
-// "name{l1="v1",...}" → value (histograms as _count), so a test can ask
-// for exactly the series it expects.
+// "name{l1="v1",...}" → value (histograms as _count and _sum), so a test can
+// ask for exactly the series it expects.
 func scrape(t *testing.T, p *process) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + p.addrs["admin"] + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("%s /metrics: %v", p.name, err)
-	}
-	out := map[string]float64{}
-	for name, f := range families {
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-			}
-			sort.Strings(labels)
-			ls := "{" + strings.Join(labels, ",") + "}"
-			switch {
-			case m.Counter != nil:
-				out[name+ls] = m.Counter.GetValue()
-			case m.Gauge != nil:
-				out[name+ls] = m.Gauge.GetValue()
-			case m.Untyped != nil:
-				out[name+ls] = m.Untyped.GetValue()
-			case m.Histogram != nil:
-				out[name+"_count"+ls] = float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return out
+	return telemetrytest.Scrape(t, "http://"+p.addrs["admin"]+"/metrics")
 }
 
 // logLines reads a process's JSON log lines.

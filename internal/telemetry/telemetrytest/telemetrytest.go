@@ -9,12 +9,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // Buffer collects what goroutines write (JSON log lines, EMF lines, a
@@ -63,6 +67,32 @@ func Samples(t testing.TB, reg prometheus.Gatherer) map[string]float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return Flatten(families)
+}
+
+// Scrape reads the samples of a /metrics page at url, as Samples does a
+// registry's.
+func Scrape(t testing.TB, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	byName, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+	families := make([]*dto.MetricFamily, 0, len(byName))
+	for _, f := range byName {
+		families = append(families, f)
+	}
+	return Flatten(families)
+}
+
+// Flatten turns metric families into samples, as Samples returns them.
+func Flatten(families []*dto.MetricFamily) map[string]float64 {
 	out := map[string]float64{}
 	for _, f := range families {
 		for _, m := range f.GetMetric() {
@@ -77,6 +107,8 @@ func Samples(t testing.TB, reg prometheus.Gatherer) map[string]float64 {
 				out[f.GetName()+ls] = m.Counter.GetValue()
 			case m.Gauge != nil:
 				out[f.GetName()+ls] = m.Gauge.GetValue()
+			case m.Untyped != nil:
+				out[f.GetName()+ls] = m.Untyped.GetValue()
 			case m.Histogram != nil:
 				out[f.GetName()+"_count"+ls] = float64(m.Histogram.GetSampleCount())
 				out[f.GetName()+"_sum"+ls] = m.Histogram.GetSampleSum()
