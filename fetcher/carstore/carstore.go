@@ -303,6 +303,21 @@ func hashMatches(r io.Reader, want cid.Cid, size int64) (bool, error) {
 	return n == size && bytes.Equal(sum, dec.Digest), nil
 }
 
+// promotion checks Promote's arguments and returns what a Promote of them
+// stores.
+func promotion(stagedKey string, want Expected) (Stored, error) {
+	if err := checkKey(stagedKey); err != nil {
+		return Stored{}, fmt.Errorf("promote: %w", err)
+	}
+	if err := want.validate(); err != nil {
+		return Stored{}, fmt.Errorf("promote %s: %w", stagedKey, err)
+	}
+	return Stored{
+		Key: CarKey(want.CarCID), Bytes: want.Bytes, CarCID: want.CarCID,
+		Root: want.Root, RequestID: want.RequestID, Structure: StructureComplete,
+	}, nil
+}
+
 // checksumToken is the content of Staged.Checksum: the SHA-256 of the whole
 // CAR as its writer computed it, and the composite SHA-256 (the SHA-256 of
 // the parts' SHA-256s, with the part count) the server confirmed for the

@@ -216,15 +216,9 @@ func (u *dirUpload) cleanup() error {
 // the carpark. Its outcomes are those of S3.Promote; a rename being atomic,
 // there is no half-promoted state.
 func (d *Dir) Promote(ctx context.Context, stagedKey string, want Expected) (Stored, error) {
-	if err := checkKey(stagedKey); err != nil {
-		return Stored{}, fmt.Errorf("promote: %w", err)
-	}
-	if err := want.validate(); err != nil {
-		return Stored{}, fmt.Errorf("promote %s: %w", stagedKey, err)
-	}
-	stored := Stored{
-		Key: CarKey(want.CarCID), Bytes: want.Bytes, CarCID: want.CarCID,
-		Root: want.Root, RequestID: want.RequestID, Structure: StructureComplete,
+	stored, err := promotion(stagedKey, want)
+	if err != nil {
+		return Stored{}, err
 	}
 	fail := func(err error) (Stored, error) {
 		return Stored{}, fmt.Errorf("promote %s to %s: %w", stagedKey, stored.Key, err)

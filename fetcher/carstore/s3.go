@@ -238,15 +238,9 @@ func (s *S3) Stage(ctx context.Context, key string, meta Metadata) (Upload, erro
 // staged object, or the same CAR from another request), it only deletes the
 // staged object.
 func (s *S3) Promote(ctx context.Context, stagedKey string, want Expected) (Stored, error) {
-	if err := checkKey(stagedKey); err != nil {
-		return Stored{}, fmt.Errorf("promote: %w", err)
-	}
-	if err := want.validate(); err != nil {
-		return Stored{}, fmt.Errorf("promote %s: %w", stagedKey, err)
-	}
-	stored := Stored{
-		Key: CarKey(want.CarCID), Bytes: want.Bytes, CarCID: want.CarCID,
-		Root: want.Root, RequestID: want.RequestID, Structure: StructureComplete,
+	stored, err := promotion(stagedKey, want)
+	if err != nil {
+		return Stored{}, err
 	}
 	fail := func(err error) (Stored, error) {
 		return Stored{}, fmt.Errorf("promote %s to %s: %w", stagedKey, stored.Key, err)
