@@ -6,6 +6,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/pin"
 	"github.com/pickup-ipfs/pickup/projections"
+	"github.com/pickup-ipfs/pickup/projections/audit"
 )
 
 // Info keys: PinStatus.info is a free map of strings; these names are
@@ -51,7 +52,7 @@ func info(v projections.PinView) map[string]string {
 		set(InfoBytes, strconv.FormatInt(v.Bytes, 10))
 		set(InfoBlocks, strconv.FormatInt(v.Blocks, 10))
 		set(InfoSource, v.Source)
-		details := fmt.Sprintf("pinning: attempt %d, %s in %d blocks so far", v.Attempt, byteSize(v.Bytes), v.Blocks)
+		details := fmt.Sprintf("pinning: attempt %d, %s in %d blocks so far", v.Attempt, audit.Bytes(v.Bytes), v.Blocks)
 		if v.Source != "" {
 			details += " from " + v.Source
 		}
@@ -59,7 +60,7 @@ func info(v projections.PinView) map[string]string {
 	case pin.StatusPinned:
 		set(InfoCarCID, v.CarCID)
 		set(InfoCarBytes, strconv.FormatInt(v.CarBytes, 10))
-		m[InfoStatusDetails] = fmt.Sprintf("pinned: CAR %s, %s", v.CarCID, byteSize(v.CarBytes))
+		m[InfoStatusDetails] = fmt.Sprintf("pinned: CAR %s, %s", v.CarCID, audit.Bytes(v.CarBytes))
 	case pin.StatusFailed:
 		set(InfoFailureReason, string(v.FailureReason))
 		set(InfoFailureMessage, v.FailureMessage)
@@ -78,18 +79,4 @@ func info(v projections.PinView) map[string]string {
 		}
 	}
 	return m
-}
-
-// byteSize writes a size for people.
-func byteSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
