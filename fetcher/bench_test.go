@@ -26,11 +26,10 @@ import (
 // ceiling (with the CPU of each process, the fetcher's, the S3 server's and
 // the origin's, to show where the time goes): a DAG fetched from a
 // trustless gateway on loopback, verified, and streamed as a CAR into
-// versitygw (staged, completed), against
-// uploading the same CAR's bytes from a file through the same store with no
-// fetch at all. Each run is a child process, so its peak resident memory is
-// its own; the two alternate for PICKUP_BENCH_ROUNDS rounds (5) and the
-// figures are the medians.
+// versitygw (staged, completed), against uploading the same CAR's bytes
+// from a file through the same store with no fetch at all. Each run is a
+// child process, so its peak resident memory is its own; the two alternate
+// for PICKUP_BENCH_ROUNDS rounds (5) and the figures are the medians.
 //
 //	make tools && go test -run '^$' -bench FetchIntoS3 -benchtime 1x ./fetcher/
 func BenchmarkFetchIntoS3(b *testing.B) {
