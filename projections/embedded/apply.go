@@ -32,6 +32,9 @@ func (s *Store) Apply(ctx context.Context, after eventlog.Position, batch *proje
 		if b.Len() == 0 {
 			return nil
 		}
+		if err := s.pace(c, b.Len()); err != nil {
+			return err
+		}
 		loaded, rowids, err := load(c, b)
 		if err != nil {
 			return err
