@@ -160,7 +160,8 @@ func TestBenchChildTransfer(t *testing.T) {
 		defer pprof.StopCPUProfile()
 	}
 	key := carstore.StagingKey("bench", int(time.Now().UnixNano()%1e6))
-	began, cpu := time.Now(), ipfstest.CPUTime()
+	measure := ipfstest.StartFetch(t)
+	measure.Begin()
 	var upload carstore.Upload
 	switch p["mode"] {
 	case "upload":
@@ -198,16 +199,5 @@ func TestBenchChildTransfer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	elapsed := time.Since(began)
-	peak, err := ipfstest.PeakRSS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ipfstest.ReportToParent(map[string]float64{
-		"CPU-s":        (ipfstest.CPUTime() - cpu).Seconds(),
-		"seconds":      elapsed.Seconds(),
-		"MB/s":         float64(staged.Bytes) / 1e6 / elapsed.Seconds(),
-		"peak-RSS-MiB": float64(peak) / (1 << 20),
-		"complete-s":   tail.Seconds(),
-	})
+	measure.Report(t, staged.Bytes, map[string]float64{"complete-s": tail.Seconds()})
 }

@@ -76,5 +76,5 @@ func TestBenchChildFetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	measure.Report(t, res.Bytes)
+	measure.Report(t, res.Bytes, nil)
 }

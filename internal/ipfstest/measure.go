@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -126,21 +127,25 @@ func StartFetch(t testing.TB) *Fetch {
 func (m *Fetch) Begin() { m.began, m.cpu = time.Now(), CPUTime() }
 
 // Report tells the parent how the fetch of bytes went since Begin: MB/s,
-// MB per CPU-second, seconds, bytes, and the peak and start RSS in MiB.
-func (m *Fetch) Report(t testing.TB, bytes int64) {
+// CPU-seconds and MB per CPU-second, seconds, bytes, and the peak and
+// start RSS in MiB; and the figures in more, if any.
+func (m *Fetch) Report(t testing.TB, bytes int64, more map[string]float64) {
 	elapsed, cpu := time.Since(m.began), CPUTime()-m.cpu
 	peak, err := PeakRSS()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ReportToParent(map[string]float64{
+	metrics := map[string]float64{
 		"MB/s":          float64(bytes) / elapsed.Seconds() / 1e6,
+		"CPU-s":         cpu.Seconds(),
 		"MB/CPU-s":      float64(bytes) / cpu.Seconds() / 1e6,
 		"seconds":       elapsed.Seconds(),
 		"bytes":         float64(bytes),
 		"peak-RSS-MiB":  float64(peak) / (1 << 20),
 		"start-RSS-MiB": float64(m.startRSS) / (1 << 20),
-	})
+	}
+	maps.Copy(metrics, more)
+	ReportToParent(metrics)
 	t.Log("fetched", bytes, "bytes in", elapsed, "peak RSS", peak>>20, "MiB")
 }
 

@@ -85,5 +85,5 @@ func TestBenchChildBitswap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	measure.Report(t, res.Bytes)
+	measure.Report(t, res.Bytes, nil)
 }
