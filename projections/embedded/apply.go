@@ -32,7 +32,7 @@ func (s *Store) Apply(ctx context.Context, after eventlog.Position, batch *proje
 		if b.Len() == 0 {
 			return nil
 		}
-		if err := s.pace(c, b.Len()); err != nil {
+		if err := pace(c, b.Len()); err != nil {
 			return err
 		}
 		loaded, rowids, err := load(c, b)

@@ -76,9 +76,6 @@ type Store struct {
 	// writing is holding the connection.
 	writer  *sqlite.Conn
 	writing chan struct{}
-	// bulk is whether the writer copies its WAL at the bulk pace; guarded
-	// by writing.
-	bulk bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -309,20 +306,15 @@ const (
 )
 
 // pace sets how often the writer c copies its WAL into the file, for a
-// batch of events; c is the writer, held.
-func (s *Store) pace(c *sqlite.Conn, events int) error {
-	bulk := events >= bulkBatch
-	if bulk == s.bulk {
-		return nil
-	}
+// batch of events.
+func pace(c *sqlite.Conn, events int) error {
 	pages := walFollowingPages
-	if bulk {
+	if events >= bulkBatch {
 		pages = walBulkPages
 	}
 	if err := c.Exec(fmt.Sprintf(`PRAGMA wal_autocheckpoint=%d`, pages)); err != nil {
 		return fmt.Errorf("set the WAL checkpoint pace: %w", err)
 	}
-	s.bulk = bulk
 	return nil
 }
 
