@@ -10,6 +10,9 @@ export CHECKPOINT_DISABLE = 1
 TOOLS        := $(CURDIR)/.tools/bin
 VERSITYGW    := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 WAZERO       := github.com/tetratelabs/wazero/cmd/wazero@v1.12.0
+# kubo, for the end-to-end benchmark's origin and the path pickup replaces
+# (never for the tests): built once per version by scripts/build-kubo.sh.
+KUBO         := v0.43.1
 # go test runs wasip1 binaries through the runner script in GOROOT's
 # lib/wasm, which calls wazero.
 export PATH  := $(TOOLS):$(shell $(GO) env GOROOT)/lib/wasm:$(PATH)
@@ -59,8 +62,12 @@ $(TOOLS)/versitygw:
 $(TOOLS)/wazero:
 	GOBIN=$(TOOLS) $(GO) install $(WAZERO)
 
+# 4-11 minutes cold; the script skips when the binary already runs $(KUBO).
+$(TOOLS)/ipfs:
+	GO=$(GO) ./scripts/build-kubo.sh $(TOOLS)/ipfs $(KUBO)
+
 # Benchmarks print their figures; none of them is a pass/fail test.
-bench: tools
+bench: tools $(TOOLS)/ipfs
 	PICKUP_BENCH_LONG=$(LONG) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
 # The container image for the Fargate roles (needs a Docker engine).
