@@ -91,7 +91,7 @@ type Client struct {
 // New returns a client as cfg says, with its defaults applied.
 func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("pinning service client: %w", err)
+		return nil, fmt.Errorf("client config: %w", err)
 	}
 	c := &Client{base: strings.TrimRight(cfg.BaseURL, "/"), auth: "Bearer " + cfg.Token,
 		http: cfg.HTTPClient, poll: cfg.Poll, retry: cfg.RetryFor}
