@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/pickup-ipfs/pickup/api"
+	psa "github.com/pickup-ipfs/pickup/api/client"
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
 )
 
@@ -118,7 +119,7 @@ func TestGatewayAndProjectorKilledUnderLoad(t *testing.T) {
 	}
 
 	var mu sync.Mutex
-	api := gw.api()
+	apiURL := gw.api()
 	accepted := map[string]bool{}
 	// lost counts the requests whose answer was lost to the kill (the
 	// connection broke after it was made): the gateway may have written
@@ -135,7 +136,7 @@ func TestGatewayAndProjectorKilledUnderLoad(t *testing.T) {
 				default:
 				}
 				mu.Lock()
-				base := api
+				base := apiURL
 				mu.Unlock()
 				req, _ := http.NewRequest(http.MethodPost, base+"/pins", strings.NewReader(`{"cid":"`+roots[i%len(roots)].String()+`"}`))
 				req.Header.Set("Authorization", "Bearer "+c.token)
@@ -150,9 +151,9 @@ func TestGatewayAndProjectorKilledUnderLoad(t *testing.T) {
 					time.Sleep(20 * time.Millisecond) // the gateway is down
 					continue
 				}
-				var ps pinStatus
+				var ps api.PinStatus
 				if resp.StatusCode == http.StatusAccepted {
-					ps = decodeBody[pinStatus](t, resp)
+					ps = decodeBody[api.PinStatus](t, resp)
 					mu.Lock()
 					accepted[ps.RequestID] = true
 					mu.Unlock()
@@ -170,7 +171,7 @@ func TestGatewayAndProjectorKilledUnderLoad(t *testing.T) {
 	proj = c.start("projector", []string{"projector"})
 	gw = c.start("gateway", []string{"gateway"})
 	mu.Lock()
-	api = gw.api()
+	apiURL = gw.api()
 	mu.Unlock()
 	before := count()
 	waitUntil(t, 60*time.Second, "load resumed", func() bool { return count() >= before+50 })
@@ -191,7 +192,7 @@ func TestGatewayAndProjectorKilledUnderLoad(t *testing.T) {
 	}
 	// Every accepted request is a pin; so may be those whose answer was
 	// lost, and nothing else.
-	all := cl.list(url.Values{"status": {"queued,pinning,pinned,failed"}, "limit": {"1000"}})
+	all := cl.list(psa.ListOptions{Status: api.AllStatuses(), Limit: 1000})
 	listed := map[string]bool{}
 	for _, p := range all.Results {
 		listed[p.RequestID] = true

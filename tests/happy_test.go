@@ -12,6 +12,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
+
+	"github.com/pickup-ipfs/pickup/api"
 )
 
 // carCID is the CID of a CAR file's bytes: sha2-256, multicodec car.
@@ -46,7 +48,7 @@ func TestHappyPathThroughBothAPIs(t *testing.T) {
 	if final.Status != "pinned" {
 		t.Fatalf("pin ended %s (statuses %v), info %v", final.Status, seen, final.Info)
 	}
-	order := []string{"queued", "pinning", "pinned"}
+	order := []api.Status{api.StatusQueued, api.StatusPinning, api.StatusPinned}
 	for i := 1; i < len(seen); i++ {
 		if slices.Index(order, seen[i]) < slices.Index(order, seen[i-1]) {
 			t.Errorf("statuses went %v, not forwards through %v", seen, order)
@@ -105,12 +107,10 @@ func TestHappyPathThroughBothAPIs(t *testing.T) {
 			return false
 		}
 		defer resp.Body.Close()
-		var st struct {
-			PeerMap map[string]struct{ Status string } `json:"peer_map"`
-		}
+		var st api.ClusterStatus
 		json.NewDecoder(resp.Body).Decode(&st)
 		for _, p := range st.PeerMap {
-			return p.Status == "pinned"
+			return p.Status == api.TrackerPinned
 		}
 		return false
 	})

@@ -3,7 +3,6 @@ package tests
 import (
 	"flag"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +10,9 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/pickup-ipfs/pickup/api"
+	psa "github.com/pickup-ipfs/pickup/api/client"
 )
 
 var long = flag.Bool("long", false, "run the long variants of the end-to-end tests (more requests, bigger DAGs)")
@@ -58,7 +60,7 @@ func TestLoad(t *testing.T) {
 				if resp.StatusCode != http.StatusAccepted {
 					t.Errorf("request %d: %d", i, resp.StatusCode)
 				} else {
-					ids[i] = decodeBody[pinStatus](t, resp).RequestID
+					ids[i] = decodeBody[api.PinStatus](t, resp).RequestID
 				}
 				resp.Body.Close()
 			}
@@ -73,16 +75,16 @@ func TestLoad(t *testing.T) {
 	cl := c.client(gw.api())
 	lastLog := time.Now()
 	waitUntil(t, 10*time.Minute, "every request pinned", func() bool {
-		done := cl.list(url.Values{"status": {"pinned,failed"}, "limit": {"1"}})
+		done := cl.list(psa.ListOptions{Status: []api.Status{api.StatusPinned, api.StatusFailed}, Limit: 1})
 		if time.Since(lastLog) > 10*time.Second {
-			all := cl.list(url.Values{"status": {"queued,pinning"}, "limit": {"1"}})
+			all := cl.list(psa.ListOptions{Status: []api.Status{api.StatusQueued, api.StatusPinning}, Limit: 1})
 			t.Logf("%v: %d done, %d queued or pinning, origin requests %d", time.Since(start).Round(time.Second), done.Count, all.Count, c.origin.Requests())
 			lastLog = time.Now()
 		}
 		return done.Count == requests
 	})
 	finished := time.Since(start)
-	if failed := cl.list(url.Values{"status": {"failed"}, "limit": {"10"}}); failed.Count > 0 {
+	if failed := cl.list(psa.ListOptions{Status: []api.Status{api.StatusFailed}, Limit: 10}); failed.Count > 0 {
 		t.Errorf("%d requests failed, e.g. %+v", failed.Count, failed.Results[0].Info)
 	}
 	if got := c.origin.Requests(); got != int64(dags) {

@@ -18,6 +18,7 @@ import (
 	car "github.com/ipld/go-car/v2"
 	"github.com/multiformats/go-multihash"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/internal/telemetry/telemetrytest"
 )
 
@@ -68,7 +69,7 @@ func TestMetricsShowTheWork(t *testing.T) {
 	missing := cid.NewCidV1(cid.Raw, mh)
 
 	// The adds, the first with the client's own request id.
-	add := func(root cid.Cid, requestID string) (pinStatus, http.Header) {
+	add := func(root cid.Cid, requestID string) (api.PinStatus, http.Header) {
 		body, _ := json.Marshal(map[string]any{"cid": root.String()})
 		req, _ := http.NewRequest(http.MethodPost, gw.api()+"/pins", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -85,7 +86,7 @@ func TestMetricsShowTheWork(t *testing.T) {
 		if resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("POST /pins: %d %s", resp.StatusCode, b)
 		}
-		return decode[pinStatus](t, b), resp.Header
+		return decode[api.PinStatus](t, b), resp.Header
 	}
 	good, header := add(root, "e2e-metrics-add-1")
 	if header.Get("X-Request-Id") != "e2e-metrics-add-1" {
@@ -99,7 +100,7 @@ func TestMetricsShowTheWork(t *testing.T) {
 
 	// Poll both to their end, counting the reads.
 	gets := 0
-	final := map[string]string{}
+	final := map[string]api.Status{}
 	deadline := time.Now().Add(90 * time.Second)
 	for len(final) < 2 {
 		if time.Now().After(deadline) {
@@ -111,7 +112,7 @@ func TestMetricsShowTheWork(t *testing.T) {
 			}
 			ps := cl.get(id)
 			gets++
-			if ps.Status == "pinned" || ps.Status == "failed" {
+			if ps.Status.Final() {
 				final[id] = ps.Status
 			}
 		}

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -19,11 +16,15 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
+
+	"github.com/pickup-ipfs/pickup/api"
+	"github.com/pickup-ipfs/pickup/api/client"
 )
 
 // `pickup pin` is a client of the Pinning Service API: what a user runs to
 // pin, list, watch and remove pins, against any pickup gateway (or any
-// other pinning service).
+// other pinning service). The requests are package api/client's; this file
+// is the command line: flags, and what is printed.
 
 // pinCommands are pin's subcommands, in the order usage lists them.
 func pinCommands() []command {
@@ -78,11 +79,7 @@ func addClientFlags(f *flags) *clientFlags {
 }
 
 // client returns the API client the flags describe.
-func (c *clientFlags) client() (*psaClient, error) {
-	base, err := url.Parse(strings.TrimRight(*c.api, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("%w: --api %q: want an http:// or https:// URL", errUsage, *c.api)
-	}
+func (c *clientFlags) client() (*client.Client, error) {
 	token := strings.TrimSpace(*c.token)
 	if token == "" {
 		b, err := os.ReadFile(*c.tokenFile)
@@ -94,7 +91,19 @@ func (c *clientFlags) client() (*psaClient, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	return &psaClient{base: base.String(), token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
+	cl, err := client.New(client.Config{BaseURL: *c.api, Token: token})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v (from --api and --token)", errUsage, err)
+	}
+	return cl, nil
+}
+
+// explain adds to an error of the API what the user can do about it.
+func explain(err error) error {
+	if errors.Is(err, client.ErrUnauthorized) {
+		return fmt.Errorf("%w (the token was refused: check --token, PICKUP_TOKEN or --token-file)", err)
+	}
+	return err
 }
 
 // parsePinFlags parses a subcommand's flags, which may come before or
@@ -139,7 +148,7 @@ func pinAdd(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: pin add takes one CID", errUsage)
 	}
-	body := pinObject{CID: pos[0], Name: *name, Origins: origins}
+	body := api.Pin{CID: pos[0], Name: *name, Origins: origins}
 	if len(meta) > 0 {
 		body.Meta = map[string]string{}
 		for _, kv := range meta {
@@ -154,16 +163,15 @@ func pinAdd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var ps pinStatus
-	raw, err := c.do(ctx, http.MethodPost, "/pins", body, &ps)
+	ps, err := c.Add(ctx, body, "")
 	if err != nil {
-		return err
+		return explain(err)
 	}
 	if !*wait {
-		return printStatus(e.stdout, ps, raw, *asJSON)
+		return printStatus(e.stdout, ps, *asJSON)
 	}
 	fmt.Fprintf(e.stderr, "request %s: %s\n", ps.RequestID, ps.Status)
-	return waitAndPrint(ctx, e, c, ps, raw, *asJSON)
+	return waitAndPrint(ctx, e, c, ps, *asJSON)
 }
 
 func pinStatusCmd(ctx context.Context, e *env, args []string) error {
@@ -186,18 +194,17 @@ func pinStatusCmd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var ps pinStatus
-	raw, err := c.do(ctx, http.MethodGet, "/pins/"+url.PathEscape(pos[0]), nil, &ps)
+	ps, err := c.Get(ctx, pos[0])
 	if err != nil {
-		return err
+		return explain(err)
 	}
 	if !*wait {
-		if err := printStatus(e.stdout, ps, raw, *asJSON); err != nil {
+		if err := printStatus(e.stdout, ps, *asJSON); err != nil {
 			return err
 		}
 		return failedError(ps)
 	}
-	return waitAndPrint(ctx, e, c, ps, raw, *asJSON)
+	return waitAndPrint(ctx, e, c, ps, *asJSON)
 }
 
 func pinList(ctx context.Context, e *env, args []string) error {
@@ -220,32 +227,33 @@ func pinList(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 0 {
 		return fmt.Errorf("%w: pin ls takes no arguments (filter with --cid, --name, --status)", errUsage)
 	}
-	q := url.Values{}
-	q.Set("status", *status)
-	q.Set("limit", strconv.Itoa(*limit))
-	if len(cids) > 0 {
-		q.Set("cid", strings.Join(cids, ","))
+	if *limit < 1 || *limit > 1000 {
+		return fmt.Errorf("%w: --limit %d: want 1 to 1000", errUsage, *limit)
 	}
-	if *name != "" {
-		q.Set("name", *name)
+	o := client.ListOptions{CIDs: cids, Name: *name, Limit: *limit}
+	for _, st := range strings.Split(*status, ",") {
+		if st = strings.TrimSpace(st); st != "" {
+			o.Status = append(o.Status, api.Status(st))
+		}
+	}
+	if len(o.Status) == 0 {
+		return fmt.Errorf("%w: --status %q: want one or more of queued, pinning, pinned, failed", errUsage, *status)
 	}
 	c, err := cf.client()
 	if err != nil {
 		return err
 	}
-	var res pinResults
-	raw, err := c.do(ctx, http.MethodGet, "/pins?"+q.Encode(), nil, &res)
+	res, err := c.List(ctx, o)
 	if err != nil {
-		return err
+		return explain(err)
 	}
 	if *asJSON {
-		_, err := e.stdout.Write(append(bytes.TrimSpace(raw), '\n'))
-		return err
+		return printJSON(e.stdout, res)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REQUEST ID\tSTATUS\tCREATED\tCID\tNAME\tDETAILS")
 	for _, ps := range res.Results {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ps.RequestID, ps.Status, shortTime(ps.Created), ps.Pin.CID, ps.Pin.Name, ps.Info["status_details"])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ps.RequestID, ps.Status, shortTime(ps.Created.Time), ps.Pin.CID, ps.Pin.Name, ps.Info[api.InfoStatusDetails])
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -274,8 +282,8 @@ func pinRemove(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.do(ctx, http.MethodDelete, "/pins/"+url.PathEscape(pos[0]), nil, nil); err != nil {
-		return err
+	if err := c.Remove(ctx, pos[0]); err != nil {
+		return explain(err)
 	}
 	fmt.Fprintf(e.stdout, "removed %s\n", pos[0])
 	return nil
@@ -283,76 +291,32 @@ func pinRemove(ctx context.Context, e *env, args []string) error {
 
 // ---- waiting ----
 
-// waitPoll is how often --wait asks for the pin's status. The fetcher
-// reports progress every third of its lease; polling faster only makes
-// the bar's spinner turn.
-const waitPoll = 500 * time.Millisecond
-
-// waitRetryFor is how long --wait keeps trying through errors that may
-// pass (the gateway restarting, a 5xx) before it gives up.
-const waitRetryFor = 30 * time.Second
-
 // waitAndPrint follows a pin until it is pinned or failed, then prints it;
 // a failed pin is an error (exit 1).
-func waitAndPrint(ctx context.Context, e *env, c *psaClient, ps pinStatus, raw []byte, asJSON bool) error {
+func waitAndPrint(ctx context.Context, e *env, c *client.Client, ps api.PinStatus, asJSON bool) error {
 	var show waitDisplay = &progressLines{w: e.stderr}
 	if isTerminal(e.stderr) {
 		show = newProgressBar(e.stderr)
 	}
-	ps, raw, err := follow(ctx, c, ps, raw, show)
+	ps, err := c.Wait(ctx, ps, show.show)
 	show.done()
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintf(e.stderr, "stopped waiting; the pin goes on: pickup pin status %s\n", ps.RequestID)
 		}
-		return err
+		return explain(err)
 	}
-	if err := printStatus(e.stdout, ps, raw, asJSON); err != nil {
+	if err := printStatus(e.stdout, ps, asJSON); err != nil {
 		return err
 	}
 	return failedError(ps)
 }
 
-// waitDisplay shows a pin's progress as --wait follows it.
+// waitDisplay shows a pin's progress as --wait follows it: show gets every
+// status client.Wait reads.
 type waitDisplay interface {
-	show(ps pinStatus)
+	show(ps api.PinStatus)
 	done()
-}
-
-// follow polls the pin until it is pinned or failed, showing each status,
-// and returns the last one with its JSON (raw is ps's).
-func follow(ctx context.Context, c *psaClient, ps pinStatus, raw []byte, show waitDisplay) (pinStatus, []byte, error) {
-	var failingSince time.Time
-	for {
-		show.show(ps)
-		if ps.Status == "pinned" || ps.Status == "failed" {
-			return ps, raw, nil
-		}
-		select {
-		case <-ctx.Done():
-			return ps, nil, ctx.Err()
-		case <-time.After(waitPoll):
-		}
-		var next pinStatus
-		got, err := c.do(ctx, http.MethodGet, "/pins/"+url.PathEscape(ps.RequestID), nil, &next)
-		var api *apiError
-		switch {
-		case err == nil:
-			failingSince = time.Time{}
-		case ctx.Err() != nil:
-			return ps, nil, ctx.Err()
-		case errors.As(err, &api) && api.status < 500:
-			return ps, nil, err
-		case failingSince.IsZero():
-			failingSince = time.Now()
-			continue
-		case time.Since(failingSince) > waitRetryFor:
-			return ps, nil, err
-		default:
-			continue
-		}
-		ps, raw = next, got
-	}
 }
 
 // progressLines writes a line each time the pin's status details change:
@@ -362,9 +326,9 @@ type progressLines struct {
 	last string
 }
 
-func (p *progressLines) show(ps pinStatus) {
-	line := ps.Status
-	if d := ps.Info["status_details"]; d != "" {
+func (p *progressLines) show(ps api.PinStatus) {
+	line := string(ps.Status)
+	if d := ps.Info[api.InfoStatusDetails]; d != "" {
 		line = d
 	}
 	if line != p.last {
@@ -405,23 +369,23 @@ func newProgressBar(w io.Writer) *progressBar {
 	return &progressBar{w: w, bar: bar}
 }
 
-func (p *progressBar) show(ps pinStatus) {
+func (p *progressBar) show(ps api.PinStatus) {
 	var b int64
-	desc := ps.Status
+	desc := string(ps.Status)
 	switch ps.Status {
-	case "pinning":
-		b, _ = strconv.ParseInt(ps.Info["bytes"], 10, 64)
-		desc = fmt.Sprintf("pinning, attempt %s: %s blocks", orDefault(ps.Info["attempt"], "1"), orDefault(ps.Info["blocks"], "0"))
+	case api.StatusPinning:
+		b, _ = strconv.ParseInt(ps.Info[api.InfoBytes], 10, 64)
+		desc = fmt.Sprintf("pinning, attempt %s: %s blocks", orDefault(ps.Info[api.InfoAttempt], "1"), orDefault(ps.Info[api.InfoBlocks], "0"))
 		// A new attempt starts again from nothing.
-		if a := ps.Info["attempt"]; a != p.attempt {
+		if a := ps.Info[api.InfoAttempt]; a != p.attempt {
 			p.attempt = a
 			p.bar.Reset()
 		}
-	case "pinned":
-		b, _ = strconv.ParseInt(ps.Info["car_bytes"], 10, 64)
-	case "queued":
-		if ps.Info["failure_reason"] != "" {
-			desc = "queued for a retry after " + ps.Info["failure_reason"]
+	case api.StatusPinned:
+		b, _ = strconv.ParseInt(ps.Info[api.InfoCarBytes], 10, 64)
+	case api.StatusQueued:
+		if ps.Info[api.InfoFailureReason] != "" {
+			desc = "queued for a retry after " + ps.Info[api.InfoFailureReason]
 		}
 	}
 	p.bar.Set64(b)
@@ -448,12 +412,12 @@ func isTerminal(w io.Writer) bool {
 }
 
 // failedError is the error of a failed pin: why it failed.
-func failedError(ps pinStatus) error {
-	if ps.Status != "failed" {
+func failedError(ps api.PinStatus) error {
+	if ps.Status != api.StatusFailed {
 		return nil
 	}
-	why := orDefault(ps.Info["failure_reason"], "failed")
-	if m := ps.Info["failure_message"]; m != "" {
+	why := orDefault(ps.Info[api.InfoFailureReason], "failed")
+	if m := ps.Info[api.InfoFailureMessage]; m != "" {
 		why += ": " + m
 	}
 	return fmt.Errorf("pin %s failed: %s", ps.RequestID, why)
@@ -461,11 +425,22 @@ func failedError(ps pinStatus) error {
 
 // ---- output ----
 
-// printStatus prints a PinStatus for people, or its JSON as the API sent it.
-func printStatus(w io.Writer, ps pinStatus, raw []byte, asJSON bool) error {
-	if asJSON {
-		_, err := w.Write(append(bytes.TrimSpace(raw), '\n'))
+// printJSON prints v, a PinStatus or PinResults, as JSON on one line: for a
+// pickup gateway, byte for byte what it sent; for another service, the
+// spec's fields of what it sent.
+func printJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
 		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// printStatus prints a PinStatus for people, or as JSON.
+func printStatus(w io.Writer, ps api.PinStatus, asJSON bool) error {
+	if asJSON {
+		return printJSON(w, ps)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "request\t%s\n", ps.RequestID)
@@ -474,15 +449,15 @@ func printStatus(w io.Writer, ps pinStatus, raw []byte, asJSON bool) error {
 	if ps.Pin.Name != "" {
 		fmt.Fprintf(tw, "name\t%s\n", ps.Pin.Name)
 	}
-	fmt.Fprintf(tw, "created\t%s\n", ps.Created)
+	fmt.Fprintf(tw, "created\t%s\n", api.FormatTime(ps.Created.Time))
 	for _, k := range slices.Sorted(maps.Keys(ps.Pin.Meta)) {
 		fmt.Fprintf(tw, "meta.%s\t%s\n", k, ps.Pin.Meta[k])
 	}
-	if d := ps.Info["status_details"]; d != "" {
+	if d := ps.Info[api.InfoStatusDetails]; d != "" {
 		fmt.Fprintf(tw, "details\t%s\n", d)
 	}
 	for _, k := range slices.Sorted(maps.Keys(ps.Info)) {
-		if k != "status_details" {
+		if k != api.InfoStatusDetails {
 			fmt.Fprintf(tw, "%s\t%s\n", k, ps.Info[k])
 		}
 	}
@@ -490,110 +465,4 @@ func printStatus(w io.Writer, ps pinStatus, raw []byte, asJSON bool) error {
 }
 
 // shortTime writes an API timestamp to the second, for tables.
-func shortTime(s string) string {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return s
-	}
-	return t.UTC().Format("2006-01-02 15:04:05")
-}
-
-// ---- the API ----
-
-// pinObject, pinStatus and pinResults are the Pinning Service API's Pin,
-// PinStatus and PinResults.
-type pinObject struct {
-	CID     string            `json:"cid"`
-	Name    string            `json:"name,omitempty"`
-	Origins []string          `json:"origins,omitempty"`
-	Meta    map[string]string `json:"meta,omitempty"`
-}
-
-type pinStatus struct {
-	RequestID string            `json:"requestid"`
-	Status    string            `json:"status"`
-	Created   string            `json:"created"`
-	Pin       pinObject         `json:"pin"`
-	Delegates []string          `json:"delegates"`
-	Info      map[string]string `json:"info"`
-}
-
-type pinResults struct {
-	Count   int         `json:"count"`
-	Results []pinStatus `json:"results"`
-}
-
-// psaClient sends requests to a Pinning Service API as one user.
-type psaClient struct {
-	base  string
-	token string
-	http  *http.Client
-}
-
-// apiError is an answer other than a success, in the API's error shape
-// when it has one.
-type apiError struct {
-	status          int
-	reason, details string
-}
-
-func (e *apiError) Error() string {
-	msg := fmt.Sprintf("%d %s", e.status, e.reason)
-	if e.details != "" {
-		msg += ": " + e.details
-	}
-	if e.status == http.StatusUnauthorized {
-		msg += " (the token was refused: check --token, PICKUP_TOKEN or --token-file)"
-	}
-	return msg
-}
-
-// maxAnswer bounds the answer read: a page of 1,000 pins is far less.
-const maxAnswer = 64 << 20
-
-// do sends a request with body as JSON (none when nil), decodes a success
-// into out (when not nil), and returns the answer's bytes.
-func (c *psaClient) do(ctx context.Context, method, path string, body, out any) ([]byte, error) {
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: read the answer: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var f struct {
-			Error struct{ Reason, Details string } `json:"error"`
-		}
-		api := &apiError{status: resp.StatusCode, reason: http.StatusText(resp.StatusCode)}
-		if json.Unmarshal(raw, &f) == nil && f.Error.Reason != "" {
-			api.reason, api.details = f.Error.Reason, f.Error.Details
-		}
-		return raw, fmt.Errorf("%s %s: %w", method, path, api)
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return raw, fmt.Errorf("%s %s: the answer is not the API's JSON: %w", method, path, err)
-		}
-	}
-	return raw, nil
-}
+func shortTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
 	"github.com/pickup-ipfs/pickup/internal/telemetry/telemetrytest"
 )
@@ -146,14 +147,13 @@ func TestPinCommands(t *testing.T) {
 			barErr = err
 			return
 		}
-		var ps pinStatus
-		raw, err := c.do(context.Background(), http.MethodPost, "/pins", pinObject{CID: barred.String()}, &ps)
+		ps, err := c.Add(context.Background(), api.Pin{CID: barred.String()}, "")
 		if err != nil {
 			barErr = err
 			return
 		}
 		show := newProgressBar(&bar)
-		ps, _, barErr = follow(context.Background(), c, ps, raw, show)
+		ps, barErr = c.Wait(context.Background(), ps, show.show)
 		show.done()
 		if barErr == nil && ps.Status != "pinned" {
 			barErr = failedError(ps)
@@ -191,7 +191,7 @@ func TestPinCommands(t *testing.T) {
 		t.Errorf("pin ls: exit %d\n%s%s", code, out, errs)
 	}
 	code, out, _ = s.pinCLI(t, nil, "ls", "--status", "failed", "--json")
-	var res pinResults
+	var res api.PinResults
 	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil || res.Count != 1 || res.Results[0].Pin.CID != big.String() {
 		t.Errorf("pin ls --status failed --json: exit %d, %v: %s", code, err, out)
 	}
@@ -255,6 +255,8 @@ func TestPinUsage(t *testing.T) {
 		{"status without an id", nil, []string{"pin", "status"}, "one request id"},
 		{"ls with an argument", nil, []string{"pin", "ls", "bafy"}, "takes no arguments"},
 		{"bad API URL", map[string]string{"PICKUP_API": "127.0.0.1:3000"}, []string{"pin", "ls"}, "want an http:// or https:// URL"},
+		{"limit out of range", nil, []string{"pin", "ls", "--limit", "0"}, "want 1 to 1000"},
+		{"no status", nil, []string{"pin", "ls", "--status", ""}, "want one or more of"},
 		{"no token", map[string]string{"PICKUP_TOKEN_FILE": filepath.Join(t.TempDir(), "none")}, []string{"pin", "ls"}, "no token"},
 		{"unknown flag", nil, []string{"pin", "rm", "x", "--force"}, "flag provided but not defined"},
 	} {
