@@ -18,7 +18,7 @@ KUBO         := v0.43.1
 export PATH  := $(TOOLS):$(shell $(GO) env GOROOT)/lib/wasm:$(PATH)
 
 # Packages that must build and pass their tests under WebAssembly.
-WASM_PKGS    := ./gateway/...
+WASM_PKGS    := ./api/... ./gateway/...
 
 .PHONY: run build test lint vet fmt-check tools chromium bench image lambda wasm
 
@@ -35,8 +35,9 @@ test: lint tools wasm
 # The end-to-end tests (./tests) build and run the pickup binary, which go
 # test's cache does not see: they always run (-count=1).
 
-# The gateway's core is WASM-clean: it passes its tests under wasip1 (run
-# by wazero; SQLite's WAL needs dot-file locks there) and builds for js.
+# The API's wire types and client and the gateway's core are WASM-clean:
+# they pass their tests under wasip1 (run by wazero; SQLite's WAL needs
+# dot-file locks there) and build for js.
 wasm: $(TOOLS)/wazero
 	GOOS=wasip1 GOARCH=wasm GOWASIRUNTIME=wazero $(GO) test -tags sqlite3_dotlk $(WASM_PKGS)
 	GOOS=js GOARCH=wasm $(GO) build $(WASM_PKGS)
