@@ -21,6 +21,7 @@ import (
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/gateway/awslambda"
 	"github.com/pickup-ipfs/pickup/gateway/internal/gatewaytest"
@@ -87,8 +88,8 @@ func TestEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := telemetry.NewHTTP(gw, gateway.Route, nil, logger)
-	h := awslambda.NewHandler(awslambda.WithMetrics(api, awslambda.Config{Deployment: "test", Metrics: &metrics}))
+	instrumented := telemetry.NewHTTP(gw, gateway.Route, nil, logger)
+	h := awslambda.NewHandler(awslambda.WithMetrics(instrumented, awslambda.Config{Deployment: "test", Metrics: &metrics}))
 	root := newCID(t)
 	body := `{"cid":"` + root + `","name":"from lambda","meta":{"app":"lambda"}}`
 
@@ -97,11 +98,7 @@ func TestEvents(t *testing.T) {
 	if res.StatusCode != http.StatusAccepted || res.Headers["Content-Type"] != "application/json" || res.IsBase64Encoded {
 		t.Fatalf("POST via Function URL: %+v", res)
 	}
-	var ps struct {
-		RequestID string `json:"requestid"`
-		Status    string `json:"status"`
-		Pin       struct{ CID, Name string }
-	}
+	var ps api.PinStatus
 	if err := json.Unmarshal([]byte(res.Body), &ps); err != nil || ps.Status != "queued" || ps.Pin.CID != root || ps.Pin.Name != "from lambda" {
 		t.Fatalf("POST body %s (%v)", res.Body, err)
 	}
@@ -118,7 +115,7 @@ func TestEvents(t *testing.T) {
 	}
 
 	res = invoke(t, h, event(t, "apigw-v2-list-pins.json", map[string]string{"TOKEN": token}))
-	var list struct{ Count int }
+	var list api.PinResults
 	if err := json.Unmarshal([]byte(res.Body), &list); err != nil || res.StatusCode != http.StatusOK || list.Count != 2 {
 		t.Fatalf("list via HTTP API: %+v (%v)", res, err)
 	}
