@@ -1,6 +1,8 @@
 package fetcher
 
 import (
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
+
 	"context"
 	"errors"
 	"fmt"
@@ -10,10 +12,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
 )
 
 // attempt is one claimed attempt at a pin: the pin's state as this worker
@@ -23,7 +23,6 @@ import (
 type attempt struct {
 	pool   *Pool
 	id     uuid.UUID
-	stream string
 	logger *slog.Logger
 
 	mu    sync.Mutex
@@ -65,7 +64,7 @@ func (p *Pool) attempt(ctx context.Context, id uuid.UUID) {
 	// Every line about this pin names it: the pool's own through the
 	// attempt's logger, the stores' and the DAG fetcher's through ctx.
 	ctx = telemetry.WithPinRequestID(ctx, id.String())
-	a := &attempt{pool: p, id: id, stream: pin.Stream(id), logger: p.logger.With(telemetry.PinRequestIDKey, id.String())}
+	a := &attempt{pool: p, id: id, logger: p.logger.With(telemetry.PinRequestIDKey, id.String())}
 	if err := a.reload(ctx); err != nil {
 		a.logger.WarnContext(ctx, "reading pin", "err", err)
 		return
@@ -166,55 +165,31 @@ func (a *attempt) current() pin.State {
 
 // reload reads the pin's stream again.
 func (a *attempt) reload(ctx context.Context) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.reloadLocked(ctx)
-}
-
-func (a *attempt) reloadLocked(ctx context.Context) error {
-	s, _, err := projections.ReadPin(ctx, a.pool.log, a.id)
+	s, _, err := a.pool.pins.Read(ctx, a.id)
 	if err != nil {
 		return err
 	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.state = s
 	return nil
 }
 
-// commit decides on the pin's state and appends the decision at the
-// revision it was decided on. When someone else wrote first, it reads the
-// pin again and decides again: the decision then usually refuses (the claim
-// is gone), and the refusal is returned.
+// commit decides on the pin's state as this attempt last saw it, and
+// commits the decision through the write path, which appends it at the
+// revision it was decided on. When someone else wrote first, the write
+// path reads the pin again and decides again: the decision then usually
+// refuses (the claim is gone), and the refusal is returned.
 func (a *attempt) commit(ctx context.Context, decide func(pin.State) (pin.Payload, error)) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for range 3 {
-		p, err := decide(a.state)
-		if err != nil {
-			return err
-		}
-		prop, err := pin.Proposal(p, uuid.New(), eventlog.Metadata{
-			Time: time.Now(), Actor: a.pool.cfg.Name, CorrelationID: a.id, CausationID: a.state.LastEventID,
-		})
-		if err != nil {
-			return err
-		}
-		res, err := a.pool.log.Append(ctx, a.stream, a.state.Expected(), prop)
-		if eventlog.IsWrongRevision(err) {
-			if err := a.reloadLocked(ctx); err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("append %s: %w", p.EventType(), err)
-		}
-		a.state, err = a.state.Apply(eventlog.Event{
-			ID: prop.ID, Stream: a.stream, Revision: res.Revision, Position: res.Position,
-			Type: prop.Type, Version: prop.Version, Data: prop.Data, Meta: prop.Meta,
-		})
-		return err
-	}
-	return fmt.Errorf("append to %s: lost the race three times", a.stream)
+	c, err := a.pool.pins.Commit(ctx, pinlog.Commit{RequestID: a.id, Actor: a.pool.cfg.Name, From: &a.state,
+		Decide: func(s pin.State) (pinlog.Decision, error) {
+			p, err := decide(s)
+			return pinlog.Decision{Payload: p}, err
+		}})
+	a.state = c.State
+	return err
 }
 
 // fail records the attempt's failure, if the attempt still holds its claim.

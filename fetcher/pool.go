@@ -2,9 +2,21 @@
 // requests from the event log, fetch each DAG from IPFS as a verified CAR,
 // stage it, validate it into the carpark, and record every step as an event.
 //
+// Work comes from the log: the pool follows it, and a new request
+// (PinRequested) or a retry that comes due (RetryScheduled, at its time) is
+// claimed from the event that announces it, at once. The views answer one
+// question first, once they have taken the event in: whether the pin is the
+// longest waiting of its root with no attempt fetching that root
+// (Queue.Claimable), so that a root is fetched once however many ask for
+// it, and the others complete from the carpark. The queue view
+// (Queue.DueForClaim) only serves catching up: after a start, after an
+// attempt of this process ends (a root freed, a worker free), and every
+// ScanInterval for what the log feed could not take (a full feed, a retry
+// whose time came while the views lagged).
+//
 // Taking work is a competition decided by the log: a worker claims an
-// attempt by appending FetchStarted at the revision it read, so across any
-// number of processes each attempt is taken once. The claim is a lease,
+// attempt by appending FetchStarted at the revision it read, through
+// pin/pinlog, so across any number of processes each attempt is taken once. The claim is a lease,
 // renewed by FetchProgress every 2s (or third of the lease); when an append shows
 // the claim is gone (the watchdog expired it, the tenant removed the pin),
 // the worker stops at once and aborts its upload.
@@ -28,7 +40,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 )
 
 // Config tunes a Pool. Zero fields take their defaults.
@@ -41,9 +53,14 @@ type Config struct {
 	BatchSize int
 	// Lease is how long a claim lasts without a progress report. Default 30s.
 	Lease time.Duration
-	// ScanInterval is how often the pool looks for due pins it was not told
-	// about (retries coming due, work from before it started). Default 2s.
+	// ScanInterval is how often the pool reads the queue view for due pins
+	// the log feed did not bring (work from before it started, a feed that
+	// overflowed). Default 2s.
 	ScanInterval time.Duration
+	// ViewsWait is the longest a pin announced by the log waits for the
+	// views to take its event in before the pool leaves it to the next
+	// scan. Default 2s.
+	ViewsWait time.Duration
 	// DrainTimeout is how long a stopping pool lets attempts run before it
 	// hands them back. Default 20s.
 	DrainTimeout time.Duration
@@ -66,6 +83,9 @@ func (c *Config) setDefaults() {
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 20 * time.Second
 	}
+	if c.ViewsWait == 0 {
+		c.ViewsWait = 2 * time.Second
+	}
 }
 
 // Validate reports settings that cannot work.
@@ -75,7 +95,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("fetcher: batch size %d, want at least 1", c.BatchSize)
 	case c.Lease < 0 || (c.Lease > 0 && c.Lease < 300*time.Millisecond):
 		return fmt.Errorf("fetcher: lease %v, want at least 300ms", c.Lease)
-	case c.ScanInterval < 0 || c.DrainTimeout < 0:
+	case c.ScanInterval < 0 || c.DrainTimeout < 0 || c.ViewsWait < 0:
 		return fmt.Errorf("fetcher: negative interval")
 	}
 	return nil
@@ -89,12 +109,16 @@ type Log interface {
 	Head(ctx context.Context) (eventlog.Position, error)
 }
 
-// Queue finds pins waiting for a fetcher; the projections' view stores
-// implement it.
+// Queue is what the pool asks the views; the projections' view stores
+// implement it. Answers are in request ids.
 type Queue interface {
 	// DueForClaim returns up to limit pins that may be claimed now, the
-	// longest waiting first.
-	DueForClaim(ctx context.Context, now time.Time, limit int) ([]projections.PinView, error)
+	// longest waiting first, one per root, none of a root being fetched.
+	DueForClaim(ctx context.Context, now time.Time, limit int) ([]uuid.UUID, error)
+	// Claimable reports whether DueForClaim would offer the pin now.
+	Claimable(ctx context.Context, requestID uuid.UUID, now time.Time) (bool, error)
+	// Checkpoint returns the log position the views reflect.
+	Checkpoint(ctx context.Context) (eventlog.Position, error)
 }
 
 // Protector keeps the process from being scaled in while it holds work.
@@ -148,6 +172,7 @@ type Deps struct {
 type Pool struct {
 	cfg       Config
 	log       Log
+	pins      *pinlog.Committer
 	queue     Queue
 	work      attemptRunner
 	logger    *slog.Logger
@@ -181,7 +206,7 @@ func New(cfg Config, d Deps) (*Pool, error) {
 		metrics = d.Metrics
 	}
 	return &Pool{
-		cfg: cfg, log: d.Log, queue: d.Queue, logger: logger.With("component", "fetcher", "fetcher", cfg.Name),
+		cfg: cfg, log: d.Log, pins: pinlog.New(d.Log, nil), queue: d.Queue, logger: logger.With("component", "fetcher", "fetcher", cfg.Name),
 		work:      &transfer{dag: d.DAG, cars: d.CARs, index: d.Index, lease: cfg.Lease},
 		protector: d.Protector,
 		metrics:   metrics,
@@ -202,6 +227,19 @@ type attemptRunner interface {
 // ErrShuttingDown marks attempts stopped because the pool is stopping.
 var ErrShuttingDown = errors.New("fetcher is shutting down")
 
+// candidate is a pin offered to a worker: found in the queue view
+// (announced 0), or announced by the log at position announced, in which
+// case the views must take that event in before they say whether it is
+// claimable.
+type candidate struct {
+	id        uuid.UUID
+	announced eventlog.Position
+}
+
+// feedSize bounds the pins announced by the log and waiting for a worker;
+// beyond it the pool leaves them to the scan.
+const feedSize = 4096
+
 // Run takes work until ctx is done, then drains: running attempts get
 // DrainTimeout to finish, and those that do not are handed back to the
 // queue. It returns nil after a clean drain.
@@ -213,33 +251,38 @@ func (p *Pool) Run(ctx context.Context) error {
 	// Attempts outlive ctx by the drain timeout.
 	workCtx, stopWork := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopWork(nil)
-	candidates := make(chan uuid.UUID)
+	candidates := make(chan candidate)
 	var workers sync.WaitGroup
 	for range p.cfg.BatchSize {
 		workers.Go(func() {
-			for id := range candidates {
-				p.attempt(workCtx, id)
+			for c := range candidates {
+				if c.announced == 0 || p.claimable(ctx, c) {
+					p.attempt(workCtx, c.id)
+				} else {
+					p.release(c.id)
+				}
 			}
 		})
 	}
 
-	// wake asks the scanner to look again at once: a new request arrived,
-	// or an attempt ended.
+	// wake asks the scanner to look again at once: an attempt ended, or the
+	// feed overflowed.
 	wake := p.wake
 	feedCtx, stopFeed := context.WithCancel(ctx)
 	defer stopFeed()
 	var feeders sync.WaitGroup
 	subErr := make(chan error, 1)
+	announced := make(chan candidate, feedSize)
 	feeders.Go(func() {
 		filter := eventlog.Filter{StreamPrefixes: []string{pin.StreamPrefix}, Types: []string{pin.TypeRequested, pin.TypeRetryScheduled}}
 		subErr <- p.log.Subscribe(feedCtx, head, filter, func(batch []eventlog.Event) error {
-			select {
-			case wake <- struct{}{}:
-			default:
+			for _, e := range batch {
+				p.announce(feedCtx, e, announced, wake)
 			}
 			return nil
 		})
 	})
+	feeders.Go(func() { p.feed(feedCtx, announced, candidates) })
 	feeders.Go(func() { p.scan(feedCtx, candidates, wake) })
 
 	var result error
@@ -266,14 +309,97 @@ func (p *Pool) Run(ctx context.Context) error {
 	return result
 }
 
+// announce takes an event of the log feed: a new request is offered at
+// once, a retry at its time. A full feed is left to the scan.
+func (p *Pool) announce(ctx context.Context, e eventlog.Event, announced chan<- candidate, wake chan<- struct{}) {
+	id, ok := pin.RequestIDOf(e.Stream)
+	if !ok {
+		return
+	}
+	c := candidate{id: id, announced: e.Position}
+	offer := func() {
+		select {
+		case announced <- c:
+		default:
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+	if e.Type == pin.TypeRetryScheduled {
+		r, err := pinlog.Decode(e)
+		if err != nil {
+			return
+		}
+		if wait := time.Until(r.Payload.(pin.RetryScheduled).NotBefore); wait > 0 {
+			t := time.AfterFunc(wait, offer)
+			context.AfterFunc(ctx, func() { t.Stop() })
+			return
+		}
+	}
+	offer()
+}
+
+// feed hands the pins the log announced to the next free worker, each
+// once while this process holds it.
+func (p *Pool) feed(ctx context.Context, announced <-chan candidate, candidates chan<- candidate) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-announced:
+			if !p.reserve(c.id) {
+				continue
+			}
+			select {
+			case candidates <- c:
+			case <-ctx.Done():
+				p.release(c.id)
+				return
+			}
+		}
+	}
+}
+
+// claimable waits, up to ViewsWait, for the views to take in the event that
+// announced c, and reports whether they offer it now.
+func (p *Pool) claimable(ctx context.Context, c candidate) bool {
+	deadline := time.Now().Add(p.cfg.ViewsWait)
+	for pause := 200 * time.Microsecond; ; pause = min(2*pause, 5*time.Millisecond) {
+		cp, err := p.queue.Checkpoint(ctx)
+		if err != nil {
+			p.logger.WarnContext(ctx, "reading the views' checkpoint", "err", err)
+			return false
+		}
+		if cp >= c.announced {
+			break
+		}
+		if time.Now().After(deadline) {
+			return false // the scan offers it once the views catch up
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(pause):
+		}
+	}
+	ok, err := p.queue.Claimable(ctx, c.id, time.Now())
+	if err != nil {
+		p.logger.WarnContext(ctx, "asking the views", "pin_request_id", c.id, "err", err)
+	}
+	return ok
+}
+
 // scan feeds due pins to workers as they become free. It reads a page of
 // the queue, longest waiting first, shuffled (fetchers in other processes
 // read the same page: spreading the claims keeps them from all racing for
 // the same pin), and hands each pin to the next free worker. A worker that
 // loses a claim is free again at once, so a lost race costs one stream
 // read. When a page brought this process no claim, or the queue is empty,
-// it waits for ScanInterval, a new request, or a finished attempt.
-func (p *Pool) scan(ctx context.Context, candidates chan<- uuid.UUID, wake <-chan struct{}) {
+// it waits for ScanInterval, a finished attempt (a root or a worker freed),
+// or a feed that overflowed.
+func (p *Pool) scan(ctx context.Context, candidates chan<- candidate, wake <-chan struct{}) {
 	tick := time.NewTicker(p.cfg.ScanInterval)
 	defer tick.Stop()
 	page := max(4*p.cfg.BatchSize, 32)
@@ -286,18 +412,18 @@ func (p *Pool) scan(ctx context.Context, candidates chan<- uuid.UUID, wake <-cha
 		rand.Shuffle(len(due), func(i, j int) { due[i], due[j] = due[j], due[i] })
 		stale := time.After(p.cfg.ScanInterval)
 	feed:
-		for _, v := range due {
-			if !p.reserve(v.RequestID) {
+		for _, id := range due {
+			if !p.reserve(id) {
 				continue
 			}
 			select {
-			case candidates <- v.RequestID:
+			case candidates <- candidate{id: id}:
 			case <-ctx.Done():
-				p.release(v.RequestID)
+				p.release(id)
 				return
 			case <-stale:
 				// The page is old: read the queue again.
-				p.release(v.RequestID)
+				p.release(id)
 				break feed
 			}
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/pickup-ipfs/pickup/fetcher/dag/trustless"
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 	"github.com/pickup-ipfs/pickup/projections"
 	viewembedded "github.com/pickup-ipfs/pickup/projections/embedded"
 )
@@ -31,7 +32,7 @@ import (
 // embedded views kept up to date by the projections runner, a CAR store in
 // a directory, and a trustless gateway on loopback serving DAGs.
 type world struct {
-	t      *testing.T
+	t      testing.TB
 	log    *logembedded.Store
 	views  *viewembedded.Store
 	cars   *carstore.Dir
@@ -40,7 +41,7 @@ type world struct {
 	gw     *ipfstest.Gateway
 }
 
-func newWorld(t *testing.T, gw ipfstest.GatewayOptions) *world {
+func newWorld(t testing.TB, gw ipfstest.GatewayOptions) *world {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -96,7 +97,7 @@ func (w *world) request(root cid.Cid) uuid.UUID {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	prop, err := pin.Proposal(r, uuid.New(), eventlog.Metadata{Actor: "test"})
+	prop, err := pinlog.Propose(r, uuid.New(), eventlog.Metadata{Actor: "test"})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func (w *world) events(id uuid.UUID) []eventlog.Event {
 
 func (w *world) state(id uuid.UUID) pin.State {
 	w.t.Helper()
-	s, err := pin.Fold(w.events(id))
+	s, err := pinlog.Fold(w.events(id))
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -366,9 +367,9 @@ func TestRemovalStopsTheFetchAndAbortsTheUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prop, _ := pin.Proposal(rm, uuid.New(), eventlog.Metadata{Actor: "alice"})
+	prop, _ := pinlog.Propose(rm, uuid.New(), eventlog.Metadata{Actor: "alice"})
 	for {
-		_, err := w.log.Append(context.Background(), pin.Stream(id), s.Expected(), prop)
+		_, err := w.log.Append(context.Background(), pin.Stream(id), pinlog.Expected(s), prop)
 		if err == nil {
 			break
 		}

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -12,14 +14,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pickup-ipfs/pickup/projections"
+	"github.com/pickup-ipfs/pickup/api"
 )
 
 // Tokens finds the tenant of an access token. Implementations are safe for
-// concurrent use; projections.Reader is one.
+// concurrent use; views.Reader is one.
 type Tokens interface {
 	// TokenTenant returns the tenant of the token whose SHA-256 is hash, or
-	// an error wrapping projections.ErrNotFound for an unknown or revoked
+	// an error wrapping views.ErrNotFound for an unknown or revoked
 	// token.
 	TokenTenant(ctx context.Context, hash [32]byte) (string, error)
 }
@@ -41,7 +43,7 @@ func (h *Handler) unauthorized(s scheme) error {
 	if s == schemeBasic {
 		challenge = fmt.Sprintf("Basic realm=%q, charset=\"UTF-8\"", h.cfg.Realm)
 	}
-	return &apiError{status: http.StatusUnauthorized, reason: ReasonUnauthorized,
+	return &apiError{status: http.StatusUnauthorized, reason: api.ReasonUnauthorized,
 		details: "Access token is missing or invalid", challenge: challenge}
 }
 
@@ -92,7 +94,7 @@ func (h *Handler) authenticate(r *http.Request, s scheme) (string, error) {
 	}
 	tenant, err := h.tokens.tenant(r.Context(), c.token)
 	switch {
-	case errors.Is(err, projections.ErrNotFound):
+	case errors.Is(err, views.ErrNotFound):
 		return "", h.unauthorized(s)
 	case err != nil:
 		return "", fmt.Errorf("authenticate: %w", err)

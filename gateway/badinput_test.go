@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/gateway"
 )
 
@@ -64,7 +65,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 		})
 	}
-	var got pinStatus
+	var got api.PinStatus
 	c.do(http.MethodGet, "/pins/"+live.RequestID, "").want(t, http.StatusOK, &got)
 	if got.Status != "queued" {
 		t.Fatalf("live pin changed: %+v", got)
@@ -114,7 +115,7 @@ func TestReadYourWrites(t *testing.T) {
 		other := s.NewHandler(t, gateway.Config{})
 		s.StopRunner()
 		rec := serveOnce(t, other, http.MethodPost, "/pins", `{"cid":"`+newCID(t).String()+`"}`, c.auth)
-		var ps pinStatus
+		var ps api.PinStatus
 		rec.want(t, http.StatusAccepted, &ps)
 		go func() {
 			time.Sleep(50 * time.Millisecond)
@@ -128,7 +129,7 @@ func TestReadYourWrites(t *testing.T) {
 			ps := c.addPin(`{"cid":"` + newCID(t).String() + `"}`)
 			c.do(http.MethodGet, "/pins/"+ps.RequestID, "").want(t, http.StatusOK, nil)
 			c.do(http.MethodDelete, "/pins/"+ps.RequestID, "").want(t, http.StatusAccepted, nil)
-			var list pinResults
+			var list api.PinResults
 			c.do(http.MethodGet, "/pins?status=queued", "").want(t, http.StatusOK, &list)
 			if list.Count != 0 {
 				t.Fatalf("deleted pin still listed: %+v", list)

@@ -8,12 +8,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/gateway/internal/gatewaytest"
 )
@@ -72,35 +72,6 @@ func (c client) do(method, path, body string, headers ...string) response {
 	return response{status: res.StatusCode, header: res.Header, body: b}
 }
 
-// pinStatus is the spec's PinStatus as a client decodes it.
-type pinStatus struct {
-	RequestID string            `json:"requestid"`
-	Status    string            `json:"status"`
-	Created   time.Time         `json:"created"`
-	Pin       pinObject         `json:"pin"`
-	Delegates []string          `json:"delegates"`
-	Info      map[string]string `json:"info"`
-}
-
-type pinObject struct {
-	CID     string            `json:"cid"`
-	Name    string            `json:"name"`
-	Origins []string          `json:"origins"`
-	Meta    map[string]string `json:"meta"`
-}
-
-type pinResults struct {
-	Count   int         `json:"count"`
-	Results []pinStatus `json:"results"`
-}
-
-type failure struct {
-	Error struct {
-		Reason  string `json:"reason"`
-		Details string `json:"details"`
-	} `json:"error"`
-}
-
 // want checks the status and decodes the body into v (when not nil).
 func (r response) want(t testing.TB, status int, v any) {
 	t.Helper()
@@ -117,7 +88,7 @@ func (r response) want(t testing.TB, status int, v any) {
 // wantError checks an error answer: status, reason, and part of details.
 func (r response) wantError(t testing.TB, status int, reason, details string) {
 	t.Helper()
-	var f failure
+	var f api.Failure
 	r.want(t, status, &f)
 	if f.Error.Reason != reason || !strings.Contains(f.Error.Details, details) {
 		t.Fatalf("error %+v, want reason %s with details mentioning %q", f.Error, reason, details)
@@ -138,9 +109,9 @@ func newCID(t testing.TB) cid.Cid {
 }
 
 // addPin posts a pin and returns its status.
-func (c client) addPin(body string) pinStatus {
+func (c client) addPin(body string) api.PinStatus {
 	c.t.Helper()
-	var ps pinStatus
+	var ps api.PinStatus
 	c.do(http.MethodPost, "/pins", body).want(c.t, http.StatusAccepted, &ps)
 	return ps
 }

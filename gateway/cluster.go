@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -11,57 +13,13 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
 )
 
 // The ipfs-cluster-compatible routes, in the shapes web3-storage/pickup
-// answered with (reference/pickup-README.md): the fields ipfs-cluster
-// clients parse, most of them fixed, for a one-peer "cluster" whose peer is
-// the first delegate.
-
-// clusterPin is ipfs-cluster's Pin object, the answer to POST /pins/{cid}.
-type clusterPin struct {
-	ReplicationFactorMin int               `json:"replication_factor_min"`
-	ReplicationFactorMax int               `json:"replication_factor_max"`
-	Name                 string            `json:"name"`
-	Mode                 string            `json:"mode"`
-	ShardSize            int               `json:"shard_size"`
-	UserAllocations      []string          `json:"user_allocations"`
-	ExpireAt             string            `json:"expire_at"`
-	Metadata             map[string]string `json:"metadata"`
-	PinUpdate            *string           `json:"pin_update"`
-	Origins              []string          `json:"origins"`
-	CID                  string            `json:"cid"`
-	Type                 string            `json:"type"`
-	Allocations          []string          `json:"allocations"`
-	MaxDepth             int               `json:"max_depth"`
-	Reference            *string           `json:"reference"`
-	Timestamp            string            `json:"timestamp"`
-}
-
-// clusterStatus is ipfs-cluster's GlobalPinInfo, the answer to GET
-// /pins/{cid}.
-type clusterStatus struct {
-	CID         string                     `json:"cid"`
-	Name        string                     `json:"name"`
-	Allocations []string                   `json:"allocations"`
-	Origins     []string                   `json:"origins"`
-	Created     string                     `json:"created"`
-	Metadata    map[string]string          `json:"metadata"`
-	PeerMap     map[string]clusterPeerInfo `json:"peer_map"`
-}
-
-type clusterPeerInfo struct {
-	PeerName          string   `json:"peername"`
-	IPFSPeerID        string   `json:"ipfs_peer_id"`
-	IPFSPeerAddresses []string `json:"ipfs_peer_addresses"`
-	Status            string   `json:"status"`
-	Timestamp         string   `json:"timestamp"`
-	Error             string   `json:"error"`
-	AttemptCount      int      `json:"attempt_count"`
-	PriorityPin       bool     `json:"priority_pin"`
-}
+// answered with (api.ClusterPin, api.ClusterStatus), for a one-peer
+// "cluster" whose peer is the first delegate.
 
 // clusterAddParams are the query parameters ipfs-cluster clients send with
 // POST /pins/{cid}. pickup uses name, origins and meta-*; it accepts the
@@ -161,7 +119,7 @@ func (h *Handler) pinCID(r *http.Request, tenant string, in pinInput) (pin.Reque
 			}
 			return s.Request, nil
 		}
-	case !errors.Is(err, projections.ErrNotFound):
+	case !errors.Is(err, views.ErrNotFound):
 		return pin.Requested{}, err
 	}
 	// The id follows from what was decided on, so that two of these racing
@@ -180,7 +138,7 @@ func (h *Handler) pinCID(r *http.Request, tenant string, in pinInput) (pin.Reque
 	return rec, err
 }
 
-func (h *Handler) clusterPin(r pin.Requested) clusterPin {
+func (h *Handler) clusterPin(r pin.Requested) api.ClusterPin {
 	meta := r.Meta
 	if meta == nil {
 		meta = map[string]string{}
@@ -189,10 +147,11 @@ func (h *Handler) clusterPin(r pin.Requested) clusterPin {
 	if origins == nil {
 		origins = []string{}
 	}
-	return clusterPin{
+	// The zero ExpireAt is ipfs-cluster's "never".
+	return api.ClusterPin{
 		ReplicationFactorMin: -1, ReplicationFactorMax: -1, Name: r.Name, Mode: "recursive",
-		ExpireAt: "0001-01-01T00:00:00Z", Metadata: meta, Origins: origins, CID: r.CID, Type: "pin",
-		Allocations: []string{}, MaxDepth: -1, Timestamp: formatTime(r.Created),
+		Metadata: meta, Origins: origins, CID: r.CID, Type: "pin",
+		Allocations: []string{}, MaxDepth: -1, Timestamp: api.Time{Time: r.Created},
 	}
 }
 
@@ -225,31 +184,31 @@ func (h *Handler) clusterGet(w http.ResponseWriter, r *http.Request, seg string)
 
 // clusterStatusOf tells the tenant's newest request for a CID; a CID the
 // tenant never asked for (or removed) is "unpinned", as ipfs-cluster says.
-func (h *Handler) clusterStatusOf(r *http.Request, tenant, text, canonical string) (clusterStatus, error) {
+func (h *Handler) clusterStatusOf(r *http.Request, tenant, text, canonical string) (api.ClusterStatus, error) {
 	v, err := h.views.NewestByCID(r.Context(), tenant, canonical)
-	if err != nil && !errors.Is(err, projections.ErrNotFound) {
-		return clusterStatus{}, err
+	if err != nil && !errors.Is(err, views.ErrNotFound) {
+		return api.ClusterStatus{}, err
 	}
-	now := formatTime(h.now())
-	peer := clusterPeerInfo{PeerName: "pickup", IPFSPeerID: h.peer, IPFSPeerAddresses: h.cfg.Delegates,
-		Status: "unpinned", Timestamp: now}
-	st := clusterStatus{CID: text, Allocations: []string{}, Origins: []string{}, Created: now}
+	now := api.Time{Time: h.now()}
+	peer := api.ClusterPeerInfo{PeerName: "pickup", IPFSPeerID: h.peer, IPFSPeerAddresses: h.cfg.Delegates,
+		Status: api.TrackerUnpinned, Timestamp: now}
+	st := api.ClusterStatus{CID: text, Allocations: []string{}, Origins: []string{}, Created: now}
 	if err == nil {
-		peer.Status = v.ClusterStatus
+		peer.Status = api.TrackerStatus(v.ClusterStatus)
 		if v.Removed {
-			peer.Status = "unpinned"
+			peer.Status = api.TrackerUnpinned
 		}
-		peer.Timestamp = formatTime(v.UpdatedAt)
+		peer.Timestamp = api.Time{Time: v.UpdatedAt}
 		peer.AttemptCount = v.Attempt
-		if peer.Status == "pin_error" {
+		if peer.Status == api.TrackerPinError {
 			peer.Error = fmt.Sprintf("%s: %s", v.FailureReason, v.FailureMessage)
 		}
-		st.Name, st.Created, st.Metadata = v.Name, formatTime(v.Created), v.Meta
+		st.Name, st.Created, st.Metadata = v.Name, api.Time{Time: v.Created}, v.Meta
 		if v.Origins != nil {
 			st.Origins = v.Origins
 		}
 	}
-	st.PeerMap = map[string]clusterPeerInfo{h.peer: peer}
+	st.PeerMap = map[string]api.ClusterPeerInfo{h.peer: peer}
 	return st, nil
 }
 

@@ -7,48 +7,19 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/gateway/internal/gatewaytest"
 	"github.com/pickup-ipfs/pickup/pin"
 )
 
-// clusterPin and clusterStatus are the fields ipfs-cluster clients read.
-type clusterPin struct {
-	CID                  string            `json:"cid"`
-	Name                 string            `json:"name"`
-	Type                 string            `json:"type"`
-	Mode                 string            `json:"mode"`
-	Origins              []string          `json:"origins"`
-	Metadata             map[string]string `json:"metadata"`
-	ReplicationFactorMin int               `json:"replication_factor_min"`
-	ReplicationFactorMax int               `json:"replication_factor_max"`
-	MaxDepth             int               `json:"max_depth"`
-	Allocations          []string          `json:"allocations"`
-	ExpireAt             time.Time         `json:"expire_at"`
-	Timestamp            time.Time         `json:"timestamp"`
-}
-
-type clusterStatus struct {
-	CID     string    `json:"cid"`
-	Name    string    `json:"name"`
-	Created time.Time `json:"created"`
-	PeerMap map[string]struct {
-		PeerName          string    `json:"peername"`
-		IPFSPeerID        string    `json:"ipfs_peer_id"`
-		IPFSPeerAddresses []string  `json:"ipfs_peer_addresses"`
-		Status            string    `json:"status"`
-		Timestamp         time.Time `json:"timestamp"`
-		Error             string    `json:"error"`
-		AttemptCount      int       `json:"attempt_count"`
-	} `json:"peer_map"`
-}
-
-func (st clusterStatus) status(t testing.TB) string {
+// trackerStatus checks st names the delegate's peer, and nothing else, and
+// returns the pin's status there.
+func trackerStatus(t testing.TB, st api.ClusterStatus) api.TrackerStatus {
 	t.Helper()
 	p, ok := st.PeerMap[peerA]
 	if !ok || len(st.PeerMap) != 1 {
@@ -69,7 +40,7 @@ func TestClusterRoutes(t *testing.T) {
 	v0 := cid.NewCidV0(root.Hash()).String()
 	origin := "/ip4/8.8.8.8/tcp/4001/p2p/" + peerA
 
-	var added clusterPin
+	var added api.ClusterPin
 	c.do(http.MethodPost, "/pins/"+v0+"?origins="+url.QueryEscape(origin+",/ip4/127.0.0.1/tcp/1/p2p/"+peerA)+"&name=photos&meta-app=a&replication-min=-1&replication-max=-1&mode=recursive", "").
 		want(t, http.StatusOK, &added)
 	if added.CID != v0 || added.Type != "pin" || added.Mode != "recursive" || added.Name != "photos" || added.Metadata["app"] != "a" ||
@@ -78,19 +49,19 @@ func TestClusterRoutes(t *testing.T) {
 	}
 
 	// A second POST for the same content (as CIDv1 this time) is the same pin.
-	var again clusterPin
+	var again api.ClusterPin
 	c.do(http.MethodPost, "/pins/"+root.String(), "").want(t, http.StatusOK, &again)
-	if !again.Timestamp.Equal(added.Timestamp) || again.CID != v0 {
+	if !again.Timestamp.Equal(added.Timestamp.Time) || again.CID != v0 {
 		t.Fatalf("second POST answered %+v, want the existing pin %+v", again, added)
 	}
 
-	var st clusterStatus
+	var st api.ClusterStatus
 	c.do(http.MethodGet, "/pins/"+root.String(), "").want(t, http.StatusOK, &st)
-	if got := st.status(t); got != "pin_queued" || st.CID != root.String() || st.Name != "photos" || !st.Created.Equal(added.Timestamp) {
+	if got := trackerStatus(t, st); got != "pin_queued" || st.CID != root.String() || st.Name != "photos" || !st.Created.Equal(added.Timestamp.Time) {
 		t.Fatalf("GET answered %+v (status %s)", st, got)
 	}
 	// The PSA sees the same pin.
-	var list pinResults
+	var list api.PinResults
 	bearer(t, srv.URL, token).do(http.MethodGet, "/pins?status=queued", "").want(t, http.StatusOK, &list)
 	if list.Count != 1 {
 		t.Fatalf("PSA listing %+v, want the one cluster pin", list)
@@ -99,10 +70,10 @@ func TestClusterRoutes(t *testing.T) {
 
 	// A failed pin is queued again by another POST.
 	s.Claim(t, id)
-	s.Fail(t, id, pin.ReasonTooBig, "DAG over 31 GiB", pin.DefaultRetryPolicy)
+	s.Fail(t, id, pin.ReasonTooBig, "DAG over 31 GiB", pin.DefaultRetryPolicy())
 	s.Sync(t)
 	c.do(http.MethodGet, "/pins/"+v0, "").want(t, http.StatusOK, &st)
-	if got := st.status(t); got != "pin_error" || st.PeerMap[peerA].Error != "too_big: DAG over 31 GiB" || st.PeerMap[peerA].AttemptCount != 1 {
+	if got := trackerStatus(t, st); got != "pin_error" || st.PeerMap[peerA].Error != "too_big: DAG over 31 GiB" || st.PeerMap[peerA].AttemptCount != 1 {
 		t.Fatalf("failed pin shows %+v", st.PeerMap)
 	}
 	c.do(http.MethodPost, "/pins/"+v0, "").want(t, http.StatusOK, &again)
@@ -110,7 +81,7 @@ func TestClusterRoutes(t *testing.T) {
 		t.Fatalf("after a second POST the failed pin is %s with %d failures, want queued afresh", state.Phase, state.Failures)
 	}
 	c.do(http.MethodGet, "/pins/"+v0, "").want(t, http.StatusOK, &st)
-	if got := st.status(t); got != "pin_queued" {
+	if got := trackerStatus(t, st); got != "pin_queued" {
 		t.Fatalf("requeued pin shows %s", got)
 	}
 
@@ -121,16 +92,16 @@ func TestClusterRoutes(t *testing.T) {
 	if ct := r.header.Get("Content-Type"); ct != "application/x-ndjson" {
 		t.Errorf("Content-Type %q", ct)
 	}
-	var lines []clusterStatus
+	var lines []api.ClusterStatus
 	sc := bufio.NewScanner(bytes.NewReader(r.body))
 	for sc.Scan() {
-		var l clusterStatus
+		var l api.ClusterStatus
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			t.Fatalf("line %q: %v", sc.Text(), err)
 		}
 		lines = append(lines, l)
 	}
-	if len(lines) != 2 || lines[0].CID != other.String() || lines[0].status(t) != "unpinned" || lines[1].CID != root.String() || lines[1].status(t) != "pin_queued" {
+	if len(lines) != 2 || lines[0].CID != other.String() || trackerStatus(t, lines[0]) != "unpinned" || lines[1].CID != root.String() || trackerStatus(t, lines[1]) != "pin_queued" {
 		t.Fatalf("ndjson answer %s", r.body)
 	}
 
@@ -138,7 +109,7 @@ func TestClusterRoutes(t *testing.T) {
 	// request.
 	bearer(t, srv.URL, token).do(http.MethodDelete, "/pins/"+id.String(), "").want(t, http.StatusAccepted, nil)
 	c.do(http.MethodGet, "/pins/"+root.String(), "").want(t, http.StatusOK, &st)
-	if got := st.status(t); got != "unpinned" {
+	if got := trackerStatus(t, st); got != "unpinned" {
 		t.Fatalf("deleted pin shows %s", got)
 	}
 	c.do(http.MethodPost, "/pins/"+root.String(), "").want(t, http.StatusOK, &again)
@@ -159,17 +130,17 @@ func TestClusterAddRace(t *testing.T) {
 	for range cap(done) {
 		go func() { done <- c.do(http.MethodPost, "/pins/"+root, "") }()
 	}
-	var first clusterPin
+	var first api.ClusterPin
 	for i := range cap(done) {
-		var p clusterPin
+		var p api.ClusterPin
 		(<-done).want(t, http.StatusOK, &p)
 		if i == 0 {
 			first = p
-		} else if !p.Timestamp.Equal(first.Timestamp) {
+		} else if !p.Timestamp.Equal(first.Timestamp.Time) {
 			t.Fatalf("racing POSTs answered different pins: %v and %v", first.Timestamp, p.Timestamp)
 		}
 	}
-	var list pinResults
+	var list api.PinResults
 	bearer(t, srv.URL, token).do(http.MethodGet, "/pins?status=queued", "").want(t, http.StatusOK, &list)
 	if list.Count != 1 {
 		t.Fatalf("%d requests for one CID", list.Count)

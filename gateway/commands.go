@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"github.com/pickup-ipfs/pickup/api"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
+
 	"context"
 	"errors"
 	"fmt"
@@ -11,44 +14,57 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
 )
 
 // Commands decide on the pin's stream as the log holds it (the source of
-// truth), never on a view, and append at the revision they read, so that a
-// decision made on a stale state loses instead of overwriting.
-
-// maxRaces is how often a command re-reads and decides again after losing
-// a race to another writer of the stream (a fetcher's progress, most often)
-// before it gives up.
-const maxRaces = 32
+// truth), never on a view, through pin/pinlog's one write path: it appends
+// at the revision it read, so that a decision made on a stale state loses
+// instead of overwriting, and decides again on the new state.
 
 // readPin folds a pin's stream from the log.
 func (h *Handler) readPin(ctx context.Context, id uuid.UUID) (pin.State, error) {
-	s, _, err := projections.ReadPin(ctx, h.events, id)
+	s, _, err := h.pins.Read(ctx, id)
 	return s, err
 }
 
-// readOwn folds a pin the tenant owns and has not removed; any other pin is
-// not found, whoever owns it.
-func (h *Handler) readOwn(ctx context.Context, tenant string, id uuid.UUID) (pin.State, error) {
-	s, err := h.readPin(ctx, id)
-	switch {
-	case err != nil:
-		return s, err
-	case !s.Exists || s.Request.Tenant != tenant || s.Removed:
-		return s, errNotFound
+// own refuses, as not found, a pin the tenant does not own or has removed,
+// whoever owns it.
+func own(s pin.State, tenant string) error {
+	if !s.Exists || s.Request.Tenant != tenant || s.Removed {
+		return errNotFound
 	}
-	return s, nil
+	return nil
 }
 
-// meta is the metadata of a command's events.
-func meta(tenant string, id uuid.UUID) eventlog.Metadata {
-	return eventlog.Metadata{Actor: "tenant:" + tenant, CorrelationID: id}
+// readOwn folds a pin the tenant owns and has not removed; any other pin is
+// not found.
+func (h *Handler) readOwn(ctx context.Context, tenant string, id uuid.UUID) (pin.State, error) {
+	s, err := h.readPin(ctx, id)
+	if err != nil {
+		return s, err
+	}
+	return s, own(s, tenant)
 }
+
+// commit commits a tenant's decision on pin id, starting from from when
+// known, and tells the read-your-writes tracker of what it appended.
+func (h *Handler) commit(ctx context.Context, tenant string, id uuid.UUID, from *pin.State, decide func(pin.State) (pinlog.Decision, error)) (pinlog.Committed, error) {
+	c, err := h.pins.Commit(ctx, pinlog.Commit{RequestID: id, Actor: "tenant:" + tenant, From: from, Decide: decide})
+	if errors.Is(err, pinlog.ErrTooManyRaces) {
+		return c, fmt.Errorf("%w: %w", errTooManyRaces, err)
+	}
+	if err == nil && c.Appended != nil {
+		h.fresh.wrote(tenant, c.Position)
+	}
+	return c, err
+}
+
+// errTooManyRaces: the stream changed under every attempt to decide on it.
+// The client may try again.
+var errTooManyRaces = &apiError{status: http.StatusServiceUnavailable, reason: api.ReasonUnavailable,
+	details: "The pin kept changing while the request was decided; try again"}
 
 // idempotencyNamespace is the UUIDv5 namespace of request ids derived from
 // Idempotency-Keys.
@@ -65,7 +81,7 @@ func KeyedRequestID(tenant, key string) uuid.UUID {
 
 // errKeyReused is the answer to a retry whose key was first used for a
 // different request.
-var errKeyReused = &apiError{status: http.StatusUnprocessableEntity, reason: ReasonIdempotencyKeyUsed,
+var errKeyReused = &apiError{status: http.StatusUnprocessableEntity, reason: api.ReasonIdempotencyKeyUsed,
 	details: "This Idempotency-Key was used for a different request; use a new key for a new request"}
 
 // request appends a new pin request and returns it as recorded. With a key,
@@ -76,37 +92,28 @@ func (h *Handler) request(ctx context.Context, tenant string, in pinInput, key s
 	if key != "" {
 		id = KeyedRequestID(tenant, key)
 	}
-	r, err := pin.Request(pin.State{}, pin.Requested{
+	r := pin.Requested{
 		RequestID: id, Tenant: tenant, CID: in.CID.Text, Name: in.Name,
 		Origins: in.Origins, Meta: in.Meta, Created: h.clock.Now(), Replaces: replaces,
+	}
+	// A new stream is known to be empty: the first try saves a read.
+	c, err := h.commit(ctx, tenant, id, &pin.State{}, func(s pin.State) (pinlog.Decision, error) {
+		r, err := pin.Request(s, r)
+		return pinlog.Decision{Payload: r}, err
 	})
-	if err != nil {
-		return r, err
-	}
-	// A fresh event id: a concurrent retry with the same key must meet
-	// the stream, not the store's replay of this very append.
-	e, err := pin.Proposal(r, uuid.New(), meta(tenant, id))
-	if err != nil {
-		return r, err
-	}
-	res, err := h.events.Append(ctx, pin.Stream(id), eventlog.NoStream, e)
 	switch {
 	case err == nil:
-		h.fresh.wrote(tenant, res.Position)
 		h.logPin(ctx, "pin requested", id, slog.String("tenant", tenant), slog.String("cid", r.CID))
-		return r, nil
-	case key != "" && eventlog.IsWrongRevision(err):
-		return h.replay(ctx, tenant, id, r)
+		return c.State.Request, nil
+	case key != "" && errors.Is(err, pin.ErrExists):
+		return replay(tenant, c.State, r)
 	}
 	return r, fmt.Errorf("request %s: %w", id, err)
 }
 
-// replay answers a retried keyed request with the first request's record.
-func (h *Handler) replay(ctx context.Context, tenant string, id uuid.UUID, retry pin.Requested) (pin.Requested, error) {
-	s, err := h.readPin(ctx, id)
-	if err != nil {
-		return retry, err
-	}
+// replay answers a retried keyed request with the first request's record,
+// s.
+func replay(tenant string, s pin.State, retry pin.Requested) (pin.Requested, error) {
 	first := s.Request
 	if !s.Exists || first.Tenant != tenant || !samePin(first, retry) {
 		return retry, errKeyReused
@@ -165,108 +172,79 @@ func (h *Handler) replayReplace(ctx context.Context, tenant string, old uuid.UUI
 	return s.Request, nil
 }
 
+// errReplacedFirst: another replace or delete removed the pin first.
+var errReplacedFirst = errors.New("removed by another writer first")
+
 // removeReplaced removes old as replaced by id. Losing the race to another
 // remover means this replace lost: its new request id is removed again and
 // the answer is 404.
 func (h *Handler) removeReplaced(ctx context.Context, tenant string, old, id uuid.UUID) error {
-	for range maxRaces {
-		s, err := h.readPin(ctx, old)
-		if err != nil {
-			return err
+	_, err := h.commit(ctx, tenant, old, nil, func(s pin.State) (pinlog.Decision, error) {
+		switch {
+		case s.Removed && s.ReplacedBy == id:
+			return pinlog.Decision{}, nil // a retry of this very replace
+		case s.Removed:
+			return pinlog.Decision{}, errReplacedFirst
 		}
-		if s.Removed {
-			if s.ReplacedBy == id {
-				return nil // a retry of this very replace
-			}
-			if err := h.removeRequest(ctx, tenant, id, uuid.Nil); err != nil && !errors.Is(err, errNotFound) {
-				return fmt.Errorf("withdraw %s after losing the replace of %s: %w", id, old, err)
-			}
-			return errNotFound
+		rm, err := s.Remove(id)
+		return pinlog.Decision{Payload: rm, Key: id.String()}, err
+	})
+	switch {
+	case err == nil:
+		h.logPin(ctx, "pin removed", old, slog.String("tenant", tenant), slog.String("replaced_by", id.String()))
+		return nil
+	case errors.Is(err, errReplacedFirst):
+		if err := h.removeRequest(ctx, tenant, id, uuid.Nil); err != nil && !errors.Is(err, errNotFound) {
+			return fmt.Errorf("withdraw %s after losing the replace of %s: %w", id, old, err)
 		}
-		done, err := h.appendRemoval(ctx, tenant, s, id)
-		if done || err != nil {
-			return err
-		}
+		return errNotFound
 	}
-	return fmt.Errorf("replace %s: %w", old, errTooManyRaces)
+	return fmt.Errorf("replace %s: %w", old, err)
 }
-
-// errTooManyRaces: the stream changed under every attempt to decide on it.
-// The client may try again.
-var errTooManyRaces = &apiError{status: http.StatusServiceUnavailable, reason: ReasonUnavailable,
-	details: "The pin kept changing while the request was decided; try again"}
 
 // removeRequest removes the tenant's live request id, recording replacedBy
 // (uuid.Nil for a plain delete).
 func (h *Handler) removeRequest(ctx context.Context, tenant string, id, replacedBy uuid.UUID) error {
-	for range maxRaces {
-		s, err := h.readOwn(ctx, tenant, id)
-		if err != nil {
+	_, err := h.commit(ctx, tenant, id, nil, func(s pin.State) (pinlog.Decision, error) {
+		if err := own(s, tenant); err != nil {
+			return pinlog.Decision{}, err
+		}
+		// The key names the replacement: two replaces racing on one
+		// state must not look, to the store, like one append retried.
+		rm, err := s.Remove(replacedBy)
+		return pinlog.Decision{Payload: rm, Key: replacedBy.String()}, err
+	})
+	if err != nil {
+		if errors.Is(err, errNotFound) {
 			return err
 		}
-		done, err := h.appendRemoval(ctx, tenant, s, replacedBy)
-		if done || err != nil {
-			return err
-		}
+		return fmt.Errorf("remove %s: %w", id, err)
 	}
-	return fmt.Errorf("remove %s: %w", id, errTooManyRaces)
-}
-
-// appendRemoval decides the removal of s and appends it at s's revision.
-// done is false when another writer got there first and the caller must
-// read again.
-func (h *Handler) appendRemoval(ctx context.Context, tenant string, s pin.State, replacedBy uuid.UUID) (done bool, err error) {
-	rm, err := s.Remove(replacedBy)
-	if err != nil {
-		return false, err
-	}
-	id := s.Request.RequestID
-	// The id names the replacement too: two replaces racing on one state
-	// must not look, to the store, like one append retried.
-	e, err := pin.Proposal(rm, s.DecisionID("remove:"+replacedBy.String()), meta(tenant, id))
-	if err != nil {
-		return false, err
-	}
-	res, err := h.events.Append(ctx, pin.Stream(id), s.Expected(), e)
-	switch {
-	case err == nil:
-		h.fresh.wrote(tenant, res.Position)
-		h.logPin(ctx, "pin removed", id, slog.String("tenant", tenant), slog.String("replaced_by", uuidOrEmpty(replacedBy)))
-		return true, nil
-	case eventlog.IsWrongRevision(err):
-		return false, nil
-	}
-	return false, fmt.Errorf("remove %s: %w", id, err)
+	h.logPin(ctx, "pin removed", id, slog.String("tenant", tenant), slog.String("replaced_by", uuidOrEmpty(replacedBy)))
+	return nil
 }
 
 // requeue queues a tenant's pin that failed for good again, and returns its
-// state after.
+// state after; a pin that is not dead-lettered (any more) is left as it is.
 func (h *Handler) requeue(ctx context.Context, tenant string, s pin.State) (pin.State, error) {
-	for range maxRaces {
+	id := s.Request.RequestID
+	c, err := h.commit(ctx, tenant, id, &s, func(s pin.State) (pinlog.Decision, error) {
+		if err := own(s, tenant); err != nil {
+			return pinlog.Decision{}, err
+		}
 		rq, err := s.Requeue(h.now())
 		if err != nil {
-			// Not dead-lettered (any more): nothing to do.
-			return s, nil
+			return pinlog.Decision{}, nil // not dead-lettered: nothing to do
 		}
-		id := s.Request.RequestID
-		e, err := pin.Proposal(rq, s.DecisionID("requeue"), meta(tenant, id))
-		if err != nil {
-			return s, err
-		}
-		res, err := h.events.Append(ctx, pin.Stream(id), s.Expected(), e)
-		switch {
-		case err == nil:
-			h.fresh.wrote(tenant, res.Position)
-			h.logPin(ctx, "pin requeued", id, slog.String("tenant", tenant))
-			return s.With(rq, h.now()), nil
-		case !eventlog.IsWrongRevision(err):
-			return s, fmt.Errorf("requeue %s: %w", id, err)
-		}
-		if s, err = h.readOwn(ctx, tenant, id); err != nil {
-			return s, err
-		}
+		return pinlog.Decision{Payload: rq}, nil
+	})
+	if err != nil {
+		return c.State, fmt.Errorf("requeue %s: %w", id, err)
 	}
-	return s, fmt.Errorf("requeue %s: %w", s.Request.RequestID, errTooManyRaces)
+	if c.Appended != nil {
+		h.logPin(ctx, "pin requeued", id, slog.String("tenant", tenant))
+	}
+	return c.State, nil
 }
 
 // logPin logs a command's append: the line that ties the HTTP request (its

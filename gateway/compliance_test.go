@@ -17,6 +17,7 @@ import (
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/gateway/internal/gatewaytest"
 )
@@ -73,7 +74,7 @@ func TestPinningServiceCompliance(t *testing.T) {
 func TestComplianceChecks(t *testing.T) {
 	_, base, c := setup(t, gateway.Config{})
 	all := "status=queued,pinning,pinned,failed"
-	var before pinResults
+	var before api.PinResults
 	c.do(http.MethodGet, "/pins?"+all, "").want(t, http.StatusOK, &before)
 
 	t.Run("checkEmptyBearerToken", func(t *testing.T) {
@@ -84,7 +85,7 @@ func TestComplianceChecks(t *testing.T) {
 	})
 	t.Run("addPin", func(t *testing.T) {
 		ps := c.addPin(`{"cid":"` + inlineCID(t) + `"}`)
-		if !slices.Contains([]string{"queued", "pinning", "pinned"}, ps.Status) || ps.Delegates == nil || ps.Created.IsZero() {
+		if !slices.Contains([]api.Status{api.StatusQueued, api.StatusPinning, api.StatusPinned}, ps.Status) || ps.Delegates == nil || ps.Created.IsZero() {
 			t.Fatalf("PinStatus %+v does not match the schema's expectations", ps)
 		}
 	})
@@ -98,7 +99,7 @@ func TestComplianceChecks(t *testing.T) {
 	t.Run("replacePin", func(t *testing.T) {
 		old := c.addPin(`{"cid":"` + inlineCID(t) + `"}`)
 		newCID := inlineCID(t)
-		var repl pinStatus
+		var repl api.PinStatus
 		c.do(http.MethodPost, "/pins/"+old.RequestID, `{"cid":"`+newCID+`"}`).want(t, http.StatusAccepted, &repl)
 		if repl.Pin.CID != newCID || repl.RequestID == old.RequestID {
 			t.Fatalf("replacement %+v", repl)
@@ -113,7 +114,7 @@ func TestComplianceChecks(t *testing.T) {
 		for _, m := range []struct{ match, name string }{
 			{"exact", name}, {"iexact", strings.ToUpper(name)}, {"partial", partial}, {"ipartial", strings.ToUpper(partial)},
 		} {
-			var list pinResults
+			var list api.PinResults
 			c.do(http.MethodGet, "/pins?match="+m.match+"&name="+m.name, "").want(t, http.StatusOK, &list)
 			if list.Count != 1 || list.Results[0].Pin.Name != name {
 				t.Fatalf("match %s of %q: %+v", m.match, m.name, list)
@@ -121,7 +122,7 @@ func TestComplianceChecks(t *testing.T) {
 		}
 	})
 	t.Run("testPagination", func(t *testing.T) {
-		var first pinResults
+		var first api.PinResults
 		c.do(http.MethodGet, "/pins?"+all, "").want(t, http.StatusOK, &first)
 		for n := first.Count; n < 15; n++ {
 			c.addPin(`{"cid":"` + inlineCID(t) + `"}`)
@@ -133,7 +134,7 @@ func TestComplianceChecks(t *testing.T) {
 		// The checker's client pages with the oldest created time, which
 		// JavaScript's Date keeps to the millisecond.
 		oldest := first.Results[len(first.Results)-1].Created.Truncate(time.Millisecond)
-		var second pinResults
+		var second api.PinResults
 		c.do(http.MethodGet, "/pins?"+all+"&before="+url.QueryEscape(oldest.Format(time.RFC3339Nano)), "").want(t, http.StatusOK, &second)
 		seen := map[string]bool{}
 		for _, r := range append(first.Results, second.Results...) {
@@ -145,7 +146,7 @@ func TestComplianceChecks(t *testing.T) {
 	})
 	t.Run("deleteAllPins", func(t *testing.T) {
 		for {
-			var list pinResults
+			var list api.PinResults
 			c.do(http.MethodGet, "/pins?"+all, "").want(t, http.StatusOK, &list)
 			if list.Count == before.Count {
 				return

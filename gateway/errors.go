@@ -1,27 +1,17 @@
 package gateway
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
-)
-
-// Reasons: the machine-readable codes of error bodies. The spec's examples
-// name the first five; the rest are the 4XX custom codes it allows.
-const (
-	ReasonBadRequest         = "BAD_REQUEST"
-	ReasonUnauthorized       = "UNAUTHORIZED"
-	ReasonNotFound           = "NOT_FOUND"
-	ReasonInternal           = "INTERNAL_SERVER_ERROR"
-	ReasonUnavailable        = "SERVICE_UNAVAILABLE"
-	ReasonMethodNotAllowed   = "METHOD_NOT_ALLOWED"
-	ReasonIdempotencyKeyUsed = "IDEMPOTENCY_KEY_REUSED"
 )
 
 // apiError is an answer the client is owed precisely: what went wrong with
@@ -38,57 +28,47 @@ func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.
 
 // badRequest is the 400 for input that does not parse or breaks a limit.
 func badRequest(format string, args ...any) error {
-	return &apiError{status: http.StatusBadRequest, reason: ReasonBadRequest, details: fmt.Sprintf(format, args...)}
+	return &apiError{status: http.StatusBadRequest, reason: api.ReasonBadRequest, details: fmt.Sprintf(format, args...)}
 }
 
 // errNotFound is every 404: unknown ids, removed pins, and other tenants'
 // pins alike, so that a request id never tells whether it exists elsewhere.
-var errNotFound = &apiError{status: http.StatusNotFound, reason: ReasonNotFound, details: "The specified resource was not found"}
+var errNotFound = &apiError{status: http.StatusNotFound, reason: api.ReasonNotFound, details: "The specified resource was not found"}
 
 // errorStatus maps an error to the status, reason and details of its
 // answer. It is the one place where errors become HTTP.
 func errorStatus(err error) (status int, reason, details string) {
-	var api *apiError
+	var ae *apiError
 	switch {
-	case errors.As(err, &api):
-		return api.status, api.reason, api.details
-	case errors.Is(err, projections.ErrNotFound), errors.Is(err, pin.ErrNotFound), errors.Is(err, pin.ErrRemoved):
+	case errors.As(err, &ae):
+		return ae.status, ae.reason, ae.details
+	case errors.Is(err, views.ErrNotFound), errors.Is(err, pin.ErrNotFound), errors.Is(err, pin.ErrRemoved):
 		return errNotFound.status, errNotFound.reason, errNotFound.details
-	case errors.Is(err, pin.ErrInvalid), errors.Is(err, projections.ErrInvalid):
+	case errors.Is(err, pin.ErrInvalid), errors.Is(err, views.ErrInvalid):
 		// The gateway checks every input before it decides or reads; a
 		// refusal here is a limit the domain or the views keep that the
 		// gateway missed.
-		return http.StatusBadRequest, ReasonBadRequest, err.Error()
+		return http.StatusBadRequest, api.ReasonBadRequest, err.Error()
 	case errors.Is(err, eventlog.ErrClosed), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, ReasonUnavailable, "The service is shutting down or overloaded; try again"
+		return http.StatusServiceUnavailable, api.ReasonUnavailable, "The service is shutting down or overloaded; try again"
 	case errors.Is(err, context.Canceled):
 		// The client has gone; the status is for logs and metrics only.
 		return 499, "CLIENT_CLOSED_REQUEST", "The request was cancelled"
 	}
-	return http.StatusInternalServerError, ReasonInternal, "Unexpected internal error"
-}
-
-// failure is the spec's error body.
-type failure struct {
-	Error failureError `json:"error"`
-}
-
-type failureError struct {
-	Reason  string `json:"reason"`
-	Details string `json:"details,omitempty"`
+	return http.StatusInternalServerError, api.ReasonInternal, "Unexpected internal error"
 }
 
 // writeError answers r with err in the API's error shape, and logs what
 // the client is not told.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, reason, details := errorStatus(err)
-	var api *apiError
-	if errors.As(err, &api) && api.challenge != "" {
-		w.Header().Set("WWW-Authenticate", api.challenge)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.challenge != "" {
+		w.Header().Set("WWW-Authenticate", ae.challenge)
 	}
 	if status >= 500 {
 		h.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status), slog.Any("err", err))
 	}
-	writeJSON(w, status, failure{Error: failureError{Reason: reason, Details: details}})
+	writeJSON(w, status, api.Failure{Error: api.FailureError{Reason: reason, Details: details}})
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // Checkpoints tells how far the views have read the log. Implementations are
-// safe for concurrent use; projections.Reader is one.
+// safe for concurrent use; views.Reader is one.
 type Checkpoints interface {
 	// Checkpoint returns the log position of the last event the views
 	// reflect. It never goes backwards.

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,7 +12,7 @@ import (
 	"github.com/ipfs/go-cid"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/pickup-ipfs/pickup/projections"
+	"github.com/pickup-ipfs/pickup/api"
 )
 
 // Fuzz tests for every parser of outside input. Each checks that the parser
@@ -21,7 +23,7 @@ import (
 func refusedAs400(t *testing.T, err error) {
 	t.Helper()
 	status, reason, details := errorStatus(err)
-	if status != http.StatusBadRequest || reason != ReasonBadRequest || details == "" {
+	if status != http.StatusBadRequest || reason != api.ReasonBadRequest || details == "" {
 		t.Fatalf("refusal %v answers %d %s %q, want a 400 with details", err, status, reason, details)
 	}
 }
@@ -38,7 +40,7 @@ func FuzzParseCID(f *testing.F) {
 			return
 		}
 		canon := canonicalCID(c)
-		if theirs, err := projections.CanonicalCID(s); err != nil || theirs != canon {
+		if theirs, err := views.CanonicalCID(s); err != nil || theirs != canon {
 			t.Fatalf("canonical form of %q: gateway %q, views %q (%v): filters would miss", s, canon, theirs, err)
 		}
 		back, err := cid.Decode(canon)

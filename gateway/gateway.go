@@ -57,13 +57,15 @@
 //
 // # Info
 //
-// PinStatus.info holds strings under the Info* keys: attempt, bytes, blocks
+// PinStatus.info holds strings under the api.Info* keys: attempt, bytes, blocks
 // and source while pinning; car_cid and car_bytes once pinned;
 // failure_reason, failure_message and failures after a failure, retry_at
 // while a retry waits; status_details, a line for people, always.
 package gateway
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -75,9 +77,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/gateway/ui"
-	"github.com/pickup-ipfs/pickup/projections"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 )
 
 // Log is what the gateway needs of the event log. eventlog.Store is one.
@@ -92,20 +95,20 @@ type Log interface {
 }
 
 // Views is what the gateway reads of pins. Implementations are safe for
-// concurrent use; projections.Reader is one.
+// concurrent use; views.Reader is one.
 type Views interface {
 	// Pin returns the tenant's live pin request, or an error wrapping
-	// projections.ErrNotFound.
-	Pin(ctx context.Context, tenant string, requestID uuid.UUID) (projections.PinView, error)
+	// views.ErrNotFound.
+	Pin(ctx context.Context, tenant string, requestID uuid.UUID) (views.Pin, error)
 	// List returns a page of the tenant's live pins matching q, newest
 	// first, and the count of all matches.
-	List(ctx context.Context, q projections.ListQuery) (projections.ListResult, error)
+	List(ctx context.Context, q views.ListQuery) (views.ListResult, error)
 	// NewestByCID returns the tenant's newest request for a canonical CID,
-	// removed or not, or an error wrapping projections.ErrNotFound.
-	NewestByCID(ctx context.Context, tenant, canonicalCID string) (projections.PinView, error)
+	// removed or not, or an error wrapping views.ErrNotFound.
+	NewestByCID(ctx context.Context, tenant, canonicalCID string) (views.Pin, error)
 }
 
-// Deps are the parts a Handler is built from. A projections.Reader serves as
+// Deps are the parts a Handler is built from. A views.Reader serves as
 // Views, Tokens and Checkpoints at once.
 type Deps struct {
 	Log         Log
@@ -123,6 +126,9 @@ type Handler struct {
 	cfg    Config
 	log    *slog.Logger
 	events Log
+	// pins is the write path of pin streams: every command commits
+	// through it.
+	pins   *pinlog.Committer
 	views  Views
 	tokens *tokenCache
 	fresh  *freshness
@@ -167,6 +173,7 @@ func New(cfg Config, d Deps) (*Handler, error) {
 		cfg:    cfg,
 		log:    logger,
 		events: d.Log,
+		pins:   pinlog.New(d.Log, d.Now),
 		views:  d.Views,
 		tokens: &tokenCache{lookup: d.Tokens, ttl: cfg.TokenCacheTTL, now: d.Now, entries: map[[32]byte]tokenEntry{}},
 		fresh: &freshness{mode: cfg.Consistency, log: d.Log, views: d.Checkpoints, wait: cfg.ReadWait,
@@ -256,7 +263,7 @@ func requestID(s string) (uuid.UUID, bool) {
 
 func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
 	w.Header().Set("Allow", allow)
-	h.writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, reason: ReasonMethodNotAllowed,
+	h.writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, reason: api.ReasonMethodNotAllowed,
 		details: fmt.Sprintf("%s %s is not served; allowed: %s", r.Method, r.URL.Path, allow)})
 }
 

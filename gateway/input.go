@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -15,7 +17,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
 )
 
 // Limits on what a request may carry besides the spec's own.
@@ -235,11 +236,11 @@ func parseTime(s string) (time.Time, error) {
 // parseLimit reads a listing's limit: digits only, 1 to MaxListLimit.
 func parseLimit(s string) (int, error) {
 	if s == "" || len(s) > 9 || strings.Trim(s, "0123456789") != "" {
-		return 0, fmt.Errorf("%q is not a whole number from 1 to %d", s, projections.MaxListLimit)
+		return 0, fmt.Errorf("%q is not a whole number from 1 to %d", s, views.MaxListLimit)
 	}
 	n, _ := strconv.Atoi(s)
-	if n < 1 || n > projections.MaxListLimit {
-		return 0, fmt.Errorf("%d is out of range: from 1 to %d", n, projections.MaxListLimit)
+	if n < 1 || n > views.MaxListLimit {
+		return 0, fmt.Errorf("%d is out of range: from 1 to %d", n, views.MaxListLimit)
 	}
 	return n, nil
 }
@@ -284,20 +285,20 @@ func listParams() []string {
 
 // parseListQuery reads the query of GET /pins (the Pinning Service API
 // listing) into a view query for tenant.
-func parseListQuery(tenant string, q url.Values) (projections.ListQuery, error) {
+func parseListQuery(tenant string, q url.Values) (views.ListQuery, error) {
 	for name := range q {
 		if !contains(listParams(), name) {
-			return projections.ListQuery{}, badRequest("unknown query parameter %q (GET /pins takes %s)", name, strings.Join(listParams(), ", "))
+			return views.ListQuery{}, badRequest("unknown query parameter %q (GET /pins takes %s)", name, strings.Join(listParams(), ", "))
 		}
 	}
-	lq := projections.ListQuery{Tenant: tenant, Limit: 10, Match: projections.MatchExact, Statuses: []pin.Status{pin.StatusPinned}}
+	lq := views.ListQuery{Tenant: tenant, Limit: 10, Match: views.MatchExact, Statuses: []pin.Status{pin.StatusPinned}}
 	if v, ok := q["cid"]; ok {
 		items, err := splitList("cid", v)
 		if err != nil {
 			return lq, badRequest("%v", err)
 		}
-		if len(items) > projections.MaxListCIDs {
-			return lq, badRequest("cid: %d CIDs, at most %d", len(items), projections.MaxListCIDs)
+		if len(items) > views.MaxListCIDs {
+			return lq, badRequest("cid: %d CIDs, at most %d", len(items), views.MaxListCIDs)
 		}
 		for _, s := range items {
 			c, err := parseCID(s)
@@ -312,7 +313,7 @@ func parseListQuery(tenant string, q url.Values) (projections.ListQuery, error) 
 		parse func(string) error
 	}{
 		{"name", func(s string) error { lq.Name = s; return checkName(s) }},
-		{"match", func(s string) (err error) { lq.Match, err = projections.ParseMatch(s); return }},
+		{"match", func(s string) (err error) { lq.Match, err = views.ParseMatch(s); return }},
 		{"before", func(s string) (err error) { lq.Before, err = parseTime(s); return }},
 		{"after", func(s string) (err error) { lq.After, err = parseTime(s); return }},
 		{"limit", func(s string) (err error) { lq.Limit, err = parseLimit(s); return }},

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"encoding/base64"
 	"fmt"
 	"maps"
@@ -15,8 +17,8 @@ import (
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
 )
 
 func TestParsePin(t *testing.T) {
@@ -77,7 +79,7 @@ func TestParsePin(t *testing.T) {
 			got, err := parsePin([]byte(tc.body), false)
 			if tc.problem != "" {
 				status, reason, details := errorStatus(err)
-				if status != http.StatusBadRequest || reason != ReasonBadRequest || !strings.Contains(details, tc.problem) {
+				if status != http.StatusBadRequest || reason != api.ReasonBadRequest || !strings.Contains(details, tc.problem) {
 					t.Fatalf("parsePin = %d %s %q; want 400 mentioning %q", status, reason, details, tc.problem)
 				}
 				return
@@ -134,31 +136,31 @@ func TestParseListQuery(t *testing.T) {
 	for i := range tenCIDs {
 		tenCIDs[i] = testCID(t, cid.Raw, mh.SHA2_256, fmt.Sprint(i)).String()
 	}
-	defaults := projections.ListQuery{Tenant: "t", Limit: 10, Match: projections.MatchExact, Statuses: []pin.Status{pin.StatusPinned}}
-	with := func(f func(*projections.ListQuery)) projections.ListQuery {
+	defaults := views.ListQuery{Tenant: "t", Limit: 10, Match: views.MatchExact, Statuses: []pin.Status{pin.StatusPinned}}
+	with := func(f func(*views.ListQuery)) views.ListQuery {
 		q := defaults
 		f(&q)
 		return q
 	}
 	for _, tc := range []struct {
 		name, query string
-		want        projections.ListQuery
+		want        views.ListQuery
 		problem     string
 	}{
 		{"defaults: pinned only, ten", "", defaults, ""},
-		{"cids in both versions, canonical", "cid=" + a.String() + "," + v0, with(func(q *projections.ListQuery) { q.CIDs, q.Statuses = []string{a.String(), b.String()}, nil }), ""},
-		{"cid repeated as parameters", "cid=" + a.String() + "&cid=" + b.String(), with(func(q *projections.ListQuery) { q.CIDs, q.Statuses = []string{a.String(), b.String()}, nil }), ""},
-		{"a filter with a status keeps it", "cid=" + a.String() + "&status=pinned", with(func(q *projections.ListQuery) { q.CIDs = []string{a.String()} }), ""},
-		{"name and match", "name=Precious&match=ipartial", with(func(q *projections.ListQuery) {
-			q.Name, q.Match, q.Statuses = "Precious", projections.MatchIPartial, nil
+		{"cids in both versions, canonical", "cid=" + a.String() + "," + v0, with(func(q *views.ListQuery) { q.CIDs, q.Statuses = []string{a.String(), b.String()}, nil }), ""},
+		{"cid repeated as parameters", "cid=" + a.String() + "&cid=" + b.String(), with(func(q *views.ListQuery) { q.CIDs, q.Statuses = []string{a.String(), b.String()}, nil }), ""},
+		{"a filter with a status keeps it", "cid=" + a.String() + "&status=pinned", with(func(q *views.ListQuery) { q.CIDs = []string{a.String()} }), ""},
+		{"name and match", "name=Precious&match=ipartial", with(func(q *views.ListQuery) {
+			q.Name, q.Match, q.Statuses = "Precious", views.MatchIPartial, nil
 		}), ""},
-		{"statuses", "status=queued,pinning,failed", with(func(q *projections.ListQuery) {
+		{"statuses", "status=queued,pinning,failed", with(func(q *views.ListQuery) {
 			q.Statuses = []pin.Status{pin.StatusQueued, pin.StatusPinning, pin.StatusFailed}
 		}), ""},
-		{"dates", "before=2020-07-27T17:32:28.276123Z&after=2020-07-27T19:32:28.276123%2B02:00", with(func(q *projections.ListQuery) { q.Before, q.After = at, at }), ""},
-		{"limit", "limit=1000", with(func(q *projections.ListQuery) { q.Limit = 1000 }), ""},
-		{"meta", `meta=%7B%22app_id%22%3A%22UUID%22%7D`, with(func(q *projections.ListQuery) { q.Meta, q.Statuses = map[string]string{"app_id": "UUID"}, nil }), ""},
-		{"paging keeps the default", "before=2020-07-27T17:32:28.276123Z&limit=5", with(func(q *projections.ListQuery) { q.Before, q.Limit = at, 5 }), ""},
+		{"dates", "before=2020-07-27T17:32:28.276123Z&after=2020-07-27T19:32:28.276123%2B02:00", with(func(q *views.ListQuery) { q.Before, q.After = at, at }), ""},
+		{"limit", "limit=1000", with(func(q *views.ListQuery) { q.Limit = 1000 }), ""},
+		{"meta", `meta=%7B%22app_id%22%3A%22UUID%22%7D`, with(func(q *views.ListQuery) { q.Meta, q.Statuses = map[string]string{"app_id": "UUID"}, nil }), ""},
+		{"paging keeps the default", "before=2020-07-27T17:32:28.276123Z&limit=5", with(func(q *views.ListQuery) { q.Before, q.Limit = at, 5 }), ""},
 		{"empty meta is no filter", `meta={}`, defaults, ""},
 		{"unknown parameter", "sort=asc", defaults, `unknown query parameter "sort"`},
 		{"cids mixed into a listing", "cid=" + a.String() + "&foo=1", defaults, `unknown query parameter "foo"`},
@@ -204,7 +206,7 @@ func TestParseListQuery(t *testing.T) {
 	}
 }
 
-func sameQuery(a, b projections.ListQuery) bool {
+func sameQuery(a, b views.ListQuery) bool {
 	return a.Tenant == b.Tenant && slices.Equal(a.CIDs, b.CIDs) && a.Name == b.Name && a.Match == b.Match &&
 		slices.Equal(a.Statuses, b.Statuses) && a.Before.Equal(b.Before) && a.After.Equal(b.After) &&
 		maps.Equal(a.Meta, b.Meta) && a.Limit == b.Limit

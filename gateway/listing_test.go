@@ -12,9 +12,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 )
 
 // Every filter of GET /pins, with the spec's defaults.
@@ -39,7 +41,7 @@ func TestListingFilters(t *testing.T) {
 			body += `,"meta":` + spec.meta
 		}
 		ps := c.addPin(body + "}")
-		ids[i], created[i] = ps.RequestID, ps.Created
+		ids[i], created[i] = ps.RequestID, ps.Created.Time
 	}
 	// Pin 1 pinned, pin 2 pinning, the rest queued.
 	s.Claim(t, uuid.MustParse(ids[1]))
@@ -77,7 +79,7 @@ func TestListingFilters(t *testing.T) {
 		{"filters combine", "status=queued&meta=" + url.QueryEscape(`{"team":"x"}`), []int{4, 0}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var list pinResults
+			var list api.PinResults
 			c.do(http.MethodGet, "/pins?"+tc.query, "").want(t, http.StatusOK, &list)
 			var got []string
 			for _, r := range list.Results {
@@ -111,7 +113,7 @@ func TestPagination(t *testing.T) {
 		if pages > n {
 			t.Fatal("paging does not end")
 		}
-		var list pinResults
+		var list api.PinResults
 		c.do(http.MethodGet, "/pins?"+query, "").want(t, http.StatusOK, &list)
 		for _, r := range list.Results {
 			if seen[r.RequestID] {
@@ -120,7 +122,7 @@ func TestPagination(t *testing.T) {
 			if !last.IsZero() && !r.Created.Before(last) {
 				t.Fatalf("page %d is not newest first: %v after %v", pages, r.Created, last)
 			}
-			seen[r.RequestID], last = true, r.Created
+			seen[r.RequestID], last = true, r.Created.Time
 		}
 		if list.Count == len(list.Results) {
 			break
@@ -161,7 +163,7 @@ func TestIdempotencyKey(t *testing.T) {
 
 	// Keys are the tenant's own: bob's key-1 is another request.
 	bob := bearer(t, base, s.Token(t, "bob"))
-	var mine, his pinStatus
+	var mine, his api.PinStatus
 	first.want(t, http.StatusAccepted, &mine)
 	bob.do(http.MethodPost, "/pins", body, "Idempotency-Key", "key-1").want(t, http.StatusAccepted, &his)
 	if mine.RequestID == his.RequestID {
@@ -180,7 +182,7 @@ func TestIdempotencyKey(t *testing.T) {
 			t.Fatalf("concurrent tries answered differently: %s and %s", answers[0].body, a.body)
 		}
 	}
-	var list pinResults
+	var list api.PinResults
 	c.do(http.MethodGet, "/pins?status=queued", "").want(t, http.StatusOK, &list)
 	if list.Count != 2 {
 		t.Fatalf("alice has %d pins, want 2 (one per key)", list.Count)
@@ -188,10 +190,10 @@ func TestIdempotencyKey(t *testing.T) {
 
 	// A replace with a key: its retry finds the old pin gone and answers
 	// with the replacement it made.
-	var repl, again pinStatus
+	var repl, again api.PinStatus
 	c.do(http.MethodPost, "/pins/"+mine.RequestID, body2, "Idempotency-Key", "key-3").want(t, http.StatusAccepted, &repl)
 	c.do(http.MethodPost, "/pins/"+mine.RequestID, body2, "Idempotency-Key", "key-3").want(t, http.StatusAccepted, &again)
-	if repl.RequestID != again.RequestID || !repl.Created.Equal(again.Created) {
+	if repl.RequestID != again.RequestID || !repl.Created.Equal(again.Created.Time) {
 		t.Fatalf("retried replace answered %+v, first %+v", again, repl)
 	}
 	c.do(http.MethodPost, "/pins/"+mine.RequestID, body2, "Idempotency-Key", "key-4").wantError(t, http.StatusNotFound, "NOT_FOUND", "")
@@ -210,11 +212,11 @@ func TestReplaceRetryFinishesRemoval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, _ := pin.Proposal(r, uuid.New(), eventlog.Metadata{})
+	e, _ := pinlog.Propose(r, uuid.New(), eventlog.Metadata{})
 	if _, err := s.Log.Append(context.Background(), pin.Stream(newID), eventlog.NoStream, e); err != nil {
 		t.Fatal(err)
 	}
-	var got pinStatus
+	var got api.PinStatus
 	c.do(http.MethodPost, "/pins/"+old.RequestID, `{"cid":"`+root+`"}`, "Idempotency-Key", "crash").want(t, http.StatusAccepted, &got)
 	if got.RequestID != newID.String() || !got.Created.Equal(r.Created) {
 		t.Fatalf("retry answered %+v, want the recorded %s created %v", got, newID, r.Created)

@@ -7,7 +7,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pickup-ipfs/pickup/gateway/ui"
-	"github.com/pickup-ipfs/pickup/projections"
 )
 
 // The status page (package gateway/ui) and the two reads it needs beyond
@@ -63,7 +62,7 @@ func (h *Handler) timeline(w http.ResponseWriter, r *http.Request, id uuid.UUID)
 		if err != nil {
 			return 0, nil, err
 		}
-		s, events, err := projections.ReadPin(r.Context(), h.events, id)
+		s, events, err := h.pins.Read(r.Context(), id)
 		switch {
 		case err != nil:
 			return 0, nil, err

@@ -1,64 +1,36 @@
 package gateway
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"net/http"
-	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
 )
-
-// createdLayout is how timestamps are written: RFC 3339 in UTC with all six
-// digits of the microseconds pickup keeps, so that a client paging with
-// before=<oldest created> sends back exactly the value it read.
-const createdLayout = "2006-01-02T15:04:05.000000Z07:00"
-
-// pinStatus is the spec's PinStatus.
-type pinStatus struct {
-	RequestID string            `json:"requestid"`
-	Status    pin.Status        `json:"status"`
-	Created   string            `json:"created"`
-	Pin       pinObject         `json:"pin"`
-	Delegates []string          `json:"delegates"`
-	Info      map[string]string `json:"info"`
-}
-
-// pinObject is the spec's Pin.
-type pinObject struct {
-	CID     string            `json:"cid"`
-	Name    string            `json:"name,omitempty"`
-	Origins []string          `json:"origins,omitempty"`
-	Meta    map[string]string `json:"meta,omitempty"`
-}
-
-// pinResults is the spec's PinResults.
-type pinResults struct {
-	Count   int         `json:"count"`
-	Results []pinStatus `json:"results"`
-}
 
 // accepted is the PinStatus of a request just recorded: queued, with nothing
 // else to tell yet. A keyed retry gets the same from the first record.
-func (h *Handler) accepted(r pin.Requested) pinStatus {
-	return pinStatus{
+func (h *Handler) accepted(r pin.Requested) api.PinStatus {
+	return api.PinStatus{
 		RequestID: r.RequestID.String(),
-		Status:    pin.StatusQueued,
-		Created:   r.Created.UTC().Format(createdLayout),
-		Pin:       pinObject{CID: r.CID, Name: r.Name, Origins: r.Origins, Meta: r.Meta},
+		Status:    api.StatusQueued,
+		Created:   api.Time{Time: r.Created},
+		Pin:       api.Pin{CID: r.CID, Name: r.Name, Origins: r.Origins, Meta: r.Meta},
 		Delegates: h.cfg.Delegates,
-		Info:      map[string]string{"status_details": "queued"},
+		Info:      map[string]string{api.InfoStatusDetails: "queued"},
 	}
 }
 
 // status is the PinStatus of a pin as the views show it.
-func (h *Handler) status(v projections.PinView) pinStatus {
-	return pinStatus{
+func (h *Handler) status(v views.Pin) api.PinStatus {
+	return api.PinStatus{
 		RequestID: v.RequestID.String(),
-		Status:    v.Status,
-		Created:   v.Created.UTC().Format(createdLayout),
-		Pin:       pinObject{CID: v.CID, Name: v.Name, Origins: v.Origins, Meta: v.Meta},
+		Status:    api.Status(v.Status),
+		Created:   api.Time{Time: v.Created},
+		Pin:       api.Pin{CID: v.CID, Name: v.Name, Origins: v.Origins, Meta: v.Meta},
 		Delegates: h.cfg.Delegates,
 		Info:      info(v),
 	}
@@ -172,7 +144,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return 0, nil, err
 		}
-		out := pinResults{Count: res.Count, Results: make([]pinStatus, len(res.Pins))}
+		out := api.PinResults{Count: res.Count, Results: make([]api.PinStatus, len(res.Pins))}
 		for i, v := range res.Pins {
 			out.Results[i] = h.status(v)
 		}
@@ -189,6 +161,3 @@ func (h *Handler) reader(r *http.Request, s scheme) (string, error) {
 	}
 	return tenant, h.fresh.await(r.Context(), tenant)
 }
-
-// formatTime writes a time the way every answer does.
-func formatTime(t time.Time) string { return t.UTC().Format(createdLayout) }

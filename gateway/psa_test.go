@@ -12,10 +12,12 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/gateway/internal/gatewaytest"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 )
 
 // A pin's whole life through the API: accepted, visible at once, its
@@ -37,12 +39,12 @@ func TestPinLifecycle(t *testing.T) {
 	}
 
 	// Read your writes: no wait between the 202 and these reads.
-	var got pinStatus
+	var got api.PinStatus
 	c.do(http.MethodGet, "/pins/"+ps.RequestID, "").want(t, http.StatusOK, &got)
-	if got.RequestID != ps.RequestID || !got.Created.Equal(ps.Created) || got.Status != "queued" {
+	if got.RequestID != ps.RequestID || !got.Created.Equal(ps.Created.Time) || got.Status != "queued" {
 		t.Fatalf("GET after POST = %+v, want the accepted pin %+v", got, ps)
 	}
-	var list pinResults
+	var list api.PinResults
 	c.do(http.MethodGet, "/pins?status=queued", "").want(t, http.StatusOK, &list)
 	if list.Count != 1 || len(list.Results) != 1 || list.Results[0].RequestID != ps.RequestID {
 		t.Fatalf("queued listing %+v, want the new pin", list)
@@ -81,9 +83,9 @@ func TestPinLifecycle(t *testing.T) {
 	}
 }
 
-func wantInfo(t *testing.T, got pinStatus, status string, info map[string]string) {
+func wantInfo(t *testing.T, got api.PinStatus, status string, info map[string]string) {
 	t.Helper()
-	if got.Status != status {
+	if string(got.Status) != status {
 		t.Fatalf("status %q, want %q", got.Status, status)
 	}
 	for k, v := range info {
@@ -102,7 +104,7 @@ func TestInfoOnFailure(t *testing.T) {
 	s.Claim(t, id)
 	s.Fail(t, id, pin.ReasonStalled, "no bytes for 2m", policy)
 	s.Sync(t)
-	var got pinStatus
+	var got api.PinStatus
 	c.do(http.MethodGet, "/pins/"+ps.RequestID, "").want(t, http.StatusOK, &got)
 	wantInfo(t, got, "queued", map[string]string{"attempt": "1", "failures": "1", "failure_reason": "stalled", "failure_message": "no bytes for 2m"})
 	retryAt, err := time.Parse(time.RFC3339, got.Info["retry_at"])
@@ -121,7 +123,7 @@ func TestInfoOnFailure(t *testing.T) {
 	if !strings.Contains(got.Info["failure_message"], "every source refused") {
 		t.Errorf("failure_message %q lost the last failure's message", got.Info["failure_message"])
 	}
-	var list pinResults
+	var list api.PinResults
 	c.do(http.MethodGet, "/pins?status=failed", "").want(t, http.StatusOK, &list)
 	if list.Count != 1 {
 		t.Fatalf("failed listing %+v, want the pin", list)
@@ -147,12 +149,12 @@ func TestTenantIsolation(t *testing.T) {
 			t.Errorf("%s on another tenant's pin answers %s, on an unknown id %s: ids leak", tc.method, got.body, same.body)
 		}
 	}
-	var list pinResults
+	var list api.PinResults
 	bob.do(http.MethodGet, "/pins?status=queued&name=secret", "").want(t, http.StatusOK, &list)
 	if list.Count != 0 {
 		t.Fatalf("bob lists %+v", list)
 	}
-	var got pinStatus
+	var got api.PinStatus
 	alice.do(http.MethodGet, "/pins/"+ps.RequestID, "").want(t, http.StatusOK, &got)
 	if got.Status != "queued" {
 		t.Fatalf("bob's attempts changed alice's pin: %+v", got)
@@ -206,15 +208,15 @@ func TestReplace(t *testing.T) {
 	s, _, c := setup(t, gateway.Config{})
 	old := c.addPin(`{"cid":"` + newCID(t).String() + `","name":"v1"}`)
 	newRoot := newCID(t).String()
-	var repl pinStatus
+	var repl api.PinStatus
 	c.do(http.MethodPost, "/pins/"+old.RequestID, `{"cid":"`+newRoot+`","name":"v2"}`).want(t, http.StatusAccepted, &repl)
-	if repl.RequestID == old.RequestID || repl.Pin.CID != newRoot || repl.Status != "queued" || !repl.Created.After(old.Created) {
+	if repl.RequestID == old.RequestID || repl.Pin.CID != newRoot || repl.Status != "queued" || !repl.Created.After(old.Created.Time) {
 		t.Fatalf("replacement %+v of %+v: want a new request id, the new CID, queued, created later", repl, old)
 	}
 	c.do(http.MethodGet, "/pins/"+old.RequestID, "").wantError(t, http.StatusNotFound, "NOT_FOUND", "")
-	var got pinStatus
+	var got api.PinStatus
 	c.do(http.MethodGet, "/pins/"+repl.RequestID, "").want(t, http.StatusOK, &got)
-	var list pinResults
+	var list api.PinResults
 	c.do(http.MethodGet, "/pins?status=queued", "").want(t, http.StatusOK, &list)
 	if list.Count != 1 || list.Results[0].RequestID != repl.RequestID {
 		t.Fatalf("listing after replace = %+v, want only the replacement", list)
@@ -246,7 +248,7 @@ func TestConcurrentReplace(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		var winner pinStatus
+		var winner api.PinStatus
 		wins := 0
 		for _, a := range answers {
 			switch a.status {
@@ -261,7 +263,7 @@ func TestConcurrentReplace(t *testing.T) {
 		if wins != 1 {
 			t.Fatalf("round %d: %d replaces won, want exactly 1", round, wins)
 		}
-		var list pinResults
+		var list api.PinResults
 		c.do(http.MethodDelete, "/pins/"+winner.RequestID, "").want(t, http.StatusAccepted, nil)
 		c.do(http.MethodGet, "/pins?status=queued,pinning,pinned,failed", "").want(t, http.StatusOK, &list)
 		if list.Count != 0 {
@@ -289,8 +291,8 @@ func TestDeleteWhileFetching(t *testing.T) {
 			if err != nil {
 				return // removed: the fetcher's claim is gone
 			}
-			e, _ := pin.Proposal(p, uuid.New(), eventlog.Metadata{})
-			s.Log.Append(ctx, pin.Stream(id), st.Expected(), e)
+			e, _ := pinlog.Propose(p, uuid.New(), eventlog.Metadata{})
+			s.Log.Append(ctx, pin.Stream(id), pinlog.Expected(st), e)
 			time.Sleep(100 * time.Microsecond) // a busy fetcher, reporting every block
 		}
 	})

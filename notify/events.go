@@ -2,7 +2,6 @@ package notify
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -145,46 +144,22 @@ func (Abandoned) EventType() string { return TypeAbandoned }
 // ErrInvalid marks an event that cannot be read, or a bad configuration.
 var ErrInvalid = errors.New("invalid")
 
+// codec maps a delivery's payloads to the envelope and back; immutable.
+var codec = eventlog.NewCodec[Payload](SchemaVersion, Due{}, Started{}, Attempted{}, Delivered{}, Abandoned{})
+
 // Proposal makes the event to append for a payload.
 func Proposal(p Payload, id uuid.UUID, meta eventlog.Metadata) (eventlog.Proposed, error) {
-	data, err := json.Marshal(p)
-	if err != nil {
-		return eventlog.Proposed{}, fmt.Errorf("encode %s: %w", p.EventType(), err)
-	}
-	return eventlog.Proposed{ID: id, Type: p.EventType(), Version: SchemaVersion, Data: data, Meta: meta}, nil
+	return codec.Propose(p, id, meta)
 }
 
-// Decode returns the payload of one of a delivery's events.
+// Decode returns the payload of one of a delivery's events; an event it
+// cannot read wraps ErrInvalid.
 func Decode(e eventlog.Event) (Payload, error) {
-	if e.Version != SchemaVersion {
-		return nil, fmt.Errorf("decode %s at %s/%d: schema version %d, want %d", e.Type, e.Stream, e.Revision, e.Version, SchemaVersion)
-	}
-	var p Payload
-	var err error
-	switch e.Type {
-	case TypeDue:
-		p, err = decode[Due](e.Data)
-	case TypeStarted:
-		p, err = decode[Started](e.Data)
-	case TypeAttempted:
-		p, err = decode[Attempted](e.Data)
-	case TypeDelivered:
-		p, err = decode[Delivered](e.Data)
-	case TypeAbandoned:
-		p, err = decode[Abandoned](e.Data)
-	default:
-		return nil, fmt.Errorf("decode %s/%d: %w: unknown delivery event %q", e.Stream, e.Revision, ErrInvalid, e.Type)
-	}
+	p, err := codec.Decode(e)
 	if err != nil {
-		return nil, fmt.Errorf("decode %s at %s/%d: %w", e.Type, e.Stream, e.Revision, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return p, nil
-}
-
-func decode[T Payload](data []byte) (Payload, error) {
-	var p T
-	err := json.Unmarshal(data, &p)
-	return p, err
 }
 
 // Delivery is what a delivery's events add up to.

@@ -22,6 +22,7 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog/embedded"
 	"github.com/pickup-ipfs/pickup/notify"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 	"github.com/pickup-ipfs/pickup/tenant"
 )
 
@@ -59,7 +60,7 @@ func appendTo(t *testing.T, log eventlog.Store, stream string, expected eventlog
 
 func pinEvent(t *testing.T, p pin.Payload, requestID uuid.UUID) eventlog.Proposed {
 	t.Helper()
-	ev, err := pin.Proposal(p, uuid.New(), eventlog.Metadata{Time: time.Now(), Actor: "test", CorrelationID: requestID})
+	ev, err := pinlog.Propose(p, uuid.New(), eventlog.Metadata{Time: time.Now(), Actor: "test", CorrelationID: requestID})
 	if err != nil {
 		t.Fatal(err)
 	}

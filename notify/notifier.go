@@ -13,6 +13,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 	"github.com/pickup-ipfs/pickup/tenant"
 )
 
@@ -384,7 +385,7 @@ func (n *Notifier) caused(ctx context.Context, e eventlog.Event) error {
 	if !anyWebhook && !sns {
 		return nil
 	}
-	p, err := pin.Decode(e)
+	rec, err := pinlog.Decode(e)
 	if err != nil {
 		n.logger.Warn("pin event left out", "position", e.Position, "stream", e.Stream, "err", err)
 		return nil
@@ -395,8 +396,8 @@ func (n *Notifier) caused(ctx context.Context, e eventlog.Event) error {
 	}
 	var req pin.Requested
 	if len(first) > 0 {
-		if r, err := pin.Decode(first[0]); err == nil {
-			req, _ = r.(pin.Requested)
+		if r, err := pinlog.Decode(first[0]); err == nil {
+			req, _ = r.Payload.(pin.Requested)
 		}
 	}
 	if req.Tenant == "" {
@@ -404,7 +405,7 @@ func (n *Notifier) caused(ctx context.Context, e eventlog.Event) error {
 		return nil
 	}
 	c := cause{eventID: e.ID, at: e.Meta.Time, request: req}
-	switch p := p.(type) {
+	switch p := rec.Payload.(type) {
 	case pin.CarValidated:
 		c.event, c.validated = tenant.WebhookPinned, p
 	case pin.DeadLettered:

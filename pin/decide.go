@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/pickup-ipfs/pickup/eventlog"
 )
 
 // Limits on what a request may carry; the gateway enforces the same ones
@@ -218,8 +216,10 @@ type RetryPolicy struct {
 	Jitter float64
 }
 
-// DefaultRetryPolicy is the policy with every default.
-var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 5, BaseDelay: 30 * time.Second, MaxDelay: time.Hour, Jitter: 0.2}
+// DefaultRetryPolicy returns the policy with every default.
+func DefaultRetryPolicy() RetryPolicy {
+	return RetryPolicy{MaxAttempts: 5, BaseDelay: 30 * time.Second, MaxDelay: time.Hour, Jitter: 0.2}
+}
 
 // Validate reports a policy that cannot work.
 func (p RetryPolicy) Validate() error {
@@ -300,11 +300,4 @@ func (s State) Remove(replacedBy uuid.UUID) (Removed, error) {
 		return Removed{}, fmt.Errorf("remove %s: %w: a pin cannot be replaced by itself", s.Request.RequestID, ErrInvalid)
 	}
 	return Removed{ReplacedBy: replacedBy}, nil
-}
-
-// DecisionID is the event id of a decision taken on the state as it is: the
-// same decision on the same state always gets the same id, so that a
-// replayed or doubled decider appends it once.
-func (s State) DecisionID(decision string) uuid.UUID {
-	return eventlog.DerivedID(s.LastEventID, decision)
 }

@@ -1,9 +1,10 @@
 // Package pin is the domain of a pin request: the events of its life, the
 // fold from those events to its state, and the decisions that move it on.
 // Each decision is a pure function from a state (and a command) to the event
-// to append, or a typed refusal. The package does no I/O: callers read a
-// pin's stream, fold it, decide, and append what was decided at the revision
-// they read, so that a stale decision loses.
+// to append, or a typed refusal. The package does no I/O and knows nothing of
+// the log's envelope: pin/pinlog, the one write path, reads a pin's stream,
+// folds it here, lets a caller decide here, and appends what was decided at
+// the revision it read, so that a stale decision loses.
 //
 // A pin's life, one stream per request ("pin-<request id>"):
 //
@@ -17,13 +18,9 @@
 package pin
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/pickup-ipfs/pickup/eventlog"
 )
 
 // Event types, as recorded in the log.
@@ -39,10 +36,23 @@ const (
 	TypeRemoved        = "PinRemoved"
 )
 
-// Types lists every event type of a pin's stream.
-var Types = []string{
-	TypeRequested, TypeFetchStarted, TypeFetchProgress, TypeCarUploaded, TypeCarValidated,
-	TypeFailed, TypeRetryScheduled, TypeDeadLettered, TypeRemoved,
+// Payloads returns one (zero) value of every payload of a pin's stream, in
+// the order of a pin's life.
+func Payloads() []Payload {
+	return []Payload{
+		Requested{}, FetchStarted{}, FetchProgress{}, CarUploaded{}, CarValidated{},
+		Failed{}, RetryScheduled{}, DeadLettered{}, Removed{},
+	}
+}
+
+// Types returns every event type of a pin's stream.
+func Types() []string {
+	ps := Payloads()
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.EventType()
+	}
+	return out
 }
 
 // StreamPrefix starts the name of every pin's stream.
@@ -64,6 +74,8 @@ func RequestIDOf(stream string) (uuid.UUID, bool) {
 type Payload interface {
 	// EventType is the type the event is recorded under.
 	EventType() string
+	// pinEvent closes the set: only this package's events are a pin's.
+	pinEvent()
 }
 
 // Requested: a tenant asked for a CID to be pinned.
@@ -167,56 +179,26 @@ func (RetryScheduled) EventType() string { return TypeRetryScheduled }
 func (DeadLettered) EventType() string   { return TypeDeadLettered }
 func (Removed) EventType() string        { return TypeRemoved }
 
-// SchemaVersion is the version every pin event is written with. Decode
-// reads this version; when a schema changes, it gains a case for the old one.
+func (Requested) pinEvent()      {}
+func (FetchStarted) pinEvent()   {}
+func (FetchProgress) pinEvent()  {}
+func (CarUploaded) pinEvent()    {}
+func (CarValidated) pinEvent()   {}
+func (Failed) pinEvent()         {}
+func (RetryScheduled) pinEvent() {}
+func (DeadLettered) pinEvent()   {}
+func (Removed) pinEvent()        {}
+
+// SchemaVersion is the version every pin event is written with. When a
+// schema changes, the decoding in pin/pinlog gains a case for the old one.
 const SchemaVersion = 1
 
-// Proposal makes the event to append for a payload.
-func Proposal(p Payload, id uuid.UUID, meta eventlog.Metadata) (eventlog.Proposed, error) {
-	data, err := json.Marshal(p)
-	if err != nil {
-		return eventlog.Proposed{}, fmt.Errorf("encode %s: %w", p.EventType(), err)
-	}
-	return eventlog.Proposed{ID: id, Type: p.EventType(), Version: SchemaVersion, Data: data, Meta: meta}, nil
-}
-
-// Decode returns the payload of one of a pin's events.
-func Decode(e eventlog.Event) (Payload, error) {
-	if e.Version != SchemaVersion {
-		return nil, fmt.Errorf("decode %s at %s/%d: schema version %d, want %d", e.Type, e.Stream, e.Revision, e.Version, SchemaVersion)
-	}
-	var p Payload
-	var err error
-	switch e.Type {
-	case TypeRequested:
-		p, err = decode[Requested](e.Data)
-	case TypeFetchStarted:
-		p, err = decode[FetchStarted](e.Data)
-	case TypeFetchProgress:
-		p, err = decode[FetchProgress](e.Data)
-	case TypeCarUploaded:
-		p, err = decode[CarUploaded](e.Data)
-	case TypeCarValidated:
-		p, err = decode[CarValidated](e.Data)
-	case TypeFailed:
-		p, err = decode[Failed](e.Data)
-	case TypeRetryScheduled:
-		p, err = decode[RetryScheduled](e.Data)
-	case TypeDeadLettered:
-		p, err = decode[DeadLettered](e.Data)
-	case TypeRemoved:
-		p, err = decode[Removed](e.Data)
-	default:
-		return nil, fmt.Errorf("decode %s/%d: %w: %q", e.Stream, e.Revision, ErrUnknownEvent, e.Type)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("decode %s at %s/%d: %w", e.Type, e.Stream, e.Revision, err)
-	}
-	return p, nil
-}
-
-func decode[T Payload](data []byte) (Payload, error) {
-	var p T
-	err := json.Unmarshal(data, &p)
-	return p, err
+// Recorded is one of a pin's events as the log recorded it: its payload, its
+// id, its revision in the pin's stream and when it happened. The write path
+// (pin/pinlog) makes it from the log's envelope; the domain folds it.
+type Recorded struct {
+	ID       uuid.UUID
+	Revision uint64
+	At       time.Time
+	Payload  Payload
 }

@@ -83,6 +83,4 @@ var (
 	ErrNoDeadline = errors.New("no deadline has passed")
 	// ErrInvalid: a command with bad arguments.
 	ErrInvalid = errors.New("invalid pin command")
-	// ErrUnknownEvent: an event type that is not a pin's.
-	ErrUnknownEvent = errors.New("unknown pin event type")
 )

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/pickup-ipfs/pickup/eventlog"
 )
 
 // Phase is where a pin is in its life.
@@ -41,12 +39,12 @@ const (
 	StatusFailed  Status = "failed"
 )
 
-// Statuses lists the API's statuses in their usual order.
-var Statuses = []Status{StatusQueued, StatusPinning, StatusPinned, StatusFailed}
+// Statuses returns the API's statuses in their usual order.
+func Statuses() []Status { return []Status{StatusQueued, StatusPinning, StatusPinned, StatusFailed} }
 
 // ParseStatus returns the status named s.
 func ParseStatus(s string) (Status, error) {
-	if slices.Contains(Statuses, Status(s)) {
+	if slices.Contains(Statuses(), Status(s)) {
 		return Status(s), nil
 	}
 	return "", fmt.Errorf("%w: unknown status %q (want queued, pinning, pinned or failed)", ErrInvalid, s)
@@ -144,35 +142,24 @@ func (s State) ClusterStatus() string {
 	return "pin_queued"
 }
 
-// Expected is what an append to the pin's stream must expect: the state the
-// decision was made on.
-func (s State) Expected() eventlog.Expected { return eventlog.ExpectedAfter(s.Revision, s.Exists) }
-
 // Fold returns the state of a pin from its events, in order.
-func Fold(events []eventlog.Event) (State, error) {
+func Fold(events []Recorded) State {
 	var s State
 	for _, e := range events {
-		var err error
-		if s, err = s.Apply(e); err != nil {
-			return s, err
-		}
+		s = s.Apply(e)
 	}
-	return s, nil
+	return s
 }
 
 // Apply returns the state after one more event. Events are facts: Apply
-// records them whatever the state, and fails only on events it cannot read.
-func (s State) Apply(e eventlog.Event) (State, error) {
-	p, err := Decode(e)
-	if err != nil {
-		return s, err
-	}
-	s = s.With(p, e.Meta.Time)
+// records them whatever the state.
+func (s State) Apply(e Recorded) State {
+	s = s.With(e.Payload, e.At)
 	s.Exists, s.Revision, s.LastEventID = true, e.Revision, e.ID
-	if _, ok := p.(Failed); ok {
+	if _, ok := e.Payload.(Failed); ok {
 		s.LastFailure.EventID = e.ID
 	}
-	return s, nil
+	return s
 }
 
 // With returns the state after a payload recorded at time at. It is Apply
@@ -267,7 +254,7 @@ func (s State) Check() error {
 		return bad("negative count")
 	case s.Request.RequestID == uuid.Nil || s.Request.CID == "" || s.Request.Tenant == "":
 		return bad("request without id, cid or tenant")
-	case !slices.Contains(Statuses, s.Status()):
+	case !slices.Contains(Statuses(), s.Status()):
 		return bad("status %q", s.Status())
 	}
 	return nil

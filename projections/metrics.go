@@ -1,6 +1,8 @@
 package projections
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +15,10 @@ import (
 )
 
 // figuresReader is the view the metrics read.
+// Figures are the views' totals, what the metrics report.
+type Figures = viewrow.Figures
+
+// figuresReader is the views as the metrics read them.
 type figuresReader interface {
 	Figures(ctx context.Context, now time.Time) (Figures, error)
 }

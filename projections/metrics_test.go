@@ -1,6 +1,9 @@
 package projections_test
 
 import (
+	"github.com/pickup-ipfs/pickup/internal/pintest"
+	"github.com/pickup-ipfs/pickup/pin/deciders"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -19,29 +22,29 @@ import (
 // gauges and as CloudWatch EMF lines, over pins in every state.
 func TestMetrics(t *testing.T) {
 	ctx := context.Background()
-	w := newWorld(t)
+	w := pintest.New(t)
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	c := projections.DefaultBoundConfig
-	w.request(t0) // queued since t0
-	w.request(t0.Add(time.Minute))
-	flying := w.request(t0)
-	w.do(flying, t0, "f", func(s pin.State) (pin.Payload, error) { return s.Claim("f", t0, c.Lease) })
+	c := deciders.DefaultBoundConfig()
+	w.Request(t0) // queued since t0
+	w.Request(t0.Add(time.Minute))
+	flying := w.Request(t0)
+	w.Do(flying, t0, "f", func(s pin.State) (pin.Payload, error) { return s.Claim("f", t0, c.Lease) })
 	pinned := func() {
-		id := w.request(t0)
-		w.do(id, t0, "f", func(s pin.State) (pin.Payload, error) { return s.Claim("f", t0, c.Lease) })
-		w.do(id, t0, "f", func(s pin.State) (pin.Payload, error) {
+		id := w.Request(t0)
+		w.Do(id, t0, "f", func(s pin.State) (pin.Payload, error) { return s.Claim("f", t0, c.Lease) })
+		w.Do(id, t0, "f", func(s pin.State) (pin.Payload, error) {
 			return s.Upload(pin.CarUploaded{Attempt: 1, Fetcher: "f", Key: "s", Bytes: 1000, Blocks: 2, CarCID: "c"})
 		})
-		w.do(id, t0, "v", func(s pin.State) (pin.Payload, error) {
+		w.Do(id, t0, "v", func(s pin.State) (pin.Payload, error) {
 			return s.Validate(pin.CarValidated{Attempt: 1, Key: "k", Bytes: 1000, CarCID: "c"})
 		})
 	}
 	pinned()
-	w.sync()
+	w.Sync()
 
 	reg := prometheus.NewRegistry()
 	var emf bytes.Buffer
-	m, err := projections.NewMetrics(w.views, projections.MetricsConfig{Registerer: reg, EMF: &emf, Deployment: "test"})
+	m, err := projections.NewMetrics(w.Views, projections.MetricsConfig{Registerer: reg, EMF: &emf, Deployment: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +65,7 @@ func TestMetrics(t *testing.T) {
 	// Two more pinned in the next interval: the EMF line counts them as new.
 	pinned()
 	pinned()
-	w.sync()
+	w.Sync()
 	if _, err := m.Update(ctx, now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package projections
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+
 	"context"
 	"errors"
 	"fmt"
@@ -14,13 +16,13 @@ import (
 type Applier interface {
 	// Checkpoint returns the position of the last event applied.
 	Checkpoint(ctx context.Context) (eventlog.Position, error)
-	// Apply applies a batch (Prepare), the log's events that follow
+	// Apply applies a batch (viewrow.Prepare), the log's events that follow
 	// position after, in one transaction with the new checkpoint. Events at
 	// or before the checkpoint are left out (another runner applied them).
 	// If the checkpoint is behind after, the views were reset since the
 	// caller read it: Apply changes nothing and fails with
 	// ErrCheckpointMoved.
-	Apply(ctx context.Context, after eventlog.Position, b *Batch) (Applied, error)
+	Apply(ctx context.Context, after eventlog.Position, b *viewrow.Batch) (Applied, error)
 }
 
 // ErrCheckpointMoved is Apply's refusal of events that do not follow the
@@ -35,7 +37,7 @@ type Applied struct {
 	// Checkpoint is the checkpoint after the apply.
 	Checkpoint eventlog.Position
 	// Skipped are the events the views left out.
-	Skipped []Skip
+	Skipped []viewrow.Skip
 }
 
 // logReader is the event log as the runner reads it.
@@ -140,7 +142,7 @@ func (r *Runner) follow(ctx context.Context) error {
 		return err
 	}
 	return r.log.Subscribe(ctx, cp, eventlog.Filter{}, func(evs []eventlog.Event) error {
-		_, err := r.apply(ctx, cp, Prepare(evs))
+		_, err := r.apply(ctx, cp, viewrow.Prepare(evs))
 		cp = evs[len(evs)-1].Position
 		return err
 	})
@@ -162,7 +164,7 @@ func (r *Runner) CatchUp(ctx context.Context, until eventlog.Position, progress 
 	defer cancel()
 	type prepared struct {
 		after eventlog.Position
-		batch *Batch
+		batch *viewrow.Batch
 		err   error
 	}
 	ahead := make(chan prepared, 1)
@@ -182,7 +184,7 @@ func (r *Runner) CatchUp(ctx context.Context, until eventlog.Position, progress 
 				return
 			}
 			select {
-			case ahead <- prepared{after: after, batch: Prepare(evs[:n])}:
+			case ahead <- prepared{after: after, batch: viewrow.Prepare(evs[:n])}:
 			case <-ctx.Done():
 				return
 			}
@@ -205,7 +207,7 @@ func (r *Runner) CatchUp(ctx context.Context, until eventlog.Position, progress 
 	return cp, nil
 }
 
-func (r *Runner) apply(ctx context.Context, after eventlog.Position, b *Batch) (eventlog.Position, error) {
+func (r *Runner) apply(ctx context.Context, after eventlog.Position, b *viewrow.Batch) (eventlog.Position, error) {
 	res, err := r.views.Apply(ctx, after, b)
 	if err != nil {
 		return 0, err
@@ -214,4 +216,14 @@ func (r *Runner) apply(ctx context.Context, after eventlog.Position, b *Batch) (
 		r.logger.Warn("event left out of the views", "position", s.Event.Position, "stream", s.Event.Stream, "type", s.Event.Type, "err", s.Err)
 	}
 	return res.Checkpoint, nil
+}
+
+// Rows is a dump of the views, row by row in a fixed order: what
+// `pickup replay --verify` compares between the live views and a rebuild.
+type Rows = viewrow.Rows
+
+// Diff compares two dumps and returns up to limit of the rows that differ,
+// described, and how many differ in all.
+func Diff(a, b Rows, limit int) (shown []string, total int, err error) {
+	return viewrow.Diff(a, b, limit)
 }

@@ -14,7 +14,6 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -146,58 +145,33 @@ func Issue(tenant, label string, now time.Time) (string, TokenIssued, error) {
 	return token, TokenIssued{TokenID: uuid.New(), Tenant: tenant, Hash: HexHash(token), Label: label, Created: now.UTC()}, nil
 }
 
-// Proposal makes the event to append for one of a tenant's events:
-// TokenIssued, TokenRevoked, WebhookRegistered or WebhookRemoved.
-func Proposal(p any, id uuid.UUID, meta eventlog.Metadata) (eventlog.Proposed, error) {
-	var typ string
-	switch p.(type) {
-	case TokenIssued:
-		typ = TypeTokenIssued
-	case TokenRevoked:
-		typ = TypeTokenRevoked
-	case WebhookRegistered:
-		typ = TypeWebhookRegistered
-	case WebhookRemoved:
-		typ = TypeWebhookRemoved
-	default:
-		return eventlog.Proposed{}, fmt.Errorf("%w: %T is not a tenant's event", ErrInvalid, p)
-	}
-	data, err := json.Marshal(p)
-	if err != nil {
-		return eventlog.Proposed{}, fmt.Errorf("encode %s: %w", typ, err)
-	}
-	return eventlog.Proposed{ID: id, Type: typ, Version: SchemaVersion, Data: data, Meta: meta}, nil
+// Payload is the body of one of a tenant's events: TokenIssued,
+// TokenRevoked, WebhookRegistered or WebhookRemoved.
+type Payload interface {
+	EventType() string
 }
 
-// Decode returns the body of one of a tenant's events (see Proposal).
-func Decode(e eventlog.Event) (any, error) {
-	if e.Version != SchemaVersion {
-		return nil, fmt.Errorf("decode %s at %s/%d: schema version %d, want %d", e.Type, e.Stream, e.Revision, e.Version, SchemaVersion)
-	}
-	var p any
-	var err error
-	switch e.Type {
-	case TypeTokenIssued:
-		p, err = decode[TokenIssued](e.Data)
-	case TypeTokenRevoked:
-		p, err = decode[TokenRevoked](e.Data)
-	case TypeWebhookRegistered:
-		p, err = decode[WebhookRegistered](e.Data)
-	case TypeWebhookRemoved:
-		p, err = decode[WebhookRemoved](e.Data)
-	default:
-		return nil, fmt.Errorf("decode %s/%d: %w: unknown tenant event %q", e.Stream, e.Revision, ErrInvalid, e.Type)
-	}
+func (TokenIssued) EventType() string       { return TypeTokenIssued }
+func (TokenRevoked) EventType() string      { return TypeTokenRevoked }
+func (WebhookRegistered) EventType() string { return TypeWebhookRegistered }
+func (WebhookRemoved) EventType() string    { return TypeWebhookRemoved }
+
+// codec maps a tenant's payloads to the envelope and back; immutable.
+var codec = eventlog.NewCodec[Payload](SchemaVersion, TokenIssued{}, TokenRevoked{}, WebhookRegistered{}, WebhookRemoved{})
+
+// Proposal makes the event to append for one of a tenant's events.
+func Proposal(p Payload, id uuid.UUID, meta eventlog.Metadata) (eventlog.Proposed, error) {
+	return codec.Propose(p, id, meta)
+}
+
+// Decode returns the body of one of a tenant's events (see Proposal); an
+// event it cannot read wraps ErrInvalid.
+func Decode(e eventlog.Event) (Payload, error) {
+	p, err := codec.Decode(e)
 	if err != nil {
-		return nil, fmt.Errorf("decode %s at %s/%d: %w", e.Type, e.Stream, e.Revision, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return p, nil
-}
-
-func decode[T any](data []byte) (any, error) {
-	var v T
-	err := json.Unmarshal(data, &v)
-	return v, err
 }
 
 // RevocationID is the event id of a token's revocation: revoking twice

@@ -95,7 +95,7 @@ func TestWebhookRegistry(t *testing.T) {
 	var reg tenant.Webhooks
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var evs []eventlog.Event
-	apply := func(p any, id uuid.UUID) {
+	apply := func(p tenant.Payload, id uuid.UUID) {
 		t.Helper()
 		ev, err := tenant.Proposal(p, id, eventlog.Metadata{})
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/eventlog/embedded"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 	"github.com/pickup-ipfs/pickup/projections/audit"
 )
 
@@ -36,14 +37,14 @@ func seedPin(t *testing.T, path string) uuid.UUID {
 		func(s pin.State) (pin.Payload, error) {
 			return s.Fail("fetcher/a", 1, pin.ReasonTooBig, "34 GB, over the 31 GiB limit", true)
 		},
-		func(s pin.State) (pin.Payload, error) { return s.DecideRetry(pin.DefaultRetryPolicy) },
+		func(s pin.State) (pin.Payload, error) { return s.DecideRetry(pin.DefaultRetryPolicy()) },
 	} {
 		p, err := step(s)
 		if err != nil {
 			t.Fatal(err)
 		}
 		actor := []string{"gateway", "fetcher/a", "fetcher/a", "decider"}[i]
-		ev, _ := pin.Proposal(p, uuid.New(), eventlog.Metadata{Time: at.Add(time.Duration(i) * time.Second), Actor: actor})
+		ev, _ := pinlog.Propose(p, uuid.New(), eventlog.Metadata{Time: at.Add(time.Duration(i) * time.Second), Actor: actor})
 		if _, err := log.Append(ctx, pin.Stream(id), s.Expected(), ev); err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +60,7 @@ func readState(ctx context.Context, log eventlog.Store, id uuid.UUID) (pin.State
 	if err != nil {
 		return pin.State{}, nil, err
 	}
-	s, err := pin.Fold(evs)
+	s, err := pinlog.Fold(evs)
 	return s, evs, err
 }
 

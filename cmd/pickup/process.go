@@ -47,6 +47,8 @@ func addBaseFlags(f *flags, adminAddr string) *baseFlags {
 type proc struct {
 	role   string
 	stdout io.Writer
+	// getenv reads the process's environment (the env tests inject).
+	getenv func(string) string
 	logger *slog.Logger
 	reg    *prometheus.Registry
 	health *health
@@ -65,7 +67,7 @@ func (b *baseFlags) open(ctx context.Context, e *env, role string) (*proc, error
 	if err != nil {
 		return nil, err
 	}
-	p := &proc{role: role, stdout: e.stdout, logger: logger.With("role", role), reg: newRegistry(), health: newHealth()}
+	p := &proc{role: role, stdout: e.stdout, getenv: e.getenv, logger: logger.With("role", role), reg: newRegistry(), health: newHealth()}
 	logMetrics, err := telemetry.NewLogMetrics(p.reg)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"context"
 	"errors"
 	"fmt"
@@ -120,7 +122,7 @@ func tokenKnown(ctx context.Context, p *proc, token string) (bool, error) {
 	}
 	_, err = p.views.TokenTenant(ctx, tenant.HashToken(token))
 	switch {
-	case errors.Is(err, projections.ErrNotFound):
+	case errors.Is(err, views.ErrNotFound):
 		return false, nil
 	case err != nil:
 		return false, err

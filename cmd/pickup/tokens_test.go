@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pickup-ipfs/pickup/projections"
 	viewembedded "github.com/pickup-ipfs/pickup/projections/embedded"
 	"github.com/pickup-ipfs/pickup/tenant"
 )
@@ -71,7 +70,7 @@ func TestTokensCreateRevokeAndList(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer views.Close()
-	if _, err := views.TokenTenant(ctx, tenant.HashToken(token)); !errors.Is(err, projections.ErrNotFound) {
+	if _, err := views.TokenTenant(ctx, tenant.HashToken(token)); !errors.Is(err, views.ErrNotFound) {
 		t.Errorf("a revoked token still resolves: %v", err)
 	}
 }

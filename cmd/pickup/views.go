@@ -1,6 +1,10 @@
 package main
 
 import (
+	"github.com/pickup-ipfs/pickup/fetcher"
+	"github.com/pickup-ipfs/pickup/pin/deciders"
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"context"
 	"fmt"
 	"strings"
@@ -22,14 +26,14 @@ func viewsFlag(f *flags) *string {
 // viewStore is a view store as pickup's commands use it: what the APIs
 // read, what the runner applies, the work views, and the operator's tools.
 type viewStore interface {
-	projections.Reader
+	views.Reader
 	projections.Applier
-	DueForClaim(ctx context.Context, now time.Time, limit int) ([]projections.PinView, error)
-	Overdue(ctx context.Context, now time.Time, queueTimeout time.Duration, limit int) ([]projections.PinView, error)
-	AwaitingDecision(ctx context.Context, limit int) ([]projections.PinView, error)
-	CarForRoot(ctx context.Context, canonicalCID string) (projections.Car, error)
+	fetcher.Queue
+	fetcher.CARIndex
+	deciders.FailedLister
+	deciders.OverdueLister
 	Figures(ctx context.Context, now time.Time) (projections.Figures, error)
-	Tokens(ctx context.Context, tenant string) ([]projections.TokenInfo, error)
+	Tokens(ctx context.Context, tenant string) ([]views.TokenInfo, error)
 	Dump(ctx context.Context, fn func(eventlog.Position, projections.Rows) error) error
 	Reset(ctx context.Context) error
 	Close() error

@@ -24,6 +24,7 @@ import (
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
 	"github.com/pickup-ipfs/pickup/notify"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 	"github.com/pickup-ipfs/pickup/tenant"
 )
 
@@ -242,7 +243,7 @@ func TestWebhookAddedByTheCommandIsDeliveredSigned(t *testing.T) {
 		pin.FetchStarted{Attempt: 1, Fetcher: "f"},
 		pin.CarValidated{Attempt: 1, Key: "bag/bag.car", Bytes: 7, CarCID: "bag"},
 	} {
-		ev, err := pin.Proposal(pl, uuid.New(), eventlog.Metadata{CorrelationID: id})
+		ev, err := pinlog.Propose(pl, uuid.New(), eventlog.Metadata{CorrelationID: id})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,19 +1,17 @@
 package ui
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
 	"github.com/pickup-ipfs/pickup/projections/audit"
 )
-
-// timeLayout is how times are written: RFC 3339 in UTC with microseconds,
-// as the API writes created.
-const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
 
 // Timeline is a pin's story as the page shows it: GET
 // /pins/{requestid}/timeline.
@@ -45,7 +43,7 @@ func TimelineOf(requestID uuid.UUID, events []eventlog.Event) Timeline {
 	entries := audit.Timeline(events)
 	t := Timeline{RequestID: requestID.String(), Status: pin.StatusQueued, Entries: make([]Entry, len(entries))}
 	for i, e := range entries {
-		t.Entries[i] = Entry{Time: e.Time.UTC().Format(timeLayout), Type: e.Type, Actor: e.Actor, Attempt: e.Attempt,
+		t.Entries[i] = Entry{Time: api.FormatTime(e.Time), Type: e.Type, Actor: e.Actor, Attempt: e.Attempt,
 			Status: e.Status, What: e.What, Why: e.Reason}
 		t.Status = e.Status
 	}
@@ -61,13 +59,13 @@ const (
 
 // ThroughputLimit is the most pins the chart is computed from: one page of
 // the listing, the most the views give at once.
-const ThroughputLimit = projections.MaxListLimit
+const ThroughputLimit = views.MaxListLimit
 
 // ThroughputQuery is the listing the chart is computed from: the tenant's
 // pinned pins requested within the window before now, newest first. It
 // needs no query of its own from the view stores.
-func ThroughputQuery(tenant string, now time.Time) projections.ListQuery {
-	return projections.ListQuery{Tenant: tenant, Statuses: []pin.Status{pin.StatusPinned},
+func ThroughputQuery(tenant string, now time.Time) views.ListQuery {
+	return views.ListQuery{Tenant: tenant, Statuses: []pin.Status{pin.StatusPinned},
 		After: now.Add(-ThroughputWindow), Limit: ThroughputLimit}
 }
 
@@ -101,12 +99,12 @@ type Minute struct {
 
 // ThroughputOf buckets the pins ThroughputQuery listed (res) by the minute
 // of their last update, over the ThroughputMinutes minutes up to now's.
-func ThroughputOf(res projections.ListResult, now time.Time) Throughput {
+func ThroughputOf(res views.ListResult, now time.Time) Throughput {
 	end := now.UTC().Truncate(time.Minute).Add(time.Minute)
 	from := end.Add(-ThroughputMinutes * time.Minute)
-	t := Throughput{From: from.Format(timeLayout), Minutes: make([]Minute, ThroughputMinutes), Partial: res.Count > len(res.Pins)}
+	t := Throughput{From: api.FormatTime(from), Minutes: make([]Minute, ThroughputMinutes), Partial: res.Count > len(res.Pins)}
 	for i := range t.Minutes {
-		t.Minutes[i].Start = from.Add(time.Duration(i) * time.Minute).Format(timeLayout)
+		t.Minutes[i].Start = api.FormatTime(from.Add(time.Duration(i) * time.Minute))
 	}
 	for _, p := range res.Pins {
 		if p.Status != pin.StatusPinned || p.UpdatedAt.Before(from) || !p.UpdatedAt.Before(end) {

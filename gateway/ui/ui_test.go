@@ -1,6 +1,9 @@
 package ui_test
 
 import (
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +16,6 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/gateway/ui"
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
 )
 
 func TestPageServesItsFiles(t *testing.T) {
@@ -79,27 +81,27 @@ func TestScriptKeepsTheTokenInTheSession(t *testing.T) {
 func TestThroughputOf(t *testing.T) {
 	now := time.Date(2025, 6, 1, 12, 30, 40, 0, time.UTC)
 	from := time.Date(2025, 6, 1, 11, 31, 0, 0, time.UTC) // the first of 60 minutes ending with 12:30
-	pinned := func(at time.Time, bytes int64) projections.PinView {
-		return projections.PinView{Status: pin.StatusPinned, UpdatedAt: at, CarBytes: bytes}
+	pinned := func(at time.Time, bytes int64) views.Pin {
+		return views.Pin{Status: pin.StatusPinned, UpdatedAt: at, CarBytes: bytes}
 	}
 	for _, c := range []struct {
 		name      string
-		res       projections.ListResult
+		res       views.ListResult
 		minutes   map[int]int64 // minute index -> bytes
 		pins      int
 		partial   bool
 		wantBytes int64
 	}{
-		{"nothing", projections.ListResult{}, nil, 0, false, 0},
-		{"now and the first minute", projections.ListResult{Count: 2, Pins: []projections.PinView{pinned(now, 10), pinned(from, 7)}},
+		{"nothing", views.ListResult{}, nil, 0, false, 0},
+		{"now and the first minute", views.ListResult{Count: 2, Pins: []views.Pin{pinned(now, 10), pinned(from, 7)}},
 			map[int]int64{59: 10, 0: 7}, 2, false, 17},
-		{"two in a minute", projections.ListResult{Count: 2, Pins: []projections.PinView{pinned(now.Add(-5*time.Minute), 1), pinned(now.Add(-5*time.Minute-30*time.Second), 2)}},
+		{"two in a minute", views.ListResult{Count: 2, Pins: []views.Pin{pinned(now.Add(-5*time.Minute), 1), pinned(now.Add(-5*time.Minute-30*time.Second), 2)}},
 			map[int]int64{54: 3}, 2, false, 3},
-		{"outside the window", projections.ListResult{Count: 2, Pins: []projections.PinView{pinned(from.Add(-time.Nanosecond), 5), pinned(now.Add(time.Minute), 5)}},
+		{"outside the window", views.ListResult{Count: 2, Pins: []views.Pin{pinned(from.Add(-time.Nanosecond), 5), pinned(now.Add(time.Minute), 5)}},
 			nil, 0, false, 0},
-		{"not pinned", projections.ListResult{Count: 1, Pins: []projections.PinView{{Status: pin.StatusPinning, UpdatedAt: now, CarBytes: 9}}},
+		{"not pinned", views.ListResult{Count: 1, Pins: []views.Pin{{Status: pin.StatusPinning, UpdatedAt: now, CarBytes: 9}}},
 			nil, 0, false, 0},
-		{"more matched than read", projections.ListResult{Count: 1001, Pins: []projections.PinView{pinned(now, 4)}},
+		{"more matched than read", views.ListResult{Count: 1001, Pins: []views.Pin{pinned(now, 4)}},
 			map[int]int64{59: 4}, 1, true, 4},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -118,7 +120,7 @@ func TestThroughputOf(t *testing.T) {
 		})
 	}
 	q := ui.ThroughputQuery("alice", now)
-	if q.Tenant != "alice" || !q.After.Equal(now.Add(-time.Hour)) || q.Limit != projections.MaxListLimit || len(q.Statuses) != 1 || q.Statuses[0] != pin.StatusPinned {
+	if q.Tenant != "alice" || !q.After.Equal(now.Add(-time.Hour)) || q.Limit != views.MaxListLimit || len(q.Statuses) != 1 || q.Statuses[0] != pin.StatusPinned {
 		t.Errorf("throughput query %+v", q)
 	}
 }
@@ -133,13 +135,13 @@ func TestTimelineOf(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		prop, err := pin.Proposal(p, uuid.New(), eventlog.Metadata{Actor: "test"})
+		prop, err := pinlog.Propose(p, uuid.New(), eventlog.Metadata{Actor: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		e := eventlog.Event{ID: prop.ID, Type: prop.Type, Version: prop.Version, Data: prop.Data, Meta: prop.Meta, Stream: pin.Stream(id), Revision: uint64(len(events)), Position: eventlog.Position(100 + len(events))}
 		e.Meta.Time = at.Add(time.Duration(len(events)) * time.Second)
-		if s, err = s.Apply(e); err != nil {
+		if s, err = pinlog.Apply(s, e); err != nil {
 			t.Fatal(err)
 		}
 		events = append(events, e)
@@ -149,7 +151,7 @@ func TestTimelineOf(t *testing.T) {
 	})
 	add(func(s pin.State) (pin.Payload, error) { return s.Claim("f1", at, time.Minute) })
 	add(func(s pin.State) (pin.Payload, error) { return s.Fail("f1", 1, pin.ReasonTooBig, "40 GiB", true) })
-	add(func(s pin.State) (pin.Payload, error) { return s.DecideRetry(pin.DefaultRetryPolicy) })
+	add(func(s pin.State) (pin.Payload, error) { return s.DecideRetry(pin.DefaultRetryPolicy()) })
 
 	tl := ui.TimelineOf(id, events)
 	b, _ := json.Marshal(tl)

@@ -21,6 +21,7 @@ import (
 	"github.com/pickup-ipfs/pickup/notify"
 	"github.com/pickup-ipfs/pickup/notify/sns"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 )
 
 // fakeSNS is a hand-written fake of Amazon SNS's Publish action, speaking
@@ -203,7 +204,7 @@ func TestNotifierPublishesValidatedCARs(t *testing.T) {
 		}
 		var props []eventlog.Proposed
 		for _, p := range evs {
-			ev, err := pin.Proposal(p, uuid.New(), eventlog.Metadata{CorrelationID: id})
+			ev, err := pinlog.Propose(p, uuid.New(), eventlog.Metadata{CorrelationID: id})
 			if err != nil {
 				t.Fatal(err)
 			}

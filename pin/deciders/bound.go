@@ -1,4 +1,4 @@
-package projections
+package deciders
 
 import (
 	"fmt"
@@ -20,14 +20,16 @@ type BoundConfig struct {
 	DeciderPeriod  time.Duration
 }
 
-// DefaultBoundConfig is the configuration with every default.
-var DefaultBoundConfig = BoundConfig{
-	Policy:         pin.DefaultRetryPolicy,
-	QueueTimeout:   time.Hour,
-	FetchTimeout:   4 * time.Hour,
-	Lease:          30 * time.Second,
-	WatchdogPeriod: 5 * time.Second,
-	DeciderPeriod:  time.Second,
+// DefaultBoundConfig returns the configuration with every default.
+func DefaultBoundConfig() BoundConfig {
+	return BoundConfig{
+		Policy:         pin.DefaultRetryPolicy(),
+		QueueTimeout:   DefaultQueueTimeout,
+		FetchTimeout:   4 * time.Hour,
+		Lease:          30 * time.Second,
+		WatchdogPeriod: DefaultWatchdogPeriod,
+		DeciderPeriod:  DefaultDeciderPeriod,
+	}
 }
 
 // AttemptBound is the longest one attempt can take, from the moment the pin

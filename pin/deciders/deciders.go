@@ -1,4 +1,37 @@
-package projections
+// Package deciders holds the two actors that decide what nobody asks for:
+// the retry decider, which answers every failed attempt with a retry (with
+// exponential backoff and jitter) or the dead letter, and the lease
+// watchdog, which fails attempts whose lease ran out with no word from
+// their fetcher, and due pins that no fetcher claimed within the queue
+// timeout. They append to the log, so they are not projections: each finds
+// its candidates in the views (which may lag), then decides on the pin's
+// stream through pin/pinlog, the one write path (which reads the stream, the
+// source of truth), with package pin's decisions.
+//
+// pinlog's event-id rule makes a decision taken twice (by a replay, two
+// processes, or a retry after a lost answer) be recorded once, and a
+// decision on a stale state be refused and taken again on the new one.
+//
+// # The bound on how long a pin takes
+//
+// So no pin stays queued forever. With the watchdog and the decider running,
+// a request reaches pinned or failed within
+//
+//	MaxAttempts × (QueueTimeout + FetchTimeout + Lease + 2 × WatchdogPeriod + DeciderPeriod) + RetryPolicy.MaxTotalDelay()
+//
+// (BoundConfig.Bound): in the worst attempt a fetcher claims the pin just
+// before the watchdog's first pass after the queue timeout, renews its lease
+// until its fetch timeout and vanishes; the next pass fails it and the
+// decider decides. With the defaults (PICKUP_MAX_ATTEMPTS 5,
+// PICKUP_RETRY_BASE_DELAY 30s, PICKUP_RETRY_MAX_DELAY 1h, jitter 20%,
+// PICKUP_QUEUE_TIMEOUT 1h, PICKUP_FETCH_TIMEOUT 4h, PICKUP_LEASE 30s, a 5s
+// watchdog and a 1s decider) that is 5 × 5h0m41s + 9m = 25h12m25s;
+// TestNoPinQueuedForever drives a pin through that worst case on a clock the
+// test holds, and it fails for good after 25h10m31s. The bound assumes
+// fetchers stop at their fetch timeout; it does not count work handed back
+// by stopping fetchers (which spends no attempt), a tenant's requeue of a
+// failed pin, or the views' lag behind the log (milliseconds).
+package deciders
 
 import (
 	"context"
@@ -9,109 +42,39 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 )
 
-// The retry decider and the lease watchdog decide what nobody asks for.
-// Both find candidates in the views, then read the pin's stream (the source
-// of truth: the views may lag), fold it, decide with package pin's
-// functions, and append at the revision they read, with an event id derived
-// from the state decided on. So a decision taken twice (by a replay, two
-// processes, or a retry after a lost answer) is recorded once, and a
-// decision on a stale state is refused and taken again on the new one.
+// Defaults of the actors' settings.
+const (
+	DefaultDeciderPeriod  = time.Second
+	DefaultWatchdogPeriod = 5 * time.Second
+	DefaultQueueTimeout   = time.Hour
+	DefaultBatch          = 500
+)
 
-// streamReader reads a stream of the event log.
-type streamReader interface {
-	ReadStream(ctx context.Context, stream string, from uint64, dir eventlog.Direction, limit int) ([]eventlog.Event, error)
-}
-
-// pinLog is the event log as the decider and the watchdog use it.
-type pinLog interface {
-	streamReader
-	Append(ctx context.Context, stream string, expected eventlog.Expected, events ...eventlog.Proposed) (eventlog.AppendResult, error)
-}
-
-// ReadPin reads a pin's stream and folds it into its state.
-func ReadPin(ctx context.Context, log streamReader, requestID uuid.UUID) (pin.State, []eventlog.Event, error) {
-	stream := pin.Stream(requestID)
-	var all []eventlog.Event
-	for from := uint64(0); ; {
-		evs, err := log.ReadStream(ctx, stream, from, eventlog.Forwards, 1000)
-		if err != nil {
-			return pin.State{}, nil, fmt.Errorf("read %s: %w", stream, err)
-		}
-		all = append(all, evs...)
-		if len(evs) < 1000 {
-			break
-		}
-		from = evs[len(evs)-1].Revision + 1
-	}
-	s, err := pin.Fold(all)
-	if err != nil {
-		return s, all, fmt.Errorf("fold %s: %w", stream, err)
-	}
-	return s, all, nil
-}
-
-// maxRaces is how many times a decision is taken again after losing a race
-// for the pin's revision, before giving up until the next pass.
-const maxRaces = 5
-
-// decide reads the pin, lets decision choose what to append (nil for
-// nothing), and appends it at the revision read; a refused revision means
-// the pin moved: read and decide again.
-func decide(ctx context.Context, log pinLog, requestID uuid.UUID, decision func(pin.State) (pin.Payload, eventlog.Metadata, string, error)) (pin.Payload, error) {
-	stream := pin.Stream(requestID)
-	for range maxRaces {
-		s, _, err := ReadPin(ctx, log, requestID)
-		if err != nil {
-			return nil, err
-		}
-		p, meta, name, err := decision(s)
-		if err != nil || p == nil {
-			return nil, err
-		}
-		meta.CorrelationID = requestID
-		ev, err := pin.Proposal(p, s.DecisionID(name), meta)
-		if err != nil {
-			return nil, err
-		}
-		_, err = log.Append(ctx, stream, s.Expected(), ev)
-		if eventlog.IsWrongRevision(err) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("append %s to %s: %w", p.EventType(), stream, err)
-		}
-		return p, nil
-	}
-	return nil, fmt.Errorf("decide on %s: the pin kept moving; trying again next pass", stream)
-}
-
-// ActorConfig is what the decider and the watchdog share.
-type ActorConfig struct {
-	// Period is the time between passes over the views. Defaults: 1s for
-	// the decider, 5s for the watchdog.
+// Config is what the decider and the watchdog share.
+type Config struct {
+	// Period is the time between passes over the views. Defaults:
+	// DefaultDeciderPeriod, DefaultWatchdogPeriod.
 	Period time.Duration
 	// Batch is the most candidates taken from the views per pass. Default
-	// 500.
+	// DefaultBatch.
 	Batch int
 	// Actor is recorded as the author of each decision. Defaults:
 	// "decider", "watchdog".
 	Actor string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// Logger receives the actor's logs. Default slog.Default().
-	Logger *slog.Logger
 }
 
-func (c *ActorConfig) setDefaults(period time.Duration, actor string) {
+func (c *Config) setDefaults(period time.Duration, actor string) {
 	if c.Period == 0 {
 		c.Period = period
 	}
 	if c.Batch == 0 {
-		c.Batch = 500
+		c.Batch = DefaultBatch
 	}
 	if c.Actor == "" {
 		c.Actor = actor
@@ -119,12 +82,9 @@ func (c *ActorConfig) setDefaults(period time.Duration, actor string) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
 }
 
-func (c ActorConfig) validate(what string) error {
+func (c Config) validate(what string) error {
 	switch {
 	case c.Period < 0:
 		return fmt.Errorf("%s: negative period %v", what, c.Period)
@@ -134,13 +94,40 @@ func (c ActorConfig) validate(what string) error {
 	return nil
 }
 
-// runEvery calls tick every period until ctx ends, logging its failures.
-func runEvery(ctx context.Context, cfg ActorConfig, logger *slog.Logger, tick func(context.Context, time.Time) (int, error)) error {
-	t := time.NewTicker(cfg.Period)
+// Deps are what an actor works with.
+type Deps struct {
+	// Log is the event log, written through pin/pinlog.
+	Log pinlog.Log
+	// Logger receives the actor's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// actor is what the decider and the watchdog share: a pass over candidates
+// every period, each decided on through the write path.
+type actor struct {
+	cfg    Config
+	pins   *pinlog.Committer
+	logger *slog.Logger
+}
+
+func newActor(cfg Config, d Deps, component string) (actor, error) {
+	if d.Log == nil {
+		return actor{}, fmt.Errorf("%s: no event log", component)
+	}
+	logger := d.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return actor{cfg: cfg, pins: pinlog.New(d.Log, cfg.Now), logger: logger.With("component", component)}, nil
+}
+
+// run calls tick every period until ctx ends, logging its failures.
+func (a actor) run(ctx context.Context, tick func(context.Context, time.Time) (int, error)) error {
+	t := time.NewTicker(a.cfg.Period)
 	defer t.Stop()
 	for {
-		if _, err := tick(ctx, cfg.Now()); err != nil && ctx.Err() == nil {
-			logger.Error("pass failed", "err", err)
+		if _, err := tick(ctx, a.cfg.Now()); err != nil && ctx.Err() == nil {
+			a.logger.Error("pass failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -150,21 +137,53 @@ func runEvery(ctx context.Context, cfg ActorConfig, logger *slog.Logger, tick fu
 	}
 }
 
-// failedLister is the view the decider reads its candidates from.
-type failedLister interface {
-	AwaitingDecision(ctx context.Context, limit int) ([]PinView, error)
+// pass decides on every candidate and returns how many decisions it
+// appended, and the first error.
+func (a actor) pass(ctx context.Context, cands []uuid.UUID, decide func(context.Context, uuid.UUID) (bool, error)) (int, error) {
+	n := 0
+	var first error
+	for _, id := range cands {
+		ok, err := decide(ctx, id)
+		if err != nil {
+			a.logger.Error("decision failed", "pin_request_id", id, "err", err)
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, first
+}
+
+// commit decides on one pin as actor, at time now.
+func (a actor) commit(ctx context.Context, id uuid.UUID, now time.Time, decide func(pin.State) (pin.Payload, uuid.UUID, error)) (pin.Payload, error) {
+	c, err := a.pins.Commit(ctx, pinlog.Commit{RequestID: id, Actor: a.cfg.Actor, Decide: func(s pin.State) (pinlog.Decision, error) {
+		p, cause, err := decide(s)
+		return pinlog.Decision{Payload: p, Cause: cause, At: now}, err
+	}})
+	return c.Appended, err
+}
+
+// FailedLister is the view the decider reads its candidates from.
+type FailedLister interface {
+	// AwaitingDecision returns up to limit pins whose last attempt failed
+	// and awaits the retry decision.
+	AwaitingDecision(ctx context.Context, limit int) ([]uuid.UUID, error)
 }
 
 // DeciderConfig configures the retry decider.
 type DeciderConfig struct {
-	ActorConfig
-	// Policy is how failures are retried. Default pin.DefaultRetryPolicy.
+	Config
+	// Policy is how failures are retried. Default pin.DefaultRetryPolicy().
 	Policy pin.RetryPolicy
 }
 
 // Validate reports a configuration that cannot work.
 func (c DeciderConfig) Validate() error {
-	if err := c.ActorConfig.validate("decider"); err != nil {
+	if err := c.Config.validate("decider"); err != nil {
 		return err
 	}
 	if c.Policy != (pin.RetryPolicy{}) {
@@ -177,29 +196,33 @@ func (c DeciderConfig) Validate() error {
 // RetryScheduled (with exponential backoff and jitter) or, when it was
 // permanent or the attempts are spent, a DeadLettered.
 type Decider struct {
-	log    pinLog
-	views  failedLister
-	cfg    DeciderConfig
-	logger *slog.Logger
+	actor
+	views  FailedLister
+	policy pin.RetryPolicy
 }
 
 // NewDecider returns a decider reading candidates from views and deciding on
 // the log.
-func NewDecider(log pinLog, views failedLister, cfg DeciderConfig) (*Decider, error) {
+func NewDecider(cfg DeciderConfig, views FailedLister, d Deps) (*Decider, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.setDefaults(time.Second, "decider")
+	cfg.setDefaults(DefaultDeciderPeriod, "decider")
 	if cfg.Policy == (pin.RetryPolicy{}) {
-		cfg.Policy = pin.DefaultRetryPolicy
+		cfg.Policy = pin.DefaultRetryPolicy()
 	}
-	return &Decider{log: log, views: views, cfg: cfg, logger: cfg.Logger.With("component", "decider")}, nil
+	if views == nil {
+		return nil, errors.New("decider: no views")
+	}
+	a, err := newActor(cfg.Config, d, "decider")
+	if err != nil {
+		return nil, err
+	}
+	return &Decider{actor: a, views: views, policy: cfg.Policy}, nil
 }
 
 // Run decides every Period until ctx ends, and returns ctx's error.
-func (d *Decider) Run(ctx context.Context) error {
-	return runEvery(ctx, d.cfg.ActorConfig, d.logger, d.Tick)
-}
+func (d *Decider) Run(ctx context.Context) error { return d.run(ctx, d.Tick) }
 
 // Tick makes one pass at time now: a decision for every pin the views show
 // awaiting one. It returns how many decisions it appended.
@@ -208,144 +231,111 @@ func (d *Decider) Tick(ctx context.Context, now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	var first error
-	for _, c := range cands {
-		ok, err := d.Decide(ctx, c.RequestID, now)
-		if err != nil {
-			d.logger.Error("retry decision failed", "pin_request_id", c.RequestID, "err", err)
-			first = cmpOr(first, err)
-			continue
-		}
-		if ok {
-			n++
-		}
-	}
-	return n, first
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
+	return d.pass(ctx, cands, func(ctx context.Context, id uuid.UUID) (bool, error) { return d.Decide(ctx, id, now) })
 }
 
 // Decide takes the retry decision on one pin, if it awaits one, and
 // reports whether it decided.
 func (d *Decider) Decide(ctx context.Context, requestID uuid.UUID, now time.Time) (bool, error) {
-	var cause uuid.UUID
-	p, err := decide(ctx, d.log, requestID, func(s pin.State) (pin.Payload, eventlog.Metadata, string, error) {
-		p, err := s.DecideRetry(d.cfg.Policy)
+	p, err := d.commit(ctx, requestID, now, func(s pin.State) (pin.Payload, uuid.UUID, error) {
+		p, err := s.DecideRetry(d.policy)
 		if errors.Is(err, pin.ErrNotFailed) || errors.Is(err, pin.ErrRemoved) || errors.Is(err, pin.ErrNotFound) {
-			return nil, eventlog.Metadata{}, "", nil // decided already, or nothing to decide
+			return nil, uuid.Nil, nil // decided already, or nothing to decide
 		}
 		if err != nil {
-			return nil, eventlog.Metadata{}, "", err
+			return nil, uuid.Nil, err
 		}
-		cause = s.LastFailure.EventID
-		return p, eventlog.Metadata{Time: now, Actor: d.cfg.Actor, CausationID: cause}, "retry-decision", nil
+		return p, s.LastFailure.EventID, nil
 	})
-	if err != nil || p == nil {
-		return false, err
-	}
 	switch p := p.(type) {
 	case pin.RetryScheduled:
 		d.logger.Info("retry scheduled", "pin_request_id", requestID, "failures", p.Failures, "not_before", p.NotBefore)
 	case pin.DeadLettered:
 		d.logger.Info("dead-lettered", "pin_request_id", requestID, "failures", p.Failures, "reason", p.Reason)
 	}
-	return true, nil
+	return p != nil, err
 }
 
-// overdueLister is the view the watchdog reads its candidates from.
-type overdueLister interface {
-	Overdue(ctx context.Context, now time.Time, queueTimeout time.Duration, limit int) ([]PinView, error)
+// OverdueLister is the view the watchdog reads its candidates from.
+type OverdueLister interface {
+	// Overdue returns up to limit pins whose lease ran out before now, or
+	// that have been due for longer than queueTimeout (0: never).
+	Overdue(ctx context.Context, now time.Time, queueTimeout time.Duration, limit int) ([]uuid.UUID, error)
 }
 
 // WatchdogConfig configures the lease watchdog.
 type WatchdogConfig struct {
-	ActorConfig
+	Config
 	// QueueTimeout fails a due pin that no fetcher claims within it
-	// (PICKUP_QUEUE_TIMEOUT). Default 1h; negative means never.
+	// (PICKUP_QUEUE_TIMEOUT). Default DefaultQueueTimeout; negative means
+	// never.
 	QueueTimeout time.Duration
 }
 
 // Validate reports a configuration that cannot work.
-func (c WatchdogConfig) Validate() error { return c.ActorConfig.validate("watchdog") }
+func (c WatchdogConfig) Validate() error { return c.Config.validate("watchdog") }
 
 // Watchdog fails attempts whose lease ran out with no word from their
 // fetcher (lease_expired), and due pins that no fetcher claimed within the
 // queue timeout (queue_timeout). Both are transient: the decider retries
 // them, so that no pin waits forever.
 type Watchdog struct {
-	log    pinLog
-	views  overdueLister
-	cfg    WatchdogConfig
-	logger *slog.Logger
+	actor
+	views        OverdueLister
+	queueTimeout time.Duration
 }
 
 // NewWatchdog returns a watchdog reading candidates from views and deciding
 // on the log.
-func NewWatchdog(log pinLog, views overdueLister, cfg WatchdogConfig) (*Watchdog, error) {
+func NewWatchdog(cfg WatchdogConfig, views OverdueLister, d Deps) (*Watchdog, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.setDefaults(5*time.Second, "watchdog")
+	cfg.setDefaults(DefaultWatchdogPeriod, "watchdog")
 	switch {
 	case cfg.QueueTimeout == 0:
-		cfg.QueueTimeout = time.Hour
+		cfg.QueueTimeout = DefaultQueueTimeout
 	case cfg.QueueTimeout < 0:
 		cfg.QueueTimeout = 0
 	}
-	return &Watchdog{log: log, views: views, cfg: cfg, logger: cfg.Logger.With("component", "watchdog")}, nil
+	if views == nil {
+		return nil, errors.New("watchdog: no views")
+	}
+	a, err := newActor(cfg.Config, d, "watchdog")
+	if err != nil {
+		return nil, err
+	}
+	return &Watchdog{actor: a, views: views, queueTimeout: cfg.QueueTimeout}, nil
 }
 
 // Run checks every Period until ctx ends, and returns ctx's error.
-func (w *Watchdog) Run(ctx context.Context) error {
-	return runEvery(ctx, w.cfg.ActorConfig, w.logger, w.Tick)
-}
+func (w *Watchdog) Run(ctx context.Context) error { return w.run(ctx, w.Tick) }
 
 // Tick makes one pass at time now: every pin the views show past its
 // deadline is expired. It returns how many pins it failed.
 func (w *Watchdog) Tick(ctx context.Context, now time.Time) (int, error) {
-	cands, err := w.views.Overdue(ctx, now, w.cfg.QueueTimeout, w.cfg.Batch)
+	cands, err := w.views.Overdue(ctx, now, w.queueTimeout, w.cfg.Batch)
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	var first error
-	for _, c := range cands {
-		ok, err := w.Expire(ctx, c.RequestID, now)
-		if err != nil {
-			w.logger.Error("expiry failed", "pin_request_id", c.RequestID, "err", err)
-			first = cmpOr(first, err)
-			continue
-		}
-		if ok {
-			n++
-		}
-	}
-	return n, first
+	return w.pass(ctx, cands, func(ctx context.Context, id uuid.UUID) (bool, error) { return w.Expire(ctx, id, now) })
 }
 
 // Expire fails the pin if its deadline passed before now, and reports
 // whether it did.
 func (w *Watchdog) Expire(ctx context.Context, requestID uuid.UUID, now time.Time) (bool, error) {
-	p, err := decide(ctx, w.log, requestID, func(s pin.State) (pin.Payload, eventlog.Metadata, string, error) {
-		f, err := s.Expire(now, w.cfg.QueueTimeout)
+	p, err := w.commit(ctx, requestID, now, func(s pin.State) (pin.Payload, uuid.UUID, error) {
+		f, err := s.Expire(now, w.queueTimeout)
 		if errors.Is(err, pin.ErrNoDeadline) || errors.Is(err, pin.ErrRemoved) || errors.Is(err, pin.ErrNotFound) {
-			return nil, eventlog.Metadata{}, "", nil // it moved on in time
+			return nil, uuid.Nil, nil // it moved on in time
 		}
 		if err != nil {
-			return nil, eventlog.Metadata{}, "", err
+			return nil, uuid.Nil, err
 		}
-		return f, eventlog.Metadata{Time: now, Actor: w.cfg.Actor, CausationID: s.LastEventID}, "expire", nil
+		return f, uuid.Nil, nil
 	})
-	if err != nil || p == nil {
-		return false, err
+	if f, ok := p.(pin.Failed); ok {
+		w.logger.Info("expired", "pin_request_id", requestID, "attempt", f.Attempt, "reason", f.Reason)
 	}
-	f := p.(pin.Failed)
-	w.logger.Info("expired", "pin_request_id", requestID, "attempt", f.Attempt, "reason", f.Reason)
-	return true, nil
+	return p != nil, err
 }

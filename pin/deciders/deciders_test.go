@@ -1,10 +1,14 @@
-package projections_test
+package deciders_test
 
 import (
+	"github.com/pickup-ipfs/pickup/internal/pintest"
+
+	"github.com/pickup-ipfs/pickup/pin/deciders"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
+
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -12,102 +16,19 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
-	logstore "github.com/pickup-ipfs/pickup/eventlog/embedded"
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
-	"github.com/pickup-ipfs/pickup/projections/embedded"
 )
-
-// world is a log, its views and a runner, for driving the actors with a
-// clock the test holds.
-type world struct {
-	t      testing.TB
-	log    *logstore.Store
-	views  *embedded.Store
-	runner *projections.Runner
-}
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func newWorld(t testing.TB) *world {
+func newActors(t testing.TB, w *pintest.World, c deciders.BoundConfig) (*deciders.Decider, *deciders.Watchdog) {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	log, err := logstore.Open(ctx, filepath.Join(dir, "events.db"), logstore.Options{})
+	deps := deciders.Deps{Log: w.Log, Logger: quiet()}
+	d, err := deciders.NewDecider(deciders.DeciderConfig{Config: deciders.Config{Period: c.DeciderPeriod}, Policy: c.Policy}, w.Views, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { log.Close() })
-	views, err := embedded.Open(ctx, filepath.Join(dir, "views.db"), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { views.Close() })
-	r, err := projections.NewRunner(log, views, projections.RunnerConfig{Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &world{t: t, log: log, views: views, runner: r}
-}
-
-// sync brings the views up to the log.
-func (w *world) sync() {
-	w.t.Helper()
-	ctx := context.Background()
-	head, err := w.log.Head(ctx)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	if _, err := w.runner.CatchUp(ctx, head, nil); err != nil {
-		w.t.Fatal(err)
-	}
-}
-
-func (w *world) state(id uuid.UUID) pin.State {
-	w.t.Helper()
-	s, _, err := projections.ReadPin(context.Background(), w.log, id)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return s
-}
-
-// do appends what decide returns on the pin's current state, as actor, at
-// time at.
-func (w *world) do(id uuid.UUID, at time.Time, actor string, decide func(pin.State) (pin.Payload, error)) {
-	w.t.Helper()
-	s := w.state(id)
-	p, err := decide(s)
-	if err != nil {
-		w.t.Fatalf("%s at %s: %v", actor, at, err)
-	}
-	ev, err := pin.Proposal(p, uuid.New(), eventlog.Metadata{Time: at, Actor: actor, CorrelationID: id})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	if _, err := w.log.Append(context.Background(), pin.Stream(id), s.Expected(), ev); err != nil {
-		w.t.Fatal(err)
-	}
-}
-
-func (w *world) request(at time.Time) uuid.UUID {
-	w.t.Helper()
-	id := uuid.New()
-	w.do(id, at, "gateway", func(s pin.State) (pin.Payload, error) {
-		return pin.Request(s, pin.Requested{RequestID: id, Tenant: "alice", CID: "bafkqaaa", Created: at})
-	})
-	return id
-}
-
-func newActors(t testing.TB, w *world, c projections.BoundConfig) (*projections.Decider, *projections.Watchdog) {
-	t.Helper()
-	d, err := projections.NewDecider(w.log, w.views, projections.DeciderConfig{
-		ActorConfig: projections.ActorConfig{Period: c.DeciderPeriod, Logger: quiet()}, Policy: c.Policy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wd, err := projections.NewWatchdog(w.log, w.views, projections.WatchdogConfig{
-		ActorConfig: projections.ActorConfig{Period: c.WatchdogPeriod, Logger: quiet()}, QueueTimeout: c.QueueTimeout})
+	wd, err := deciders.NewWatchdog(deciders.WatchdogConfig{Config: deciders.Config{Period: c.WatchdogPeriod}, QueueTimeout: c.QueueTimeout}, w.Views, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,19 +48,19 @@ func tickAfter(t0, t time.Time, p time.Duration) time.Time {
 // fetcher vanishes; the watchdog and the decider pass on their periods'
 // ticks. It returns the time the pin failed for good. With claim false, no
 // fetcher ever comes: every attempt times out in the queue.
-func worstCase(t *testing.T, c projections.BoundConfig, claim bool) (start, end time.Time, s pin.State) {
+func worstCase(t *testing.T, c deciders.BoundConfig, claim bool) (start, end time.Time, s pin.State) {
 	ctx := context.Background()
-	w := newWorld(t)
+	w := pintest.New(t)
 	d, wd := newActors(t, w, c)
 	start = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	id := w.request(start)
+	id := w.Request(start)
 	now := start
 	for round := 0; ; round++ {
 		if round > 20*c.Policy.MaxAttempts {
 			t.Fatalf("no end after %d rounds: %+v", round, s)
 		}
-		w.sync()
-		s = w.state(id)
+		w.Sync()
+		s = w.State(id)
 		switch {
 		case s.Phase == pin.PhaseDeadLettered:
 			return start, now, s
@@ -158,10 +79,10 @@ func worstCase(t *testing.T, c projections.BoundConfig, claim bool) (start, end 
 				continue
 			}
 			claimed := expiry.Add(-time.Microsecond)
-			w.do(id, claimed, "fetcher", func(s pin.State) (pin.Payload, error) { return s.Claim("fetcher", claimed, c.Lease) })
+			w.Do(id, claimed, "fetcher", func(s pin.State) (pin.Payload, error) { return s.Claim("fetcher", claimed, c.Lease) })
 			// Renew the lease until the fetch timeout, the last time just
 			// before it (in one append: the fold is the same).
-			st := w.state(id)
+			st := w.State(id)
 			var renewals []eventlog.Proposed
 			renew := func(at time.Time) {
 				p, err := st.Progress("fetcher", st.Attempt, 1, 1, "gateway", at, c.Lease)
@@ -169,18 +90,18 @@ func worstCase(t *testing.T, c projections.BoundConfig, claim bool) (start, end 
 					t.Fatal(err)
 				}
 				st = st.With(p, at)
-				ev, _ := pin.Proposal(p, uuid.New(), eventlog.Metadata{Time: at, Actor: "fetcher", CorrelationID: id})
+				ev, _ := pinlog.Propose(p, uuid.New(), eventlog.Metadata{Time: at, Actor: "fetcher", CorrelationID: id})
 				renewals = append(renewals, ev)
 			}
 			for at := claimed.Add(c.Lease - time.Second); at.Before(claimed.Add(c.FetchTimeout)); at = at.Add(c.Lease - time.Second) {
 				renew(at)
 			}
 			renew(claimed.Add(c.FetchTimeout - time.Microsecond))
-			if _, err := w.log.Append(ctx, pin.Stream(id), w.state(id).Expected(), renewals...); err != nil {
+			if _, err := w.Log.Append(ctx, pin.Stream(id), pinlog.Expected(w.State(id)), renewals...); err != nil {
 				t.Fatal(err)
 			}
-			w.sync()
-			leaseEnd := w.state(id).LeaseUntil
+			w.Sync()
+			leaseEnd := w.State(id).LeaseUntil
 			if n, err := wd.Tick(ctx, leaseEnd); err != nil || n != 0 {
 				t.Fatalf("watchdog at the lease's end: %d, %v", n, err)
 			}
@@ -205,7 +126,7 @@ func worstCase(t *testing.T, c projections.BoundConfig, claim bool) (start, end 
 // default configuration, with a clock the test holds: it fails for good,
 // within the bound that the configuration promises.
 func TestNoPinQueuedForever(t *testing.T) {
-	c := projections.DefaultBoundConfig
+	c := deciders.DefaultBoundConfig()
 	bound := c.Bound()
 	if want := 5*(time.Hour+4*time.Hour+30*time.Second+2*5*time.Second+time.Second) + c.Policy.MaxTotalDelay(); bound != want {
 		t.Errorf("bound %v, want %v", bound, want)
@@ -238,21 +159,21 @@ func TestNoPinQueuedForever(t *testing.T) {
 // the watchdog append, and when they leave a pin alone.
 func TestDecisionsTable(t *testing.T) {
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	c := projections.DefaultBoundConfig
-	claim := func(w *world, id uuid.UUID, at time.Time) {
-		w.do(id, at, "f", func(s pin.State) (pin.Payload, error) { return s.Claim("f", at, c.Lease) })
+	c := deciders.DefaultBoundConfig()
+	claim := func(w *pintest.World, id uuid.UUID, at time.Time) {
+		w.Do(id, at, "f", func(s pin.State) (pin.Payload, error) { return s.Claim("f", at, c.Lease) })
 	}
-	fail := func(w *world, id uuid.UUID, at time.Time, r pin.Reason) {
-		w.do(id, at, "f", func(s pin.State) (pin.Payload, error) { return s.Fail("f", s.Attempt, r, "msg", r.Permanent()) })
+	fail := func(w *pintest.World, id uuid.UUID, at time.Time, r pin.Reason) {
+		w.Do(id, at, "f", func(s pin.State) (pin.Payload, error) { return s.Fail("f", s.Attempt, r, "msg", r.Permanent()) })
 	}
 	for _, tc := range []struct {
 		name string
 		// setup drives the pin; the actors then pass at t0+1h.
-		setup func(w *world, id uuid.UUID)
+		setup func(w *pintest.World, id uuid.UUID)
 		want  string // the type of the event appended, or "" for none
 		check func(t *testing.T, s pin.State)
 	}{
-		{"transient failure is retried with backoff", func(w *world, id uuid.UUID) {
+		{"transient failure is retried with backoff", func(w *pintest.World, id uuid.UUID) {
 			claim(w, id, t0)
 			fail(w, id, t0.Add(time.Minute), pin.ReasonStalled)
 		}, pin.TypeRetryScheduled, func(t *testing.T, s pin.State) {
@@ -261,7 +182,7 @@ func TestDecisionsTable(t *testing.T) {
 				t.Errorf("retry not before %v, want within [%v, %v]", s.NotBefore, lo, hi)
 			}
 		}},
-		{"permanent failure goes straight to the dead letter", func(w *world, id uuid.UUID) {
+		{"permanent failure goes straight to the dead letter", func(w *pintest.World, id uuid.UUID) {
 			claim(w, id, t0)
 			fail(w, id, t0.Add(time.Minute), pin.ReasonRootNotFound)
 		}, pin.TypeDeadLettered, func(t *testing.T, s pin.State) {
@@ -269,14 +190,14 @@ func TestDecisionsTable(t *testing.T) {
 				t.Errorf("dead letter %+v after %d failures", s.DeadLetter, s.Failures)
 			}
 		}},
-		{"the last attempt's failure is dead-lettered", func(w *world, id uuid.UUID) {
+		{"the last attempt's failure is dead-lettered", func(w *pintest.World, id uuid.UUID) {
 			at := t0
 			for i := range c.Policy.MaxAttempts {
 				at = at.Add(time.Hour / 10)
 				claim(w, id, at)
 				fail(w, id, at.Add(time.Second), pin.ReasonSourcesFailed)
 				if i < c.Policy.MaxAttempts-1 {
-					w.do(id, at.Add(2*time.Second), "decider", func(s pin.State) (pin.Payload, error) { return s.DecideRetry(c.Policy) })
+					w.Do(id, at.Add(2*time.Second), "decider", func(s pin.State) (pin.Payload, error) { return s.DecideRetry(c.Policy) })
 				}
 			}
 		}, pin.TypeDeadLettered, func(t *testing.T, s pin.State) {
@@ -284,46 +205,46 @@ func TestDecisionsTable(t *testing.T) {
 				t.Errorf("dead-lettered after %d failures, want %d", s.Failures, c.Policy.MaxAttempts)
 			}
 		}},
-		{"an expired lease fails the attempt", func(w *world, id uuid.UUID) {
+		{"an expired lease fails the attempt", func(w *pintest.World, id uuid.UUID) {
 			claim(w, id, t0.Add(59*time.Minute))
 		}, pin.TypeFailed, func(t *testing.T, s pin.State) {
 			if s.LastFailure.Reason != pin.ReasonLeaseExpired || s.LastFailure.Permanent || s.LastFailure.Attempt != 1 {
 				t.Errorf("failure %+v, want a transient lease_expired of attempt 1", s.LastFailure)
 			}
 		}},
-		{"a renewed lease holds", func(w *world, id uuid.UUID) {
+		{"a renewed lease holds", func(w *pintest.World, id uuid.UUID) {
 			claim(w, id, t0.Add(59*time.Minute))
 			at := t0.Add(time.Hour - time.Second)
-			w.do(id, at, "f", func(s pin.State) (pin.Payload, error) { return s.Progress("f", 1, 1, 1, "", at, c.Lease) })
+			w.Do(id, at, "f", func(s pin.State) (pin.Payload, error) { return s.Progress("f", 1, 1, 1, "", at, c.Lease) })
 		}, "", nil},
-		{"a queued pin within its timeout waits", func(w *world, id uuid.UUID) {
+		{"a queued pin within its timeout waits", func(w *pintest.World, id uuid.UUID) {
 			claim(w, id, t0)
 			fail(w, id, t0.Add(time.Second), pin.ReasonHandedBack)
-			w.do(id, t0.Add(2*time.Second), "decider", func(s pin.State) (pin.Payload, error) { return s.DecideRetry(c.Policy) })
+			w.Do(id, t0.Add(2*time.Second), "decider", func(s pin.State) (pin.Payload, error) { return s.DecideRetry(c.Policy) })
 		}, "", nil},
-		{"a removed pin is left alone", func(w *world, id uuid.UUID) {
+		{"a removed pin is left alone", func(w *pintest.World, id uuid.UUID) {
 			claim(w, id, t0)
 			fail(w, id, t0.Add(time.Second), pin.ReasonStalled)
-			w.do(id, t0.Add(2*time.Second), "gateway", func(s pin.State) (pin.Payload, error) { return s.Remove(uuid.Nil) })
+			w.Do(id, t0.Add(2*time.Second), "gateway", func(s pin.State) (pin.Payload, error) { return s.Remove(uuid.Nil) })
 		}, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			w := newWorld(t)
+			w := pintest.New(t)
 			d, wd := newActors(t, w, c)
-			id := w.request(t0)
+			id := w.Request(t0)
 			tc.setup(w, id)
-			before := w.state(id)
-			w.sync()
+			before := w.State(id)
+			w.Sync()
 			now := t0.Add(time.Hour)
 			if _, err := wd.Tick(ctx, now); err != nil {
 				t.Fatal(err)
 			}
-			w.sync()
+			w.Sync()
 			if _, err := d.Tick(ctx, now); err != nil {
 				t.Fatal(err)
 			}
-			s, evs, err := projections.ReadPin(ctx, w.log, id)
+			s, evs, err := pinlog.Read(ctx, w.Log, id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -351,20 +272,20 @@ func TestDecisionsTable(t *testing.T) {
 func TestTwoDecidersAndWatchdogsDecideOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w := newWorld(t)
-	c := projections.DefaultBoundConfig
+	w := pintest.New(t)
+	c := deciders.DefaultBoundConfig()
 	c.Policy = pin.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Second, MaxDelay: 4 * time.Second, Jitter: 0.5}
 	c.QueueTimeout = time.Minute
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	var pins []uuid.UUID
 	for i := range 60 {
-		id := w.request(t0)
+		id := w.Request(t0)
 		if i%2 == 0 {
-			w.do(id, t0, "f", func(s pin.State) (pin.Payload, error) { return s.Claim("f", t0, c.Lease) })
+			w.Do(id, t0, "f", func(s pin.State) (pin.Payload, error) { return s.Claim("f", t0, c.Lease) })
 		}
 		pins = append(pins, id)
 	}
-	go w.runner.Run(ctx)
+	go w.Runner.Run(ctx)
 	d1, w1 := newActors(t, w, c)
 	d2, w2 := newActors(t, w, c)
 	now := t0
@@ -381,13 +302,13 @@ func TestTwoDecidersAndWatchdogsDecideOnce(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		if f, err := w.views.Figures(ctx, now); err == nil && f.DeadLettered == int64(len(pins)) {
+		if f, err := w.Views.Figures(ctx, now); err == nil && f.DeadLettered == int64(len(pins)) {
 			break
 		}
 		time.Sleep(time.Millisecond) // let the runner catch up
 	}
 	for _, id := range pins {
-		s, evs, err := projections.ReadPin(ctx, w.log, id)
+		s, evs, err := pinlog.Read(ctx, w.Log, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -420,7 +341,7 @@ func TestTwoDecidersAndWatchdogsDecideOnce(t *testing.T) {
 func TestDecisionsAreReplayable(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	c := projections.DefaultBoundConfig
+	c := deciders.DefaultBoundConfig()
 	id := uuid.New()
 	var history []eventlog.Proposed
 	var s pin.State
@@ -434,18 +355,18 @@ func TestDecisionsAreReplayable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev, _ := pin.Proposal(p, uuid.NewSHA1(id, []byte{byte(i)}), eventlog.Metadata{Time: t0, Actor: "test"})
+		ev, _ := pinlog.Propose(p, uuid.NewSHA1(id, []byte{byte(i)}), eventlog.Metadata{Time: t0, Actor: "test"})
 		s = s.With(p, t0)
 		s.Exists = true
 		history = append(history, ev)
 	}
 	var decided [][]eventlog.Event
 	for range 2 {
-		w := newWorld(t)
-		if _, err := w.log.Append(ctx, pin.Stream(id), eventlog.NoStream, history...); err != nil {
+		w := pintest.New(t)
+		if _, err := w.Log.Append(ctx, pin.Stream(id), eventlog.NoStream, history...); err != nil {
 			t.Fatal(err)
 		}
-		w.sync()
+		w.Sync()
 		d, wd := newActors(t, w, c)
 		now := t0.Add(time.Hour)
 		if _, err := wd.Expire(ctx, id, now); err != nil {
@@ -458,7 +379,7 @@ func TestDecisionsAreReplayable(t *testing.T) {
 		if ok, err := d.Decide(ctx, id, now); ok || err != nil {
 			t.Errorf("a second decision: %v, %v", ok, err)
 		}
-		_, evs, err := projections.ReadPin(ctx, w.log, id)
+		_, evs, err := pinlog.Read(ctx, w.Log, id)
 		if err != nil {
 			t.Fatal(err)
 		}

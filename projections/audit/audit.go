@@ -15,6 +15,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 )
 
 // Entry is one event of a pin's timeline.
@@ -49,9 +50,9 @@ func Timeline(events []eventlog.Event) []Entry {
 			en.CausedBy = &c
 		}
 		before := s
-		p, err := pin.Decode(e)
+		r, err := pinlog.Decode(e)
 		if err == nil {
-			s, err = s.Apply(e)
+			s = s.Apply(r)
 		}
 		if err != nil {
 			en.What = "unreadable event"
@@ -61,7 +62,7 @@ func Timeline(events []eventlog.Event) []Entry {
 			continue
 		}
 		en.Attempt, en.Status = s.Attempt, s.Status()
-		en.What, en.Reason = describe(before, s, p)
+		en.What, en.Reason = describe(before, s, r.Payload)
 		out = append(out, en)
 	}
 	return out

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 	"github.com/pickup-ipfs/pickup/projections/audit"
 )
 
@@ -34,7 +35,7 @@ func (h *history) add(actor string, at time.Time, decide func(pin.State) (pin.Pa
 		h.t.Fatal(err)
 	}
 	n := len(h.events)
-	pr, err := pin.Proposal(p, uuid.NewSHA1(h.id, []byte{byte(n)}), eventlog.Metadata{Time: at, Actor: actor, CorrelationID: h.id})
+	pr, err := pinlog.Propose(p, uuid.NewSHA1(h.id, []byte{byte(n)}), eventlog.Metadata{Time: at, Actor: actor, CorrelationID: h.id})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func (h *history) add(actor string, at time.Time, decide func(pin.State) (pin.Pa
 	if n > 0 {
 		e.Meta.CausationID = h.events[n-1].ID
 	}
-	if h.s, err = h.s.Apply(e); err != nil {
+	if h.s, err = pinlog.Apply(h.s, e); err != nil {
 		h.t.Fatal(err)
 	}
 	h.events = append(h.events, e)

@@ -1,6 +1,8 @@
 package embedded
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -17,7 +19,7 @@ import (
 // position after is applied in one transaction with the new checkpoint. Events at or
 // before the stored checkpoint are left out, so a batch applied twice, or
 // by two runners at once, counts once.
-func (s *Store) Apply(ctx context.Context, after eventlog.Position, batch *projections.Batch) (projections.Applied, error) {
+func (s *Store) Apply(ctx context.Context, after eventlog.Position, batch *viewrow.Batch) (projections.Applied, error) {
 	var out projections.Applied
 	err := s.write(ctx, func(c *sqlite.Conn) error {
 		cp, err := readCheckpoint(c)
@@ -73,8 +75,8 @@ func readCheckpoint(c *sqlite.Conn) (eventlog.Position, error) {
 const pinColumns = `state, seq, created, hidden`
 
 // scanPin reads a row selected with pinColumns from column at on.
-func scanPin(q *sqlite3.Stmt, at int) (projections.PinRow, error) {
-	return projections.DecodePinRow(q.ColumnRawBlob(at), q.ColumnInt64(at+1), q.ColumnInt64(at+2), q.ColumnBool(at+3))
+func scanPin(q *sqlite3.Stmt, at int) (viewrow.PinRow, error) {
+	return viewrow.DecodePinRow(q.ColumnRawBlob(at), q.ColumnInt64(at+1), q.ColumnInt64(at+2), q.ColumnBool(at+3))
 }
 
 // reqHash is the index key of a request id: its first 8 bytes, random
@@ -83,8 +85,8 @@ func reqHash(id uuid.UUID) int64 { return int64(binary.BigEndian.Uint64(id[:8]))
 
 // load reads the rows a batch touches, and the rowids of its pins, by which
 // save updates them.
-func load(c *sqlite.Conn, b *projections.Batch) (projections.Loaded, map[uuid.UUID]int64, error) {
-	l := projections.NewLoaded()
+func load(c *sqlite.Conn, b *viewrow.Batch) (viewrow.Loaded, map[uuid.UUID]int64, error) {
+	l := viewrow.NewLoaded()
 	rowids := map[uuid.UUID]int64{}
 	q, err := c.Stmt(`SELECT ` + pinColumns + `, rowid FROM pins INDEXED BY pins_req WHERE req_hash = ? AND request_id = ?`)
 	if err != nil {
@@ -112,7 +114,7 @@ func load(c *sqlite.Conn, b *projections.Batch) (projections.Loaded, map[uuid.UU
 	for _, t := range b.Tenants {
 		q.BindText(1, t)
 		if q.Step() {
-			l.Tenants[t] = projections.TenantRow{Tenant: t, LastSeq: q.ColumnInt64(0), LastCreated: q.ColumnInt64(1)}
+			l.Tenants[t] = viewrow.TenantRow{Tenant: t, LastSeq: q.ColumnInt64(0), LastCreated: q.ColumnInt64(1)}
 		}
 		if err := q.Reset(); err != nil {
 			return l, nil, err
@@ -125,7 +127,7 @@ func load(c *sqlite.Conn, b *projections.Batch) (projections.Loaded, map[uuid.UU
 	for _, id := range b.Tokens {
 		q.BindBlob(1, id[:])
 		if q.Step() {
-			t := projections.TokenRow{TokenID: id, Tenant: q.ColumnText(0), Label: q.ColumnText(2), Created: q.ColumnInt64(3), Revoked: q.ColumnBool(4)}
+			t := viewrow.TokenRow{TokenID: id, Tenant: q.ColumnText(0), Label: q.ColumnText(2), Created: q.ColumnInt64(3), Revoked: q.ColumnBool(4)}
 			copy(t.Hash[:], q.ColumnRawBlob(1))
 			l.Tokens[id] = t
 		}
@@ -160,7 +162,7 @@ func exec(q *sqlite3.Stmt) error {
 	return nil
 }
 
-func save(c *sqlite.Conn, ch *projections.Changes, rowids map[uuid.UUID]int64) error {
+func save(c *sqlite.Conn, ch *viewrow.Changes, rowids map[uuid.UUID]int64) error {
 	insert, err := c.Stmt(`INSERT INTO pins (request_id, tenant, seq, created, cid, cid_key, name, name_fold, cid_hash, name_hash,
 		list_status, hidden, phase, due_at, lease_until, failed_at, car_bytes, state, req_hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -196,7 +198,7 @@ func save(c *sqlite.Conn, ch *projections.Changes, rowids map[uuid.UUID]int64) e
 			return err
 		}
 		rowid := c.LastInsertRowID()
-		if projections.TrigramSearchable(n.NameFold) {
+		if viewrow.TrigramSearchable(n.NameFold) {
 			name.BindInt64(1, rowid)
 			name.BindText(2, n.NameFold)
 			if err := exec(name); err != nil {
@@ -263,7 +265,7 @@ func save(c *sqlite.Conn, ch *projections.Changes, rowids map[uuid.UUID]int64) e
 }
 
 // bindMutable binds the columns that change with the pin, from column at.
-func bindMutable(q *sqlite3.Stmt, at int, n projections.PinColumns) {
+func bindMutable(q *sqlite3.Stmt, at int, n viewrow.PinColumns) {
 	bindOptText(q, at, n.ListStatus)
 	q.BindBool(at+1, n.Hidden)
 	q.BindText(at+2, n.Phase)
@@ -274,7 +276,7 @@ func bindMutable(q *sqlite3.Stmt, at int, n projections.PinColumns) {
 	q.BindBlob(at+7, n.State)
 }
 
-func saveTokens(c *sqlite.Conn, tokens []projections.TokenChange) error {
+func saveTokens(c *sqlite.Conn, tokens []viewrow.TokenChange) error {
 	insert, err := c.Stmt(`INSERT INTO tokens (token_id, tenant, hash, label, created, revoked) VALUES (?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
@@ -307,7 +309,7 @@ func saveTokens(c *sqlite.Conn, tokens []projections.TokenChange) error {
 
 // saveCounters adds the deltas to the counters, deleting those that reach
 // zero.
-func saveCounters(c *sqlite.Conn, ch *projections.Changes) error {
+func saveCounters(c *sqlite.Conn, ch *viewrow.Changes) error {
 	add, err := c.Stmt(`INSERT INTO tenant_blocks (tenant, status, block, n) VALUES (?, ?, ?, ?)
 		ON CONFLICT (tenant, status, block) DO UPDATE SET n = n + excluded.n RETURNING n`)
 	if err != nil {

@@ -1,13 +1,14 @@
 package embedded_test
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+
 	"context"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/pickup-ipfs/pickup/projections"
 	"github.com/pickup-ipfs/pickup/projections/embedded"
 	"github.com/pickup-ipfs/pickup/projections/viewtest"
 )
@@ -29,7 +30,7 @@ func BenchmarkApply(b *testing.B) {
 		start := time.Now()
 		const batch = 65536
 		for j := 0; j < len(evs); j += batch {
-			if _, err := s.Apply(ctx, evs[j].Position-1, projections.Prepare(evs[j:min(j+batch, len(evs))])); err != nil {
+			if _, err := s.Apply(ctx, evs[j].Position-1, viewrow.Prepare(evs[j:min(j+batch, len(evs))])); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -4,7 +4,7 @@
 //
 // Every index costs a rebuild time, so there are no more than the queries
 // need, as small as they can be: request ids, CIDs and names are indexed by
-// a 64-bit hash (the id's first 8 bytes; projections.KeyHash of the
+// a 64-bit hash (the id's first 8 bytes; viewrow.KeyHash of the
 // canonical CID and folded name; queries compare the key itself too), names match exactly through the folded-name index
 // (then compare the name itself), and rows are found from the other
 // indexes by rowid, which the meta index keeps too. Substrings of names

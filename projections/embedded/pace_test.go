@@ -1,12 +1,13 @@
 package embedded
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+
 	"context"
 	"path/filepath"
 	"testing"
 
 	"github.com/pickup-ipfs/pickup/internal/sqlite"
-	"github.com/pickup-ipfs/pickup/projections"
 	"github.com/pickup-ipfs/pickup/projections/viewtest"
 )
 
@@ -47,7 +48,7 @@ func TestWALPaceFollowsTheBatches(t *testing.T) {
 		events, want int
 	}{{10, walFollowingPages}, {bulkBatch, walBulkPages}, {10, walFollowingPages}} {
 		batch := evs[cp : cp+step.events]
-		if _, err := s.Apply(ctx, batch[0].Position-1, projections.Prepare(batch)); err != nil {
+		if _, err := s.Apply(ctx, batch[0].Position-1, viewrow.Prepare(batch)); err != nil {
 			t.Fatal(err)
 		}
 		cp += step.events

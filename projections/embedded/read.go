@@ -1,6 +1,10 @@
 package embedded
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +19,7 @@ import (
 	"github.com/pickup-ipfs/pickup/projections"
 )
 
-var _ projections.Reader = (*Store)(nil)
+var _ views.Reader = (*Store)(nil)
 
 // query is SQL with its arguments, built up a condition at a time.
 type query struct {
@@ -67,12 +71,12 @@ func (q *query) stmt(c *sqlite.Conn) (*sqlite3.Stmt, error) {
 }
 
 // rows runs a query selecting pinColumns and decodes every row.
-func (q *query) rows(c *sqlite.Conn) ([]projections.PinRow, error) {
+func (q *query) rows(c *sqlite.Conn) ([]viewrow.PinRow, error) {
 	st, err := q.stmt(c)
 	if err != nil {
 		return nil, err
 	}
-	var out []projections.PinRow
+	var out []viewrow.PinRow
 	for st.Step() {
 		r, err := scanPin(st, 0)
 		if err != nil {
@@ -123,13 +127,13 @@ func (q *query) int(c *sqlite.Conn) (int64, error) {
 }
 
 // one returns the single row a query selects, or ErrNotFound.
-func (q *query) one(c *sqlite.Conn) (projections.PinRow, error) {
+func (q *query) one(c *sqlite.Conn) (viewrow.PinRow, error) {
 	rows, err := q.rows(c)
 	if err != nil {
-		return projections.PinRow{}, err
+		return viewrow.PinRow{}, err
 	}
 	if len(rows) == 0 {
-		return projections.PinRow{}, projections.ErrNotFound
+		return viewrow.PinRow{}, views.ErrNotFound
 	}
 	return rows[0], nil
 }
@@ -139,38 +143,38 @@ func sel(from string) *query {
 	return q.add(`SELECT ` + pinColumns + ` FROM ` + from)
 }
 
-// Pin implements projections.Reader.
-func (s *Store) Pin(ctx context.Context, tenant string, requestID uuid.UUID) (projections.PinView, error) {
-	var r projections.PinRow
+// Pin implements views.Reader.
+func (s *Store) Pin(ctx context.Context, tenant string, requestID uuid.UUID) (views.Pin, error) {
+	var r viewrow.PinRow
 	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
 		r, err = sel(`pins INDEXED BY pins_req WHERE req_hash = ? AND request_id = ?`).add(``, reqHash(requestID), requestID[:]).one(c)
 		return err
 	})
 	if err == nil && (r.State.Request.Tenant != tenant || r.Hidden || r.State.Removed) {
-		err = projections.ErrNotFound
+		err = views.ErrNotFound
 	}
 	if err != nil {
-		return projections.PinView{}, fmt.Errorf("pin %s: %w", requestID, err)
+		return views.Pin{}, fmt.Errorf("pin %s: %w", requestID, err)
 	}
 	return r.View(), nil
 }
 
-// NewestByCID implements projections.Reader.
-func (s *Store) NewestByCID(ctx context.Context, tenant, canonicalCID string) (projections.PinView, error) {
-	var r projections.PinRow
+// NewestByCID implements views.Reader.
+func (s *Store) NewestByCID(ctx context.Context, tenant, canonicalCID string) (views.Pin, error) {
+	var r viewrow.PinRow
 	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
-		key := projections.TextOf(canonicalCID)
+		key := viewrow.TextOf(canonicalCID)
 		r, err = sel(`pins INDEXED BY pins_cid WHERE tenant = ? AND cid_hash = ? AND cid_key = ? ORDER BY seq DESC LIMIT 1`).
-			add(``, projections.TextOf(tenant), projections.KeyHash(key), key).one(c)
+			add(``, viewrow.TextOf(tenant), viewrow.KeyHash(key), key).one(c)
 		return err
 	})
 	if err != nil {
-		return projections.PinView{}, fmt.Errorf("newest request of %s: %w", canonicalCID, err)
+		return views.Pin{}, fmt.Errorf("newest request of %s: %w", canonicalCID, err)
 	}
 	return r.View(), nil
 }
 
-// TokenTenant implements projections.Reader.
+// TokenTenant implements views.Reader.
 func (s *Store) TokenTenant(ctx context.Context, hash [32]byte) (string, error) {
 	var tenant string
 	err := s.read(ctx, func(c *sqlite.Conn) error {
@@ -183,7 +187,7 @@ func (s *Store) TokenTenant(ctx context.Context, hash [32]byte) (string, error) 
 			if err := q.Err(); err != nil {
 				return err
 			}
-			return projections.ErrNotFound
+			return views.ErrNotFound
 		}
 		tenant = q.ColumnText(0)
 		return q.Reset()
@@ -195,8 +199,8 @@ func (s *Store) TokenTenant(ctx context.Context, hash [32]byte) (string, error) 
 }
 
 // Tokens returns the tenant's tokens (every tenant's for ""), oldest first.
-func (s *Store) Tokens(ctx context.Context, tenant string) ([]projections.TokenInfo, error) {
-	var out []projections.TokenInfo
+func (s *Store) Tokens(ctx context.Context, tenant string) ([]views.TokenInfo, error) {
+	var out []views.TokenInfo
 	err := s.read(ctx, func(c *sqlite.Conn) error {
 		sql := `SELECT token_id, tenant, label, created, revoked FROM tokens ORDER BY created, token_id`
 		if tenant != "" {
@@ -207,13 +211,13 @@ func (s *Store) Tokens(ctx context.Context, tenant string) ([]projections.TokenI
 			return err
 		}
 		if tenant != "" {
-			q.BindText(1, projections.TextOf(tenant))
+			q.BindText(1, viewrow.TextOf(tenant))
 		}
 		for q.Step() {
 			var id uuid.UUID
 			copy(id[:], q.ColumnRawBlob(0))
-			out = append(out, projections.TokenInfo{ID: id, Tenant: q.ColumnText(1), Label: q.ColumnText(2),
-				Created: projections.TimeOf(q.ColumnInt64(3)), Revoked: q.ColumnBool(4)})
+			out = append(out, views.TokenInfo{ID: id, Tenant: q.ColumnText(1), Label: q.ColumnText(2),
+				Created: viewrow.TimeOf(q.ColumnInt64(3)), Revoked: q.ColumnBool(4)})
 		}
 		if err := q.Err(); err != nil {
 			return err
@@ -226,7 +230,7 @@ func (s *Store) Tokens(ctx context.Context, tenant string) ([]projections.TokenI
 	return out, nil
 }
 
-// Checkpoint implements projections.Reader and projections.Applier.
+// Checkpoint implements views.Reader and projections.Applier.
 func (s *Store) Checkpoint(ctx context.Context) (eventlog.Position, error) {
 	var cp eventlog.Position
 	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
@@ -239,38 +243,38 @@ func (s *Store) Checkpoint(ctx context.Context) (eventlog.Position, error) {
 	return cp, nil
 }
 
-// List implements projections.Reader.
-func (s *Store) List(ctx context.Context, lq projections.ListQuery) (projections.ListResult, error) {
-	p, err := projections.PlanList(lq)
+// List implements views.Reader.
+func (s *Store) List(ctx context.Context, lq views.ListQuery) (views.ListResult, error) {
+	p, err := viewrow.PlanList(lq)
 	if err != nil {
-		return projections.ListResult{}, err
+		return views.ListResult{}, err
 	}
-	var res projections.ListResult
+	var res views.ListResult
 	err = s.read(ctx, func(c *sqlite.Conn) error {
 		lo, hi, err := seqBounds(c, p)
 		if err != nil || hi <= lo+1 {
 			return err
 		}
-		var rows []projections.PinRow
+		var rows []viewrow.PinRow
 		var count int64
-		if p.Driver == projections.DriveStatus {
+		if p.Driver == viewrow.DriveStatus {
 			rows, count, err = listByStatus(c, p, lo, hi)
 		} else {
 			rows, count, err = listByIndex(c, p, lo, hi)
 		}
-		res = projections.ListResult{Count: int(count), Pins: projections.Views(rows)}
+		res = views.ListResult{Count: int(count), Pins: viewrow.Views(rows)}
 		return err
 	})
 	if err != nil {
-		return projections.ListResult{}, fmt.Errorf("list pins of %s: %w", lq.Tenant, err)
+		return views.ListResult{}, fmt.Errorf("list pins of %s: %w", lq.Tenant, err)
 	}
 	return res, nil
 }
 
 // seqBounds turns the created bounds into Seq bounds, lo < seq < hi: Seq
 // and Created grow together within a tenant.
-func seqBounds(c *sqlite.Conn, p projections.ListPlan) (lo, hi int64, err error) {
-	hi = projections.NoSeq
+func seqBounds(c *sqlite.Conn, p viewrow.ListPlan) (lo, hi int64, err error) {
+	hi = viewrow.NoSeq
 	if p.Before != 0 {
 		q := (&query{}).add(`SELECT seq FROM pins INDEXED BY pins_created WHERE tenant = ? AND created >= ? ORDER BY created LIMIT 1`, p.Tenant, p.Before)
 		n, err := q.int(c)
@@ -291,7 +295,7 @@ func seqBounds(c *sqlite.Conn, p projections.ListPlan) (lo, hi int64, err error)
 }
 
 // nameFilter adds the name condition on p. (alias "p").
-func nameFilter(q *query, p projections.ListPlan) {
+func nameFilter(q *query, p viewrow.ListPlan) {
 	if p.Name == "" {
 		return
 	}
@@ -306,7 +310,7 @@ func nameFilter(q *query, p projections.ListPlan) {
 	}
 }
 
-func statusFilter(q *query, p projections.ListPlan) {
+func statusFilter(q *query, p viewrow.ListPlan) {
 	if p.AllStatuses {
 		q.add(` AND p.list_status IS NOT NULL`)
 	} else {
@@ -314,7 +318,7 @@ func statusFilter(q *query, p projections.ListPlan) {
 	}
 }
 
-func metaFilter(q *query, meta []projections.MetaRow) {
+func metaFilter(q *query, meta []viewrow.MetaRow) {
 	for _, m := range meta {
 		q.add(` AND EXISTS (SELECT 1 FROM pin_meta x WHERE x.tenant = p.tenant AND x.key = ? AND x.value = ? AND x.seq = p.seq)`, m.Key, m.Value)
 	}
@@ -323,7 +327,7 @@ func metaFilter(q *query, meta []projections.MetaRow) {
 // listByStatus walks the status index newest first, one status at a time,
 // taking only Seq (the index covers it), then reads the rows of the page;
 // it counts from the block counters.
-func listByStatus(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]projections.PinRow, int64, error) {
+func listByStatus(c *sqlite.Conn, p viewrow.ListPlan, lo, hi int64) ([]viewrow.PinRow, int64, error) {
 	// Each status's newest, as (seq, rowid) from the covering index; then
 	// the page's rows by rowid.
 	var seqs [][]int64
@@ -354,8 +358,8 @@ func listByStatus(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]proje
 		seqs = append(seqs, pairPage(pairs, rowids))
 		scanned = int64(len(pairs) / 2)
 	}
-	page := projections.NewestSeqs(p.Limit, seqs...)
-	var rows []projections.PinRow
+	page := viewrow.NewestSeqs(p.Limit, seqs...)
+	var rows []viewrow.PinRow
 	if len(page) > 0 {
 		q := sel(`pins WHERE rowid IN (`)
 		for i, n := range page {
@@ -373,10 +377,10 @@ func listByStatus(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]proje
 	if scanned >= 0 {
 		return rows, scanned, nil
 	}
-	n, err := projections.CountBetween(lo, hi,
+	n, err := viewrow.CountBetween(lo, hi,
 		func(below int64) (int64, error) {
 			q := (&query{}).add(`SELECT sum(n) FROM tenant_blocks WHERE tenant = ? AND status IN `, p.Tenant).in(p.Statuses)
-			if below != projections.NoSeq {
+			if below != viewrow.NoSeq {
 				q.add(` AND block < ?`, below)
 			}
 			return q.int(c)
@@ -394,9 +398,9 @@ func listByStatus(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]proje
 // looked up in the trigram index of folded names, a shorter one is looked
 // for in one pass over the tenant's pins; either way the name itself is
 // checked.
-func substringMatches(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) (*query, error) {
+func substringMatches(c *sqlite.Conn, p viewrow.ListPlan, lo, hi int64) (*query, error) {
 	q := &query{}
-	if projections.TrigramSearchable(p.NameKey) {
+	if viewrow.TrigramSearchable(p.NameKey) {
 		// The phrase of a trigram index matches where its trigrams follow
 		// each other: the folded name holds the folded substring.
 		phrase := `"` + strings.ReplaceAll(p.NameKey, `"`, `""`) + `"`
@@ -437,27 +441,27 @@ func pairPage(pairs []int64, rowids map[int64]int64) []int64 {
 
 // listByIndex walks the index of the plan's driver, filtering the rest,
 // and counts the matches on the same index.
-func listByIndex(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]projections.PinRow, int64, error) {
+func listByIndex(c *sqlite.Conn, p viewrow.ListPlan, lo, hi int64) ([]viewrow.PinRow, int64, error) {
 	build := func(head string) *query {
 		q := &query{}
 		q.add(head)
 		meta := p.Meta
 		switch p.Driver {
-		case projections.DriveCID:
+		case viewrow.DriveCID:
 			var hashes []string
 			for _, k := range p.CIDKeys {
-				hashes = append(hashes, fmt.Sprint(projections.KeyHash(k)))
+				hashes = append(hashes, fmt.Sprint(viewrow.KeyHash(k)))
 			}
 			q.add(` FROM pins p INDEXED BY pins_cid WHERE p.tenant = ? AND p.cid_hash IN (`+strings.Join(hashes, ", ")+`) AND p.cid_key IN `, p.Tenant).in(p.CIDKeys)
 			q.add(` AND p.seq > ? AND p.seq < ?`, lo, hi)
 			nameFilter(q, p)
-		case projections.DriveName:
+		case viewrow.DriveName:
 			// Exact names too walk the folded-name index: a name's fold
 			// is the index key, the name itself the filter.
 			q.add(` FROM pins p INDEXED BY pins_name WHERE p.tenant = ? AND p.name_hash = ? AND p.name_fold = ? AND p.seq > ? AND p.seq < ?`,
-				p.Tenant, projections.KeyHash(p.NameKey), p.NameKey, lo, hi)
+				p.Tenant, viewrow.KeyHash(p.NameKey), p.NameKey, lo, hi)
 			nameFilter(q, p)
-		case projections.DriveMeta:
+		case viewrow.DriveMeta:
 			m := meta[0]
 			meta = meta[1:]
 			q.add(` FROM pin_meta m CROSS JOIN pins p ON p.rowid = m.pin
@@ -469,7 +473,7 @@ func listByIndex(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]projec
 		return q
 	}
 	q := build(`SELECT p.state, p.seq, p.created, p.hidden`)
-	if p.Driver == projections.DriveMeta {
+	if p.Driver == viewrow.DriveMeta {
 		// The meta index's order, so that the walk stops at the page.
 		q.add(` ORDER BY m.seq DESC LIMIT ?`, p.Limit)
 	} else {
@@ -481,11 +485,11 @@ func listByIndex(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]projec
 	}
 	if p.CountedByMeta() {
 		m := p.Meta[0]
-		n, err := projections.CountBetween(lo, hi,
+		n, err := viewrow.CountBetween(lo, hi,
 			func(below int64) (int64, error) {
 				q := (&query{}).add(`SELECT sum(n) FROM meta_blocks WHERE tenant = ? AND key = ? AND value = ? AND status IN `, p.Tenant, m.Key, m.Value).
 					in(p.Statuses)
-				if below != projections.NoSeq {
+				if below != viewrow.NoSeq {
 					q.add(` AND block < ?`, below)
 				}
 				return q.int(c)
@@ -507,8 +511,8 @@ func listByIndex(c *sqlite.Conn, p projections.ListPlan, lo, hi int64) ([]projec
 // the longest waiting, and none for a root whose DAG a claimed attempt is
 // fetching: the others wait, and then complete from the carpark, so that
 // fetchers in any number of processes fetch each root once.
-func (s *Store) DueForClaim(ctx context.Context, now time.Time, limit int) ([]projections.PinView, error) {
-	var rows []projections.PinRow
+func (s *Store) DueForClaim(ctx context.Context, now time.Time, limit int) ([]uuid.UUID, error) {
+	var rows []viewrow.PinRow
 	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
 		rows, err = sel(`pins AS p INDEXED BY pins_due WHERE p.due_at <= ?
 			AND NOT EXISTS (SELECT 1 FROM pins AS c INDEXED BY pins_root_claimed
@@ -517,40 +521,63 @@ func (s *Store) DueForClaim(ctx context.Context, now time.Time, limit int) ([]pr
 				WHERE o.cid_hash = p.cid_hash AND o.due_at IS NOT NULL AND o.cid_key = p.cid_key
 				AND (o.due_at < p.due_at OR (o.due_at = p.due_at AND o.request_id < p.request_id)))
 			ORDER BY p.due_at LIMIT ?`).
-			add(``, projections.MicrosOf(now), limit).rows(c)
+			add(``, viewrow.MicrosOf(now), limit).rows(c)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pins due for a claim: %w", err)
 	}
-	return projections.Views(rows), nil
+	return viewrow.IDs(rows), nil
+}
+
+// Claimable reports whether the pin is one DueForClaim offers at now: a
+// visible queued pin, due, the longest waiting of its root, whose root no
+// claimed attempt is fetching. A fetcher told of a new request or a due
+// retry by the log asks it, once the views have taken that event in, so
+// that a root is fetched once however many ask for it.
+func (s *Store) Claimable(ctx context.Context, requestID uuid.UUID, now time.Time) (bool, error) {
+	var rows []viewrow.PinRow
+	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
+		rows, err = sel(`pins AS p INDEXED BY pins_req WHERE p.req_hash = ? AND p.request_id = ? AND p.due_at <= ?
+			AND NOT EXISTS (SELECT 1 FROM pins AS c INDEXED BY pins_root_claimed
+				WHERE c.cid_hash = p.cid_hash AND c.lease_until IS NOT NULL AND c.cid_key = p.cid_key)
+			AND NOT EXISTS (SELECT 1 FROM pins AS o INDEXED BY pins_root_due
+				WHERE o.cid_hash = p.cid_hash AND o.due_at IS NOT NULL AND o.cid_key = p.cid_key
+				AND (o.due_at < p.due_at OR (o.due_at = p.due_at AND o.request_id < p.request_id)))`).
+			add(``, reqHash(requestID), requestID[:], viewrow.MicrosOf(now)).rows(c)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("is %s claimable: %w", requestID, err)
+	}
+	return len(rows) == 1, nil
 }
 
 // Overdue returns visible pins whose watchdog deadline (lease end, or due
 // time plus queueTimeout, see pin.State.Deadline) passed before now,
 // soonest deadline first.
-func (s *Store) Overdue(ctx context.Context, now time.Time, queueTimeout time.Duration, limit int) ([]projections.PinView, error) {
-	var leases, queued []projections.PinRow
+func (s *Store) Overdue(ctx context.Context, now time.Time, queueTimeout time.Duration, limit int) ([]uuid.UUID, error) {
+	var leases, queued []viewrow.PinRow
 	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
 		leases, err = sel(`pins INDEXED BY pins_lease WHERE lease_until < ? ORDER BY lease_until LIMIT ?`).
-			add(``, projections.MicrosOf(now), limit).rows(c)
+			add(``, viewrow.MicrosOf(now), limit).rows(c)
 		if err != nil || queueTimeout <= 0 {
 			return err
 		}
 		queued, err = sel(`pins INDEXED BY pins_due WHERE due_at < ? ORDER BY due_at LIMIT ?`).
-			add(``, projections.MicrosOf(now.Add(-queueTimeout)), limit).rows(c)
+			add(``, viewrow.MicrosOf(now.Add(-queueTimeout)), limit).rows(c)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("overdue pins: %w", err)
 	}
-	return projections.MergeOverdue(leases, queued, queueTimeout, limit), nil
+	return viewrow.MergeOverdue(leases, queued, queueTimeout, limit), nil
 }
 
 // AwaitingDecision returns visible pins whose attempt failed and that wait
 // for the retry decider, oldest failure first.
-func (s *Store) AwaitingDecision(ctx context.Context, limit int) ([]projections.PinView, error) {
-	var rows []projections.PinRow
+func (s *Store) AwaitingDecision(ctx context.Context, limit int) ([]uuid.UUID, error) {
+	var rows []viewrow.PinRow
 	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
 		rows, err = sel(`pins INDEXED BY pins_failed WHERE failed_at IS NOT NULL ORDER BY failed_at LIMIT ?`).add(``, limit).rows(c)
 		return err
@@ -558,23 +585,26 @@ func (s *Store) AwaitingDecision(ctx context.Context, limit int) ([]projections.
 	if err != nil {
 		return nil, fmt.Errorf("pins awaiting a retry decision: %w", err)
 	}
-	return projections.Views(rows), nil
+	return viewrow.IDs(rows), nil
 }
 
-// CarForRoot returns the CAR of a visible pinned request for the root (in
-// canonical form), from any tenant, or ErrNotFound.
-func (s *Store) CarForRoot(ctx context.Context, canonicalCID string) (projections.Car, error) {
-	var r projections.PinRow
+// CarForRoot returns the CAR CID of a visible pinned request for the root
+// (in canonical form), from any tenant, and false when there is none.
+func (s *Store) CarForRoot(ctx context.Context, canonicalCID string) (string, bool, error) {
+	var r viewrow.PinRow
 	err := s.read(ctx, func(c *sqlite.Conn) (err error) {
-		key := projections.TextOf(canonicalCID)
+		key := viewrow.TextOf(canonicalCID)
 		r, err = sel(`pins INDEXED BY pins_car WHERE list_status = 'pinned' AND cid_hash = ? AND cid_key = ? LIMIT 1`).
-			add(``, projections.KeyHash(key), key).one(c)
+			add(``, viewrow.KeyHash(key), key).one(c)
 		return err
 	})
 	if err != nil {
-		return projections.Car{}, fmt.Errorf("car for %s: %w", canonicalCID, err)
+		if errors.Is(err, views.ErrNotFound) {
+			return "", false, nil
+		}
+		return "", false, fmt.Errorf("car for %s: %w", canonicalCID, err)
 	}
-	return projections.CarOf(r), nil
+	return r.State.Car.CarCID, true, nil
 }
 
 // Figures returns the views' totals at now.
@@ -597,7 +627,7 @@ func (s *Store) Figures(ctx context.Context, now time.Time) (projections.Figures
 			return err
 		}
 		q.Reset()
-		us := projections.MicrosOf(now)
+		us := viewrow.MicrosOf(now)
 		later, err := (&query{}).add(`SELECT count(*) FROM pins INDEXED BY pins_due WHERE due_at > ?`, us).int(c)
 		if err != nil {
 			return err
@@ -608,9 +638,9 @@ func (s *Store) Figures(ctx context.Context, now time.Time) (projections.Figures
 		}
 		var oldest time.Time
 		if first != 0 {
-			oldest = projections.TimeOf(first)
+			oldest = viewrow.TimeOf(first)
 		}
-		f = projections.FiguresFrom(totals, later, oldest, cp)
+		f = viewrow.FiguresFrom(totals, later, oldest, cp)
 		return nil
 	})
 	if err != nil {

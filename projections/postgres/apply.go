@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+
 	"context"
 	"fmt"
 
@@ -15,7 +17,7 @@ import (
 // position after is applied in one transaction with the new checkpoint. Events at or
 // before the stored checkpoint are left out, so a batch applied twice, or
 // by two runners at once, counts once.
-func (s *Store) Apply(ctx context.Context, after eventlog.Position, batch *projections.Batch) (projections.Applied, error) {
+func (s *Store) Apply(ctx context.Context, after eventlog.Position, batch *viewrow.Batch) (projections.Applied, error) {
 	var out projections.Applied
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// The lock makes concurrent runners take turns; the one that waited
@@ -63,18 +65,18 @@ func uuidStrings(ids []uuid.UUID) []string {
 const pinColumns = `state, seq, created, hidden`
 
 // scanPin reads the pinColumns of a row.
-func scanPin(row pgx.Row) (projections.PinRow, error) {
+func scanPin(row pgx.Row) (viewrow.PinRow, error) {
 	var state []byte
 	var seq, created int64
 	var hidden bool
 	if err := row.Scan(&state, &seq, &created, &hidden); err != nil {
-		return projections.PinRow{}, err
+		return viewrow.PinRow{}, err
 	}
-	return projections.DecodePinRow(state, seq, created, hidden)
+	return viewrow.DecodePinRow(state, seq, created, hidden)
 }
 
-func load(ctx context.Context, tx pgx.Tx, b *projections.Batch) (projections.Loaded, error) {
-	l := projections.NewLoaded()
+func load(ctx context.Context, tx pgx.Tx, b *viewrow.Batch) (viewrow.Loaded, error) {
+	l := viewrow.NewLoaded()
 	if len(b.Pins) > 0 {
 		rows, err := tx.Query(ctx, `SELECT request_id, `+pinColumns+` FROM pins WHERE request_id = ANY($1::uuid[])`, uuidStrings(b.Pins))
 		if err != nil {
@@ -89,7 +91,7 @@ func load(ctx context.Context, tx pgx.Tx, b *projections.Batch) (projections.Loa
 				rows.Close()
 				return l, fmt.Errorf("load pins: %w", err)
 			}
-			r, err := projections.DecodePinRow(state, seq, created, hidden)
+			r, err := viewrow.DecodePinRow(state, seq, created, hidden)
 			if err != nil {
 				rows.Close()
 				return l, fmt.Errorf("pin %s: %w", uuid.UUID(id), err)
@@ -106,7 +108,7 @@ func load(ctx context.Context, tx pgx.Tx, b *projections.Batch) (projections.Loa
 			return l, fmt.Errorf("load tenants: %w", err)
 		}
 		for rows.Next() {
-			var t projections.TenantRow
+			var t viewrow.TenantRow
 			if err := rows.Scan(&t.Tenant, &t.LastSeq, &t.LastCreated); err != nil {
 				rows.Close()
 				return l, fmt.Errorf("load tenants: %w", err)
@@ -123,7 +125,7 @@ func load(ctx context.Context, tx pgx.Tx, b *projections.Batch) (projections.Loa
 			return l, fmt.Errorf("load tokens: %w", err)
 		}
 		for rows.Next() {
-			var t projections.TokenRow
+			var t viewrow.TokenRow
 			var id [16]byte
 			var hash []byte
 			if err := rows.Scan(&id, &t.Tenant, &hash, &t.Label, &t.Created, &t.Revoked); err != nil {
@@ -152,7 +154,7 @@ func opt[T comparable](v T) *T {
 
 // save writes the changes with one statement per table (rows passed as
 // arrays and unnested), sent in one round trip.
-func save(ctx context.Context, tx pgx.Tx, ch *projections.Changes) error {
+func save(ctx context.Context, tx pgx.Tx, ch *viewrow.Changes) error {
 	var batch pgx.Batch
 	var ins, upd struct {
 		id                                  []string
@@ -236,7 +238,7 @@ func save(ctx context.Context, tx pgx.Tx, ch *projections.Changes) error {
 	return nil
 }
 
-func queueTokens(batch *pgx.Batch, tokens []projections.TokenChange) {
+func queueTokens(batch *pgx.Batch, tokens []viewrow.TokenChange) {
 	var ins struct {
 		id, tenant, label []string
 		hash              [][]byte
@@ -271,7 +273,7 @@ func queueTokens(batch *pgx.Batch, tokens []projections.TokenChange) {
 
 // queueCounters adds the deltas to the counters, then deletes those that
 // reached zero.
-func queueCounters(batch *pgx.Batch, ch *projections.Changes) {
+func queueCounters(batch *pgx.Batch, ch *viewrow.Changes) {
 	if len(ch.Blocks) > 0 {
 		var tenants, statuses []string
 		var blocks, deltas []int64

@@ -1,7 +1,7 @@
 // Package postgres keeps pickup's views in PostgreSQL, for deployments
 // where several gateways read the views and the embedded file will not do.
 // It holds the same rows as the embedded store, computed by the same
-// function (projections.Batch.Project), and passes the same conformance
+// function (viewrow.Batch.Project), and passes the same conformance
 // suite.
 //
 // Each batch of events is applied in one transaction that first locks the

@@ -1,13 +1,14 @@
 package postgres_test
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+
 	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/pickup-ipfs/pickup/internal/postgrestest"
-	"github.com/pickup-ipfs/pickup/projections"
 	"github.com/pickup-ipfs/pickup/projections/embedded"
 	"github.com/pickup-ipfs/pickup/projections/postgres"
 	"github.com/pickup-ipfs/pickup/projections/viewtest"
@@ -48,11 +49,11 @@ func TestSameViewsAsEmbedded(t *testing.T) {
 	}
 	defer file.Close()
 	for i := 0; i < len(evs); i += 700 {
-		if _, err := pgStore.Apply(ctx, evs[i].Position-1, projections.Prepare(evs[i:min(i+700, len(evs))])); err != nil {
+		if _, err := pgStore.Apply(ctx, evs[i].Position-1, viewrow.Prepare(evs[i:min(i+700, len(evs))])); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := file.Apply(ctx, 0, projections.Prepare(evs)); err != nil {
+	if _, err := file.Apply(ctx, 0, viewrow.Prepare(evs)); err != nil {
 		t.Fatal(err)
 	}
 	viewtest.SameViews(t, pgStore, file)

@@ -1,6 +1,10 @@
 package postgres
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +19,7 @@ import (
 	"github.com/pickup-ipfs/pickup/projections"
 )
 
-var _ projections.Reader = (*Store)(nil)
+var _ views.Reader = (*Store)(nil)
 
 // querier is a pool or a transaction.
 type querier interface {
@@ -70,13 +74,13 @@ func sel(from string, args ...any) *query {
 	return (&query{}).add(`SELECT `+pinColumns+` FROM `+from, args...)
 }
 
-func (q *query) rows(ctx context.Context, db querier) ([]projections.PinRow, error) {
+func (q *query) rows(ctx context.Context, db querier) ([]viewrow.PinRow, error) {
 	rows, err := db.Query(ctx, q.sql.String(), q.execArgs()...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []projections.PinRow
+	var out []viewrow.PinRow
 	for rows.Next() {
 		r, err := scanPin(rows)
 		if err != nil {
@@ -87,13 +91,13 @@ func (q *query) rows(ctx context.Context, db querier) ([]projections.PinRow, err
 	return out, rows.Err()
 }
 
-func (q *query) one(ctx context.Context, db querier) (projections.PinRow, error) {
+func (q *query) one(ctx context.Context, db querier) (viewrow.PinRow, error) {
 	rows, err := q.rows(ctx, db)
 	if err != nil {
-		return projections.PinRow{}, err
+		return viewrow.PinRow{}, err
 	}
 	if len(rows) == 0 {
-		return projections.PinRow{}, projections.ErrNotFound
+		return viewrow.PinRow{}, views.ErrNotFound
 	}
 	return rows[0], nil
 }
@@ -119,33 +123,33 @@ func (q *query) ints(ctx context.Context, db querier) ([]int64, error) {
 	return pgx.CollectRows(rows, pgx.RowTo[int64])
 }
 
-// Pin implements projections.Reader.
-func (s *Store) Pin(ctx context.Context, tenant string, requestID uuid.UUID) (projections.PinView, error) {
+// Pin implements views.Reader.
+func (s *Store) Pin(ctx context.Context, tenant string, requestID uuid.UUID) (views.Pin, error) {
 	r, err := sel(`pins WHERE request_id = ?`, requestID.String()).one(ctx, s.pool)
 	if err == nil && (r.State.Request.Tenant != tenant || r.Hidden || r.State.Removed) {
-		err = projections.ErrNotFound
+		err = views.ErrNotFound
 	}
 	if err != nil {
-		return projections.PinView{}, fmt.Errorf("pin %s: %w", requestID, err)
+		return views.Pin{}, fmt.Errorf("pin %s: %w", requestID, err)
 	}
 	return r.View(), nil
 }
 
-// NewestByCID implements projections.Reader.
-func (s *Store) NewestByCID(ctx context.Context, tenant, canonicalCID string) (projections.PinView, error) {
-	r, err := sel(`pins WHERE tenant = ? AND cid_key = ? ORDER BY seq DESC LIMIT 1`, projections.TextOf(tenant), projections.TextOf(canonicalCID)).one(ctx, s.pool)
+// NewestByCID implements views.Reader.
+func (s *Store) NewestByCID(ctx context.Context, tenant, canonicalCID string) (views.Pin, error) {
+	r, err := sel(`pins WHERE tenant = ? AND cid_key = ? ORDER BY seq DESC LIMIT 1`, viewrow.TextOf(tenant), viewrow.TextOf(canonicalCID)).one(ctx, s.pool)
 	if err != nil {
-		return projections.PinView{}, fmt.Errorf("newest request of %s: %w", canonicalCID, err)
+		return views.Pin{}, fmt.Errorf("newest request of %s: %w", canonicalCID, err)
 	}
 	return r.View(), nil
 }
 
-// TokenTenant implements projections.Reader.
+// TokenTenant implements views.Reader.
 func (s *Store) TokenTenant(ctx context.Context, hash [32]byte) (string, error) {
 	var tenant string
 	err := s.pool.QueryRow(ctx, `SELECT tenant FROM tokens WHERE hash = $1 AND NOT revoked ORDER BY created, token_id LIMIT 1`, hash[:]).Scan(&tenant)
 	if errors.Is(err, pgx.ErrNoRows) {
-		err = projections.ErrNotFound
+		err = views.ErrNotFound
 	}
 	if err != nil {
 		return "", fmt.Errorf("token: %w", err)
@@ -154,22 +158,22 @@ func (s *Store) TokenTenant(ctx context.Context, hash [32]byte) (string, error) 
 }
 
 // Tokens returns the tenant's tokens (every tenant's for ""), oldest first.
-func (s *Store) Tokens(ctx context.Context, tenant string) ([]projections.TokenInfo, error) {
+func (s *Store) Tokens(ctx context.Context, tenant string) ([]views.TokenInfo, error) {
 	q := (&query{}).add(`SELECT token_id, tenant, label, created, revoked FROM tokens`)
 	if tenant != "" {
-		q.add(` WHERE tenant = ?`, projections.TextOf(tenant))
+		q.add(` WHERE tenant = ?`, viewrow.TextOf(tenant))
 	}
 	q.add(` ORDER BY created, token_id`)
 	rows, err := s.pool.Query(ctx, q.sql.String(), q.execArgs()...)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (projections.TokenInfo, error) {
-		var t projections.TokenInfo
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (views.TokenInfo, error) {
+		var t views.TokenInfo
 		var id [16]byte
 		var created int64
 		err := row.Scan(&id, &t.Tenant, &t.Label, &created, &t.Revoked)
-		t.ID, t.Created = id, projections.TimeOf(created)
+		t.ID, t.Created = id, viewrow.TimeOf(created)
 		return t, err
 	})
 	if err != nil {
@@ -178,7 +182,7 @@ func (s *Store) Tokens(ctx context.Context, tenant string) ([]projections.TokenI
 	return out, nil
 }
 
-// Checkpoint implements projections.Reader and projections.Applier.
+// Checkpoint implements views.Reader and projections.Applier.
 func (s *Store) Checkpoint(ctx context.Context) (eventlog.Position, error) {
 	var cp int64
 	if err := s.pool.QueryRow(ctx, `SELECT position FROM checkpoint WHERE id = 1`).Scan(&cp); err != nil {
@@ -187,38 +191,38 @@ func (s *Store) Checkpoint(ctx context.Context) (eventlog.Position, error) {
 	return eventlog.Position(cp), nil
 }
 
-// List implements projections.Reader.
-func (s *Store) List(ctx context.Context, lq projections.ListQuery) (projections.ListResult, error) {
-	p, err := projections.PlanList(lq)
+// List implements views.Reader.
+func (s *Store) List(ctx context.Context, lq views.ListQuery) (views.ListResult, error) {
+	p, err := viewrow.PlanList(lq)
 	if err != nil {
-		return projections.ListResult{}, err
+		return views.ListResult{}, err
 	}
-	var res projections.ListResult
+	var res views.ListResult
 	err = s.snapshot(ctx, func(tx pgx.Tx) error {
 		lo, hi, err := seqBounds(ctx, tx, p)
 		if err != nil || hi <= lo+1 {
 			return err
 		}
-		var rows []projections.PinRow
+		var rows []viewrow.PinRow
 		var count int64
-		if p.Driver == projections.DriveStatus {
+		if p.Driver == viewrow.DriveStatus {
 			rows, count, err = listByStatus(ctx, tx, p, lo, hi)
 		} else {
 			rows, count, err = listByIndex(ctx, tx, p, lo, hi)
 		}
-		res = projections.ListResult{Count: int(count), Pins: projections.Views(rows)}
+		res = views.ListResult{Count: int(count), Pins: viewrow.Views(rows)}
 		return err
 	})
 	if err != nil {
-		return projections.ListResult{}, fmt.Errorf("list pins of %s: %w", lq.Tenant, err)
+		return views.ListResult{}, fmt.Errorf("list pins of %s: %w", lq.Tenant, err)
 	}
 	return res, nil
 }
 
 // seqBounds turns the created bounds into Seq bounds, lo < seq < hi: Seq
 // and Created grow together within a tenant.
-func seqBounds(ctx context.Context, db querier, p projections.ListPlan) (lo, hi int64, err error) {
-	hi = projections.NoSeq
+func seqBounds(ctx context.Context, db querier, p viewrow.ListPlan) (lo, hi int64, err error) {
+	hi = viewrow.NoSeq
 	if p.Before != 0 {
 		n, err := (&query{}).add(`SELECT seq FROM pins WHERE tenant = ? AND created >= ? ORDER BY created LIMIT 1`, p.Tenant, p.Before).int(ctx, db)
 		if err != nil {
@@ -240,7 +244,7 @@ func seqBounds(ctx context.Context, db querier, p projections.ListPlan) (lo, hi 
 // that a pattern matches the text literally.
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
-func nameFilter(q *query, p projections.ListPlan) {
+func nameFilter(q *query, p viewrow.ListPlan) {
 	if p.Name == "" {
 		return
 	}
@@ -255,7 +259,7 @@ func nameFilter(q *query, p projections.ListPlan) {
 	}
 }
 
-func statusFilter(q *query, p projections.ListPlan) {
+func statusFilter(q *query, p viewrow.ListPlan) {
 	if p.AllStatuses {
 		q.add(` AND p.list_status IS NOT NULL`)
 	} else {
@@ -263,7 +267,7 @@ func statusFilter(q *query, p projections.ListPlan) {
 	}
 }
 
-func metaFilter(q *query, meta []projections.MetaRow) {
+func metaFilter(q *query, meta []viewrow.MetaRow) {
 	for _, m := range meta {
 		q.add(` AND EXISTS (SELECT 1 FROM pin_meta x WHERE x.tenant = p.tenant AND x.key = ? AND x.value = ? AND x.seq = p.seq)`, m.Key, m.Value)
 	}
@@ -272,7 +276,7 @@ func metaFilter(q *query, meta []projections.MetaRow) {
 // listByStatus walks the status index newest first, one status at a time,
 // taking only Seq, then reads the rows of the page; it counts from the
 // block counters.
-func listByStatus(ctx context.Context, db querier, p projections.ListPlan, lo, hi int64) ([]projections.PinRow, int64, error) {
+func listByStatus(ctx context.Context, db querier, p viewrow.ListPlan, lo, hi int64) ([]viewrow.PinRow, int64, error) {
 	var seqs [][]int64
 	var scanned int64 = -1
 	if p.Counted() {
@@ -291,7 +295,7 @@ func listByStatus(ctx context.Context, db querier, p projections.ListPlan, lo, h
 		// when the substring has a trigram (then the name itself is
 		// checked), otherwise in one pass over the tenant's pins.
 		q := (&query{}).add(`SELECT p.seq FROM pins p WHERE p.tenant = ? AND p.list_status = ANY(?) AND p.seq > ? AND p.seq < ?`, p.Tenant, p.Statuses, lo, hi)
-		if projections.TrigramSearchable(p.NameKey) {
+		if viewrow.TrigramSearchable(p.NameKey) {
 			q.add(` AND p.name_fold LIKE ?`, "%"+likeEscaper.Replace(p.NameKey)+"%").planForValues()
 		}
 		nameFilter(q, p)
@@ -302,8 +306,8 @@ func listByStatus(ctx context.Context, db querier, p projections.ListPlan, lo, h
 		seqs = append(seqs, l)
 		scanned = int64(len(l))
 	}
-	page := projections.NewestSeqs(p.Limit, seqs...)
-	var rows []projections.PinRow
+	page := viewrow.NewestSeqs(p.Limit, seqs...)
+	var rows []viewrow.PinRow
 	if len(page) > 0 {
 		var err error
 		if rows, err = sel(`pins WHERE tenant = ? AND seq = ANY(?) ORDER BY seq DESC`, p.Tenant, page).rows(ctx, db); err != nil {
@@ -313,10 +317,10 @@ func listByStatus(ctx context.Context, db querier, p projections.ListPlan, lo, h
 	if scanned >= 0 {
 		return rows, scanned, nil
 	}
-	n, err := projections.CountBetween(lo, hi,
+	n, err := viewrow.CountBetween(lo, hi,
 		func(below int64) (int64, error) {
 			q := (&query{}).add(`SELECT sum(n)::bigint FROM tenant_blocks WHERE tenant = ? AND status = ANY(?)`, p.Tenant, p.Statuses)
-			if below != projections.NoSeq {
+			if below != viewrow.NoSeq {
 				q.add(` AND block < ?`, below)
 			}
 			return q.int(ctx, db)
@@ -330,18 +334,18 @@ func listByStatus(ctx context.Context, db querier, p projections.ListPlan, lo, h
 
 // listByIndex walks the index of the plan's driver, filtering the rest,
 // and counts the matches on the same index.
-func listByIndex(ctx context.Context, db querier, p projections.ListPlan, lo, hi int64) ([]projections.PinRow, int64, error) {
+func listByIndex(ctx context.Context, db querier, p viewrow.ListPlan, lo, hi int64) ([]viewrow.PinRow, int64, error) {
 	build := func(head string) *query {
 		q := (&query{}).add(head)
 		meta := p.Meta
 		switch p.Driver {
-		case projections.DriveCID:
+		case viewrow.DriveCID:
 			q.add(` FROM pins p WHERE p.tenant = ? AND p.cid_key = ANY(?) AND p.seq > ? AND p.seq < ?`, p.Tenant, p.CIDKeys, lo, hi)
-		case projections.DriveName:
+		case viewrow.DriveName:
 			// Exact names too walk the folded-name index: a name's fold
 			// is the index key, the name itself the filter.
 			q.add(` FROM pins p WHERE p.tenant = ? AND p.name_fold = ? AND p.seq > ? AND p.seq < ?`, p.Tenant, p.NameKey, lo, hi)
-		case projections.DriveMeta:
+		case viewrow.DriveMeta:
 			m := meta[0]
 			meta = meta[1:]
 			q.add(` FROM pin_meta m JOIN pins p ON p.tenant = m.tenant AND p.seq = m.seq
@@ -353,7 +357,7 @@ func listByIndex(ctx context.Context, db querier, p projections.ListPlan, lo, hi
 		return q
 	}
 	q := build(`SELECT p.state, p.seq, p.created, p.hidden`)
-	if p.Driver == projections.DriveMeta {
+	if p.Driver == viewrow.DriveMeta {
 		// The meta index's order, so that the walk stops at the page.
 		q.add(` ORDER BY m.seq DESC LIMIT ?`, p.Limit)
 	} else {
@@ -365,11 +369,11 @@ func listByIndex(ctx context.Context, db querier, p projections.ListPlan, lo, hi
 	}
 	if p.CountedByMeta() {
 		m := p.Meta[0]
-		n, err := projections.CountBetween(lo, hi,
+		n, err := viewrow.CountBetween(lo, hi,
 			func(below int64) (int64, error) {
 				q := (&query{}).add(`SELECT sum(n)::bigint FROM meta_blocks WHERE tenant = ? AND key = ? AND value = ? AND status = ANY(?)`,
 					p.Tenant, m.Key, m.Value, p.Statuses)
-				if below != projections.NoSeq {
+				if below != viewrow.NoSeq {
 					q.add(` AND block < ?`, below)
 				}
 				return q.int(ctx, db)
@@ -390,54 +394,74 @@ func listByIndex(ctx context.Context, db querier, p projections.ListPlan, lo, hi
 // first: what fetchers claim. It offers one request per root at a time,
 // the longest waiting, and none for a root whose DAG a claimed attempt is
 // fetching (see the embedded store's DueForClaim).
-func (s *Store) DueForClaim(ctx context.Context, now time.Time, limit int) ([]projections.PinView, error) {
+func (s *Store) DueForClaim(ctx context.Context, now time.Time, limit int) ([]uuid.UUID, error) {
 	rows, err := sel(`pins AS p WHERE p.due_at <= ?
 		AND NOT EXISTS (SELECT 1 FROM pins AS c WHERE c.cid_key = p.cid_key AND c.lease_until IS NOT NULL)
 		AND NOT EXISTS (SELECT 1 FROM pins AS o WHERE o.cid_key = p.cid_key AND o.due_at IS NOT NULL
 			AND (o.due_at < p.due_at OR (o.due_at = p.due_at AND o.request_id < p.request_id)))
-		ORDER BY p.due_at LIMIT ?`, projections.MicrosOf(now), limit).rows(ctx, s.pool)
+		ORDER BY p.due_at LIMIT ?`, viewrow.MicrosOf(now), limit).rows(ctx, s.pool)
 	if err != nil {
 		return nil, fmt.Errorf("pins due for a claim: %w", err)
 	}
-	return projections.Views(rows), nil
+	return viewrow.IDs(rows), nil
+}
+
+// Claimable reports whether the pin is one DueForClaim offers at now: a
+// visible queued pin, due, the longest waiting of its root, whose root no
+// claimed attempt is fetching. A fetcher told of a new request or a due
+// retry by the log asks it, once the views have taken that event in, so
+// that a root is fetched once however many ask for it.
+func (s *Store) Claimable(ctx context.Context, requestID uuid.UUID, now time.Time) (bool, error) {
+	rows, err := sel(`pins AS p WHERE p.request_id = ? AND p.due_at <= ?
+		AND NOT EXISTS (SELECT 1 FROM pins AS c WHERE c.cid_key = p.cid_key AND c.lease_until IS NOT NULL)
+		AND NOT EXISTS (SELECT 1 FROM pins AS o WHERE o.cid_key = p.cid_key AND o.due_at IS NOT NULL
+			AND (o.due_at < p.due_at OR (o.due_at = p.due_at AND o.request_id < p.request_id)))`,
+		requestID.String(), viewrow.MicrosOf(now)).rows(ctx, s.pool)
+	if err != nil {
+		return false, fmt.Errorf("is %s claimable: %w", requestID, err)
+	}
+	return len(rows) == 1, nil
 }
 
 // Overdue returns visible pins whose watchdog deadline (lease end, or due
 // time plus queueTimeout, see pin.State.Deadline) passed before now,
 // soonest deadline first.
-func (s *Store) Overdue(ctx context.Context, now time.Time, queueTimeout time.Duration, limit int) ([]projections.PinView, error) {
-	leases, err := sel(`pins WHERE lease_until < ? ORDER BY lease_until LIMIT ?`, projections.MicrosOf(now), limit).rows(ctx, s.pool)
+func (s *Store) Overdue(ctx context.Context, now time.Time, queueTimeout time.Duration, limit int) ([]uuid.UUID, error) {
+	leases, err := sel(`pins WHERE lease_until < ? ORDER BY lease_until LIMIT ?`, viewrow.MicrosOf(now), limit).rows(ctx, s.pool)
 	if err != nil {
 		return nil, fmt.Errorf("overdue pins: %w", err)
 	}
-	var queued []projections.PinRow
+	var queued []viewrow.PinRow
 	if queueTimeout > 0 {
-		queued, err = sel(`pins WHERE due_at < ? ORDER BY due_at LIMIT ?`, projections.MicrosOf(now.Add(-queueTimeout)), limit).rows(ctx, s.pool)
+		queued, err = sel(`pins WHERE due_at < ? ORDER BY due_at LIMIT ?`, viewrow.MicrosOf(now.Add(-queueTimeout)), limit).rows(ctx, s.pool)
 		if err != nil {
 			return nil, fmt.Errorf("overdue pins: %w", err)
 		}
 	}
-	return projections.MergeOverdue(leases, queued, queueTimeout, limit), nil
+	return viewrow.MergeOverdue(leases, queued, queueTimeout, limit), nil
 }
 
 // AwaitingDecision returns visible pins whose attempt failed and that wait
 // for the retry decider, oldest failure first.
-func (s *Store) AwaitingDecision(ctx context.Context, limit int) ([]projections.PinView, error) {
+func (s *Store) AwaitingDecision(ctx context.Context, limit int) ([]uuid.UUID, error) {
 	rows, err := sel(`pins WHERE failed_at IS NOT NULL ORDER BY failed_at LIMIT ?`, limit).rows(ctx, s.pool)
 	if err != nil {
 		return nil, fmt.Errorf("pins awaiting a retry decision: %w", err)
 	}
-	return projections.Views(rows), nil
+	return viewrow.IDs(rows), nil
 }
 
-// CarForRoot returns the CAR of a visible pinned request for the root (in
-// canonical form), from any tenant, or ErrNotFound.
-func (s *Store) CarForRoot(ctx context.Context, canonicalCID string) (projections.Car, error) {
-	r, err := sel(`pins WHERE list_status = 'pinned' AND cid_key = ? LIMIT 1`, projections.TextOf(canonicalCID)).one(ctx, s.pool)
+// CarForRoot returns the CAR CID of a visible pinned request for the root
+// (in canonical form), from any tenant, and false when there is none.
+func (s *Store) CarForRoot(ctx context.Context, canonicalCID string) (string, bool, error) {
+	r, err := sel(`pins WHERE list_status = 'pinned' AND cid_key = ? LIMIT 1`, viewrow.TextOf(canonicalCID)).one(ctx, s.pool)
 	if err != nil {
-		return projections.Car{}, fmt.Errorf("car for %s: %w", canonicalCID, err)
+		if errors.Is(err, views.ErrNotFound) {
+			return "", false, nil
+		}
+		return "", false, fmt.Errorf("car for %s: %w", canonicalCID, err)
 	}
-	return projections.CarOf(r), nil
+	return r.State.Car.CarCID, true, nil
 }
 
 // Figures returns the views' totals at now.
@@ -465,7 +489,7 @@ func (s *Store) Figures(ctx context.Context, now time.Time) (projections.Figures
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		us := projections.MicrosOf(now)
+		us := viewrow.MicrosOf(now)
 		later, err := (&query{}).add(`SELECT count(*) FROM pins WHERE due_at > ?`, us).int(ctx, tx)
 		if err != nil {
 			return err
@@ -476,9 +500,9 @@ func (s *Store) Figures(ctx context.Context, now time.Time) (projections.Figures
 		}
 		var oldest time.Time
 		if first != 0 {
-			oldest = projections.TimeOf(first)
+			oldest = viewrow.TimeOf(first)
 		}
-		f = projections.FiguresFrom(totals, later, oldest, eventlog.Position(cp))
+		f = viewrow.FiguresFrom(totals, later, oldest, eventlog.Position(cp))
 		return nil
 	})
 	if err != nil {

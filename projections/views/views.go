@@ -1,4 +1,13 @@
-package projections
+// Package views is the read model of pins: what the APIs show of a pin
+// request (Pin), the listing query and its page (ListQuery, ListResult,
+// with the Pinning Service API's filters and limits), and Reader, which the
+// view stores (projections/embedded, projections/postgres) implement and
+// the gateway reads through. It is WASM-clean, as the gateway's core is.
+//
+// The views lag the log by the projector's batch (milliseconds); a reader
+// that wants its own writes waits until Checkpoint reaches the position of
+// its append.
+package views
 
 import (
 	"context"
@@ -7,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
@@ -20,8 +30,8 @@ var ErrNotFound = errors.New("not found")
 // range, too many CIDs, an unknown match or status.
 var ErrInvalid = errors.New("invalid query")
 
-// PinView is what the APIs show of one pin request.
-type PinView struct {
+// Pin is what the APIs show of one pin request.
+type Pin struct {
 	RequestID uuid.UUID
 	Tenant    string
 	// Created is unique and strictly increasing among a tenant's requests,
@@ -59,7 +69,7 @@ type PinView struct {
 	NotBefore time.Time
 	UpdatedAt time.Time
 
-	// What the fetcher, the decider and the watchdog need besides.
+	// What the status page and the tests read besides.
 
 	// Phase is where the pin is in its life (pin.State.Phase).
 	Phase pin.Phase
@@ -129,7 +139,7 @@ type ListQuery struct {
 type ListResult struct {
 	// Count is the number of pins matching the query, not the page size.
 	Count int
-	Pins  []PinView
+	Pins  []Pin
 }
 
 // Reader is what the APIs read. View stores implement it; implementations
@@ -137,13 +147,13 @@ type ListResult struct {
 type Reader interface {
 	// Pin returns the tenant's pin request, or ErrNotFound when it does not
 	// exist, belongs to another tenant, or was removed.
-	Pin(ctx context.Context, tenant string, requestID uuid.UUID) (PinView, error)
+	Pin(ctx context.Context, tenant string, requestID uuid.UUID) (Pin, error)
 	// List returns a page of the tenant's pins matching q (removed pins
 	// never match), newest first, with the count of all matches.
 	List(ctx context.Context, q ListQuery) (ListResult, error)
 	// NewestByCID returns the tenant's newest request for the CID (given in
 	// canonical form), removed or not, or ErrNotFound.
-	NewestByCID(ctx context.Context, tenant, canonicalCID string) (PinView, error)
+	NewestByCID(ctx context.Context, tenant, canonicalCID string) (Pin, error)
 	// TokenTenant returns the tenant of the bearer token whose SHA-256 is
 	// hash, or ErrNotFound for an unknown or revoked token.
 	TokenTenant(ctx context.Context, hash [32]byte) (string, error)
@@ -151,4 +161,28 @@ type Reader interface {
 	// reflect; a reader that wants its own writes waits until it reaches
 	// the position of the append.
 	Checkpoint(ctx context.Context) (eventlog.Position, error)
+}
+
+// CanonicalCID returns the one string the views index a CID by: CIDv1 in
+// base32, with the same codec and multihash. A CIDv0 becomes the dag-pb
+// CIDv1 of the same hash, so that a pin requested as Qm... is found by a
+// filter given as bafy... and the other way round.
+func CanonicalCID(s string) (string, error) {
+	c, err := cid.Decode(s)
+	if err != nil {
+		return "", fmt.Errorf("canonical cid %q: %w", s, err)
+	}
+	if !c.Defined() {
+		return "", fmt.Errorf("canonical cid %q: undefined cid", s)
+	}
+	return cid.NewCidV1(c.Type(), c.Hash()).String(), nil
+}
+
+// TokenInfo is what the views show of a token: never its hash.
+type TokenInfo struct {
+	ID      uuid.UUID
+	Tenant  string
+	Label   string
+	Created time.Time
+	Revoked bool
 }

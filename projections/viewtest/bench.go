@@ -1,6 +1,11 @@
 package viewtest
 
 import (
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"context"
 	"fmt"
 	"os"
@@ -15,7 +20,6 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
 )
 
 // BenchPins is how many pins the listing benchmarks (the stores' and GET
@@ -54,7 +58,7 @@ func fillTenant(b *testing.B, s Store, tenant string, n int) time.Time {
 		if len(evs) == 0 {
 			return
 		}
-		if _, err := s.Apply(ctx, evs[0].Position-1, projections.Prepare(evs)); err != nil {
+		if _, err := s.Apply(ctx, evs[0].Position-1, viewrow.Prepare(evs)); err != nil {
 			b.Fatal(err)
 		}
 		evs = evs[:0]
@@ -77,7 +81,7 @@ func fillTenant(b *testing.B, s Store, tenant string, n int) time.Time {
 				pin.DeadLettered{Failures: 1, Reason: pin.ReasonTooBig, Message: "big"})
 		}
 		for rev, p := range payloads {
-			pr, err := pin.Proposal(p, uuid.New(), eventlog.Metadata{Actor: "bench", Time: at})
+			pr, err := pinlog.Propose(p, uuid.New(), eventlog.Metadata{Actor: "bench", Time: at})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -106,27 +110,27 @@ func BenchmarkList(b *testing.B, s Store, prepare func()) {
 	}
 	b.Logf("%d pins of one tenant applied in %v", n, time.Since(start).Round(time.Millisecond))
 	mid := base.Add(time.Duration(n/2) * time.Millisecond)
-	all := pin.Statuses
+	all := pin.Statuses()
 	tenCIDs := []string{benchCID(1), benchCID(n / 9), benchCID(n / 8), benchCID(n / 7), benchCID(n / 6), benchCID(n / 5), benchCID(n / 4), benchCID(n / 3), benchCID(n / 2), benchCID(n - 1)}
 	for _, q := range []struct {
 		name string
-		q    projections.ListQuery
+		q    views.ListQuery
 	}{
-		{"default (pinned, 10 newest)", projections.ListQuery{Statuses: []pin.Status{pin.StatusPinned}}},
-		{"every status", projections.ListQuery{Statuses: all}},
-		{"failed", projections.ListQuery{Statuses: []pin.Status{pin.StatusFailed}}},
-		{"queued and pinning", projections.ListQuery{Statuses: []pin.Status{pin.StatusQueued, pin.StatusPinning}}},
-		{"one cid", projections.ListQuery{CIDs: []string{benchCID(n / 3)}, Statuses: all}},
-		{"ten cids", projections.ListQuery{CIDs: tenCIDs, Statuses: all}},
-		{"name exact", projections.ListQuery{Name: fmt.Sprintf("%s %d", BenchNames[(n/2)%len(BenchNames)], n/2), Statuses: all}},
-		{"name iexact", projections.ListQuery{Name: fmt.Sprintf("preciousdata.pdf %d", n/2/8*8), Match: projections.MatchIExact, Statuses: all}},
-		{"name partial, rare", projections.ListQuery{Name: fmt.Sprintf("photos %d", n/2+1), Match: projections.MatchPartial, Statuses: all}},
-		{"name partial, common", projections.ListQuery{Name: "photos", Match: projections.MatchPartial, Statuses: all}},
-		{"name ipartial, common", projections.ListQuery{Name: "INVOICES", Match: projections.MatchIPartial, Statuses: all}},
-		{"meta", projections.ListQuery{Meta: map[string]string{"app": "7"}, Statuses: []pin.Status{pin.StatusQueued}}},
-		{"before (a page in the middle)", projections.ListQuery{Before: mid, Statuses: all}},
-		{"after and before", projections.ListQuery{After: base.Add(time.Second), Before: mid, Statuses: []pin.Status{pin.StatusQueued}}},
-		{"limit 1000", projections.ListQuery{Statuses: all, Limit: 1000}},
+		{"default (pinned, 10 newest)", views.ListQuery{Statuses: []pin.Status{pin.StatusPinned}}},
+		{"every status", views.ListQuery{Statuses: all}},
+		{"failed", views.ListQuery{Statuses: []pin.Status{pin.StatusFailed}}},
+		{"queued and pinning", views.ListQuery{Statuses: []pin.Status{pin.StatusQueued, pin.StatusPinning}}},
+		{"one cid", views.ListQuery{CIDs: []string{benchCID(n / 3)}, Statuses: all}},
+		{"ten cids", views.ListQuery{CIDs: tenCIDs, Statuses: all}},
+		{"name exact", views.ListQuery{Name: fmt.Sprintf("%s %d", BenchNames[(n/2)%len(BenchNames)], n/2), Statuses: all}},
+		{"name iexact", views.ListQuery{Name: fmt.Sprintf("preciousdata.pdf %d", n/2/8*8), Match: views.MatchIExact, Statuses: all}},
+		{"name partial, rare", views.ListQuery{Name: fmt.Sprintf("photos %d", n/2+1), Match: views.MatchPartial, Statuses: all}},
+		{"name partial, common", views.ListQuery{Name: "photos", Match: views.MatchPartial, Statuses: all}},
+		{"name ipartial, common", views.ListQuery{Name: "INVOICES", Match: views.MatchIPartial, Statuses: all}},
+		{"meta", views.ListQuery{Meta: map[string]string{"app": "7"}, Statuses: []pin.Status{pin.StatusQueued}}},
+		{"before (a page in the middle)", views.ListQuery{Before: mid, Statuses: all}},
+		{"after and before", views.ListQuery{After: base.Add(time.Second), Before: mid, Statuses: []pin.Status{pin.StatusQueued}}},
+		{"limit 1000", views.ListQuery{Statuses: all, Limit: 1000}},
 	} {
 		b.Run(q.name, func(b *testing.B) {
 			lq := q.q

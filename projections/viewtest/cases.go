@@ -1,6 +1,11 @@
 package viewtest
 
 import (
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"context"
 	"errors"
 	"fmt"
@@ -26,7 +31,7 @@ func testCID(i int) string {
 
 func canonical(t testing.TB, c string) string {
 	t.Helper()
-	k, err := projections.CanonicalCID(c)
+	k, err := views.CanonicalCID(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,13 +44,13 @@ func testStatusAndInfo(t *testing.T, b Backend) {
 	s, _ := open(t, b)
 	h := newPins(t, s)
 	id := h.request(pin.Requested{Tenant: "alice", CID: testCID(1), Name: "photos", Origins: []string{"/dnsaddr/peer"}, Meta: map[string]string{"app": "web"}})
-	check := func(step string, want func(v projections.PinView) string) {
+	check := func(step string, want func(v views.Pin) string) {
 		t.Helper()
 		if msg := want(mustView(t, s, "alice", id)); msg != "" {
 			t.Errorf("after %s: %s", step, msg)
 		}
 	}
-	check("request", func(v projections.PinView) string {
+	check("request", func(v views.Pin) string {
 		switch {
 		case v.Status != pin.StatusQueued || v.ClusterStatus != "pin_queued":
 			return fmt.Sprintf("status %s/%s, want queued/pin_queued", v.Status, v.ClusterStatus)
@@ -59,14 +64,14 @@ func testStatusAndInfo(t *testing.T, b Backend) {
 	h.now = h.now.Add(time.Second)
 	h.do(id, must[pin.FetchStarted](t)(h.state(id).Claim("f1", h.now, lease)))
 	h.do(id, must[pin.FetchProgress](t)(h.state(id).Progress("f1", 1, 4096, 3, "gateway", h.now, lease)))
-	check("progress", func(v projections.PinView) string {
+	check("progress", func(v views.Pin) string {
 		if v.Status != pin.StatusPinning || v.Attempt != 1 || v.Bytes != 4096 || v.Blocks != 3 || v.Source != "gateway" {
 			return fmt.Sprintf("got %s attempt %d, %d bytes %d blocks from %q; want pinning, 1, 4096, 3, gateway", v.Status, v.Attempt, v.Bytes, v.Blocks, v.Source)
 		}
 		return ""
 	})
 	h.do(id, must[pin.Failed](t)(h.state(id).Fail("f1", 1, pin.ReasonStalled, "no bytes for 2m0s", false)))
-	check("transient failure", func(v projections.PinView) string {
+	check("transient failure", func(v views.Pin) string {
 		if v.Status != pin.StatusQueued || v.FailureReason != pin.ReasonStalled || v.FailureMessage != "no bytes for 2m0s" || v.Failures != 1 {
 			return fmt.Sprintf("got %s, failure %q %q, %d failures", v.Status, v.FailureReason, v.FailureMessage, v.Failures)
 		}
@@ -77,7 +82,7 @@ func testStatusAndInfo(t *testing.T, b Backend) {
 	h.do(id, must[pin.FetchStarted](t)(h.state(id).Claim("f2", h.now, lease)))
 	h.do(id, must[pin.CarUploaded](t)(h.state(id).Upload(pin.CarUploaded{Attempt: 2, Fetcher: "f2", Key: "staging/x", Bytes: 9000, Blocks: 7, CarCID: "bagcar"})))
 	h.do(id, must[pin.CarValidated](t)(h.state(id).Validate(pin.CarValidated{Attempt: 2, Key: "carpark/x", Bytes: 9000, CarCID: "bagcar"})))
-	check("validation", func(v projections.PinView) string {
+	check("validation", func(v views.Pin) string {
 		if v.Status != pin.StatusPinned || v.ClusterStatus != "pinned" || v.CarCID != "bagcar" || v.CarBytes != 9000 || v.CarKey != "carpark/x" || v.Attempt != 2 {
 			return fmt.Sprintf("got %s/%s CAR %q %d %q attempt %d", v.Status, v.ClusterStatus, v.CarCID, v.CarBytes, v.CarKey, v.Attempt)
 		}
@@ -136,7 +141,7 @@ func testTenantIsolation(t *testing.T, b Backend) {
 	wantNotFound(t, err, "bob reading alice's pin")
 	_, err = s.Pin(ctx, "alice", uuid.New())
 	wantNotFound(t, err, "an unknown pin")
-	res, err := s.List(ctx, projections.ListQuery{Tenant: "bob", Limit: 10})
+	res, err := s.List(ctx, views.ListQuery{Tenant: "bob", Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,14 +173,14 @@ func testRemovedAndReplaced(t *testing.T, b Backend) {
 	// Before the old pin's PinRemoved lands, it is already hidden.
 	_, err = s.Pin(ctx, "alice", old)
 	wantNotFound(t, err, "a replaced pin before its PinRemoved")
-	res, err := s.List(ctx, projections.ListQuery{Tenant: "alice", Limit: 10})
+	res, err := s.List(ctx, views.ListQuery{Tenant: "alice", Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Count != 1 || res.Pins[0].RequestID != repl || res.Pins[0].Replaces != old {
 		t.Errorf("listing after a replacement: %+v, want only the replacement", res)
 	}
-	if due, _ := s.DueForClaim(ctx, h.now.Add(time.Hour), 10); slices.ContainsFunc(due, func(v projections.PinView) bool { return v.RequestID == old }) {
+	if due, _ := s.DueForClaim(ctx, h.now.Add(time.Hour), 10); slices.Contains(due, old) {
 		t.Errorf("a replaced pin is still offered to fetchers")
 	}
 	h.do(old, must[pin.Removed](t)(h.state(old).Remove(repl)))
@@ -212,7 +217,7 @@ func testNewestByCID(t *testing.T, b Backend) {
 	wantNotFound(t, err, "another tenant's CID")
 }
 
-func tokenEvent(t testing.TB, h *pins, id uuid.UUID, rev uint64, p any) eventlog.Event {
+func tokenEvent(t testing.TB, h *pins, id uuid.UUID, rev uint64, p tenant.Payload) eventlog.Event {
 	t.Helper()
 	return h.event(tenant.Stream(id), rev, p, func(eid uuid.UUID) (eventlog.Proposed, error) {
 		return tenant.Proposal(p, eid, eventlog.Metadata{})
@@ -249,7 +254,7 @@ func testTokens(t *testing.T, b Backend) {
 	}
 }
 
-func ids(vs []projections.PinView) []uuid.UUID {
+func ids(vs []views.Pin) []uuid.UUID {
 	out := make([]uuid.UUID, len(vs))
 	for i, v := range vs {
 		out[i] = v.RequestID
@@ -285,52 +290,53 @@ func testWorkViews(t *testing.T, b Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ids(due); !slices.Equal(got, []uuid.UUID{older, newer}) {
+	if got := due; !slices.Equal(got, []uuid.UUID{older, newer}) {
 		t.Errorf("due for a claim: %v, want %v (oldest first; no claimed, failed, pinned or not-yet-due pin)", got, []uuid.UUID{older, newer})
 	}
-	if due, _ := s.DueForClaim(ctx, notBefore, 10); !slices.Contains(ids(due), retried) {
+	if due, _ := s.DueForClaim(ctx, notBefore, 10); !slices.Contains(due, retried) {
 		t.Errorf("a retry is not offered once due")
 	}
-	if due, _ := s.DueForClaim(ctx, h.now, 1); len(due) != 1 || due[0].RequestID != older {
-		t.Errorf("limit 1 gave %v", ids(due))
+	if due, _ := s.DueForClaim(ctx, h.now, 1); len(due) != 1 || due[0] != older {
+		t.Errorf("limit 1 gave %v", due)
 	}
 
 	awaiting, err := s.AwaitingDecision(ctx, 10)
-	if err != nil || !slices.Equal(ids(awaiting), []uuid.UUID{failed}) {
-		t.Errorf("awaiting decision: %v %v, want %v", ids(awaiting), err, failed)
+	if err != nil || !slices.Equal(awaiting, []uuid.UUID{failed}) {
+		t.Errorf("awaiting decision: %v %v, want %v", awaiting, err, failed)
 	}
 
 	// Before any deadline, nothing is overdue; after the lease, the claimed
 	// pin is; after the queue timeout, the queued ones too, soonest first.
 	if od, _ := s.Overdue(ctx, h.now, queueTimeout, 10); len(od) != 0 {
-		t.Errorf("overdue before any deadline: %v", ids(od))
+		t.Errorf("overdue before any deadline: %v", od)
 	}
-	if od, _ := s.Overdue(ctx, h.now.Add(lease+time.Second), queueTimeout, 10); !slices.Equal(ids(od), []uuid.UUID{claimed}) {
-		t.Errorf("overdue after the lease: %v, want the claimed pin", ids(od))
+	if od, _ := s.Overdue(ctx, h.now.Add(lease+time.Second), queueTimeout, 10); !slices.Equal(od, []uuid.UUID{claimed}) {
+		t.Errorf("overdue after the lease: %v, want the claimed pin", od)
 	}
 	late := h.now.Add(queueTimeout + time.Second)
 	od, err := s.Overdue(ctx, late, queueTimeout, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ids(od); !slices.Equal(got, []uuid.UUID{claimed, older, newer}) {
+	if got := od; !slices.Equal(got, []uuid.UUID{claimed, older, newer}) {
 		t.Errorf("overdue after the queue timeout: %v, want %v", got, []uuid.UUID{claimed, older, newer})
 	}
-	for _, v := range od {
-		if d, ok := h.state(v.RequestID).Deadline(queueTimeout); !ok || !d.Before(late) {
-			t.Errorf("%s listed overdue, but its deadline is %v", v.RequestID, d)
+	for _, id := range od {
+		if d, ok := h.state(id).Deadline(queueTimeout); !ok || !d.Before(late) {
+			t.Errorf("%s listed overdue, but its deadline is %v", id, d)
 		}
 	}
-	if od, _ := s.Overdue(ctx, late, 0, 10); !slices.Equal(ids(od), []uuid.UUID{claimed}) {
-		t.Errorf("with no queue timeout, overdue: %v, want only the lease", ids(od))
+	if od, _ := s.Overdue(ctx, late, 0, 10); !slices.Equal(od, []uuid.UUID{claimed}) {
+		t.Errorf("with no queue timeout, overdue: %v, want only the lease", od)
 	}
 
-	car, err := s.CarForRoot(ctx, canonical(t, testCID(6)))
-	if err != nil || car.CarCID != "bagcar6" || car.Key != "carpark/6" || car.Bytes != 10 || car.RequestID != pinned {
-		t.Errorf("car for a pinned root: %+v %v", car, err)
+	car, ok, err := s.CarForRoot(ctx, canonical(t, testCID(6)))
+	if err != nil || !ok || car != "bagcar6" {
+		t.Errorf("car for a pinned root %s: %q %v %v, want bagcar6", pinned, car, ok, err)
 	}
-	_, err = s.CarForRoot(ctx, canonical(t, testCID(1)))
-	wantNotFound(t, err, "car of a root not pinned")
+	if car, ok, err := s.CarForRoot(ctx, canonical(t, testCID(1))); err != nil || ok || car != "" {
+		t.Errorf("car of a root not pinned: %q %v %v, want none", car, ok, err)
+	}
 }
 
 func testFigures(t *testing.T, b Backend) {
@@ -379,14 +385,14 @@ func testApplyTwice(t *testing.T, b Backend) {
 	evs := Events(History(HistoryConfig{Events: 3000, Seed: 7}))
 	ctx := context.Background()
 	once, _ := open(t, b)
-	if _, err := once.Apply(ctx, after(evs), projections.Prepare(evs)); err != nil {
+	if _, err := once.Apply(ctx, after(evs), viewrow.Prepare(evs)); err != nil {
 		t.Fatal(err)
 	}
 	twice, _ := open(t, b)
 	// Overlapping and repeated batches: each event counts once.
 	var reached eventlog.Position
 	for _, r := range [][2]int{{0, 1000}, {500, 1500}, {0, 2000}, {1999, 3000}, {0, 3000}} {
-		res, err := twice.Apply(ctx, after(evs[r[0]:r[1]]), projections.Prepare(evs[r[0]:r[1]]))
+		res, err := twice.Apply(ctx, after(evs[r[0]:r[1]]), viewrow.Prepare(evs[r[0]:r[1]]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -402,12 +408,12 @@ func testApplyTwice(t *testing.T, b Backend) {
 func SameViews(t testing.TB, a, b Store) {
 	t.Helper()
 	ctx := context.Background()
-	err := a.Dump(ctx, func(cpA eventlog.Position, rowsA projections.Rows) error {
-		return b.Dump(ctx, func(cpB eventlog.Position, rowsB projections.Rows) error {
+	err := a.Dump(ctx, func(cpA eventlog.Position, rowsA viewrow.Rows) error {
+		return b.Dump(ctx, func(cpB eventlog.Position, rowsB viewrow.Rows) error {
 			if cpA != cpB {
 				t.Errorf("checkpoints %d and %d differ", cpA, cpB)
 			}
-			diffs, _, err := projections.Diff(rowsA, rowsB, 10)
+			diffs, _, err := viewrow.Diff(rowsA, rowsB, 10)
 			for _, d := range diffs {
 				t.Error(d)
 			}
@@ -427,7 +433,7 @@ func testSkipped(t *testing.T, b Backend) {
 	res := h.apply(
 		h.pinEvent(ghost, pin.FetchStarted{Attempt: 1, Fetcher: "f", LeaseUntil: t0}), // no request
 		h.event(pin.Stream(id), 1, nil, func(eid uuid.UUID) (eventlog.Proposed, error) { // a second request
-			return pin.Proposal(pin.Requested{RequestID: id, Tenant: "mallory", CID: testCID(9), Created: t0}, eid, eventlog.Metadata{})
+			return pinlog.Propose(pin.Requested{RequestID: id, Tenant: "mallory", CID: testCID(9), Created: t0}, eid, eventlog.Metadata{})
 		}),
 		h.event("something-else", 0, nil, func(eid uuid.UUID) (eventlog.Proposed, error) { // not a view's stream
 			return eventlog.Proposed{ID: eid, Type: "Other", Version: 1, Data: []byte(`{}`)}, nil
@@ -442,7 +448,7 @@ func testSkipped(t *testing.T, b Backend) {
 	if v := mustView(t, s, "alice", id); v.CID != testCID(1) {
 		t.Errorf("a second request changed the pin: %+v", v)
 	}
-	if res, _ := s.List(context.Background(), projections.ListQuery{Tenant: "mallory", Limit: 10}); res.Count != 0 {
+	if res, _ := s.List(context.Background(), views.ListQuery{Tenant: "mallory", Limit: 10}); res.Count != 0 {
 		t.Errorf("the second request's tenant sees %d pins", res.Count)
 	}
 }
@@ -451,7 +457,7 @@ func testReset(t *testing.T, b Backend) {
 	s, _ := open(t, b)
 	ctx := context.Background()
 	evs := Events(History(HistoryConfig{Events: 500, Seed: 3}))
-	if _, err := s.Apply(ctx, 0, projections.Prepare(evs)); err != nil {
+	if _, err := s.Apply(ctx, 0, viewrow.Prepare(evs)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Reset(ctx); err != nil {
@@ -462,7 +468,7 @@ func testReset(t *testing.T, b Backend) {
 	// A runner that read before the reset has its next batch refused: it
 	// does not follow the new checkpoint.
 	more := Events(History(HistoryConfig{Events: 600, Seed: 3}))[500:]
-	if _, err := s.Apply(ctx, evs[len(evs)-1].Position, projections.Prepare(more)); !errors.Is(err, projections.ErrCheckpointMoved) {
+	if _, err := s.Apply(ctx, evs[len(evs)-1].Position, viewrow.Prepare(more)); !errors.Is(err, projections.ErrCheckpointMoved) {
 		t.Errorf("apply after a reset: %v, want ErrCheckpointMoved", err)
 	}
 	SameViews(t, s, empty)
@@ -491,8 +497,18 @@ func testOneClaimPerRoot(t *testing.T, b Backend) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(ids(got), want) {
-			t.Errorf("due for a claim: %v, want %v", ids(got), want)
+		if !slices.Equal(got, want) {
+			t.Errorf("due for a claim: %v, want %v", got, want)
+		}
+		// Claimable answers the same question for one pin.
+		for _, id := range []uuid.UUID{first, second, other, third} {
+			ok, err := s.Claimable(ctx, id, h.now)
+			if err != nil || ok != slices.Contains(want, id) {
+				t.Errorf("claimable %s: %v %v, want %v", id, ok, err, slices.Contains(want, id))
+			}
+		}
+		if ok, err := s.Claimable(ctx, uuid.New(), h.now); err != nil || ok {
+			t.Errorf("an unknown pin is claimable: %v %v", ok, err)
 		}
 	}
 	due(first, other)

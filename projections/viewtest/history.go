@@ -13,6 +13,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 	"github.com/pickup-ipfs/pickup/tenant"
 )
 
@@ -118,10 +119,13 @@ func (g *generator) emit(stream string, p any, meta eventlog.Metadata) eventlog.
 	meta.Time = g.now
 	// Ids from the generator's source, so that the history is reproducible.
 	id := g.uuid()
-	if pp, ok := p.(pin.Payload); ok {
-		ev, err = pin.Proposal(pp, id, meta)
-	} else {
+	switch p := p.(type) {
+	case pin.Payload:
+		ev, err = pinlog.Propose(p, id, meta)
+	case tenant.Payload:
 		ev, err = tenant.Proposal(p, id, meta)
+	default:
+		err = fmt.Errorf("%T is no event", p)
 	}
 	if err != nil {
 		panic(err)
@@ -144,7 +148,7 @@ func (g *generator) uuid() uuid.UUID {
 func (g *generator) apply(p *genPin, payload pin.Payload, actor string) {
 	ev := g.emit(p.stream, payload, eventlog.Metadata{Actor: actor, CorrelationID: p.id})
 	e := eventlog.Event{ID: ev.ID, Stream: p.stream, Revision: revisionAfter(p.state), Type: ev.Type, Version: ev.Version, Data: ev.Data, Meta: ev.Meta}
-	s, err := p.state.Apply(e)
+	s, err := pinlog.Apply(p.state, e)
 	if err != nil {
 		panic(err)
 	}

@@ -1,6 +1,10 @@
 package viewtest
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"context"
 	"errors"
 	"fmt"
@@ -15,19 +19,18 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
 )
 
 // Model lists pins the slow, obvious way: filter every pin the tenant can
 // see, sort newest first, count, cut. The stores must agree with it.
-func Model(all []projections.PinView, q projections.ListQuery) projections.ListResult {
-	var match []projections.PinView
+func Model(all []views.Pin, q views.ListQuery) views.ListResult {
+	var match []views.Pin
 	for _, v := range all {
 		if v.Tenant != q.Tenant || v.Removed {
 			continue
 		}
 		if len(q.CIDs) > 0 {
-			k, err := projections.CanonicalCID(v.CID)
+			k, err := views.CanonicalCID(v.CID)
 			if err != nil {
 				k = v.CID
 			}
@@ -38,13 +41,13 @@ func Model(all []projections.PinView, q projections.ListQuery) projections.ListR
 		if q.Name != "" {
 			ok := false
 			switch q.Match {
-			case projections.MatchExact, "":
+			case views.MatchExact, "":
 				ok = v.Name == q.Name
-			case projections.MatchIExact:
+			case views.MatchIExact:
 				ok = strings.ToLower(v.Name) == strings.ToLower(q.Name)
-			case projections.MatchPartial:
+			case views.MatchPartial:
 				ok = strings.Contains(v.Name, q.Name)
-			case projections.MatchIPartial:
+			case views.MatchIPartial:
 				ok = strings.Contains(strings.ToLower(v.Name), strings.ToLower(q.Name))
 			}
 			if !ok {
@@ -68,11 +71,11 @@ func Model(all []projections.PinView, q projections.ListQuery) projections.ListR
 		}
 		match = append(match, v)
 	}
-	slices.SortFunc(match, func(a, b projections.PinView) int { return b.Created.Compare(a.Created) })
-	return projections.ListResult{Count: len(match), Pins: match[:min(q.Limit, len(match))]}
+	slices.SortFunc(match, func(a, b views.Pin) int { return b.Created.Compare(a.Created) })
+	return views.ListResult{Count: len(match), Pins: match[:min(q.Limit, len(match))]}
 }
 
-func describe(q projections.ListQuery) string {
+func describe(q views.ListQuery) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "tenant=%s limit=%d", q.Tenant, q.Limit)
 	if len(q.CIDs) > 0 {
@@ -97,7 +100,7 @@ func describe(q projections.ListQuery) string {
 }
 
 // checkList runs q on the store and compares with the model.
-func checkList(t testing.TB, s Store, all []projections.PinView, q projections.ListQuery) {
+func checkList(t testing.TB, s Store, all []views.Pin, q views.ListQuery) {
 	t.Helper()
 	got, err := s.List(context.Background(), q)
 	if err != nil {
@@ -115,13 +118,13 @@ func checkList(t testing.TB, s Store, all []projections.PinView, q projections.L
 }
 
 // visible returns every pin of the ids that its tenant can see.
-func visible(t testing.TB, s Store, tenants []string, requests []uuid.UUID) []projections.PinView {
+func visible(t testing.TB, s Store, tenants []string, requests []uuid.UUID) []views.Pin {
 	t.Helper()
-	var out []projections.PinView
+	var out []views.Pin
 	for _, id := range requests {
 		for _, tn := range tenants {
 			v, err := s.Pin(context.Background(), tn, id)
-			if errors.Is(err, projections.ErrNotFound) {
+			if errors.Is(err, views.ErrNotFound) {
 				continue
 			}
 			if err != nil {
@@ -161,37 +164,37 @@ func testListFilters(t *testing.T, b Backend) {
 
 	for _, c := range []struct {
 		name  string
-		q     projections.ListQuery
+		q     views.ListQuery
 		want  []uuid.UUID
 		count int
 	}{
-		{"everything, newest first", projections.ListQuery{}, []uuid.UUID{p4, p3, p2, p1}, 4},
-		{"a CID in either version", projections.ListQuery{CIDs: []string{canonical(t, cidA)}}, []uuid.UUID{p3, p1}, 2},
-		{"several CIDs", projections.ListQuery{CIDs: []string{canonical(t, cidA), canonical(t, cidC)}}, []uuid.UUID{p4, p3, p1}, 3},
-		{"a removed pin's CID", projections.ListQuery{CIDs: []string{canonical(t, cidD)}}, nil, 0},
-		{"name exact", projections.ListQuery{Name: "photo.jpg", Match: projections.MatchExact}, []uuid.UUID{p2}, 1},
-		{"name exact by default", projections.ListQuery{Name: "Photo.JPG"}, []uuid.UUID{p1}, 1},
-		{"name iexact", projections.ListQuery{Name: "PHOTO.jpg", Match: projections.MatchIExact}, []uuid.UUID{p2, p1}, 2},
-		{"name partial", projections.ListQuery{Name: "hoto", Match: projections.MatchPartial}, []uuid.UUID{p2, p1}, 2},
-		{"name partial is case sensitive", projections.ListQuery{Name: "Photo", Match: projections.MatchPartial}, []uuid.UUID{p1}, 1},
-		{"name ipartial", projections.ListQuery{Name: "PHOTO", Match: projections.MatchIPartial}, []uuid.UUID{p2, p1}, 2},
-		{"name partial shorter than a trigram", projections.ListQuery{Name: "ot", Match: projections.MatchPartial}, []uuid.UUID{p4, p2, p1}, 3},
-		{"name ipartial across a dot", projections.ListQuery{Name: "tO.j", Match: projections.MatchIPartial}, []uuid.UUID{p2, p1}, 2},
-		{"name partial with query syntax", projections.ListQuery{Name: `"photo" OR *`, Match: projections.MatchPartial}, nil, 0},
-		{"one status", projections.ListQuery{Statuses: []pin.Status{pin.StatusPinned}}, []uuid.UUID{p1}, 1},
-		{"several statuses", projections.ListQuery{Statuses: []pin.Status{pin.StatusQueued, pin.StatusFailed}}, []uuid.UUID{p3, p2}, 2},
-		{"pinning", projections.ListQuery{Statuses: []pin.Status{pin.StatusPinning}}, []uuid.UUID{p4}, 1},
-		{"meta key", projections.ListQuery{Meta: map[string]string{"app": "web"}}, []uuid.UUID{p2, p1}, 2},
-		{"every meta key must match", projections.ListQuery{Meta: map[string]string{"app": "web", "env": "prod"}}, []uuid.UUID{p1}, 1},
-		{"meta of a removed pin", projections.ListQuery{Meta: map[string]string{"env": "prod"}}, []uuid.UUID{p3, p1}, 2},
-		{"meta value differs", projections.ListQuery{Meta: map[string]string{"env": "dev"}}, nil, 0},
-		{"before", projections.ListQuery{Before: created(p3)}, []uuid.UUID{p2, p1}, 2},
-		{"after", projections.ListQuery{After: created(p2)}, []uuid.UUID{p4, p3}, 2},
-		{"between", projections.ListQuery{Before: created(p4), After: created(p1)}, []uuid.UUID{p3, p2}, 2},
-		{"limit counts all", projections.ListQuery{Limit: 2}, []uuid.UUID{p4, p3}, 4},
-		{"cid and status", projections.ListQuery{CIDs: []string{canonical(t, cidA)}, Statuses: []pin.Status{pin.StatusPinned}}, []uuid.UUID{p1}, 1},
-		{"name, meta and status", projections.ListQuery{Name: "photo", Match: projections.MatchIPartial, Meta: map[string]string{"app": "web"}, Statuses: []pin.Status{pin.StatusQueued}}, []uuid.UUID{p2}, 1},
-		{"cid, name and before", projections.ListQuery{CIDs: []string{canonical(t, cidA), cidB}, Name: "photo.jpg", Match: projections.MatchIExact, Before: created(p2)}, []uuid.UUID{p1}, 1},
+		{"everything, newest first", views.ListQuery{}, []uuid.UUID{p4, p3, p2, p1}, 4},
+		{"a CID in either version", views.ListQuery{CIDs: []string{canonical(t, cidA)}}, []uuid.UUID{p3, p1}, 2},
+		{"several CIDs", views.ListQuery{CIDs: []string{canonical(t, cidA), canonical(t, cidC)}}, []uuid.UUID{p4, p3, p1}, 3},
+		{"a removed pin's CID", views.ListQuery{CIDs: []string{canonical(t, cidD)}}, nil, 0},
+		{"name exact", views.ListQuery{Name: "photo.jpg", Match: views.MatchExact}, []uuid.UUID{p2}, 1},
+		{"name exact by default", views.ListQuery{Name: "Photo.JPG"}, []uuid.UUID{p1}, 1},
+		{"name iexact", views.ListQuery{Name: "PHOTO.jpg", Match: views.MatchIExact}, []uuid.UUID{p2, p1}, 2},
+		{"name partial", views.ListQuery{Name: "hoto", Match: views.MatchPartial}, []uuid.UUID{p2, p1}, 2},
+		{"name partial is case sensitive", views.ListQuery{Name: "Photo", Match: views.MatchPartial}, []uuid.UUID{p1}, 1},
+		{"name ipartial", views.ListQuery{Name: "PHOTO", Match: views.MatchIPartial}, []uuid.UUID{p2, p1}, 2},
+		{"name partial shorter than a trigram", views.ListQuery{Name: "ot", Match: views.MatchPartial}, []uuid.UUID{p4, p2, p1}, 3},
+		{"name ipartial across a dot", views.ListQuery{Name: "tO.j", Match: views.MatchIPartial}, []uuid.UUID{p2, p1}, 2},
+		{"name partial with query syntax", views.ListQuery{Name: `"photo" OR *`, Match: views.MatchPartial}, nil, 0},
+		{"one status", views.ListQuery{Statuses: []pin.Status{pin.StatusPinned}}, []uuid.UUID{p1}, 1},
+		{"several statuses", views.ListQuery{Statuses: []pin.Status{pin.StatusQueued, pin.StatusFailed}}, []uuid.UUID{p3, p2}, 2},
+		{"pinning", views.ListQuery{Statuses: []pin.Status{pin.StatusPinning}}, []uuid.UUID{p4}, 1},
+		{"meta key", views.ListQuery{Meta: map[string]string{"app": "web"}}, []uuid.UUID{p2, p1}, 2},
+		{"every meta key must match", views.ListQuery{Meta: map[string]string{"app": "web", "env": "prod"}}, []uuid.UUID{p1}, 1},
+		{"meta of a removed pin", views.ListQuery{Meta: map[string]string{"env": "prod"}}, []uuid.UUID{p3, p1}, 2},
+		{"meta value differs", views.ListQuery{Meta: map[string]string{"env": "dev"}}, nil, 0},
+		{"before", views.ListQuery{Before: created(p3)}, []uuid.UUID{p2, p1}, 2},
+		{"after", views.ListQuery{After: created(p2)}, []uuid.UUID{p4, p3}, 2},
+		{"between", views.ListQuery{Before: created(p4), After: created(p1)}, []uuid.UUID{p3, p2}, 2},
+		{"limit counts all", views.ListQuery{Limit: 2}, []uuid.UUID{p4, p3}, 4},
+		{"cid and status", views.ListQuery{CIDs: []string{canonical(t, cidA)}, Statuses: []pin.Status{pin.StatusPinned}}, []uuid.UUID{p1}, 1},
+		{"name, meta and status", views.ListQuery{Name: "photo", Match: views.MatchIPartial, Meta: map[string]string{"app": "web"}, Statuses: []pin.Status{pin.StatusQueued}}, []uuid.UUID{p2}, 1},
+		{"cid, name and before", views.ListQuery{CIDs: []string{canonical(t, cidA), cidB}, Name: "photo.jpg", Match: views.MatchIExact, Before: created(p2)}, []uuid.UUID{p1}, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			q := c.q
@@ -212,19 +215,19 @@ func testListFilters(t *testing.T, b Backend) {
 
 func testListInvalid(t *testing.T, b Backend) {
 	s, _ := open(t, b)
-	many := make([]string, projections.MaxListCIDs+1)
+	many := make([]string, views.MaxListCIDs+1)
 	for i := range many {
 		many[i] = canonical(t, testCID(i))
 	}
-	for _, q := range []projections.ListQuery{
+	for _, q := range []views.ListQuery{
 		{Tenant: "alice", Limit: 0},
-		{Tenant: "alice", Limit: projections.MaxListLimit + 1},
+		{Tenant: "alice", Limit: views.MaxListLimit + 1},
 		{Tenant: "alice", Limit: 10, CIDs: many},
 		{Tenant: "alice", Limit: 10, Statuses: []pin.Status{"lost"}},
 		{Tenant: "alice", Limit: 10, Name: "x", Match: "fuzzy"},
 		{Limit: 10},
 	} {
-		if _, err := s.List(context.Background(), q); !errors.Is(err, projections.ErrInvalid) {
+		if _, err := s.List(context.Background(), q); !errors.Is(err, views.ErrInvalid) {
 			t.Errorf("list %s: %v, want ErrInvalid", describe(q), err)
 		}
 	}
@@ -232,30 +235,30 @@ func testListInvalid(t *testing.T, b Backend) {
 
 // randomQuery draws a query from the values the pins hold, so that most
 // filters match something.
-func randomQuery(rnd *rand.Rand, tn string, all []projections.PinView) projections.ListQuery {
-	q := projections.ListQuery{Tenant: tn, Limit: []int{1, 3, 10, 1000}[rnd.IntN(4)]}
-	pick := func() projections.PinView { return all[rnd.IntN(len(all))] }
+func randomQuery(rnd *rand.Rand, tn string, all []views.Pin) views.ListQuery {
+	q := views.ListQuery{Tenant: tn, Limit: []int{1, 3, 10, 1000}[rnd.IntN(4)]}
+	pick := func() views.Pin { return all[rnd.IntN(len(all))] }
 	if rnd.IntN(5) == 0 {
 		for range 1 + rnd.IntN(3) {
-			k, _ := projections.CanonicalCID(pick().CID)
+			k, _ := views.CanonicalCID(pick().CID)
 			q.CIDs = append(q.CIDs, k)
 		}
 	}
 	if rnd.IntN(3) == 0 {
 		name := pick().Name
-		q.Match = []projections.Match{projections.MatchExact, projections.MatchIExact, projections.MatchPartial, projections.MatchIPartial}[rnd.IntN(4)]
-		if (q.Match == projections.MatchPartial || q.Match == projections.MatchIPartial) && len(name) > 2 {
+		q.Match = []views.Match{views.MatchExact, views.MatchIExact, views.MatchPartial, views.MatchIPartial}[rnd.IntN(4)]
+		if (q.Match == views.MatchPartial || q.Match == views.MatchIPartial) && len(name) > 2 {
 			r := []rune(name)
 			i := rnd.IntN(len(r) - 1)
 			name = string(r[i : i+1+rnd.IntN(len(r)-i)])
 		}
-		if q.Match == projections.MatchIExact || q.Match == projections.MatchIPartial {
+		if q.Match == views.MatchIExact || q.Match == views.MatchIPartial {
 			name = strings.ToUpper(name)
 		}
 		q.Name = name
 	}
 	if rnd.IntN(2) == 0 {
-		for _, st := range pin.Statuses {
+		for _, st := range pin.Statuses() {
 			if rnd.IntN(2) == 0 {
 				q.Statuses = append(q.Statuses, st)
 			}
@@ -284,7 +287,7 @@ func testListModel(t *testing.T, b Backend) {
 	s, _ := open(t, b)
 	tenants := []string{"alice", "bob", "carol"}
 	steps := History(HistoryConfig{Events: size(6000), Seed: 11, Tenants: tenants, Junk: true})
-	if _, err := s.Apply(context.Background(), after(Events(steps)), projections.Prepare(Events(steps))); err != nil {
+	if _, err := s.Apply(context.Background(), after(Events(steps)), viewrow.Prepare(Events(steps))); err != nil {
 		t.Fatal(err)
 	}
 	var requests []uuid.UUID
@@ -315,7 +318,7 @@ func testListBlocks(t *testing.T, b Backend) {
 	s, _ := open(t, b)
 	h := newPins(t, s)
 	rnd := rand.New(rand.NewPCG(8, 9))
-	n := 2*projections.BlockSize + 300
+	n := 2*viewrow.BlockSize + 300
 	var requests []uuid.UUID
 	var batch []eventlog.Event
 	for i := range n {
@@ -347,14 +350,14 @@ func testListBlocks(t *testing.T, b Backend) {
 	}
 	all := visible(t, s, []string{"alice"}, requests)
 	for range size(300) {
-		q := projections.ListQuery{Tenant: "alice", Limit: []int{1, 10, 100, 1000}[rnd.IntN(4)]}
+		q := views.ListQuery{Tenant: "alice", Limit: []int{1, 10, 100, 1000}[rnd.IntN(4)]}
 		if rnd.IntN(4) > 0 {
 			q.Before = all[rnd.IntN(len(all))].Created.Add(time.Duration(rnd.IntN(3)-1) * time.Microsecond)
 		}
 		if rnd.IntN(2) > 0 {
 			q.After = all[rnd.IntN(len(all))].Created.Add(time.Duration(rnd.IntN(3)-1) * time.Microsecond)
 		}
-		for _, st := range pin.Statuses {
+		for _, st := range pin.Statuses() {
 			if rnd.IntN(3) == 0 {
 				q.Statuses = append(q.Statuses, st)
 			}

@@ -1,6 +1,8 @@
 package viewtest
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+
 	"bufio"
 	"context"
 	"errors"
@@ -224,7 +226,7 @@ func testDeterministicOnLongHistory(t *testing.T, b Backend) {
 	small, _ := open(t, b)
 	for i := 0; i < len(evs); {
 		n := min(len(evs)-i, 1+rnd.IntN(1500))
-		if _, err := small.Apply(ctx, after(evs[i:i+n]), projections.Prepare(evs[i:i+n])); err != nil {
+		if _, err := small.Apply(ctx, after(evs[i:i+n]), viewrow.Prepare(evs[i:i+n])); err != nil {
 			t.Fatal(err)
 		}
 		i += n
@@ -232,7 +234,7 @@ func testDeterministicOnLongHistory(t *testing.T, b Backend) {
 	big, _ := open(t, b)
 	for i := 0; i < len(evs); i += 4096 {
 		part := evs[i:min(i+4096, len(evs))]
-		if _, err := big.Apply(ctx, after(part), projections.Prepare(part)); err != nil {
+		if _, err := big.Apply(ctx, after(part), viewrow.Prepare(part)); err != nil {
 			t.Fatal(err)
 		}
 	}

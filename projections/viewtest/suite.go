@@ -13,6 +13,11 @@
 package viewtest
 
 import (
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"context"
 	"errors"
 	"testing"
@@ -28,15 +33,16 @@ import (
 // Store is a view store as the suite exercises it: everything the APIs, the
 // runner, the workers and the operator's tools use.
 type Store interface {
-	projections.Reader
+	views.Reader
 	projections.Applier
-	DueForClaim(ctx context.Context, now time.Time, limit int) ([]projections.PinView, error)
-	Overdue(ctx context.Context, now time.Time, queueTimeout time.Duration, limit int) ([]projections.PinView, error)
-	AwaitingDecision(ctx context.Context, limit int) ([]projections.PinView, error)
-	CarForRoot(ctx context.Context, canonicalCID string) (projections.Car, error)
+	DueForClaim(ctx context.Context, now time.Time, limit int) ([]uuid.UUID, error)
+	Claimable(ctx context.Context, requestID uuid.UUID, now time.Time) (bool, error)
+	Overdue(ctx context.Context, now time.Time, queueTimeout time.Duration, limit int) ([]uuid.UUID, error)
+	AwaitingDecision(ctx context.Context, limit int) ([]uuid.UUID, error)
+	CarForRoot(ctx context.Context, canonicalCID string) (string, bool, error)
 	Figures(ctx context.Context, now time.Time) (projections.Figures, error)
-	Tokens(ctx context.Context, tenant string) ([]projections.TokenInfo, error)
-	Dump(ctx context.Context, fn func(eventlog.Position, projections.Rows) error) error
+	Tokens(ctx context.Context, tenant string) ([]views.TokenInfo, error)
+	Dump(ctx context.Context, fn func(eventlog.Position, viewrow.Rows) error) error
 	Reset(ctx context.Context) error
 	Close() error
 }
@@ -109,16 +115,16 @@ func openAt(t testing.TB, b Backend, loc string) Store {
 	return s
 }
 
-// Checksum is projections.Checksum.
-func Checksum(rows projections.Rows) (string, error) { return projections.Checksum(rows) }
+// Checksum is viewrow.Checksum.
+func Checksum(rows viewrow.Rows) (string, error) { return viewrow.Checksum(rows) }
 
 // StoreChecksum returns a store's checkpoint and checksum.
 func StoreChecksum(ctx context.Context, s Store) (eventlog.Position, string, error) {
 	var cp eventlog.Position
 	var sum string
-	err := s.Dump(ctx, func(p eventlog.Position, rows projections.Rows) (err error) {
+	err := s.Dump(ctx, func(p eventlog.Position, rows viewrow.Rows) (err error) {
 		cp = p
-		sum, err = projections.Checksum(rows)
+		sum, err = viewrow.Checksum(rows)
 		return err
 	})
 	return cp, sum, err
@@ -170,9 +176,9 @@ func (h *pins) pinEvent(id uuid.UUID, p pin.Payload) eventlog.Event {
 		rev = s.Revision + 1
 	}
 	e := h.event(pin.Stream(id), rev, p, func(eid uuid.UUID) (eventlog.Proposed, error) {
-		return pin.Proposal(p, eid, eventlog.Metadata{})
+		return pinlog.Propose(p, eid, eventlog.Metadata{})
 	})
-	next, err := s.Apply(e)
+	next, err := pinlog.Apply(s, e)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -183,7 +189,7 @@ func (h *pins) pinEvent(id uuid.UUID, p pin.Payload) eventlog.Event {
 // apply applies events to the store.
 func (h *pins) apply(evs ...eventlog.Event) projections.Applied {
 	h.t.Helper()
-	res, err := h.s.Apply(context.Background(), after(evs), projections.Prepare(evs))
+	res, err := h.s.Apply(context.Background(), after(evs), viewrow.Prepare(evs))
 	if err != nil {
 		h.t.Fatalf("apply: %v", err)
 	}
@@ -228,7 +234,7 @@ func must[T any](t testing.TB) func(T, error) T {
 	}
 }
 
-func mustView(t testing.TB, s Store, tenant string, id uuid.UUID) projections.PinView {
+func mustView(t testing.TB, s Store, tenant string, id uuid.UUID) views.Pin {
 	t.Helper()
 	v, err := s.Pin(context.Background(), tenant, id)
 	if err != nil {
@@ -239,7 +245,7 @@ func mustView(t testing.TB, s Store, tenant string, id uuid.UUID) projections.Pi
 
 func wantNotFound(t testing.TB, err error, what string) {
 	t.Helper()
-	if !errors.Is(err, projections.ErrNotFound) {
+	if !errors.Is(err, views.ErrNotFound) {
 		t.Errorf("%s: got %v, want ErrNotFound", what, err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	logembedded "github.com/pickup-ipfs/pickup/eventlog/embedded"
 	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 	"github.com/pickup-ipfs/pickup/projections"
 	viewembedded "github.com/pickup-ipfs/pickup/projections/embedded"
 	"github.com/pickup-ipfs/pickup/tenant"
@@ -196,33 +197,25 @@ func (s *Stack) Revoke(t testing.TB, tokenID uuid.UUID) {
 // Pin folds a pin's stream from the log.
 func (s *Stack) Pin(t testing.TB, id uuid.UUID) pin.State {
 	t.Helper()
-	events, err := s.Log.ReadStream(context.Background(), pin.Stream(id), 0, eventlog.Forwards, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := pin.Fold(events)
+	st, _, err := pinlog.Read(context.Background(), s.Log, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return st
 }
 
-// Decide appends what decide returns for the pin's current state, at its
-// revision: how the fetcher, the validator and the retry decider move pins
-// on.
+// Decide commits what decide returns for the pin's current state, through
+// the write path: how the fetcher, the validator and the retry decider move
+// pins on.
 func (s *Stack) Decide(t testing.TB, id uuid.UUID, decide func(pin.State) (pin.Payload, error)) {
 	t.Helper()
-	st := s.Pin(t, id)
-	p, err := decide(st)
+	_, err := pinlog.New(s.Log, nil).Commit(context.Background(), pinlog.Commit{RequestID: id, Actor: "test",
+		Decide: func(st pin.State) (pinlog.Decision, error) {
+			p, err := decide(st)
+			return pinlog.Decision{Payload: p}, err
+		}})
 	if err != nil {
 		t.Fatalf("decide on %s: %v", id, err)
-	}
-	e, err := pin.Proposal(p, uuid.New(), eventlog.Metadata{Actor: "test", CorrelationID: id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Log.Append(context.Background(), pin.Stream(id), st.Expected(), e); err != nil {
-		t.Fatalf("append %s to %s: %v", p.EventType(), id, err)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/pickup-ipfs/pickup/gateway/internal/gatewaytest"
 	"github.com/pickup-ipfs/pickup/gateway/internal/loadtest"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 	"github.com/pickup-ipfs/pickup/projections"
 	"github.com/pickup-ipfs/pickup/projections/viewtest"
 )
@@ -59,7 +60,7 @@ func generate(b *testing.B, log eventlog.Store, tenant string, n int) []string {
 				}
 				events := make([]eventlog.Proposed, len(payloads))
 				for j, p := range payloads {
-					e, err := pin.Proposal(p, uuid.New(), eventlog.Metadata{Actor: "bench", CorrelationID: id, Time: at})
+					e, err := pinlog.Propose(p, uuid.New(), eventlog.Metadata{Actor: "bench", CorrelationID: id, Time: at})
 					if err != nil {
 						b.Error(err)
 						return

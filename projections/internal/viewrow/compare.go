@@ -1,4 +1,4 @@
-package projections
+package viewrow
 
 import (
 	"crypto/sha256"

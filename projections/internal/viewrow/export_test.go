@@ -1,8 +1,7 @@
-package projections
+package viewrow
 
 // Hooks for the external tests.
 var (
-	EncodeState  = encodeState
-	DecodeState  = decodeState
-	ApplyDecoded = applyDecoded
+	EncodeState = encodeState
+	DecodeState = decodeState
 )

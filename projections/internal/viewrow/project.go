@@ -1,4 +1,4 @@
-package projections
+package viewrow
 
 import (
 	"cmp"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 	"github.com/pickup-ipfs/pickup/tenant"
 )
 
@@ -45,12 +46,12 @@ type Batch struct {
 // decoded is one event of a batch, read.
 type decoded struct {
 	// id is the pin's request id, or the token's id.
-	id      uuid.UUID
-	pin     bool
-	token   bool
-	payload pin.Payload
-	tok     any
-	err     error
+	id    uuid.UUID
+	pin   bool
+	token bool
+	rec   pin.Recorded
+	tok   any
+	err   error
 }
 
 // Loaded holds the rows a store found for a batch's keys; a key with no
@@ -74,7 +75,7 @@ func Prepare(events []eventlog.Event) *Batch {
 		d := &b.dec[i]
 		if id, ok := pin.RequestIDOf(e.Stream); ok {
 			d.id, d.pin = id, true
-			d.payload, d.err = pin.Decode(e)
+			d.rec, d.err = pinlog.Decode(e)
 		} else if id, ok := tenant.TokenIDOf(e.Stream); ok {
 			d.id, d.token = id, true
 			d.tok, d.err = tenant.Decode(e)
@@ -94,7 +95,7 @@ func (b *Batch) index() {
 		switch {
 		case d.pin:
 			pins[d.id] = true
-			if r, ok := d.payload.(pin.Requested); ok {
+			if r, ok := d.rec.Payload.(pin.Requested); ok {
 				tenants[sqlText(r.Tenant)] = true
 				if r.Replaces != uuid.Nil {
 					pins[r.Replaces] = true
@@ -128,19 +129,6 @@ func (b *Batch) Since(cp eventlog.Position) *Batch {
 }
 
 func compareUUID(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) }
-
-// applyDecoded is pin.State.Apply with the payload already decoded:
-// Prepare decodes every event once, ahead of the store's transaction, and
-// the fold must not decode it again. TestApplyDecodedIsApply holds it to
-// pin.State.Apply.
-func applyDecoded(s pin.State, e eventlog.Event, p pin.Payload) pin.State {
-	s = s.With(p, e.Meta.Time)
-	s.Exists, s.Revision, s.LastEventID = true, e.Revision, e.ID
-	if _, ok := p.(pin.Failed); ok {
-		s.LastFailure.EventID = e.ID
-	}
-	return s
-}
 
 // Skip is an event the views could not take in. The views leave it out,
 // the same way on every replay, and the runner logs it.
@@ -269,10 +257,10 @@ func (b *Batch) Project(loaded Loaded) (*Changes, error) {
 		switch {
 		case err != nil:
 		case d.pin:
-			if r, ok := d.payload.(pin.Requested); ok {
-				err = p.request(e, d.id, r)
+			if r, ok := d.rec.Payload.(pin.Requested); ok {
+				err = p.request(d.rec, d.id, r)
 			} else {
-				err = p.pinEvent(e, d.id, d.payload)
+				err = p.pinEvent(d.rec, d.id)
 			}
 		case d.token:
 			err = p.tokenEvent(d.id, d.tok)
@@ -313,14 +301,14 @@ func (p *projector) token(id uuid.UUID) (TokenRow, bool) {
 
 // request takes in a PinRequested: a new row, numbered and stamped in the
 // tenant's order, and the request it replaces hidden at once.
-func (p *projector) request(e eventlog.Event, id uuid.UUID, r pin.Requested) error {
+func (p *projector) request(e pin.Recorded, id uuid.UUID, r pin.Requested) error {
 	if _, ok := p.pin(id); ok {
 		return fmt.Errorf("request %s is already in the views; the first request stands", id)
 	}
 	if r.RequestID != id {
 		return fmt.Errorf("request id %s recorded in the stream of %s", r.RequestID, id)
 	}
-	s := applyDecoded(pin.State{}, e, r)
+	s := pin.State{}.Apply(e)
 	name := sqlText(r.Tenant)
 	t, ok := p.tenant(name)
 	if !ok {
@@ -348,21 +336,21 @@ func (p *projector) request(e eventlog.Event, id uuid.UUID, r pin.Requested) err
 }
 
 // pinEvent folds any other event of a pin's stream into its row.
-func (p *projector) pinEvent(e eventlog.Event, id uuid.UUID, payload pin.Payload) error {
+func (p *projector) pinEvent(e pin.Recorded, id uuid.UUID) error {
 	r, ok := p.pin(id)
 	if !ok {
 		return fmt.Errorf("no request %s in the views", id)
 	}
-	s := applyDecoded(r.State, e, payload)
+	s := r.State.Apply(e)
 	r.State = s
 	if s.Removed {
 		r.Hidden = true
 	}
 	p.pins[id] = r
-	switch e.Type {
-	case pin.TypeCarValidated:
+	switch e.Payload.(type) {
+	case pin.CarValidated:
 		p.totals[TotalPinnedEver]++
-	case pin.TypeDeadLettered:
+	case pin.DeadLettered:
 		p.totals[TotalDeadLetteredEver]++
 	}
 	return nil

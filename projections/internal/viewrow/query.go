@@ -1,6 +1,8 @@
-package projections
+package viewrow
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -17,7 +19,7 @@ import (
 	"github.com/pickup-ipfs/pickup/pin"
 )
 
-// ListPlan is a ListQuery checked and put in the terms of the rows, the same
+// ListPlan is a views.ListQuery checked and put in the terms of the rows, the same
 // for every store: which index drives the query, and what remains to filter.
 type ListPlan struct {
 	Tenant string
@@ -58,26 +60,26 @@ const (
 )
 
 // PlanList checks q and plans it.
-func PlanList(q ListQuery) (ListPlan, error) {
+func PlanList(q views.ListQuery) (ListPlan, error) {
 	p := ListPlan{Tenant: sqlText(q.Tenant), Limit: q.Limit}
 	switch {
 	case q.Tenant == "":
-		return p, fmt.Errorf("%w: no tenant", ErrInvalid)
-	case q.Limit < 1 || q.Limit > MaxListLimit:
-		return p, fmt.Errorf("%w: limit %d, want 1 to %d", ErrInvalid, q.Limit, MaxListLimit)
-	case len(q.CIDs) > MaxListCIDs:
-		return p, fmt.Errorf("%w: %d cids, at most %d", ErrInvalid, len(q.CIDs), MaxListCIDs)
+		return p, fmt.Errorf("%w: no tenant", views.ErrInvalid)
+	case q.Limit < 1 || q.Limit > views.MaxListLimit:
+		return p, fmt.Errorf("%w: limit %d, want 1 to %d", views.ErrInvalid, q.Limit, views.MaxListLimit)
+	case len(q.CIDs) > views.MaxListCIDs:
+		return p, fmt.Errorf("%w: %d cids, at most %d", views.ErrInvalid, len(q.CIDs), views.MaxListCIDs)
 	}
 	statuses := map[string]bool{}
 	for _, s := range q.Statuses {
 		if _, err := pin.ParseStatus(string(s)); err != nil {
-			return p, fmt.Errorf("%w: %v", ErrInvalid, err)
+			return p, fmt.Errorf("%w: %v", views.ErrInvalid, err)
 		}
 		statuses[string(s)] = true
 	}
-	if len(statuses) == 0 || len(statuses) == len(pin.Statuses) {
+	if len(statuses) == 0 || len(statuses) == len(pin.Statuses()) {
 		p.AllStatuses = true
-		for _, s := range pin.Statuses {
+		for _, s := range pin.Statuses() {
 			statuses[string(s)] = true
 		}
 	}
@@ -90,13 +92,13 @@ func PlanList(q ListQuery) (ListPlan, error) {
 	if q.Name != "" {
 		m := q.Match
 		if m == "" {
-			m = MatchExact
+			m = views.MatchExact
 		}
-		if _, err := ParseMatch(string(m)); err != nil {
-			return p, fmt.Errorf("%w: %v", ErrInvalid, err)
+		if _, err := views.ParseMatch(string(m)); err != nil {
+			return p, fmt.Errorf("%w: %v", views.ErrInvalid, err)
 		}
-		p.NameFold = m == MatchIExact || m == MatchIPartial
-		p.NameContains = m == MatchPartial || m == MatchIPartial
+		p.NameFold = m == views.MatchIExact || m == views.MatchIPartial
+		p.NameContains = m == views.MatchPartial || m == views.MatchIPartial
 		p.Name = sqlText(q.Name)
 		p.NameKey = fold(q.Name)
 		if p.NameFold {
@@ -188,28 +190,23 @@ func NewestSeqs(limit int, lists ...[]int64) []int64 {
 	return all[:min(limit, len(all))]
 }
 
-// Views returns the views of rows.
-func Views(rows []PinRow) []PinView {
-	out := make([]PinView, len(rows))
+// IDs returns the request ids of rows, in order: what the work queries
+// answer, in their consumers' terms.
+func IDs(rows []PinRow) []uuid.UUID {
+	out := make([]uuid.UUID, len(rows))
 	for i, r := range rows {
-		out[i] = r.View()
+		out[i] = r.State.Request.RequestID
 	}
 	return out
 }
 
-// Car is a validated CAR in the carpark that a new pin of the same root can
-// reuse without fetching.
-type Car struct {
-	Root      string
-	CarCID    string
-	Key       string
-	Bytes     int64
-	RequestID uuid.UUID
-}
-
-// CarOf returns the CAR of a pinned row.
-func CarOf(r PinRow) Car {
-	return Car{Root: cidKey(r.State.Request.CID), CarCID: r.State.Car.CarCID, Key: r.State.Car.Key, Bytes: r.State.Car.Bytes, RequestID: r.State.Request.RequestID}
+// Views returns the views of rows.
+func Views(rows []PinRow) []views.Pin {
+	out := make([]views.Pin, len(rows))
+	for i, r := range rows {
+		out[i] = r.View()
+	}
+	return out
 }
 
 // Figures are the views' totals, what the metrics report.
@@ -352,21 +349,12 @@ func (t TokenRow) Dump() DumpRow {
 // Rows is a dump's rows, in order.
 type Rows = iter.Seq2[DumpRow, error]
 
-// TokenInfo is what the views show of a token: never its hash.
-type TokenInfo struct {
-	ID      uuid.UUID
-	Tenant  string
-	Label   string
-	Created time.Time
-	Revoked bool
-}
-
 // MergeOverdue merges the pins whose lease ran out with the queued pins
 // whose queue timeout passed, soonest deadline first.
-func MergeOverdue(leases, queued []PinRow, queueTimeout time.Duration, limit int) []PinView {
+func MergeOverdue(leases, queued []PinRow, queueTimeout time.Duration, limit int) []uuid.UUID {
 	type due struct {
 		at time.Time
-		v  PinView
+		v  views.Pin
 	}
 	var all []due
 	for _, r := range leases {
@@ -377,9 +365,9 @@ func MergeOverdue(leases, queued []PinRow, queueTimeout time.Duration, limit int
 		all = append(all, due{v.DueAt.Add(queueTimeout), v})
 	}
 	slices.SortStableFunc(all, func(a, b due) int { return a.at.Compare(b.at) })
-	out := make([]PinView, 0, min(limit, len(all)))
+	out := make([]uuid.UUID, 0, min(limit, len(all)))
 	for _, d := range all[:min(limit, len(all))] {
-		out = append(out, d.v)
+		out = append(out, d.v.RequestID)
 	}
 	return out
 }

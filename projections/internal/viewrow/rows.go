@@ -1,6 +1,8 @@
-package projections
+package viewrow
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -222,9 +224,9 @@ func DecodePinRow(state []byte, seq, created int64, hidden bool) (PinRow, error)
 }
 
 // View returns what the APIs show of the pin.
-func (r PinRow) View() PinView {
+func (r PinRow) View() views.Pin {
 	s := r.State
-	v := PinView{
+	v := views.Pin{
 		RequestID:     s.Request.RequestID,
 		Tenant:        s.Request.Tenant,
 		Created:       r.Created,

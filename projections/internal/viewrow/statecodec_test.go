@@ -1,4 +1,4 @@
-package projections_test
+package viewrow_test
 
 import (
 	"bytes"
@@ -7,7 +7,8 @@ import (
 	"time"
 
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
 	"github.com/pickup-ipfs/pickup/projections/viewtest"
 )
 
@@ -36,20 +37,20 @@ func TestStateCodecRoundTrip(t *testing.T) {
 		if _, ok := pin.RequestIDOf(e.Stream); !ok {
 			continue
 		}
-		s, err := states[e.Stream].Apply(e)
+		s, err := pinlog.Apply(states[e.Stream], e)
 		if err != nil {
 			continue
 		}
 		states[e.Stream] = s
-		b := projections.EncodeState(s)
-		back, err := projections.DecodeState(b)
+		b := viewrow.EncodeState(s)
+		back, err := viewrow.DecodeState(b)
 		if err != nil {
 			t.Fatalf("decode: %v", err)
 		}
 		if !reflect.DeepEqual(back, s) {
 			t.Fatalf("state changed by the codec:\n got %+v\nwant %+v", back, s)
 		}
-		if again := projections.EncodeState(back); !bytes.Equal(again, b) {
+		if again := viewrow.EncodeState(back); !bytes.Equal(again, b) {
 			t.Fatalf("state encodes differently after a round trip")
 		}
 		checked++
@@ -59,51 +60,27 @@ func TestStateCodecRoundTrip(t *testing.T) {
 	}
 	// Times keep their instant and offset, whatever their zone.
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("CET", 3600))
-	back, err := projections.DecodeState(projections.EncodeState(pin.State{Request: pin.Requested{Created: at}}))
+	back, err := viewrow.DecodeState(viewrow.EncodeState(pin.State{Request: pin.Requested{Created: at}}))
 	if _, off := back.Request.Created.Zone(); err != nil || !back.Request.Created.Equal(at) || off != 3600 {
 		t.Errorf("time %v came back as %v (%v)", at, back.Request.Created, err)
 	}
-	for _, bad := range [][]byte{nil, {9}, projections.EncodeState(pin.State{Exists: true})[:10], append(projections.EncodeState(pin.State{}), 0)} {
-		if _, err := projections.DecodeState(bad); err == nil {
+	for _, bad := range [][]byte{nil, {9}, viewrow.EncodeState(pin.State{Exists: true})[:10], append(viewrow.EncodeState(pin.State{}), 0)} {
+		if _, err := viewrow.DecodeState(bad); err == nil {
 			t.Errorf("decoded %x", bad)
 		}
-	}
-}
-
-// The projection folds decoded payloads with its own applyDecoded; it must
-// do exactly what pin.State.Apply does, on every event of long histories.
-func TestApplyDecodedIsApply(t *testing.T) {
-	evs := viewtest.Events(viewtest.History(viewtest.HistoryConfig{Events: 20000, Seed: 4}))
-	states := map[string]pin.State{}
-	for _, e := range evs {
-		if _, ok := pin.RequestIDOf(e.Stream); !ok {
-			continue
-		}
-		p, err := pin.Decode(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := states[e.Stream].Apply(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := projections.ApplyDecoded(states[e.Stream], e, p); !reflect.DeepEqual(got, want) {
-			t.Fatalf("%s at %s/%d:\n got %+v\nwant %+v", e.Type, e.Stream, e.Revision, got, want)
-		}
-		states[e.Stream] = want
 	}
 }
 
 // FuzzDecodeState: a state blob read back from a store decodes or fails,
 // and never panics.
 func FuzzDecodeState(f *testing.F) {
-	f.Add(projections.EncodeState(pin.State{Exists: true, Request: pin.Requested{Meta: map[string]string{"a": "b"}, Origins: []string{"x"}}}))
+	f.Add(viewrow.EncodeState(pin.State{Exists: true, Request: pin.Requested{Meta: map[string]string{"a": "b"}, Origins: []string{"x"}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := projections.DecodeState(b)
-		if err == nil && !bytes.Equal(projections.EncodeState(s), b) && len(b) > 0 {
+		s, err := viewrow.DecodeState(b)
+		if err == nil && !bytes.Equal(viewrow.EncodeState(s), b) && len(b) > 0 {
 			// Different bytes may decode to one state (non-minimal varints);
 			// the state must then be stable.
-			if again, err := projections.DecodeState(projections.EncodeState(s)); err != nil || !reflect.DeepEqual(again, s) {
+			if again, err := viewrow.DecodeState(viewrow.EncodeState(s)); err != nil || !reflect.DeepEqual(again, s) {
 				t.Errorf("unstable state from %x", b)
 			}
 		}

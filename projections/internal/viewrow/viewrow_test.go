@@ -1,6 +1,8 @@
-package projections_test
+package viewrow_test
 
 import (
+	"github.com/pickup-ipfs/pickup/projections/views"
+
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
@@ -13,7 +15,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
 	"github.com/pickup-ipfs/pickup/tenant"
 )
 
@@ -29,13 +31,13 @@ func TestCanonicalCID(t *testing.T) {
 		{"zdj7WhuEjrB52m1BisYCtmjH1hSKa7yZ3jEZ9JcXaFRD51wVz", "bafybeifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"}, // base58btc CIDv1
 		{"bafkqaaa", "bafkqaaa"}, // identity hash, raw
 	} {
-		got, err := projections.CanonicalCID(c.in)
+		got, err := views.CanonicalCID(c.in)
 		if err != nil || got != c.want {
 			t.Errorf("CanonicalCID(%q) = %q, %v; want %q", c.in, got, err, c.want)
 		}
 	}
 	for _, bad := range []string{"", "Qm", "not a cid", "bafy", "b" + strings.Repeat("a", 80)} {
-		if got, err := projections.CanonicalCID(bad); err == nil {
+		if got, err := views.CanonicalCID(bad); err == nil {
 			t.Errorf("CanonicalCID(%q) = %q, want an error", bad, got)
 		}
 	}
@@ -48,11 +50,11 @@ func FuzzCanonicalCID(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		c, err := projections.CanonicalCID(s)
+		c, err := views.CanonicalCID(s)
 		if err != nil {
 			return
 		}
-		if again, err := projections.CanonicalCID(c); err != nil || again != c {
+		if again, err := views.CanonicalCID(c); err != nil || again != c {
 			t.Errorf("CanonicalCID(%q) = %q, whose canonical form is %q, %v", s, c, again, err)
 		}
 		if !strings.HasPrefix(c, "b") {
@@ -64,20 +66,20 @@ func FuzzCanonicalCID(f *testing.F) {
 func TestPlanList(t *testing.T) {
 	for _, c := range []struct {
 		name    string
-		q       projections.ListQuery
-		driver  projections.Driver
+		q       views.ListQuery
+		driver  viewrow.Driver
 		counted bool
 	}{
-		{"no filter", projections.ListQuery{}, projections.DriveStatus, true},
-		{"statuses and dates", projections.ListQuery{Statuses: []pin.Status{pin.StatusPinned}, Before: time.Now()}, projections.DriveStatus, true},
-		{"partial name", projections.ListQuery{Name: "x", Match: projections.MatchPartial}, projections.DriveStatus, false},
-		{"cid first", projections.ListQuery{CIDs: []string{"bafkqaaa"}, Name: "x", Meta: map[string]string{"a": "b"}}, projections.DriveCID, false},
-		{"exact name", projections.ListQuery{Name: "x", Meta: map[string]string{"a": "b"}}, projections.DriveName, false},
-		{"iexact name", projections.ListQuery{Name: "X", Match: projections.MatchIExact}, projections.DriveName, false},
-		{"meta", projections.ListQuery{Name: "x", Match: projections.MatchIPartial, Meta: map[string]string{"a": "b"}}, projections.DriveMeta, false},
+		{"no filter", views.ListQuery{}, viewrow.DriveStatus, true},
+		{"statuses and dates", views.ListQuery{Statuses: []pin.Status{pin.StatusPinned}, Before: time.Now()}, viewrow.DriveStatus, true},
+		{"partial name", views.ListQuery{Name: "x", Match: views.MatchPartial}, viewrow.DriveStatus, false},
+		{"cid first", views.ListQuery{CIDs: []string{"bafkqaaa"}, Name: "x", Meta: map[string]string{"a": "b"}}, viewrow.DriveCID, false},
+		{"exact name", views.ListQuery{Name: "x", Meta: map[string]string{"a": "b"}}, viewrow.DriveName, false},
+		{"iexact name", views.ListQuery{Name: "X", Match: views.MatchIExact}, viewrow.DriveName, false},
+		{"meta", views.ListQuery{Name: "x", Match: views.MatchIPartial, Meta: map[string]string{"a": "b"}}, viewrow.DriveMeta, false},
 	} {
 		c.q.Tenant, c.q.Limit = "t", 10
-		p, err := projections.PlanList(c.q)
+		p, err := viewrow.PlanList(c.q)
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
@@ -86,15 +88,15 @@ func TestPlanList(t *testing.T) {
 			t.Errorf("%s: driver %d counted %v, want %d %v", c.name, p.Driver, p.Counted(), c.driver, c.counted)
 		}
 	}
-	p, _ := projections.PlanList(projections.ListQuery{Tenant: "t", Limit: 1, Name: "ÄB", Match: projections.MatchIPartial,
+	p, _ := viewrow.PlanList(views.ListQuery{Tenant: "t", Limit: 1, Name: "ÄB", Match: views.MatchIPartial,
 		Before: time.Unix(10, 1500), After: time.Unix(10, 1500)})
 	if p.Name != "äb" || p.Before != 10_000_002 || p.After != 10_000_001 {
 		t.Errorf("plan %+v: want the folded name, before rounded up and after down to whole micros", p)
 	}
-	if p, _ := projections.PlanList(projections.ListQuery{Tenant: "t", Limit: 1, Statuses: pin.Statuses}); !p.AllStatuses {
+	if p, _ := viewrow.PlanList(views.ListQuery{Tenant: "t", Limit: 1, Statuses: pin.Statuses()}); !p.AllStatuses {
 		t.Errorf("every status named is no status filter")
 	}
-	if _, err := projections.PlanList(projections.ListQuery{Tenant: "t", Limit: 1, Statuses: []pin.Status{"pinning", "Pinned"}}); !errors.Is(err, projections.ErrInvalid) {
+	if _, err := viewrow.PlanList(views.ListQuery{Tenant: "t", Limit: 1, Statuses: []pin.Status{"pinning", "Pinned"}}); !errors.Is(err, views.ErrInvalid) {
 		t.Errorf("status Pinned: %v, want ErrInvalid", err)
 	}
 }
@@ -104,13 +106,13 @@ func TestPlanList(t *testing.T) {
 func TestCountBetween(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	for range 200 {
-		n := int64(rnd.IntN(5 * projections.BlockSize))
+		n := int64(rnd.IntN(5 * viewrow.BlockSize))
 		in := make([]bool, n+1) // in[seq]: the row matches
 		blocks := map[int64]int64{}
 		for seq := int64(1); seq <= n; seq++ {
 			if rnd.IntN(3) > 0 {
 				in[seq] = true
-				blocks[seq/projections.BlockSize]++
+				blocks[seq/viewrow.BlockSize]++
 			}
 		}
 		sum := func(below int64) (int64, error) {
@@ -134,10 +136,10 @@ func TestCountBetween(t *testing.T) {
 		lo := int64(rnd.IntN(int(n) + 2))
 		hi := int64(rnd.IntN(int(n)+2)) + lo
 		if rnd.IntN(4) == 0 {
-			hi = projections.NoSeq
+			hi = viewrow.NoSeq
 		}
 		want, _ := rows(lo+1, hi)
-		if got, _ := projections.CountBetween(lo, hi, sum, rows); got != want {
+		if got, _ := viewrow.CountBetween(lo, hi, sum, rows); got != want {
 			t.Fatalf("%d rows, %d < seq < %d: counted %d, want %d", n, lo, hi, got, want)
 		}
 	}
@@ -161,9 +163,9 @@ func FuzzProject(f *testing.F) {
 			{ID: uuid.New(), Stream: stream, Revision: 0, Position: 1, Type: type1, Version: 1, Data: data1},
 			{ID: uuid.New(), Stream: stream, Revision: 1, Position: 2, Type: type2, Version: 1, Data: data2},
 		}
-		var first *projections.Changes
+		var first *viewrow.Changes
 		for range 2 {
-			ch, err := projections.Prepare(evs).Project(projections.NewLoaded())
+			ch, err := viewrow.Prepare(evs).Project(viewrow.NewLoaded())
 			if err != nil {
 				t.Fatalf("project: %v", err)
 			}
@@ -185,8 +187,8 @@ func FuzzProject(f *testing.F) {
 	})
 }
 
-func rowsOf(rows ...projections.DumpRow) projections.Rows {
-	return func(yield func(projections.DumpRow, error) bool) {
+func rowsOf(rows ...viewrow.DumpRow) viewrow.Rows {
+	return func(yield func(viewrow.DumpRow, error) bool) {
 		for _, r := range rows {
 			if !yield(r, nil) {
 				return
@@ -196,24 +198,24 @@ func rowsOf(rows ...projections.DumpRow) projections.Rows {
 }
 
 func TestDiffAndChecksum(t *testing.T) {
-	row := func(table, key, value string) projections.DumpRow {
-		return projections.DumpRow{Table: table, Key: key, Value: json.RawMessage(value)}
+	row := func(table, key, value string) viewrow.DumpRow {
+		return viewrow.DumpRow{Table: table, Key: key, Value: json.RawMessage(value)}
 	}
-	a := []projections.DumpRow{row("pins", "a", "1"), row("pins", "b", "2"), row("tenants", "x", "1"), row("totals", "n", "5")}
-	b := []projections.DumpRow{row("pins", "a", "1"), row("pins", "c", "3"), row("tenants", "x", "9"), row("tokens", "t", "1")}
-	shown, total, err := projections.Diff(rowsOf(a...), rowsOf(b...), 2)
+	a := []viewrow.DumpRow{row("pins", "a", "1"), row("pins", "b", "2"), row("tenants", "x", "1"), row("totals", "n", "5")}
+	b := []viewrow.DumpRow{row("pins", "a", "1"), row("pins", "c", "3"), row("tenants", "x", "9"), row("tokens", "t", "1")}
+	shown, total, err := viewrow.Diff(rowsOf(a...), rowsOf(b...), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if total != 5 || len(shown) != 2 || !strings.Contains(shown[0], `pins "b": only in the first`) || !strings.Contains(shown[1], `pins "c": only in the second`) {
 		t.Errorf("diff: %d in all, shown %q", total, shown)
 	}
-	if _, total, _ := projections.Diff(rowsOf(a...), rowsOf(a...), 10); total != 0 {
+	if _, total, _ := viewrow.Diff(rowsOf(a...), rowsOf(a...), 10); total != 0 {
 		t.Errorf("a dump differs from itself in %d rows", total)
 	}
-	sa, _ := projections.Checksum(rowsOf(a...))
-	sb, _ := projections.Checksum(rowsOf(b...))
-	sa2, _ := projections.Checksum(rowsOf(a...))
+	sa, _ := viewrow.Checksum(rowsOf(a...))
+	sb, _ := viewrow.Checksum(rowsOf(b...))
+	sa2, _ := viewrow.Checksum(rowsOf(a...))
 	if sa == sb || sa != sa2 {
 		t.Errorf("checksums %s %s %s", sa, sb, sa2)
 	}

@@ -1,9 +1,11 @@
+// The fetcher role: the pool that takes pins from the log and moves their
+// bytes into the carpark.
+
 package main
 
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/pickup-ipfs/pickup/fetcher"
@@ -11,81 +13,8 @@ import (
 	"github.com/pickup-ipfs/pickup/fetcher/dag"
 	"github.com/pickup-ipfs/pickup/fetcher/dag/kubo"
 	"github.com/pickup-ipfs/pickup/fetcher/dag/trustless"
-	"github.com/pickup-ipfs/pickup/gateway"
-	"github.com/pickup-ipfs/pickup/gateway/awslambda"
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
-	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
 )
-
-// ---- gateway ----
-
-type gatewayFlags struct {
-	httpAddr     *string
-	delegates    *[]string
-	allowPrivate *bool
-}
-
-func addGatewayFlags(f *flags) *gatewayFlags {
-	return &gatewayFlags{
-		httpAddr:     f.string("http-addr", "127.0.0.1:3000", "where the API listens (not on Lambda)", "PICKUP_HTTP_ADDR"),
-		delegates:    f.list("delegates", nil, "multiaddrs returned as delegates, comma separated (default in `pickup run`: the fetcher's libp2p addresses)", "PICKUP_DELEGATES"),
-		allowPrivate: f.allowPrivateOrigins(),
-	}
-}
-
-// addGateway adds the API: on AWS Lambda when the runtime API is there,
-// otherwise an HTTP server, which it returns.
-func (p *proc) addGateway(g *gatewayFlags, delegates []string, consistency gateway.Consistency, b *baseFlags) (*httpServer, error) {
-	h, err := gateway.New(gateway.Config{Delegates: delegates, AllowPrivateOrigins: *g.allowPrivate, Consistency: consistency},
-		gateway.Deps{Log: p.log, Views: p.views, Tokens: p.views, Checkpoints: p.views, Logger: p.logger})
-	if err != nil {
-		return nil, err
-	}
-	// Every request gets an id (on its log lines and in X-Request-Id), and
-	// is counted and timed by route.
-	httpMetrics, err := telemetry.NewHTTPMetrics(p.reg)
-	if err != nil {
-		return nil, err
-	}
-	api := telemetry.NewHTTP(h, gateway.Route, httpMetrics, p.logger)
-	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
-		cfg := awslambda.Config{Deployment: *b.deployment, Metrics: p.stdout}
-		p.actor("lambda", func(ctx context.Context) error { return awslambda.Start(ctx, api, cfg) })
-		return nil, nil
-	}
-	srv, err := listen("api", *g.httpAddr, api, p.logger)
-	if err != nil {
-		return nil, err
-	}
-	p.group.Add(srv.execute, srv.interrupt)
-	return srv, nil
-}
-
-func runGateway(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "gateway")
-	b := addBaseFlags(f, "127.0.0.1:9464")
-	g := addGatewayFlags(f)
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	if len(*g.delegates) == 0 {
-		return fmt.Errorf("%w: the gateway needs --delegates (PICKUP_DELEGATES): the fetchers' multiaddrs", errUsage)
-	}
-	p, err := b.open(ctx, e, "gateway")
-	if err != nil {
-		return err
-	}
-	// Several gateways (Lambda instances) share the log: a read must wait
-	// for the log's head, not only for this process's writes.
-	if _, err := p.addGateway(g, *g.delegates, gateway.ConsistencyLog, b); err != nil {
-		p.close()
-		return err
-	}
-	return p.serve(ctx, *b.adminAddr)
-}
-
-// ---- fetcher ----
 
 type fetcherFlags struct {
 	batch                      *int
@@ -197,7 +126,7 @@ func (p *proc) addFetcher(ctx context.Context, ff *fetcherFlags) ([]string, erro
 		return nil, err
 	}
 	var protector fetcher.Protector
-	if uri := os.Getenv("ECS_AGENT_URI"); uri != "" {
+	if uri := p.getenv("ECS_AGENT_URI"); uri != "" {
 		protector = fetcher.ECSTaskProtection{AgentURI: uri, Expires: *ff.fetchTimeout + 15*time.Minute}
 	}
 	fetchMetrics, err := telemetry.NewFetchMetrics(p.reg)
@@ -234,99 +163,6 @@ func runFetcher(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if _, err := p.addFetcher(ctx, ff); err != nil {
-		p.close()
-		return err
-	}
-	return p.serve(ctx, *b.adminAddr)
-}
-
-// ---- projector ----
-
-type projectorFlags struct {
-	maxAttempts         *int
-	baseDelay, maxDelay *time.Duration
-	queueTimeout        *time.Duration
-	metricsEvery        *time.Duration
-	viewsBatch          *int
-}
-
-func addProjectorFlags(f *flags) *projectorFlags {
-	return &projectorFlags{
-		maxAttempts:  f.integer("max-attempts", pin.DefaultRetryPolicy.MaxAttempts, "failed attempts before the dead letter", "PICKUP_MAX_ATTEMPTS"),
-		baseDelay:    f.duration("retry-base-delay", pin.DefaultRetryPolicy.BaseDelay, "first retry's wait, doubled each time", []string{"PICKUP_RETRY_BASE_DELAY"}),
-		maxDelay:     f.duration("retry-max-delay", pin.DefaultRetryPolicy.MaxDelay, "longest wait between attempts", []string{"PICKUP_RETRY_MAX_DELAY"}),
-		queueTimeout: f.duration("queue-timeout", time.Hour, "a due pin that no fetcher claims within this fails (and is retried)", []string{"PICKUP_QUEUE_TIMEOUT"}),
-		metricsEvery: f.duration("metrics-interval", time.Minute, "time between updates of the backlog figures", []string{"PICKUP_METRICS_INTERVAL"}),
-		viewsBatch:   f.integer("views-batch", projections.DefaultBatch, "most events applied to the views in one transaction while catching up (two batches are in memory at once)", "PICKUP_VIEWS_BATCH"),
-	}
-}
-
-// addProjector adds the runner that keeps the views, the retry decider,
-// the lease watchdog and the backlog metrics.
-func (p *proc) addProjector(ctx context.Context, pf *projectorFlags, b *baseFlags) error {
-	policy := pin.RetryPolicy{MaxAttempts: *pf.maxAttempts, BaseDelay: *pf.baseDelay, MaxDelay: *pf.maxDelay, Jitter: pin.DefaultRetryPolicy.Jitter}
-	if err := policy.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if *pf.viewsBatch < 1 {
-		return fmt.Errorf("%w: --views-batch %d: want at least 1", errUsage, *pf.viewsBatch)
-	}
-	runner, err := projections.NewRunner(p.logAs("projections"), p.views, projections.RunnerConfig{Logger: p.logger, Batch: *pf.viewsBatch})
-	if err != nil {
-		return err
-	}
-	decider, err := projections.NewDecider(p.log, p.views, projections.DeciderConfig{ActorConfig: projections.ActorConfig{Logger: p.logger}, Policy: policy})
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	watchdog, err := projections.NewWatchdog(p.log, p.views, projections.WatchdogConfig{ActorConfig: projections.ActorConfig{Logger: p.logger}, QueueTimeout: *pf.queueTimeout})
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	mc := projections.MetricsConfig{Interval: *pf.metricsEvery, Registerer: p.reg, Deployment: *b.deployment, Logger: p.logger}
-	if *b.emf {
-		mc.EMF = p.stdout
-	}
-	metrics, err := projections.NewMetrics(p.views, mc)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	// Ready once the views have caught up with the log as it was at start.
-	head, err := p.log.Head(ctx)
-	if err != nil {
-		return err
-	}
-	p.health.add("views caught up", func(ctx context.Context) error {
-		cp, err := p.views.Checkpoint(ctx)
-		if err == nil && cp < head {
-			err = fmt.Errorf("views at position %d of %d", cp, head)
-		}
-		return err
-	})
-	p.actor("projections", runner.Run)
-	p.actor("decider", decider.Run)
-	p.actor("watchdog", watchdog.Run)
-	p.actor("metrics", metrics.Run)
-	return nil
-}
-
-func runProjector(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "projector")
-	b := addBaseFlags(f, "127.0.0.1:9466")
-	pf := addProjectorFlags(f)
-	nf := addNotifyFlags(f)
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	p, err := b.open(ctx, e, "projector")
-	if err != nil {
-		return err
-	}
-	if err := p.addProjector(ctx, pf, b); err != nil {
-		p.close()
-		return err
-	}
-	if err := p.addNotifier(ctx, nf, *b.eventlog); err != nil {
 		p.close()
 		return err
 	}

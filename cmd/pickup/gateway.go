@@ -1,0 +1,77 @@
+// The gateway role: the HTTP APIs, as a server or on AWS Lambda.
+
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pickup-ipfs/pickup/gateway"
+	"github.com/pickup-ipfs/pickup/gateway/awslambda"
+	"github.com/pickup-ipfs/pickup/internal/telemetry"
+)
+
+type gatewayFlags struct {
+	httpAddr     *string
+	delegates    *[]string
+	allowPrivate *bool
+}
+
+func addGatewayFlags(f *flags) *gatewayFlags {
+	return &gatewayFlags{
+		httpAddr:     f.string("http-addr", "127.0.0.1:3000", "where the API listens (not on Lambda)", "PICKUP_HTTP_ADDR"),
+		delegates:    f.list("delegates", nil, "multiaddrs returned as delegates, comma separated (default in `pickup run`: the fetcher's libp2p addresses)", "PICKUP_DELEGATES"),
+		allowPrivate: f.allowPrivateOrigins(),
+	}
+}
+
+// addGateway adds the API: on AWS Lambda when the runtime API is there,
+// otherwise an HTTP server, which it returns.
+func (p *proc) addGateway(g *gatewayFlags, delegates []string, consistency gateway.Consistency, b *baseFlags) (*httpServer, error) {
+	h, err := gateway.New(gateway.Config{Delegates: delegates, AllowPrivateOrigins: *g.allowPrivate, Consistency: consistency},
+		gateway.Deps{Log: p.log, Views: p.views, Tokens: p.views, Checkpoints: p.views, Logger: p.logger})
+	if err != nil {
+		return nil, err
+	}
+	// Every request gets an id (on its log lines and in X-Request-Id), and
+	// is counted and timed by route.
+	httpMetrics, err := telemetry.NewHTTPMetrics(p.reg)
+	if err != nil {
+		return nil, err
+	}
+	api := telemetry.NewHTTP(h, gateway.Route, httpMetrics, p.logger)
+	if p.getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+		cfg := awslambda.Config{Deployment: *b.deployment, Metrics: p.stdout}
+		p.actor("lambda", func(ctx context.Context) error { return awslambda.Start(ctx, api, cfg) })
+		return nil, nil
+	}
+	srv, err := listen("api", *g.httpAddr, api, p.logger)
+	if err != nil {
+		return nil, err
+	}
+	p.group.Add(srv.execute, srv.interrupt)
+	return srv, nil
+}
+
+func runGateway(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "gateway")
+	b := addBaseFlags(f, "127.0.0.1:9464")
+	g := addGatewayFlags(f)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if len(*g.delegates) == 0 {
+		return fmt.Errorf("%w: the gateway needs --delegates (PICKUP_DELEGATES): the fetchers' multiaddrs", errUsage)
+	}
+	p, err := b.open(ctx, e, "gateway")
+	if err != nil {
+		return err
+	}
+	// Several gateways (Lambda instances) share the log: a read must wait
+	// for the log's head, not only for this process's writes.
+	if _, err := p.addGateway(g, *g.delegates, gateway.ConsistencyLog, b); err != nil {
+		p.close()
+		return err
+	}
+	return p.serve(ctx, *b.adminAddr)
+}

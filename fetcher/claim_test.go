@@ -1,0 +1,141 @@
+package fetcher_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/fetcher"
+	"github.com/pickup-ipfs/pickup/internal/ipfstest"
+	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
+)
+
+// noScan is a scan interval no test outlives: what a pool then claims, it
+// took from the log (or from the scans an attempt's end and the start
+// make).
+const noScan = time.Hour
+
+func pinned(s pin.State) bool { return s.Phase == pin.PhasePinned }
+
+// TestNewRequestsAreClaimedFromTheLog: with the queue view's periodic scan
+// out of the way, requests made after the pool started are claimed from
+// the events that announce them, and a root asked for by many requests at
+// once, in three pools, is fetched once.
+func TestNewRequestsAreClaimedFromTheLog(t *testing.T) {
+	w := newWorld(t, ipfstest.GatewayOptions{})
+	roots := make([]cid.Cid, 6)
+	for i := range roots {
+		roots[i] = w.file(int64(100<<10+i*1000), uint64(300+i))
+	}
+	for _, name := range []string{"f1", "f2", "f3"} {
+		w.startPool(poolOptions{name: name, cfg: fetcher.Config{BatchSize: 2, ScanInterval: noScan}})
+	}
+	time.Sleep(50 * time.Millisecond) // past the pools' first scans
+	var mu sync.Mutex
+	var ids []uuid.UUID
+	var wg sync.WaitGroup
+	for range 3 {
+		for _, r := range roots {
+			wg.Go(func() {
+				id := w.request(r)
+				mu.Lock()
+				ids = append(ids, id)
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+	for _, id := range ids {
+		w.waitFor(id, "pinned", pinned)
+	}
+	for _, id := range ids {
+		if evs := w.events(id); count(evs, pin.TypeFetchStarted) != 1 {
+			t.Errorf("pin %s claimed %d times: %v", id, count(evs, pin.TypeFetchStarted), types(evs))
+		}
+	}
+	if got := w.gw.Requests(); got != int64(len(roots)) {
+		t.Errorf("the gateway served %d requests for %d roots: some DAG was fetched twice", got, len(roots))
+	}
+}
+
+// TestRetryIsClaimedAtItsTime: a retry scheduled while the pool runs is
+// claimed from its RetryScheduled event once its time comes, not before,
+// and not by a scan.
+func TestRetryIsClaimedAtItsTime(t *testing.T) {
+	w := newWorld(t, ipfstest.GatewayOptions{RateLimited: 1}) // the first attempt fails
+	root := w.file(64<<10, 7)
+	w.startPool(poolOptions{name: "f1", cfg: fetcher.Config{ScanInterval: noScan}})
+	time.Sleep(50 * time.Millisecond)
+	id := w.request(root)
+	s := w.waitFor(id, "failed", func(s pin.State) bool { return s.Phase == pin.PhaseFailed })
+	if s.LastFailure.Permanent {
+		t.Fatalf("the first attempt failed for good: %+v", s.LastFailure)
+	}
+	// The test is the retry decider: due in 400 ms.
+	notBefore := time.Now().Add(400 * time.Millisecond)
+	commit(t, pinlog.New(w.log, nil), id, "decider", func(s pin.State) (pin.Payload, error) {
+		return pin.RetryScheduled{Failures: s.Failures, NotBefore: notBefore}, nil
+	})
+	s = w.waitFor(id, "pinned", pinned)
+	evs := w.events(id)
+	var claims []time.Time
+	for _, e := range evs {
+		if e.Type == pin.TypeFetchStarted {
+			claims = append(claims, e.Meta.Time)
+		}
+	}
+	if len(claims) != 2 || claims[1].Before(notBefore) || s.Attempt != 2 {
+		t.Errorf("claims at %v, attempt %d; want a second claim at or after %v", claims, s.Attempt, notBefore)
+	}
+}
+
+func commit(t testing.TB, c *pinlog.Committer, id uuid.UUID, actor string, decide func(pin.State) (pin.Payload, error)) pin.State {
+	t.Helper()
+	r, err := c.Commit(context.Background(), pinlog.Commit{RequestID: id, Actor: actor, Decide: func(s pin.State) (pinlog.Decision, error) {
+		p, err := decide(s)
+		return pinlog.Decision{Payload: p}, err
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.State
+}
+
+// BenchmarkClaimLatency measures how long a new request waits for an idle
+// fetcher's claim: the time from PinRequested to FetchStarted, as both
+// events record it, over PICKUP_BENCH_CLAIMS requests (200) made one after
+// the other, each once the last is pinned. The pool's periodic scan is out
+// of the way: the claim comes from the log.
+//
+//	go test -run '^$' -bench ClaimLatency -benchtime 1x ./fetcher/
+func BenchmarkClaimLatency(b *testing.B) {
+	w := newWorld(b, ipfstest.GatewayOptions{})
+	root := w.file(16<<10, 1)
+	w.startPool(poolOptions{name: "f1", cfg: fetcher.Config{ScanInterval: noScan}})
+	time.Sleep(50 * time.Millisecond)
+	n := 200
+	var waits []time.Duration
+	for b.Loop() {
+		waits = waits[:0]
+		for range n {
+			id := w.request(root)
+			w.waitFor(id, "pinned", pinned)
+			evs := w.events(id)
+			i := slices.IndexFunc(evs, func(e eventlog.Event) bool { return e.Type == pin.TypeFetchStarted })
+			waits = append(waits, evs[i].Meta.Time.Sub(evs[0].Meta.Time))
+		}
+	}
+	slices.Sort(waits)
+	q := func(p float64) float64 { return float64(waits[int(p*float64(len(waits)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(float64(waits[len(waits)-1].Microseconds())/1000, "max-ms")
+	b.Logf("PinRequested -> FetchStarted over %d requests: p50 %.2f ms, p99 %.2f ms, max %.2f ms (targets: p50 <= 5, p99 <= 50)", len(waits), q(0.5), q(0.99), float64(waits[len(waits)-1].Microseconds())/1000)
+}
