@@ -41,18 +41,6 @@ func NewCodec[P Payload](version int, kinds ...P) Codec[P] {
 	return Codec[P]{version: version, types: types}
 }
 
-// Version is the schema version the codec writes.
-func (c Codec[P]) Version() int { return c.version }
-
-// Types returns the event types the codec knows.
-func (c Codec[P]) Types() []string {
-	out := make([]string, 0, len(c.types))
-	for t := range c.types {
-		out = append(out, t)
-	}
-	return out
-}
-
 // Propose makes the event to append for p, with id and meta.
 func (c Codec[P]) Propose(p P, id uuid.UUID, meta Metadata) (Proposed, error) {
 	if _, ok := c.types[p.EventType()]; !ok {

@@ -22,8 +22,10 @@ const (
 	TypeAbandoned = "DeliveryAbandoned"
 )
 
-// DeliveryTypes lists every event type of a delivery's stream.
-var DeliveryTypes = []string{TypeDue, TypeStarted, TypeAttempted, TypeDelivered, TypeAbandoned}
+// DeliveryTypes returns every event type of a delivery's stream.
+func DeliveryTypes() []string {
+	return []string{TypeDue, TypeStarted, TypeAttempted, TypeDelivered, TypeAbandoned}
+}
 
 // StreamPrefix starts the name of every delivery's stream.
 const StreamPrefix = "delivery-"
@@ -285,7 +287,9 @@ type Policy struct {
 }
 
 // DefaultPolicy has every default: 8 attempts over about an hour.
-var DefaultPolicy = Policy{MaxAttempts: 8, BaseDelay: 30 * time.Second, MaxDelay: time.Hour}
+func DefaultPolicy() Policy {
+	return Policy{MaxAttempts: 8, BaseDelay: 30 * time.Second, MaxDelay: time.Hour}
+}
 
 // Validate reports a policy that cannot work.
 func (p Policy) Validate() error {

@@ -39,7 +39,7 @@ type carPublisher interface {
 
 // Config tunes a Notifier. The zero value of each field means its default.
 type Config struct {
-	// Policy is how failed attempts are retried. Default DefaultPolicy.
+	// Policy is how failed attempts are retried. Default DefaultPolicy().
 	Policy Policy
 	// Timeout bounds one attempt (PICKUP_WEBHOOK_TIMEOUT). Default 10s.
 	Timeout time.Duration
@@ -90,7 +90,7 @@ func (c Config) Validate() error {
 
 func (c *Config) setDefaults() {
 	if c.Policy == (Policy{}) {
-		c.Policy = DefaultPolicy
+		c.Policy = DefaultPolicy()
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 10 * time.Second
@@ -226,7 +226,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 var filter = eventlog.Filter{
 	StreamPrefixes: []string{pin.StreamPrefix, StreamPrefix, tenant.WebhooksStream},
 	Types: append([]string{pin.TypeCarValidated, pin.TypeDeadLettered, tenant.TypeWebhookRegistered, tenant.TypeWebhookRemoved},
-		DeliveryTypes...),
+		DeliveryTypes()...),
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

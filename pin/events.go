@@ -45,16 +45,6 @@ func Payloads() []Payload {
 	}
 }
 
-// Types returns every event type of a pin's stream.
-func Types() []string {
-	ps := Payloads()
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.EventType()
-	}
-	return out
-}
-
 // StreamPrefix starts the name of every pin's stream.
 const StreamPrefix = "pin-"
 

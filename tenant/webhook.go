@@ -51,8 +51,8 @@ const (
 	WebhookFailed WebhookEvent = "failed"
 )
 
-// WebhookEvents lists every event a webhook can ask for.
-var WebhookEvents = []WebhookEvent{WebhookPinned, WebhookFailed}
+// WebhookEvents returns every event a webhook can ask for.
+func WebhookEvents() []WebhookEvent { return []WebhookEvent{WebhookPinned, WebhookFailed} }
 
 // ParseWebhookEvents reads a list such as "pinned,failed". Empty means
 // every event.
@@ -64,7 +64,7 @@ func ParseWebhookEvents(s string) ([]WebhookEvent, error) {
 			continue
 		}
 		e := WebhookEvent(part)
-		if !slices.Contains(WebhookEvents, e) {
+		if !slices.Contains(WebhookEvents(), e) {
 			return nil, fmt.Errorf("%w: webhook event %q: want pinned or failed", ErrInvalid, part)
 		}
 		if !slices.Contains(out, e) {
@@ -72,7 +72,7 @@ func ParseWebhookEvents(s string) ([]WebhookEvent, error) {
 		}
 	}
 	if len(out) == 0 {
-		return slices.Clone(WebhookEvents), nil
+		return slices.Clone(WebhookEvents()), nil
 	}
 	return out, nil
 }
@@ -197,10 +197,10 @@ func (w *Webhooks) Register(tenant, rawURL string, events []WebhookEvent, keyID 
 		return WebhookRegistered{}, err
 	}
 	if len(events) == 0 {
-		events = WebhookEvents
+		events = WebhookEvents()
 	}
 	for _, e := range events {
-		if !slices.Contains(WebhookEvents, e) {
+		if !slices.Contains(WebhookEvents(), e) {
 			return WebhookRegistered{}, fmt.Errorf("%w: webhook event %q: want pinned or failed", ErrInvalid, e)
 		}
 	}

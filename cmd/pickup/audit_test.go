@@ -45,7 +45,7 @@ func seedPin(t *testing.T, path string) uuid.UUID {
 		}
 		actor := []string{"gateway", "fetcher/a", "fetcher/a", "decider"}[i]
 		ev, _ := pinlog.Propose(p, uuid.New(), eventlog.Metadata{Time: at.Add(time.Duration(i) * time.Second), Actor: actor})
-		if _, err := log.Append(ctx, pin.Stream(id), s.Expected(), ev); err != nil {
+		if _, err := log.Append(ctx, pin.Stream(id), pinlog.Expected(s), ev); err != nil {
 			t.Fatal(err)
 		}
 		if s, _, err = readState(ctx, log, id); err != nil {

@@ -37,7 +37,7 @@ func allowPrivateWebhooksFlag(f *flags) *bool {
 }
 
 func addNotifyFlags(f *flags) *notifyFlags {
-	p := notify.DefaultPolicy
+	p := notify.DefaultPolicy()
 	return &notifyFlags{
 		key:          webhookKeyFlag(f),
 		allowPrivate: allowPrivateWebhooksFlag(f),

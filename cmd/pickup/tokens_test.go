@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	viewembedded "github.com/pickup-ipfs/pickup/projections/embedded"
+	"github.com/pickup-ipfs/pickup/projections/views"
 	"github.com/pickup-ipfs/pickup/tenant"
 )
 
@@ -42,14 +43,14 @@ func TestTokensCreateRevokeAndList(t *testing.T) {
 		strings.Contains(out.String(), token) || strings.Contains(out.String(), h) {
 		t.Errorf("ls printed:\n%s", out)
 	}
-	views, err := viewembedded.Open(ctx, vars["PICKUP_VIEWS"], viewembedded.Options{})
+	vs, err := viewembedded.Open(ctx, vars["PICKUP_VIEWS"], viewembedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := views.TokenTenant(ctx, tenant.HashToken(token)); err != nil || got != "alice" {
+	if got, err := vs.TokenTenant(ctx, tenant.HashToken(token)); err != nil || got != "alice" {
 		t.Errorf("the views know the token as %q, %v", got, err)
 	}
-	views.Close()
+	vs.Close()
 
 	for i := range 2 { // the second revocation is a no-op
 		e, out, errs = testEnv(vars)
@@ -65,12 +66,12 @@ func TestTokensCreateRevokeAndList(t *testing.T) {
 	if !strings.Contains(out.String(), "revoked") {
 		t.Errorf("ls after revoke:\n%s", out)
 	}
-	views, err = viewembedded.Open(ctx, vars["PICKUP_VIEWS"], viewembedded.Options{})
+	store, err := viewembedded.Open(ctx, vars["PICKUP_VIEWS"], viewembedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer views.Close()
-	if _, err := views.TokenTenant(ctx, tenant.HashToken(token)); !errors.Is(err, views.ErrNotFound) {
+	defer store.Close()
+	if _, err := store.TokenTenant(ctx, tenant.HashToken(token)); !errors.Is(err, views.ErrNotFound) {
 		t.Errorf("a revoked token still resolves: %v", err)
 	}
 }

@@ -36,7 +36,6 @@ package embedded
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -253,5 +252,3 @@ func (s *Store) read(ctx context.Context, fn func(*sqlite.Conn) error) error {
 // errClosedWhileWaiting is how the writer answers appends still queued when
 // the store closes.
 var errClosedWhileWaiting = fmt.Errorf("append: %w", eventlog.ErrClosed)
-
-func isClosed(err error) bool { return errors.Is(err, eventlog.ErrClosed) }

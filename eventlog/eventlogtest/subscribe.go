@@ -83,14 +83,6 @@ func subscribe(t *testing.T, s eventlog.Store, after eventlog.Position, f eventl
 	return c
 }
 
-func ids(evs []eventlog.Event) []uuid.UUID {
-	out := make([]uuid.UUID, len(evs))
-	for i, e := range evs {
-		out[i] = e.ID
-	}
-	return out
-}
-
 func sameIDs(t testing.TB, what string, got []eventlog.Event, want []uuid.UUID) {
 	t.Helper()
 	if len(got) != len(want) {

@@ -1,7 +1,6 @@
 package deciders
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/pickup-ipfs/pickup/pin"
@@ -53,12 +52,4 @@ func (c BoundConfig) AttemptBound() time.Duration {
 // or the views' lag behind the log (milliseconds while the projector runs).
 func (c BoundConfig) Bound() time.Duration {
 	return time.Duration(c.Policy.MaxAttempts)*c.AttemptBound() + c.Policy.MaxTotalDelay()
-}
-
-// Validate reports a configuration with no bound.
-func (c BoundConfig) Validate() error {
-	if c.QueueTimeout <= 0 || c.FetchTimeout <= 0 || c.Lease <= 0 {
-		return fmt.Errorf("no bound: queue timeout %v, fetch timeout %v and lease %v must all be set", c.QueueTimeout, c.FetchTimeout, c.Lease)
-	}
-	return c.Policy.Validate()
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // Dump calls fn with the checkpoint of one snapshot of the views and the
-// rows of that snapshot, table by table in viewrow.DumpTables order,
+// rows of that snapshot, table by table in viewrow.DumpTables() order,
 // each in key order. The rows can be read only while fn runs.
 func (s *Store) Dump(ctx context.Context, fn func(eventlog.Position, viewrow.Rows) error) error {
 	err := s.snapshot(ctx, func(tx pgx.Tx) error {

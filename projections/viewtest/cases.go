@@ -77,7 +77,7 @@ func testStatusAndInfo(t *testing.T, b Backend) {
 		}
 		return ""
 	})
-	h.do(id, must[pin.Payload](t)(h.state(id).DecideRetry(Policy)))
+	h.do(id, must[pin.Payload](t)(h.state(id).DecideRetry(Policy())))
 	h.now = h.now.Add(time.Minute)
 	h.do(id, must[pin.FetchStarted](t)(h.state(id).Claim("f2", h.now, lease)))
 	h.do(id, must[pin.CarUploaded](t)(h.state(id).Upload(pin.CarUploaded{Attempt: 2, Fetcher: "f2", Key: "staging/x", Bytes: 9000, Blocks: 7, CarCID: "bagcar"})))
@@ -97,7 +97,7 @@ func testStatusAndInfo(t *testing.T, b Backend) {
 	if v := mustView(t, s, "alice", id2); v.Status != pin.StatusFailed || v.ClusterStatus != "pin_error" {
 		t.Errorf("permanent failure shows %s/%s, want failed/pin_error", v.Status, v.ClusterStatus)
 	}
-	h.do(id2, must[pin.Payload](t)(h.state(id2).DecideRetry(Policy)))
+	h.do(id2, must[pin.Payload](t)(h.state(id2).DecideRetry(Policy())))
 	if v := mustView(t, s, "alice", id2); v.Status != pin.StatusFailed || v.FailureReason != pin.ReasonTooBig || v.Phase != pin.PhaseDeadLettered {
 		t.Errorf("dead letter shows %s %q in %s", v.Status, v.FailureReason, v.Phase)
 	}
@@ -279,7 +279,7 @@ func testWorkViews(t *testing.T, b Backend) {
 	retried := h.request(pin.Requested{CID: testCID(5)})
 	h.do(retried, must[pin.FetchStarted](t)(h.state(retried).Claim("f1", h.now, lease)))
 	h.do(retried, must[pin.Failed](t)(h.state(retried).Fail("f1", 1, pin.ReasonStalled, "stalled", false)))
-	h.do(retried, must[pin.Payload](t)(h.state(retried).DecideRetry(Policy)))
+	h.do(retried, must[pin.Payload](t)(h.state(retried).DecideRetry(Policy())))
 	notBefore := h.state(retried).NotBefore
 	pinned := h.request(pin.Requested{CID: testCID(6), Tenant: "carol"})
 	h.do(pinned, must[pin.FetchStarted](t)(h.state(pinned).Claim("f2", h.now, lease)))
@@ -351,7 +351,7 @@ func testFigures(t *testing.T, b Backend) {
 	later := h.request(pin.Requested{CID: testCID(4)})
 	h.do(later, must[pin.FetchStarted](t)(h.state(later).Claim("f1", h.now, lease)))
 	h.do(later, must[pin.Failed](t)(h.state(later).Fail("f1", 1, pin.ReasonStalled, "stalled", false)))
-	h.do(later, must[pin.Payload](t)(h.state(later).DecideRetry(Policy)))
+	h.do(later, must[pin.Payload](t)(h.state(later).DecideRetry(Policy())))
 	done := h.request(pin.Requested{CID: testCID(5)})
 	h.do(done, must[pin.FetchStarted](t)(h.state(done).Claim("f1", h.now, lease)))
 	h.do(done, must[pin.CarUploaded](t)(h.state(done).Upload(pin.CarUploaded{Attempt: 1, Fetcher: "f1", Key: "s", Bytes: 1000, Blocks: 1, CarCID: "c"})))
@@ -359,7 +359,7 @@ func testFigures(t *testing.T, b Backend) {
 	dead := h.request(pin.Requested{CID: testCID(6)})
 	h.do(dead, must[pin.FetchStarted](t)(h.state(dead).Claim("f1", h.now, lease)))
 	h.do(dead, must[pin.Failed](t)(h.state(dead).Fail("f1", 1, pin.ReasonTooBig, "big", true)))
-	h.do(dead, must[pin.Payload](t)(h.state(dead).DecideRetry(Policy)))
+	h.do(dead, must[pin.Payload](t)(h.state(dead).DecideRetry(Policy())))
 
 	f, err := s.Figures(ctx, h.now)
 	if err != nil {

@@ -41,9 +41,11 @@ type HistoryConfig struct {
 	Start time.Time
 }
 
-// Policy is the retry policy of generated histories: short waits, so that
+// Policy returns the retry policy of generated histories: short waits, so that
 // retries come due within the history.
-var Policy = pin.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Second, MaxDelay: 8 * time.Second, Jitter: 0.2}
+func Policy() pin.RetryPolicy {
+	return pin.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Second, MaxDelay: 8 * time.Second, Jitter: 0.2}
+}
 
 type genPin struct {
 	id     uuid.UUID
@@ -302,7 +304,7 @@ func (g *generator) advance(p *genPin) bool {
 		}
 	case s.Phase == pin.PhaseFailed:
 		actor = "decider"
-		next, err = s.DecideRetry(Policy)
+		next, err = s.DecideRetry(Policy())
 	case s.Phase == pin.PhaseDeadLettered:
 		if x < 20 {
 			next, err = s.Requeue(g.now)

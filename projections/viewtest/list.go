@@ -151,7 +151,7 @@ func testListFilters(t *testing.T, b Backend) {
 	p3 := h.request(pin.Requested{CID: canonical(t, cidA), Name: "backup", Meta: map[string]string{"app": "cli", "env": "prod"}})
 	h.do(p3, must[pin.FetchStarted](t)(h.state(p3).Claim("f", h.now, lease)))
 	h.do(p3, must[pin.Failed](t)(h.state(p3).Fail("f", 1, pin.ReasonTooBig, "big", true)))
-	h.do(p3, must[pin.Payload](t)(h.state(p3).DecideRetry(Policy)))
+	h.do(p3, must[pin.Payload](t)(h.state(p3).DecideRetry(Policy())))
 	step()
 	p4 := h.request(pin.Requested{CID: cidC, Name: "notes"})
 	h.do(p4, must[pin.FetchStarted](t)(h.state(p4).Claim("f", h.now, lease)))

@@ -115,9 +115,6 @@ func openAt(t testing.TB, b Backend, loc string) Store {
 	return s
 }
 
-// Checksum is viewrow.Checksum.
-func Checksum(rows viewrow.Rows) (string, error) { return viewrow.Checksum(rows) }
-
 // StoreChecksum returns a store's checkpoint and checksum.
 func StoreChecksum(ctx context.Context, s Store) (eventlog.Position, string, error) {
 	var cp eventlog.Position

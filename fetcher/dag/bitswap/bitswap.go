@@ -43,8 +43,10 @@ const (
 	DefaultConnectTimeout = 30 * time.Second
 )
 
-// DefaultListenAddrs are where a host the source creates listens.
-var DefaultListenAddrs = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
+// DefaultListenAddrs returns where a host the source creates listens.
+func DefaultListenAddrs() []string {
+	return []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
+}
 
 // Config configures the bitswap source. Zero fields take their defaults.
 type Config struct {
@@ -70,7 +72,7 @@ type Config struct {
 // WithDefaults returns c with its zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
 	if c.Host == nil && len(c.ListenAddrs) == 0 {
-		c.ListenAddrs = DefaultListenAddrs
+		c.ListenAddrs = DefaultListenAddrs()
 	}
 	if c.WindowBytes == 0 {
 		c.WindowBytes = DefaultWindowBytes

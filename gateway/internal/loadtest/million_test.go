@@ -45,7 +45,7 @@ func generate(b *testing.B, log eventlog.Store, tenant string, n int) []string {
 				cids[i] = loadtest.CID(tenant, uint64(i))
 				at := base.Add(time.Duration(i) * time.Millisecond)
 				payloads := []pin.Payload{pin.Requested{RequestID: id, Tenant: tenant, CID: cids[i],
-					Name: fmt.Sprintf("%s %d", viewtest.BenchNames[i%len(viewtest.BenchNames)], i), Meta: map[string]string{"app": strconv.Itoa(i % 10)}, Created: at}}
+					Name: fmt.Sprintf("%s %d", viewtest.BenchNames()[i%len(viewtest.BenchNames())], i), Meta: map[string]string{"app": strconv.Itoa(i % 10)}, Created: at}}
 				started := pin.FetchStarted{Attempt: 1, Fetcher: "f", LeaseUntil: at.Add(time.Hour)}
 				switch i % 10 {
 				case 1:
@@ -115,7 +115,7 @@ func BenchmarkGetPins(b *testing.B) {
 		{"failed", "status=failed"},
 		{"one cid", "cid=" + cids[n/3]},
 		{"ten cids", "cid=" + cids[1] + "," + cids[n/9] + "," + cids[n/8] + "," + cids[n/7] + "," + cids[n/6] + "," + cids[n/5] + "," + cids[n/4] + "," + cids[n/3] + "," + cids[n/2] + "," + cids[n-1]},
-		{"name exact", "name=" + url.QueryEscape(fmt.Sprintf("%s %d", viewtest.BenchNames[(n/2)%len(viewtest.BenchNames)], n/2))},
+		{"name exact", "name=" + url.QueryEscape(fmt.Sprintf("%s %d", viewtest.BenchNames()[(n/2)%len(viewtest.BenchNames())], n/2))},
 		{"name iexact", "match=iexact&name=" + url.QueryEscape(fmt.Sprintf("preciousdata.pdf %d", n/2/8*8))},
 		{"name partial, rare", "match=partial&name=" + url.QueryEscape(fmt.Sprintf("photos %d", n/2+1))},
 		{"name partial, common", "match=partial&name=photos"},

@@ -28,7 +28,7 @@ func Diff(a, b Rows, limit int) (shown []string, total int, err error) {
 	nextB, stopB := iter.Pull2(iter.Seq2[DumpRow, error](b))
 	defer stopB()
 	order := map[string]int{}
-	for i, t := range DumpTables {
+	for i, t := range DumpTables() {
 		order[t] = i
 	}
 	note := func(format string, args ...any) {

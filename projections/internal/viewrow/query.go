@@ -265,15 +265,17 @@ func TextOf(s string) string { return sqlText(s) }
 
 // DumpRow is one row of a view in a store-independent form: two stores
 // hold the same views exactly when their dumps are equal. Tables come in
-// the order of DumpTables, rows in the byte order of Key.
+// the order of DumpTables(), rows in the byte order of Key.
 type DumpRow struct {
 	Table string
 	Key   string
 	Value json.RawMessage
 }
 
-// DumpTables are the dumped tables, in dump order.
-var DumpTables = []string{"pins", "pin_meta", "tenants", "tenant_blocks", "meta_blocks", "totals", "tokens"}
+// DumpTables returns the dumped tables, in dump order.
+func DumpTables() []string {
+	return []string{"pins", "pin_meta", "tenants", "tenant_blocks", "meta_blocks", "totals", "tokens"}
+}
 
 // Dump rows of each table. Keys join the key columns with NUL (which no
 // text column holds) and write integers in 20 digits, so that byte order of

@@ -112,14 +112,6 @@ func micros(t time.Time) int64 { return t.UnixMicro() }
 // fromMicros is the time a micros column holds, in UTC.
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
-// optMicros is micros for columns that are NULL when a time does not apply.
-func optMicros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return micros(t)
-}
-
 // KeyHash is a 64-bit hash (FNV-1a) of an index key. The embedded store
 // indexes CIDs and names by it: an index of 8-byte keys instead of
 // 60-character CIDs is a third the size, so a rebuild, whose inserts land
