@@ -189,6 +189,9 @@ func (a *attempt) commit(ctx context.Context, decide func(pin.State) (pin.Payloa
 			return pinlog.Decision{Payload: p}, err
 		}})
 	a.state = c.State
+	if c.Appended != nil {
+		a.pool.wrote(c.Position)
+	}
 	return err
 }
 

@@ -69,30 +69,42 @@ func TestNewRequestsAreClaimedFromTheLog(t *testing.T) {
 // claimed from its RetryScheduled event once its time comes, not before,
 // and not by a scan.
 func TestRetryIsClaimedAtItsTime(t *testing.T) {
-	w := newWorld(t, ipfstest.GatewayOptions{RateLimited: 1}) // the first attempt fails
+	w := newWorld(t, ipfstest.GatewayOptions{})
 	root := w.file(64<<10, 7)
 	w.startPool(poolOptions{name: "f1", cfg: fetcher.Config{ScanInterval: noScan}})
 	time.Sleep(50 * time.Millisecond)
-	id := w.request(root)
-	s := w.waitFor(id, "failed", func(s pin.State) bool { return s.Phase == pin.PhaseFailed })
-	if s.LastFailure.Permanent {
-		t.Fatalf("the first attempt failed for good: %+v", s.LastFailure)
+
+	// A pin whose first attempt, by a fetcher long gone, failed, and whose
+	// retry the decider scheduled 400 ms ahead: appended at once, so that
+	// the pool hears of the request when it is not due yet.
+	id := uuid.New()
+	now := time.Now()
+	notBefore := now.Add(400 * time.Millisecond)
+	var events []eventlog.Proposed
+	for _, p := range []pin.Payload{
+		pin.Requested{RequestID: id, Tenant: "alice", CID: root.String(), Created: now},
+		pin.FetchStarted{Attempt: 1, Fetcher: "gone", LeaseUntil: now.Add(time.Minute)},
+		pin.Failed{Attempt: 1, Reason: pin.ReasonSourcesFailed, Message: "refused"},
+		pin.RetryScheduled{Failures: 1, NotBefore: notBefore},
+	} {
+		e, err := pinlog.Propose(p, uuid.New(), eventlog.Metadata{Time: now, Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, e)
 	}
-	// The test is the retry decider: due in 400 ms.
-	notBefore := time.Now().Add(400 * time.Millisecond)
-	commit(t, pinlog.New(w.log, nil), id, "decider", func(s pin.State) (pin.Payload, error) {
-		return pin.RetryScheduled{Failures: s.Failures, NotBefore: notBefore}, nil
-	})
-	s = w.waitFor(id, "pinned", pinned)
-	evs := w.events(id)
+	if _, err := w.log.Append(context.Background(), pin.Stream(id), eventlog.NoStream, events...); err != nil {
+		t.Fatal(err)
+	}
+	s := w.waitFor(id, "pinned", pinned)
 	var claims []time.Time
-	for _, e := range evs {
+	for _, e := range w.events(id) {
 		if e.Type == pin.TypeFetchStarted {
 			claims = append(claims, e.Meta.Time)
 		}
 	}
-	if len(claims) != 2 || claims[1].Before(notBefore) || s.Attempt != 2 {
-		t.Errorf("claims at %v, attempt %d; want a second claim at or after %v", claims, s.Attempt, notBefore)
+	if len(claims) != 2 || claims[1].Before(notBefore) || s.Attempt != 2 || s.Fetcher != "" {
+		t.Errorf("claims at %v, attempt %d; want a second claim, by the pool, at or after %v", claims, s.Attempt, notBefore)
 	}
 }
 

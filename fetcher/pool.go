@@ -186,6 +186,10 @@ type Pool struct {
 	// attempt ends, so the scanner feeds its worker again at once.
 	claims atomic.Int64
 	wake   chan struct{}
+	// written is the log position of this process's last append: a scan
+	// waits for the views to reach it, so that it sees what the process's
+	// own attempts did (a root freed).
+	written atomic.Uint64
 }
 
 // New returns a pool; Run starts it.
@@ -362,9 +366,32 @@ func (p *Pool) feed(ctx context.Context, announced <-chan candidate, candidates 
 	}
 }
 
-// claimable waits, up to ViewsWait, for the views to take in the event that
-// announced c, and reports whether they offer it now.
+// claimable waits for the views to take in the event that announced c,
+// and reports whether they offer it now.
 func (p *Pool) claimable(ctx context.Context, c candidate) bool {
+	if !p.waitViews(ctx, c.announced) {
+		return false // the scan offers it once the views catch up
+	}
+	ok, err := p.queue.Claimable(ctx, c.id, time.Now())
+	if err != nil {
+		p.logger.WarnContext(ctx, "asking the views", "pin_request_id", c.id, "err", err)
+	}
+	return ok
+}
+
+// wrote notes the position of one of the process's appends.
+func (p *Pool) wrote(pos eventlog.Position) {
+	for {
+		old := p.written.Load()
+		if uint64(pos) <= old || p.written.CompareAndSwap(old, uint64(pos)) {
+			return
+		}
+	}
+}
+
+// waitViews waits, up to ViewsWait, until the views reflect the log up to
+// pos, and reports whether they do.
+func (p *Pool) waitViews(ctx context.Context, pos eventlog.Position) bool {
 	deadline := time.Now().Add(p.cfg.ViewsWait)
 	for pause := 200 * time.Microsecond; ; pause = min(2*pause, 5*time.Millisecond) {
 		cp, err := p.queue.Checkpoint(ctx)
@@ -372,11 +399,11 @@ func (p *Pool) claimable(ctx context.Context, c candidate) bool {
 			p.logger.WarnContext(ctx, "reading the views' checkpoint", "err", err)
 			return false
 		}
-		if cp >= c.announced {
-			break
+		if cp >= pos {
+			return true
 		}
 		if time.Now().After(deadline) {
-			return false // the scan offers it once the views catch up
+			return false
 		}
 		select {
 		case <-ctx.Done():
@@ -384,11 +411,6 @@ func (p *Pool) claimable(ctx context.Context, c candidate) bool {
 		case <-time.After(pause):
 		}
 	}
-	ok, err := p.queue.Claimable(ctx, c.id, time.Now())
-	if err != nil {
-		p.logger.WarnContext(ctx, "asking the views", "pin_request_id", c.id, "err", err)
-	}
-	return ok
 }
 
 // scan feeds due pins to workers as they become free. It reads a page of
@@ -405,6 +427,7 @@ func (p *Pool) scan(ctx context.Context, candidates chan<- candidate, wake <-cha
 	page := max(4*p.cfg.BatchSize, 32)
 	for {
 		claimedBefore := p.claims.Load()
+		p.waitViews(ctx, eventlog.Position(p.written.Load()))
 		due, err := p.queue.DueForClaim(ctx, time.Now(), page)
 		if err != nil && ctx.Err() == nil {
 			p.logger.WarnContext(ctx, "looking for due pins", "err", err)
