@@ -63,7 +63,9 @@ func internalImports(p listed) []string {
 	return out
 }
 
-func isTestSupport(pkg string) bool { return strings.HasSuffix(pkg[strings.LastIndex(pkg, "/")+1:], "test") }
+func isTestSupport(pkg string) bool {
+	return strings.HasSuffix(pkg[strings.LastIndex(pkg, "/")+1:], "test")
+}
 
 // stdIO are the standard library's packages that do I/O.
 func isStdIO(imp string) bool {

@@ -55,7 +55,7 @@ func newWorld(t testing.TB, gw ipfstest.GatewayOptions) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { views.Close() })
-	runner, err := projections.NewRunner(log, views, projections.RunnerConfig{Logger: quiet()})
+	runner, err := projections.NewRunner(projections.RunnerConfig{}, projections.RunnerDeps{Log: log, Views: views, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

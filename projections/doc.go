@@ -1,8 +1,11 @@
-// Package projections turns the event log into what users see and into the
-// decisions nobody asks for: the views of pins (status, listings, the newest
-// request per CID, tokens), the retry and dead-letter decider, the lease
-// watchdog, and the figures the deployment scales on. Every view can be
-// dropped and rebuilt by replaying the log, and comes back identical.
+// Package projections turns the event log into what users see: the views of
+// pins (status, listings, the newest request per CID, tokens, the work
+// queues), kept by the Runner, and the figures the deployment scales on
+// (Metrics). It never appends to the log and never decides: every view can
+// be dropped and rebuilt by replaying the log, and comes back identical.
+// The read model the API uses is package projections/views; the retry
+// decider and the lease watchdog, which read the work views but append, are
+// in pin/deciders.
 //
 // # Views
 //
@@ -41,35 +44,21 @@
 //	one meta key (+ those)          about the page            meta block counters, the same
 //	cid, name (exact, iexact)       the matches               the matches
 //	several meta keys               the first key's matches   the first key's matches
-//	name partial, ipartial          until a page of matches   every pin of the tenant
+//	name partial, ipartial (3+)     the trigram index's hits  every match
+//	name partial, ipartial (1-2)    until a page of matches   every pin of the tenant
 //
-// Substring names are the one filter that scans the tenant's pins: the
-// pure-Go SQLite has no trigram index.
+// Substrings of three characters or more go through a trigram index of
+// folded names (SQLite's FTS5, PostgreSQL's pg_trgm); shorter ones scan the
+// tenant's names.
 //
-// # Decisions, and the bound on how long a pin takes
+// # Work views
 //
-// The Decider decides every failed attempt (retry with backoff and jitter,
-// or dead letter), the Watchdog fails attempts whose lease ran out and due
-// pins that no fetcher claimed within the queue timeout. Both read
-// candidates from the views, then the pin's stream, decide with package
-// pin, and append at the revision read with ids derived from the state
-// decided on: replays and concurrent actors decide once.
-//
-// So no pin stays queued forever. With the watchdog and the decider running,
-// a request reaches pinned or failed within
-//
-//	MaxAttempts × (QueueTimeout + FetchTimeout + Lease + 2 × WatchdogPeriod + DeciderPeriod) + RetryPolicy.MaxTotalDelay()
-//
-// (BoundConfig.Bound): in the worst attempt a fetcher claims the pin just
-// before the watchdog's first pass after the queue timeout, renews its lease
-// until its fetch timeout and vanishes; the next pass fails it and the
-// decider decides. With the defaults (PICKUP_MAX_ATTEMPTS 5,
-// PICKUP_RETRY_BASE_DELAY 30s, PICKUP_RETRY_MAX_DELAY 1h, jitter 20%,
-// PICKUP_QUEUE_TIMEOUT 1h, PICKUP_FETCH_TIMEOUT 4h, PICKUP_LEASE 30s, a 5s
-// watchdog and a 1s decider) that is 5 × 5h0m41s + 9m = 25h12m25s;
-// TestNoPinQueuedForever drives a pin through that worst case on a clock the
-// test holds, and it fails for good after 25h10m31s. The bound assumes
-// fetchers stop at their fetch timeout; it does not count work handed back
-// by stopping fetchers (which spends no attempt), a tenant's requeue of a
-// failed pin, or the views' lag behind the log (milliseconds).
+// The stores answer the fetchers and the deciders in request ids:
+// DueForClaim and Claimable (one due request per root, none of a root being
+// fetched, so that a root is fetched once however many ask for it),
+// Overdue (leases run out, queue timeouts passed), AwaitingDecision (failed
+// attempts), and CarForRoot (the CAR CID of a pinned root). The views lag
+// the log by the runner's batch; the fetchers wait for the checkpoint to
+// reach the event they act on (see package fetcher), the deciders re-read
+// the pin's stream before deciding (see pin/pinlog).
 package projections

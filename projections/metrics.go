@@ -1,10 +1,9 @@
 package projections
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
-
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
 )
 
 // figuresReader is the view the metrics read.
@@ -39,7 +40,13 @@ type MetricsConfig struct {
 	Deployment string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// Logger receives failures. Default slog.Default().
+}
+
+// MetricsDeps are what the metrics projection works with.
+type MetricsDeps struct {
+	// Views are where the figures come from.
+	Views figuresReader
+	// Logger receives failures; nil discards them.
 	Logger *slog.Logger
 }
 
@@ -64,9 +71,6 @@ func (c *MetricsConfig) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
 }
 
 // Metrics publishes the figures the deployment scales on: the backlog
@@ -89,12 +93,19 @@ type Metrics struct {
 }
 
 // NewMetrics returns the metrics projection, with its gauges registered.
-func NewMetrics(views figuresReader, cfg MetricsConfig) (*Metrics, error) {
+func NewMetrics(cfg MetricsConfig, d MetricsDeps) (*Metrics, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
-	m := &Metrics{views: views, cfg: cfg, logger: cfg.Logger.With("component", "metrics")}
+	if d.Views == nil {
+		return nil, errors.New("metrics: no views")
+	}
+	logger := d.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Metrics{views: d.Views, cfg: cfg, logger: logger.With("component", "metrics")}
 	if cfg.Registerer == nil {
 		return m, nil
 	}

@@ -1,9 +1,6 @@
 package projections_test
 
 import (
-	"github.com/pickup-ipfs/pickup/internal/pintest"
-	"github.com/pickup-ipfs/pickup/pin/deciders"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,8 +10,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pickup-ipfs/pickup/internal/pintest"
 	"github.com/pickup-ipfs/pickup/internal/telemetry/telemetrytest"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/deciders"
 	"github.com/pickup-ipfs/pickup/projections"
 )
 
@@ -44,7 +43,7 @@ func TestMetrics(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	var emf bytes.Buffer
-	m, err := projections.NewMetrics(w.Views, projections.MetricsConfig{Registerer: reg, EMF: &emf, Deployment: "test"})
+	m, err := projections.NewMetrics(projections.MetricsConfig{Registerer: reg, EMF: &emf, Deployment: "test"}, projections.MetricsDeps{Views: w.Views})
 	if err != nil {
 		t.Fatal(err)
 	}

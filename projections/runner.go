@@ -1,8 +1,6 @@
 package projections
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
-
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
 )
 
 // Applier is a view store as the runner drives it.
@@ -62,7 +61,15 @@ type RunnerConfig struct {
 	Batch int
 	// RetryDelay is the wait before resuming after a failure. Default 1s.
 	RetryDelay time.Duration
-	// Logger receives the runner's logs. Default: slog.Default().
+}
+
+// RunnerDeps are what a Runner works with.
+type RunnerDeps struct {
+	// Log is the event log it follows.
+	Log logReader
+	// Views is the view store it keeps.
+	Views Applier
+	// Logger receives the runner's logs; nil discards them.
 	Logger *slog.Logger
 }
 
@@ -84,9 +91,6 @@ func (c *RunnerConfig) setDefaults() {
 	if c.RetryDelay == 0 {
 		c.RetryDelay = time.Second
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
 }
 
 // Runner keeps a view store up to date with the log: it reads from the
@@ -101,13 +105,20 @@ type Runner struct {
 	logger *slog.Logger
 }
 
-// NewRunner returns a runner applying log to views.
-func NewRunner(log logReader, views Applier, cfg RunnerConfig) (*Runner, error) {
+// NewRunner returns a runner applying d.Log to d.Views.
+func NewRunner(cfg RunnerConfig, d RunnerDeps) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
-	return &Runner{log: log, views: views, cfg: cfg, logger: cfg.Logger.With("component", "projections")}, nil
+	if d.Log == nil || d.Views == nil {
+		return nil, errors.New("runner: a runner needs a log and views")
+	}
+	logger := d.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{log: d.Log, views: d.Views, cfg: cfg, logger: logger.With("component", "projections")}, nil
 }
 
 // Run applies the log to the views until ctx ends, resuming after failures.

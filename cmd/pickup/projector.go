@@ -42,7 +42,7 @@ func (p *proc) addProjector(ctx context.Context, pf *projectorFlags, b *baseFlag
 	if *pf.viewsBatch < 1 {
 		return fmt.Errorf("%w: --views-batch %d: want at least 1", errUsage, *pf.viewsBatch)
 	}
-	runner, err := projections.NewRunner(p.logAs("projections"), p.views, projections.RunnerConfig{Logger: p.logger, Batch: *pf.viewsBatch})
+	runner, err := projections.NewRunner(projections.RunnerConfig{Batch: *pf.viewsBatch}, projections.RunnerDeps{Log: p.logAs("projections"), Views: p.views, Logger: p.logger})
 	if err != nil {
 		return err
 	}
@@ -54,11 +54,11 @@ func (p *proc) addProjector(ctx context.Context, pf *projectorFlags, b *baseFlag
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	mc := projections.MetricsConfig{Interval: *pf.metricsEvery, Registerer: p.reg, Deployment: *b.deployment, Logger: p.logger}
+	mc := projections.MetricsConfig{Interval: *pf.metricsEvery, Registerer: p.reg, Deployment: *b.deployment}
 	if *b.emf {
 		mc.EMF = p.stdout
 	}
-	metrics, err := projections.NewMetrics(p.views, mc)
+	metrics, err := projections.NewMetrics(mc, projections.MetricsDeps{Views: p.views, Logger: p.logger})
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}

@@ -83,7 +83,7 @@ func verifyViews(ctx context.Context, e *env, log eventlog.Store, live viewStore
 	var total int
 	err = live.Dump(ctx, func(cp eventlog.Position, liveRows projections.Rows) error {
 		checkpoint = cp
-		r, err := projections.NewRunner(log, scratch, projections.RunnerConfig{})
+		r, err := projections.NewRunner(projections.RunnerConfig{}, projections.RunnerDeps{Log: log, Views: scratch, Logger: toolLogger(e)})
 		if err != nil {
 			return err
 		}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/projections"
+	"github.com/pickup-ipfs/pickup/projections/views"
 	"github.com/pickup-ipfs/pickup/tenant"
 )
 
@@ -109,7 +108,7 @@ func defaultToken(ctx context.Context, p *proc, path string) (string, error) {
 // tokenKnown reports whether the log issued the token and did not revoke
 // it: it brings the views up to the log's head first.
 func tokenKnown(ctx context.Context, p *proc, token string) (bool, error) {
-	runner, err := projections.NewRunner(p.log, p.views, projections.RunnerConfig{Logger: p.logger})
+	runner, err := projections.NewRunner(projections.RunnerConfig{}, projections.RunnerDeps{Log: p.log, Views: p.views, Logger: p.logger})
 	if err != nil {
 		return false, err
 	}

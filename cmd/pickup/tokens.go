@@ -172,7 +172,7 @@ func tokensList(ctx context.Context, e *env, args []string) error {
 // catchUp applies the log to the views up to its head, calling progress
 // after each batch.
 func catchUp(ctx context.Context, log eventlog.Store, views projections.Applier, e *env, progress func(eventlog.Position)) error {
-	r, err := projections.NewRunner(log, views, projections.RunnerConfig{Logger: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
+	r, err := projections.NewRunner(projections.RunnerConfig{}, projections.RunnerDeps{Log: log, Views: views, Logger: toolLogger(e)})
 	if err != nil {
 		return err
 	}
@@ -188,4 +188,10 @@ func catchUp(ctx context.Context, log eventlog.Store, views projections.Applier,
 		return errors.New("catch the views up: the log ended before its head")
 	}
 	return nil
+}
+
+// toolLogger is the logger of the operator's tools: errors only, as text
+// on stderr, beside what the tool prints.
+func toolLogger(e *env) *slog.Logger {
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 }

@@ -1,19 +1,18 @@
 package main
 
 import (
-	"github.com/pickup-ipfs/pickup/fetcher"
-	"github.com/pickup-ipfs/pickup/pin/deciders"
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"context"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/fetcher"
+	"github.com/pickup-ipfs/pickup/pin/deciders"
 	"github.com/pickup-ipfs/pickup/projections"
 	viewembedded "github.com/pickup-ipfs/pickup/projections/embedded"
 	"github.com/pickup-ipfs/pickup/projections/postgres"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 const defaultViews = "data/views.db"

@@ -44,7 +44,7 @@ func New(t testing.TB) *World {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { views.Close() })
-	r, err := projections.NewRunner(log, views, projections.RunnerConfig{Logger: slog.New(slog.DiscardHandler)})
+	r, err := projections.NewRunner(projections.RunnerConfig{}, projections.RunnerDeps{Log: log, Views: views, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,6 @@
 package embedded
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
-
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/internal/sqlite"
 	"github.com/pickup-ipfs/pickup/projections"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
 )
 
 // Apply implements projections.Applier: a batch of the events that follow

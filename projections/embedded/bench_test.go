@@ -1,8 +1,6 @@
 package embedded_test
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
-
 	"context"
 	"path/filepath"
 	"syscall"
@@ -10,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pickup-ipfs/pickup/projections/embedded"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
 	"github.com/pickup-ipfs/pickup/projections/viewtest"
 )
 

@@ -1,8 +1,6 @@
 package embedded
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
-
 	"context"
 	"fmt"
 
@@ -11,6 +9,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/internal/sqlite"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
 )
 
 // Dump calls fn with the checkpoint of one snapshot of the views and the

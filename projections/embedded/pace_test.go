@@ -1,13 +1,12 @@
 package embedded
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
-
 	"context"
 	"path/filepath"
 	"testing"
 
 	"github.com/pickup-ipfs/pickup/internal/sqlite"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
 	"github.com/pickup-ipfs/pickup/projections/viewtest"
 )
 

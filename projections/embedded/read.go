@@ -1,10 +1,6 @@
 package embedded
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
-
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +13,8 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/internal/sqlite"
 	"github.com/pickup-ipfs/pickup/projections"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 var _ views.Reader = (*Store)(nil)

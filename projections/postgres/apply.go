@@ -1,8 +1,6 @@
 package postgres
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
-
 	"context"
 	"fmt"
 
@@ -11,6 +9,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/projections"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
 )
 
 // Apply implements projections.Applier: a batch of the events that follow

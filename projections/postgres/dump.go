@@ -1,8 +1,6 @@
 package postgres
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
-
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
 )
 
 // Dump calls fn with the checkpoint of one snapshot of the views and the

@@ -1,8 +1,6 @@
 package postgres_test
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
-
 	"context"
 	"os"
 	"path/filepath"
@@ -10,6 +8,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/internal/postgrestest"
 	"github.com/pickup-ipfs/pickup/projections/embedded"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
 	"github.com/pickup-ipfs/pickup/projections/postgres"
 	"github.com/pickup-ipfs/pickup/projections/viewtest"
 )

@@ -1,11 +1,6 @@
 package viewtest
 
 import (
-	"github.com/pickup-ipfs/pickup/pin/pinlog"
-	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
-
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"context"
 	"fmt"
 	"os"
@@ -20,6 +15,9 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 // BenchPins is how many pins the listing benchmarks (the stores' and GET

@@ -1,11 +1,6 @@
 package viewtest
 
 import (
-	"github.com/pickup-ipfs/pickup/pin/pinlog"
-	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
-
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"context"
 	"errors"
 	"fmt"
@@ -19,7 +14,10 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 	"github.com/pickup-ipfs/pickup/projections"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+	"github.com/pickup-ipfs/pickup/projections/views"
 	"github.com/pickup-ipfs/pickup/tenant"
 )
 

@@ -1,10 +1,6 @@
 package viewtest
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
-
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +15,8 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 // Model lists pins the slow, obvious way: filter every pin the tenant can

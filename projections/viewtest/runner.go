@@ -1,8 +1,6 @@
 package viewtest
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
-
 	"bufio"
 	"context"
 	"errors"
@@ -22,6 +20,7 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/eventlog/embedded"
 	"github.com/pickup-ipfs/pickup/projections"
+	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
 )
 
 // Environment of the runner process that testKilledRunner starts.
@@ -56,7 +55,7 @@ func runChild(b Backend, logPath, views string) error {
 	if err != nil {
 		return err
 	}
-	r, err := projections.NewRunner(log, s, projections.RunnerConfig{Batch: 37, Logger: quiet()})
+	r, err := projections.NewRunner(projections.RunnerConfig{Batch: 37}, projections.RunnerDeps{Log: log, Views: s, Logger: quiet()})
 	if err != nil {
 		return err
 	}
@@ -110,7 +109,7 @@ func AppendConcurrently(ctx context.Context, log eventlog.Store, steps []Step, a
 
 func newRunner(t testing.TB, log eventlog.Store, s Store, batch int) *projections.Runner {
 	t.Helper()
-	r, err := projections.NewRunner(log, s, projections.RunnerConfig{Batch: batch, RetryDelay: 10 * time.Millisecond, Logger: quiet()})
+	r, err := projections.NewRunner(projections.RunnerConfig{Batch: batch, RetryDelay: 10 * time.Millisecond}, projections.RunnerDeps{Log: log, Views: s, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

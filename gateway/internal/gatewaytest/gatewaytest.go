@@ -66,7 +66,7 @@ func Open(t testing.TB, dir string, cfg gateway.Config) *Stack {
 	}
 	t.Cleanup(func() { views.Close() })
 	quiet := slog.New(slog.DiscardHandler)
-	runner, err := projections.NewRunner(log, views, projections.RunnerConfig{Logger: quiet, RetryDelay: 10 * time.Millisecond})
+	runner, err := projections.NewRunner(projections.RunnerConfig{RetryDelay: 10 * time.Millisecond}, projections.RunnerDeps{Log: log, Views: views, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func BenchmarkGetPins(b *testing.B) {
 	}
 	generated := time.Since(start)
 	start = time.Now()
-	runner, err := projections.NewRunner(s.Log, s.Views, projections.RunnerConfig{})
+	runner, err := projections.NewRunner(projections.RunnerConfig{}, projections.RunnerDeps{Log: s.Log, Views: s.Views})
 	if err != nil {
 		b.Fatal(err)
 	}

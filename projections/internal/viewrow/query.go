@@ -1,8 +1,6 @@
 package viewrow
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 // ListPlan is a views.ListQuery checked and put in the terms of the rows, the same

@@ -1,8 +1,6 @@
 package viewrow
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -11,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 // The rows of the views, as every view store keeps them. What a row's

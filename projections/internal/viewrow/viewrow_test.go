@@ -1,8 +1,6 @@
 package viewrow_test
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
@@ -16,6 +14,7 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
 	"github.com/pickup-ipfs/pickup/projections/internal/viewrow"
+	"github.com/pickup-ipfs/pickup/projections/views"
 	"github.com/pickup-ipfs/pickup/tenant"
 )
 
