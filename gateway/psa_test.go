@@ -305,15 +305,3 @@ func TestDeleteWhileFetching(t *testing.T) {
 	}
 	c.do(http.MethodGet, "/pins/"+ps.RequestID, "").wantError(t, http.StatusNotFound, "NOT_FOUND", "")
 }
-
-// The gateway writes pin's statuses as the API's by conversion: they must be
-// the same words.
-func TestStatusesAreTheAPIs(t *testing.T) {
-	var domain []api.Status
-	for _, s := range pin.Statuses() {
-		domain = append(domain, api.Status(s))
-	}
-	if !slices.Equal(domain, api.AllStatuses()) {
-		t.Fatalf("pin's statuses %v, the API's %v", domain, api.AllStatuses())
-	}
-}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/pickup-ipfs/pickup/api"
 )
 
 // Phase is where a pin is in its life.
@@ -29,18 +31,20 @@ const (
 	PhaseDeadLettered Phase = "dead_lettered"
 )
 
-// Status is a pin's status as the IPFS Pinning Service API reports it.
-type Status string
+// Status is a pin's status as the IPFS Pinning Service API reports it: the
+// API's own vocabulary (package api), which the domain maps its phases to.
+type Status = api.Status
 
+// The API's statuses, under the domain's names.
 const (
-	StatusQueued  Status = "queued"
-	StatusPinning Status = "pinning"
-	StatusPinned  Status = "pinned"
-	StatusFailed  Status = "failed"
+	StatusQueued  = api.StatusQueued
+	StatusPinning = api.StatusPinning
+	StatusPinned  = api.StatusPinned
+	StatusFailed  = api.StatusFailed
 )
 
 // Statuses returns the API's statuses in their usual order.
-func Statuses() []Status { return []Status{StatusQueued, StatusPinning, StatusPinned, StatusFailed} }
+func Statuses() []Status { return api.AllStatuses() }
 
 // ParseStatus returns the status named s.
 func ParseStatus(s string) (Status, error) {

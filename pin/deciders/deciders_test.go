@@ -1,11 +1,6 @@
 package deciders_test
 
 import (
-	"github.com/pickup-ipfs/pickup/internal/pintest"
-
-	"github.com/pickup-ipfs/pickup/pin/deciders"
-	"github.com/pickup-ipfs/pickup/pin/pinlog"
-
 	"context"
 	"fmt"
 	"log/slog"
@@ -16,7 +11,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/internal/pintest"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/deciders"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }

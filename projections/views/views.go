@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
 )
@@ -86,14 +87,16 @@ type Pin struct {
 	ReplacedBy uuid.UUID
 }
 
-// Match is how a listing's name filter compares names.
-type Match string
+// Match is how a listing's name filter compares names: the API's
+// strategies (package api).
+type Match = api.Match
 
+// The strategies, under the read model's names.
 const (
-	MatchExact    Match = "exact"
-	MatchIExact   Match = "iexact"
-	MatchPartial  Match = "partial"
-	MatchIPartial Match = "ipartial"
+	MatchExact    = api.MatchExact
+	MatchIExact   = api.MatchIExact
+	MatchPartial  = api.MatchPartial
+	MatchIPartial = api.MatchIPartial
 )
 
 // ParseMatch returns the match strategy named s; "" is exact.
