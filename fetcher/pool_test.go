@@ -22,9 +22,9 @@ import (
 	"github.com/pickup-ipfs/pickup/fetcher/dag"
 	"github.com/pickup-ipfs/pickup/fetcher/dag/trustless"
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
+	"github.com/pickup-ipfs/pickup/internal/pintest"
 	"github.com/pickup-ipfs/pickup/pin"
 	"github.com/pickup-ipfs/pickup/pin/pinlog"
-	"github.com/pickup-ipfs/pickup/projections"
 	viewembedded "github.com/pickup-ipfs/pickup/projections/embedded"
 )
 
@@ -43,26 +43,10 @@ type world struct {
 
 func newWorld(t testing.TB, gw ipfstest.GatewayOptions) *world {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
-	log, err := logembedded.Open(ctx, filepath.Join(dir, "events.db"), logembedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { log.Close() })
-	views, err := viewembedded.Open(ctx, filepath.Join(dir, "views.db"), viewembedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { views.Close() })
-	runner, err := projections.NewRunner(projections.RunnerConfig{}, projections.RunnerDeps{Log: log, Views: views, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { runner.Run(rctx); close(done) }()
-	t.Cleanup(func() { stop(); <-done })
+	pw := pintest.Open(t, dir)
+	pw.Follow()
+	log, views := pw.Log, pw.Views
 	carDir := filepath.Join(dir, "cars")
 	cars, err := carstore.NewDir(carDir, quiet())
 	if err != nil {

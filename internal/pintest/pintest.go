@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,19 +22,29 @@ import (
 )
 
 // World is a log, its views and a runner that brings the views up to the
-// log when asked (Sync).
+// log when asked (Sync), or follows it (Follow).
 type World struct {
 	t      testing.TB
 	Log    *logstore.Store
 	Views  *embedded.Store
 	Runner *projections.Runner
+
+	mu   sync.Mutex
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // New returns a world in a temporary directory, closed with the test.
 func New(t testing.TB) *World {
 	t.Helper()
+	return Open(t, t.TempDir())
+}
+
+// Open returns a world on the files in dir (a log and views left by another
+// world are taken up where they were), closed with the test.
+func Open(t testing.TB, dir string) *World {
+	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
 	log, err := logstore.Open(ctx, filepath.Join(dir, "events.db"), logstore.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -44,11 +55,43 @@ func New(t testing.TB) *World {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { views.Close() })
-	r, err := projections.NewRunner(projections.RunnerConfig{}, projections.RunnerDeps{Log: log, Views: views, Logger: slog.New(slog.DiscardHandler)})
+	r, err := projections.NewRunner(projections.RunnerConfig{RetryDelay: 10 * time.Millisecond},
+		projections.RunnerDeps{Log: log, Views: views, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &World{t: t, Log: log, Views: views, Runner: r}
+	w := &World{t: t, Log: log, Views: views, Runner: r}
+	t.Cleanup(w.Unfollow)
+	return w
+}
+
+// Follow starts the runner following the log in the background, if it is
+// not already, until Unfollow or the end of the test.
+func (w *World) Follow() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stop != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stop, w.done = cancel, make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		w.Runner.Run(ctx)
+	}(w.done)
+}
+
+// Unfollow stops the runner, leaving the views where they are (so that
+// tests can show what reads do while the views lag).
+func (w *World) Unfollow() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stop == nil {
+		return
+	}
+	w.stop()
+	<-w.done
+	w.stop, w.done = nil, nil
 }
 
 // Sync brings the views up to the log.

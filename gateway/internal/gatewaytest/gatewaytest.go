@@ -10,8 +10,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,9 +18,9 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog"
 	logembedded "github.com/pickup-ipfs/pickup/eventlog/embedded"
 	"github.com/pickup-ipfs/pickup/gateway"
+	"github.com/pickup-ipfs/pickup/internal/pintest"
 	"github.com/pickup-ipfs/pickup/pin"
 	"github.com/pickup-ipfs/pickup/pin/pinlog"
-	"github.com/pickup-ipfs/pickup/projections"
 	viewembedded "github.com/pickup-ipfs/pickup/projections/embedded"
 	"github.com/pickup-ipfs/pickup/tenant"
 )
@@ -38,10 +36,7 @@ type Stack struct {
 	// Dir holds the log's and the views' files.
 	Dir string
 
-	runner *projections.Runner
-	mu     sync.Mutex
-	stop   context.CancelFunc
-	done   chan struct{}
+	world *pintest.World
 }
 
 // New starts a stack in a temporary directory, with the runner following
@@ -54,23 +49,8 @@ func New(t testing.TB, cfg gateway.Config) *Stack {
 // Open starts a stack on the files in dir.
 func Open(t testing.TB, dir string, cfg gateway.Config) *Stack {
 	t.Helper()
-	ctx := context.Background()
-	log, err := logembedded.Open(ctx, filepath.Join(dir, "events.db"), logembedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { log.Close() })
-	views, err := viewembedded.Open(ctx, filepath.Join(dir, "views.db"), viewembedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { views.Close() })
-	quiet := slog.New(slog.DiscardHandler)
-	runner, err := projections.NewRunner(projections.RunnerConfig{RetryDelay: 10 * time.Millisecond}, projections.RunnerDeps{Log: log, Views: views, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Stack{Log: log, Views: views, Dir: dir, runner: runner}
+	w := pintest.Open(t, dir)
+	s := &Stack{Log: w.Log, Views: w.Views, Dir: dir, world: w}
 	if len(cfg.Delegates) == 0 {
 		cfg.Delegates = []string{Delegate}
 	}
@@ -96,32 +76,11 @@ func (s *Stack) NewHandler(t testing.TB, cfg gateway.Config) *gateway.Handler {
 }
 
 // StartRunner starts keeping the views up to date, if it is not already.
-func (s *Stack) StartRunner() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stop != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stop, s.done = cancel, make(chan struct{})
-	go func(done chan struct{}) {
-		defer close(done)
-		s.runner.Run(ctx)
-	}(s.done)
-}
+func (s *Stack) StartRunner() { s.world.Follow() }
 
 // StopRunner stops the views where they are, so that tests can show what
 // reads do while views lag.
-func (s *Stack) StopRunner() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stop == nil {
-		return
-	}
-	s.stop()
-	<-s.done
-	s.stop, s.done = nil, nil
-}
+func (s *Stack) StopRunner() { s.world.Unfollow() }
 
 // Server serves the stack's handler on loopback.
 func (s *Stack) Server(t testing.TB) *httptest.Server {
