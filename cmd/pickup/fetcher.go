@@ -16,6 +16,27 @@ import (
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
 )
 
+// runFetcher runs the fetcher role, top to bottom: flags; the process
+// (logger, registry, stores: b.open); the pool and its sources
+// (addFetcher); the run group (p.serve).
+func runFetcher(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "fetcher")
+	b := addBaseFlags(f, "127.0.0.1:9465")
+	ff := addFetcherFlags(f)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	p, err := b.open(ctx, e, "fetcher")
+	if err != nil {
+		return err
+	}
+	if _, err := p.addFetcher(ctx, ff); err != nil {
+		p.close()
+		return err
+	}
+	return p.serve(ctx, *b.adminAddr)
+}
+
 type fetcherFlags struct {
 	batch                      *int
 	maxCAR                     *int64
@@ -149,22 +170,4 @@ func (p *proc) addFetcher(ctx context.Context, ff *fetcherFlags) ([]string, erro
 	}
 	p.actor("fetcher", pool.Run)
 	return addrs, nil
-}
-
-func runFetcher(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "fetcher")
-	b := addBaseFlags(f, "127.0.0.1:9465")
-	ff := addFetcherFlags(f)
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	p, err := b.open(ctx, e, "fetcher")
-	if err != nil {
-		return err
-	}
-	if _, err := p.addFetcher(ctx, ff); err != nil {
-		p.close()
-		return err
-	}
-	return p.serve(ctx, *b.adminAddr)
 }

@@ -11,6 +11,32 @@ import (
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
 )
 
+// runGateway runs the gateway role, top to bottom: flags; the process
+// (logger, registry, stores: b.open); the API (addGateway); the run group
+// (p.serve).
+func runGateway(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "gateway")
+	b := addBaseFlags(f, "127.0.0.1:9464")
+	g := addGatewayFlags(f)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if len(*g.delegates) == 0 {
+		return fmt.Errorf("%w: the gateway needs --delegates (PICKUP_DELEGATES): the fetchers' multiaddrs", errUsage)
+	}
+	p, err := b.open(ctx, e, "gateway")
+	if err != nil {
+		return err
+	}
+	// Several gateways (Lambda instances) share the log: a read must wait
+	// for the log's head, not only for this process's writes.
+	if _, err := p.addGateway(g, *g.delegates, gateway.ConsistencyLog, b); err != nil {
+		p.close()
+		return err
+	}
+	return p.serve(ctx, *b.adminAddr)
+}
+
 type gatewayFlags struct {
 	httpAddr     *string
 	delegates    *[]string
@@ -51,27 +77,4 @@ func (p *proc) addGateway(g *gatewayFlags, delegates []string, consistency gatew
 	}
 	p.group.Add(srv.execute, srv.interrupt)
 	return srv, nil
-}
-
-func runGateway(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "gateway")
-	b := addBaseFlags(f, "127.0.0.1:9464")
-	g := addGatewayFlags(f)
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	if len(*g.delegates) == 0 {
-		return fmt.Errorf("%w: the gateway needs --delegates (PICKUP_DELEGATES): the fetchers' multiaddrs", errUsage)
-	}
-	p, err := b.open(ctx, e, "gateway")
-	if err != nil {
-		return err
-	}
-	// Several gateways (Lambda instances) share the log: a read must wait
-	// for the log's head, not only for this process's writes.
-	if _, err := p.addGateway(g, *g.delegates, gateway.ConsistencyLog, b); err != nil {
-		p.close()
-		return err
-	}
-	return p.serve(ctx, *b.adminAddr)
 }

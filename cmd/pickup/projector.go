@@ -13,6 +13,33 @@ import (
 	"github.com/pickup-ipfs/pickup/projections"
 )
 
+// runProjector runs the projector role, top to bottom: flags; the process
+// (logger, registry, stores: b.open); the runner, the deciders and the
+// metrics (addProjector) and the notifier (addNotifier); the run group
+// (p.serve).
+func runProjector(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "projector")
+	b := addBaseFlags(f, "127.0.0.1:9466")
+	pf := addProjectorFlags(f)
+	nf := addNotifyFlags(f)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	p, err := b.open(ctx, e, "projector")
+	if err != nil {
+		return err
+	}
+	if err := p.addProjector(ctx, pf, b); err != nil {
+		p.close()
+		return err
+	}
+	if err := p.addNotifier(ctx, nf, *b.eventlog); err != nil {
+		p.close()
+		return err
+	}
+	return p.serve(ctx, *b.adminAddr)
+}
+
 type projectorFlags struct {
 	maxAttempts         *int
 	baseDelay, maxDelay *time.Duration
@@ -26,7 +53,7 @@ func addProjectorFlags(f *flags) *projectorFlags {
 		maxAttempts:  f.integer("max-attempts", pin.DefaultRetryPolicy().MaxAttempts, "failed attempts before the dead letter", "PICKUP_MAX_ATTEMPTS"),
 		baseDelay:    f.duration("retry-base-delay", pin.DefaultRetryPolicy().BaseDelay, "first retry's wait, doubled each time", []string{"PICKUP_RETRY_BASE_DELAY"}),
 		maxDelay:     f.duration("retry-max-delay", pin.DefaultRetryPolicy().MaxDelay, "longest wait between attempts", []string{"PICKUP_RETRY_MAX_DELAY"}),
-		queueTimeout: f.duration("queue-timeout", time.Hour, "a due pin that no fetcher claims within this fails (and is retried)", []string{"PICKUP_QUEUE_TIMEOUT"}),
+		queueTimeout: f.duration("queue-timeout", deciders.DefaultQueueTimeout, "a due pin that no fetcher claims within this fails (and is retried)", []string{"PICKUP_QUEUE_TIMEOUT"}),
 		metricsEvery: f.duration("metrics-interval", time.Minute, "time between updates of the backlog figures", []string{"PICKUP_METRICS_INTERVAL"}),
 		viewsBatch:   f.integer("views-batch", projections.DefaultBatch, "most events applied to the views in one transaction while catching up (two batches are in memory at once)", "PICKUP_VIEWS_BATCH"),
 	}
@@ -79,27 +106,4 @@ func (p *proc) addProjector(ctx context.Context, pf *projectorFlags, b *baseFlag
 	p.actor("watchdog", watchdog.Run)
 	p.actor("metrics", metrics.Run)
 	return nil
-}
-
-func runProjector(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "projector")
-	b := addBaseFlags(f, "127.0.0.1:9466")
-	pf := addProjectorFlags(f)
-	nf := addNotifyFlags(f)
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	p, err := b.open(ctx, e, "projector")
-	if err != nil {
-		return err
-	}
-	if err := p.addProjector(ctx, pf, b); err != nil {
-		p.close()
-		return err
-	}
-	if err := p.addNotifier(ctx, nf, *b.eventlog); err != nil {
-		p.close()
-		return err
-	}
-	return p.serve(ctx, *b.adminAddr)
 }
