@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/gateway"
 )
@@ -90,7 +91,9 @@ func TestPrivateOrigins(t *testing.T) {
 }
 
 // Reads wait for the views to reach the writes before them, within
-// ReadWait, then answer with what the views have.
+// ReadWait. Past it, a pin is read from its stream (the log holds it: never
+// 404), and a listing is 503 with Retry-After; views that do not move stop
+// making reads wait, and /readyz says so.
 func TestReadYourWrites(t *testing.T) {
 	t.Run("a read waits for lagging views", func(t *testing.T) {
 		s, _, c := setup(t, gateway.Config{ReadWait: time.Minute})
@@ -102,13 +105,41 @@ func TestReadYourWrites(t *testing.T) {
 		}()
 		c.do(http.MethodGet, "/pins/"+ps.RequestID, "").want(t, http.StatusOK, nil)
 	})
-	t.Run("the wait is bounded", func(t *testing.T) {
+	t.Run("past the wait, the stream answers and listings are 503", func(t *testing.T) {
 		s, _, c := setup(t, gateway.Config{ReadWait: 20 * time.Millisecond})
+		h := s.Handler
+		if err := h.Ready(context.Background()); err != nil {
+			t.Fatalf("ready with the views up to date: %v", err)
+		}
 		s.StopRunner()
-		ps := c.addPin(`{"cid":"` + newCID(t).String() + `"}`)
-		c.do(http.MethodGet, "/pins/"+ps.RequestID, "").wantError(t, http.StatusNotFound, "NOT_FOUND", "")
+		ps := c.addPin(`{"cid":"` + newCID(t).String() + `","name":"fresh"}`)
+		var got api.PinStatus
+		c.do(http.MethodGet, "/pins/"+ps.RequestID, "").want(t, http.StatusOK, &got)
+		if got.RequestID != ps.RequestID || got.Pin.Name != "fresh" || got.Status != api.StatusQueued {
+			t.Errorf("read from the stream: %+v", got)
+		}
+		// Another tenant's pin, and a pin that never was, are 404 from the
+		// stream as from the views.
+		c.do(http.MethodGet, "/pins/"+uuid.NewString(), "").wantError(t, http.StatusNotFound, "NOT_FOUND", "")
+		rec := c.do(http.MethodGet, "/pins", "")
+		rec.wantError(t, http.StatusServiceUnavailable, api.ReasonUnavailable, "behind")
+		if rec.header.Get("Retry-After") == "" {
+			t.Error("a 503 for lagging views without Retry-After")
+		}
+		// The views have not moved for a whole wait: not ready, and reads
+		// stop waiting for them.
+		time.Sleep(30 * time.Millisecond)
+		c.do(http.MethodGet, "/pins", "").wantError(t, http.StatusServiceUnavailable, api.ReasonUnavailable, "behind")
+		if err := h.Ready(context.Background()); err == nil {
+			t.Error("ready while the views are stalled behind the log")
+		}
 		s.StartRunner()
+		s.Sync(t)
 		c.do(http.MethodGet, "/pins/"+ps.RequestID, "").want(t, http.StatusOK, nil)
+		c.do(http.MethodGet, "/pins", "").want(t, http.StatusOK, nil)
+		if err := h.Ready(context.Background()); err != nil {
+			t.Errorf("not ready once the views caught up: %v", err)
+		}
 	})
 	t.Run("a write through another instance is seen (log consistency)", func(t *testing.T) {
 		s, _, c := setup(t, gateway.Config{ReadWait: time.Minute})

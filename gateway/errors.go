@@ -1,17 +1,17 @@
 package gateway
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 // apiError is an answer the client is owed precisely: what went wrong with
@@ -22,6 +22,8 @@ type apiError struct {
 	details string
 	// challenge, for a 401, is the WWW-Authenticate header.
 	challenge string
+	// retryAfter, for a 503, is the Retry-After header in seconds.
+	retryAfter int
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.reason, e.details) }
@@ -66,7 +68,10 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	if errors.As(err, &ae) && ae.challenge != "" {
 		w.Header().Set("WWW-Authenticate", ae.challenge)
 	}
-	if status >= 500 {
+	if errors.As(err, &ae) && ae.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(ae.retryAfter))
+	}
+	if status >= 500 && !errors.Is(err, errViewsBehind) {
 		h.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status), slog.Any("err", err))
 	}

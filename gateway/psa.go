@@ -1,14 +1,14 @@
 package gateway
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/views"
-
+	"errors"
 	"net/http"
 
 	"github.com/google/uuid"
 
 	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 // accepted is the PinStatus of a request just recorded: queued, with nothing
@@ -111,10 +111,18 @@ func (h *Handler) remove(w http.ResponseWriter, r *http.Request, id uuid.UUID) {
 	})
 }
 
-// get is GET /pins/{requestid}.
+// get is GET /pins/{requestid}. While the views lag behind the tenant's
+// writes, the pin's stream answers: a pin the log holds is never 404.
 func (h *Handler) get(w http.ResponseWriter, r *http.Request, id uuid.UUID) {
 	h.answer(w, r, func() (int, any, error) {
 		tenant, err := h.reader(r, schemeBearer)
+		if errors.Is(err, errViewsBehind) {
+			s, err := h.readOwn(r.Context(), tenant, id)
+			if err != nil {
+				return 0, nil, err
+			}
+			return http.StatusOK, h.status(views.Of(s)), nil
+		}
 		if err != nil {
 			return 0, nil, err
 		}

@@ -171,17 +171,18 @@ func (s State) Expire(now time.Time, queueTimeout time.Duration) (Failed, error)
 			Attempt: s.Attempt, Reason: ReasonLeaseExpired,
 			Message: fmt.Sprintf("no word from %s since its lease ran out at %s", s.Fetcher, s.LeaseUntil.UTC().Format(time.RFC3339)),
 		}, nil
-	case s.Phase == PhaseQueued && queueTimeout > 0 && now.After(s.dueSince().Add(queueTimeout)):
+	case s.Phase == PhaseQueued && queueTimeout > 0 && now.After(s.DueAt().Add(queueTimeout)):
 		return Failed{
 			Attempt: s.Attempt + 1, Reason: ReasonQueueTimeout,
-			Message: fmt.Sprintf("no fetcher claimed it within %s of %s", queueTimeout, s.dueSince().UTC().Format(time.RFC3339)),
+			Message: fmt.Sprintf("no fetcher claimed it within %s of %s", queueTimeout, s.DueAt().UTC().Format(time.RFC3339)),
 		}, nil
 	}
 	return Failed{}, fmt.Errorf("expire %s: %w", s.Request.RequestID, ErrNoDeadline)
 }
 
-// dueSince is when a queued pin became claimable.
-func (s State) dueSince() time.Time {
+// DueAt is when a queued pin became, or becomes, claimable: when it was
+// queued, or its retry's time if that is later.
+func (s State) DueAt() time.Time {
 	if s.NotBefore.After(s.QueuedSince) {
 		return s.NotBefore
 	}
@@ -197,7 +198,7 @@ func (s State) Deadline(queueTimeout time.Duration) (time.Time, bool) {
 	case s.Claimed():
 		return s.LeaseUntil, true
 	case s.Phase == PhaseQueued && queueTimeout > 0:
-		return s.dueSince().Add(queueTimeout), true
+		return s.DueAt().Add(queueTimeout), true
 	}
 	return time.Time{}, false
 }

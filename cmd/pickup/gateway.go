@@ -59,6 +59,9 @@ func (p *proc) addGateway(g *gatewayFlags, delegates []string, consistency gatew
 	if err != nil {
 		return nil, err
 	}
+	// Views stalled behind the log make reads answer from streams or 503:
+	// not ready.
+	p.health.add("views-lag", h.Ready)
 	// Every request gets an id (on its log lines and in X-Request-Id), and
 	// is counted and timed by route.
 	httpMetrics, err := telemetry.NewHTTPMetrics(p.reg)

@@ -189,3 +189,50 @@ type TokenInfo struct {
 	Created time.Time
 	Revoked bool
 }
+
+// Of returns what the APIs show of a pin in state s, as its stream folds:
+// what the views hold, but for Created, which the views make unique per
+// tenant (a request's own Created may share a microsecond with another's),
+// and for a request hidden by a replacement whose PinRemoved has not
+// landed yet.
+func Of(s pin.State) Pin {
+	v := Pin{
+		RequestID:     s.Request.RequestID,
+		Tenant:        s.Request.Tenant,
+		Created:       s.Request.Created,
+		Status:        s.Status(),
+		ClusterStatus: s.ClusterStatus(),
+		Removed:       s.Removed,
+		CID:           s.Request.CID,
+		Name:          s.Request.Name,
+		Origins:       s.Request.Origins,
+		Meta:          s.Request.Meta,
+		Attempt:       s.Attempt,
+		Failures:      s.Failures,
+		Bytes:         s.Bytes,
+		Blocks:        s.Blocks,
+		Source:        s.Source,
+		NotBefore:     s.NotBefore,
+		UpdatedAt:     s.UpdatedAt,
+		Phase:         s.Phase,
+		Revision:      s.Revision,
+		Fetcher:       s.Fetcher,
+		LeaseUntil:    s.LeaseUntil,
+		Replaces:      s.Request.Replaces,
+		ReplacedBy:    s.ReplacedBy,
+	}
+	if s.Phase == pin.PhaseQueued {
+		v.DueAt = s.DueAt()
+	}
+	if s.Phase == pin.PhasePinned {
+		v.CarCID, v.CarBytes, v.CarKey = s.Car.CarCID, s.Car.Bytes, s.Car.Key
+	}
+	switch {
+	case s.Phase == pin.PhaseDeadLettered && s.DeadLetter != nil:
+		v.FailureReason, v.FailureMessage = s.DeadLetter.Reason, s.DeadLetter.Message
+	case s.LastFailure != nil:
+		v.FailureReason, v.FailureMessage = s.LastFailure.Reason, s.LastFailure.Message
+		v.FailedAt = s.LastFailure.At
+	}
+	return v
+}

@@ -175,7 +175,7 @@ func (r PinRow) columns() PinColumns {
 	c.ListStatus = string(s.Status())
 	switch {
 	case s.Phase == pin.PhaseQueued:
-		c.DueAt = micros(dueAt(s))
+		c.DueAt = micros(s.DueAt())
 	case s.Claimed():
 		c.LeaseUntil = micros(s.LeaseUntil)
 	case s.Phase == pin.PhaseFailed && s.LastFailure != nil:
@@ -184,15 +184,6 @@ func (r PinRow) columns() PinColumns {
 		c.CarBytes = s.Car.Bytes
 	}
 	return c
-}
-
-// dueAt is when a queued pin may be claimed: when it was queued, or when
-// its retry is due, whichever is later.
-func dueAt(s pin.State) time.Time {
-	if s.NotBefore.After(s.QueuedSince) {
-		return s.NotBefore
-	}
-	return s.QueuedSince
 }
 
 // metaRows are the meta index rows of a new pin.
@@ -214,49 +205,13 @@ func DecodePinRow(state []byte, seq, created int64, hidden bool) (PinRow, error)
 	return PinRow{State: st, Seq: seq, Created: fromMicros(created), Hidden: hidden}, nil
 }
 
-// View returns what the APIs show of the pin.
+// View returns what the APIs show of the pin: its state, with the views'
+// own Created and visibility.
 func (r PinRow) View() views.Pin {
-	s := r.State
-	v := views.Pin{
-		RequestID:     s.Request.RequestID,
-		Tenant:        s.Request.Tenant,
-		Created:       r.Created,
-		Status:        s.Status(),
-		ClusterStatus: s.ClusterStatus(),
-		Removed:       !r.visible(),
-		CID:           s.Request.CID,
-		Name:          s.Request.Name,
-		Origins:       s.Request.Origins,
-		Meta:          s.Request.Meta,
-		Attempt:       s.Attempt,
-		Failures:      s.Failures,
-		Bytes:         s.Bytes,
-		Blocks:        s.Blocks,
-		Source:        s.Source,
-		NotBefore:     s.NotBefore,
-		UpdatedAt:     s.UpdatedAt,
-		Phase:         s.Phase,
-		Revision:      s.Revision,
-		Fetcher:       s.Fetcher,
-		LeaseUntil:    s.LeaseUntil,
-		Replaces:      s.Request.Replaces,
-		ReplacedBy:    s.ReplacedBy,
-	}
-	if v.Removed {
-		v.ClusterStatus = "unpinned"
-	}
-	if s.Phase == pin.PhaseQueued {
-		v.DueAt = dueAt(s)
-	}
-	if s.Phase == pin.PhasePinned {
-		v.CarCID, v.CarBytes, v.CarKey = s.Car.CarCID, s.Car.Bytes, s.Car.Key
-	}
-	switch {
-	case s.Phase == pin.PhaseDeadLettered && s.DeadLetter != nil:
-		v.FailureReason, v.FailureMessage = s.DeadLetter.Reason, s.DeadLetter.Message
-	case s.LastFailure != nil:
-		v.FailureReason, v.FailureMessage = s.LastFailure.Reason, s.LastFailure.Message
-		v.FailedAt = s.LastFailure.At
+	v := views.Of(r.State)
+	v.Created = r.Created
+	if !r.visible() {
+		v.Removed, v.ClusterStatus = true, "unpinned"
 	}
 	return v
 }
