@@ -1,8 +1,6 @@
 package fetcher
 
 import (
-	"github.com/pickup-ipfs/pickup/pin/pinlog"
-
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 )
 
 // attempt is one claimed attempt at a pin: the pin's state as this worker
