@@ -14,7 +14,6 @@ import (
 	"github.com/pickup-ipfs/pickup/fetcher/carstore"
 	"github.com/pickup-ipfs/pickup/fetcher/dag"
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/projections"
 )
 
 // DAGFetcher gets a DAG as a verified CAR into sinks it opens; dag.Fetcher
@@ -28,7 +27,9 @@ type DAGFetcher interface {
 type CARStore interface {
 	Stage(ctx context.Context, key string, meta carstore.Metadata) (carstore.Upload, error)
 	Promote(ctx context.Context, stagedKey string, want carstore.Expected) (carstore.Stored, error)
-	Stat(ctx context.Context, carCID cid.Cid) (carstore.Stored, bool, error)
+	// Stat reports whether the carpark holds the CAR carCID of root (the
+	// root as requested: a CIDv0's CAR is not its CIDv1's).
+	Stat(ctx context.Context, root, carCID cid.Cid) (carstore.Stored, bool, error)
 	// Discard removes what earlier attempts of a request left in staging.
 	Discard(ctx context.Context, requestID string) (int, error)
 }
@@ -36,9 +37,9 @@ type CARStore interface {
 // CARIndex finds the CAR of a root that is already pinned, for any tenant;
 // the projections' view stores implement it.
 type CARIndex interface {
-	// CarForRoot returns the CAR of a pinned request for the root (in
-	// canonical form), or an error wrapping projections.ErrNotFound.
-	CarForRoot(ctx context.Context, canonicalRoot string) (projections.Car, error)
+	// CarForRoot returns the CAR CID of a pinned request for the root (in
+	// canonical form), and false when the root is pinned for no one.
+	CarForRoot(ctx context.Context, canonicalRoot string) (carCID string, ok bool, err error)
 }
 
 // transfer moves one attempt's bytes: reuse a CAR already in the carpark,
@@ -147,16 +148,15 @@ func (t *transfer) reuse(ctx context.Context, a *attempt, root cid.Cid) (bool, e
 	}
 	s := a.current()
 	// The index keys roots by their canonical form: CIDv1, base32.
-	car, err := t.index.CarForRoot(ctx, cid.NewCidV1(root.Type(), root.Hash()).String())
-	if err != nil {
+	carCID, ok, err := t.index.CarForRoot(ctx, cid.NewCidV1(root.Type(), root.Hash()).String())
+	if err != nil || !ok {
 		return false, nil
 	}
-	carCID := car.CarCID
 	c, err := cid.Decode(carCID)
 	if err != nil {
 		return false, nil
 	}
-	stored, ok, err := t.cars.Stat(ctx, c)
+	stored, ok, err := t.cars.Stat(ctx, root, c)
 	if err != nil || !ok {
 		return false, nil
 	}

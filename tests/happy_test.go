@@ -55,7 +55,8 @@ func TestHappyPathThroughBothAPIs(t *testing.T) {
 		}
 	}
 	want := c.export(root)
-	key := carCID(t, want).String() + "/" + carCID(t, want).String() + ".car"
+	// The CAR is written once, at its root's key (carstore.RootKey).
+	key := root.String() + "/" + root.String() + ".car"
 	if final.Info["car_cid"] != carCID(t, want).String() {
 		t.Errorf("info car_cid %q, want %s", final.Info["car_cid"], carCID(t, want))
 	}

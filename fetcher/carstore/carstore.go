@@ -3,37 +3,79 @@
 //
 // A fetcher streams a CAR into the staging area through an Upload (Stage,
 // Write, Complete), never holding more than a few parts of it in memory.
-// Promote then validates the staged CAR as a step of its own: its stored
-// size and bytes must match what the fetcher recorded (the byte count and
-// the CAR CID, the SHA-256 of the whole CAR), and only then is it placed in
-// the carpark at <carCid>/<carCid>.car with its metadata, and removed from
-// staging. A CAR that fails validation never reaches the carpark.
+// Promote then validates the staged CAR as a step of its own: its size and
+// bytes must match what the fetcher recorded (the byte count and the CAR
+// CID, the SHA-256 of the whole CAR), and only then does it become visible
+// in the carpark, with its metadata. A CAR that fails validation, or an
+// attempt that fails or is killed before Promote, leaves nothing visible
+// there; nothing in the carpark is ever replaced or deleted by this
+// package.
 //
 // Two stores keep the same contract, proved by the suite in carstoretest:
-// S3 (a staging bucket and a carpark bucket, multipart uploads and copies)
-// and Dir (a local directory, for the embedded default).
+// S3 (multipart uploads straight into the carpark bucket, a marker per
+// attempt in the staging bucket) and Dir (a local directory, for the
+// embedded default).
+//
+// # Each byte written once
+//
+// S3 has no rename: a CAR staged as one object and promoted as another is
+// written twice, and the copy cost as much as the upload (on versitygw's
+// posix backend, 256 MiB: 0.68 s for one CopyObject, 0.47 s for a
+// multipart copy of 64 MiB ranges 4 at once, the server hashing everything
+// it writes anew; 1.0-1.4 s of a 4.2 s pin end to end). But an S3
+// multipart upload is a staging area of its own: nothing of it is visible
+// until CompleteMultipartUpload, which makes the whole object visible at
+// once, or never, when the upload is aborted. So the S3 store writes each
+// CAR where it stays: Stage begins a multipart upload in the carpark
+// bucket, Complete sends the last part (the upload stays open, invisible),
+// and Promote, after validating, completes it.
+//
+// An upload's key is fixed when it begins, and the CAR CID is known only
+// at the end, so the S3 carpark keys CARs by their root instead:
+// RootKey, <rootCid>/<rootCid>.car, with the root as requested. One root
+// has one CAR (the fetch admits only the root's DAG, depth first, each
+// block once, written as `ipfs dag export` writes it), so the root names
+// the CAR as well as its CAR CID does, and the same root pinned twice is
+// one object. The completion is conditional on no object at the key
+// (If-None-Match), so a CAR there is never replaced; a second request's
+// Promote finds it, checks it is the same bytes, and discards its own.
+// S3 fixes an object's metadata when its upload begins, before the CAR CID
+// is known: the CAR CID is a tag on the object (car-cid), set by Promote
+// before it returns, and recorded, as always, in the event log. CARs put
+// in the carpark before this layout, at CarKey (<carCid>/<carCid>.car),
+// are still found by Stat. The directory store keeps CarKey: a rename
+// moves a staged file into place without writing it again.
+//
+// The staging bucket holds, at each attempt's staging key, a small marker
+// (JSON) that names its upload, written when the upload begins, so that
+// Discard finds the upload of a killed attempt by its request's id, and
+// rewritten by Complete with what was written (size, checksum token).
+// Open multipart uploads cost storage until they are aborted: Discard and
+// Abort abort them, and a lifecycle rule aborting incomplete uploads after
+// a day cleans up after what neither reached.
 //
 // # Validation without reading back
 //
 // S3 keeps a checksum of each object, given back by HeadObject with
-// checksum mode on. For an object put in one request with a SHA-256
-// checksum, it is the SHA-256 of the whole object: the CAR CID's digest
-// itself. For a multipart upload, AWS keeps a whole-object checksum only
-// with CRC algorithms; with SHA-256 it keeps a composite: the SHA-256 of
-// the parts' SHA-256s, with the part count ("<base64>-<n>"). versitygw
-// (v1.8.0, the test server) does the same, and checks each part's bytes
-// against the SHA-256 sent with it, as AWS does.
+// checksum mode on. For a multipart upload, AWS keeps a whole-object
+// checksum only with CRC algorithms; with SHA-256 it keeps a composite:
+// the SHA-256 of the parts' SHA-256s, with the part count ("<base64>-<n>").
+// versitygw (v1.8.0, the test server) does the same, and checks each
+// part's bytes against the SHA-256 sent with it, as AWS does.
 //
 // The S3 store therefore sends a SHA-256 with every part, and hashes the
 // whole stream as it goes. Complete returns, in Staged.Checksum, both the
-// composite (once the server has confirmed it) and the whole-stream SHA-256.
-// Promote, given that Checksum, checks that the whole-stream SHA-256 is the
-// CAR CID's, and that the server's composite for the staged object is the
-// same: same part digests, so the same bytes, so bytes that hash to the
-// CAR CID. A CRC would prove no such thing against a chosen change, which
-// is why the parts carry SHA-256. Without a Checksum, or from a server that
-// keeps none, Promote reads the object back and hashes it; the directory
-// store always does, from local disk.
+// composite and the whole-stream SHA-256. Promote checks that the
+// whole-stream SHA-256 is the CAR CID's, that the parts the server lists
+// for the upload add up to the size and make the same composite (same
+// part digests, so the same bytes, so bytes that hash to the CAR CID), and
+// completes the upload naming each part's ETag and SHA-256 and the
+// composite, which the server checks once more: a part replaced in
+// between fails the completion. A CRC would prove no such thing against a
+// chosen change, which is why the parts carry SHA-256. Where the carpark
+// already holds a CAR for the root, its tag, or else its composite, or
+// else its bytes read back, must prove it the same. The directory store
+// reads the staged file back and hashes it, from local disk.
 //
 // This package stores; it appends no events. The caller records CarUploaded
 // after Complete and CarValidated (or PinFailed with pin.ReasonValidation
@@ -159,8 +201,8 @@ type Staged struct {
 	CarCID cid.Cid
 	// Checksum, when not empty, lets Promote confirm the stored bytes from
 	// the server's own checksums instead of reading them back. It binds the
-	// server-confirmed checksum of the object to the SHA-256 of the bytes
-	// written. Record it with the CAR CID and pass it in Expected.
+	// composite SHA-256 of the parts the server checked to the SHA-256 of
+	// the bytes written. Record it with the CAR CID and pass it in Expected.
 	Checksum string
 }
 
@@ -171,7 +213,8 @@ type Expected struct {
 	CarCID cid.Cid
 	Metadata
 	// Checksum is Staged.Checksum, or empty. With it, validation can rest on
-	// the server's checksums; without it, Promote reads the object back.
+	// the server's checksums; without it, the S3 store takes the one its
+	// staging marker holds, and the directory store reads the CAR back.
 	Checksum string
 }
 
@@ -187,7 +230,9 @@ func (e Expected) validate() error {
 
 // Stored is a CAR in the carpark.
 type Stored struct {
-	// Key is where it is: <carCid>/<carCid>.car.
+	// Key is where it is: RootKey(Root) in the S3 store (CarKey for what it
+	// stored before it wrote CARs once), CarKey(CarCID) in the directory
+	// store.
 	Key   string
 	Bytes int64
 	// CarCID, Root, RequestID and Structure are its metadata. RequestID is
@@ -224,20 +269,35 @@ func StagingKey(requestID string, attempt int) string {
 	return requestID + "/" + strconv.Itoa(attempt) + ".car"
 }
 
-// CarKey is the carpark key of a CAR: <carCid>/<carCid>.car.
+// CarKey is the directory store's carpark key of a CAR (and the S3 store's,
+// before it wrote CARs once): <carCid>/<carCid>.car.
 func CarKey(carCID cid.Cid) string {
 	s := carCID.String()
 	return s + "/" + s + ".car"
 }
 
-// isCarKey reports whether key is a carpark key, <carCid>/<carCid>.car.
-func isCarKey(key string) bool {
+// RootKey is the S3 store's carpark key of the CAR of a root:
+// <rootCid>/<rootCid>.car, with the root as requested (a CIDv0 stays one:
+// its CAR's header names it so). It is known when the upload begins, so
+// the CAR is written there once, and one root has one CAR: the fetch
+// verifies a CAR that is the root's DAG in one order, written one way.
+func RootKey(root cid.Cid) string {
+	s := root.String()
+	return s + "/" + s + ".car"
+}
+
+// parseCarparkKey returns the CID c of a carpark key, <c>/<c>.car: a root
+// (RootKey) or a CAR CID (CarKey).
+func parseCarparkKey(key string) (cid.Cid, error) {
 	dir, file, ok := strings.Cut(key, "/")
 	if !ok || file != dir+".car" {
-		return false
+		return cid.Undef, fmt.Errorf("%w: %q is not a carpark key, <cid>/<cid>.car", ErrInvalid, key)
 	}
 	c, err := cid.Decode(dir)
-	return err == nil && c.Type() == CodecCAR
+	if err != nil || c.String() != dir {
+		return cid.Undef, fmt.Errorf("%w: %q is not a carpark key, <cid>/<cid>.car", ErrInvalid, key)
+	}
+	return c, nil
 }
 
 // CarCID returns the CAR CID of a SHA-256 digest of a CAR file.

@@ -225,7 +225,7 @@ func (d *Dir) Promote(ctx context.Context, stagedKey string, want Expected) (Sto
 	}
 	staged := d.stagedPath(stagedKey)
 
-	if have, ok, err := d.Stat(ctx, want.CarCID); err != nil {
+	if have, ok, err := d.Stat(ctx, want.Root, want.CarCID); err != nil {
 		return fail(err)
 	} else if ok && have.Bytes == want.Bytes && have.Root == want.Root {
 		if err := removeIfExists(staged); err != nil {
@@ -325,9 +325,10 @@ func (d *Dir) writeMeta(want Expected) error {
 	return nil
 }
 
-// Stat reports whether the carpark holds the CAR, and its size and
+// Stat reports whether the carpark holds the CAR carCID (of root: the
+// directory store keeps CARs by their CAR CID alone), and its size and
 // metadata.
-func (d *Dir) Stat(ctx context.Context, carCID cid.Cid) (Stored, bool, error) {
+func (d *Dir) Stat(ctx context.Context, root, carCID cid.Cid) (Stored, bool, error) {
 	if err := checkCarCID(carCID); err != nil {
 		return Stored{}, false, fmt.Errorf("stat: %w", err)
 	}
@@ -358,9 +359,10 @@ func (d *Dir) Stat(ctx context.Context, carCID cid.Cid) (Stored, bool, error) {
 	return st, true, nil
 }
 
-// Open returns the CAR's bytes from the carpark, or ErrNotFound.
-func (d *Dir) Open(ctx context.Context, carCID cid.Cid) (io.ReadCloser, error) {
-	if err := checkCarCID(carCID); err != nil {
+// Open returns the bytes of the CAR at key in the carpark, or ErrNotFound.
+func (d *Dir) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	carCID, err := dirCarCID(key)
+	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
 	f, err := os.Open(d.carPath(carCID))
@@ -371,6 +373,20 @@ func (d *Dir) Open(ctx context.Context, carCID cid.Cid) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("open %s: %w", CarKey(carCID), err)
 	}
 	return f, nil
+}
+
+// dirCarCID is the CAR CID of a carpark key of the directory store, which
+// keeps CARs at <carCid>/<carCid>.car: a rename moves a staged CAR into
+// place without writing it again, so its key can wait for its CAR CID.
+func dirCarCID(key string) (cid.Cid, error) {
+	c, err := parseCarparkKey(key)
+	if err != nil {
+		return cid.Undef, err
+	}
+	if err := checkCarCID(c); err != nil {
+		return cid.Undef, err
+	}
+	return c, nil
 }
 
 // OpenUploads lists the CARs being written, and those a crashed process

@@ -114,7 +114,7 @@ func TestDirCarWithoutMetadata(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st, ok, err := store.Stat(context.Background(), carCID)
+	st, ok, err := store.Stat(context.Background(), meta.Root, carCID)
 	if err != nil || !ok || st.Bytes != 1000 || st.Root.Defined() {
 		t.Fatalf("stat: %+v, %v, %v; want present, 1000 bytes, no metadata", st, ok, err)
 	}
@@ -133,7 +133,7 @@ func TestDirCarWithoutMetadata(t *testing.T) {
 	if _, err := store.Promote(context.Background(), key, carstore.Expected{Bytes: staged.Bytes, CarCID: carCID, Metadata: meta}); err != nil {
 		t.Fatal(err)
 	}
-	st, ok, err = store.Stat(context.Background(), carCID)
+	st, ok, err = store.Stat(context.Background(), meta.Root, carCID)
 	if err != nil || !ok || st.Root != meta.Root || st.RequestID != meta.RequestID || st.Structure != carstore.StructureComplete {
 		t.Fatalf("stat after promote: %+v, %v, %v", st, ok, err)
 	}

@@ -22,11 +22,12 @@ func stagingPrefix(requestID string) (string, error) {
 	return requestID + "/", nil
 }
 
-// Discard removes what earlier attempts of a request left in staging: the
-// uploads a killed process never finished or aborted, and staged CARs that
-// were never promoted. A fetcher calls it when it takes over a request, so
-// that a crash leaves nothing behind for long. It returns how many it
-// removed.
+// Discard removes what earlier attempts of a request left: the uploads a
+// killed process never finished or aborted, and staged CARs that were never
+// promoted, each found through its staging marker (and what versions that
+// staged CARs in the staging bucket left there). A fetcher calls it when it
+// takes over a request, so that a crash leaves nothing behind for long. It
+// returns how many attempts' leftovers it removed.
 func (s *S3) Discard(ctx context.Context, requestID string) (int, error) {
 	prefix, err := stagingPrefix(requestID)
 	if err != nil {
@@ -59,6 +60,16 @@ func (s *S3) Discard(ctx context.Context, requestID string) (int, error) {
 			return n, fmt.Errorf("discard %s: list staged: %w", requestID, err)
 		}
 		for _, o := range page.Contents {
+			m, ok, err := s.getMarkerObject(ctx, aws.ToString(o.Key))
+			if err != nil {
+				return n, fmt.Errorf("discard %s: %w", requestID, err)
+			}
+			if ok {
+				_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(s.cfg.CarparkBucket), Key: aws.String(m.Key), UploadId: aws.String(m.UploadID)}, whenRequired)
+				if err != nil && !isNotFound(err) {
+					return n, fmt.Errorf("discard %s: abort upload of %s: %w", requestID, m.Key, err)
+				}
+			}
 			if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.cfg.StagingBucket), Key: o.Key}, whenRequired); err != nil && !isNotFound(err) {
 				return n, fmt.Errorf("discard %s: delete %s: %w", requestID, aws.ToString(o.Key), err)
 			}

@@ -2,6 +2,7 @@ package carstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -30,8 +31,6 @@ const (
 	minPartSize = 5 * MiB // every part but the last
 	maxPartSize = 5 * GiB
 	maxParts    = 10000
-	// maxCopyObject is the largest object a single CopyObject copies.
-	maxCopyObject = 5 * GiB
 )
 
 // S3Config configures the S3 store. Zero fields take the defaults listed.
@@ -60,17 +59,10 @@ type S3Config struct {
 	// so the default keeps a fetch within 128 MiB with room to spare; 8 MiB
 	// parts take CARs up to 78 GiB (S3 allows 10,000 parts).
 	PartSize int64
-	// Concurrency is how many parts of one CAR upload at once, and how many
-	// ranges of one multipart copy run at once: default 2 (on loopback,
-	// 8 MiB × 2 uploads within 5% of 16 MiB × 4, in half the memory).
+	// Concurrency is how many parts of one CAR upload at once: default 2
+	// (on loopback, 8 MiB × 2 uploads within 5% of 16 MiB × 4, in half the
+	// memory).
 	Concurrency int
-	// MultipartCopyThreshold: CARs bigger than this are copied to the
-	// carpark with a multipart copy (UploadPartCopy), smaller ones with one
-	// CopyObject. Default and maximum 5 GiB, the largest CopyObject S3 does.
-	MultipartCopyThreshold int64
-	// CopyPartSize is the size of each range of a multipart copy: default
-	// 512 MiB, between 5 MiB and 5 GiB.
-	CopyPartSize int64
 	// CleanupTimeout bounds the aborts and deletes that clean up after a
 	// failure, which run even when the caller's context is done: default 1m.
 	CleanupTimeout time.Duration
@@ -83,12 +75,6 @@ func (c S3Config) WithDefaults() S3Config {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 2
-	}
-	if c.MultipartCopyThreshold == 0 {
-		c.MultipartCopyThreshold = maxCopyObject
-	}
-	if c.CopyPartSize == 0 {
-		c.CopyPartSize = 512 * MiB
 	}
 	if c.CleanupTimeout == 0 {
 		c.CleanupTimeout = time.Minute
@@ -109,10 +95,6 @@ func (c S3Config) Validate() error {
 		return fmt.Errorf("%w: part size %d: want 5 MiB to 5 GiB", ErrInvalid, c.PartSize)
 	case c.Concurrency < 1 || c.Concurrency > 64:
 		return fmt.Errorf("%w: concurrency %d: want 1 to 64", ErrInvalid, c.Concurrency)
-	case c.MultipartCopyThreshold < 0 || c.MultipartCopyThreshold > maxCopyObject:
-		return fmt.Errorf("%w: multipart copy threshold %d: want up to 5 GiB", ErrInvalid, c.MultipartCopyThreshold)
-	case c.CopyPartSize < minPartSize || c.CopyPartSize > maxPartSize:
-		return fmt.Errorf("%w: copy part size %d: want 5 MiB to 5 GiB", ErrInvalid, c.CopyPartSize)
 	case c.CleanupTimeout < 0:
 		return fmt.Errorf("%w: negative cleanup timeout", ErrInvalid)
 	}
@@ -124,8 +106,11 @@ func (c S3Config) Validate() error {
 	return nil
 }
 
-// S3 is the store on S3: staged CARs in one bucket, the carpark in another.
-// It is safe for concurrent use.
+// S3 is the store on S3: a CAR is written once, as a multipart upload at
+// its key in the carpark bucket, and becomes visible there when Promote
+// completes the upload; the staging bucket holds a small marker per
+// attempt naming its upload (see the package documentation). It is safe
+// for concurrent use.
 type S3 struct {
 	client *s3.Client
 	cfg    S3Config
@@ -203,8 +188,10 @@ func whenRequired(o *s3.Options) {
 
 func (s *S3) stagingKey(key string) string { return s.cfg.StagingPrefix + key }
 
-// Stage begins the upload of a CAR to the staging key: a multipart upload
-// with SHA-256 checksums, whose object carries meta (root CID, request id).
+// Stage begins the upload of a CAR for the staging key: a multipart upload
+// with SHA-256 checksums at RootKey(meta.Root) in the carpark bucket, whose
+// object will carry meta (root CID, request id) and the structure, and a
+// marker at the staging key that names the upload.
 func (s *S3) Stage(ctx context.Context, key string, meta Metadata) (Upload, error) {
 	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("stage: %w", err)
@@ -215,132 +202,281 @@ func (s *S3) Stage(ctx context.Context, key string, meta Metadata) (Upload, erro
 	return s.newUpload(ctx, key, meta)
 }
 
-// Promote validates the staged CAR at stagedKey against want, copies it to
-// the carpark with its metadata, and deletes it from staging.
+// Promote validates the CAR staged at stagedKey against want and completes
+// its multipart upload, which makes it visible in the carpark at
+// RootKey(want.Root) in one step; then it deletes the staging marker. No
+// byte is copied: the upload wrote the CAR where it stays.
 //
-// Validation checks the stored size, and that the stored bytes hash to
-// want.CarCID: from the checksum the server keeps for the object where that
-// is a proof (see checksumProves: the composite SHA-256 of pickup's
-// multipart upload, given want.Checksum, or a full-object SHA-256),
-// otherwise by reading the object back and hashing it. The copy is made on
-// condition that the object is still the one validated (its ETag).
+// Validation, before anything is visible: the marker must name an upload
+// whose parts, as the server lists them, add up to want.Bytes and have the
+// composite SHA-256 of the checksum token (want.Checksum, or the one
+// Complete wrote in the marker), and the token's whole-stream SHA-256 must
+// be want.CarCID's. The server checked each part's bytes against its
+// SHA-256 when it took it, so these are the bytes that hash to the CAR CID.
+// The completion names every part's ETag and SHA-256 and the composite,
+// which the server checks again, so a part replaced in between fails it;
+// and it is conditional on no object at the key (If-None-Match), so a CAR
+// in the carpark is never replaced.
 //
 // Outcomes:
-//   - nil: the CAR is in the carpark, the staged object is gone.
-//   - ErrValidation: the staged object was missing or did not match; it is
-//     deleted and the carpark is unchanged.
+//   - nil: the CAR is in the carpark, the marker is gone.
+//   - ErrValidation: nothing staged, or not what want says; the upload is
+//     aborted and the carpark is unchanged.
 //   - ErrInvalid: bad arguments; nothing was done.
-//   - other errors (network, server): the staged object may remain, and the
+//   - other errors (network, server): the upload may remain, and the
 //     carpark may or may not hold the CAR; calling Promote again is safe.
 //
-// Promote is idempotent: if the carpark already holds the CAR, with the
-// same size and root (a previous Promote that stopped before deleting the
-// staged object, or the same CAR from another request), it only deletes the
-// staged object.
+// Promote is idempotent: if the carpark already holds a CAR for the root
+// (a Promote that stopped before deleting the marker, or the same CAR from
+// another request), and it is want's bytes (the same composite SHA-256, or,
+// for parts of other sizes, read back and hashed), it only discards what
+// is staged and returns the CAR there, with its first request's id.
 func (s *S3) Promote(ctx context.Context, stagedKey string, want Expected) (Stored, error) {
 	stored, err := promotion(stagedKey, want)
 	if err != nil {
 		return Stored{}, err
 	}
+	stored.Key = RootKey(want.Root)
 	fail := func(err error) (Stored, error) {
 		return Stored{}, fmt.Errorf("promote %s to %s: %w", stagedKey, stored.Key, err)
 	}
-
-	if have, ok, err := s.Stat(ctx, want.CarCID); err != nil {
+	m, staged, err := s.getMarker(ctx, stagedKey)
+	if err != nil {
 		return fail(err)
-	} else if ok && have.Bytes == want.Bytes && have.Root == want.Root {
-		if err := s.deleteStaged(ctx, stagedKey); err != nil {
+	}
+	// invalid discards what is staged and says why.
+	invalid := func(format string, args ...any) (Stored, error) {
+		err := fmt.Errorf("%w: "+format, append([]any{ErrValidation}, args...)...)
+		if staged {
+			if derr := s.discardStaged(ctx, stagedKey, m); derr != nil {
+				s.log.WarnContext(ctx, "discarding a CAR that failed validation failed", "key", stagedKey, "err", derr)
+			}
+		}
+		return fail(err)
+	}
+	token := want.Checksum
+	if token == "" && staged {
+		token = m.Checksum
+	}
+
+	for try := 0; ; try++ {
+		have, ok, same, err := s.inCarpark(ctx, stored.Key, want, token)
+		switch {
+		case err != nil:
+			return fail(err)
+		case ok && !same:
+			return invalid("the carpark holds another CAR for root %s", want.Root)
+		case ok:
+			if have.Key == stored.Key && !have.tagged {
+				if err := s.tagCarCID(ctx, have.Key, want.CarCID); err != nil {
+					return fail(err)
+				}
+			}
+			if staged {
+				if err := s.discardStaged(ctx, stagedKey, m); err != nil {
+					return fail(err)
+				}
+			}
+			s.log.DebugContext(ctx, "CAR already in the carpark", "key", stored.Key, "staged", stagedKey)
+			return have.Stored, nil
+		case try > 0:
+			// Completion was refused because an object is there, and now
+			// none is: a broken server.
+			return fail(errors.New("the carpark refused the CAR, and holds none for its root"))
+		}
+
+		if !staged {
+			return invalid("no staged CAR")
+		}
+		if m.Checksum == "" {
+			return invalid("the upload was never completed")
+		}
+		if m.Key != stored.Key || m.Bytes != want.Bytes || token != m.Checksum {
+			return invalid("staged %d bytes for %s with checksum %q; want %d bytes for %s with %q", m.Bytes, m.Key, m.Checksum, want.Bytes, stored.Key, token)
+		}
+		tok, err := parseChecksumToken(token)
+		if err != nil {
+			return invalid("%v", err)
+		}
+		if CarCID(tok.full[:]) != want.CarCID {
+			return invalid("the upload's SHA-256 is not the CAR CID's")
+		}
+		parts, size, composite, err := s.listParts(ctx, m)
+		if isNotFound(err) {
+			return invalid("the staged upload is gone")
+		}
+		if err != nil {
 			return fail(err)
 		}
-		s.log.DebugContext(ctx, "CAR already in the carpark", "key", stored.Key, "staged", stagedKey)
-		return have, nil
-	}
-
-	etag, err := s.validate(ctx, stagedKey, want)
-	if errors.Is(err, ErrValidation) {
-		if derr := s.deleteStaged(ctx, stagedKey); derr != nil {
-			s.log.WarnContext(ctx, "delete of a CAR that failed validation failed", "key", stagedKey, "err", derr)
+		if size != want.Bytes || composite != tok.composite {
+			return invalid("the server holds %d bytes with composite SHA-256 %s; uploaded %d bytes with %s", size, composite, want.Bytes, tok.composite)
 		}
-		return fail(err)
+		out, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+			Bucket:          aws.String(s.cfg.CarparkBucket),
+			Key:             aws.String(m.Key),
+			UploadId:        aws.String(m.UploadID),
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+			MpuObjectSize:   aws.Int64(size),
+			ChecksumSHA256:  aws.String(composite),
+			ChecksumType:    types.ChecksumTypeComposite,
+			IfNoneMatch:     aws.String("*"),
+		}, whenRequired)
+		switch code := errorCode(err); {
+		case err == nil:
+		case code == "PreconditionFailed" || code == "ConditionalRequestConflict":
+			// Another request's CAR of the same root got there first.
+			continue
+		case code == "InvalidPart" || code == "InvalidPartOrder" || code == "BadDigest" || code == "InvalidDigest" || code == "EntityTooSmall":
+			return invalid("the server refused the parts: %v", err)
+		case isNotFound(err):
+			// Gone since it was listed: aborted, or completed by a Promote
+			// racing this one; which, the carpark tells.
+			continue
+		default:
+			return fail(fmt.Errorf("complete the upload: %w", err))
+		}
+		if got := aws.ToString(out.ChecksumSHA256); got != composite {
+			// A server that keeps no checksum, or another one: the object is
+			// this upload's (If-None-Match), and must be proven some other
+			// way before it stays.
+			if err := s.proveOrDelete(ctx, stored.Key, want, got); err != nil {
+				return fail(err)
+			}
+		}
+		if err := s.tagCarCID(ctx, stored.Key, want.CarCID); err != nil {
+			return fail(err)
+		}
+		if err := s.deleteMarker(ctx, stagedKey); err != nil {
+			return fail(err)
+		}
+		s.log.DebugContext(ctx, "CAR promoted", "key", stored.Key, "staged", stagedKey, "bytes", want.Bytes)
+		return stored, nil
 	}
-	if err != nil {
-		return fail(err)
-	}
-
-	meta := map[string]string{
-		MetaRoot: want.Root.String(), MetaRequestID: want.RequestID,
-		MetaCarCID: want.CarCID.String(), MetaStructure: StructureComplete,
-	}
-	src := s.stagingKey(stagedKey)
-	if want.Bytes > s.cfg.MultipartCopyThreshold {
-		err = s.copyMultipart(ctx, src, etag, want.Bytes, stored.Key, meta)
-	} else {
-		err = s.copyObject(ctx, src, etag, stored.Key, meta)
-	}
-	if err != nil {
-		return fail(err)
-	}
-	if have, ok, err := s.Stat(ctx, want.CarCID); err != nil {
-		return fail(err)
-	} else if !ok || have.Bytes != want.Bytes {
-		// The copy said yes but the carpark says otherwise: a broken server.
-		// Leave the staged object for a retry.
-		return fail(fmt.Errorf("carpark object after copy: present %v, %d bytes, want %d", ok, have.Bytes, want.Bytes))
-	}
-	if err := s.deleteStaged(ctx, stagedKey); err != nil {
-		return fail(err)
-	}
-	s.log.DebugContext(ctx, "CAR promoted", "key", stored.Key, "staged", stagedKey, "bytes", want.Bytes)
-	return stored, nil
 }
 
-// validate checks the staged object against want and returns its ETag, for
-// the copy to be conditional on.
-func (s *S3) validate(ctx context.Context, stagedKey string, want Expected) (string, error) {
-	key := s.stagingKey(stagedKey)
+// carparkCAR is what inCarpark found: the CAR as Stat tells it, and
+// whether it carries its CAR CID tag.
+type carparkCAR struct {
+	Stored
+	tagged bool
+}
+
+// inCarpark reports whether the carpark holds an object at key, and
+// whether its bytes are those want and token describe: by its CAR CID tag,
+// or its checksum where that proves it (see checksumProves), otherwise
+// read back and hashed.
+func (s *S3) inCarpark(ctx context.Context, key string, want Expected, token string) (have carparkCAR, ok, same bool, err error) {
 	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
-		Bucket: aws.String(s.cfg.StagingBucket), Key: aws.String(key),
-		ChecksumMode: types.ChecksumModeEnabled,
+		Bucket: aws.String(s.cfg.CarparkBucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled,
 	}, whenRequired)
 	if isNotFound(err) {
-		return "", fmt.Errorf("%w: no staged object", ErrValidation)
+		return have, false, false, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("head staged object: %w", err)
+		return have, false, false, fmt.Errorf("head %s: %w", key, err)
 	}
-	if size := aws.ToInt64(head.ContentLength); size != want.Bytes {
-		return "", fmt.Errorf("%w: staged object has %d bytes, want %d", ErrValidation, size, want.Bytes)
+	have.Stored = storedFromHead(key, head)
+	if have.Bytes != want.Bytes || have.Root != want.Root {
+		return have, true, false, nil
 	}
-	etag := aws.ToString(head.ETag)
-
-	proven, err := checksumProves(head, want)
+	tag, err := s.taggedCarCID(ctx, key)
+	if err != nil {
+		return have, true, false, err
+	}
+	have.tagged = tag.Defined()
+	if have.tagged {
+		have.CarCID = tag
+		return have, true, tag == want.CarCID, nil
+	}
+	have.CarCID = want.CarCID
+	check := want
+	check.Checksum = token
+	proven, err := checksumProves(head, check)
+	if errors.Is(err, ErrValidation) || errors.Is(err, ErrInvalid) {
+		return have, true, false, nil
+	}
 	if err != nil || proven {
-		return etag, err
+		return have, true, proven, err
 	}
+	same, err = s.readBackMatches(ctx, key, aws.ToString(head.ETag), want)
+	return have, true, same, err
+}
 
+// readBackMatches reads the carpark object at key (if it still has etag)
+// and reports whether it holds want's bytes.
+func (s *S3) readBackMatches(ctx context.Context, key, etag string, want Expected) (bool, error) {
 	get, err := s.client.GetObject(ctx, &s3.GetObjectInput{
-		Bucket: aws.String(s.cfg.StagingBucket), Key: aws.String(key), IfMatch: aws.String(etag),
+		Bucket: aws.String(s.cfg.CarparkBucket), Key: aws.String(key), IfMatch: aws.String(etag),
 	}, whenRequired)
-	if isNotFound(err) {
-		return "", fmt.Errorf("%w: staged object vanished", ErrValidation)
-	}
 	if err != nil {
-		return "", fmt.Errorf("read staged object back: %w", err)
+		return false, fmt.Errorf("read %s back: %w", key, err)
 	}
 	defer get.Body.Close()
 	ok, err := hashMatches(get.Body, want.CarCID, want.Bytes)
 	if err != nil {
-		return "", fmt.Errorf("read staged object back: %w", err)
+		return false, fmt.Errorf("read %s back: %w", key, err)
 	}
-	if !ok {
-		return "", fmt.Errorf("%w: stored bytes do not hash to %s", ErrValidation, want.CarCID)
-	}
-	return etag, nil
+	return ok, nil
 }
 
-// checksumProves reports whether the checksum the server keeps for the
-// staged object proves that its bytes hash to want.CarCID, so that they need
-// not be read back. Two proofs count:
+// proveOrDelete is for a CAR this store has just completed where the
+// server did not confirm the composite SHA-256 sent with it: it reads the
+// object back, and deletes it (nobody else's: the completion was
+// conditional on no object there) unless it holds want's bytes.
+func (s *S3) proveOrDelete(ctx context.Context, key string, want Expected, serverSum string) error {
+	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.CarparkBucket), Key: aws.String(key)}, whenRequired)
+	if err != nil {
+		return fmt.Errorf("head %s: %w", key, err)
+	}
+	ok, err := s.readBackMatches(ctx, key, aws.ToString(head.ETag), want)
+	if err != nil || ok {
+		return err
+	}
+	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.cfg.CarparkBucket), Key: aws.String(key)}, whenRequired); err != nil {
+		return fmt.Errorf("delete %s, which does not hold the bytes uploaded: %w", key, err)
+	}
+	return fmt.Errorf("%w: the completed object (checksum %q) does not hash to %s; deleted", ErrValidation, serverSum, want.CarCID)
+}
+
+// listParts lists the parts of the upload m names, as the completion names
+// them, with their total size and composite SHA-256.
+func (s *S3) listParts(ctx context.Context, m marker) ([]types.CompletedPart, int64, string, error) {
+	var parts []types.CompletedPart
+	var digests [][sha256.Size]byte
+	var size int64
+	in := &s3.ListPartsInput{Bucket: aws.String(s.cfg.CarparkBucket), Key: aws.String(m.Key), UploadId: aws.String(m.UploadID)}
+	for {
+		page, err := s.client.ListParts(ctx, in, whenRequired)
+		if err != nil {
+			return nil, 0, "", err
+		}
+		for _, p := range page.Parts {
+			var d [sha256.Size]byte
+			raw, err := base64.StdEncoding.DecodeString(aws.ToString(p.ChecksumSHA256))
+			if err != nil || len(raw) != sha256.Size || aws.ToInt32(p.PartNumber) != int32(len(parts)+1) {
+				// No SHA-256 (not this store's upload), or a gap: a
+				// composite that matches nothing.
+				return nil, 0, "", fmt.Errorf("%w: part %d of the staged upload has SHA-256 %q", ErrValidation, aws.ToInt32(p.PartNumber), aws.ToString(p.ChecksumSHA256))
+			}
+			copy(d[:], raw)
+			digests = append(digests, d)
+			size += aws.ToInt64(p.Size)
+			parts = append(parts, types.CompletedPart{ETag: p.ETag, PartNumber: p.PartNumber, ChecksumSHA256: p.ChecksumSHA256})
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			break
+		}
+		in.PartNumberMarker = page.NextPartNumberMarker
+	}
+	if len(parts) == 0 {
+		return nil, 0, "", fmt.Errorf("%w: the staged upload has no parts", ErrValidation)
+	}
+	return parts, size, compositeChecksum(digests), nil
+}
+
+// checksumProves reports whether the checksum the server keeps for an
+// object proves that its bytes hash to want.CarCID, so that they need not
+// be read back. Two proofs count:
 //   - a full-object SHA-256 (S3 keeps one for objects put in one request
 //     with a SHA-256 checksum) equal to the CAR CID's digest;
 //   - a composite SHA-256 (what S3 keeps for a multipart upload with SHA-256
@@ -363,12 +499,11 @@ func checksumProves(head *s3.HeadObjectOutput, want Expected) (bool, error) {
 		if CarCID(tok.full[:]) != want.CarCID {
 			return false, fmt.Errorf("%w: the upload's SHA-256 is not the CAR CID's", ErrValidation)
 		}
-		if stored != "" && composite {
-			if stored != tok.composite {
-				return false, fmt.Errorf("%w: stored composite SHA-256 %s, uploaded %s", ErrValidation, stored, tok.composite)
-			}
+		if stored != "" && composite && stored == tok.composite {
 			return true, nil
 		}
+		// Another composite may be the same bytes in parts of other sizes:
+		// the caller reads them back.
 	}
 	dec, err := mh.Decode(want.CarCID.Hash())
 	if stored == "" || composite || err != nil || dec.Code != mh.SHA2_256 {
@@ -380,46 +515,96 @@ func checksumProves(head *s3.HeadObjectOutput, want Expected) (bool, error) {
 	return true, nil
 }
 
-func (s *S3) deleteStaged(ctx context.Context, stagedKey string) error {
-	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
-		Bucket: aws.String(s.cfg.StagingBucket), Key: aws.String(s.stagingKey(stagedKey)),
+// Stat reports whether the carpark holds the CAR carCID of root, and its
+// size and metadata: at RootKey(root), tagged with that CAR CID (see
+// Promote), or, put there by versions before writing CARs once, at
+// CarKey(carCID). A CAR in the carpark has been validated.
+func (s *S3) Stat(ctx context.Context, root, carCID cid.Cid) (Stored, bool, error) {
+	if err := checkCarCID(carCID); err != nil {
+		return Stored{}, false, fmt.Errorf("stat: %w", err)
+	}
+	if !root.Defined() {
+		return Stored{}, false, fmt.Errorf("stat: %w: no root CID", ErrInvalid)
+	}
+	for _, key := range []string{RootKey(root), CarKey(carCID)} {
+		head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
+			Bucket: aws.String(s.cfg.CarparkBucket), Key: aws.String(key),
+		}, whenRequired)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return Stored{}, false, fmt.Errorf("stat %s: %w", key, err)
+		}
+		st := storedFromHead(key, head)
+		if !st.CarCID.Defined() {
+			if st.CarCID, err = s.taggedCarCID(ctx, key); err != nil {
+				return Stored{}, false, fmt.Errorf("stat %s: %w", key, err)
+			}
+		}
+		if st.CarCID == carCID {
+			return st, true, nil
+		}
+	}
+	return Stored{}, false, nil
+}
+
+// taggedCarCID is the CAR CID the object at key is tagged with, or none.
+func (s *S3) taggedCarCID(ctx context.Context, key string) (cid.Cid, error) {
+	out, err := s.client.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{
+		Bucket: aws.String(s.cfg.CarparkBucket), Key: aws.String(key),
 	}, whenRequired)
-	if err != nil && !isNotFound(err) {
-		return fmt.Errorf("delete staged object: %w", err)
+	if isNotFound(err) {
+		return cid.Undef, nil
+	}
+	if err != nil {
+		return cid.Undef, fmt.Errorf("read tags: %w", err)
+	}
+	for _, t := range out.TagSet {
+		if aws.ToString(t.Key) == MetaCarCID {
+			c, err := cid.Decode(aws.ToString(t.Value))
+			if err == nil && c.Type() == CodecCAR {
+				return c, nil
+			}
+		}
+	}
+	return cid.Undef, nil
+}
+
+// tagCarCID tags the CAR at key with its CAR CID: S3 fixes an object's
+// metadata when its upload begins, before the CAR CID is known, and a tag
+// is the one label that can be set afterwards without writing the object
+// again.
+func (s *S3) tagCarCID(ctx context.Context, key string, carCID cid.Cid) error {
+	_, err := s.client.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{
+		Bucket: aws.String(s.cfg.CarparkBucket), Key: aws.String(key),
+		Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String(MetaCarCID), Value: aws.String(carCID.String())}}},
+	}, whenRequired)
+	if err != nil {
+		return fmt.Errorf("tag %s with its CAR CID: %w", key, err)
 	}
 	return nil
 }
 
-// Stat reports whether the carpark holds the CAR, and its size and
-// metadata. A CAR in the carpark has been validated.
-func (s *S3) Stat(ctx context.Context, carCID cid.Cid) (Stored, bool, error) {
-	if err := checkCarCID(carCID); err != nil {
-		return Stored{}, false, fmt.Errorf("stat: %w", err)
+func storedFromHead(key string, head *s3.HeadObjectOutput) Stored {
+	st := Stored{Key: key, Bytes: aws.ToInt64(head.ContentLength)}
+	if c, err := parseCarparkKey(key); err == nil && c.Type() == CodecCAR {
+		st.CarCID = c
+	} else if c, err := cid.Decode(head.Metadata[MetaCarCID]); err == nil {
+		st.CarCID = c
 	}
-	key := CarKey(carCID)
-	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
-		Bucket: aws.String(s.cfg.CarparkBucket), Key: aws.String(key),
-	}, whenRequired)
-	if isNotFound(err) {
-		return Stored{}, false, nil
-	}
-	if err != nil {
-		return Stored{}, false, fmt.Errorf("stat %s: %w", key, err)
-	}
-	st := Stored{Key: key, Bytes: aws.ToInt64(head.ContentLength), CarCID: carCID}
 	st.Root, _ = cid.Decode(head.Metadata[MetaRoot])
 	st.RequestID = head.Metadata[MetaRequestID]
 	st.Structure = head.Metadata[MetaStructure]
-	return st, true, nil
+	return st
 }
 
-// Open returns the CAR's bytes from the carpark, or ErrNotFound. The caller
-// closes the reader.
-func (s *S3) Open(ctx context.Context, carCID cid.Cid) (io.ReadCloser, error) {
-	if err := checkCarCID(carCID); err != nil {
+// Open returns the bytes of the CAR at key in the carpark, or ErrNotFound.
+// The caller closes the reader.
+func (s *S3) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	if _, err := parseCarparkKey(key); err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	key := CarKey(carCID)
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
 		Bucket: aws.String(s.cfg.CarparkBucket), Key: aws.String(key),
 	}, whenRequired)
@@ -433,9 +618,10 @@ func (s *S3) Open(ctx context.Context, carCID cid.Cid) (io.ReadCloser, error) {
 }
 
 // OpenUploads lists the multipart uploads begun and neither completed nor
-// aborted: in the staging bucket under the staging prefix, and in the
-// carpark bucket at carpark keys (multipart copies; a carpark shared with
-// other writers may hold their uploads too). A bucket lifecycle rule that
+// aborted: in the carpark bucket at carpark keys (CARs being written, and
+// staged ones not yet promoted; a carpark shared with other writers may
+// hold their uploads too), and in the staging bucket under the staging
+// prefix (what versions before writing into the carpark left). A bucket lifecycle rule that
 // aborts incomplete multipart uploads cleans up after crashed processes.
 func (s *S3) OpenUploads(ctx context.Context) ([]OpenUpload, error) {
 	out, err := s.listUploads(ctx, s.cfg.StagingBucket, s.cfg.StagingPrefix, AreaStaging)
@@ -449,7 +635,7 @@ func (s *S3) OpenUploads(ctx context.Context) ([]OpenUpload, error) {
 	for _, u := range carpark {
 		// In a shared bucket, staging uploads are listed once, and other
 		// writers' uploads not at all.
-		if !isCarKey(u.Key) {
+		if _, err := parseCarparkKey(u.Key); err != nil {
 			continue
 		}
 		out = append(out, u)

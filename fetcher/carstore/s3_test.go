@@ -5,7 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"runtime"
 	"slices"
@@ -33,17 +36,15 @@ var s3Backend = carstoretest.Backend{
 	New: func(t *testing.T, tune carstoretest.Tuning) carstoretest.Instance {
 		srv := s3test.Start(t)
 		cfg := carstore.S3Config{
-			StagingBucket:          srv.CreateBucket(t, "staging"),
-			CarparkBucket:          srv.CreateBucket(t, "carpark"),
-			StagingPrefix:          "staging/",
-			Endpoint:               srv.Endpoint,
-			Region:                 srv.Region,
-			AccessKeyID:            srv.AccessKey,
-			SecretAccessKey:        srv.SecretKey,
-			PartSize:               tune.PartSize,
-			Concurrency:            tune.Concurrency,
-			MultipartCopyThreshold: tune.MultipartCopyThreshold,
-			CopyPartSize:           tune.CopyPartSize,
+			StagingBucket:   srv.CreateBucket(t, "staging"),
+			CarparkBucket:   srv.CreateBucket(t, "carpark"),
+			StagingPrefix:   "staging/",
+			Endpoint:        srv.Endpoint,
+			Region:          srv.Region,
+			AccessKeyID:     srv.AccessKey,
+			SecretAccessKey: srv.SecretKey,
+			PartSize:        tune.PartSize,
+			Concurrency:     tune.Concurrency,
 		}
 		return s3Instance(t, srv, cfg)
 	},
@@ -57,15 +58,27 @@ func s3Instance(t *testing.T, srv *s3test.Server, cfg carstore.S3Config) carstor
 	return carstoretest.Instance{
 		Store: store,
 		Keys: func(t *testing.T, area carstore.Area) []string {
-			if area == carstore.AreaStaging {
-				return objectKeys(t, srv.Client, cfg.StagingBucket, cfg.StagingPrefix)
+			if area == carstore.AreaCarpark {
+				return objectKeys(t, srv.Client, cfg.CarparkBucket, "")
 			}
-			return objectKeys(t, srv.Client, cfg.CarparkBucket, "")
+			// Staged CARs: the markers Complete has written its checksum in.
+			var staged []string
+			for _, key := range objectKeys(t, srv.Client, cfg.StagingBucket, cfg.StagingPrefix) {
+				if m := readMarker(t, srv.Client, cfg.StagingBucket, cfg.StagingPrefix+key); m.Checksum != "" {
+					staged = append(staged, key)
+				}
+			}
+			return staged
 		},
+		// A stray writer puts other bytes as the first part of the upload
+		// the marker names, with their own (right) SHA-256.
 		Overwrite: func(t *testing.T, key string, data []byte) {
-			_, err := srv.Client.PutObject(context.Background(), &s3.PutObjectInput{
-				Bucket: aws.String(cfg.StagingBucket), Key: aws.String(cfg.StagingPrefix + key),
-				Body: bytes.NewReader(data),
+			m := readMarker(t, srv.Client, cfg.StagingBucket, cfg.StagingPrefix+key)
+			sum := sha256.Sum256(data)
+			_, err := srv.Client.UploadPart(context.Background(), &s3.UploadPartInput{
+				Bucket: aws.String(cfg.CarparkBucket), Key: aws.String(m.Key), UploadId: aws.String(m.UploadID),
+				PartNumber: aws.Int32(1), Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
+				ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
 			})
 			if err != nil {
 				t.Fatalf("overwrite %s: %v", key, err)
@@ -75,6 +88,28 @@ func s3Instance(t *testing.T, srv *s3test.Server, cfg carstore.S3Config) carstor
 }
 
 func TestS3Conformance(t *testing.T) { carstoretest.Run(t, s3Backend) }
+
+// stagingMarker is what the S3 store keeps at a staging key.
+type stagingMarker struct {
+	Key      string `json:"key"`
+	UploadID string `json:"upload_id"`
+	Bytes    int64  `json:"bytes"`
+	Checksum string `json:"checksum"`
+}
+
+func readMarker(t *testing.T, c *s3.Client, bucket, key string) stagingMarker {
+	t.Helper()
+	out, err := c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("read marker %s: %v", key, err)
+	}
+	defer out.Body.Close()
+	var m stagingMarker
+	if err := json.NewDecoder(out.Body).Decode(&m); err != nil {
+		t.Fatalf("read marker %s: %v", key, err)
+	}
+	return m
+}
 
 // objectKeys lists a bucket's keys under prefix, with the prefix cut.
 func objectKeys(t *testing.T, c *s3.Client, bucket, prefix string) []string {
@@ -164,82 +199,51 @@ func (f s3Fixture) stage(t *testing.T, key string, data []byte, meta carstore.Me
 	return st
 }
 
-// Promote takes the server's own checksums as proof where they are one, and
-// reads the CAR back only where they are not: with the composite SHA-256 of
-// pickup's multipart upload and the Checksum that Complete returned, or with
-// a full-object SHA-256 (an object put in one request), nothing is read
-// back; a checksum that contradicts the CAR CID fails validation.
-func TestS3ValidationUsesServerChecksums(t *testing.T) {
+// The CAR is written once, where it stays: staged, it is an open multipart
+// upload at its RootKey in the carpark bucket, with its metadata, invisible
+// there, and a marker at its staging key names the upload; Promote reads
+// nothing back and writes nothing but a tag (no GET of a CAR, no PUT of
+// bytes or copy), and completes the upload, which the server confirms with
+// the composite SHA-256 that the staged checksum holds.
+func TestS3WritesEachByteOnce(t *testing.T) {
 	f := newS3Fixture(t, carstore.S3Config{PartSize: 5 * carstore.MiB})
-	put := func(t *testing.T, key string, data []byte, algo types.ChecksumAlgorithm) {
-		_, err := f.srv.Client.PutObject(context.Background(), &s3.PutObjectInput{
-			Bucket: aws.String(f.cfg.StagingBucket), Key: aws.String(key), Body: bytes.NewReader(data), ChecksumAlgorithm: algo,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	cases := []struct {
-		name string
-		// store puts data at key and returns the Checksum to expect.
-		store    func(t *testing.T, key string, data []byte, meta carstore.Metadata) string
-		valid    bool
-		readBack bool
-	}{
-		{"multipart upload with its checksum", func(t *testing.T, key string, data []byte, meta carstore.Metadata) string {
-			return f.stage(t, key, data, meta).Checksum
-		}, true, false},
-		{"multipart upload without its checksum", func(t *testing.T, key string, data []byte, meta carstore.Metadata) string {
-			f.stage(t, key, data, meta)
-			return ""
-		}, true, true},
-		{"single put with SHA-256", func(t *testing.T, key string, data []byte, _ carstore.Metadata) string {
-			put(t, key, data, types.ChecksumAlgorithmSha256)
-			return ""
-		}, true, false},
-		{"single put with SHA-256 of other bytes", func(t *testing.T, key string, data []byte, _ carstore.Metadata) string {
-			other := bytes.Clone(data)
-			other[7] ^= 0x80
-			put(t, key, other, types.ChecksumAlgorithmSha256)
-			return ""
-		}, false, false},
-		{"single put without checksum", func(t *testing.T, key string, data []byte, _ carstore.Metadata) string {
-			put(t, key, data, "")
-			return ""
-		}, true, true},
-	}
-	for i, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			data, meta, carCID := testCar(t, 11*carstore.MiB+i)
-			key := carstore.StagingKey(meta.RequestID, 1)
-			checksum := tc.store(t, key, data, meta)
-			f.rec.take()
-			_, err := f.store.Promote(context.Background(), key, carstore.Expected{Bytes: int64(len(data)), CarCID: carCID, Metadata: meta, Checksum: checksum})
-			if tc.valid && err != nil || !tc.valid && !errors.Is(err, carstore.ErrValidation) {
-				t.Fatalf("promote: %v, want valid %v", err, tc.valid)
-			}
-			readBack := slices.ContainsFunc(f.rec.take(), func(r string) bool {
-				return strings.HasPrefix(r, "GET /"+f.cfg.StagingBucket+"/"+key)
-			})
-			if readBack != tc.readBack {
-				t.Errorf("staged object read back: %v, want %v", readBack, tc.readBack)
-			}
-		})
-	}
-}
-
-// The staged object of a multipart upload carries its metadata and the
-// composite SHA-256 the uploader computed, as the server reports it.
-func TestS3StagedObject(t *testing.T) {
-	f := newS3Fixture(t, carstore.S3Config{PartSize: 5 * carstore.MiB})
+	ctx := context.Background()
 	data, meta, carCID := testCar(t, 11*carstore.MiB)
 	key := carstore.StagingKey(meta.RequestID, 1)
 	st := f.stage(t, key, data, meta)
 	if st.Checksum == "" || st.CarCID != carCID || st.Bytes != int64(len(data)) {
 		t.Fatalf("staged %+v, want a checksum, CAR CID %s, %d bytes", st, carCID, len(data))
 	}
-	head, err := f.srv.Client.HeadObject(context.Background(), &s3.HeadObjectInput{
-		Bucket: aws.String(f.cfg.StagingBucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled,
+	if keys := objectKeys(t, f.srv.Client, f.cfg.CarparkBucket, ""); len(keys) != 0 {
+		t.Fatalf("a staged CAR is visible in the carpark: %v", keys)
+	}
+	uploads, err := f.srv.Client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(f.cfg.CarparkBucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := carstore.RootKey(meta.Root)
+	if len(uploads.Uploads) != 1 || aws.ToString(uploads.Uploads[0].Key) != root {
+		t.Fatalf("open uploads in the carpark bucket %+v, want one at %s", uploads.Uploads, root)
+	}
+	if m := readMarker(t, f.srv.Client, f.cfg.StagingBucket, key); m.Key != root || m.UploadID != aws.ToString(uploads.Uploads[0].UploadId) || m.Checksum != st.Checksum || m.Bytes != st.Bytes {
+		t.Fatalf("marker %+v, want upload %s at %s, %d bytes, checksum %s", m, aws.ToString(uploads.Uploads[0].UploadId), root, st.Bytes, st.Checksum)
+	}
+
+	f.rec.take()
+	stored, err := f.store.Promote(ctx, key, carstore.Expected{Bytes: st.Bytes, CarCID: carCID, Metadata: meta, Checksum: st.Checksum})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Key != root {
+		t.Fatalf("promoted to %s, want %s", stored.Key, root)
+	}
+	for _, r := range f.rec.take() {
+		if readsBack(f.cfg.CarparkBucket, root)(r) || strings.HasPrefix(r, "PUT /"+f.cfg.CarparkBucket+"/") && !strings.HasSuffix(r, "?tagging=") {
+			t.Errorf("promote read back or wrote CAR bytes: %s", r)
+		}
+	}
+	head, err := f.srv.Client.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket: aws.String(f.cfg.CarparkBucket), Key: aws.String(root), ChecksumMode: types.ChecksumModeEnabled,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -248,52 +252,121 @@ func TestS3StagedObject(t *testing.T) {
 		t.Errorf("server's checksum %q is not the staged one %q (3 parts)", got, st.Checksum)
 	}
 	if head.Metadata[carstore.MetaRoot] != meta.Root.String() || head.Metadata[carstore.MetaRequestID] != meta.RequestID ||
-		aws.ToString(head.ContentType) != "application/vnd.ipld.car" {
-		t.Errorf("staged object's metadata %v, type %q", head.Metadata, aws.ToString(head.ContentType))
+		head.Metadata[carstore.MetaStructure] != carstore.StructureComplete || aws.ToString(head.ContentType) != "application/vnd.ipld.car" {
+		t.Errorf("carpark object's metadata %v, type %q", head.Metadata, aws.ToString(head.ContentType))
 	}
 }
 
-// CARs over the threshold reach the carpark by a multipart copy (the
-// object's ETag tells: "<md5>-<parts>"), smaller ones by one CopyObject.
-func TestS3CopyPathByThreshold(t *testing.T) {
-	f := newS3Fixture(t, carstore.S3Config{
-		PartSize: 5 * carstore.MiB, MultipartCopyThreshold: 8 * carstore.MiB, CopyPartSize: 5 * carstore.MiB,
-	})
-	for _, tc := range []struct {
-		size  int
-		parts string
-	}{
-		{8 * carstore.MiB, ""},    // at the threshold: one CopyObject
-		{13 * carstore.MiB, "-3"}, // above: 5 + 5 + 3 MiB
-	} {
-		data, meta, carCID := testCar(t, tc.size)
-		key := carstore.StagingKey(meta.RequestID, 1)
-		st := f.stage(t, key, data, meta)
-		f.rec.take()
-		if _, err := f.store.Promote(context.Background(), key, carstore.Expected{Bytes: int64(len(data)), CarCID: carCID, Metadata: meta, Checksum: st.Checksum}); err != nil {
-			t.Fatal(err)
-		}
-		copies := 0
-		for _, r := range f.rec.take() {
-			if strings.Contains(r, "partNumber=") {
-				copies++
-			}
-		}
-		head, err := f.srv.Client.HeadObject(context.Background(), &s3.HeadObjectInput{
-			Bucket: aws.String(f.cfg.CarparkBucket), Key: aws.String(carstore.CarKey(carCID)),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		etag := strings.Trim(aws.ToString(head.ETag), `"`)
-		_, suffix, _ := strings.Cut(etag, "-")
-		if tc.parts == "" && (suffix != "" || copies != 0) || tc.parts != "" && ("-"+suffix != tc.parts || copies != 3) {
-			t.Errorf("%d bytes: carpark ETag %s, %d part copies; want parts %q", tc.size, etag, copies, tc.parts)
-		}
-		if head.Metadata[carstore.MetaCarCID] != carCID.String() || head.Metadata[carstore.MetaStructure] != "Complete" {
-			t.Errorf("%d bytes: carpark metadata %v", tc.size, head.Metadata)
-		}
+// A CAR in the carpark is never replaced: the same CAR staged with parts
+// of another size (another composite SHA-256) is read back once and found
+// the same, and promotes to the CAR there; other bytes for the same root
+// fail validation and leave the carpark's CAR as it was.
+func TestS3CarparkCARNeverReplaced(t *testing.T) {
+	f := newS3Fixture(t, carstore.S3Config{PartSize: 5 * carstore.MiB})
+	ctx := context.Background()
+	data, meta, carCID := testCar(t, 13*carstore.MiB)
+	key := carstore.StagingKey(meta.RequestID, 1)
+	first, err := f.store.Promote(ctx, key, expected(f.stage(t, key, data, meta), meta))
+	if err != nil {
+		t.Fatal(err)
 	}
+	// A second store on the same buckets, with 6 MiB parts.
+	rec := &recorder{next: &http.Client{}}
+	store, err := carstore.NewS3WithClient(f.srv.NewClient(func(o *s3.Options) { o.HTTPClient = rec }), carstore.S3Config{
+		StagingBucket: f.cfg.StagingBucket, CarparkBucket: f.cfg.CarparkBucket, PartSize: 6 * carstore.MiB,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta2 := carstore.Metadata{Root: meta.Root, RequestID: "another"}
+	key2 := carstore.StagingKey(meta2.RequestID, 1)
+	st2 := stageWith(t, store, key2, data, meta2)
+	if st2.CarCID != carCID {
+		t.Fatalf("staged %+v, want CAR CID %s", st2, carCID)
+	}
+	rec.take()
+	again, err := store.Promote(ctx, key2, expected(st2, meta2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.RequestID != meta.RequestID || again.Key != first.Key {
+		t.Fatalf("promoted %+v, want the first request's CAR %+v", again, first)
+	}
+	// The carpark's CAR is tagged with its CAR CID: that tells, without
+	// reading it back.
+	if reqs := rec.take(); slices.ContainsFunc(reqs, readsBack(f.cfg.CarparkBucket, first.Key)) {
+		t.Errorf("the carpark's CAR was read back: %v", reqs)
+	}
+	// Untagged (tagged by no one yet: a Promote stopped between completing
+	// and tagging), it is read back, found the same, and tagged.
+	if _, err := f.srv.Client.DeleteObjectTagging(ctx, &s3.DeleteObjectTaggingInput{Bucket: aws.String(f.cfg.CarparkBucket), Key: aws.String(first.Key)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := store.Stat(ctx, meta.Root, carCID); ok || err != nil {
+		t.Fatalf("stat of an untagged CAR: %v, %v; want absent", ok, err)
+	}
+	st2 = stageWith(t, store, key2, data, meta2)
+	rec.take()
+	if _, err := store.Promote(ctx, key2, expected(st2, meta2)); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := rec.take(); !slices.ContainsFunc(reqs, readsBack(f.cfg.CarparkBucket, first.Key)) {
+		t.Errorf("an untagged CAR in parts of another size was not read back: %v", reqs)
+	}
+	if st, ok, err := store.Stat(ctx, meta.Root, carCID); !ok || err != nil || st.Key != first.Key {
+		t.Fatalf("stat after promote: %+v, %v, %v", st, ok, err)
+	}
+
+	spoilt := bytes.Clone(data)
+	spoilt[len(spoilt)-1] ^= 1
+	key3 := carstore.StagingKey("spoilt", 1)
+	meta3 := carstore.Metadata{Root: meta.Root, RequestID: "spoilt"}
+	st3 := stageWith(t, f.store, key3, spoilt, meta3)
+	if _, err := f.store.Promote(ctx, key3, expected(st3, meta3)); !errors.Is(err, carstore.ErrValidation) {
+		t.Fatalf("promote of other bytes for the root: %v, want ErrValidation", err)
+	}
+	r, err := f.store.Open(ctx, first.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, _ := io.ReadAll(r); !bytes.Equal(got, data) {
+		t.Fatal("the carpark's CAR changed")
+	}
+	if keys := objectKeys(t, f.srv.Client, f.cfg.StagingBucket, ""); len(keys) != 0 {
+		t.Errorf("staging holds %v", keys)
+	}
+	if open, err := f.store.OpenUploads(ctx); err != nil || len(open) != 0 {
+		t.Errorf("open uploads %+v, %v", open, err)
+	}
+}
+
+// readsBack tells a recorded GET of the object's bytes.
+func readsBack(bucket, key string) func(string) bool {
+	return func(r string) bool {
+		path, query, _ := strings.Cut(r, "?")
+		return path == "GET /"+bucket+"/"+key && (query == "" || query == "x-id=GetObject")
+	}
+}
+
+func expected(st carstore.Staged, meta carstore.Metadata) carstore.Expected {
+	return carstore.Expected{Bytes: st.Bytes, CarCID: st.CarCID, Metadata: meta, Checksum: st.Checksum}
+}
+
+func stageWith(t *testing.T, store *carstore.S3, key string, data []byte, meta carstore.Metadata) carstore.Staged {
+	t.Helper()
+	up, err := store.Stage(context.Background(), key, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	st, err := up.Complete(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // When S3 goes down mid-upload, the upload fails; Abort cannot reach the
@@ -324,8 +397,8 @@ func TestS3DownMidUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(open) != 1 || open[0].Key != key {
-		t.Fatalf("open uploads after the outage: %+v, want %s", open, key)
+	if len(open) != 1 || open[0].Key != carstore.RootKey(meta.Root) || open[0].Area != carstore.AreaCarpark {
+		t.Fatalf("open uploads after the outage: %+v, want one at %s in the carpark", open, carstore.RootKey(meta.Root))
 	}
 	if err := up.Abort(ctx); err != nil {
 		t.Fatalf("abort after the outage: %v", err)
@@ -357,9 +430,6 @@ func TestS3ConfigValidate(t *testing.T) {
 		{"part size of 5 MiB", func(c *carstore.S3Config) { c.PartSize = 5 * carstore.MiB }, true},
 		{"part size over 5 GiB", func(c *carstore.S3Config) { c.PartSize = 5*carstore.GiB + 1 }, false},
 		{"negative concurrency", func(c *carstore.S3Config) { c.Concurrency = -1 }, false},
-		{"copy threshold over 5 GiB", func(c *carstore.S3Config) { c.MultipartCopyThreshold = 5*carstore.GiB + 1 }, false},
-		{"copy threshold of 1 byte", func(c *carstore.S3Config) { c.MultipartCopyThreshold = 1 }, true},
-		{"copy part size under 5 MiB", func(c *carstore.S3Config) { c.CopyPartSize = 1 }, false},
 		{"prefix with a space", func(c *carstore.S3Config) { c.StagingPrefix = "a b/" }, false},
 	}
 	for _, tc := range cases {
@@ -376,7 +446,7 @@ func TestS3ConfigValidate(t *testing.T) {
 		})
 	}
 	d := ok.WithDefaults()
-	if d.PartSize != 8*carstore.MiB || d.Concurrency != 2 || d.MultipartCopyThreshold != 5*carstore.GiB {
+	if d.PartSize != 8*carstore.MiB || d.Concurrency != 2 {
 		t.Errorf("defaults %+v", d)
 	}
 }

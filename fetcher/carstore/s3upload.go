@@ -31,16 +31,18 @@ const (
 	stateAborted
 )
 
-// s3Upload streams a CAR into a multipart upload: Write fills a part
-// buffer; each full buffer is sent as a part by a goroutine of its own,
-// at most Concurrency at once, while Write fills the next. Every part
-// carries its SHA-256, which the server checks; the senders also hash the
-// whole stream, in part order, for the CAR CID. Write itself only copies,
-// so the fetch that calls it is not slowed by hashing.
+// s3Upload streams a CAR into a multipart upload at its carpark key
+// (RootKey): Write fills a part buffer; each full buffer is sent as a part
+// by a goroutine of its own, at most Concurrency at once, while Write fills
+// the next. Every part carries its SHA-256, which the server checks; the
+// senders also hash the whole stream, in part order, for the CAR CID.
+// Write itself only copies, so the fetch that calls it is not slowed by
+// hashing. Nothing of it is visible in the carpark until Promote completes
+// the upload; the staging marker names it meanwhile.
 type s3Upload struct {
 	s      *S3
-	key    string // as the caller gave it
-	object string // in the staging bucket, with the prefix
+	key    string // the staging key, as the caller gave it
+	object string // the carpark key the upload writes to
 	id     string // of the multipart upload
 
 	// ctx is the parts' context: the caller's, cancelled with a cause by
@@ -68,22 +70,35 @@ type s3Upload struct {
 }
 
 func (s *S3) newUpload(ctx context.Context, key string, meta Metadata) (*s3Upload, error) {
-	object := s.stagingKey(key)
+	object := RootKey(meta.Root)
 	out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket:            aws.String(s.cfg.StagingBucket),
-		Key:               aws.String(object),
-		ContentType:       aws.String(contentTypeCAR),
-		Metadata:          map[string]string{MetaRoot: meta.Root.String(), MetaRequestID: meta.RequestID},
+		Bucket:      aws.String(s.cfg.CarparkBucket),
+		Key:         aws.String(object),
+		ContentType: aws.String(contentTypeCAR),
+		Metadata: map[string]string{
+			MetaRoot: meta.Root.String(), MetaRequestID: meta.RequestID, MetaStructure: StructureComplete,
+		},
 		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
 		ChecksumType:      types.ChecksumTypeComposite,
 	}, whenRequired)
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: begin multipart upload: %w", key, err)
 	}
+	id := aws.ToString(out.UploadId)
+	// The marker goes first, before any part: a process killed from here
+	// on leaves an upload that Discard finds by the request's id.
+	if err := s.putMarker(ctx, key, marker{Key: object, UploadID: id}); err != nil {
+		cctx, cancel := s.cleanupContext(ctx)
+		defer cancel()
+		_, aerr := s.client.AbortMultipartUpload(cctx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(s.cfg.CarparkBucket), Key: aws.String(object), UploadId: aws.String(id),
+		}, whenRequired)
+		return nil, errors.Join(fmt.Errorf("stage %s: %w", key, err), aerr)
+	}
 	uctx, cancel := context.WithCancelCause(ctx)
-	s.log.DebugContext(ctx, "upload begun", "key", key, "upload_id", aws.ToString(out.UploadId))
+	s.log.DebugContext(ctx, "upload begun", "key", key, "carpark_key", object, "upload_id", id)
 	return &s3Upload{
-		s: s, key: key, object: object, id: aws.ToString(out.UploadId),
+		s: s, key: key, object: object, id: id,
 		ctx: uctx, cancel: cancel,
 		next:   1,
 		full:   sha256.New(),
@@ -181,7 +196,7 @@ func (u *s3Upload) uploadPart(num int32, buf *[]byte, n int, prev <-chan struct{
 	sum := sha256.Sum256(data)
 	b64 := base64.StdEncoding.EncodeToString(sum[:])
 	out, err := u.s.client.UploadPart(u.ctx, &s3.UploadPartInput{
-		Bucket:         aws.String(u.s.cfg.StagingBucket),
+		Bucket:         aws.String(u.s.cfg.CarparkBucket),
 		Key:            aws.String(u.object),
 		UploadId:       aws.String(u.id),
 		PartNumber:     aws.Int32(num),
@@ -213,10 +228,11 @@ func (u *s3Upload) HashesCAR() {}
 // dag.BufferingSink).
 func (u *s3Upload) BuffersWrites() {}
 
-// Complete sends the last part, waits for all, and completes the multipart
-// upload. The server checks the size and computes the composite SHA-256 of
-// the parts; if it reports one, it must be the one computed here, and it
-// goes into Staged.Checksum.
+// Complete sends the last part and waits for all; the server has checked
+// each part against its SHA-256. It does not complete the multipart upload:
+// that makes the CAR visible in the carpark, which only Promote may do. It
+// records what was written (size, the checksum token) in the staging
+// marker, and returns it.
 func (u *s3Upload) Complete(ctx context.Context) (Staged, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -233,7 +249,7 @@ func (u *s3Upload) Complete(ctx context.Context) (Staged, error) {
 		return Staged{}, err
 	}
 	u.state = stateCompleted
-	u.s.log.DebugContext(ctx, "upload completed", "key", u.key, "bytes", st.Bytes, "car_cid", st.CarCID)
+	u.s.log.DebugContext(ctx, "upload staged", "key", u.key, "bytes", st.Bytes, "car_cid", st.CarCID)
 	return st, nil
 }
 
@@ -254,36 +270,19 @@ func (u *s3Upload) complete(ctx context.Context) (Staged, error) {
 	if err := u.failure(); err != nil {
 		return Staged{}, err
 	}
-	composite := compositeChecksum(u.digests)
-	out, err := u.s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket:          aws.String(u.s.cfg.StagingBucket),
-		Key:             aws.String(u.object),
-		UploadId:        aws.String(u.id),
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: u.parts},
-		MpuObjectSize:   aws.Int64(u.total),
-	}, whenRequired)
-	if err != nil {
-		return Staged{}, err
-	}
-	st := Staged{Key: u.key, Bytes: u.total}
 	var tok checksumToken
 	u.full.Sum(tok.full[:0])
-	st.CarCID = CarCID(tok.full[:])
-	switch got := aws.ToString(out.ChecksumSHA256); got {
-	case "":
-		// The server keeps no checksum: Promote will read the object back.
-	case composite:
-		tok.composite = composite
-		st.Checksum = tok.String()
-	default:
-		return Staged{}, fmt.Errorf("server's composite SHA-256 is %s, the parts sent make %s", got, composite)
+	tok.composite = compositeChecksum(u.digests)
+	st := Staged{Key: u.key, Bytes: u.total, CarCID: CarCID(tok.full[:]), Checksum: tok.String()}
+	if err := u.s.putMarker(ctx, u.key, marker{Key: u.object, UploadID: u.id, Bytes: st.Bytes, Checksum: st.Checksum}); err != nil {
+		return Staged{}, err
 	}
 	return st, nil
 }
 
 // Abort stops the parts in flight, then aborts the multipart upload and
-// deletes the object (which exists after Complete, or after a Complete
-// whose answer was lost).
+// deletes the staging marker. It never deletes from the carpark: after a
+// Promote, the upload is complete and there is nothing to abort.
 func (u *s3Upload) Abort(ctx context.Context) error {
 	u.cancel(errAborted) // makes a blocked Write return, and stops the parts
 	u.mu.Lock()
@@ -311,20 +310,5 @@ func (u *s3Upload) cleanup(ctx context.Context) error {
 	}
 	ctx, cancel := u.s.cleanupContext(ctx)
 	defer cancel()
-	var errs []error
-	if u.state != stateCompleted {
-		_, err := u.s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-			Bucket: aws.String(u.s.cfg.StagingBucket), Key: aws.String(u.object), UploadId: aws.String(u.id),
-		}, whenRequired)
-		if err != nil && !isNotFound(err) {
-			errs = append(errs, fmt.Errorf("abort multipart upload: %w", err))
-		}
-	}
-	_, err := u.s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
-		Bucket: aws.String(u.s.cfg.StagingBucket), Key: aws.String(u.object),
-	}, whenRequired)
-	if err != nil && !isNotFound(err) {
-		errs = append(errs, fmt.Errorf("delete staged object: %w", err))
-	}
-	return errors.Join(errs...)
+	return u.s.discardStaged(ctx, u.key, marker{Key: u.object, UploadID: u.id})
 }

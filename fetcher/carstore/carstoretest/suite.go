@@ -31,8 +31,8 @@ import (
 type Store interface {
 	Stage(ctx context.Context, key string, meta carstore.Metadata) (carstore.Upload, error)
 	Promote(ctx context.Context, stagedKey string, want carstore.Expected) (carstore.Stored, error)
-	Stat(ctx context.Context, carCID cid.Cid) (carstore.Stored, bool, error)
-	Open(ctx context.Context, carCID cid.Cid) (io.ReadCloser, error)
+	Stat(ctx context.Context, root, carCID cid.Cid) (carstore.Stored, bool, error)
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
 	OpenUploads(ctx context.Context) ([]carstore.OpenUpload, error)
 	Discard(ctx context.Context, requestID string) (int, error)
 }
@@ -40,21 +40,20 @@ type Store interface {
 // Tuning is the sizing a case asks of a store, so that multipart paths run
 // with small objects. A store without such knobs ignores it.
 type Tuning struct {
-	PartSize               int64
-	Concurrency            int
-	MultipartCopyThreshold int64
-	CopyPartSize           int64
+	PartSize    int64
+	Concurrency int
 }
 
 // Instance is a store under test, and ways to look at and tamper with its
 // storage behind its back.
 type Instance struct {
 	Store Store
-	// Keys lists the keys of the objects in an area, from the storage
-	// itself, sorted.
+	// Keys lists, from the storage itself, sorted, the keys of the CARs in
+	// an area: in the carpark, what is visible there; in staging, the
+	// staging keys of CARs staged (completed) and not yet promoted.
 	Keys func(t *testing.T, area carstore.Area) []string
-	// Overwrite replaces (or creates) the staged object at key with data,
-	// as a faulty disk or a stray writer would.
+	// Overwrite replaces the bytes staged at key with data, as a faulty
+	// disk or a stray writer would (data fits in one part).
 	Overwrite func(t *testing.T, stagedKey string, data []byte)
 }
 
@@ -64,14 +63,9 @@ type Backend struct {
 	New func(t *testing.T, tune Tuning) Instance
 }
 
-// smallParts makes multipart uploads and copies happen with small objects:
-// 5 MiB is the smallest part S3 takes.
-var smallParts = Tuning{
-	PartSize:               5 * carstore.MiB,
-	Concurrency:            3,
-	MultipartCopyThreshold: 6 * carstore.MiB,
-	CopyPartSize:           5 * carstore.MiB,
-}
+// smallParts makes multipart uploads happen with small objects: 5 MiB is
+// the smallest part S3 takes.
+var smallParts = Tuning{PartSize: 5 * carstore.MiB, Concurrency: 3}
 
 // Run runs every case of the suite against b.
 func Run(t *testing.T, b Backend) {
@@ -80,7 +74,7 @@ func Run(t *testing.T, b Backend) {
 		run  func(*testing.T, Backend)
 	}{
 		{"RoundTrip", testRoundTrip},
-		{"MultipartCopy", testMultipartCopy},
+		{"ManyParts", testManyParts},
 		{"AbortLeavesNothing", testAbort},
 		{"AbortAfterCompleteDeletesStaged", testAbortAfterComplete},
 		{"ReaderFailsMidStream", testReaderFails},
@@ -89,7 +83,7 @@ func Run(t *testing.T, b Backend) {
 		{"OpenUploadsListsUnfinished", testOpenUploads},
 		{"PromoteRejectsMismatch", testPromoteMismatch},
 		{"PromoteTwice", testPromoteTwice},
-		{"PromoteAfterCrashBeforeDelete", testPromoteAfterCrash},
+		{"PromoteWhenTheCarparkHasIt", testPromoteAfterCrash},
 		{"SameCarFromTwoRequests", testSameCarTwoRequests},
 		{"StatAndOpenAbsent", testAbsent},
 		{"ConcurrentUploads", testConcurrent},
@@ -174,24 +168,28 @@ func promote(t *testing.T, s Store, key string, want carstore.Expected) carstore
 }
 
 // checkInCarpark checks that the carpark holds exactly c's bytes with c's
-// metadata.
-func checkInCarpark(t *testing.T, s Store, c car) {
+// metadata at key, where Promote said it put them: its CarKey or its
+// RootKey, as the store lays the carpark out.
+func checkInCarpark(t *testing.T, s Store, key string, c car) {
 	t.Helper()
 	ctx := context.Background()
-	st, ok, err := s.Stat(ctx, c.cid)
+	if key != carstore.CarKey(c.cid) && key != carstore.RootKey(c.meta.Root) {
+		t.Fatalf("CAR %s of root %s at %s, neither its CarKey nor its RootKey", c.cid, c.meta.Root, key)
+	}
+	st, ok, err := s.Stat(ctx, c.meta.Root, c.cid)
 	if err != nil || !ok {
-		t.Fatalf("stat %s: present %v, %v", c.cid, ok, err)
+		t.Fatalf("stat %s: present %v, %v", key, ok, err)
 	}
 	want := carstore.Stored{
-		Key: carstore.CarKey(c.cid), Bytes: int64(len(c.data)), CarCID: c.cid,
+		Key: key, Bytes: int64(len(c.data)), CarCID: c.cid,
 		Root: c.meta.Root, RequestID: c.meta.RequestID, Structure: carstore.StructureComplete,
 	}
 	if st != want {
-		t.Fatalf("stat %s:\n got %+v\nwant %+v", c.cid, st, want)
+		t.Fatalf("stat %s:\n got %+v\nwant %+v", key, st, want)
 	}
-	r, err := s.Open(ctx, c.cid)
+	r, err := s.Open(ctx, key)
 	if err != nil {
-		t.Fatalf("open %s: %v", c.cid, err)
+		t.Fatalf("open %s: %v", key, err)
 	}
 	defer r.Close()
 	got, err := io.ReadAll(r)
@@ -263,25 +261,25 @@ func testRoundTrip(t *testing.T, b Backend) {
 					want.Checksum = ""
 				}
 				stored := promote(t, in.Store, key, want)
-				if stored.Key != carstore.CarKey(c.cid) || stored.Bytes != int64(sz.size) {
+				if stored.Bytes != int64(sz.size) || stored.CarCID != c.cid {
 					t.Fatalf("promoted to %+v", stored)
 				}
-				checkInCarpark(t, in.Store, c)
+				checkInCarpark(t, in.Store, stored.Key, c)
 				checkNothingLeft(t, in)
 			})
 		}
 	}
 }
 
-// A CAR over the multipart copy threshold reaches the carpark intact, with
-// its metadata (the path S3 needs for CARs over 5 GiB).
-func testMultipartCopy(t *testing.T, b Backend) {
+// A CAR of many parts, more than are sent at once, reaches the carpark
+// intact, with its metadata.
+func testManyParts(t *testing.T, b Backend) {
 	in := b.New(t, smallParts)
-	c := newCar(200, 12*carstore.MiB+12345)
+	c := newCar(200, 22*carstore.MiB+12345)
 	key := carstore.StagingKey(c.meta.RequestID, 1)
 	st := stage(t, in.Store, key, c)
-	promote(t, in.Store, key, c.expected(st))
-	checkInCarpark(t, in.Store, c)
+	stored := promote(t, in.Store, key, c.expected(st))
+	checkInCarpark(t, in.Store, stored.Key, c)
 	checkNothingLeft(t, in)
 }
 
@@ -436,7 +434,9 @@ func testAbortUnblocksWrite(t *testing.T, b Backend) {
 }
 
 // OpenUploads names an upload begun and not finished, and forgets it once
-// completed: what the end-to-end tests and the metrics count.
+// promoted (a staged CAR may still be an open upload: the S3 store
+// completes it when it promotes it): what the end-to-end tests and the
+// metrics count.
 func testOpenUploads(t *testing.T, b Backend) {
 	in := b.New(t, smallParts)
 	ctx := context.Background()
@@ -453,18 +453,23 @@ func testOpenUploads(t *testing.T, b Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(open) != 1 || open[0].Key != key || open[0].Area != carstore.AreaStaging || open[0].Initiated.IsZero() {
-		t.Fatalf("open uploads %+v, want one for %s in staging", open, key)
+	if len(open) != 1 || open[0].Initiated.IsZero() ||
+		!(open[0].Area == carstore.AreaStaging && open[0].Key == key || open[0].Area == carstore.AreaCarpark && open[0].Key == carstore.RootKey(c.meta.Root)) {
+		t.Fatalf("open uploads %+v, want one for %s in staging, or for its root in the carpark", open, key)
 	}
 	if keys := in.Keys(t, carstore.AreaStaging); len(keys) > 0 {
 		t.Fatalf("an unfinished upload is visible in staging: %v", keys)
 	}
-	if _, err := up.Complete(ctx); err != nil {
+	checkCarparkEmpty(t, in)
+	st, err := up.Complete(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
+	checkCarparkEmpty(t, in)
+	promote(t, in.Store, key, c.expected(st))
 	open, err = in.Store.OpenUploads(ctx)
 	if err != nil || len(open) > 0 {
-		t.Fatalf("after complete, open uploads %+v, %v", open, err)
+		t.Fatalf("after promote, open uploads %+v, %v", open, err)
 	}
 }
 
@@ -520,7 +525,7 @@ func testPromoteMismatch(t *testing.T, b Backend) {
 			checkNothingLeft(t, in)
 			checkCarparkEmpty(t, in)
 			for _, id := range []cid.Cid{c.cid, want.CarCID} {
-				if _, ok, err := in.Store.Stat(context.Background(), id); ok || err != nil {
+				if _, ok, err := in.Store.Stat(context.Background(), c.meta.Root, id); ok || err != nil {
 					t.Errorf("stat %s after a failed promote: present %v, %v", id, ok, err)
 				}
 			}
@@ -548,21 +553,25 @@ func testPromoteTwice(t *testing.T, b Backend) {
 	if first != second {
 		t.Fatalf("second promote %+v, first %+v", second, first)
 	}
-	checkInCarpark(t, in.Store, c)
+	checkInCarpark(t, in.Store, first.Key, c)
 	checkNothingLeft(t, in)
 }
 
-// A validator that crashed after copying a CAR into the carpark but before
-// deleting the staged object finishes the job when it promotes again.
+// A CAR staged again at a key whose CAR the carpark already holds (a
+// validator that stopped after the CAR reached the carpark, its attempt
+// run again) is promoted by discarding what is staged: the carpark's CAR
+// stays as it was.
 func testPromoteAfterCrash(t *testing.T, b Backend) {
 	in := b.New(t, smallParts)
-	c := newCar(1000, 3*carstore.MiB)
+	c := newCar(1000, 8*carstore.MiB)
 	key := carstore.StagingKey(c.meta.RequestID, 1)
 	st := stage(t, in.Store, key, c)
-	promote(t, in.Store, key, c.expected(st))
-	in.Overwrite(t, key, c.data) // the staged object the crash left
-	promote(t, in.Store, key, c.expected(st))
-	checkInCarpark(t, in.Store, c)
+	first := promote(t, in.Store, key, c.expected(st))
+	st = stage(t, in.Store, key, c)
+	if again := promote(t, in.Store, key, c.expected(st)); again != first {
+		t.Fatalf("promote again %+v, first %+v", again, first)
+	}
+	checkInCarpark(t, in.Store, first.Key, c)
 	checkNothingLeft(t, in)
 }
 
@@ -586,7 +595,7 @@ func testSameCarTwoRequests(t *testing.T, b Backend) {
 	if stored.RequestID != c.meta.RequestID {
 		t.Errorf("carpark request id %q, want the first request's %q", stored.RequestID, c.meta.RequestID)
 	}
-	checkInCarpark(t, in.Store, c)
+	checkInCarpark(t, in.Store, stored.Key, c)
 	checkNothingLeft(t, in)
 }
 
@@ -595,18 +604,21 @@ func testSameCarTwoRequests(t *testing.T, b Backend) {
 func testAbsent(t *testing.T, b Backend) {
 	in := b.New(t, smallParts)
 	ctx := context.Background()
-	if st, ok, err := in.Store.Stat(ctx, otherCID()); ok || err != nil {
+	c := newCar(1200, 1000)
+	if st, ok, err := in.Store.Stat(ctx, c.meta.Root, otherCID()); ok || err != nil {
 		t.Fatalf("stat of an absent CAR: %+v, %v, %v", st, ok, err)
 	}
-	if _, err := in.Store.Open(ctx, otherCID()); !errors.Is(err, carstore.ErrNotFound) {
-		t.Fatalf("open of an absent CAR: %v, want ErrNotFound", err)
+	for _, key := range []string{carstore.CarKey(otherCID()), carstore.RootKey(c.meta.Root)} {
+		if _, err := in.Store.Open(ctx, key); !errors.Is(err, carstore.ErrNotFound) && !errors.Is(err, carstore.ErrInvalid) {
+			t.Fatalf("open %s of an absent CAR: %v, want ErrNotFound", key, err)
+		}
 	}
 	// A staged CAR is not in the carpark until promoted.
-	c := newCar(1200, 1000)
 	stage(t, in.Store, carstore.StagingKey(c.meta.RequestID, 1), c)
-	if _, ok, err := in.Store.Stat(ctx, c.cid); ok || err != nil {
+	if _, ok, err := in.Store.Stat(ctx, c.meta.Root, c.cid); ok || err != nil {
 		t.Fatalf("stat of a staged CAR: present %v, %v", ok, err)
 	}
+	checkCarparkEmpty(t, in)
 }
 
 // Many CARs uploaded and promoted at once, as a fetcher's batch does, each
@@ -616,9 +628,10 @@ func testConcurrent(t *testing.T, b Backend) {
 	const n = 6
 	errs := make(chan error, n)
 	cars := make([]car, n)
+	keys := make([]string, n)
 	for i := range cars {
 		cars[i] = newCar(uint64(1300+i), 5*carstore.MiB+i*777_777)
-		go func(c car) {
+		go func(i int, c car) {
 			errs <- func() error {
 				ctx := context.Background()
 				key := carstore.StagingKey(c.meta.RequestID, 1)
@@ -633,18 +646,22 @@ func testConcurrent(t *testing.T, b Backend) {
 				if err != nil {
 					return err
 				}
-				_, err = in.Store.Promote(ctx, key, c.expected(st))
+				stored, err := in.Store.Promote(ctx, key, c.expected(st))
+				keys[i] = stored.Key
 				return err
 			}()
-		}(cars[i])
+		}(i, cars[i])
 	}
 	for range n {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
 	}
-	for _, c := range cars {
-		checkInCarpark(t, in.Store, c)
+	if t.Failed() {
+		t.FailNow()
+	}
+	for i, c := range cars {
+		checkInCarpark(t, in.Store, keys[i], c)
 	}
 	checkNothingLeft(t, in)
 }
@@ -681,8 +698,13 @@ func testInvalid(t *testing.T, b Backend) {
 			t.Errorf("promote expecting %+v: %v, want ErrInvalid", want, err)
 		}
 	}
-	if _, _, err := in.Store.Stat(ctx, rawCID); !errors.Is(err, carstore.ErrInvalid) {
+	if _, _, err := in.Store.Stat(ctx, c.meta.Root, rawCID); !errors.Is(err, carstore.ErrInvalid) {
 		t.Errorf("stat of a raw CID: %v, want ErrInvalid", err)
+	}
+	for _, key := range []string{"", "x/y.car", c.cid.String() + "/" + otherCID().String() + ".car", c.cid.String() + ".car", "../" + carstore.CarKey(c.cid)} {
+		if _, err := in.Store.Open(ctx, key); !errors.Is(err, carstore.ErrInvalid) {
+			t.Errorf("open %q: %v, want ErrInvalid", key, err)
+		}
 	}
 	checkNothingLeft(t, in)
 	checkCarparkEmpty(t, in)
@@ -734,16 +756,14 @@ func testDiscard(t *testing.T, b Backend) {
 	if n != 2 {
 		t.Errorf("discard removed %d things, want the open upload and the staged CAR", n)
 	}
-	uploads, err := in.Store.OpenUploads(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(uploads) != 0 {
-		t.Errorf("open uploads after discard: %v", uploads)
-	}
 	if keys := in.Keys(t, carstore.AreaStaging); !slices.Equal(keys, []string{keepStaged.Key}) {
 		t.Errorf("staging after discard holds %v, want only the other request's %s", keys, keepStaged.Key)
 	}
+	// The other request's CAR is still whole: promoted, it leaves nothing,
+	// so nothing of the discarded request's was left either.
+	stored := promote(t, in.Store, keepStaged.Key, other.expected(keepStaged))
+	checkInCarpark(t, in.Store, stored.Key, other)
+	checkNothingLeft(t, in)
 	if n, err := in.Store.Discard(ctx, c.meta.RequestID); err != nil || n != 0 {
 		t.Errorf("second discard: %d, %v; want nothing to do", n, err)
 	}
