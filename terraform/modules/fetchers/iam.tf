@@ -52,8 +52,9 @@ locals {
       Version = "2012-10-17"
       Statement = [
         {
-          # Multipart upload of a CAR, reading it back to validate it, and
-          # deleting it once it is in the carpark: staging prefix only.
+          # Each attempt's marker (which upload it writes its CAR into, and
+          # what it wrote), written, read and deleted; and what versions
+          # that staged whole CARs here left: staging prefix only.
           Sid    = "StageCars"
           Effect = "Allow"
           Action = [
@@ -66,19 +67,37 @@ locals {
           Resource = [local.staging_objects]
         },
         {
-          # Copy into the carpark (GetObject on staging above, PutObject
-          # here) and HEAD existing CARs to reuse them.
-          Sid      = "ParkCars"
-          Effect   = "Allow"
-          Action   = ["s3:PutObject", "s3:GetObject"]
+          # A CAR is written once, as a multipart upload at its key in the
+          # carpark (PutObject: create, parts, complete), validated from its
+          # parts' list, tagged with its CAR CID, aborted if it fails; HEAD
+          # and GET of CARs there, to reuse them.
+          Sid    = "ParkCars"
+          Effect = "Allow"
+          Action = [
+            "s3:PutObject",
+            "s3:GetObject",
+            "s3:AbortMultipartUpload",
+            "s3:ListMultipartUploadParts",
+            "s3:PutObjectTagging",
+            "s3:GetObjectTagging",
+          ]
           Resource = [local.carpark_objects]
         },
         {
-          # Without it a HEAD of a missing CAR answers 403, not 404.
+          # Without ListBucket a HEAD of a missing CAR answers 403, not 404;
+          # the open uploads are counted for pickup_multipart_uploads_open.
           Sid      = "ListCarpark"
           Effect   = "Allow"
-          Action   = ["s3:ListBucket"]
+          Action   = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
           Resource = [var.carpark_bucket_arn]
+        },
+        {
+          # A fetcher taking a request over finds what its earlier attempts
+          # left (markers, uploads) under the request's staging prefix.
+          Sid      = "ListStaging"
+          Effect   = "Allow"
+          Action   = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
+          Resource = [var.staging_bucket_arn]
         },
         {
           # Scale-in protection, which the fetcher sets through the ECS

@@ -173,14 +173,20 @@ run "fetcher_permissions_name_their_resources" {
       {
         Sid      = "ParkCars"
         Effect   = "Allow"
-        Action   = ["s3:PutObject", "s3:GetObject"]
+        Action   = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObjectTagging", "s3:GetObjectTagging"]
         Resource = ["arn:aws:s3:::pickup-test-carpark/*"]
       },
       {
         Sid      = "ListCarpark"
         Effect   = "Allow"
-        Action   = ["s3:ListBucket"]
+        Action   = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
         Resource = ["arn:aws:s3:::pickup-test-carpark"]
+      },
+      {
+        Sid      = "ListStaging"
+        Effect   = "Allow"
+        Action   = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
+        Resource = ["arn:aws:s3:::pickup-test-staging"]
       },
       {
         Sid      = "ProtectOwnTask"
