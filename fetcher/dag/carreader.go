@@ -117,7 +117,7 @@ func (r *CARReader) checkCutShort() error {
 		return nil
 	}
 	msg, _ := io.ReadAll(io.LimitReader(r.br, 256))
-	return Fail(pin.ReasonMissingBlock, "the source cut the CAR short: %q", bytes.TrimSpace(msg))
+	return FailDetail(pin.ReasonMissingBlock, string(bytes.TrimSpace(msg)), "the source marked the CAR cut short")
 }
 
 // buffer returns a slice of size bytes, reused if one is free.
@@ -156,7 +156,7 @@ func (r *CARReader) readHeader() error {
 	}
 	nb := basicnode.Prototype.Any.NewBuilder()
 	if err := dagcbor.Decode(nb, bytes.NewReader(raw)); err != nil {
-		return malformed("CAR header: %v", err)
+		return FailDetail(pin.ReasonSourcesFailed, err.Error(), "malformed CAR: the header is not DAG-CBOR")
 	}
 	header := nb.Build()
 	version, err := lookupInt(header, "version")
@@ -173,7 +173,7 @@ func (r *CARReader) readHeader() error {
 	for it := roots.ListIterator(); !it.Done(); {
 		_, v, err := it.Next()
 		if err != nil {
-			return malformed("CAR header roots: %v", err)
+			return FailDetail(pin.ReasonSourcesFailed, err.Error(), "malformed CAR: the header's roots do not decode")
 		}
 		var links []cid.Cid
 		if v.Kind() != datamodel.Kind_Link || collectLinks(v, &links) != nil {
@@ -205,7 +205,10 @@ func (r *CARReader) readError(what string, err error) error {
 	if errors.Is(err, varint.ErrNotMinimal) || errors.Is(err, varint.ErrOverflow) {
 		return malformed("%s: %v", what, err)
 	}
-	return fmt.Errorf("read %s: %w", what, err)
+	if _, ok := errors.AsType[*Failure](err); ok {
+		return fmt.Errorf("read %s: %w", what, err)
+	}
+	return FailRequest("read the "+what, err)
 }
 
 func malformed(format string, args ...any) error {

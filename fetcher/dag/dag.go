@@ -192,12 +192,24 @@ type Result struct {
 
 // Failure is why a source, or a whole attempt, failed. Callers record
 // Reason; Reason.Permanent says whether to try again.
+//
+// Its Error is the pin's failure message, which the tenant reads (and
+// webhooks carry): it names the source, the reason and what went wrong in
+// pickup's own words and values (a status code, a CID, a count), never
+// text a remote sent. Sources put that in Detail, and Fetch turns any
+// error that is not a *Failure into a fixed phrase (see Phrase): an
+// error's text can quote a remote (a redirect's target, a malformed
+// answer's first line).
 type Failure struct {
 	Reason pin.Reason
 	// Source names the source that failed; for an attempt that failed
 	// everywhere, the source whose failure gave the reason.
 	Source string
 	Err    error
+	// Detail is what the remote said (a body, a header, a transport error
+	// that may quote either), for the process's logs only: Fetch logs it
+	// truncated and quoted.
+	Detail string
 }
 
 func (f *Failure) Error() string {
@@ -210,9 +222,16 @@ func (f *Failure) Error() string {
 func (f *Failure) Unwrap() error { return f.Err }
 
 // Fail returns a *Failure for reason with a formatted message, for sources
-// to say why they failed.
+// to say why they failed. The message is the tenant's to read: format and
+// args carry pickup's words and values only; what a remote sent goes
+// through FailDetail.
 func Fail(reason pin.Reason, format string, args ...any) error {
 	return &Failure{Reason: reason, Err: fmt.Errorf(format, args...)}
+}
+
+// FailDetail is Fail with what the remote sent, for the logs only.
+func FailDetail(reason pin.Reason, detail, format string, args ...any) error {
+	return &Failure{Reason: reason, Err: fmt.Errorf(format, args...), Detail: detail}
 }
 
 // ReasonOf returns the reason err carries, or sources_failed if it carries

@@ -112,11 +112,8 @@ func (f *Fetcher) Fetch(ctx context.Context, req Request, open func(context.Cont
 		if parent.Err() != nil {
 			return Result{}, nil, fmt.Errorf("fetch %s: %w", req.Root, context.Cause(parent))
 		}
-		fl := &Failure{Reason: ReasonOf(err), Source: src.Name(), Err: err}
-		if inner, ok := errors.AsType[*Failure](err); ok {
-			fl.Err = inner.Err
-		}
-		f.log.WarnContext(parent, "source failed", "root", req.Root, "source", src.Name(), "reason", fl.Reason, "err", fl.Err)
+		fl := asFailure(err, src.Name())
+		f.log.WarnContext(parent, "source failed", "root", req.Root, "source", src.Name(), "reason", fl.Reason, "err", fl.Err, "detail", details(err))
 		failures = append(failures, fl)
 		if endsAttempt(fl.Reason) {
 			break
@@ -290,9 +287,9 @@ func classify(ctx context.Context, err error, received int64) error {
 	case errors.Is(cause, errTimeout):
 		return Fail(pin.ReasonTimeout, "%v", cause)
 	case errors.Is(cause, errStalled) && received == 0:
-		return Fail(pin.ReasonRootNotFound, "no root block within the chunk timeout: %v", err)
+		return Fail(pin.ReasonRootNotFound, "no root block within the chunk timeout%w", stallEnd(err))
 	case errors.Is(cause, errStalled):
-		return Fail(pin.ReasonStalled, "%v (after %d blocks): %v", cause, received, err)
+		return Fail(pin.ReasonStalled, "%v (after %d blocks)%w", cause, received, stallEnd(err))
 	case errors.As(cause, &se), errors.As(err, &se):
 		return &Failure{Reason: pin.ReasonStorage, Err: se.err}
 	case ctx.Err() != nil && cause != nil && !errors.Is(cause, context.Canceled):
@@ -301,7 +298,17 @@ func classify(ctx context.Context, err error, received int64) error {
 	if _, ok := errors.AsType[*Failure](err); ok {
 		return err
 	}
-	return &Failure{Reason: pin.ReasonSourcesFailed, Err: err}
+	return &Failure{Reason: pin.ReasonSourcesFailed, Err: tenantSafe(err)}
+}
+
+// stallEnd is what a stalled try's message says of how its stream ended:
+// a source's own *Failure, or nothing (the stream was cut by the stall
+// watchdog, and its error says only that), the error kept for the logs.
+func stallEnd(err error) error {
+	if _, ok := errors.AsType[*Failure](err); ok {
+		return &phrased{phrase: ": " + err.Error(), err: err}
+	}
+	return &phrased{err: err}
 }
 
 type writeResult struct {

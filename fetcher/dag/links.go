@@ -83,7 +83,7 @@ func Links(c cid.Cid, data []byte) ([]cid.Cid, error) {
 		return nil, CheckCID(c)
 	}
 	if err != nil {
-		return nil, Fail(pin.ReasonUnsupportedCodec, "decode %s: %v", c, err)
+		return nil, FailDetail(pin.ReasonUnsupportedCodec, err.Error(), "block %s does not decode as %s", c, multicodec.Code(c.Type()))
 	}
 	return links, nil
 }

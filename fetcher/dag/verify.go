@@ -149,7 +149,7 @@ func (v *verifier) next() (Block, error) {
 			if v.received == 0 && ReasonOf(err) == pin.ReasonMissingBlock {
 				// A stream cut short before its first block never had
 				// the root (boxo's gateway answers so when it lacks it).
-				return Block{}, Fail(pin.ReasonRootNotFound, "no root block: %v", err)
+				return Block{}, Fail(pin.ReasonRootNotFound, "no root block: %w", err)
 			}
 			return Block{}, err
 		}
@@ -242,7 +242,7 @@ func (v *verifier) end() error {
 		return io.EOF
 	case err != nil:
 		if _, ok := errors.AsType[*Failure](err); ok {
-			return Fail(pin.ReasonUnrequestedBlock, "bad data after the DAG ended: %v", err)
+			return Fail(pin.ReasonUnrequestedBlock, "bad data after the DAG ended: %w", err)
 		}
 		return fmt.Errorf("after the last block: %w", err)
 	case v.walk.Seen(blk.CID):

@@ -244,7 +244,8 @@ func (s *Source) connect(ctx context.Context, origins []multiaddr.Multiaddr, tag
 	if len(infos) == 0 {
 		return dag.Fail(pin.ReasonSourcesFailed, "no origins to ask, no routing, no peers connected")
 	}
-	return dag.Fail(pin.ReasonSourcesFailed, "could not dial any origin: %v", errors.Join(errs...))
+	// A dial's error can quote what the peer sent: for the log only.
+	return dag.FailDetail(pin.ReasonSourcesFailed, errors.Join(errs...).Error(), "could not dial any of the %d origins", len(infos))
 }
 
 func (s *Source) unprotect(tag string) {

@@ -1,7 +1,10 @@
 // Package kubo is a DAG source that asks a kubo node's RPC API for
 // `ipfs dag export` (POST /api/v0/dag/export?arg=CID), as
 // web3-storage/pickup did, for operators who run kubo. kubo fetches the DAG
-// however it can; the dag.Fetcher still verifies every block it sends.
+// however it can; the dag.Fetcher still verifies every block it sends. Its
+// redirects keep to the address policy (package publichttp), and what kubo
+// writes (an error's message, a trailer) goes to the fetcher's log, not to
+// the pin's failure message.
 package kubo
 
 import (
@@ -14,25 +17,24 @@ import (
 	"strings"
 
 	"github.com/pickup-ipfs/pickup/fetcher/dag"
+	"github.com/pickup-ipfs/pickup/internal/publicnet"
+	"github.com/pickup-ipfs/pickup/internal/publicnet/publichttp"
 	"github.com/pickup-ipfs/pickup/pin"
 )
 
 // Config configures a kubo source. Zero fields take their defaults.
 type Config struct {
-	// URL is the RPC API's base URL, e.g. http://127.0.0.1:5001.
+	// URL is the RPC API's base URL, e.g. http://127.0.0.1:5001. Its host
+	// is reached wherever it is (the operator named it); redirects
+	// elsewhere keep to the address policy.
 	URL string
-	// Client sends the requests; nil means a client on Go's default
-	// transport. Give it no overall timeout: exports stream for long.
-	Client *http.Client
+	// AllowPrivate lets redirects lead to loopback, private and other
+	// non-public addresses (PICKUP_ALLOW_PRIVATE_ORIGINS).
+	AllowPrivate bool
 }
 
 // WithDefaults returns c with its zero fields set to their defaults.
-func (c Config) WithDefaults() Config {
-	if c.Client == nil {
-		c.Client = &http.Client{}
-	}
-	return c
-}
+func (c Config) WithDefaults() Config { return c }
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
@@ -48,8 +50,9 @@ func (c Config) Validate() error {
 
 // Source fetches from one kubo node. It is safe for concurrent use.
 type Source struct {
-	cfg  Config
-	base string
+	cfg    Config
+	base   string
+	client *http.Client
 }
 
 var _ dag.Source = (*Source)(nil)
@@ -60,7 +63,10 @@ func New(cfg Config) (*Source, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Source{cfg: cfg, base: strings.TrimRight(cfg.URL, "/")}, nil
+	// No overall timeout: exports stream for long; the Fetcher bounds
+	// stalls and attempts.
+	client := publichttp.New(publichttp.Config{Policy: publicnet.Policy{AllowPrivate: cfg.AllowPrivate}, Trusted: cfg.URL})
+	return &Source{cfg: cfg, base: strings.TrimRight(cfg.URL, "/"), client: client}, nil
 }
 
 // Name implements dag.Source.
@@ -80,9 +86,9 @@ func (s *Source) open(ctx context.Context, u string, progress func()) (io.ReadCl
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.cfg.Client.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("POST %s: %w", u, err)
+		return nil, dag.FailRequest("kubo request", err)
 	}
 	progress()
 	if resp.StatusCode == http.StatusOK {
@@ -97,10 +103,11 @@ func (s *Source) open(ctx context.Context, u string, progress func()) (io.ReadCl
 	}
 	// kubo stats the root before it streams: "block was not found
 	// locally (offline): ipld: could not find <cid>".
+	detail := resp.Status + ": " + kerr.Message
 	if strings.Contains(kerr.Message, "not found") || strings.Contains(kerr.Message, "could not find") {
-		return nil, dag.Fail(pin.ReasonRootNotFound, "kubo answered %s: %s", resp.Status, kerr.Message)
+		return nil, dag.FailDetail(pin.ReasonRootNotFound, detail, "kubo answered %s: it does not have the root", dag.StatusText(resp.StatusCode))
 	}
-	return nil, dag.Fail(pin.ReasonSourcesFailed, "kubo answered %s: %s", resp.Status, kerr.Message)
+	return nil, dag.FailDetail(pin.ReasonSourcesFailed, detail, "kubo answered %s", dag.StatusText(resp.StatusCode))
 }
 
 // trailerCheck turns the end of a stream that kubo says failed (its
@@ -114,7 +121,7 @@ func (t *trailerCheck) Read(p []byte) (int, error) {
 	n, err := t.resp.Body.Read(p)
 	if err == io.EOF {
 		if msg := t.resp.Trailer.Get("X-Stream-Error"); msg != "" {
-			return n, dag.Fail(pin.ReasonMissingBlock, "kubo stopped the export: %s", msg)
+			return n, dag.FailDetail(pin.ReasonMissingBlock, "X-Stream-Error: "+msg, "kubo stopped the export with an X-Stream-Error trailer")
 		}
 	}
 	return n, err

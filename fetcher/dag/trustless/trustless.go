@@ -3,7 +3,10 @@
 // GET /ipfs/{cid}?format=car&dag-scope=all with
 // Accept: application/vnd.ipld.car;version=1;order=dfs;dups=n. It honours
 // 429 and 503 with Retry-After. It trusts the gateway with nothing: the
-// dag.Fetcher verifies every block.
+// dag.Fetcher verifies every block, the gateway's redirects keep to the
+// address policy (package publichttp), and nothing the gateway writes (a
+// body, a reason phrase, a header) reaches the pin's failure message, which
+// names the status only; the rest goes to the fetcher's log.
 package trustless
 
 import (
@@ -20,6 +23,8 @@ import (
 	"time"
 
 	"github.com/pickup-ipfs/pickup/fetcher/dag"
+	"github.com/pickup-ipfs/pickup/internal/publicnet"
+	"github.com/pickup-ipfs/pickup/internal/publicnet/publichttp"
 	"github.com/pickup-ipfs/pickup/pin"
 )
 
@@ -30,11 +35,12 @@ const Accept = "application/vnd.ipld.car;version=1;order=dfs;dups=n"
 // Config configures a gateway source. Zero fields take their defaults.
 type Config struct {
 	// URL is the gateway's base URL, e.g. https://trustless-gateway.link.
+	// Its host is reached wherever it is (the operator named it); the
+	// gateway's redirects elsewhere keep to the address policy.
 	URL string
-	// Client sends the requests; nil means a client on Go's default
-	// transport. Give it no overall timeout: a CAR of gigabytes streams for
-	// long; the Fetcher bounds stalls and attempts.
-	Client *http.Client
+	// AllowPrivate lets redirects lead to loopback, private and other
+	// non-public addresses (PICKUP_ALLOW_PRIVATE_ORIGINS).
+	AllowPrivate bool
 	// Retries is how many times a 429 or 503 answer is retried (3).
 	Retries int
 	// MaxRetryAfter is the longest Retry-After waited out (1 minute); a
@@ -45,9 +51,6 @@ type Config struct {
 
 // WithDefaults returns c with its zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
-	if c.Client == nil {
-		c.Client = &http.Client{}
-	}
 	if c.Retries == 0 {
 		c.Retries = 3
 	}
@@ -74,8 +77,9 @@ func (c Config) Validate() error {
 
 // Source fetches from one gateway. It is safe for concurrent use.
 type Source struct {
-	cfg  Config
-	base string
+	cfg    Config
+	base   string
+	client *http.Client
 }
 
 var _ dag.Source = (*Source)(nil)
@@ -86,7 +90,10 @@ func New(cfg Config) (*Source, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Source{cfg: cfg, base: strings.TrimRight(cfg.URL, "/")}, nil
+	// No overall timeout: a CAR of gigabytes streams for long; the Fetcher
+	// bounds stalls and attempts.
+	client := publichttp.New(publichttp.Config{Policy: publicnet.Policy{AllowPrivate: cfg.AllowPrivate}, Trusted: cfg.URL})
+	return &Source{cfg: cfg, base: strings.TrimRight(cfg.URL, "/"), client: client}, nil
 }
 
 // Name implements dag.Source.
@@ -108,9 +115,9 @@ func (s *Source) open(ctx context.Context, u string, chunkTimeout time.Duration,
 			return nil, err
 		}
 		req.Header.Set("Accept", Accept)
-		resp, err := s.cfg.Client.Do(req)
+		resp, err := s.client.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("GET %s: %w", u, err)
+			return nil, dag.FailRequest("gateway request", err)
 		}
 		progress()
 		switch resp.StatusCode {
@@ -122,16 +129,16 @@ func (s *Source) open(ctx context.Context, u string, chunkTimeout time.Duration,
 			return &trailerCheck{resp: resp}, nil
 		case http.StatusNotFound, http.StatusGone:
 			drain(resp)
-			return nil, dag.Fail(pin.ReasonRootNotFound, "gateway answered %s", resp.Status)
+			return nil, dag.Fail(pin.ReasonRootNotFound, "gateway answered %s", dag.StatusText(resp.StatusCode))
 		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 			wait := retryAfter(resp.Header.Get("Retry-After"), try, time.Now())
 			drain(resp)
 			limit := min(s.cfg.MaxRetryAfter, chunkTimeout/2)
 			switch {
 			case try >= s.cfg.Retries:
-				return nil, dag.Fail(pin.ReasonSourcesFailed, "gateway answered %s %d times", resp.Status, try+1)
+				return nil, dag.Fail(pin.ReasonSourcesFailed, "gateway answered %s %d times", dag.StatusText(resp.StatusCode), try+1)
 			case wait > limit:
-				return nil, dag.Fail(pin.ReasonSourcesFailed, "gateway answered %s with Retry-After %s, over the %s this source waits", resp.Status, wait, limit)
+				return nil, dag.Fail(pin.ReasonSourcesFailed, "gateway answered %s with Retry-After %s, over the %s this source waits", dag.StatusText(resp.StatusCode), wait, limit)
 			}
 			t := time.NewTimer(wait)
 			select {
@@ -141,9 +148,10 @@ func (s *Source) open(ctx context.Context, u string, chunkTimeout time.Duration,
 			case <-t.C:
 			}
 		default:
+			// The body is the gateway's words: for the log, not the tenant.
 			snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			resp.Body.Close()
-			return nil, dag.Fail(pin.ReasonSourcesFailed, "gateway answered %s: %s", resp.Status, strings.TrimSpace(string(snippet)))
+			return nil, dag.FailDetail(pin.ReasonSourcesFailed, resp.Status+": "+string(snippet), "gateway answered %s", dag.StatusText(resp.StatusCode))
 		}
 	}
 }
@@ -154,11 +162,11 @@ func (s *Source) open(ctx context.Context, u string, chunkTimeout time.Duration,
 func checkContentType(ct string) error {
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/vnd.ipld.car" {
-		return dag.Fail(pin.ReasonSourcesFailed, "gateway sent %q, not a CAR", ct)
+		return dag.FailDetail(pin.ReasonSourcesFailed, "Content-Type: "+ct, "gateway answered with a Content-Type other than a CAR")
 	}
 	for k, want := range map[string]string{"version": "1", "order": "dfs", "dups": "n"} {
 		if got, ok := params[k]; ok && got != want {
-			return dag.Fail(pin.ReasonSourcesFailed, "gateway sent a CAR with %s=%s, asked for %s=%s", k, got, k, want)
+			return dag.FailDetail(pin.ReasonSourcesFailed, "Content-Type: "+ct, "gateway sent a CAR with another %s than the %s=%s asked for", k, k, want)
 		}
 	}
 	return nil
@@ -193,7 +201,7 @@ func (t *trailerCheck) Read(p []byte) (int, error) {
 	n, err := t.resp.Body.Read(p)
 	if err == io.EOF {
 		if msg := t.resp.Trailer.Get("X-Stream-Error"); msg != "" {
-			return n, dag.Fail(pin.ReasonMissingBlock, "gateway stopped the stream: %s", msg)
+			return n, dag.FailDetail(pin.ReasonMissingBlock, "X-Stream-Error: "+msg, "gateway stopped the stream with an X-Stream-Error trailer")
 		}
 	}
 	return n, err
