@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pickup-ipfs/pickup/api"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 // Tokens finds the tenant of an access token. Implementations are safe for

@@ -1,9 +1,6 @@
 package gateway
 
 import (
-	"github.com/pickup-ipfs/pickup/api"
-	"github.com/pickup-ipfs/pickup/pin/pinlog"
-
 	"context"
 	"errors"
 	"fmt"
@@ -14,8 +11,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 )
 
 // Commands decide on the pin's stream as the log holds it (the source of

@@ -64,8 +64,6 @@
 package gateway
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"context"
 	"encoding/json"
 	"fmt"
@@ -81,6 +79,7 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/gateway/ui"
 	"github.com/pickup-ipfs/pickup/pin/pinlog"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 // Log is what the gateway needs of the event log. eventlog.Store is one.

@@ -1,14 +1,13 @@
 package gateway
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"fmt"
 	"strconv"
 
 	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/pin"
 	"github.com/pickup-ipfs/pickup/projections/audit"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 // info tells what the view knows of a pin's progress, under the api.Info*

@@ -1,8 +1,6 @@
 package ui
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"time"
 
 	"github.com/google/uuid"
@@ -11,6 +9,7 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
 	"github.com/pickup-ipfs/pickup/projections/audit"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 // Timeline is a pin's story as the page shows it: GET

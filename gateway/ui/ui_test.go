@@ -1,9 +1,6 @@
 package ui_test
 
 import (
-	"github.com/pickup-ipfs/pickup/pin/pinlog"
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +13,8 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/gateway/ui"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 func TestPageServesItsFiles(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-go/tfprotov5"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov5/tf5server"
+
 	"github.com/pickup-ipfs/pickup/terraform/internal/cdkschema"
 	"github.com/pickup-ipfs/pickup/terraform/internal/stubprovider"
 )

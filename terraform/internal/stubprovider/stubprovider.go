@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-go/tfprotov5"
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
+
 	"github.com/pickup-ipfs/pickup/terraform/internal/cdkschema"
 )
 
