@@ -64,7 +64,18 @@ type Config struct {
 	// DrainTimeout is how long a stopping pool lets attempts run before it
 	// hands them back. Default 20s.
 	DrainTimeout time.Duration
+	// ResubscribeDelay is the wait before the pool follows the log again
+	// after its subscription failed, doubled (with up to a fifth more) after
+	// each failure without an event in between, up to ResubscribeMaxDelay.
+	// Defaults 250ms and 30s.
+	ResubscribeDelay, ResubscribeMaxDelay time.Duration
 }
+
+// Defaults of the resubscription's backoff.
+const (
+	DefaultResubscribeDelay    = 250 * time.Millisecond
+	DefaultResubscribeMaxDelay = 30 * time.Second
+)
 
 func (c *Config) setDefaults() {
 	if c.Name == "" {
@@ -86,6 +97,12 @@ func (c *Config) setDefaults() {
 	if c.ViewsWait == 0 {
 		c.ViewsWait = 2 * time.Second
 	}
+	if c.ResubscribeDelay == 0 {
+		c.ResubscribeDelay = DefaultResubscribeDelay
+	}
+	if c.ResubscribeMaxDelay == 0 {
+		c.ResubscribeMaxDelay = max(DefaultResubscribeMaxDelay, c.ResubscribeDelay)
+	}
 }
 
 // Validate reports settings that cannot work.
@@ -95,7 +112,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("fetcher: batch size %d, want at least 1", c.BatchSize)
 	case c.Lease < 0 || (c.Lease > 0 && c.Lease < 300*time.Millisecond):
 		return fmt.Errorf("fetcher: lease %v, want at least 300ms", c.Lease)
-	case c.ScanInterval < 0 || c.DrainTimeout < 0 || c.ViewsWait < 0:
+	case c.ScanInterval < 0 || c.DrainTimeout < 0 || c.ViewsWait < 0 || c.ResubscribeDelay < 0 || c.ResubscribeMaxDelay < 0:
 		return fmt.Errorf("fetcher: negative interval")
 	}
 	return nil
@@ -246,12 +263,10 @@ const feedSize = 4096
 
 // Run takes work until ctx is done, then drains: running attempts get
 // DrainTimeout to finish, and those that do not are handed back to the
-// queue. It returns nil after a clean drain.
+// queue. It returns nil after a clean drain. A failure of the log (reading
+// its head, following it) never ends Run: the pool follows the log again
+// with backoff (follow), and the scan keeps the workers fed meanwhile.
 func (p *Pool) Run(ctx context.Context) error {
-	head, err := p.log.Head(ctx)
-	if err != nil {
-		return fmt.Errorf("fetcher: %w", err)
-	}
 	// Attempts outlive ctx by the drain timeout.
 	workCtx, stopWork := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopWork(nil)
@@ -272,32 +287,12 @@ func (p *Pool) Run(ctx context.Context) error {
 	// wake asks the scanner to look again at once: an attempt ended, or the
 	// feed overflowed.
 	wake := p.wake
-	feedCtx, stopFeed := context.WithCancel(ctx)
-	defer stopFeed()
 	var feeders sync.WaitGroup
-	subErr := make(chan error, 1)
 	announced := make(chan candidate, feedSize)
-	feeders.Go(func() {
-		filter := eventlog.Filter{StreamPrefixes: []string{pin.StreamPrefix}, Types: []string{pin.TypeRequested, pin.TypeRetryScheduled}}
-		subErr <- p.log.Subscribe(feedCtx, head, filter, func(batch []eventlog.Event) error {
-			for _, e := range batch {
-				p.announce(feedCtx, e, announced, wake)
-			}
-			return nil
-		})
-	})
-	feeders.Go(func() { p.feed(feedCtx, announced, candidates) })
-	feeders.Go(func() { p.scan(feedCtx, candidates, wake) })
-
-	var result error
-	select {
-	case <-ctx.Done():
-	case err := <-subErr:
-		if ctx.Err() == nil {
-			result = fmt.Errorf("fetcher: following the log: %w", err)
-		}
-	}
-	stopFeed()
+	feeders.Go(func() { p.follow(ctx, announced, wake) })
+	feeders.Go(func() { p.feed(ctx, announced, candidates) })
+	feeders.Go(func() { p.scan(ctx, candidates, wake) })
+	<-ctx.Done()
 	feeders.Wait()
 	close(candidates)
 
@@ -310,7 +305,53 @@ func (p *Pool) Run(ctx context.Context) error {
 		stopWork(ErrShuttingDown)
 		<-drained
 	}
-	return result
+	return nil
+}
+
+// follow hands the log's announcements to announce, from its head when
+// the pool starts, until ctx ends. A subscription that fails is followed
+// again from the last event handled, after ResubscribeDelay, doubled after
+// each failure that brought no event, up to ResubscribeMaxDelay: the pool
+// neither misses an announcement nor handles one twice (and the scan
+// catches up on whatever the views hold meanwhile).
+func (p *Pool) follow(ctx context.Context, announced chan<- candidate, wake chan<- struct{}) {
+	filter := eventlog.Filter{StreamPrefixes: []string{pin.StreamPrefix}, Types: []string{pin.TypeRequested, pin.TypeRetryScheduled}}
+	var after eventlog.Position
+	started := false
+	delay := p.cfg.ResubscribeDelay
+	for {
+		var err error
+		handled := false
+		if !started {
+			if after, err = p.log.Head(ctx); err == nil {
+				started = true
+			}
+		}
+		if started {
+			err = p.log.Subscribe(ctx, after, filter, func(batch []eventlog.Event) error {
+				for _, e := range batch {
+					p.announce(ctx, e, announced, wake)
+					after = e.Position
+				}
+				handled = true
+				return nil
+			})
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if handled {
+			delay = p.cfg.ResubscribeDelay
+		}
+		wait := delay + rand.N(delay/5+1)
+		p.logger.WarnContext(ctx, "following the log failed; following it again", "err", err, "after_position", after, "in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		delay = min(2*delay, p.cfg.ResubscribeMaxDelay)
+	}
 }
 
 // announce takes an event of the log feed: a new request is offered at

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pickup-ipfs/pickup/internal/telemetry"
 )
 
 // health collects the readiness checks of a process's parts: /readyz is
@@ -89,14 +91,35 @@ type httpServer struct {
 	logger *slog.Logger
 }
 
-func listen(name, addr string, h http.Handler, logger *slog.Logger) (*httpServer, error) {
+// serverConfig is what every HTTP server of pickup is given: timeouts that
+// free the connections of idle and slow clients, and caps on the
+// connections it holds (conns.go).
+type serverConfig struct {
+	// readHeader bounds the wait for a request's headers; read, for the
+	// whole request with its body (a slow body holds a connection no
+	// longer); write, from the end of the headers to the end of the answer;
+	// idle, the wait for a keep-alive connection's next request.
+	readHeader, read, write, idle time.Duration
+	limits                        connLimits
+}
+
+func listen(name, addr string, cfg serverConfig, h http.Handler, metrics *telemetry.ConnMetrics, logger *slog.Logger) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: listen on %s: %w", name, addr, err)
 	}
+	limited := newLimitListener(ln, name, cfg.limits, metrics)
 	return &httpServer{
-		name: name, ln: ln, logger: logger,
-		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)},
+		name: name, ln: limited, logger: logger,
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: cfg.readHeader,
+			ReadTimeout:       cfg.read,
+			WriteTimeout:      cfg.write,
+			IdleTimeout:       cfg.idle,
+			ConnState:         limited.connState,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		},
 	}, nil
 }
 
@@ -104,7 +127,9 @@ func listen(name, addr string, h http.Handler, logger *slog.Logger) (*httpServer
 func (s *httpServer) Addr() string { return s.ln.Addr().String() }
 
 func (s *httpServer) execute() error {
-	s.logger.Info("listening", "server", s.name, "addr", s.Addr())
+	s.logger.Info("listening", "server", s.name, "addr", s.Addr(),
+		"max_conns", s.ln.(*limitListener).limits.max, "max_conns_per_client", s.ln.(*limitListener).limits.perClient,
+		"read_timeout", s.srv.ReadTimeout.String(), "write_timeout", s.srv.WriteTimeout.String(), "idle_timeout", s.srv.IdleTimeout.String())
 	if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("%s: %w", s.name, err)
 	}

@@ -34,7 +34,7 @@ func runFetcher(ctx context.Context, e *env, args []string) error {
 		p.close()
 		return err
 	}
-	return p.serve(ctx, *b.adminAddr)
+	return p.serve(ctx, b)
 }
 
 type fetcherFlags struct {

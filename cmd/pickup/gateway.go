@@ -34,13 +34,14 @@ func runGateway(ctx context.Context, e *env, args []string) error {
 		p.close()
 		return err
 	}
-	return p.serve(ctx, *b.adminAddr)
+	return p.serve(ctx, b)
 }
 
 type gatewayFlags struct {
-	httpAddr     *string
-	delegates    *[]string
-	allowPrivate *bool
+	httpAddr               *string
+	delegates              *[]string
+	allowPrivate           *bool
+	maxConns, maxPerClient *int
 }
 
 func addGatewayFlags(f *flags) *gatewayFlags {
@@ -48,7 +49,24 @@ func addGatewayFlags(f *flags) *gatewayFlags {
 		httpAddr:     f.string("http-addr", "127.0.0.1:3000", "where the API listens (not on Lambda)", "PICKUP_HTTP_ADDR"),
 		delegates:    f.list("delegates", nil, "multiaddrs returned as delegates, comma separated (default in `pickup run`: the fetcher's libp2p addresses)", "PICKUP_DELEGATES"),
 		allowPrivate: f.allowPrivateOrigins(),
+		maxConns:     f.integer("http-max-conns", 0, "most connections the API holds; beyond, the idle longest is closed, or the new one answered 503 (0: half of the process's RLIMIT_NOFILE, at most 8192)", "PICKUP_HTTP_MAX_CONNS"),
+		maxPerClient: f.integer("http-max-conns-per-client", defaultConnsPerClient, "most connections to the API from one client address (an IPv6 /64); beyond, 503 (0: no cap; behind a proxy, every client is the proxy)", "PICKUP_HTTP_MAX_CONNS_PER_CLIENT"),
 	}
+}
+
+// apiLimits are the API's connection caps: the flags', with the default
+// cap sized from the descriptors the process may open.
+func (g *gatewayFlags) apiLimits(p *proc) connLimits {
+	limits := connLimits{max: *g.maxConns, perClient: *g.maxPerClient}
+	fds := nofile()
+	if limits.max == 0 {
+		limits.max = defaultAPIConns(fds)
+	}
+	if fds > 0 && limits.max+defaultAdminConns+2*shedSlots > fds {
+		p.logger.Warn("the API's connection cap leaves no descriptors for the rest of the process: a flood will fail fetches with too many open files",
+			"max_conns", limits.max, "rlimit_nofile", fds)
+	}
+	return limits
 }
 
 // addGateway adds the API: on AWS Lambda when the runtime API is there,
@@ -74,7 +92,11 @@ func (p *proc) addGateway(g *gatewayFlags, delegates []string, consistency gatew
 		p.actor("lambda", func(ctx context.Context) error { return awslambda.Start(ctx, api, cfg) })
 		return nil, nil
 	}
-	srv, err := listen("api", *g.httpAddr, api, p.logger)
+	cfg, err := b.serverConfig(g.apiLimits(p))
+	if err != nil {
+		return nil, err
+	}
+	srv, err := listen("api", *g.httpAddr, cfg, api, p.conns, p.logger)
 	if err != nil {
 		return nil, err
 	}

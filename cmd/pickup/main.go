@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
 )
 
 // command is one of pickup's subcommands.
@@ -48,6 +50,9 @@ func commands() []command {
 type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// wrapLog, if set, wraps the event log a long-running role opens: tests
+	// inject faults through it.
+	wrapLog func(eventlog.Store) eventlog.Store
 }
 
 // errUsage marks a command line that cannot be run; main prints usage and

@@ -27,6 +27,10 @@ type baseFlags struct {
 	logLevel, adminAddr      *string
 	deployment               *string
 	emf                      *bool
+	// Every HTTP server's timeouts, and the admin server's cap.
+	readHeaderTimeout, readTimeout *time.Duration
+	writeTimeout, idleTimeout      *time.Duration
+	adminConns                     *int
 }
 
 func addBaseFlags(f *flags, adminAddr string) *baseFlags {
@@ -39,7 +43,28 @@ func addBaseFlags(f *flags, adminAddr string) *baseFlags {
 		adminAddr:      f.string("admin-addr", adminAddr, "where /metrics, /healthz and /readyz are served (empty: nowhere)", "PICKUP_ADMIN_ADDR"),
 		deployment:     f.string("deployment", "local", "deployment name, the Deployment dimension of CloudWatch metrics", "PICKUP_DEPLOYMENT"),
 		emf:            f.boolean("emf", false, "also print metrics as CloudWatch embedded-metric-format lines on stdout", "PICKUP_EMF"),
+
+		readHeaderTimeout: f.duration("http-read-header-timeout", 10*time.Second, "longest wait for a request's headers, on every HTTP server of the process", []string{"PICKUP_HTTP_READ_HEADER_TIMEOUT"}),
+		readTimeout:       f.duration("http-read-timeout", 30*time.Second, "longest wait for a whole request, body included (a slow body is cut off), on every HTTP server", []string{"PICKUP_HTTP_READ_TIMEOUT"}),
+		writeTimeout:      f.duration("http-write-timeout", 2*time.Minute, "longest time from a request's headers to the end of its answer, on every HTTP server", []string{"PICKUP_HTTP_WRITE_TIMEOUT"}),
+		idleTimeout:       f.duration("http-idle-timeout", time.Minute, "longest a keep-alive connection waits for its next request, on every HTTP server", []string{"PICKUP_HTTP_IDLE_TIMEOUT"}),
+		adminConns:        f.integer("admin-max-conns", defaultAdminConns, "most connections the admin server holds; beyond, the idle longest is closed, or the new one answered 503", "PICKUP_ADMIN_MAX_CONNS"),
 	}
+}
+
+// serverConfig is an HTTP server's settings: the timeouts every server has,
+// and limits, its caps.
+func (b *baseFlags) serverConfig(limits connLimits) (serverConfig, error) {
+	for name, d := range map[string]time.Duration{"--http-read-header-timeout": *b.readHeaderTimeout, "--http-read-timeout": *b.readTimeout,
+		"--http-write-timeout": *b.writeTimeout, "--http-idle-timeout": *b.idleTimeout} {
+		if d <= 0 {
+			return serverConfig{}, fmt.Errorf("%w: %s %v: want a positive duration", errUsage, name, d)
+		}
+	}
+	if limits.max < 1 || limits.perClient < 0 {
+		return serverConfig{}, fmt.Errorf("%w: connection caps %d (per client %d): want at least 1 (per client: 0 for none)", errUsage, limits.max, limits.perClient)
+	}
+	return serverConfig{readHeader: *b.readHeaderTimeout, read: *b.readTimeout, write: *b.writeTimeout, idle: *b.idleTimeout, limits: limits}, nil
 }
 
 // proc is a running process: its logger, metrics, health checks, stores,
@@ -59,6 +84,10 @@ type proc struct {
 	views   viewStore
 	group   actors.Group
 	closers []func() error
+	// conns counts the connections of the process's HTTP servers; admin
+	// is the admin server, once listening.
+	conns *telemetry.ConnMetrics
+	admin *httpServer
 }
 
 // open sets a process up: logger, metrics, and the stores.
@@ -72,6 +101,9 @@ func (b *baseFlags) open(ctx context.Context, e *env, role string) (*proc, error
 	if err != nil {
 		return nil, err
 	}
+	if p.conns, err = telemetry.NewConnMetrics(p.reg); err != nil {
+		return nil, err
+	}
 	logAt, err := resolveSecret(ctx, *b.eventlogSecret, *b.eventlog, func(secret, _ string) (string, error) { return strings.TrimSpace(secret), nil })
 	if err != nil {
 		return nil, fmt.Errorf("event log secret: %w", err)
@@ -79,6 +111,9 @@ func (b *baseFlags) open(ctx context.Context, e *env, role string) (*proc, error
 	store, err := openEventLog(ctx, logAt)
 	if err != nil {
 		return nil, err
+	}
+	if e.wrapLog != nil {
+		store = e.wrapLog(store)
 	}
 	p.events = telemetry.NewLog(store, logMetrics, role)
 	p.log = p.events
@@ -95,6 +130,9 @@ func (b *baseFlags) open(ctx context.Context, e *env, role string) (*proc, error
 	p.closers = append(p.closers, p.views.Close)
 	p.health.add("eventlog", func(ctx context.Context) error { _, err := p.log.Head(ctx); return err })
 	p.health.add("views", func(ctx context.Context) error { _, err := p.views.Checkpoint(ctx); return err })
+	// A subscription that failed is followed again with backoff: not ready
+	// meanwhile (pickup_subscription_up says which).
+	p.health.add("subscriptions", p.events.Following)
 	return p, nil
 }
 
@@ -126,17 +164,33 @@ func (p *proc) actor(name string, fn func(context.Context) error) {
 	}, func(error) { cancel() })
 }
 
-// serve adds the admin server, and an actor that ends the group when ctx
-// ends (a signal), then runs every actor until one stops; the others are
-// interrupted and drained. A clean stop returns nil.
-func (p *proc) serve(ctx context.Context, adminAddr string) error {
+// addAdmin starts the admin server (/metrics, /healthz, /readyz) on
+// b's --admin-addr, if any, and returns it (nil for none). Its own cap
+// keeps it reachable during a flood of the API.
+func (p *proc) addAdmin(b *baseFlags) (*httpServer, error) {
+	if p.admin != nil || *b.adminAddr == "" {
+		return p.admin, nil
+	}
+	cfg, err := b.serverConfig(connLimits{max: *b.adminConns})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := listen("admin", *b.adminAddr, cfg, adminHandler(p.reg, p.health), p.conns, p.logger)
+	if err != nil {
+		return nil, err
+	}
+	p.group.Add(srv.execute, srv.interrupt)
+	p.admin = srv
+	return srv, nil
+}
+
+// serve adds the admin server (unless addAdmin did), and an actor that ends
+// the group when ctx ends (a signal), then runs every actor until one
+// stops; the others are interrupted and drained. A clean stop returns nil.
+func (p *proc) serve(ctx context.Context, b *baseFlags) error {
 	defer p.close()
-	if adminAddr != "" {
-		srv, err := listen("admin", adminAddr, adminHandler(p.reg, p.health), p.logger)
-		if err != nil {
-			return err
-		}
-		p.group.Add(srv.execute, srv.interrupt)
+	if _, err := p.addAdmin(b); err != nil {
+		return err
 	}
 	stop := make(chan struct{})
 	p.group.Add(func() error {

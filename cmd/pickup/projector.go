@@ -6,8 +6,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
 	"github.com/pickup-ipfs/pickup/pin/deciders"
 	"github.com/pickup-ipfs/pickup/projections"
@@ -37,7 +39,7 @@ func runProjector(ctx context.Context, e *env, args []string) error {
 		p.close()
 		return err
 	}
-	return p.serve(ctx, *b.adminAddr)
+	return p.serve(ctx, b)
 }
 
 type projectorFlags struct {
@@ -89,12 +91,30 @@ func (p *proc) addProjector(ctx context.Context, pf *projectorFlags, b *baseFlag
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	// Ready once the views have caught up with the log as it was at start.
-	head, err := p.log.Head(ctx)
-	if err != nil {
+	// Ready once the views have caught up with the log as it was at start
+	// (or, if the log did not answer then, when the check first read it):
+	// a log that hiccups at start is no reason to exit.
+	var mu sync.Mutex
+	var head eventlog.Position
+	known := false
+	readHead := func(ctx context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if known {
+			return nil
+		}
+		var err error
+		head, err = p.log.Head(ctx)
+		known = err == nil
 		return err
 	}
+	if err := readHead(ctx); err != nil {
+		p.logger.Warn("reading the log's head", "err", err)
+	}
 	p.health.add("views caught up", func(ctx context.Context) error {
+		if err := readHead(ctx); err != nil {
+			return err
+		}
 		cp, err := p.views.Checkpoint(ctx)
 		if err == nil && cp < head {
 			err = fmt.Errorf("views at position %d of %d", cp, head)

@@ -69,11 +69,18 @@ func runAll(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fail(err)
 	}
+	admin, err := p.addAdmin(b)
+	if err != nil {
+		return fail(err)
+	}
 	if api != nil {
 		fmt.Fprintf(e.stdout, "pickup is running.\n  API:    http://%s\n  page:   http://%s/ (sign in with the token)\n  token:  %s (tenant %q, kept in %s)\n  try:    curl -H \"Authorization: Bearer %s\" http://%s/pins\n",
 			api.Addr(), api.Addr(), token, defaultTenant, *tokenFile, token, api.Addr())
+		if admin != nil {
+			fmt.Fprintf(e.stdout, "  admin:  http://%s/metrics, /healthz, /readyz\n", admin.Addr())
+		}
 	}
-	return p.serve(ctx, *b.adminAddr)
+	return p.serve(ctx, b)
 }
 
 // defaultToken returns the default tenant's token kept in path, issuing one
