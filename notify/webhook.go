@@ -3,19 +3,16 @@ package notify
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/pickup-ipfs/pickup/internal/publicnet"
+	"github.com/pickup-ipfs/pickup/internal/publicnet/publichttp"
 	"github.com/pickup-ipfs/pickup/tenant"
 )
 
@@ -43,51 +40,28 @@ type WebhookClientConfig struct {
 }
 
 // WebhookClient sends webhook deliveries: a POST of the body, signed, with
-// no redirects followed (a redirect is a failed attempt) and no proxy. It
-// is safe for concurrent use.
+// no redirects followed (a redirect is a failed attempt) and no proxy,
+// through publichttp's client, which checks every address dialled against
+// the address policy. It is safe for concurrent use.
 type WebhookClient struct {
 	cfg    WebhookClientConfig
 	client *http.Client
 }
 
 // ErrPrivateAddress is the refusal to dial an address of a private
-// network.
-var ErrPrivateAddress = errors.New("webhook address is not public")
+// network (publichttp's, which every outgoing client shares).
+var ErrPrivateAddress = publichttp.ErrNotPublic
 
 // NewWebhookClient returns a webhook client.
 func NewWebhookClient(cfg WebhookClientConfig) *WebhookClient {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "pickup-webhooks/1"
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	if !cfg.AllowPrivate {
-		// The check runs on the address actually dialled, after DNS: a
-		// name cannot smuggle the notifier into a private network.
-		dialer.Control = dialControl
-	}
-	transport := &http.Transport{
-		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          64,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
-	return &WebhookClient{cfg: cfg, client: &http.Client{
-		Transport:     transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
-}
-
-// dialControl refuses to dial an address that is not public.
-func dialControl(_, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil || !publicnet.Addr(ap.Addr()) {
-		return fmt.Errorf("dial %s: %w", address, ErrPrivateAddress)
-	}
-	return nil
+	// No trusted host: a webhook's URL is a tenant's. The check runs on
+	// the address actually dialled, after DNS: a name cannot smuggle the
+	// notifier into a private network.
+	client := publichttp.New(publichttp.Config{Policy: publicnet.Policy{AllowPrivate: cfg.AllowPrivate}, NoRedirects: true})
+	return &WebhookClient{cfg: cfg, client: client}
 }
 
 // maxResponse is the most of a receiver's answer read (and thrown away),
@@ -118,7 +92,9 @@ func (c *WebhookClient) Post(ctx context.Context, r WebhookRequest) (int, error)
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.StatusCode, fmt.Errorf("POST %s: receiver answered %s", u.Redacted(), resp.Status)
+		// The code and its standard text: the reason phrase is the
+		// receiver's words, and attempts are recorded in the log.
+		return resp.StatusCode, fmt.Errorf("POST %s: receiver answered %d %s", u.Redacted(), resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
 	return resp.StatusCode, nil
 }
