@@ -13,7 +13,7 @@ import (
 // client talks to a gateway as one tenant, through api/client; any error
 // fails the test.
 type client struct {
-	t     *testing.T
+	t     testing.TB
 	psa   *psa.Client
 	token string
 }
@@ -26,7 +26,7 @@ func (c *cluster) client(base string) *client {
 	return &client{t: c.t, psa: cl, token: c.token}
 }
 
-func decode[T any](t *testing.T, b []byte) T {
+func decode[T any](t testing.TB, b []byte) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(b, &v); err != nil {

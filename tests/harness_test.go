@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 // cluster is a deployment of pickup on loopback: what every process shares,
 // and the processes started so far.
 type cluster struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	logPath string
 	views   string
@@ -77,7 +77,7 @@ type clusterOptions struct {
 	throttle int
 }
 
-func newCluster(t *testing.T, o clusterOptions) *cluster {
+func newCluster(t testing.TB, o clusterOptions) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	srv := s3test.Start(t)
@@ -242,14 +242,14 @@ func tail(path string) string {
 func (p *process) api() string { return "http://" + p.addrs["api"] }
 
 // kill kills the process with SIGKILL, as a crash would.
-func (p *process) kill(t *testing.T) {
+func (p *process) kill(t testing.TB) {
 	t.Helper()
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
 }
 
 // stop stops the process with SIGTERM and returns its exit status.
-func (p *process) stop(t *testing.T) error {
+func (p *process) stop(t testing.TB) error {
 	select {
 	case <-p.done:
 		return p.err
@@ -266,7 +266,7 @@ func (p *process) stop(t *testing.T) error {
 	return p.err
 }
 
-func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
+func waitUntil(t testing.TB, d time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !ok() {
