@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 // The ipfs-cluster-compatible routes, in the shapes web3-storage/pickup
@@ -68,7 +67,7 @@ func parseClusterAdd(seg string, q url.Values, allowPrivate bool) (pinInput, err
 	if s := q.Get("origins"); s != "" {
 		origins, err := splitList("origins", []string{s})
 		if err != nil {
-			return in, badRequest("%v", err)
+			return in, err
 		}
 		if in.Origins, err = parseOrigins(origins, allowPrivate); err != nil {
 			return in, badRequest("%v", err)
@@ -215,6 +214,34 @@ func (h *Handler) clusterStatusOf(r *http.Request, tenant, text, canonical strin
 // maxClusterCIDs bounds GET /pins?cids=.
 const maxClusterCIDs = 1000
 
+// parseClusterList reads the query of GET /pins?cids=a,b: the CIDs as
+// asked, and their canonical forms. Every refusal is a 400.
+func parseClusterList(q url.Values) (cids, canonical []string, err error) {
+	for name, v := range q {
+		switch {
+		case name == "local":
+		case name != "cids":
+			return nil, nil, badRequest("unknown query parameter %.80q (GET /pins?cids= takes only cids)", name)
+		default:
+			if cids, err = splitList("cids", v); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	if len(cids) > maxClusterCIDs {
+		return nil, nil, badRequest("cids: %d CIDs, at most %d", len(cids), maxClusterCIDs)
+	}
+	canonical = make([]string, len(cids))
+	for i, s := range cids {
+		c, err := parseCID(s)
+		if err != nil {
+			return nil, nil, badRequest("cids: %v", err)
+		}
+		canonical[i] = canonicalCID(c)
+	}
+	return cids, canonical, nil
+}
+
 // clusterList is GET /pins?cids=a,b: one GlobalPinInfo per CID, in the
 // order asked, as newline-delimited JSON.
 func (h *Handler) clusterList(w http.ResponseWriter, r *http.Request) {
@@ -223,33 +250,10 @@ func (h *Handler) clusterList(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	var cids []string
-	for name, v := range q {
-		switch {
-		case name == "local":
-		case name != "cids":
-			err = badRequest("unknown query parameter %q (GET /pins?cids= takes only cids)", name)
-		default:
-			cids, err = splitList("cids", v)
-		}
-		if err != nil {
-			h.writeError(w, r, err)
-			return
-		}
-	}
-	if len(cids) > maxClusterCIDs {
-		h.writeError(w, r, badRequest("cids: %d CIDs, at most %d", len(cids), maxClusterCIDs))
+	cids, canonical, err := parseClusterList(r.URL.Query())
+	if err != nil {
+		h.writeError(w, r, err)
 		return
-	}
-	canonical := make([]string, len(cids))
-	for i, s := range cids {
-		c, err := parseCID(s)
-		if err != nil {
-			h.writeError(w, r, badRequest("cids: %v", err))
-			return
-		}
-		canonical[i] = canonicalCID(c)
 	}
 	if err := h.fresh.await(r.Context(), tenant); err != nil {
 		h.writeError(w, r, err)

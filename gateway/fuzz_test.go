@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +11,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/pickup-ipfs/pickup/api"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 // Fuzz tests for every parser of outside input. Each checks that the parser
@@ -31,13 +30,19 @@ func refusedAs400(t *testing.T, err error) {
 func FuzzParseCID(f *testing.F) {
 	for _, s := range []string{"QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN",
 		"bafybeifpaez32hlrz5tmr7scndxtjgw3auuloyuyxblynqmjw5saapewmu", "zb2rhe5P4gXftAwvA4eXQ5HJwsER2owDyS9sKaQRRVQPn93bA",
-		"f01551220", "bafkqaaa", "", "b", "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8"} {
+		"f01551220", "bafkqaaa", "", "b", "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8",
+		"b\nafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy\r\n",
+		"mAVUSIMfQFIkICFjFAAZYNsZY+EemylnkRkMJkpXyfAQOS7vO\n", "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy\x1b[31m"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := parseCID(s)
 		if err != nil {
+			refusedAs400(t, badRequest("cid: %v", err))
 			return
+		}
+		if strings.ContainsFunc(s, notInCID) {
+			t.Fatalf("accepted %q, which holds whitespace or a control character", s)
 		}
 		canon := canonicalCID(c)
 		if theirs, err := views.CanonicalCID(s); err != nil || theirs != canon {
@@ -136,10 +141,44 @@ func FuzzParseListQuery(f *testing.F) {
 	})
 }
 
+func FuzzParseClusterList(f *testing.F) {
+	const a, b = "QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN", "bafybeifpaez32hlrz5tmr7scndxtjgw3auuloyuyxblynqmjw5saapewmu"
+	for _, s := range []string{"cids=" + a + "," + b, "cids=", "cids", "cids=" + a + ",", "cids=," + a, "cids=" + a + ",," + b,
+		"cids=" + a + "," + a, "cids=" + a + "&cids=" + a, "cids=" + a + "&local=true", "cids=%20" + a, "cids=b%0Aafybeifpaez32hlrz5tmr7scndxtjgw3auuloyuyxblynqmjw5saapewmu",
+		"cids=" + a + "&cid=" + b, "cids=" + a + "%09"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		cids, canonical, err := parseClusterList(q)
+		if err != nil {
+			refusedAs400(t, err)
+			return
+		}
+		if len(cids) > maxClusterCIDs || len(canonical) != len(cids) {
+			t.Fatalf("accepted %d CIDs (%d canonical)", len(cids), len(canonical))
+		}
+		seen := map[string]bool{}
+		for i, s := range cids {
+			if s == "" || seen[s] || strings.ContainsFunc(s, notInCID) {
+				t.Fatalf("accepted item %d %q of %q", i, s, raw)
+			}
+			seen[s] = true
+			if c, err := parseCID(s); err != nil || canonicalCID(c) != canonical[i] {
+				t.Fatalf("accepted %q: %v", s, err)
+			}
+		}
+	})
+}
+
 func FuzzParseClusterAdd(f *testing.F) {
 	f.Add("QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN", "origins=/ip4/8.8.8.8/tcp/4001/p2p/"+peerA+"&name=x&meta-a=b")
 	f.Add("bafybeifpaez32hlrz5tmr7scndxtjgw3auuloyuyxblynqmjw5saapewmu", "mode=direct")
 	f.Add("nope", "replication-min=-1&replication-max=-1&shard-size=0&local=false")
+	f.Add("b\nafybeifpaez32hlrz5tmr7scndxtjgw3auuloyuyxblynqmjw5saapewmu", "origins=/p2p/"+peerA+",")
 	f.Fuzz(func(t *testing.T, seg, raw string) {
 		q, err := url.ParseQuery(raw)
 		if err != nil {

@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -17,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 // Limits on what a request may carry besides the spec's own.
@@ -247,17 +246,20 @@ func parseLimit(s string) (int, error) {
 
 // splitList reads a form-style, comma-separated query parameter (the spec's
 // explode: false). Repeating the parameter adds to the list, as some clients
-// do. Empty items are refused, and so are repeated ones (uniqueItems).
+// do. Empty items (an empty parameter, a trailing or doubled comma) are
+// refused, and so are repeated ones (uniqueItems); every refusal is a 400.
+// The list is as long as the query, which the server bounds: callers bound
+// its items.
 func splitList(name string, values []string) ([]string, error) {
 	var items []string
 	seen := map[string]bool{}
 	for _, v := range values {
 		for item := range strings.SplitSeq(v, ",") {
 			if item == "" {
-				return nil, fmt.Errorf("%s: empty item in %q", name, v)
+				return nil, badRequest("%s: empty item in %.80q (an empty parameter, or a comma too many)", name, v)
 			}
 			if seen[item] {
-				return nil, fmt.Errorf("%s: %q given twice", name, item)
+				return nil, badRequest("%s: %.80q given twice", name, item)
 			}
 			seen[item] = true
 			items = append(items, item)
@@ -295,7 +297,7 @@ func parseListQuery(tenant string, q url.Values) (views.ListQuery, error) {
 	if v, ok := q["cid"]; ok {
 		items, err := splitList("cid", v)
 		if err != nil {
-			return lq, badRequest("%v", err)
+			return lq, err
 		}
 		if len(items) > views.MaxListCIDs {
 			return lq, badRequest("cid: %d CIDs, at most %d", len(items), views.MaxListCIDs)
@@ -330,7 +332,7 @@ func parseListQuery(tenant string, q url.Values) (views.ListQuery, error) {
 	if v, ok := q["status"]; ok {
 		items, err := splitList("status", v)
 		if err != nil {
-			return lq, badRequest("%v", err)
+			return lq, err
 		}
 		lq.Statuses = nil
 		for _, s := range items {
