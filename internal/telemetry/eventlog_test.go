@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,5 +119,79 @@ func TestAppendOutcome(t *testing.T) {
 		if got := telemetry.AppendOutcome(c.err); got != c.want {
 			t.Errorf("AppendOutcome(%v) = %q, want %q", c.err, got, c.want)
 		}
+	}
+}
+
+// failingStore fails its next fail subscriptions at once, with a handler
+// error, and otherwise follows the real log.
+type failingStore struct {
+	eventlog.Store
+	fail int
+}
+
+func (s *failingStore) Subscribe(ctx context.Context, after eventlog.Position, f eventlog.Filter, handle func([]eventlog.Event) error) error {
+	if s.fail > 0 {
+		s.fail--
+		return errors.New("injected")
+	}
+	return s.Store.Subscribe(ctx, after, f, handle)
+}
+
+// A subscription that fails makes its subscriber (and only it) not
+// following, counted and shown as down, until the next subscription
+// delivers a batch; one that ends because its caller went counts nothing.
+func TestSubscriptionFailures(t *testing.T) {
+	ctx := context.Background()
+	store, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	reg := prometheus.NewRegistry()
+	m, err := telemetry.NewLogMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := telemetry.NewLog(&failingStore{Store: store, fail: 2}, m, "process")
+	fetcher, projections := log.As("fetcher"), log.As("projections")
+	nop := func([]eventlog.Event) error { return nil }
+	for range 2 {
+		if err := fetcher.Subscribe(ctx, 0, eventlog.Filter{}, nop); err == nil {
+			t.Fatal("an injected failure was not returned")
+		}
+	}
+	if err := log.Following(ctx); err == nil || !strings.Contains(err.Error(), "fetcher: following the log failed 2 times") || strings.Contains(err.Error(), "projections") {
+		t.Errorf("Following after two failures of the fetcher: %v", err)
+	}
+	samples := telemetrytest.Samples(t, reg)
+	if samples[`pickup_subscription_failures_total{subscriber="fetcher"}`] != 2 || samples[`pickup_subscription_up{subscriber="fetcher"}`] != 0 {
+		t.Errorf("failures %v, up %v; want 2 and 0", samples[`pickup_subscription_failures_total{subscriber="fetcher"}`], samples[`pickup_subscription_up{subscriber="fetcher"}`])
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	projections.Subscribe(gone, 0, eventlog.Filter{}, nop)
+	if _, err := log.Append(ctx, "a", eventlog.Any, event(time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	// The next subscription delivers the event: following again.
+	stop := errors.New("stop")
+	if err := fetcher.Subscribe(ctx, 0, eventlog.Filter{}, func([]eventlog.Event) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("subscription: %v", err)
+	}
+	// The handler's own error is a failure too: the subscriber stopped
+	// following the log.
+	if err := log.Following(ctx); err == nil || !strings.Contains(err.Error(), "failed 1 times") {
+		t.Errorf("Following after the handler's error: %v", err)
+	}
+	if err := fetcher.Subscribe(ctx, 0, eventlog.Filter{}, func([]eventlog.Event) error {
+		if err := log.Following(ctx); err != nil {
+			t.Errorf("Following once a batch is delivered: %v", err)
+		}
+		return stop
+	}); !errors.Is(err, stop) {
+		t.Fatalf("subscription: %v", err)
+	}
+	if got := telemetrytest.Samples(t, reg)[`pickup_subscription_failures_total{subscriber="projections"}`]; got != 0 {
+		t.Errorf("a subscription whose caller went counted %v failures", got)
 	}
 }
