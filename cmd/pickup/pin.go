@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -24,7 +28,11 @@ import (
 // `pickup pin` is a client of the Pinning Service API: what a user runs to
 // pin, list, watch and remove pins, against any pickup gateway (or any
 // other pinning service). The requests are package api/client's; this file
-// is the command line: flags, and what is printed.
+// is the command line: flags, and what is printed. Everything printed for
+// people that came from the API (names, meta, CIDs, statuses, details,
+// errors) goes through printable first: a name is the tenant's, and the
+// service may be anyone's, so neither may reach the user's terminal with
+// escape sequences or line breaks of its own.
 
 // pinCommands are pin's subcommands, in the order usage lists them.
 func pinCommands() []command {
@@ -100,11 +108,21 @@ func (c *clientFlags) client() (*client.Client, error) {
 
 // explain adds to an error of the API what the user can do about it.
 func explain(err error) error {
-	if errors.Is(err, client.ErrUnauthorized) {
-		return fmt.Errorf("%w (the token was refused: check --token, PICKUP_TOKEN or --token-file)", err)
+	if err == nil {
+		return nil
 	}
-	return err
+	if errors.Is(err, client.ErrUnauthorized) {
+		err = fmt.Errorf("%w (the token was refused: check --token, PICKUP_TOKEN or --token-file)", err)
+	}
+	// The error may quote the service's answer.
+	return printableError{err}
 }
+
+// printableError is an error whose text is printed escaped (printable).
+type printableError struct{ err error }
+
+func (e printableError) Error() string { return printable(e.err.Error()) }
+func (e printableError) Unwrap() error { return e.err }
 
 // parsePinFlags parses a subcommand's flags, which may come before or
 // after its arguments, and returns the arguments.
@@ -170,7 +188,7 @@ func pinAdd(ctx context.Context, e *env, args []string) error {
 	if !*wait {
 		return printStatus(e.stdout, ps, *asJSON)
 	}
-	fmt.Fprintf(e.stderr, "request %s: %s\n", ps.RequestID, ps.Status)
+	fmt.Fprintf(e.stderr, "request %s: %s\n", printable(ps.RequestID), printable(string(ps.Status)))
 	return waitAndPrint(ctx, e, c, ps, *asJSON)
 }
 
@@ -253,7 +271,8 @@ func pinList(ctx context.Context, e *env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REQUEST ID\tSTATUS\tCREATED\tCID\tNAME\tDETAILS")
 	for _, ps := range res.Results {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ps.RequestID, ps.Status, shortTime(ps.Created.Time), ps.Pin.CID, ps.Pin.Name, ps.Info[api.InfoStatusDetails])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", printable(ps.RequestID), printable(string(ps.Status)), shortTime(ps.Created.Time),
+			printable(ps.Pin.CID), printable(ps.Pin.Name), printable(ps.Info[api.InfoStatusDetails]))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -302,7 +321,7 @@ func waitAndPrint(ctx context.Context, e *env, c *client.Client, ps api.PinStatu
 	show.done()
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			fmt.Fprintf(e.stderr, "stopped waiting; the pin goes on: pickup pin status %s\n", ps.RequestID)
+			fmt.Fprintf(e.stderr, "stopped waiting; the pin goes on: pickup pin status %s\n", printable(ps.RequestID))
 		}
 		return explain(err)
 	}
@@ -332,7 +351,7 @@ func (p *progressLines) show(ps api.PinStatus) {
 		line = d
 	}
 	if line != p.last {
-		fmt.Fprintln(p.w, line)
+		fmt.Fprintln(p.w, printable(line))
 		p.last = line
 	}
 }
@@ -389,7 +408,7 @@ func (p *progressBar) show(ps api.PinStatus) {
 		}
 	}
 	p.bar.Set64(b)
-	p.bar.Describe(desc)
+	p.bar.Describe(printable(desc))
 }
 
 func (p *progressBar) done() {
@@ -420,21 +439,72 @@ func failedError(ps api.PinStatus) error {
 	if m := ps.Info[api.InfoFailureMessage]; m != "" {
 		why += ": " + m
 	}
-	return fmt.Errorf("pin %s failed: %s", ps.RequestID, why)
+	return fmt.Errorf("pin %s failed: %s", printable(ps.RequestID), printable(why))
 }
 
 // ---- output ----
 
 // printJSON prints v, a PinStatus or PinResults, as JSON on one line: for a
 // pickup gateway, byte for byte what it sent; for another service, the
-// spec's fields of what it sent.
+// spec's fields of what it sent. encoding/json escapes control characters
+// below U+0020; the few a terminal may still act on (DEL, the C1 controls,
+// format characters such as bidirectional overrides) are \u-escaped too:
+// the same JSON value, never a raw escape on the terminal.
 func printJSON(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	_, err = w.Write(append(b, '\n'))
+	_, err = w.Write(append(escapeJSON(b), '\n'))
 	return err
+}
+
+// escapeJSON \u-escapes, in encoding/json's output, the runes printable
+// refuses that encoding/json leaves raw. Outside strings JSON is ASCII, so
+// every such rune is inside a string, where an escape means the same.
+func escapeJSON(b []byte) []byte {
+	if !bytes.ContainsFunc(b, func(r rune) bool { return r >= 0x7f && !unicode.IsPrint(r) && r != utf8.RuneError }) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r >= 0x7f && !unicode.IsPrint(r) && r != utf8.RuneError {
+			for _, u := range utf16.AppendRune(nil, r) {
+				out = fmt.Appendf(out, `\u%04x`, u)
+			}
+		} else {
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return out
+}
+
+// printable returns s as it is safe to print on a terminal: each rune
+// that is not printable (control and format characters, every space but
+// U+0020, bytes that are not UTF-8) becomes its Go escape (\n, \x1b,
+// \u202e), as strconv.Quote writes it; the rest, backslashes included,
+// stays as it is.
+func printable(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsPrint(r):
+			b.WriteString(s[i : i+size])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // printStatus prints a PinStatus for people, or as JSON.
@@ -443,22 +513,22 @@ func printStatus(w io.Writer, ps api.PinStatus, asJSON bool) error {
 		return printJSON(w, ps)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "request\t%s\n", ps.RequestID)
-	fmt.Fprintf(tw, "status\t%s\n", ps.Status)
-	fmt.Fprintf(tw, "cid\t%s\n", ps.Pin.CID)
+	fmt.Fprintf(tw, "request\t%s\n", printable(ps.RequestID))
+	fmt.Fprintf(tw, "status\t%s\n", printable(string(ps.Status)))
+	fmt.Fprintf(tw, "cid\t%s\n", printable(ps.Pin.CID))
 	if ps.Pin.Name != "" {
-		fmt.Fprintf(tw, "name\t%s\n", ps.Pin.Name)
+		fmt.Fprintf(tw, "name\t%s\n", printable(ps.Pin.Name))
 	}
 	fmt.Fprintf(tw, "created\t%s\n", api.FormatTime(ps.Created.Time))
 	for _, k := range slices.Sorted(maps.Keys(ps.Pin.Meta)) {
-		fmt.Fprintf(tw, "meta.%s\t%s\n", k, ps.Pin.Meta[k])
+		fmt.Fprintf(tw, "meta.%s\t%s\n", printable(k), printable(ps.Pin.Meta[k]))
 	}
 	if d := ps.Info[api.InfoStatusDetails]; d != "" {
-		fmt.Fprintf(tw, "details\t%s\n", d)
+		fmt.Fprintf(tw, "details\t%s\n", printable(d))
 	}
 	for _, k := range slices.Sorted(maps.Keys(ps.Info)) {
 		if k != api.InfoStatusDetails {
-			fmt.Fprintf(tw, "%s\t%s\n", k, ps.Info[k])
+			fmt.Fprintf(tw, "%s\t%s\n", printable(k), printable(ps.Info[k]))
 		}
 	}
 	return tw.Flush()
