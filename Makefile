@@ -20,7 +20,7 @@ export PATH  := $(TOOLS):$(shell $(GO) env GOROOT)/lib/wasm:$(PATH)
 # Packages that must build and pass their tests under WebAssembly.
 WASM_PKGS    := ./api/... ./gateway/...
 
-.PHONY: run build test lint vet fmt-check tools chromium bench image lambda wasm
+.PHONY: run build test lint vet fmt-check tools chromium kubo bench image lambda wasm
 
 build:
 	$(GO) build -o bin/pickup ./cmd/pickup
@@ -64,6 +64,8 @@ $(TOOLS)/wazero:
 	GOBIN=$(TOOLS) $(GO) install $(WAZERO)
 
 # 4-11 minutes cold; the script skips when the binary already runs $(KUBO).
+kubo: $(TOOLS)/ipfs
+
 $(TOOLS)/ipfs:
 	GO=$(GO) ./scripts/build-kubo.sh $(TOOLS)/ipfs $(KUBO)
 

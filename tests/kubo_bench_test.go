@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,12 +40,19 @@ import (
 //     by the pin's events (FetchStarted, CarUploaded, CarValidated);
 //   - upload: the same CAR uploaded from a file the same way, with no fetch
 //     at all, for scale;
+//   - gateway: the CAR read from kubo's trustless gateway and dropped, the
+//     origin's own pace, for scale;
 //
 // for PICKUP_BENCH_ROUNDS rounds (5); the figures are the medians. Each
 // round deletes the CARs it stored and syncs the disk, so that no round
 // finds another's CAR or its write-back.
 //
-//	make bench   # or: make tools .tools/bin/ipfs && go test -run '^$' -bench AgainstKubo -benchtime 1x ./tests
+// Beside the seconds, each run reports the processor time of every process
+// in it (kubo's daemon and its `ipfs dag export` client, pickup, the S3
+// server, this process's uploads) and how busy that kept the machine's
+// cores: on two cores shared by all of them, processor time sets the pace.
+//
+//	make bench   # or: make tools kubo && go test -run '^$' -bench AgainstKubo -benchtime 1x ./tests
 func BenchmarkAgainstKubo(b *testing.B) {
 	ipfs := kuboBinary(b)
 	size := int64(256 << 20)
@@ -60,29 +68,40 @@ func BenchmarkAgainstKubo(b *testing.B) {
 	tm := transfermanager.New(srv.NewClient())
 
 	for b.Loop() {
-		var origs, picks, ups []map[string]float64
+		var origs, picks, ups, gws []map[string]float64
 		runs := map[string]func(int) map[string]float64{
 			"original": func(i int) map[string]float64 {
+				c := cpus(k, p, srv)
 				start := time.Now()
-				k.exportUpload(b, tm, original, fmt.Sprintf("original/%d.car", i))
+				export := k.exportUpload(b, tm, original, fmt.Sprintf("original/%d.car", i))
 				m := map[string]float64{"seconds": time.Since(start).Seconds()}
+				c.report(m, export)
 				deleteObjects(b, srv.Client, original)
 				return m
 			},
 			"pickup": func(int) map[string]float64 {
+				c := cpus(k, p, srv)
 				m := p.pin(b, k.root)
+				c.report(m, 0)
 				deleteObjects(b, srv.Client, p.carpark)
 				return m
 			},
+			"gateway": func(int) map[string]float64 {
+				start := time.Now()
+				k.readGateway(b)
+				return map[string]float64{"seconds": time.Since(start).Seconds()}
+			},
 			"upload": func(i int) map[string]float64 {
+				c := cpus(k, p, srv)
 				start := time.Now()
 				uploadFile(b, tm, original, fmt.Sprintf("upload/%d.car", i), car)
 				m := map[string]float64{"seconds": time.Since(start).Seconds()}
+				c.report(m, 0)
 				deleteObjects(b, srv.Client, original)
 				return m
 			},
 		}
-		orders := [][]string{{"original", "pickup", "upload"}, {"pickup", "upload", "original"}, {"upload", "original", "pickup"}}
+		orders := [][]string{{"original", "pickup", "upload", "gateway"}, {"pickup", "gateway", "original", "upload"}, {"upload", "original", "gateway", "pickup"}}
 		for round := range ipfstest.BenchRounds() {
 			for _, name := range orders[round%len(orders)] {
 				m := runs[name](round)
@@ -94,13 +113,15 @@ func BenchmarkAgainstKubo(b *testing.B) {
 					picks = append(picks, m)
 				case "upload":
 					ups = append(ups, m)
+				case "gateway":
+					gws = append(gws, m)
 				}
 			}
-			b.Logf("round %d: original %.2f s, pickup %.2f s (claim %.2f, fetch %.2f, validate %.2f), upload alone %.2f s",
+			b.Logf("round %d: original %.2f s, pickup %.2f s (claim %.2f, fetch %.2f, validate %.2f), upload alone %.2f s, gateway alone %.2f s",
 				round, origs[round]["seconds"], picks[round]["seconds"], picks[round]["claim-s"], picks[round]["fetch-s"],
-				picks[round]["validate-s"], ups[round]["seconds"])
+				picks[round]["validate-s"], ups[round]["seconds"], gws[round]["seconds"])
 		}
-		orig, pick, up := ipfstest.Medians(origs), ipfstest.Medians(picks), ipfstest.Medians(ups)
+		orig, pick, up, gw := ipfstest.Medians(origs), ipfstest.Medians(picks), ipfstest.Medians(ups), ipfstest.Medians(gws)
 		b.ReportMetric(orig["seconds"], "original-s")
 		b.ReportMetric(pick["seconds"], "pickup-s")
 		b.ReportMetric(orig["seconds"]/pick["seconds"], "speedup")
@@ -109,10 +130,50 @@ func BenchmarkAgainstKubo(b *testing.B) {
 		b.ReportMetric(pick["validate-s"], "validate-s")
 		b.ReportMetric(100*pick["validate-s"]/pick["fetch-s"], "validate-%-of-fetch")
 		b.ReportMetric(up["seconds"], "upload-only-s")
+		b.ReportMetric(gw["seconds"], "gateway-only-s")
+		for _, run := range []struct {
+			name string
+			m    map[string]float64
+		}{{"original", orig}, {"pickup", pick}, {"upload", up}} {
+			for _, f := range []string{"kubo-CPU-s", "pickup-CPU-s", "server-CPU-s", "client-CPU-s", "cores-busy-%"} {
+				if v, ok := run.m[f]; ok && (v > 0 || f == "cores-busy-%") {
+					b.ReportMetric(v, run.name+"-"+f)
+				}
+			}
+		}
 		b.ReportMetric(float64(k.carBytes)/1e6/orig["seconds"], "original-MB/s")
 		b.ReportMetric(float64(k.carBytes)/1e6/pick["seconds"], "pickup-MB/s")
 		b.ReportMetric(0, "ns/op")
 	}
+}
+
+// cpuSnapshot is the processor time of every process of a run, at its
+// start.
+type cpuSnapshot struct {
+	k                  *kubo
+	p                  *pickupRun
+	srv                *s3test.Server
+	kubo, pickup, self time.Duration
+	server             time.Duration
+}
+
+func cpus(k *kubo, p *pickupRun, srv *s3test.Server) cpuSnapshot {
+	return cpuSnapshot{
+		k: k, p: p, srv: srv,
+		kubo: s3test.ProcessCPU(k.pid), pickup: s3test.ProcessCPU(p.pid), server: srv.CPUTime(), self: ipfstest.CPUTime(),
+	}
+}
+
+// report adds each process's processor time since the snapshot to m (with
+// extra, a child's, to kubo's), and how busy they kept the cores.
+func (c cpuSnapshot) report(m map[string]float64, extraKubo time.Duration) {
+	kubo := s3test.ProcessCPU(c.k.pid) - c.kubo + extraKubo
+	pickup := s3test.ProcessCPU(c.p.pid) - c.pickup
+	server := c.srv.CPUTime() - c.server
+	self := ipfstest.CPUTime() - c.self
+	m["kubo-CPU-s"], m["pickup-CPU-s"] = kubo.Seconds(), pickup.Seconds()
+	m["server-CPU-s"], m["client-CPU-s"] = server.Seconds(), self.Seconds()
+	m["cores-busy-%"] = 100 * (kubo + pickup + server + self).Seconds() / (m["seconds"] * float64(runtime.NumCPU()))
 }
 
 // kuboBinary is .tools/bin/ipfs at the module's root; the benchmark is
@@ -134,13 +195,14 @@ func kuboBinary(b *testing.B) string {
 	}
 	bin := filepath.Join(dir, ".tools", "bin", "ipfs")
 	if _, err := os.Stat(bin); err != nil {
-		b.Skipf("kubo is not built at %s: run `make .tools/bin/ipfs` (or `make bench`, which builds it once, in 4-11 minutes)", bin)
+		b.Skipf("kubo is not built at %s: run `make kubo` (or `make bench`, which builds it once, in 4-11 minutes)", bin)
 	}
 	return bin
 }
 
 // kubo is an offline kubo daemon holding one DAG.
 type kubo struct {
+	pid       int // the daemon's
 	bin, repo string
 	root      string
 	gateway   string // trustless gateway base URL
@@ -174,6 +236,7 @@ func startKubo(b *testing.B, bin string, size int64) *kubo {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	k.pid = cmd.Process.Pid
 	b.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
@@ -247,9 +310,26 @@ func (k *kubo) export(b *testing.B, path string) {
 	k.carBytes = st.Size()
 }
 
+// readGateway reads the DAG's CAR from kubo's trustless gateway, as
+// pickup asks for it, and drops it.
+func (k *kubo) readGateway(b *testing.B) {
+	req, _ := http.NewRequest(http.MethodGet, k.gateway+"/ipfs/"+k.root, nil)
+	req.Header.Set("Accept", "application/vnd.ipld.car;version=1;order=dfs;dups=n")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK || n != k.carBytes {
+		b.Fatalf("gateway CAR: %d, %d bytes of %d, %v", resp.StatusCode, n, k.carBytes, err)
+	}
+}
+
 // exportUpload is web3-storage/pickup's path: `ipfs dag export` piped into
-// a multipart upload.
-func (k *kubo) exportUpload(b *testing.B, tm *transfermanager.Client, bucket, key string) {
+// a multipart upload. It returns the processor time of the export's client
+// process.
+func (k *kubo) exportUpload(b *testing.B, tm *transfermanager.Client, bucket, key string) time.Duration {
 	cmd := exec.Command(k.bin, "dag", "export", k.root)
 	cmd.Env = k.env()
 	var stderr strings.Builder
@@ -272,6 +352,7 @@ func (k *kubo) exportUpload(b *testing.B, tm *transfermanager.Client, bucket, ke
 	if err := cmd.Wait(); err != nil || uerr != nil {
 		b.Fatalf("dag export | upload: export %v, upload %v\n%s", err, uerr, stderr.String())
 	}
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 }
 
 func uploadFile(b *testing.B, tm *transfermanager.Client, bucket, key, path string) {
@@ -330,6 +411,7 @@ func deleteObjects(b *testing.B, client *s3.Client, bucket string) {
 // pickupRun is `pickup run` on embedded defaults, its CARs in versitygw,
 // kubo's gateway its only source.
 type pickupRun struct {
+	pid              int
 	env              []string
 	api, token       string
 	staging, carpark string
@@ -370,6 +452,7 @@ func startPickupRun(b *testing.B, srv *s3test.Server, gateway string) *pickupRun
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	p.pid = cmd.Process.Pid
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	b.Cleanup(func() {

@@ -16,8 +16,10 @@ func setDeathSignal(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 
-// processCPU reads a process's user and system time from /proc/PID/stat.
-func processCPU(pid int) time.Duration {
+// ProcessCPU reads a process's user and system time from /proc/PID/stat
+// (zero if it cannot): what a benchmark reports of the servers and
+// processes it runs.
+func ProcessCPU(pid int) time.Duration {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0

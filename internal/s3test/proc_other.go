@@ -11,4 +11,5 @@ import (
 // to the test's; Cleanup still stops it when a test ends normally.
 func setDeathSignal(*exec.Cmd) {}
 
-func processCPU(int) time.Duration { return 0 }
+// ProcessCPU is zero where the platform cannot tell.
+func ProcessCPU(int) time.Duration { return 0 }

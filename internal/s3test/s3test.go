@@ -205,7 +205,7 @@ func (s *Server) CPUTime() time.Duration {
 	if s.cmd == nil {
 		return 0
 	}
-	return processCPU(s.cmd.Process.Pid)
+	return ProcessCPU(s.cmd.Process.Pid)
 }
 
 func (s *Server) logs() string {
