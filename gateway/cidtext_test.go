@@ -51,3 +51,25 @@ func cutFirstRune(s string) (rest, first string) {
 	}
 	return "", s
 }
+
+// TestOriginsInEmbeddedIPv4Forms proves that origins at the IPv6 forms that
+// lead to loopback or a local network (IPv4-compatible, IPv4-translated,
+// site-local, unique-local, NAT64 of a private address, 6to4 of one) are
+// dropped with private origins off, as publicnet's table says.
+func TestOriginsInEmbeddedIPv4Forms(t *testing.T) {
+	const peer = "12D3KooWArSKMUUeLk3z2m5LKyb9wGyFL1BtWCT7Gq7Apoo77PUR"
+	var private []string
+	for _, ip := range []string{"::7f00:1", "::a00:1", "::ffff:0:7f00:1", "fec0::1", "fd00::1", "64:ff9b::a00:1", "2002:c0a8:101::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2"} {
+		private = append(private, "/ip6/"+ip+"/tcp/4001/p2p/"+peer)
+	}
+	kept, err := parseOrigins(private, false)
+	if err != nil || len(kept) != 0 {
+		t.Fatalf("kept %q (%v), want none", kept, err)
+	}
+	if kept, err := parseOrigins(private, true); err != nil || len(kept) != len(private) {
+		t.Fatalf("private origins allowed: kept %q (%v)", kept, err)
+	}
+	if kept, err := parseOrigins([]string{"/ip6/2606:4700::1111/tcp/4001/p2p/" + peer, "/ip6/64:ff9b::808:808/tcp/1/p2p/" + peer}, false); err != nil || len(kept) != 2 {
+		t.Fatalf("public origins: kept %q (%v)", kept, err)
+	}
+}

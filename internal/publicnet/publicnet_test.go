@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/pickup-ipfs/pickup/internal/publicnet"
+	"github.com/pickup-ipfs/pickup/tenant"
 )
 
 // registry is every block of the IANA IPv4 and IPv6 Special-Purpose
@@ -160,5 +161,17 @@ func TestLocalName(t *testing.T) {
 		if got := publicnet.LocalName(name); got != want {
 			t.Errorf("LocalName(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// TestWebhookURLs: tenant's check of a webhook's URL keeps to the table.
+func TestWebhookURLs(t *testing.T) {
+	for _, u := range []string{"https://[::7f00:1]/", "https://[::ffff:0:7f00:1]/", "https://[fec0::1]/", "https://[64:ff9b:1::1]/", "https://[2002:a00:1::1]/"} {
+		if _, err := tenant.CheckWebhookURL(u, false); err == nil {
+			t.Errorf("webhook %s accepted", u)
+		}
+	}
+	if _, err := tenant.CheckWebhookURL("https://[2606:4700::1111]/hook", false); err != nil {
+		t.Errorf("public webhook refused: %v", err)
 	}
 }
