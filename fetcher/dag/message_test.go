@@ -1,7 +1,6 @@
 package dag_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"github.com/pickup-ipfs/pickup/fetcher/dag/kubo"
 	"github.com/pickup-ipfs/pickup/fetcher/dag/trustless"
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
+	"github.com/pickup-ipfs/pickup/internal/telemetry/telemetrytest"
 )
 
 // hostileText is what a hostile gateway writes wherever it can: an HTML
@@ -57,24 +56,6 @@ func carHeader(t *testing.T, car []byte) []byte {
 		t.Fatal("no CAR header")
 	}
 	return car[:k+int(n)]
-}
-
-// syncBuffer is a log destination safe for the Fetcher's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestFailureMessagesHoldNoRemoteText proves that what a hostile gateway
@@ -132,7 +113,7 @@ func TestFailureMessagesHoldNoRemoteText(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var logs syncBuffer
+			var logs telemetrytest.Buffer
 			f, err := dag.New([]dag.Source{tt.source(t)}, dag.Limits{ChunkTimeout: 2 * time.Second}, slog.New(slog.NewTextHandler(&logs, nil)))
 			if err != nil {
 				t.Fatal(err)
