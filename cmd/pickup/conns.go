@@ -68,6 +68,19 @@ type connLimits struct {
 	// perClient, if not zero, is the most connections of one client
 	// address (an IPv6 /64); beyond it, a new connection is answered 503.
 	perClient int
+	// perClientPublic drops perClient where the server listens on loopback
+	// only: every client is then this machine (tests, a proxy, the
+	// operator's tools), and the server's cap is the one that matters.
+	perClientPublic bool
+}
+
+// on returns the limits of a server listening at addr.
+func (l connLimits) on(addr net.Addr) connLimits {
+	if ta, ok := addr.(*net.TCPAddr); ok && l.perClientPublic && ta.IP.IsLoopback() {
+		l.perClient = 0
+	}
+	l.perClientPublic = false
+	return l
 }
 
 // limitListener holds a server's connections under its caps. Over a cap it
@@ -93,7 +106,7 @@ type limitListener struct {
 }
 
 func newLimitListener(ln net.Listener, server string, limits connLimits, metrics *telemetry.ConnMetrics) *limitListener {
-	return &limitListener{Listener: ln, server: server, limits: limits, metrics: metrics,
+	return &limitListener{Listener: ln, server: server, limits: limits.on(ln.Addr()), metrics: metrics,
 		slots: make(chan struct{}, shedSlots), clients: map[netip.Prefix]int{}}
 }
 

@@ -242,3 +242,27 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// The default per-client cap holds where the API listens beyond loopback
+// only; one given holds everywhere.
+func TestPerClientCapWherePublic(t *testing.T) {
+	for _, c := range []struct {
+		addr      string
+		public    bool
+		perClient int
+	}{
+		{"127.0.0.1:3000", true, 0},
+		{"[::1]:3000", true, 0},
+		{"0.0.0.0:3000", true, 256},
+		{"10.1.2.3:3000", true, 256},
+		{"127.0.0.1:3000", false, 256},
+	} {
+		ap, err := net.ResolveTCPAddr("tcp", c.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := (connLimits{max: 10, perClient: 256, perClientPublic: c.public}).on(ap); got.perClient != c.perClient || got.max != 10 {
+			t.Errorf("%s (default %v): %+v, want per client %d", c.addr, c.public, got, c.perClient)
+		}
+	}
+}

@@ -183,6 +183,14 @@ func (f *flags) list(name string, def []string, usage string, vars ...string) *[
 	}, func(l []string) string { return strings.Join(l, ",") }, vars...)
 }
 
+// isSet reports whether the flag name was given, on the command line or by
+// one of its variables vars, rather than left at its built-in default.
+func (f *flags) isSet(name string, vars ...string) bool {
+	_, _, set := f.lookup(vars...)
+	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
+}
+
 // parse parses the arguments, turning flag errors, and variables that did
 // not parse, into usage errors.
 func (f *flags) parse(args []string) error {

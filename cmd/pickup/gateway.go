@@ -42,6 +42,7 @@ type gatewayFlags struct {
 	delegates              *[]string
 	allowPrivate           *bool
 	maxConns, maxPerClient *int
+	flags                  *flags
 }
 
 func addGatewayFlags(f *flags) *gatewayFlags {
@@ -50,14 +51,15 @@ func addGatewayFlags(f *flags) *gatewayFlags {
 		delegates:    f.list("delegates", nil, "multiaddrs returned as delegates, comma separated (default in `pickup run`: the fetcher's libp2p addresses)", "PICKUP_DELEGATES"),
 		allowPrivate: f.allowPrivateOrigins(),
 		maxConns:     f.integer("http-max-conns", 0, "most connections the API holds; beyond, the idle longest is closed, or the new one answered 503 (0: half of the process's RLIMIT_NOFILE, at most 8192)", "PICKUP_HTTP_MAX_CONNS"),
-		maxPerClient: f.integer("http-max-conns-per-client", defaultConnsPerClient, "most connections to the API from one client address (an IPv6 /64); beyond, 503 (0: no cap; behind a proxy, every client is the proxy)", "PICKUP_HTTP_MAX_CONNS_PER_CLIENT"),
+		maxPerClient: f.integer("http-max-conns-per-client", defaultConnsPerClient, "most connections to the API from one client address (an IPv6 /64); beyond, 503 (0: no cap, as behind a proxy, where every client is the proxy; unless set, none where the API listens on loopback only)", "PICKUP_HTTP_MAX_CONNS_PER_CLIENT"),
+		flags:        f,
 	}
 }
 
 // apiLimits are the API's connection caps: the flags', with the default
 // cap sized from the descriptors the process may open.
 func (g *gatewayFlags) apiLimits(p *proc) connLimits {
-	limits := connLimits{max: *g.maxConns, perClient: *g.maxPerClient}
+	limits := connLimits{max: *g.maxConns, perClient: *g.maxPerClient, perClientPublic: !g.flags.isSet("http-max-conns-per-client", "PICKUP_HTTP_MAX_CONNS_PER_CLIENT")}
 	fds := nofile()
 	if limits.max == 0 {
 		limits.max = defaultAPIConns(fds)
