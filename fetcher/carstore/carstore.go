@@ -8,8 +8,8 @@
 // CID, the SHA-256 of the whole CAR), and only then does it become visible
 // in the carpark, with its metadata. A CAR that fails validation, or an
 // attempt that fails or is killed before Promote, leaves nothing visible
-// there; nothing in the carpark is ever replaced or deleted by this
-// package.
+// there. Nothing in the carpark is ever replaced, and nothing validated
+// there is ever deleted by this package.
 //
 // Two stores keep the same contract, proved by the suite in carstoretest:
 // S3 (multipart uploads straight into the carpark bucket, a marker per

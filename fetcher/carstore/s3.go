@@ -302,10 +302,12 @@ func (s *S3) Promote(ctx context.Context, stagedKey string, want Expected) (Stor
 			return invalid("the upload's SHA-256 is not the CAR CID's")
 		}
 		parts, size, composite, err := s.listParts(ctx, m)
-		if isNotFound(err) {
+		switch {
+		case isNotFound(err):
 			return invalid("the staged upload is gone")
-		}
-		if err != nil {
+		case errors.Is(err, ErrValidation):
+			return invalid("%v", err)
+		case err != nil:
 			return fail(err)
 		}
 		if size != want.Bytes || composite != tok.composite {
@@ -339,7 +341,11 @@ func (s *S3) Promote(ctx context.Context, stagedKey string, want Expected) (Stor
 			// A server that keeps no checksum, or another one: the object is
 			// this upload's (If-None-Match), and must be proven some other
 			// way before it stays.
-			if err := s.proveOrDelete(ctx, stored.Key, want, got); err != nil {
+			err := s.proveOrDelete(ctx, stored.Key, want, got)
+			if errors.Is(err, ErrValidation) {
+				return invalid("%v", err)
+			}
+			if err != nil {
 				return fail(err)
 			}
 		}
@@ -435,7 +441,7 @@ func (s *S3) proveOrDelete(ctx context.Context, key string, want Expected, serve
 	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.cfg.CarparkBucket), Key: aws.String(key)}, whenRequired); err != nil {
 		return fmt.Errorf("delete %s, which does not hold the bytes uploaded: %w", key, err)
 	}
-	return fmt.Errorf("%w: the completed object (checksum %q) does not hash to %s; deleted", ErrValidation, serverSum, want.CarCID)
+	return fmt.Errorf("the completed object (checksum %q) does not hash to %s; deleted", serverSum, want.CarCID)
 }
 
 // listParts lists the parts of the upload m names, as the completion names

@@ -522,6 +522,7 @@ func testPromoteMismatch(t *testing.T, b Backend) {
 			if !errors.Is(err, carstore.ErrValidation) {
 				t.Fatalf("promote: %v, want ErrValidation", err)
 			}
+			t.Logf("refused: %v", err)
 			checkNothingLeft(t, in)
 			checkCarparkEmpty(t, in)
 			for _, id := range []cid.Cid{c.cid, want.CarCID} {
