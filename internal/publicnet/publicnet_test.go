@@ -175,3 +175,41 @@ func TestWebhookURLs(t *testing.T) {
 		t.Errorf("public webhook refused: %v", err)
 	}
 }
+
+// FuzzAddr checks what Addr promises whatever the address: a public one is
+// none of what the standard library calls loopback, private, link-local,
+// multicast or unspecified (nor is the IPv4 address it embeds), and an
+// IPv6 one is global unicast (2000::/3) or leads to a public IPv4 address.
+func FuzzAddr(f *testing.F) {
+	for _, s := range []string{"8.8.8.8", "127.0.0.1", "::7f00:1", "::ffff:0:7f00:1", "64:ff9b::808:808", "2002:a00:1::1", "fec0::1", "2606:4700::1111", "2001::1"} {
+		f.Add(netip.MustParseAddr(s).AsSlice())
+	}
+	nat64, sixToFour := netip.MustParsePrefix("64:ff9b::/96"), netip.MustParsePrefix("2002::/16")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, ok := netip.AddrFromSlice(b)
+		if !ok || !publicnet.Addr(a) {
+			return
+		}
+		for _, x := range []netip.Addr{a, a.Unmap()} {
+			if x.IsLoopback() || x.IsPrivate() || x.IsLinkLocalUnicast() || x.IsLinkLocalMulticast() || x.IsMulticast() || x.IsUnspecified() || x.IsInterfaceLocalMulticast() {
+				t.Fatalf("Addr(%s) is public, but it is %s", a, x)
+			}
+		}
+		if !a.Is6() || a.Is4In6() {
+			return
+		}
+		s := a.As16()
+		switch {
+		case nat64.Contains(a):
+			if !publicnet.Addr(netip.AddrFrom4([4]byte(s[12:16]))) {
+				t.Fatalf("NAT64 %s is public, its IPv4 address is not", a)
+			}
+		case sixToFour.Contains(a):
+			if !publicnet.Addr(netip.AddrFrom4([4]byte(s[2:6]))) {
+				t.Fatalf("6to4 %s is public, its IPv4 address is not", a)
+			}
+		case !netip.MustParsePrefix("2000::/3").Contains(a):
+			t.Fatalf("%s is public outside 2000::/3", a)
+		}
+	})
+}
