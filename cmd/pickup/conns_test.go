@@ -161,6 +161,9 @@ func TestConnCapShedsWith503(t *testing.T) {
 func TestConnCapEvictsIdle(t *testing.T) {
 	c := startCapped(t, serverConfig{limits: connLimits{max: 3}})
 	l := c.srv.ln.(*limitListener)
+	l.mu.Lock()
+	l.evictAfter = 0
+	l.mu.Unlock()
 	idleCount := func() int { l.mu.Lock(); defer l.mu.Unlock(); return l.idle.Len() }
 	var idle []*conn
 	for i := range 3 {
@@ -264,5 +267,27 @@ func TestPerClientCapWherePublic(t *testing.T) {
 		if got := (connLimits{max: 10, perClient: 256, perClientPublic: c.public}).on(ap); got.perClient != c.perClient || got.max != 10 {
 			t.Errorf("%s (default %v): %+v, want per client %d", c.addr, c.public, got, c.perClient)
 		}
+	}
+}
+
+// A connection idle for less than evictAfter is not closed to make room:
+// the new one is shed.
+func TestConnCapKeepsFreshIdle(t *testing.T) {
+	c := startCapped(t, serverConfig{limits: connLimits{max: 2}})
+	l := c.srv.ln.(*limitListener)
+	l.mu.Lock()
+	l.evictAfter = time.Hour
+	l.mu.Unlock()
+	for range 2 {
+		if status, _ := dialFrom(t, c, "127.0.0.1").get(t, "/"); status != http.StatusOK {
+			t.Fatalf("under the cap: %d", status)
+		}
+	}
+	waitFor(t, "two idle connections", func() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.idle.Len() == 2 })
+	if status, _ := dialFrom(t, c, "127.0.0.1").get(t, "/"); status != http.StatusServiceUnavailable {
+		t.Errorf("at a cap of freshly idle connections: %d, want 503", status)
+	}
+	if got := c.metric(t, `pickup_http_connections_evicted_total{server="api"}`); got != 0 {
+		t.Errorf("evicted %v, want 0", got)
 	}
 }
