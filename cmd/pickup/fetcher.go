@@ -109,7 +109,7 @@ func (p *proc) addFetcher(ctx context.Context, ff *fetcherFlags) ([]string, erro
 		switch name {
 		case "gateway":
 			for _, u := range *ff.gateways {
-				s, err := trustless.New(trustless.Config{URL: u})
+				s, err := trustless.New(trustless.Config{URL: u, AllowPrivate: *ff.allowPrivate})
 				if err != nil {
 					return nil, fmt.Errorf("%w: trustless gateway %q: %v", errUsage, u, err)
 				}
@@ -119,7 +119,7 @@ func (p *proc) addFetcher(ctx context.Context, ff *fetcherFlags) ([]string, erro
 			if *ff.kuboRPC == "" {
 				return nil, fmt.Errorf("%w: source kubo needs --kubo-rpc", errUsage)
 			}
-			s, err := kubo.New(kubo.Config{URL: *ff.kuboRPC})
+			s, err := kubo.New(kubo.Config{URL: *ff.kuboRPC, AllowPrivate: *ff.allowPrivate})
 			if err != nil {
 				return nil, fmt.Errorf("%w: kubo RPC %q: %v", errUsage, *ff.kuboRPC, err)
 			}
