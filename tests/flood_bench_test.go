@@ -54,7 +54,7 @@ func BenchmarkFlood(b *testing.B) {
 		apiCap := int(min(8192, lim.Cur/2))
 		m0 := telemetrytest.Scrape(b, "http://"+run.addrs["admin"]+"/metrics")
 		base := run.openFDs()
-		w := watchProcess(run, 250*time.Millisecond)
+		w := watchProcess(run, 250*time.Millisecond, true)
 		addr := strings.TrimPrefix(run.api(), "http://")
 		start := time.Now()
 		var floods []*flood
@@ -121,6 +121,7 @@ func BenchmarkFlood(b *testing.B) {
 		b.ReportMetric(float64(w.unready+w.unanswer), "readyz_not_ok")
 		b.ReportMetric(float64(w.peakFDs), "peak_fds")
 		b.ReportMetric(float64(apiCap), "api_cap")
+		b.ReportMetric(float64(w.peakAPI), "peak_api_conns")
 		b.ReportMetric(shed, "shed_503")
 		b.ReportMetric(evicted, "evicted_idle")
 		b.ReportMetric(float64(total.Connects), "flood_connects")
@@ -136,8 +137,11 @@ func BenchmarkFlood(b *testing.B) {
 			idle, slow, loaders, floodFor, total.Connects, int(shed), total.Shed, int(evicted), total.Closed, total.DialErrors, total.ResetOrLost, total.PeakHeld)
 		b.Logf("pins: %d of %d pinned (%d with a failed attempt), requested by %v in %d tries, all pinned %v after the flood began",
 			len(pinned), pins, failures, posted.Round(time.Millisecond), tries, allPinned.Round(time.Millisecond))
-		b.Logf("/readyz: asked %d times, %d not ready, %d unanswered within 5 s, worst %v; descriptors: %d at start, peak %d (API cap %d, RLIMIT_NOFILE %d); peak RSS %d MiB; alive %v",
-			w.asked, w.unready, w.unanswer, w.worst.Round(time.Millisecond), base, w.peakFDs, apiCap, lim.Cur, hwm>>20, alive)
+		b.Logf("/readyz: asked %d times, %d not ready, %d unanswered within 5 s, worst %v; descriptors: %d at start, peak %d; API connections at most %d (cap %d, RLIMIT_NOFILE %d); peak RSS %d MiB; alive %v",
+			w.asked, w.unready, w.unanswer, w.worst.Round(time.Millisecond), base, w.peakFDs, w.peakAPI, apiCap, lim.Cur, hwm>>20, alive)
+		if w.peakAPI > apiCap {
+			b.Errorf("the API held %d connections, over its cap of %d", w.peakAPI, apiCap)
+		}
 		if !alive {
 			b.Errorf("pickup run exited: %v", run.err)
 		}

@@ -117,19 +117,23 @@ func (p *process) readyz(client *http.Client) (int, time.Duration) {
 // watch samples a process while a flood runs: /readyz's answers and
 // latency, and its open descriptors, every period until stop is closed.
 type watch struct {
-	mu        sync.Mutex
-	asked     int
-	unready   int // answers other than 200
-	unanswer  int // no answer within the client's timeout
-	worst     time.Duration
-	peakFDs   int
+	mu       sync.Mutex
+	asked    int
+	unready  int // answers other than 200
+	unanswer int // no answer within the client's timeout
+	worst    time.Duration
+	peakFDs  int
+	// peakAPI is the most connections the API said it held
+	// (pickup_http_connections_open), when metrics is set.
+	peakAPI   int
+	metrics   bool
 	stop      chan struct{}
 	done      sync.WaitGroup
 	deadAtEnd bool
 }
 
-func watchProcess(p *process, period time.Duration) *watch {
-	w := &watch{stop: make(chan struct{})}
+func watchProcess(p *process, period time.Duration, metrics bool) *watch {
+	w := &watch{stop: make(chan struct{}), metrics: metrics}
 	client := &http.Client{Timeout: 5 * time.Second}
 	w.done.Go(func() {
 		t := time.NewTicker(period)
@@ -142,7 +146,12 @@ func watchProcess(p *process, period time.Duration) *watch {
 			}
 			code, took := p.readyz(client)
 			fds := p.openFDs()
+			api := -1
+			if w.metrics {
+				api = apiConns(client, p)
+			}
 			w.mu.Lock()
+			w.peakAPI = max(w.peakAPI, api)
 			w.asked++
 			switch code {
 			case http.StatusOK:
@@ -160,6 +169,26 @@ func watchProcess(p *process, period time.Duration) *watch {
 }
 
 func (w *watch) end() { close(w.stop); w.done.Wait() }
+
+// apiConns reads pickup_http_connections_open{server="api"} from the
+// process's /metrics, or -1.
+func apiConns(client *http.Client, p *process) int {
+	resp, err := client.Get("http://" + p.addrs["admin"] + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, `pickup_http_connections_open{server="api"} `); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return int(n)
+			}
+		}
+	}
+	return -1
+}
 
 // postPin requests a pin, trying again after a 503 or a broken connection
 // (as a client told Retry-After would), and returns its request id and how
@@ -232,7 +261,7 @@ func TestFloodPastTheCap(t *testing.T) {
 	id, _ := postPin(t, run.api(), c.token, root, 30*time.Second)
 	waitUntil(t, 60*time.Second, "the pin fetching", func() bool { s, _ := pinStatus(run.api(), c.token, id); return s == "pinning" })
 
-	w := watchProcess(run, 100*time.Millisecond)
+	w := watchProcess(run, 100*time.Millisecond, true)
 	addr := strings.TrimPrefix(run.api(), "http://")
 	// Many addresses (5 each): the server's cap.
 	many := startFlood(t, addr, "-idle", "100", "-slow", "60", "-per-source", "5", "-slow-every", "300ms",
@@ -244,8 +273,8 @@ func TestFloodPastTheCap(t *testing.T) {
 	w.end()
 	t.Logf("flood from many addresses: %+v", rMany)
 	t.Logf("flood from one address: %+v", rOne)
-	t.Logf("/readyz asked %d times: %d not ready, %d unanswered, worst %v; descriptors at start %d, at most %d",
-		w.asked, w.unready, w.unanswer, w.worst, base, w.peakFDs)
+	t.Logf("/readyz asked %d times: %d not ready, %d unanswered, worst %v; descriptors at start %d, at most %d; API connections at most %d",
+		w.asked, w.unready, w.unanswer, w.worst, base, w.peakFDs, w.peakAPI)
 
 	if !run.alive() {
 		t.Fatalf("pickup run exited: %v", run.err)
@@ -255,6 +284,9 @@ func TestFloodPastTheCap(t *testing.T) {
 	}
 	if w.unanswer > 0 {
 		t.Errorf("/readyz did not answer %d of %d times", w.unanswer, w.asked)
+	}
+	if w.peakAPI > maxConns {
+		t.Errorf("the API held %d connections, over its cap of %d", w.peakAPI, maxConns)
 	}
 	// The API's and the admin server's caps, the 503s lingering, and what
 	// the process held before.

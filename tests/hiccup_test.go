@@ -33,7 +33,7 @@ func TestDescriptorTableFull(t *testing.T) {
 	if out, err := exec.Command("prlimit", "--pid", strconv.Itoa(run.cmd.Process.Pid), "--nofile="+strconv.Itoa(limit)+":"+strconv.Itoa(limit)).CombinedOutput(); err != nil {
 		t.Fatalf("prlimit: %v: %s", err, out)
 	}
-	w := watchProcess(run, 100*time.Millisecond)
+	w := watchProcess(run, 100*time.Millisecond, false)
 	f := startFlood(t, strings.TrimPrefix(run.api(), "http://"), "-idle", "300", "-per-source", "10", "-pause", "200ms", "-duration", "5s", "-sources", "127.22.0.1")
 	r := f.wait(t)
 	w.end()
