@@ -244,13 +244,12 @@ func (s *S3) Promote(ctx context.Context, stagedKey string, want Expected) (Stor
 	if err != nil {
 		return fail(err)
 	}
-	// invalid discards what is staged and says why.
+	// invalid discards what is staged (or whatever is at the staging key:
+	// a CAR an earlier version staged whole) and says why.
 	invalid := func(format string, args ...any) (Stored, error) {
 		err := fmt.Errorf("%w: "+format, append([]any{ErrValidation}, args...)...)
-		if staged {
-			if derr := s.discardStaged(ctx, stagedKey, m); derr != nil {
-				s.log.WarnContext(ctx, "discarding a CAR that failed validation failed", "key", stagedKey, "err", derr)
-			}
+		if derr := s.discardStaged(ctx, stagedKey, m); derr != nil {
+			s.log.WarnContext(ctx, "discarding a CAR that failed validation failed", "key", stagedKey, "err", derr)
 		}
 		return fail(err)
 	}
@@ -272,10 +271,8 @@ func (s *S3) Promote(ctx context.Context, stagedKey string, want Expected) (Stor
 					return fail(err)
 				}
 			}
-			if staged {
-				if err := s.discardStaged(ctx, stagedKey, m); err != nil {
-					return fail(err)
-				}
+			if err := s.discardStaged(ctx, stagedKey, m); err != nil {
+				return fail(err)
 			}
 			s.log.DebugContext(ctx, "CAR already in the carpark", "key", stored.Key, "staged", stagedKey)
 			return have.Stored, nil

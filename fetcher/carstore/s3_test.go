@@ -485,3 +485,56 @@ func TestS3UploadMemoryDoesNotGrowWithCAR(t *testing.T) {
 		t.Errorf("uploading %d MiB allocated %d MiB", size>>20, alloc>>20)
 	}
 }
+
+// What versions that copied staged CARs into the carpark left still works:
+// a CAR at <carCid>/<carCid>.car is found by Stat and completes a new
+// request's Promote of the same root without a second copy at its RootKey
+// only if it is there; a whole CAR staged as an object, or a staging
+// upload, is discarded with its request's other leftovers.
+func TestS3EarlierLayout(t *testing.T) {
+	f := newS3Fixture(t, carstore.S3Config{PartSize: 5 * carstore.MiB})
+	ctx := context.Background()
+	data, meta, carCID := testCar(t, 3*carstore.MiB)
+	old := carstore.CarKey(carCID)
+	if _, err := f.srv.Client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(f.cfg.CarparkBucket), Key: aws.String(old), Body: bytes.NewReader(data),
+		Metadata: map[string]string{carstore.MetaRoot: meta.Root.String(), carstore.MetaRequestID: "old", carstore.MetaCarCID: carCID.String(), carstore.MetaStructure: carstore.StructureComplete},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st, ok, err := f.store.Stat(ctx, meta.Root, carCID)
+	if err != nil || !ok || st.Key != old || st.CarCID != carCID || st.Root != meta.Root || st.RequestID != "old" || st.Bytes != int64(len(data)) {
+		t.Fatalf("stat of an earlier CAR: %+v, %v, %v", st, ok, err)
+	}
+	r, err := f.store.Open(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	r.Close()
+	if !bytes.Equal(got, data) {
+		t.Fatal("open of an earlier CAR: other bytes")
+	}
+
+	// Leftovers of an earlier version's attempts: a staged CAR object and a
+	// staging upload.
+	key1, key2 := carstore.StagingKey(meta.RequestID, 1), carstore.StagingKey(meta.RequestID, 2)
+	if _, err := f.srv.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(f.cfg.StagingBucket), Key: aws.String(key1), Body: bytes.NewReader(data)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.Client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(f.cfg.StagingBucket), Key: aws.String(key2)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Promote(ctx, key1, carstore.Expected{Bytes: int64(len(data)), CarCID: carCID, Metadata: meta}); !errors.Is(err, carstore.ErrValidation) {
+		t.Errorf("promote of a CAR staged by an earlier version: %v, want ErrValidation (the fetch runs again)", err)
+	}
+	if n, err := f.store.Discard(ctx, meta.RequestID); err != nil || n != 1 {
+		t.Errorf("discard: %d, %v; want the staging upload (the staged object went with the failed promote)", n, err)
+	}
+	if keys := objectKeys(t, f.srv.Client, f.cfg.StagingBucket, ""); len(keys) != 0 {
+		t.Errorf("staging holds %v", keys)
+	}
+	if open, err := f.store.OpenUploads(ctx); err != nil || len(open) != 0 {
+		t.Errorf("open uploads %+v, %v", open, err)
+	}
+}
