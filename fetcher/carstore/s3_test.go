@@ -487,10 +487,10 @@ func TestS3UploadMemoryDoesNotGrowWithCAR(t *testing.T) {
 }
 
 // What versions that copied staged CARs into the carpark left still works:
-// a CAR at <carCid>/<carCid>.car is found by Stat and completes a new
-// request's Promote of the same root without a second copy at its RootKey
-// only if it is there; a whole CAR staged as an object, or a staging
-// upload, is discarded with its request's other leftovers.
+// a CAR at <carCid>/<carCid>.car is found by Stat and read by Open (so a
+// new request for its root completes from it); a whole CAR staged as an
+// object fails validation and goes, and a staging upload is discarded with
+// its request's other leftovers.
 func TestS3EarlierLayout(t *testing.T) {
 	f := newS3Fixture(t, carstore.S3Config{PartSize: 5 * carstore.MiB})
 	ctx := context.Background()
