@@ -13,6 +13,10 @@ WAZERO       := github.com/tetratelabs/wazero/cmd/wazero@v1.12.0
 # kubo, for the end-to-end benchmark's origin and the path pickup replaces
 # (never for the tests): built once per version by scripts/build-kubo.sh.
 KUBO         := v0.43.1
+# ipfs-cluster's own CLI, which tests/clusterctl_test.go runs against the
+# ipfs-cluster routes: built once per version by
+# scripts/build-ipfs-cluster-ctl.sh (1-3 minutes cold).
+CLUSTERCTL   := v1.1.6
 # go test runs wasip1 binaries through the runner script in GOROOT's
 # lib/wasm, which calls wazero.
 export PATH  := $(TOOLS):$(shell $(GO) env GOROOT)/lib/wasm:$(PATH)
@@ -20,7 +24,7 @@ export PATH  := $(TOOLS):$(shell $(GO) env GOROOT)/lib/wasm:$(PATH)
 # Packages that must build and pass their tests under WebAssembly.
 WASM_PKGS    := ./api/... ./gateway/...
 
-.PHONY: run build test lint vet fmt-check tools chromium kubo bench image lambda wasm
+.PHONY: run build test lint vet fmt-check tools chromium kubo cluster-ctl bench image lambda wasm
 
 build:
 	$(GO) build -o bin/pickup ./cmd/pickup
@@ -51,7 +55,7 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-tools: $(TOOLS)/versitygw $(TOOLS)/wazero chromium
+tools: $(TOOLS)/versitygw $(TOOLS)/wazero $(TOOLS)/ipfs-cluster-ctl chromium
 
 # Debian's chromium, for the status page's browser test (tests/ui_test.go).
 chromium:
@@ -62,6 +66,11 @@ $(TOOLS)/versitygw:
 
 $(TOOLS)/wazero:
 	GOBIN=$(TOOLS) $(GO) install $(WAZERO)
+
+cluster-ctl: $(TOOLS)/ipfs-cluster-ctl
+
+$(TOOLS)/ipfs-cluster-ctl:
+	GO=$(GO) ./scripts/build-ipfs-cluster-ctl.sh $(TOOLS)/ipfs-cluster-ctl $(CLUSTERCTL)
 
 # 4-11 minutes cold; the script skips when the binary already runs $(KUBO).
 kubo: $(TOOLS)/ipfs
