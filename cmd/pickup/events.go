@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 )
@@ -94,6 +95,9 @@ func eventsTail(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer log.Close()
+	if e.wrapLog != nil {
+		log = e.wrapLog(log)
+	}
 	out := json.NewEncoder(e.stdout)
 	print := func(evs []eventlog.Event) error {
 		for _, ev := range evs {
@@ -104,7 +108,7 @@ func eventsTail(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	if *follow {
-		return log.Subscribe(ctx, eventlog.Position(after), eventlog.Filter{}, print)
+		return followLog(ctx, e, log, eventlog.Position(after), print)
 	}
 	for pos := eventlog.Position(after); ; {
 		evs, err := log.ReadAll(ctx, pos, 1000)
@@ -115,5 +119,39 @@ func eventsTail(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		pos = evs[len(evs)-1].Position
+	}
+}
+
+// followLog prints the log's events after pos until ctx ends. A
+// subscription that fails is followed again from the last event printed,
+// after a wait that doubles from a quarter of a second up to 30 s: a log
+// that hiccups does not end a --follow. An error of print itself (stdout
+// gone) does.
+func followLog(ctx context.Context, e *env, log eventlog.Store, pos eventlog.Position, print func([]eventlog.Event) error) error {
+	const first, most = 250 * time.Millisecond, 30 * time.Second
+	var printErr error
+	for delay := first; ; delay = min(2*delay, most) {
+		moved := false
+		err := log.Subscribe(ctx, pos, eventlog.Filter{}, func(evs []eventlog.Event) error {
+			if printErr = print(evs); printErr != nil {
+				return printErr
+			}
+			pos, moved = evs[len(evs)-1].Position, true
+			return nil
+		})
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case printErr != nil:
+			return printErr
+		case moved:
+			delay = first
+		}
+		fmt.Fprintf(e.stderr, "pickup events tail: following the log failed after position %d: %v; following it again in %v\n", pos, err, delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
 	}
 }

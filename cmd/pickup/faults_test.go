@@ -13,7 +13,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/eventlog/embedded"
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
 	"github.com/pickup-ipfs/pickup/internal/telemetry/telemetrytest"
 )
@@ -105,6 +108,17 @@ func startRun(t *testing.T, origin string, wrap func(eventlog.Store) eventlog.St
 		return true
 	})
 	waitFor(t, "ready", func() bool { code, _ := r.ready(t); return code == http.StatusOK })
+	// The token is issued at start: wait for the views to know it.
+	waitFor(t, "the token known", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+r.api+"/pins", nil)
+		req.Header.Set("Authorization", "Bearer "+r.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 	return r
 }
 
@@ -215,5 +229,42 @@ func TestSubscriptionsFailing(t *testing.T) {
 	}
 	if got := origin.Requests(); got != 1 {
 		t.Errorf("the origin served %d requests for one pin", got)
+	}
+}
+
+// TestEventsTailFollowsThroughFailures: `events tail --follow` whose log
+// breaks keeps going: an event appended while the subscription fails is
+// printed once the log mends, once, after the ones before.
+func TestEventsTailFollowsThroughFailures(t *testing.T) {
+	path, all := seedLog(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, errs := &telemetrytest.Buffer{}, &telemetrytest.Buffer{}
+	faulty := &faultyLog{running: map[*context.CancelFunc]bool{}}
+	e := &env{stdout: out, stderr: errs, getenv: func(string) string { return "" },
+		wrapLog: func(s eventlog.Store) eventlog.Store { faulty.Store = s; return faulty }}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, e, []string{"events", "tail", "--eventlog", path, "--follow"}) }()
+	waitFor(t, "the old events", func() bool { return strings.Count(out.String(), "\n") == len(all) })
+	faulty.breakAll()
+	s, err := embedded.Open(ctx, path, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	id := uuid.New()
+	if _, err := s.Append(ctx, "pin-c", eventlog.NoStream, eventlog.Proposed{ID: id, Type: "Tested", Version: 1, Data: json.RawMessage(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a failure reported", func() bool { return strings.Contains(errs.String(), "following the log failed") })
+	faulty.mend()
+	waitFor(t, "the new event", func() bool { return strings.Contains(out.String(), id.String()) })
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("interrupted tail exited %d, want 0; stderr %s", code, errs)
+	}
+	got := decodeLines(t, out.String())
+	if len(got) != len(all)+1 || got[len(all)].ID != id {
+		t.Errorf("tail --follow printed %d events, want the %d old ones and then %s once", len(got), len(all), id)
 	}
 }

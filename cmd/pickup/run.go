@@ -109,6 +109,11 @@ func defaultToken(ctx context.Context, p *proc, path string) (string, error) {
 	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("keep token: %w", err)
 	}
+	// Bring the views up to the token, so that the token printed works at
+	// once.
+	if _, err := tokenKnown(ctx, p, token); err != nil {
+		return "", err
+	}
 	return token, nil
 }
 
