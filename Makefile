@@ -17,6 +17,10 @@ KUBO         := v0.43.1
 # ipfs-cluster routes: built once per version by
 # scripts/build-ipfs-cluster-ctl.sh (1-3 minutes cold).
 CLUSTERCTL   := v1.1.6
+# The container image: ko puts pickup on a base crane makes from this
+# machine's files (scripts/build-image.sh); no Docker engine, no registry.
+KO_VERSION    := v0.19.1
+CRANE_VERSION := v0.22.1
 # go test runs wasip1 binaries through the runner script in GOROOT's
 # lib/wasm, which calls wazero.
 export PATH  := $(TOOLS):$(shell $(GO) env GOROOT)/lib/wasm:$(PATH)
@@ -24,7 +28,7 @@ export PATH  := $(TOOLS):$(shell $(GO) env GOROOT)/lib/wasm:$(PATH)
 # Packages that must build and pass their tests under WebAssembly.
 WASM_PKGS    := ./api/... ./gateway/...
 
-.PHONY: run build test lint vet fmt-check tools chromium kubo cluster-ctl bench image lambda wasm
+.PHONY: run build test lint vet fmt-check tools chromium kubo cluster-ctl bench image image-tools lambda wasm
 
 build:
 	$(GO) build -o bin/pickup ./cmd/pickup
@@ -32,9 +36,9 @@ build:
 run:
 	$(GO) run ./cmd/pickup run
 
-test: lint tools wasm
+test: lint tools wasm image
 	$(GO) test -race -timeout 45m $$($(GO) list ./... | grep -v '/tests$$')
-	$(GO) test -race -count=1 -timeout 30m ./tests/...
+	PICKUP_IMAGE=$(CURDIR)/bin/image $(GO) test -race -count=1 -timeout 30m ./tests/...
 
 # The end-to-end tests (./tests) build and run the pickup binary, which go
 # test's cache does not see: they always run (-count=1).
@@ -82,9 +86,22 @@ $(TOOLS)/ipfs:
 bench: tools $(TOOLS)/ipfs
 	PICKUP_BENCH_LONG=$(LONG) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
-# The container image for the Fargate roles (needs a Docker engine).
-image:
-	docker build -t pickup:latest .
+# The container image for the Fargate roles, linux/amd64 and linux/arm64:
+# bin/image/oci (an OCI layout) and bin/image/digest. 2-4 minutes the first
+# time on 2 cores, seconds after (ko's cache is .tools/ko). Push it with
+# `crane push bin/image/oci REPO:TAG` (README, Deploying). make test's
+# TestImage (tests/image_test.go) runs its binary and builds it again to
+# compare digests.
+image: image-tools
+	./scripts/build-image.sh bin/image
+
+# ko and crane at the versions above, installed again when the binary
+# there reports another.
+image-tools:
+	@$(TOOLS)/ko version 2>/dev/null | grep -qx '$(KO_VERSION)' || \
+		GOBIN=$(TOOLS) $(GO) install github.com/google/ko@$(KO_VERSION)
+	@$(TOOLS)/crane version 2>/dev/null | grep -qx '$(CRANE_VERSION)' || \
+		GOBIN=$(TOOLS) $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
 
 # The Lambda deployment package: bin/lambda.zip with a linux/arm64 bootstrap.
 lambda:
