@@ -21,21 +21,29 @@ func event(at time.Time) eventlog.Proposed {
 	return eventlog.Proposed{ID: uuid.New(), Type: "Tested", Version: 1, Data: []byte(`{}`), Meta: eventlog.Metadata{Time: at, Actor: "test"}}
 }
 
-// Appends through the real embedded log are counted by outcome and timed;
-// a subscriber's events are counted under its name, and its lag is the age
-// of the newest event it was handed.
-func TestLogFigures(t *testing.T) {
-	ctx := context.Background()
-	store, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"), embedded.Options{})
+// openLog opens an embedded log in a temporary directory, and the log
+// figures on a registry of their own.
+func openLog(t *testing.T) (*embedded.Store, *prometheus.Registry, *telemetry.LogMetrics) {
+	t.Helper()
+	store, err := embedded.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { store.Close() })
 	reg := prometheus.NewRegistry()
 	m, err := telemetry.NewLogMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return store, reg, m
+}
+
+// Appends through the real embedded log are counted by outcome and timed;
+// a subscriber's events are counted under its name, and its lag is the age
+// of the newest event it was handed.
+func TestLogFigures(t *testing.T) {
+	ctx := context.Background()
+	store, reg, m := openLog(t)
 	log := telemetry.NewLog(store, m, "process")
 
 	// Three appends that go through, a stale writer, a bad stream name, and
@@ -65,7 +73,7 @@ func TestLogFigures(t *testing.T) {
 	// The projections read everything: three events, the newest an hour old.
 	sub, stop := context.WithCancel(ctx)
 	var seen int
-	err = log.As("projections").Subscribe(sub, 0, eventlog.Filter{}, func(batch []eventlog.Event) error {
+	err := log.As("projections").Subscribe(sub, 0, eventlog.Filter{}, func(batch []eventlog.Event) error {
 		if seen += len(batch); seen == 3 {
 			stop()
 		}
@@ -142,16 +150,7 @@ func (s *failingStore) Subscribe(ctx context.Context, after eventlog.Position, f
 // delivers a batch; one that ends because its caller went counts nothing.
 func TestSubscriptionFailures(t *testing.T) {
 	ctx := context.Background()
-	store, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	reg := prometheus.NewRegistry()
-	m, err := telemetry.NewLogMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, reg, m := openLog(t)
 	log := telemetry.NewLog(&failingStore{Store: store, fail: 2}, m, "process")
 	fetcher, projections := log.As("fetcher"), log.As("projections")
 	nop := func([]eventlog.Event) error { return nil }
