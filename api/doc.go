@@ -7,8 +7,10 @@
 // "details"}}) with the reasons pickup sends, the four statuses, the name
 // matching strategies, and the Info* keys of PinStatus.info that pickup
 // sets. Beside them, the ipfs-cluster shapes the cluster-compatible routes
-// answer with: ClusterPin (POST /pins/{cid}), ClusterStatus with its
-// ClusterPeerInfo (GET /pins/{cid}, and one per line of GET /pins?cids=).
+// answer with: ClusterPin (POST and DELETE /pins/{cid}, GET /allocations),
+// ClusterStatus with its ClusterPeerInfo (GET /pins/{cid}, and one per line
+// of GET /pins?cids=), the status and filter names, and the error body
+// ClusterError ({"code","message"}).
 //
 // Timestamps are Time: RFC 3339 in UTC with all six digits of the
 // microseconds, so that a client paging with before=<oldest created> sends

@@ -39,11 +39,15 @@ const (
 // unauthorized is the 401 with the spec's body and the route's challenge.
 func (h *Handler) unauthorized(s scheme) error {
 	challenge := fmt.Sprintf("Bearer realm=%q", h.cfg.Realm)
+	details := "Access token is missing or invalid"
 	if s == schemeBasic {
 		challenge = fmt.Sprintf("Basic realm=%q, charset=\"UTF-8\"", h.cfg.Realm)
+		// ipfs-cluster's words first, then pickup's reason.
+		details = "unauthorized: access denied: the token is missing or invalid, or not the user's " +
+			"(Basic credentials are <tenant>:<token>)"
 	}
 	return &apiError{status: http.StatusUnauthorized, reason: api.ReasonUnauthorized,
-		details: "Access token is missing or invalid", challenge: challenge}
+		details: details, challenge: challenge}
 }
 
 // credentials are what an Authorization header carries: a token, and for

@@ -60,8 +60,10 @@ func errorStatus(err error) (status int, reason, details string) {
 	return http.StatusInternalServerError, api.ReasonInternal, "Unexpected internal error"
 }
 
-// writeError answers r with err in the API's error shape, and logs what
-// the client is not told.
+// writeError answers r with err in the error shape of the API its route
+// belongs to (ipfs-cluster's {"code","message"} on the cluster routes, the
+// Pinning Service API's Failure elsewhere), and logs what the client is not
+// told.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, reason, details := errorStatus(err)
 	var ae *apiError
@@ -74,6 +76,10 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	if status >= 500 && !errors.Is(err, errViewsBehind) {
 		h.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status), slog.Any("err", err))
+	}
+	if ClusterRoute(Route(r)) {
+		writeJSON(w, status, api.ClusterError{Code: status, Message: details})
+		return
 	}
 	writeJSON(w, status, api.Failure{Error: api.FailureError{Reason: reason, Details: details}})
 }

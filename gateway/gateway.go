@@ -1,6 +1,7 @@
 // Package gateway is pickup's HTTP face: the IPFS Pinning Service API
 // (reference/ipfs-pinning-service.yaml, all of it) and the
-// ipfs-cluster-compatible routes web3-storage/pickup served. Commands append
+// ipfs-cluster-compatible routes web3-storage/pickup served, as
+// ipfs-cluster's own CLI and Go client use them. Commands append
 // their events to the log, decided on the pin's stream as the log holds it;
 // reads answer from the projections' views, after waiting (briefly and
 // boundedly) for the views to reach the writes a client must see.
@@ -12,21 +13,36 @@
 //
 // # Routes
 //
-//	GET    /pins                   PSA listing (no cids parameter)
-//	GET    /pins?cids=a,b          ipfs-cluster status of several CIDs, as newline-delimited JSON
+//	GET    /pins                   PSA listing (none of cids, local, filter)
 //	POST   /pins                   PSA add (202); honours Idempotency-Key
 //	GET    /pins/{requestid}       PSA status
 //	POST   /pins/{requestid}       PSA replace (202): a new request id; the old one is gone
 //	DELETE /pins/{requestid}       PSA remove (202)
-//	GET    /pins/{cid}             ipfs-cluster status of one CID
-//	POST   /pins/{cid}?origins=…   ipfs-cluster pin (200)
 //	GET    /pins/{requestid}/timeline  the pin's timeline from its events (for the status page)
 //	GET    /                       the status page (package gateway/ui), its assets under /ui/
 //	GET    /ui/throughput          the tenant's bytes stored per minute over the last hour (for the page)
 //
+// and ipfs-cluster's REST API, as ipfs-cluster v1.1.6 serves it for its pin
+// commands (ipfs-cluster-ctl and its Go client), for a one-peer cluster
+// (cluster*.go):
+//
+//	POST   /pins/{cid}             pin (200, a Pin); again for a failed pin queues it again
+//	POST   /pins/{ipfs|ipld}/{cid} the same (what ipfs-cluster-ctl sends)
+//	DELETE /pins/{cid}             unpin (200, the Pin): every live request of the tenant for the CID
+//	DELETE /pins/{ipfs|ipld}/{cid} the same
+//	GET    /pins/{cid}             status of one CID (a GlobalPinInfo)
+//	GET    /pins?cids=a,b          status of several, in the order asked, one JSON object a line
+//	GET    /pins?filter=&cids=     status of every pin, filtered by ipfs-cluster's status names
+//	POST   /pins/{cid}/recover     queue a failed pin again; its status
+//	POST   /pins/recover           the same for every failed pin; their statuses, one a line
+//	GET    /allocations            every pin (ipfs-cluster's pinset), one Pin a line
+//	GET    /allocations/{cid}      one pin
+//
 // /pins/{x} is a request id when x is a UUID in its canonical 36-character
 // form, and a CID otherwise: a CID never has that form (a CIDv0 is 46
 // characters of base58; a CIDv1 starts with a multibase prefix and is longer).
+// Errors on the ipfs-cluster routes are ipfs-cluster's {"code","message"},
+// elsewhere the Pinning Service API's Failure.
 //
 // # Authorization
 //
@@ -70,7 +86,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -195,57 +210,42 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	w.Header().Set("Cache-Control", "no-store")
-	path := r.URL.Path
-	switch {
-	case path == "/pins":
+	switch route := Route(r); route {
+	case RoutePins:
 		switch r.Method {
 		case http.MethodGet:
-			if r.URL.Query().Has("cids") {
-				h.clusterList(w, r)
-			} else {
-				h.list(w, r)
-			}
+			h.list(w, r)
 		case http.MethodPost:
 			h.add(w, r)
 		default:
 			h.methodNotAllowed(w, r, "GET, POST")
 		}
-	case path == "/" || strings.HasPrefix(path, ui.AssetPrefix):
-		h.servePage(w, r)
-	case strings.HasPrefix(path, "/pins/") && strings.HasSuffix(path, timelineSuffix):
-		id, ok := timelinePath(path)
-		switch {
-		case !ok:
-			h.writeError(w, r, errNotFound)
-		case r.Method != http.MethodGet:
-			h.methodNotAllowed(w, r, "GET")
-		default:
-			h.timeline(w, r, id)
-		}
-	case strings.HasPrefix(path, "/pins/") && !strings.Contains(path[len("/pins/"):], "/") && len(path) > len("/pins/"):
-		seg := path[len("/pins/"):]
-		if id, ok := requestID(seg); ok {
-			switch r.Method {
-			case http.MethodGet:
-				h.get(w, r, id)
-			case http.MethodPost:
-				h.replace(w, r, id)
-			case http.MethodDelete:
-				h.remove(w, r, id)
-			default:
-				h.methodNotAllowed(w, r, "GET, POST, DELETE")
-			}
-			return
-		}
+	case RouteRequest:
+		id, _ := requestID(r.URL.Path[len("/pins/"):])
 		switch r.Method {
 		case http.MethodGet:
-			h.clusterGet(w, r, seg)
+			h.get(w, r, id)
 		case http.MethodPost:
-			h.clusterAdd(w, r, seg)
+			h.replace(w, r, id)
+		case http.MethodDelete:
+			h.remove(w, r, id)
 		default:
-			h.methodNotAllowed(w, r, "GET, POST")
+			h.methodNotAllowed(w, r, "GET, POST, DELETE")
 		}
+	case RouteTimeline:
+		id, _ := timelinePath(r.URL.Path)
+		if r.Method != http.MethodGet {
+			h.methodNotAllowed(w, r, "GET")
+			return
+		}
+		h.timeline(w, r, id)
+	case RoutePage, RouteUI:
+		h.servePage(w, r)
 	default:
+		if ClusterRoute(route) {
+			h.serveCluster(w, r, route)
+			return
+		}
 		h.writeError(w, r, errNotFound)
 	}
 }

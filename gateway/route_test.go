@@ -28,6 +28,24 @@ func TestRoute(t *testing.T) {
 		{"GET", "/pins/" + cid, gateway.RouteCID},
 		{"POST", "/pins/" + cid + "?origins=/ip4/1.2.3.4/tcp/4001", gateway.RouteCID},
 		{"GET", "/pins/" + cid + "/timeline", gateway.RouteOther},
+		// ipfs-cluster's routes.
+		{"GET", "/pins?local=false&filter=&cids=", gateway.RouteClusterList},
+		{"GET", "/pins?filter=pinned", gateway.RouteClusterList},
+		{"GET", "/pins?local=true", gateway.RouteClusterList},
+		{"POST", "/pins?local=true", gateway.RoutePins},
+		{"DELETE", "/pins/" + cid, gateway.RouteCID},
+		{"POST", "/pins/ipfs/" + cid + "?mode=recursive&name=", gateway.RouteClusterPath},
+		{"DELETE", "/pins/ipfs/" + cid, gateway.RouteClusterPath},
+		{"POST", "/pins/ipld/" + cid + "/", gateway.RouteClusterPath},
+		{"POST", "/pins/ipns/example.com/a", gateway.RouteClusterPath},
+		{"POST", "/pins/" + cid + "/recover?local=false", gateway.RouteRecover},
+		{"POST", "/pins/" + id + "/recover", gateway.RouteOther},
+		{"POST", "/pins/recover", gateway.RouteRecoverAll},
+		{"POST", "/pins//recover", gateway.RouteOther},
+		{"GET", "/allocations?filter=all", gateway.RouteAllocations},
+		{"GET", "/allocations/" + cid, gateway.RouteAllocation},
+		{"GET", "/allocations/", gateway.RouteOther},
+		{"GET", "/allocations/a/b", gateway.RouteOther},
 		{"GET", "/pins/a/b", gateway.RouteOther},
 		{"GET", "/pins/", gateway.RouteOther},
 		{"GET", "/", gateway.RoutePage},
@@ -45,11 +63,13 @@ func TestRoute(t *testing.T) {
 // Whatever the path, the route is one of a few names: a label value never
 // comes from the request.
 func FuzzRoute(f *testing.F) {
-	for _, p := range []string{"/pins", "/pins/x", "/pins/4744de57-17fb-4df1-8643-a0fab3ccea62/timeline", "/ui/", "/", "//pins"} {
+	for _, p := range []string{"/pins", "/pins/x", "/pins/4744de57-17fb-4df1-8643-a0fab3ccea62/timeline", "/ui/", "/", "//pins",
+		"/pins/ipfs/x/y", "/pins/x/recover", "/pins/recover", "/allocations/x"} {
 		f.Add("GET", p)
 	}
 	routes := []string{gateway.RoutePins, gateway.RouteClusterList, gateway.RouteRequest, gateway.RouteTimeline,
-		gateway.RouteCID, gateway.RoutePage, gateway.RouteUI, gateway.RouteOther}
+		gateway.RouteCID, gateway.RouteClusterPath, gateway.RouteRecover, gateway.RouteRecoverAll,
+		gateway.RouteAllocations, gateway.RouteAllocation, gateway.RoutePage, gateway.RouteUI, gateway.RouteOther}
 	f.Fuzz(func(t *testing.T, method, path string) {
 		r := &http.Request{Method: method, URL: httptest.NewRequest("GET", "/", nil).URL}
 		r.URL.Path = path
