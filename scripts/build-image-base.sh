@@ -23,11 +23,13 @@
 # crane (go-containerregistry) sets an image's platform and user only on
 # a registry, so the images are assembled on crane's own in-memory registry,
 # on a loopback port, for the few seconds this takes, then pulled into OUT.
-# CRANE names the binary (default: crane on PATH).
+# CRANE names the binary (default: .tools/bin/crane, which `make
+# image-tools` installs).
 set -euo pipefail
 
 out="${1:?usage: build-image-base.sh OUT}"
-crane="${CRANE:-crane}"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+crane="${CRANE:-$root/.tools/bin/crane}"
 ca=/etc/ssl/certs/ca-certificates.crt
 [ -r "$ca" ] || {
   echo "build-image-base: no CA bundle at $ca (Debian's ca-certificates)" >&2
@@ -46,40 +48,42 @@ cleanup() {
 trap cleanup EXIT
 
 # The layer's files. Modes are set here, not inherited from the umask.
-root="$work/root"
-mkdir -p "$root/etc/ssl/certs" "$root/home/nonroot" "$root/tmp"
-cat >"$root/etc/passwd" <<'EOF'
+rootfs="$work/rootfs"
+mkdir -p "$rootfs/etc/ssl/certs" "$rootfs/home/nonroot" "$rootfs/tmp"
+cat >"$rootfs/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/sbin/nologin
 nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin
 nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin
 EOF
-cat >"$root/etc/group" <<'EOF'
+cat >"$rootfs/etc/group" <<'EOF'
 root:x:0:
 nobody:x:65534:
 tty:x:5:
 staff:x:50:
 nonroot:x:65532:
 EOF
-cp "$ca" "$root/etc/ssl/certs/ca-certificates.crt"
-chmod 0755 "$root/etc" "$root/etc/ssl" "$root/etc/ssl/certs" "$root/home"
-chmod 0644 "$root/etc/passwd" "$root/etc/group" "$root/etc/ssl/certs/ca-certificates.crt"
-chmod 0700 "$root/home/nonroot"
-chmod 1777 "$root/tmp"
+cp "$ca" "$rootfs/etc/ssl/certs/ca-certificates.crt"
+chmod 0755 "$rootfs/etc" "$rootfs/etc/ssl" "$rootfs/etc/ssl/certs" "$rootfs/home"
+chmod 0644 "$rootfs/etc/passwd" "$rootfs/etc/group" "$rootfs/etc/ssl/certs/ca-certificates.crt"
+chmod 0700 "$rootfs/home/nonroot"
+chmod 1777 "$rootfs/tmp"
 
 # One tar, in name order, written in three appends because /home/nonroot
 # alone belongs to nonroot. ustar: no extended headers (atime, ctime) to vary.
 layer="$work/layer.tar"
-tarit() { tar --format=ustar --mtime=@0 --numeric-owner --no-recursion -C "$root" "$@"; }
+tarit() { tar --format=ustar --mtime=@0 --numeric-owner --no-recursion -C "$rootfs" "$@"; }
 tarit --owner=0 --group=0 -cf "$layer" etc etc/group etc/passwd etc/ssl etc/ssl/certs etc/ssl/certs/ca-certificates.crt home
 tarit --owner=65532 --group=65532 -rf "$layer" home/nonroot
 tarit --owner=0 --group=0 -rf "$layer" tmp
 
-# crane's registry listens on a port of its choosing and logs it.
+# crane's registry listens on a port of its choosing and logs it. The log
+# is created first: the background shell may open it after sed reads it.
+: >"$work/registry.log"
 "$crane" registry serve --address 127.0.0.1:0 2>"$work/registry.log" &
 registry_pid=$!
 port=""
 for _ in $(seq 100); do
-  port="$(sed -n 's/.*serving on port \([0-9]*\).*/\1/p' "$work/registry.log")"
+  port="$(sed -n 's/.*serving on port \([0-9]*\).*/\1/p' "$work/registry.log" || true)"
   [ -n "$port" ] && break
   kill -0 "$registry_pid" 2>/dev/null || break
   sleep 0.05

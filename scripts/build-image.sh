@@ -40,7 +40,11 @@ for tool in "$KO" "$CRANE"; do
 done
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+# ko names the layout it writes by its path, which must pass as a
+# repository name (lowercase: t.TempDir()'s do not): it writes to this
+# path relative to the root, then the layout moves to OUT.
+stage="bin/.image-$$"
+trap 'rm -rf "$work" "$root/$stage"' EXIT
 mkdir -p "$KOCACHE"
 # One build at a time per cache: the base's swap below is not atomic.
 exec 9>"$KOCACHE/lock"
@@ -54,18 +58,21 @@ if ! grep -q "$base" "$KOCACHE/img/index.json" 2>/dev/null; then
   cp -r "$work/base" "$KOCACHE/img"
 fi
 
-rm -rf "$out/oci" "$out/digest"
-mkdir -p "$out"
 cd "$root"
+rm -rf "$stage"
+mkdir -p bin
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 KO_DEFAULTBASEIMAGE="pickup-base.invalid/base@$base" KO_DOCKER_REPO=pickup \
   "$KO" build --push=false --bare --sbom=none --ldflags='-s -w' \
   --platform=linux/amd64,linux/arm64 \
-  --oci-layout-path "$out/oci" ./cmd/pickup >"$work/ref" 2>"$work/ko.log" || {
+  --oci-layout-path "$stage" ./cmd/pickup >"$work/ref" 2>"$work/ko.log" || {
   cat "$work/ko.log" >&2
   exit 1
 }
 ref="$(cat "$work/ref")"
 digest="${ref##*@}"
+rm -rf "$out/oci" "$out/digest"
+mkdir -p "$out"
+mv "$stage" "$out/oci"
 echo "$digest" >"$out/digest"
 echo "$digest"
