@@ -115,7 +115,8 @@ func (p *process) readyz(client *http.Client) (int, time.Duration) {
 }
 
 // watch samples a process while a flood runs: /readyz's answers and
-// latency, and its open descriptors, every period until stop is closed.
+// latency (and the API's connections), and its open descriptors, every
+// period until stop is closed.
 type watch struct {
 	mu       sync.Mutex
 	asked    int
@@ -145,7 +146,6 @@ func watchProcess(p *process, period time.Duration, metrics bool) *watch {
 			case <-t.C:
 			}
 			code, took := p.readyz(client)
-			fds := p.openFDs()
 			api := -1
 			if w.metrics {
 				api = apiConns(client, p)
@@ -161,6 +161,22 @@ func watchProcess(p *process, period time.Duration, metrics bool) *watch {
 				w.unready++
 			}
 			w.worst = max(w.worst, took)
+			w.mu.Unlock()
+		}
+	})
+	// Descriptors are counted on their own: a /readyz that does not answer
+	// must not stop the count.
+	w.done.Go(func() {
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+			}
+			fds := p.openFDs()
+			w.mu.Lock()
 			w.peakFDs = max(w.peakFDs, fds)
 			w.mu.Unlock()
 		}
@@ -263,12 +279,15 @@ func TestFloodPastTheCap(t *testing.T) {
 
 	w := watchProcess(run, 100*time.Millisecond, true)
 	addr := strings.TrimPrefix(run.api(), "http://")
+	// One address: its own cap, met before the server's is.
+	one := startFlood(t, addr, "-slow", strconv.Itoa(3*perClient), "-per-source", "1000", "-slow-every", "300ms",
+		"-pause", "200ms", "-duration", "8s", "-sources", "127.21.0.1")
+	waitUntil(t, 30*time.Second, "the client's cap met", func() bool {
+		return scrape(t, run)[`pickup_http_connections_shed_total{reason="max_conns_per_client",server="api"}`] > 0
+	})
 	// Many addresses (5 each): the server's cap.
 	many := startFlood(t, addr, "-idle", "100", "-slow", "60", "-per-source", "5", "-slow-every", "300ms",
 		"-pause", "200ms", "-duration", "6s", "-sources", "127.20.0.1")
-	// One address: its own cap.
-	one := startFlood(t, addr, "-slow", strconv.Itoa(3*perClient), "-per-source", "1000", "-slow-every", "300ms",
-		"-pause", "200ms", "-duration", "6s", "-sources", "127.21.0.1")
 	rMany, rOne := many.wait(t), one.wait(t)
 	w.end()
 	t.Logf("flood from many addresses: %+v", rMany)
