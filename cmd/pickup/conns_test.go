@@ -291,3 +291,15 @@ func TestConnCapKeepsFreshIdle(t *testing.T) {
 		t.Errorf("evicted %v, want 0", got)
 	}
 }
+
+// The API's default cap is half the descriptors, within bounds.
+func TestDefaultAPIConns(t *testing.T) {
+	for nofile, want := range map[int]int{0: 1024, 20: 16, 1024: 512, 20_000: 8192, 1 << 20: 8192} {
+		if got := defaultAPIConns(nofile); got != want {
+			t.Errorf("RLIMIT_NOFILE %d: cap %d, want %d", nofile, got, want)
+		}
+	}
+	if n := nofile(); n <= 0 || defaultAPIConns(n)+defaultAdminConns+2*shedSlots > n {
+		t.Errorf("this process's RLIMIT_NOFILE %d leaves no room beside the default caps", n)
+	}
+}
