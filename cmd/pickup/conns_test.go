@@ -299,7 +299,8 @@ func TestDefaultAPIConns(t *testing.T) {
 			t.Errorf("RLIMIT_NOFILE %d: cap %d, want %d", nofile, got, want)
 		}
 	}
-	if n := nofile(); n <= 0 || defaultAPIConns(n)+defaultAdminConns+2*shedSlots > n {
+	// From 1,024 descriptors up (the usual soft limit), the caps leave room.
+	if n := nofile(); n >= 1024 && defaultAPIConns(n)+defaultAdminConns+2*shedSlots > n {
 		t.Errorf("this process's RLIMIT_NOFILE %d leaves no room beside the default caps", n)
 	}
 }
