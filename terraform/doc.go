@@ -11,8 +11,8 @@
 //     @cdktn/provider-aws, downloaded and built once into .tools/;
 //   - the layout HashiCorp's style guide asks for, and the environments'
 //     lock files;
-//   - the Lambda package that scripts/build-lambda.sh builds, and the
-//     Dockerfile of the container image.
+//   - the Lambda package that scripts/build-lambda.sh builds (the
+//     container image is checked by tests/image_test.go).
 //
 // The tests need terraform on PATH, npm the first time, and the Go
 // toolchain. Without terraform they skip, except in CI (CI=true), where they
