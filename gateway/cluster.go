@@ -226,7 +226,7 @@ func (h *Handler) pinCID(r *http.Request, tenant string, in pinInput) (pin.Reque
 	switch {
 	case err == nil:
 		prev = v.RequestID.String()
-		s, err := h.readPin(ctx, v.RequestID) // decide on the log, not the view
+		s, err := h.awaitDeadLetter(r, v.RequestID) // decide on the log, not the view
 		if err != nil {
 			return pin.Requested{}, err
 		}
@@ -454,7 +454,7 @@ func (h *Handler) clusterRecover(w http.ResponseWriter, r *http.Request) {
 // recoverPin queues pin id again if it failed for good, and reports
 // whether it did.
 func (h *Handler) recoverPin(r *http.Request, tenant string, id uuid.UUID) (bool, error) {
-	s, err := h.readPin(r.Context(), id)
+	s, err := h.awaitDeadLetter(r, id)
 	if err != nil {
 		return false, err
 	}
@@ -466,6 +466,32 @@ func (h *Handler) recoverPin(r *http.Request, tenant string, id uuid.UUID) (bool
 		return false, err
 	}
 	return after.Phase != pin.PhaseDeadLettered, nil
+}
+
+// awaitDeadLetter reads pin id from its stream. A pin that failed for good
+// shows as failed (pin_error) from its failure on, but it is the retry
+// decider that dead-letters it, within its period (1 s by default), and
+// only a dead-lettered pin can be queued again: so that a recover right
+// after the failure is not a silent no-op, it waits for that, up to
+// ReadWait (2 s by default), and returns the pin as it then is.
+func (h *Handler) awaitDeadLetter(r *http.Request, id uuid.UUID) (pin.State, error) {
+	deadline := time.Now().Add(h.cfg.ReadWait)
+	pause := time.Millisecond
+	for {
+		s, err := h.readPin(r.Context(), id)
+		awaiting := err == nil && s.Phase == pin.PhaseFailed && s.LastFailure != nil && s.LastFailure.Permanent && !s.Removed
+		if !awaiting || !time.Now().Add(pause).Before(deadline) {
+			return s, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-r.Context().Done():
+			t.Stop()
+			return s, r.Context().Err()
+		case <-t.C:
+		}
+		pause = min(2*pause, 100*time.Millisecond)
+	}
 }
 
 // clusterAllocation is GET /allocations/{cid}: the tenant's pin of the

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
@@ -287,6 +288,30 @@ func TestClusterRecover(t *testing.T) {
 	}
 	if st := sc.s.Pin(t, sc.failedID); st.Phase != pin.PhaseQueued || st.Failures != 0 {
 		t.Fatalf("recovered pin is %s with %d failures, want queued afresh", st.Phase, st.Failures)
+	}
+
+	// A pin that just failed for good shows as pin_error before the retry
+	// decider dead-letters it: recover waits for the decider, and queues it.
+	sc.s.Claim(t, sc.failedID)
+	sc.s.Decide(t, sc.failedID, func(st pin.State) (pin.Payload, error) {
+		return st.Fail(gatewaytest.Fetcher, st.Attempt, pin.ReasonTooBig, "too big again", true)
+	})
+	sc.s.Sync(t)
+	var st api.ClusterStatus
+	sc.c.do(http.MethodGet, "/pins/"+sc.failed, "").want(t, http.StatusOK, &st)
+	if got := trackerStatus(t, st); got != api.TrackerPinError {
+		t.Fatalf("a pin failed for good, not yet dead-lettered, shows %s", got)
+	}
+	decided := make(chan struct{})
+	go func() {
+		defer close(decided)
+		time.Sleep(50 * time.Millisecond)
+		sc.s.Decide(t, sc.failedID, func(st pin.State) (pin.Payload, error) { return st.DecideRetry(pin.DefaultRetryPolicy()) })
+	}()
+	sc.c.do(http.MethodPost, "/pins/"+sc.failed+"/recover", "").want(t, http.StatusOK, &st)
+	<-decided
+	if got := trackerStatus(t, st); got != api.TrackerPinQueued {
+		t.Fatalf("recover right after the failure: %s, want pin_queued", got)
 	}
 
 	// Two pins failed for good (one is the recovered pin again); recovering
