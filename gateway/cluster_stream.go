@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -101,8 +102,10 @@ func (s *clusterStream) send(v any) error {
 	if err := s.enc.Encode(v); err != nil {
 		return err
 	}
-	if f, ok := s.w.(http.Flusher); ok {
-		f.Flush()
+	// Through the metrics' wrappers too; a writer that cannot flush (on
+	// Lambda the answer is buffered whole) sends it at the end.
+	if err := http.NewResponseController(s.w).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
 	}
 	return nil
 }
