@@ -135,6 +135,27 @@ func TestReadYourWrites(t *testing.T) {
 			t.Errorf("not ready once the views caught up: %v", err)
 		}
 	})
+	t.Run("a failing view store is 503, and a pin is read from its stream", func(t *testing.T) {
+		s, base, c := setup(t, gateway.Config{})
+		bob := bearer(t, base, s.Token(t, "bob")) // issued, never used: not cached
+		ps := c.addPin(`{"cid":"` + newCID(t).String() + `","name":"kept"}`)
+		c.do(http.MethodGet, "/pins/"+ps.RequestID, "").want(t, http.StatusOK, nil)
+		s.StopRunner()
+		if err := s.Views.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var got api.PinStatus
+		c.do(http.MethodGet, "/pins/"+ps.RequestID, "").want(t, http.StatusOK, &got)
+		if got.Pin.Name != "kept" {
+			t.Errorf("read from the stream: %+v", got)
+		}
+		for _, rec := range []response{c.do(http.MethodGet, "/pins", ""), bob.do(http.MethodGet, "/pins", "")} {
+			rec.wantError(t, http.StatusServiceUnavailable, api.ReasonUnavailable, "unavailable")
+			if rec.header.Get("Retry-After") == "" {
+				t.Error("a 503 for failing views without Retry-After")
+			}
+		}
+	})
 	t.Run("a write through another instance is seen (log consistency)", func(t *testing.T) {
 		s, _, c := setup(t, gateway.Config{ReadWait: time.Minute})
 		other := s.NewHandler(t, gateway.Config{})

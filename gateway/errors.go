@@ -73,8 +73,14 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	if errors.As(err, &ae) && ae.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(ae.retryAfter))
 	}
-	if status >= 500 && !errors.Is(err, errViewsBehind) {
-		h.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+	if status >= 500 {
+		// A 503 with Retry-After is the service telling a client to come
+		// back (views behind or down): a warning, not an error of ours.
+		level := slog.LevelError
+		if ae != nil && ae.retryAfter > 0 {
+			level = slog.LevelWarn
+		}
+		h.log.LogAttrs(r.Context(), level, "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status), slog.Any("err", err))
 	}
 	if ClusterRoute(Route(r)) {

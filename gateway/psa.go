@@ -116,17 +116,17 @@ func (h *Handler) remove(w http.ResponseWriter, r *http.Request, id uuid.UUID) {
 func (h *Handler) get(w http.ResponseWriter, r *http.Request, id uuid.UUID) {
 	h.answer(w, r, func() (int, any, error) {
 		tenant, err := h.reader(r, schemeBearer)
-		if errors.Is(err, errViewsBehind) {
+		var v views.Pin
+		if err == nil {
+			v, err = h.views.Pin(r.Context(), tenant, id)
+		}
+		if tenant != "" && (errors.Is(err, errViewsBehind) || errors.Is(err, errViewsUnavailable)) {
 			s, err := h.readOwn(r.Context(), tenant, id)
 			if err != nil {
 				return 0, nil, err
 			}
 			return http.StatusOK, h.status(views.Of(s)), nil
 		}
-		if err != nil {
-			return 0, nil, err
-		}
-		v, err := h.views.Pin(r.Context(), tenant, id)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -6,7 +6,9 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
@@ -93,7 +95,13 @@ type Pool struct {
 	// slots holds a token for every connection that may still be opened.
 	slots chan struct{}
 	init  func(*Conn) error
+	// closed refuses connections once the pool is closed: a store used
+	// after Close fails instead of quietly opening its file again.
+	closed atomic.Bool
 }
+
+// ErrPoolClosed is Get's answer after Close.
+var ErrPoolClosed = errors.New("sqlite: connection pool closed")
 
 // NewPool returns a pool of at most max connections to path; init, if not
 // nil, runs on each new connection (to set per-connection pragmas).
@@ -105,8 +113,12 @@ func NewPool(path string, max int, init func(*Conn) error) *Pool {
 	return p
 }
 
-// Get returns an idle connection, or opens one, or waits for one.
+// Get returns an idle connection, or opens one, or waits for one; after
+// Close, ErrPoolClosed.
 func (p *Pool) Get(ctx context.Context) (*Conn, error) {
+	if p.closed.Load() {
+		return nil, ErrPoolClosed
+	}
 	select {
 	case c := <-p.idle:
 		return c, nil
@@ -135,6 +147,10 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 // Put returns a connection to the pool. A connection left inside a
 // transaction is rolled back first.
 func (p *Pool) Put(c *Conn) {
+	if p.closed.Load() {
+		c.Close()
+		return
+	}
 	if !c.GetAutocommit() {
 		if err := c.Exec(`ROLLBACK`); err != nil {
 			c.Close()
@@ -148,6 +164,7 @@ func (p *Pool) Put(c *Conn) {
 // Close closes the idle connections. Callers return every connection and
 // stop using the pool before they close it.
 func (p *Pool) Close() error {
+	p.closed.Store(true)
 	var first error
 	for {
 		select {
