@@ -190,16 +190,35 @@ func clusterTarget(path, route string) (cidInput, error) {
 	return cidInput{Text: text, Canonical: canonicalCID(c)}, nil
 }
 
+// clusterCommand begins a request of the cluster routes about the one CID
+// its path names: it authenticates the tenant, reads the CID, checks the
+// query against params (and meta-<key> ones, with meta), and waits until
+// the views show the tenant's writes.
+func (h *Handler) clusterCommand(r *http.Request, params []string, meta bool) (string, cidInput, error) {
+	tenant, err := h.authenticate(r, schemeBasic)
+	if err != nil {
+		return "", cidInput{}, err
+	}
+	c, err := clusterTarget(r.URL.Path, Route(r))
+	if err == nil {
+		err = checkClusterParams(r.URL.Query(), params, meta)
+	}
+	if err == nil {
+		err = h.fresh.await(r.Context(), tenant)
+	}
+	return tenant, c, err
+}
+
 // clusterAdd is POST /pins/{cid} and POST /pins/{ipfs|ipld}/{cid}. A
 // second POST for a CID the tenant already pins (or is pinning) returns
 // the existing pin; one that failed for good is queued again.
-func (h *Handler) clusterAdd(w http.ResponseWriter, r *http.Request, route string) {
+func (h *Handler) clusterAdd(w http.ResponseWriter, r *http.Request) {
 	h.answer(w, r, func() (int, any, error) {
 		tenant, err := h.authenticate(r, schemeBasic)
 		if err != nil {
 			return 0, nil, err
 		}
-		c, err := clusterTarget(r.URL.Path, route)
+		c, err := clusterTarget(r.URL.Path, Route(r))
 		if err != nil {
 			return 0, nil, err
 		}
@@ -282,17 +301,10 @@ func requestOf(v views.Pin) pin.Requested {
 // every live request of the tenant for the CID is removed (ipfs-cluster
 // holds one pin per CID), and the newest is the answer. A CID the tenant
 // does not pin is 404.
-func (h *Handler) clusterRemove(w http.ResponseWriter, r *http.Request, route string) {
+func (h *Handler) clusterRemove(w http.ResponseWriter, r *http.Request) {
 	h.answer(w, r, func() (int, any, error) {
-		tenant, err := h.reader(r, schemeBasic)
+		tenant, c, err := h.clusterCommand(r, clusterPinParams(), true)
 		if err != nil {
-			return 0, nil, err
-		}
-		c, err := clusterTarget(r.URL.Path, route)
-		if err != nil {
-			return 0, nil, err
-		}
-		if err := checkClusterParams(r.URL.Query(), clusterPinParams(), true); err != nil {
 			return 0, nil, err
 		}
 		live, err := h.liveByCID(r, tenant, c.Canonical, nil)
@@ -351,18 +363,8 @@ func (h *Handler) eachPin(r *http.Request, q views.ListQuery, fn func(views.Pin)
 // clusterGet is GET /pins/{cid}.
 func (h *Handler) clusterGet(w http.ResponseWriter, r *http.Request) {
 	h.answer(w, r, func() (int, any, error) {
-		tenant, err := h.authenticate(r, schemeBasic)
+		tenant, c, err := h.clusterCommand(r, []string{"local"}, false)
 		if err != nil {
-			return 0, nil, err
-		}
-		c, err := clusterTarget(r.URL.Path, RouteCID)
-		if err != nil {
-			return 0, nil, err
-		}
-		if err := checkClusterParams(r.URL.Query(), []string{"local"}, false); err != nil {
-			return 0, nil, err
-		}
-		if err := h.fresh.await(r.Context(), tenant); err != nil {
 			return 0, nil, err
 		}
 		st, err := h.clusterStatusOf(r, tenant, c)
@@ -377,14 +379,24 @@ func (h *Handler) clusterGet(w http.ResponseWriter, r *http.Request) {
 // the tenant never asked for (or removed) is "unpinned", as ipfs-cluster
 // says.
 func (h *Handler) clusterStatusOf(r *http.Request, tenant string, c cidInput) (api.ClusterStatus, error) {
-	res, err := h.views.List(r.Context(), views.ListQuery{Tenant: tenant, CIDs: []string{c.Canonical}, Limit: 1})
+	v, err := h.newestLive(r, tenant, c.Canonical)
 	if err != nil {
-		return api.ClusterStatus{}, fmt.Errorf("status of %s: %w", c.Canonical, err)
+		return api.ClusterStatus{}, err
+	}
+	return h.clusterStatus(c.Text, v), nil
+}
+
+// newestLive returns the tenant's newest live request for a canonical CID,
+// its pin in ipfs-cluster's pinset, or nil.
+func (h *Handler) newestLive(r *http.Request, tenant, canonical string) (*views.Pin, error) {
+	res, err := h.views.List(r.Context(), views.ListQuery{Tenant: tenant, CIDs: []string{canonical}, Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("newest pin of %s: %w", canonical, err)
 	}
 	if len(res.Pins) == 0 {
-		return h.clusterStatus(c.Text, nil), nil
+		return nil, nil
 	}
-	return h.clusterStatus(c.Text, &res.Pins[0]), nil
+	return &res.Pins[0], nil
 }
 
 // clusterStatus is ipfs-cluster's GlobalPinInfo of a pin (nil: none),
@@ -420,15 +432,8 @@ func (h *Handler) clusterStatus(text string, v *views.Pin) api.ClusterStatus {
 // is "unpinned", as ipfs-cluster answers.
 func (h *Handler) clusterRecover(w http.ResponseWriter, r *http.Request) {
 	h.answer(w, r, func() (int, any, error) {
-		tenant, err := h.reader(r, schemeBasic)
+		tenant, c, err := h.clusterCommand(r, []string{"local"}, false)
 		if err != nil {
-			return 0, nil, err
-		}
-		c, err := clusterTarget(r.URL.Path, RouteRecover)
-		if err != nil {
-			return 0, nil, err
-		}
-		if err := checkClusterParams(r.URL.Query(), []string{"local"}, false); err != nil {
 			return 0, nil, err
 		}
 		failed, err := h.liveByCID(r, tenant, c.Canonical, []pin.Status{pin.StatusFailed})
@@ -498,24 +503,17 @@ func (h *Handler) awaitDeadLetter(r *http.Request, id uuid.UUID) (pin.State, err
 // CID, as ipfs-cluster's Pin, or 404.
 func (h *Handler) clusterAllocation(w http.ResponseWriter, r *http.Request) {
 	h.answer(w, r, func() (int, any, error) {
-		tenant, err := h.reader(r, schemeBasic)
+		tenant, c, err := h.clusterCommand(r, nil, false)
 		if err != nil {
 			return 0, nil, err
 		}
-		c, err := clusterTarget(r.URL.Path, RouteAllocation)
-		if err != nil {
+		v, err := h.newestLive(r, tenant, c.Canonical)
+		switch {
+		case err != nil:
 			return 0, nil, err
-		}
-		if err := checkClusterParams(r.URL.Query(), nil, false); err != nil {
-			return 0, nil, err
-		}
-		res, err := h.views.List(r.Context(), views.ListQuery{Tenant: tenant, CIDs: []string{c.Canonical}, Limit: 1})
-		if err != nil {
-			return 0, nil, fmt.Errorf("allocation of %s: %w", c.Canonical, err)
-		}
-		if len(res.Pins) == 0 {
+		case v == nil:
 			return 0, nil, errClusterNotPinned
 		}
-		return http.StatusOK, h.clusterPin(requestOf(res.Pins[0])), nil
+		return http.StatusOK, h.clusterPin(requestOf(*v)), nil
 	})
 }

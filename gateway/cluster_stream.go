@@ -19,56 +19,36 @@ import (
 // serveCluster serves the ipfs-cluster routes (ClusterRoute): route is
 // Route's name for r.
 func (h *Handler) serveCluster(w http.ResponseWriter, r *http.Request, route string) {
-	allow := ""
+	type method struct {
+		name  string
+		serve http.HandlerFunc
+	}
+	var methods []method
 	switch route {
 	case RouteClusterList: // GET only, by Route
-		h.clusterStatuses(w, r)
-		return
+		methods = []method{{http.MethodGet, h.clusterStatuses}}
 	case RouteCID:
-		switch r.Method {
-		case http.MethodGet:
-			h.clusterGet(w, r)
-			return
-		case http.MethodPost:
-			h.clusterAdd(w, r, route)
-			return
-		case http.MethodDelete:
-			h.clusterRemove(w, r, route)
-			return
-		}
-		allow = "GET, POST, DELETE"
+		methods = []method{{http.MethodGet, h.clusterGet}, {http.MethodPost, h.clusterAdd}, {http.MethodDelete, h.clusterRemove}}
 	case RouteClusterPath:
-		switch r.Method {
-		case http.MethodPost:
-			h.clusterAdd(w, r, route)
-			return
-		case http.MethodDelete:
-			h.clusterRemove(w, r, route)
-			return
-		}
-		allow = "POST, DELETE"
-	case RouteRecover, RouteRecoverAll:
-		if r.Method == http.MethodPost {
-			if route == RouteRecover {
-				h.clusterRecover(w, r)
-			} else {
-				h.clusterRecoverAll(w, r)
-			}
-			return
-		}
-		allow = "POST"
-	case RouteAllocations, RouteAllocation:
-		if r.Method == http.MethodGet {
-			if route == RouteAllocation {
-				h.clusterAllocation(w, r)
-			} else {
-				h.clusterAllocations(w, r)
-			}
-			return
-		}
-		allow = "GET"
+		methods = []method{{http.MethodPost, h.clusterAdd}, {http.MethodDelete, h.clusterRemove}}
+	case RouteRecover:
+		methods = []method{{http.MethodPost, h.clusterRecover}}
+	case RouteRecoverAll:
+		methods = []method{{http.MethodPost, h.clusterRecoverAll}}
+	case RouteAllocations:
+		methods = []method{{http.MethodGet, h.clusterAllocations}}
+	case RouteAllocation:
+		methods = []method{{http.MethodGet, h.clusterAllocation}}
 	}
-	h.methodNotAllowed(w, r, allow)
+	var allow []string
+	for _, m := range methods {
+		if r.Method == m.name {
+			m.serve(w, r)
+			return
+		}
+		allow = append(allow, m.name)
+	}
+	h.methodNotAllowed(w, r, strings.Join(allow, ", "))
 }
 
 // clusterStream writes ipfs-cluster's streamed answers as its REST API
@@ -235,17 +215,11 @@ func (h *Handler) clusterStatuses(w http.ResponseWriter, r *http.Request) {
 	}
 	s := h.newClusterStream(w, r)
 	if len(cids) > 0 {
+		asked := make([]cidInput, len(cids))
 		for i, text := range cids {
-			st, err := h.clusterStatusOf(r, tenant, cidInput{Text: text, Canonical: canonical[i]})
-			if err == nil {
-				err = s.send(st)
-			}
-			if err != nil {
-				s.end(err)
-				return
-			}
+			asked[i] = cidInput{Text: text, Canonical: canonical[i]}
 		}
-		s.end(nil)
+		s.end(h.sendStatuses(s, r, tenant, asked))
 		return
 	}
 	if statuses != nil && len(statuses) == 0 {
@@ -356,15 +330,19 @@ func (h *Handler) clusterRecoverAll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := h.newClusterStream(w, r)
-	for _, c := range recovered {
+	s.end(h.sendStatuses(s, r, tenant, recovered))
+}
+
+// sendStatuses sends the status of each CID, in order, until an error.
+func (h *Handler) sendStatuses(s *clusterStream, r *http.Request, tenant string, cids []cidInput) error {
+	for _, c := range cids {
 		st, err := h.clusterStatusOf(r, tenant, c)
 		if err == nil {
 			err = s.send(st)
 		}
 		if err != nil {
-			s.end(err)
-			return
+			return err
 		}
 	}
-	s.end(nil)
+	return nil
 }
