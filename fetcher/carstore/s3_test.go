@@ -538,3 +538,63 @@ func TestS3EarlierLayout(t *testing.T) {
 		t.Errorf("open uploads %+v, %v", open, err)
 	}
 }
+
+// interceptor runs before a request whose method and query match, once.
+type interceptor struct {
+	next   *http.Client
+	method string
+	query  string
+	once   sync.Once
+	before func()
+}
+
+func (i *interceptor) Do(req *http.Request) (*http.Response, error) {
+	if i.before != nil && req.Method == i.method && strings.Contains(req.URL.RawQuery, i.query) {
+		i.once.Do(i.before)
+	}
+	return i.next.Do(req)
+}
+
+// A part replaced after Promote listed and checked the parts, just before
+// it completes the upload, fails the completion (the server holds another
+// ETag and SHA-256 for it than the ones named): ErrValidation, nothing in
+// the carpark, nothing left.
+func TestS3PartReplacedBeforeCompletion(t *testing.T) {
+	srv := s3test.Start(t)
+	cfg := carstore.S3Config{StagingBucket: srv.CreateBucket(t, "staging"), CarparkBucket: srv.CreateBucket(t, "carpark"), PartSize: 5 * carstore.MiB}
+	data, meta, carCID := testCar(t, 7*carstore.MiB)
+	key := carstore.StagingKey(meta.RequestID, 1)
+	hook := &interceptor{next: &http.Client{}, method: http.MethodPost, query: "uploadId="}
+	store, err := carstore.NewS3WithClient(srv.NewClient(func(o *s3.Options) { o.HTTPClient = hook }), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stageWith(t, store, key, data, meta)
+	m := readMarker(t, srv.Client, cfg.StagingBucket, key)
+	hook.before = func() {
+		spoilt := bytes.Clone(data[:5*carstore.MiB])
+		spoilt[0] ^= 1
+		sum := sha256.Sum256(spoilt)
+		if _, err := srv.Client.UploadPart(context.Background(), &s3.UploadPartInput{
+			Bucket: aws.String(cfg.CarparkBucket), Key: aws.String(m.Key), UploadId: aws.String(m.UploadID),
+			PartNumber: aws.Int32(1), Body: bytes.NewReader(spoilt), ContentLength: aws.Int64(int64(len(spoilt))),
+			ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+		}); err != nil {
+			t.Errorf("replace part 1: %v", err)
+		}
+	}
+	_, err = store.Promote(context.Background(), key, carstore.Expected{Bytes: st.Bytes, CarCID: carCID, Metadata: meta, Checksum: st.Checksum})
+	if !errors.Is(err, carstore.ErrValidation) {
+		t.Fatalf("promote after a part was replaced: %v, want ErrValidation", err)
+	}
+	t.Logf("refused: %v", err)
+	if keys := objectKeys(t, srv.Client, cfg.CarparkBucket, ""); len(keys) != 0 {
+		t.Errorf("the carpark holds %v", keys)
+	}
+	if keys := objectKeys(t, srv.Client, cfg.StagingBucket, ""); len(keys) != 0 {
+		t.Errorf("staging holds %v", keys)
+	}
+	if open, err := store.OpenUploads(context.Background()); err != nil || len(open) != 0 {
+		t.Errorf("open uploads %+v, %v", open, err)
+	}
+}
