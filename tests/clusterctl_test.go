@@ -23,17 +23,17 @@ import (
 )
 
 // clusterCtlBin finds ipfs-cluster-ctl v1.1.6, which `make tools` builds
-// into .tools/bin (scripts/build-ipfs-cluster-ctl.sh), or skips the test.
+// into .tools/bin (scripts/build-ipfs-cluster-ctl.sh), or one on PATH, or
+// skips the test.
 func clusterCtlBin(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("ipfs-cluster-ctl"); err == nil {
-		return p
-	}
-	p, err := filepath.Abs(filepath.Join("..", ".tools", "bin", "ipfs-cluster-ctl"))
-	if err == nil {
+	if p, err := filepath.Abs(filepath.Join("..", ".tools", "bin", "ipfs-cluster-ctl")); err == nil {
 		if _, err = os.Stat(p); err == nil {
 			return p
 		}
+	}
+	if p, err := exec.LookPath("ipfs-cluster-ctl"); err == nil {
+		return p
 	}
 	t.Skip("ipfs-cluster-ctl is not built: `make tools` (or `make cluster-ctl`) builds it into .tools/bin")
 	return ""
@@ -175,8 +175,10 @@ func TestClusterCtl(t *testing.T) {
 	if len(lines) != 2 || lines[0] != small.String()+" | hello:" || !peerLine("PINNED").MatchString(lines[1]) {
 		t.Fatalf("pin add --wait printed %q", out)
 	}
-	// ... as an /ipfs/ path.
-	out = ctl.ok("pin", "add", "--wait", "--wait-timeout", "2m", "/ipfs/"+other.String())
+	// ... as an /ipfs/ path, with the options pickup accepts and ignores
+	// (a replication factor, allocations to a peer, an expiry).
+	out = ctl.ok("pin", "add", "--replication", "3", "--allocations", "12D3KooWR3DeCKahEqXtP8KvuG3XBeLZTU55yktXSmy8g4Phh6BV",
+		"--expire-in", "1h", "--wait", "--wait-timeout", "2m", "/ipfs/"+other.String())
 	if lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n"); len(lines) != 2 || lines[0] != other.String()+":" || !peerLine("PINNED").MatchString(lines[1]) {
 		t.Fatalf("pin add /ipfs/ printed %q", out)
 	}
@@ -198,6 +200,9 @@ func TestClusterCtl(t *testing.T) {
 	// status of one, of several (in the order asked), of every pin.
 	if line := ctl.status(small); !peerLine("PINNED").MatchString(line) {
 		t.Errorf("status printed %q", line)
+	}
+	if out := ctl.ok("status", "--local", small.String()); !strings.HasPrefix(out, small.String()+" | hello:\n") || !strings.Contains(out, ": PINNED |") {
+		t.Errorf("status --local printed %q", out)
 	}
 	out = ctl.ok("status", unknown.String(), small.String(), other.String())
 	want := regexp.MustCompile(`^` + unknown.String() + `:\n` + peerPattern("UNPINNED") + `\n` +
@@ -238,6 +243,9 @@ func TestClusterCtl(t *testing.T) {
 		if !strings.Contains(out, "\n"+l) && !strings.HasPrefix(out, l) {
 			t.Errorf("pin ls lacks %q:\n%s", l, out)
 		}
+	}
+	if filtered := ctl.ok("pin", "ls", "--filter", "pin"); filtered != out {
+		t.Errorf("pin ls --filter pin printed %q, want what pin ls printed", filtered)
 	}
 	if out = ctl.ok("pin", "ls", small.String()); !strings.HasPrefix(out, pinLine(small, "hello", "yes")) {
 		t.Errorf("pin ls CID printed %q", out)
