@@ -100,27 +100,35 @@ type FetchProgress struct {
 	LeaseUntil time.Time `json:"lease_until"`
 }
 
-// CarUploaded: the attempt's CAR is complete in the staging area.
+// CarUploaded: the attempt's CAR is written, verified as it streamed, and
+// staged: stored, but not yet visible in the carpark (in S3, the parts of
+// a multipart upload at the carpark key, left open; in a directory, a file
+// in staging/).
 type CarUploaded struct {
 	Attempt int    `json:"attempt"`
 	Fetcher string `json:"fetcher"`
-	// Key locates the staged CAR in the staging store.
+	// Key locates what the attempt staged (in S3, a marker naming its
+	// upload), so that validation, or the cleanup of a failed attempt,
+	// finds it.
 	Key    string `json:"key"`
 	Bytes  int64  `json:"bytes"`
 	Blocks int64  `json:"blocks"`
 	// CarCID is the CID of the CAR file itself (sha2-256, codec car).
 	CarCID string `json:"car_cid"`
-	// Checksum is the storage's own proof of the staged bytes, when it gives
-	// one (see carstore.Staged), so that validation need not read them back.
+	// Checksum is the proof of the staged bytes the storage can check (see
+	// carstore.Staged: the parts' composite SHA-256 and the whole CAR's), so
+	// that validation need not read them back.
 	Checksum string `json:"checksum,omitempty"`
 	Source   string `json:"source,omitempty"`
 }
 
-// CarValidated: the staged CAR was checked and is in the carpark; the pin is
-// pinned.
+// CarValidated: the staged CAR was checked and made visible in the carpark;
+// the pin is pinned.
 type CarValidated struct {
 	Attempt int `json:"attempt"`
-	// Key locates the CAR in the carpark.
+	// Key locates the CAR in the carpark: <rootCid>/<rootCid>.car in S3
+	// (written once where it stays), <carCid>/<carCid>.car in a directory
+	// and for CARs stored before that change.
 	Key    string `json:"key"`
 	Bytes  int64  `json:"bytes"`
 	CarCID string `json:"car_cid"`
