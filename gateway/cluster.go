@@ -40,15 +40,6 @@ func clusterPinParams() []string {
 // metaPrefix starts the query parameters that carry a pin's metadata.
 const metaPrefix = "meta-"
 
-// parseClusterAdd reads POST /pins/{cid}: seg is the path segment.
-func parseClusterAdd(seg string, q url.Values, allowPrivate bool) (pinInput, error) {
-	c, err := parseCID(seg)
-	if err != nil {
-		return pinInput{}, badRequest("%.80q is neither a request id (a UUID) nor a CID: %v", seg, err)
-	}
-	return parseClusterPin(cidInput{Text: seg, Canonical: canonicalCID(c)}, q, allowPrivate)
-}
-
 // parseClusterPin reads the query of a pin command for c.
 func parseClusterPin(c cidInput, q url.Values, allowPrivate bool) (pinInput, error) {
 	in := pinInput{CID: c}

@@ -184,7 +184,11 @@ func FuzzParseClusterAdd(f *testing.F) {
 		if err != nil {
 			return
 		}
-		in, err := parseClusterAdd(seg, q, false)
+		c, err := clusterTarget("/pins/"+seg, RouteCID)
+		var in pinInput
+		if err == nil {
+			in, err = parseClusterPin(c, q, false)
+		}
 		if err != nil {
 			refusedAs400(t, err)
 			return
