@@ -30,10 +30,11 @@ import (
 // (scripts/build-image.sh): built twice, it has the same digest; it is an
 // OCI index of linux/amd64 and linux/arm64 images, each a static pickup
 // for its architecture at the entrypoint, run as nonroot (65532) on the
-// base's files; and the linux/amd64 image's binary, unpacked, runs: `pickup
-// run` on embedded defaults in the image's working directory (as 65532 when
-// the test runs as root, as a container runtime would), then `pickup
-// health` against its admin address, then SIGTERM and exit 0.
+// base's files; and the linux/amd64 image's binary, unpacked, runs:
+// `pickup run` on embedded defaults in the image's working directory (as
+// the image's user when the test runs as root, as a container runtime
+// would), then `pickup health` against its admin address, then SIGTERM
+// and exit 0.
 //
 // With PICKUP_IMAGE naming a build's output (make test sets it to
 // bin/image, which `make image` has just built), that build is the first
@@ -414,8 +415,8 @@ func (img *unpackedImage) checkBinary(t *testing.T, arch string) string {
 
 // run starts the image's pickup as its entrypoint would run in a
 // container: the config's environment, its working directory, its user
-// when the test may switch to it; the servers on loopback ports of their
-// choosing.
+// when the test may switch to it (as root); the servers on loopback ports
+// of their choosing.
 func (img *unpackedImage) run(t *testing.T) {
 	t.Helper()
 	bin := filepath.Join(img.rootfs, "ko-app", "pickup")
@@ -425,11 +426,16 @@ func (img *unpackedImage) run(t *testing.T) {
 		"PICKUP_HTTP_ADDR=127.0.0.1:0",
 		"PICKUP_ADMIN_ADDR=127.0.0.1:0",
 	)
+	// The config's user, numeric as checkBase wants it.
+	var uid, gid uint32
+	if _, err := fmt.Sscanf(img.config.Config.User, "%d:%d", &uid, &gid); err != nil {
+		t.Fatalf("user %q is not uid:gid: %v", img.config.Config.User, err)
+	}
 	command := func(args ...string) *exec.Cmd {
 		cmd := exec.Command(bin, args...)
 		cmd.Dir, cmd.Env = wd, env
 		if img.asRoot {
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65532, Gid: 65532}}
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
 		}
 		return cmd
 	}
@@ -482,8 +488,8 @@ func (img *unpackedImage) run(t *testing.T) {
 	t.Logf("pickup health %s: %s", admin, bytes.TrimSpace(out))
 	if fi, err := os.Stat(filepath.Join(wd, "data", "events.db")); err != nil {
 		t.Errorf("pickup run kept no event log in its working directory: %v", err)
-	} else if st := fi.Sys().(*syscall.Stat_t); img.asRoot && st.Uid != 65532 {
-		t.Errorf("pickup run wrote its event log as uid %d, want 65532 (nonroot)", st.Uid)
+	} else if st := fi.Sys().(*syscall.Stat_t); img.asRoot && st.Uid != uid {
+		t.Errorf("pickup run wrote its event log as uid %d, want the image's %d", st.Uid, uid)
 	}
 
 	run.Process.Signal(syscall.SIGTERM)
