@@ -109,6 +109,12 @@ func TestClusterBadInput(t *testing.T) {
 		{"method on recover all", "GET", "/pins/recover", cl, 405, "allowed: POST"},
 		{"method on allocations", "POST", "/allocations", cl, 405, "allowed: GET"},
 		{"method on an allocation", "DELETE", "/allocations/" + good, cl, 405, "allowed: GET"},
+		// the rest of ipfs-cluster's API
+		{"id", "GET", "/id", cl, 404, "pickup does not serve ipfs-cluster's GET /id"},
+		{"version", "GET", "/version", cl, 404, "it serves the pin commands"},
+		{"peers", "GET", "/peers", cl, 404, "does not serve ipfs-cluster's GET /peers"},
+		{"add", "POST", "/add?local=true", cl, 404, "does not serve ipfs-cluster's POST /add"},
+		{"ipfs gc", "POST", "/ipfs/gc", cl, 404, "does not serve"},
 		// authorization
 		{"no credentials", "POST", "/pins/ipfs/" + good, client{t: t, base: base}, 401, "unauthorized"},
 		{"wrong token", "GET", "/pins?local=false&filter=&cids=", basic(t, base, "alice", "nope"), 401, "the token is missing or invalid"},

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -39,6 +40,11 @@ func (h *Handler) serveCluster(w http.ResponseWriter, r *http.Request, route str
 		methods = []method{{http.MethodGet, h.clusterAllocations}}
 	case RouteAllocation:
 		methods = []method{{http.MethodGet, h.clusterAllocation}}
+	case RouteClusterOther:
+		h.writeError(w, r, &apiError{status: http.StatusNotFound, reason: api.ReasonNotFound,
+			details: fmt.Sprintf("not found: pickup does not serve ipfs-cluster's %s %.80s; it serves the pin commands "+
+				"(pin add, pin rm, pin ls, status, recover)", r.Method, r.URL.Path)})
+		return
 	}
 	var allow []string
 	for _, m := range methods {

@@ -38,6 +38,9 @@
 //	GET    /allocations            every pin (ipfs-cluster's pinset), one Pin a line
 //	GET    /allocations/{cid}      one pin
 //
+// The rest of ipfs-cluster's API (/id, /version, /peers, /add, /health,
+// /monitor/metrics, /ipfs/gc, /token) is not served: 404, saying so.
+//
 // /pins/{x} is a request id when x is a UUID in its canonical 36-character
 // form, and a CID otherwise: a CID never has that form (a CIDv0 is 46
 // characters of base58; a CIDv1 starts with a multibase prefix and is longer).

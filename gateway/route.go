@@ -23,13 +23,18 @@ const (
 	// CIDs named by cids, or of every pin (filtered by filter) when cids is
 	// empty. A GET /pins with any of cids, local or filter takes it; the
 	// Pinning Service API's listing has none of them.
-	RouteClusterList  = "/pins?cids"
-	RouteCID          = "/pins/{cid}"
-	RouteClusterPath  = "/pins/{ipfs|ipld|ipns}/{path}"
-	RouteRecover      = "/pins/{cid}/recover"
-	RouteRecoverAll   = "/pins/recover"
-	RouteAllocations  = "/allocations"
-	RouteAllocation   = "/allocations/{cid}"
+	RouteClusterList = "/pins?cids"
+	RouteCID         = "/pins/{cid}"
+	RouteClusterPath = "/pins/{ipfs|ipld|ipns}/{path}"
+	RouteRecover     = "/pins/{cid}/recover"
+	RouteRecoverAll  = "/pins/recover"
+	RouteAllocations = "/allocations"
+	RouteAllocation  = "/allocations/{cid}"
+	// RouteClusterOther is the rest of ipfs-cluster's REST API (peers,
+	// /add, /id, /version, health, metrics, ipfs gc, tokens), which pickup
+	// does not serve: 404 in ipfs-cluster's shape, saying so, so that
+	// ipfs-cluster-ctl prints why instead of retrying.
+	RouteClusterOther = "ipfs-cluster-other"
 	recoverSuffix     = "/recover"
 	allocationsPrefix = "/allocations/"
 )
@@ -38,7 +43,8 @@ const (
 // ipfs-cluster routes, whose errors are ipfs-cluster's {"code","message"}.
 func ClusterRoute(route string) bool {
 	switch route {
-	case RouteClusterList, RouteCID, RouteClusterPath, RouteRecover, RouteRecoverAll, RouteAllocations, RouteAllocation:
+	case RouteClusterList, RouteCID, RouteClusterPath, RouteRecover, RouteRecoverAll, RouteAllocations, RouteAllocation,
+		RouteClusterOther:
 		return true
 	}
 	return false
@@ -51,6 +57,21 @@ func ClusterRoute(route string) bool {
 // command).
 func clusterListing(q url.Values) bool {
 	return q.Has("cids") || q.Has("local") || q.Has("filter")
+}
+
+// clusterOther reports whether path is one of the routes of ipfs-cluster's
+// REST API (v1.1.6, api/rest/restapi.go) that pickup does not serve.
+func clusterOther(path string) bool {
+	switch path {
+	case "/id", "/version", "/peers", "/add", "/health", "/ipfs/gc", "/token", "/monitor/metrics":
+		return true
+	}
+	for _, prefix := range []string{"/peers/", "/health/", "/monitor/metrics/"} {
+		if strings.HasPrefix(path, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // clusterKeyType reports whether a path segment is one of the namespaces
@@ -76,6 +97,8 @@ func Route(r *http.Request) string {
 		return RouteUI
 	case path == RouteAllocations:
 		return RouteAllocations
+	case clusterOther(path):
+		return RouteClusterOther
 	case strings.HasPrefix(path, allocationsPrefix):
 		if seg := path[len(allocationsPrefix):]; seg != "" && !strings.Contains(seg, "/") {
 			return RouteAllocation

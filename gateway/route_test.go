@@ -46,6 +46,15 @@ func TestRoute(t *testing.T) {
 		{"GET", "/allocations/" + cid, gateway.RouteAllocation},
 		{"GET", "/allocations/", gateway.RouteOther},
 		{"GET", "/allocations/a/b", gateway.RouteOther},
+		{"GET", "/id", gateway.RouteClusterOther},
+		{"GET", "/version", gateway.RouteClusterOther},
+		{"GET", "/peers", gateway.RouteClusterOther},
+		{"DELETE", "/peers/" + cid, gateway.RouteClusterOther},
+		{"POST", "/add?local=true", gateway.RouteClusterOther},
+		{"GET", "/health/graph", gateway.RouteClusterOther},
+		{"GET", "/monitor/metrics/freespace", gateway.RouteClusterOther},
+		{"POST", "/ipfs/gc", gateway.RouteClusterOther},
+		{"GET", "/ipfs/" + cid, gateway.RouteOther},
 		{"GET", "/pins/a/b", gateway.RouteOther},
 		{"GET", "/pins/", gateway.RouteOther},
 		{"GET", "/", gateway.RoutePage},
@@ -69,7 +78,7 @@ func FuzzRoute(f *testing.F) {
 	}
 	routes := []string{gateway.RoutePins, gateway.RouteClusterList, gateway.RouteRequest, gateway.RouteTimeline,
 		gateway.RouteCID, gateway.RouteClusterPath, gateway.RouteRecover, gateway.RouteRecoverAll,
-		gateway.RouteAllocations, gateway.RouteAllocation, gateway.RoutePage, gateway.RouteUI, gateway.RouteOther}
+		gateway.RouteAllocations, gateway.RouteAllocation, gateway.RouteClusterOther, gateway.RoutePage, gateway.RouteUI, gateway.RouteOther}
 	f.Fuzz(func(t *testing.T, method, path string) {
 		r := &http.Request{Method: method, URL: httptest.NewRequest("GET", "/", nil).URL}
 		r.URL.Path = path

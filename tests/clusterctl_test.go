@@ -306,6 +306,9 @@ func TestClusterCtl(t *testing.T) {
 	ctl.fails(400, "does not resolve paths inside them", "pin", "add", "/ipfs/"+viaGo.String()+"/a.txt")
 	ctl.fails(400, "mode direct", "pin", "add", "--mode", "direct", viaGo.String())
 	ctl.fails(404, "pin is not part of the pinset", "pin", "ls", unknown.String())
+	// The commands beyond pinning are not served, and say so.
+	ctl.fails(404, "pickup does not serve ipfs-cluster's GET /version", "version")
+	ctl.fails(404, "pickup does not serve ipfs-cluster's GET /peers", "peers", "ls")
 	wrong := ctl
 	wrong.pass = "pickup_wrong"
 	wrong.fails(401, "unauthorized: access denied", "status")
