@@ -2,13 +2,16 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/gateway/internal/gatewaytest"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 // decodeStream reads a streamed answer of the ipfs-cluster routes as
@@ -350,5 +354,66 @@ func TestClusterListsEveryPage(t *testing.T) {
 	}
 	if got := len(decodeStream[api.ClusterPin](t, c.do(http.MethodGet, "/allocations?filter=all", ""))); got != n {
 		t.Errorf("allocations told %d pins, want %d", got, n)
+	}
+}
+
+// failingViews is the view store failing from its nth listing on, as a
+// database cut off mid-answer would.
+type failingViews struct {
+	gateway.Views
+	mu    sync.Mutex
+	lists int
+	after int
+}
+
+func (f *failingViews) List(ctx context.Context, q views.ListQuery) (views.ListResult, error) {
+	f.mu.Lock()
+	f.lists++
+	n := f.lists
+	f.mu.Unlock()
+	if n > f.after {
+		return views.ListResult{}, errors.New("connection reset by peer")
+	}
+	return f.Views.List(ctx, q)
+}
+
+// An error after the first object of a stream goes in the X-Stream-Error
+// trailer, which ipfs-cluster's client turns into its error; one before
+// is the whole answer, in ipfs-cluster's shape.
+func TestClusterStreamError(t *testing.T) {
+	s := gatewaytest.New(t, gateway.Config{})
+	token := s.Token(t, "alice")
+	fv := &failingViews{Views: s.Views, after: 1}
+	h, err := gateway.New(gateway.Config{Delegates: []string{gatewaytest.Delegate}},
+		gateway.Deps{Log: s.Log, Views: fv, Tokens: s.Views, Checkpoints: s.Views})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	c := basic(t, srv.URL, "alice", token)
+	a, b := newCID(t).String(), newCID(t).String()
+
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/pins?local=false&filter=&cids="+a+","+b, nil)
+	req.Header.Set("Authorization", c.auth)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	got := decodeStream[api.ClusterStatus](t, response{status: res.StatusCode, header: res.Header, body: body})
+	if len(got) != 1 || got[0].CID != a || res.Trailer.Get("X-Stream-Error") == "" {
+		t.Fatalf("stream cut after %d objects, trailers %v", len(got), res.Trailer)
+	}
+	// Failing from the first listing: the error is the answer.
+	fv.mu.Lock()
+	fv.after = 0
+	fv.mu.Unlock()
+	r := c.do(http.MethodGet, "/pins?local=false&filter=&cids=", "")
+	var e api.ClusterError
+	r.want(t, r.status, &e)
+	if r.status < 500 || e.Code != r.status || e.Message == "" {
+		t.Fatalf("status of all with the views failing: %d %s", r.status, r.body)
 	}
 }
