@@ -153,10 +153,11 @@ func parseClusterList(q url.Values) (cids, canonical []string, err error) {
 
 // parseStatusFilter reads the filter of GET /pins as ipfs-cluster does: a
 // comma-separated list of its status names (api.TrackerStatusNames), of
-// which unknown ones are skipped, but at least one must be known; empty
-// or "undefined" alone means every status. It returns the statuses of
-// pickup's that match (nil: every one; empty and not nil: none, as for
-// unpinned: the listing holds live pins only).
+// which unknown ones are skipped; empty means every status, and a filter
+// that names no status (or only "undefined") is refused, as ipfs-cluster
+// refuses it. It returns the statuses of pickup's that match (nil: every
+// one; empty and not nil: none, as for unpinned: the listing holds live
+// pins only).
 func parseStatusFilter(s string) ([]pin.Status, error) {
 	if s == "" {
 		return nil, nil
@@ -187,7 +188,8 @@ func parseStatusFilter(s string) ([]pin.Status, error) {
 		}
 	}
 	if !known {
-		return nil, badRequest("invalid filter value %.80q: want a comma-separated list of %s", s, strings.Join(api.TrackerStatusNames()[1:], ", "))
+		names := slices.DeleteFunc(api.TrackerStatusNames(), func(n string) bool { return n == "undefined" })
+		return nil, badRequest("invalid filter value %.80q: want a comma-separated list of %s", s, strings.Join(names, ", "))
 	}
 	if out == nil {
 		out = []pin.Status{}
