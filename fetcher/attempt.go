@@ -24,6 +24,10 @@ type attempt struct {
 	id     uuid.UUID
 	logger *slog.Logger
 
+	// number is the attempt's number, as claimed: the state may move on to
+	// a later attempt, another fetcher's, once the claim is lost.
+	number int
+
 	mu    sync.Mutex
 	state pin.State
 	// outcome and reason are how the attempt ended, for the metrics; set
@@ -76,7 +80,8 @@ func (p *Pool) attempt(ctx context.Context, id uuid.UUID) {
 		}
 		return
 	}
-	a.logger.InfoContext(ctx, "claimed", "attempt", a.current().Attempt, "cid", a.current().Request.CID)
+	a.number = a.current().Attempt
+	a.logger.InfoContext(ctx, "claimed", "attempt", a.number, "cid", a.current().Request.CID)
 	p.claims.Add(1)
 	p.metrics.Started()
 	p.protect(ctx, +1)
@@ -101,6 +106,10 @@ func (p *Pool) attempt(ctx context.Context, id uuid.UUID) {
 	}
 	outcome, reason := a.result(err)
 	p.metrics.Ended(outcome, reason, time.Since(now))
+	// Every way the attempt ended comes here: what it and earlier attempts
+	// left in staging goes now, not when the next attempt begins, which a
+	// pin final by now never has.
+	p.work.end(ctx, a)
 }
 
 // protect counts attempts in flight and keeps the process protected from

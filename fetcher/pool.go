@@ -178,6 +178,10 @@ type Deps struct {
 	Protector Protector
 	// Metrics, optional, receives the pool's figures.
 	Metrics Metrics
+	// Step, optional, is told each step an attempt reaches where a crash
+	// may end it (Step* here, and carstore's Step* inside Promote), from
+	// the attempt's goroutines: tests kill the process there.
+	Step func(ctx context.Context, step string)
 	// Logger receives the pool's logs. Lines about a pin carry its id as
 	// pin_request_id; calls that do I/O for a pin get a context that
 	// carries it too (telemetry.WithPinRequestID), so a telemetry.Handler
@@ -228,7 +232,7 @@ func New(cfg Config, d Deps) (*Pool, error) {
 	}
 	return &Pool{
 		cfg: cfg, log: d.Log, pins: pinlog.New(d.Log, nil), queue: d.Queue, logger: logger.With("component", "fetcher", "fetcher", cfg.Name),
-		work:      &transfer{dag: d.DAG, cars: d.CARs, index: d.Index, lease: cfg.Lease},
+		work:      &transfer{dag: d.DAG, cars: d.CARs, index: d.Index, lease: cfg.Lease, step: d.Step},
 		protector: d.Protector,
 		metrics:   metrics,
 		running:   map[uuid.UUID]bool{},
@@ -240,9 +244,13 @@ func New(cfg Config, d Deps) (*Pool, error) {
 func (p *Pool) Name() string { return p.cfg.Name }
 
 // attemptRunner runs one claimed attempt; the pool owns claiming and
-// handing back, the runner the bytes.
+// handing back, the runner the bytes: it cleans up after each attempt
+// (end), and when the pool starts, after the attempts of killed processes
+// (sweep).
 type attemptRunner interface {
 	run(ctx context.Context, a *attempt) error
+	end(ctx context.Context, a *attempt)
+	sweep(ctx context.Context, p *Pool)
 }
 
 // ErrShuttingDown marks attempts stopped because the pool is stopping.
@@ -292,6 +300,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	feeders.Go(func() { p.follow(ctx, announced, wake) })
 	feeders.Go(func() { p.feed(ctx, announced, candidates) })
 	feeders.Go(func() { p.scan(ctx, candidates, wake) })
+	feeders.Go(func() { p.work.sweep(ctx, p) })
 	<-ctx.Done()
 	feeders.Wait()
 	close(candidates)

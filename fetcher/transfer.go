@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multiaddr"
 
@@ -30,9 +32,34 @@ type CARStore interface {
 	// Stat reports whether the carpark holds the CAR carCID of root (the
 	// root as requested: a CIDv0's CAR is not its CIDv1's).
 	Stat(ctx context.Context, root, carCID cid.Cid) (carstore.Stored, bool, error)
-	// Discard removes what earlier attempts of a request left in staging.
-	Discard(ctx context.Context, requestID string) (int, error)
+	// DiscardThrough removes what attempts 1 to through of a request left
+	// in staging (uploads never finished, CARs staged and never promoted),
+	// and nothing of later attempts, which may be running.
+	DiscardThrough(ctx context.Context, requestID string, through int) (int, error)
 }
+
+// sweeper is a CAR store that finds, when the pool starts, what attempts
+// over for good left in staging (carstore.Dir and carstore.S3 are):
+// through says, for a request, the last attempt no one may still run.
+type sweeper interface {
+	Sweep(ctx context.Context, through func(ctx context.Context, requestID string) (int, error)) (int, error)
+}
+
+// Steps of an attempt that a crash may end it at, as Deps.Step is told
+// them: tests kill a process there and count what is left.
+const (
+	// StepUploading: the first bytes of the CAR are written into its
+	// upload.
+	StepUploading = "uploading"
+	// StepUploaded: CarUploaded is recorded; Promote has not begun.
+	StepUploaded = "uploaded"
+	// StepValidated: CarValidated is recorded; the attempt's cleanup has
+	// not run.
+	StepValidated = "validated"
+	// StepReused: CarValidated from a CAR already in the carpark is
+	// recorded; the attempt's cleanup has not run.
+	StepReused = "reused"
+)
 
 // CARIndex finds the CAR of a root that is already pinned, for any tenant;
 // the projections' view stores implement it.
@@ -49,6 +76,15 @@ type transfer struct {
 	cars  CARStore
 	index CARIndex
 	lease time.Duration
+	// step is Deps.Step, or nil.
+	step func(ctx context.Context, step string)
+}
+
+// reached tells Deps.Step that the attempt reached a step.
+func (t *transfer) reached(ctx context.Context, step string) {
+	if t.step != nil {
+		t.step(ctx, step)
+	}
 }
 
 func (t *transfer) run(ctx context.Context, a *attempt) error {
@@ -60,17 +96,14 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 		a.fail(ctx, pin.ReasonUnsupportedCodec, fmt.Sprintf("the requested CID %q does not parse: %v", s.Request.CID, err), true)
 		return nil
 	}
+	if s.Attempt > 1 {
+		// An earlier attempt's process may have died mid-upload: what it
+		// left goes before this attempt writes as much again (and end
+		// removes what is left when the attempt ends, reused or not).
+		t.discard(ctx, a, s.Attempt-1)
+	}
 	if done, err := t.reuse(ctx, a, root); done || err != nil {
 		return err
-	}
-	if s.Attempt > 1 {
-		// An earlier attempt's process may have died mid-upload: nothing it
-		// left may stay behind.
-		if n, err := t.cars.Discard(ctx, a.id.String()); err != nil {
-			a.logger.WarnContext(ctx, "discarding what earlier attempts left", "err", err)
-		} else if n > 0 {
-			a.logger.InfoContext(ctx, "discarded what earlier attempts left", "count", n)
-		}
 	}
 
 	// Renew the lease while the bytes flow; when a renewal shows the claim
@@ -93,12 +126,16 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 	// source's try that opens it: it is completed after Fetch returns.
 	open := func(context.Context) (dag.Sink, error) { return t.cars.Stage(fetchCtx, key, meta) }
 	meter := &received{metrics: a.pool.metrics}
+	var writing sync.Once
 	res, sink, err := t.dag.Fetch(fetchCtx, dag.Request{Root: root, Origins: origins(s.Request.Origins)}, open,
 		func(b, n int64, src string) {
 			bytes.Store(b)
 			blocks.Store(n)
 			source.Store(src)
 			meter.update(src, b, n)
+			if b > 0 {
+				writing.Do(func() { t.reached(ctx, StepUploading) })
+			}
 		})
 	if err != nil {
 		stop(nil)
@@ -137,7 +174,72 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 		upload.Abort(context.WithoutCancel(ctx))
 		return claimGone(err)
 	}
+	t.reached(ctx, StepUploaded)
 	return t.validate(ctx, a, staged, meta)
+}
+
+// discard removes what attempts 1 to through of the request left in
+// staging; a failure is logged, and the next attempt, or the next sweep,
+// tries again.
+func (t *transfer) discard(ctx context.Context, a *attempt, through int) {
+	if n, err := t.cars.DiscardThrough(ctx, a.id.String(), through); err != nil {
+		a.logger.WarnContext(ctx, "discarding what attempts left in staging", "through", through, "err", err)
+	} else if n > 0 {
+		a.logger.InfoContext(ctx, "discarded what attempts left in staging", "through", through, "count", n)
+	}
+}
+
+// endTimeout bounds the cleanup at the end of an attempt.
+const endTimeout = 30 * time.Second
+
+// end runs when an attempt has ended, whichever way (pinned from the
+// carpark or fetched, failed, claim lost, handed back, stopped): what
+// this attempt and earlier ones of the request left in staging goes, and
+// nothing of a later attempt that another fetcher may have begun. ctx may
+// be done (a stopping pool): the cleanup runs all the same.
+func (t *transfer) end(ctx context.Context, a *attempt) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
+	defer cancel()
+	t.discard(ctx, a, a.number)
+}
+
+// sweep removes, when the pool starts, what attempts over for good left in
+// staging (a process killed mid-attempt runs no end): for each request
+// with leftovers, every attempt of a pin that is final or gone, and
+// otherwise every attempt but a claimed one, which may be running.
+func (t *transfer) sweep(ctx context.Context, p *Pool) {
+	s, ok := t.cars.(sweeper)
+	if !ok {
+		return
+	}
+	n, err := s.Sweep(ctx, func(ctx context.Context, requestID string) (int, error) {
+		id, err := uuid.Parse(requestID)
+		if err != nil {
+			return math.MaxInt, nil // no request of this log
+		}
+		st, _, err := p.pins.Read(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		return deadThrough(st), nil
+	})
+	if err != nil && ctx.Err() == nil {
+		p.logger.WarnContext(ctx, "sweeping what killed attempts left in staging", "err", err)
+	}
+	p.logger.InfoContext(ctx, "swept what killed attempts left in staging", "count", n)
+}
+
+// deadThrough is the last attempt of a pin that no one may still run: all
+// of them when it is final or was never requested, the current one unless
+// it is claimed.
+func deadThrough(s pin.State) int {
+	switch {
+	case !s.Exists || s.Final():
+		return math.MaxInt
+	case s.Claimed():
+		return s.Attempt - 1
+	}
+	return s.Attempt
 }
 
 // reuse completes the attempt from the carpark when the root's CAR is
@@ -166,6 +268,7 @@ func (t *transfer) reuse(ctx context.Context, a *attempt, root cid.Cid) (bool, e
 	if err != nil {
 		return true, claimGone(err)
 	}
+	t.reached(ctx, StepReused)
 	a.ended(OutcomePinned, ReasonCarpark)
 	a.logger.InfoContext(ctx, "pinned from the carpark without fetching", "attempt", s.Attempt, "car_cid", carCID)
 	return true, nil
@@ -228,7 +331,11 @@ func (t *transfer) fetchFailed(ctx context.Context, a *attempt, fetchCtx context
 // validate checks the staged CAR into the carpark and records the outcome.
 func (t *transfer) validate(ctx context.Context, a *attempt, staged carstore.Staged, meta carstore.Metadata) error {
 	attempt := a.current().Attempt
-	stored, err := t.cars.Promote(ctx, staged.Key, carstore.Expected{Bytes: staged.Bytes, CarCID: staged.CarCID, Metadata: meta, Checksum: staged.Checksum})
+	pctx := ctx
+	if t.step != nil {
+		pctx = carstore.WithStep(ctx, func(step string) { t.step(ctx, step) })
+	}
+	stored, err := t.cars.Promote(pctx, staged.Key, carstore.Expected{Bytes: staged.Bytes, CarCID: staged.CarCID, Metadata: meta, Checksum: staged.Checksum})
 	switch {
 	case errors.Is(err, carstore.ErrValidation):
 		a.fail(ctx, pin.ReasonValidation, err.Error(), false)
@@ -243,6 +350,7 @@ func (t *transfer) validate(ctx context.Context, a *attempt, staged carstore.Sta
 	if err != nil {
 		return claimGone(err)
 	}
+	t.reached(ctx, StepValidated)
 	a.ended(OutcomePinned, ReasonFetched)
 	a.logger.InfoContext(ctx, "pinned", "attempt", attempt, "car_cid", staged.CarCID, "bytes", stored.Bytes)
 	return nil

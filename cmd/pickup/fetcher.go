@@ -6,6 +6,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"time"
 
 	"github.com/pickup-ipfs/pickup/fetcher"
@@ -82,7 +84,12 @@ func (ff *fetcherFlags) carStore(ctx context.Context, p *proc) (fetcher.CARStore
 		if *ff.carpark != "" {
 			return nil, fmt.Errorf("%w: --carpark-bucket without --staging-bucket", errUsage)
 		}
-		return carstore.NewDir(*ff.carDir, p.logger)
+		d, err := carstore.NewDir(*ff.carDir, p.logger)
+		if err != nil {
+			return nil, err
+		}
+		p.closers = append(p.closers, d.Close)
+		return d, nil
 	}
 	if *ff.carpark == "" {
 		return nil, fmt.Errorf("%w: --staging-bucket without --carpark-bucket", errUsage)
@@ -163,11 +170,32 @@ func (p *proc) addFetcher(ctx context.Context, ff *fetcherFlags) ([]string, erro
 			return nil, fmt.Errorf("register open uploads: %w", err)
 		}
 	}
+	var step func(context.Context, string)
+	if at := p.getenv("PICKUP_TEST_KILL_AT"); at != "" {
+		step = killAt(p.logger, at)
+	}
 	pool, err := fetcher.New(fetcher.Config{BatchSize: *ff.batch, Lease: *ff.lease},
-		fetcher.Deps{Log: p.logAs("fetcher"), Queue: p.views, DAG: d, CARs: cars, Index: p.views, Protector: protector, Metrics: fetchMetrics, Logger: p.logger})
+		fetcher.Deps{Log: p.logAs("fetcher"), Queue: p.views, DAG: d, CARs: cars, Index: p.views, Protector: protector, Metrics: fetchMetrics, Step: step, Logger: p.logger})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	p.actor("fetcher", pool.Run)
 	return addrs, nil
+}
+
+// killAt is a fetcher.Deps.Step that kills the process (SIGKILL on Unix),
+// as a crash would, when an attempt reaches the step named at (one of
+// fetcher's or carstore's Step*): the end-to-end tests set
+// PICKUP_TEST_KILL_AT to count what a crash at each step leaves behind.
+func killAt(logger *slog.Logger, at string) func(context.Context, string) {
+	return func(ctx context.Context, step string) {
+		if step != at {
+			return
+		}
+		logger.WarnContext(ctx, "PICKUP_TEST_KILL_AT: killing this process", "step", step)
+		if self, err := os.FindProcess(os.Getpid()); err == nil {
+			self.Kill()
+		}
+		select {} // the kill is on its way
+	}
 }

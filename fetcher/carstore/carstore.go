@@ -54,6 +54,41 @@
 // Abort abort them, and a lifecycle rule aborting incomplete uploads after
 // a day cleans up after what neither reached.
 //
+// # What a killed attempt leaves
+//
+// An attempt killed mid-way runs no Abort. What it leaves is removed by
+// the next fetcher to touch its request, and by every fetcher when it
+// starts, by one rule: an attempt's leftovers go once no one can still run
+// that attempt. DiscardThrough(request, n) removes what attempts 1 to n
+// left, and nothing of a later attempt, which another fetcher may be
+// running; a fetcher calls it through attempt n-1 when it begins attempt
+// n, and through n when attempt n ends, whichever way (pinned, fetched or
+// from the carpark, failed, claim lost, handed back). Sweep, when a
+// fetcher pool starts, asks for each request with something in staging
+// through which attempt it is over: every attempt of a pin that is final
+// (pinned, failed for good, removed) or that the log does not hold, and
+// every attempt but the current one while an attempt holds the claim.
+//
+// The directory store removes, in NewDir, the files in uploads/ (CARs
+// being written, empty ones too) and tmp/ (metadata of a Promote that did
+// not finish) of every process that is dead, whatever their request: each
+// store holds a lock file in locks/, flock-ed while its process lives
+// (the kernel drops the lock of a killed process), and names its files
+// after it; a file named after no live lock (or after none, as before
+// stores had owners) is a dead process's. So several processes may share
+// a directory (the end-to-end tests run several fetchers on one), and a
+// start never takes a live process's upload. Staged CARs in staging/ wait
+// for Sweep or DiscardThrough, which know whose attempt is over. Nothing
+// in carpark/ is ever deleted: a pin holds it (a metadata file whose CAR
+// never arrived is rewritten by the next Promote of that CAR).
+//
+// The S3 store's Sweep finds requests by their staging markers and
+// discards as above: the marker's upload is aborted, the marker deleted.
+// An upload killed between its creation and its marker is found by
+// nothing but the carpark bucket's lifecycle rule, which aborts uploads
+// left incomplete for a day (OpenUploads counts it meanwhile); the staging
+// bucket's rule expires markers after a day too.
+//
 // # Validation without reading back
 //
 // S3 keeps a checksum of each object, given back by HeadObject with

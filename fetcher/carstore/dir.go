@@ -3,7 +3,9 @@ package carstore
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -25,6 +28,7 @@ const (
 	dirCarpark = "carpark" // <carCid>/<carCid>.car and its metadata, <carCid>/<carCid>.json
 	dirUploads = "uploads" // CARs being written
 	dirTmp     = "tmp"     // metadata files being written
+	dirLocks   = "locks"   // one lock file per live store: the owner of the files in uploads/ and tmp/
 )
 
 // writeBuffer batches the small writes of a CAR (one per block) into fewer
@@ -41,17 +45,29 @@ const writeBuffer = 1 << 20
 //
 // It is safe for concurrent use, also by several processes sharing the
 // directory.
+//
+// What a killed process left is removed when a store opens the directory
+// (see the package doc, "What a killed attempt leaves"): each store holds a
+// lock file of its own in locks/, locked (flock) while it lives, and names
+// its files in uploads/ and tmp/ after it, so that NewDir can tell the files
+// of a dead process from those of a live one sharing the directory.
 type Dir struct {
 	root string
 	log  *slog.Logger
+	// owner names this store's files in uploads/ and tmp/; lock is its
+	// lock file, locks/<owner>, held until Close.
+	owner string
+	lock  *os.File
 }
 
-// NewDir returns the store in root, creating its directories as needed.
+// NewDir returns the store in root, creating its directories as needed,
+// and removes from uploads/ and tmp/ what processes that died left there
+// (staged CARs wait for Sweep, which knows whose attempts are over).
 func NewDir(root string, logger *slog.Logger) (*Dir, error) {
 	if root == "" {
 		return nil, fmt.Errorf("%w: no directory for the CAR store", ErrInvalid)
 	}
-	for _, d := range []string{dirStaging, dirCarpark, dirUploads, dirTmp} {
+	for _, d := range []string{dirStaging, dirCarpark, dirUploads, dirTmp, dirLocks} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return nil, fmt.Errorf("create CAR store in %s: %w", root, err)
 		}
@@ -59,7 +75,151 @@ func NewDir(root string, logger *slog.Logger) (*Dir, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Dir{root: root, log: logger.With("component", "carstore", "store", "dir")}, nil
+	d := &Dir{root: root, log: logger.With("component", "carstore", "store", "dir")}
+	if err := d.takeOwnership(); err != nil {
+		return nil, fmt.Errorf("create CAR store in %s: lock: %w", root, err)
+	}
+	n, err := d.removeDead()
+	if err != nil {
+		d.log.Warn("removing what dead processes left in uploads/ and tmp/", "err", err)
+	}
+	if n > 0 {
+		d.log.Info("removed what dead processes left in uploads/ and tmp/", "files", n)
+	}
+	return d, nil
+}
+
+// Close releases the store's lock and removes its lock file; the store's
+// files left in uploads/ and tmp/ are then any later store's to remove.
+// The store must not be used afterwards. A process that exits without
+// Close releases the lock all the same (the kernel does).
+func (d *Dir) Close() error {
+	if d.lock == nil {
+		return nil
+	}
+	err := removeIfExists(d.lock.Name())
+	if cerr := d.lock.Close(); err == nil {
+		err = cerr
+	}
+	d.lock = nil
+	return err
+}
+
+// takeOwnership creates and locks this store's lock file. A sweeper may
+// lock a lock file between its creation and its locking, take its owner
+// for dead, and remove it: the lock is taken again under a new name then.
+func (d *Dir) takeOwnership() error {
+	for try := 0; ; try++ {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		owner := "p" + strconv.Itoa(os.Getpid()) + "x" + hex.EncodeToString(b[:])
+		path := filepath.Join(d.root, dirLocks, owner)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return err
+		}
+		if err := lockOwner(f); err != nil {
+			f.Close()
+			_ = os.Remove(path)
+			return err
+		}
+		at, err1 := os.Stat(path)
+		held, err2 := f.Stat()
+		if err1 == nil && err2 == nil && os.SameFile(at, held) {
+			d.owner, d.lock = owner, f
+			return nil
+		}
+		f.Close()
+		if try == 2 {
+			return fmt.Errorf("lock file %s removed as soon as created", path)
+		}
+	}
+}
+
+// ownerOf returns the owner a file of uploads/ or tmp/ is named after
+// (<name>.<owner>-<random>), or "" for a file named before stores had
+// owners.
+func ownerOf(name string) string {
+	suffix := name[strings.LastIndexByte(name, '.')+1:]
+	owner, _, ok := strings.Cut(suffix, "-")
+	if !ok || len(owner) < 2 || owner[0] != 'p' || strings.ContainsFunc(owner, func(r rune) bool {
+		return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z')
+	}) {
+		return ""
+	}
+	return owner
+}
+
+// ownerLive reports whether the store that owns files named after owner
+// still runs: its lock file is there and locked. A lock file found
+// unlocked is removed (its owner died).
+func (d *Dir) ownerLive(owner string) (bool, error) {
+	if owner == d.owner {
+		return true, nil
+	}
+	path := filepath.Join(d.root, dirLocks, owner)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	held, err := tryLockOwner(f)
+	if err != nil || held {
+		return held, err
+	}
+	return false, removeIfExists(path)
+}
+
+// removeDead removes the files in uploads/ and tmp/ whose owner is dead (or
+// that have none), and the lock files of dead owners. The directories are
+// listed before the owners are checked: a store's lock file exists before
+// any file named after it.
+func (d *Dir) removeDead() (int, error) {
+	byOwner := map[string][]string{}
+	for _, dir := range []string{dirUploads, dirTmp} {
+		entries, err := os.ReadDir(filepath.Join(d.root, dir))
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range entries {
+			owner := ownerOf(e.Name())
+			byOwner[owner] = append(byOwner[owner], filepath.Join(d.root, dir, e.Name()))
+		}
+	}
+	locks, err := os.ReadDir(filepath.Join(d.root, dirLocks))
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range locks {
+		if _, ok := byOwner[e.Name()]; !ok {
+			byOwner[e.Name()] = nil
+		}
+	}
+	n := 0
+	var errs []error
+	for owner, paths := range byOwner {
+		if owner != "" {
+			live, err := d.ownerLive(owner)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if live {
+				continue
+			}
+		}
+		for _, path := range paths {
+			if err := removeIfExists(path); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
 }
 
 func (d *Dir) stagedPath(key string) string {
@@ -75,9 +235,12 @@ func (d *Dir) metaPath(carCID cid.Cid) string {
 	return filepath.Join(d.root, dirCarpark, s, s+".json")
 }
 
-// uploadName is the file name of an upload in progress: its key with
-// slashes as tildes, so that OpenUploads can name it, and a random suffix.
-func uploadName(key string) string { return strings.ReplaceAll(key, "/", "~") + ".*" }
+// uploadName is the pattern of the file name of an upload in progress: its
+// key with slashes as tildes, so that OpenUploads and Discard can name it,
+// then its owner and a random suffix.
+func (d *Dir) uploadName(key string) string {
+	return strings.ReplaceAll(key, "/", "~") + "." + d.owner + "-*"
+}
 
 // Stage begins writing a CAR to the staging key. meta is checked but not
 // kept: Promote takes the metadata from Expected.
@@ -88,7 +251,7 @@ func (d *Dir) Stage(ctx context.Context, key string, meta Metadata) (Upload, err
 	if err := meta.validate(); err != nil {
 		return nil, fmt.Errorf("stage %s: %w", key, err)
 	}
-	f, err := os.CreateTemp(filepath.Join(d.root, dirUploads), uploadName(key))
+	f, err := os.CreateTemp(filepath.Join(d.root, dirUploads), d.uploadName(key))
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: %w", key, err)
 	}
@@ -251,9 +414,10 @@ func (d *Dir) Promote(ctx context.Context, stagedKey string, want Expected) (Sto
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fail(err)
 	}
-	if err := d.writeMeta(want); err != nil {
+	if err := d.writeMeta(ctx, stagedKey, want); err != nil {
 		return fail(err)
 	}
+	step(ctx, StepMetadataPlaced)
 	if err := renameSynced(staged, dst); err != nil {
 		return fail(err)
 	}
@@ -296,7 +460,9 @@ type dirMeta struct {
 	Structure string `json:"structure"`
 }
 
-func (d *Dir) writeMeta(want Expected) error {
+// writeMeta writes the metadata file of a CAR about to enter the carpark,
+// through tmp/, under a name Discard finds by the staged key's request.
+func (d *Dir) writeMeta(ctx context.Context, stagedKey string, want Expected) error {
 	b, err := json.Marshal(dirMeta{
 		Root: want.Root.String(), RequestID: want.RequestID,
 		CarCID: want.CarCID.String(), Structure: StructureComplete,
@@ -304,13 +470,16 @@ func (d *Dir) writeMeta(want Expected) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Join(d.root, dirTmp), "meta.*")
+	f, err := os.CreateTemp(filepath.Join(d.root, dirTmp), strings.ReplaceAll(stagedKey, "/", "~")+".json."+d.owner+"-*")
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(b)
 	if err == nil {
 		err = f.Sync()
+	}
+	if err == nil {
+		step(ctx, StepMetadataWritten)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

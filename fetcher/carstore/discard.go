@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -22,13 +26,22 @@ func stagingPrefix(requestID string) (string, error) {
 	return requestID + "/", nil
 }
 
-// Discard removes what earlier attempts of a request left: the uploads a
-// killed process never finished or aborted, and staged CARs that were never
-// promoted, each found through its staging marker (and what versions that
-// staged CARs in the staging bucket left there). A fetcher calls it when it
-// takes over a request, so that a crash leaves nothing behind for long. It
-// returns how many attempts' leftovers it removed.
+// Discard removes what every attempt of a request left in staging: the
+// uploads a killed process never finished or aborted, and staged CARs
+// that were never promoted. It is DiscardThrough to the last attempt.
 func (s *S3) Discard(ctx context.Context, requestID string) (int, error) {
+	return s.DiscardThrough(ctx, requestID, math.MaxInt)
+}
+
+// DiscardThrough removes what attempts 1 to through of a request left: the
+// uploads a killed process never finished or aborted, and staged CARs that
+// were never promoted, each found through its staging marker (and what
+// versions that staged CARs in the staging bucket left there). A fetcher
+// calls it when it takes over a request and when an attempt ends, so that
+// a crash leaves nothing behind for long; later attempts, which may be
+// running, are left alone. It never deletes from the carpark. It returns
+// how many attempts' leftovers it removed.
+func (s *S3) DiscardThrough(ctx context.Context, requestID string, through int) (int, error) {
 	prefix, err := stagingPrefix(requestID)
 	if err != nil {
 		return 0, fmt.Errorf("discard: %w", err)
@@ -42,6 +55,9 @@ func (s *S3) Discard(ctx context.Context, requestID string) (int, error) {
 			return n, fmt.Errorf("discard %s: list uploads: %w", requestID, err)
 		}
 		for _, u := range page.Uploads {
+			if attemptOf(strings.TrimPrefix(aws.ToString(u.Key), full)) > through {
+				continue
+			}
 			_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(s.cfg.StagingBucket), Key: u.Key, UploadId: u.UploadId}, whenRequired)
 			if err != nil && !isNotFound(err) {
 				return n, fmt.Errorf("discard %s: abort upload of %s: %w", requestID, aws.ToString(u.Key), err)
@@ -60,6 +76,9 @@ func (s *S3) Discard(ctx context.Context, requestID string) (int, error) {
 			return n, fmt.Errorf("discard %s: list staged: %w", requestID, err)
 		}
 		for _, o := range page.Contents {
+			if attemptOf(strings.TrimPrefix(aws.ToString(o.Key), full)) > through {
+				continue
+			}
 			m, ok, err := s.getMarkerObject(ctx, aws.ToString(o.Key))
 			if err != nil {
 				return n, fmt.Errorf("discard %s: %w", requestID, err)
@@ -79,22 +98,76 @@ func (s *S3) Discard(ctx context.Context, requestID string) (int, error) {
 	return n, nil
 }
 
-// Discard removes what earlier attempts of a request left in staging (see
+// Sweep removes what attempts over for good left in staging, for every
+// request that has something there: through tells, for a request, the
+// last of its attempts that no one may still be running (0: none; for a
+// request that is final or gone, math.MaxInt). A fetcher calls it when it
+// starts. It finds requests by their staging markers; an upload begun and
+// killed before its marker was written is the lifecycle rule's (see the
+// package doc). It returns how many attempts' leftovers it removed.
+func (s *S3) Sweep(ctx context.Context, through func(ctx context.Context, requestID string) (int, error)) (int, error) {
+	ids := map[string]bool{}
+	objects := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.cfg.StagingBucket), Prefix: aws.String(s.cfg.StagingPrefix), Delimiter: aws.String("/"),
+	})
+	for objects.HasMorePages() {
+		page, err := objects.NextPage(ctx, whenRequired)
+		if err != nil {
+			return 0, fmt.Errorf("sweep: list staging: %w", err)
+		}
+		for _, p := range page.CommonPrefixes {
+			ids[strings.TrimSuffix(strings.TrimPrefix(aws.ToString(p.Prefix), s.cfg.StagingPrefix), "/")] = true
+		}
+	}
+	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(s.cfg.StagingBucket), Prefix: aws.String(s.cfg.StagingPrefix)}
+	for {
+		page, err := s.client.ListMultipartUploads(ctx, in, whenRequired)
+		if err != nil {
+			return 0, fmt.Errorf("sweep: list staging uploads: %w", err)
+		}
+		for _, u := range page.Uploads {
+			id, _, _ := strings.Cut(strings.TrimPrefix(aws.ToString(u.Key), s.cfg.StagingPrefix), "/")
+			ids[id] = true
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			break
+		}
+		in.KeyMarker, in.UploadIdMarker = page.NextKeyMarker, page.NextUploadIdMarker
+	}
+	return sweep(ctx, ids, through, s.DiscardThrough)
+}
+
+// Discard removes what every attempt of a request left in staging (see
 // S3.Discard).
 func (d *Dir) Discard(ctx context.Context, requestID string) (int, error) {
+	return d.DiscardThrough(ctx, requestID, math.MaxInt)
+}
+
+// DiscardThrough removes what attempts 1 to through of a request left: its
+// files in uploads/ (CARs being written), staging/ (staged, never
+// promoted) and tmp/ (metadata of a Promote that did not finish), of any
+// process; later attempts' are left alone (see S3.DiscardThrough). Nothing
+// in carpark/ is touched.
+func (d *Dir) DiscardThrough(ctx context.Context, requestID string, through int) (int, error) {
 	prefix, err := stagingPrefix(requestID)
 	if err != nil {
 		return 0, fmt.Errorf("discard: %w", err)
 	}
+	// Files of uploads/ and tmp/ are named after their staging key with /
+	// as ~ (uploadName, writeMeta).
+	flat := strings.ReplaceAll(prefix, "/", "~")
 	n := 0
-	uploads, err := os.ReadDir(filepath.Join(d.root, dirUploads))
-	if err != nil {
-		return 0, fmt.Errorf("discard %s: %w", requestID, err)
-	}
-	for _, e := range uploads {
-		// Upload files are named after their key with / as ~ (uploadName).
-		if strings.HasPrefix(e.Name(), strings.ReplaceAll(prefix, "/", "~")) {
-			if err := removeIfExists(filepath.Join(d.root, dirUploads, e.Name())); err != nil {
+	for _, dir := range []string{dirUploads, dirTmp} {
+		entries, err := os.ReadDir(filepath.Join(d.root, dir))
+		if err != nil {
+			return n, fmt.Errorf("discard %s: %w", requestID, err)
+		}
+		for _, e := range entries {
+			rest, ok := strings.CutPrefix(e.Name(), flat)
+			if !ok || attemptOf(rest) > through {
+				continue
+			}
+			if err := removeIfExists(filepath.Join(d.root, dir, e.Name())); err != nil {
 				return n, fmt.Errorf("discard %s: %w", requestID, err)
 			}
 			n++
@@ -105,15 +178,113 @@ func (d *Dir) Discard(ctx context.Context, requestID string) (int, error) {
 		if err != nil || e.IsDir() {
 			return err
 		}
+		rel, err := filepath.Rel(staged, path)
+		if err != nil || attemptOf(filepath.ToSlash(rel)) > through {
+			return err
+		}
 		if err := removeIfExists(path); err != nil {
 			return err
 		}
+		d.pruneStaging(path)
 		n++
 		return nil
 	})
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return n, fmt.Errorf("discard %s: %w", requestID, err)
 	}
-	os.RemoveAll(staged)
+	d.pruneStaging(filepath.Join(staged, "-")) // the request's directory, if empty
 	return n, nil
+}
+
+// Sweep removes what attempts over for good left in staging/, uploads/ and
+// tmp/, for every request that has something there (see S3.Sweep). What a
+// dead process left in uploads/ and tmp/ is gone already: NewDir removed
+// it. It never touches carpark/.
+func (d *Dir) Sweep(ctx context.Context, through func(ctx context.Context, requestID string) (int, error)) (int, error) {
+	ids := map[string]bool{}
+	staged, err := os.ReadDir(filepath.Join(d.root, dirStaging))
+	if err != nil {
+		return 0, fmt.Errorf("sweep: %w", err)
+	}
+	for _, e := range staged {
+		ids[e.Name()] = true
+	}
+	for _, dir := range []string{dirUploads, dirTmp} {
+		entries, err := os.ReadDir(filepath.Join(d.root, dir))
+		if err != nil {
+			return 0, fmt.Errorf("sweep: %w", err)
+		}
+		for _, e := range entries {
+			if id, _, ok := strings.Cut(e.Name(), "~"); ok {
+				ids[id] = true
+			}
+		}
+	}
+	return sweep(ctx, ids, through, d.DiscardThrough)
+}
+
+// sweep discards, for each request, what its attempts up to through's
+// answer left, and goes on past a request it cannot answer for.
+func sweep(ctx context.Context, ids map[string]bool, through func(context.Context, string) (int, error), discard func(context.Context, string, int) (int, error)) (int, error) {
+	n := 0
+	var errs []error
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		if checkRequestID(id) != nil {
+			continue
+		}
+		last, err := through(ctx, id)
+		if err == nil && last >= 0 {
+			var m int
+			m, err = discard(ctx, id, last)
+			n += m
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sweep %s: %w", id, err))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// attemptOf is the attempt of a staging key without its request's prefix
+// (<attempt>.car, and whatever a file name adds), or 0 for a key no
+// attempt names.
+func attemptOf(rest string) int {
+	i := strings.IndexByte(rest, '.')
+	if i < 0 {
+		i = len(rest)
+	}
+	n, err := strconv.Atoi(rest[:i])
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// Steps of a Promote that a crash may end it at: tests kill a process
+// there (WithStep).
+const (
+	// StepMetadataWritten: the directory store's metadata file of the CAR
+	// is whole in tmp/, not yet in place.
+	StepMetadataWritten = "promote-metadata-written"
+	// StepMetadataPlaced: the metadata is in carpark/, the CAR still in
+	// staging/.
+	StepMetadataPlaced = "promote-metadata-placed"
+)
+
+type stepKey struct{}
+
+// WithStep returns a context that makes a store call fn at each Step it
+// reaches with that context, as net/http/httptrace carries a client's
+// hooks: tests kill a process there, to see what a crash leaves.
+func WithStep(ctx context.Context, fn func(step string)) context.Context {
+	return context.WithValue(ctx, stepKey{}, fn)
+}
+
+func step(ctx context.Context, name string) {
+	if fn, ok := ctx.Value(stepKey{}).(func(string)); ok && fn != nil {
+		fn(name)
+	}
 }
