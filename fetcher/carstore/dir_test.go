@@ -13,14 +13,19 @@ import (
 )
 
 var dirBackend = carstoretest.Backend{
+	Name: "dir",
+	Open: func(_ context.Context, root string) (carstoretest.Store, error) { return carstore.NewDir(root, nil) },
 	New: func(t *testing.T, _ carstoretest.Tuning) carstoretest.Instance {
 		root := t.TempDir()
 		store, err := carstore.NewDir(root, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { store.Close() })
 		return carstoretest.Instance{
-			Store: store,
+			Store:              store,
+			Location:           root,
+			RemovesDeadUploads: true,
 			Keys: func(t *testing.T, area carstore.Area) []string {
 				return fileKeys(t, filepath.Join(root, string(area)), area == carstore.AreaCarpark)
 			},

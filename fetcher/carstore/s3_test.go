@@ -33,6 +33,15 @@ import (
 // loopback, one per test, with the staging area under a prefix of its
 // bucket, as a deployment may have it.
 var s3Backend = carstoretest.Backend{
+	Name: "s3",
+	// The location is the store's configuration, as JSON.
+	Open: func(ctx context.Context, location string) (carstoretest.Store, error) {
+		var cfg carstore.S3Config
+		if err := json.Unmarshal([]byte(location), &cfg); err != nil {
+			return nil, err
+		}
+		return carstore.NewS3(ctx, cfg, nil)
+	},
 	New: func(t *testing.T, tune carstoretest.Tuning) carstoretest.Instance {
 		srv := s3test.Start(t)
 		cfg := carstore.S3Config{
@@ -55,8 +64,13 @@ func s3Instance(t *testing.T, srv *s3test.Server, cfg carstore.S3Config) carstor
 	if err != nil {
 		t.Fatal(err)
 	}
+	location, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return carstoretest.Instance{
-		Store: store,
+		Store:    store,
+		Location: string(location),
 		Keys: func(t *testing.T, area carstore.Area) []string {
 			if area == carstore.AreaCarpark {
 				return objectKeys(t, srv.Client, cfg.CarparkBucket, "")

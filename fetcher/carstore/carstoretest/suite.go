@@ -35,6 +35,8 @@ type Store interface {
 	Open(ctx context.Context, key string) (io.ReadCloser, error)
 	OpenUploads(ctx context.Context) ([]carstore.OpenUpload, error)
 	Discard(ctx context.Context, requestID string) (int, error)
+	DiscardThrough(ctx context.Context, requestID string, through int) (int, error)
+	Sweep(ctx context.Context, through func(ctx context.Context, requestID string) (int, error)) (int, error)
 }
 
 // Tuning is the sizing a case asks of a store, so that multipart paths run
@@ -55,12 +57,26 @@ type Instance struct {
 	// Overwrite replaces the bytes staged at key with data, as a faulty
 	// disk or a stray writer would (data fits in one part).
 	Overwrite func(t *testing.T, stagedKey string, data []byte)
+	// Location is where the store keeps its storage, for Backend.Open.
+	Location string
+	// RemovesDeadUploads says that opening the store again removes the
+	// unfinished uploads of processes that died, before any Sweep (the
+	// directory store does; S3 knows no process).
+	RemovesDeadUploads bool
 }
 
 // Backend makes stores for the suite.
 type Backend struct {
 	// New returns a fresh, empty store for one test.
 	New func(t *testing.T, tune Tuning) Instance
+	// Name names the backend to the writer process of the kill cases
+	// (Main).
+	Name string
+	// Open opens a store on an Instance's Location again, with its
+	// tuning, as a process that starts does: in this process, or in the
+	// writer process the kill cases start (and kill). Without it, those
+	// cases are skipped.
+	Open func(ctx context.Context, location string) (Store, error)
 }
 
 // smallParts makes multipart uploads happen with small objects: 5 MiB is
@@ -89,6 +105,9 @@ func Run(t *testing.T, b Backend) {
 		{"ConcurrentUploads", testConcurrent},
 		{"InvalidArguments", testInvalid},
 		{"DiscardCleansUpEarlierAttempts", testDiscard},
+		{"DiscardThroughKeepsLaterAttempts", testDiscardThrough},
+		{"KilledWriterSweptOnStart", testKilledWriterSwept},
+		{"LiveWriterInAnotherProcessKept", testLiveWriterKept},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, b) })
@@ -772,4 +791,33 @@ func testDiscard(t *testing.T, b Backend) {
 		t.Errorf("discard of a bad request id: %v, want ErrInvalid", err)
 	}
 	up1.Abort(ctx)
+}
+
+// DiscardThrough removes what the request's attempts up to its bound left,
+// and nothing of a later attempt, which another fetcher may be running.
+func testDiscardThrough(t *testing.T, b Backend) {
+	in := b.New(t, smallParts)
+	ctx := context.Background()
+	c := newCar(750, 2*carstore.MiB)
+	stage(t, in.Store, carstore.StagingKey(c.meta.RequestID, 1), c)
+	running, err := in.Store.Stage(ctx, carstore.StagingKey(c.meta.RequestID, 2), c.meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeChunks(running, c.data); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := in.Store.DiscardThrough(ctx, c.meta.RequestID, 1); err != nil || n != 1 {
+		t.Fatalf("discard through attempt 1: %d, %v; want the staged CAR of attempt 1", n, err)
+	}
+	if keys := in.Keys(t, carstore.AreaStaging); len(keys) > 0 {
+		t.Errorf("staging holds %v after discarding attempt 1", keys)
+	}
+	st, err := running.Complete(ctx)
+	if err != nil {
+		t.Fatalf("attempt 2 completes after attempt 1 was discarded: %v", err)
+	}
+	stored := promote(t, in.Store, st.Key, c.expected(st))
+	checkInCarpark(t, in.Store, stored.Key, c)
+	checkNothingLeft(t, in)
 }
