@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -27,10 +26,15 @@ const (
 )
 
 // Config is what the gateway is told. The zero value of each field means its
-// default, except Delegates, which is required.
+// default.
 type Config struct {
 	// Delegates are the multiaddrs returned as every pin's delegates: the
-	// fetchers' libp2p addresses, each ending in /p2p/<peer id>. 1 to 20.
+	// fetchers' libp2p addresses, each ending in /p2p/<peer id>. 0 to 20.
+	// With none (no fetcher takes bitswap connections: its sources are
+	// gateways and kubo only), every pin answers "delegates": []. The
+	// Pinning Service API asks for at least one, but an address nobody
+	// listens at would be a lie; clients take an empty list as no hint
+	// where to send the DAG.
 	Delegates []string
 	// AllowPrivateOrigins keeps origins on private, loopback, link-local and
 	// unspecified addresses instead of dropping them. Only for tests and
@@ -86,9 +90,6 @@ func (c Config) withDefaults() Config {
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
 	c = c.withDefaults()
-	if len(c.Delegates) == 0 {
-		return errors.New("gateway config: no delegates; the Pinning Service API requires at least one")
-	}
 	if len(c.Delegates) > MaxDelegates {
 		return fmt.Errorf("gateway config: %d delegates, at most %d", len(c.Delegates), MaxDelegates)
 	}

@@ -151,7 +151,8 @@ type Handler struct {
 	fresh  *freshness
 	clock  *createdClock
 	now    func() time.Time
-	// peer is the delegates' first peer id, the peer of ipfs-cluster answers.
+	// peer is the delegates' first peer id, the peer of ipfs-cluster answers
+	// (noDelegatePeer without delegates).
 	peer string
 	// page is the status page served at /.
 	page *ui.Page
@@ -180,8 +181,11 @@ func New(cfg Config, d Deps) (*Handler, error) {
 		delegates[i] = m.String()
 	}
 	cfg.Delegates = delegates
-	first, _ := parseMultiaddr(delegates[0])
-	peer, _ := peerOf(first)
+	peer := noDelegatePeer()
+	if len(delegates) > 0 {
+		first, _ := parseMultiaddr(delegates[0])
+		peer, _ = peerOf(first)
+	}
 	page, err := ui.New()
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	ma "github.com/multiformats/go-multiaddr"
+	mh "github.com/multiformats/go-multihash"
 
 	"github.com/pickup-ipfs/pickup/internal/publicnet"
 	"github.com/pickup-ipfs/pickup/pin"
@@ -77,3 +78,11 @@ func dialsOut(m ma.Multiaddr) bool {
 }
 
 func parseMultiaddr(s string) (ma.Multiaddr, error) { return ma.NewMultiaddr(s) }
+
+// noDelegatePeer is the peer ipfs-cluster answers name when there are no
+// delegates: its shapes key every status by a peer id, and this one, the
+// SHA-256 of a fixed phrase, is no node's.
+func noDelegatePeer() string {
+	h, _ := mh.Sum([]byte("pickup: no delegates"), mh.SHA2_256, -1) // cannot fail for SHA2_256
+	return h.B58String()
+}

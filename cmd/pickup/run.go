@@ -53,9 +53,6 @@ func runAll(ctx context.Context, e *env, args []string) error {
 	if len(delegates) == 0 {
 		delegates = addrs[:min(len(addrs), gateway.MaxDelegates)]
 	}
-	if len(delegates) == 0 {
-		return fail(fmt.Errorf("%w: no delegates: give --delegates, or keep bitswap among the sources so that its addresses serve", errUsage))
-	}
 	// One gateway takes every write here, so a read waits only for this
 	// process's own writes.
 	api, err := p.addGateway(g, delegates, gateway.ConsistencyProcess, b)
@@ -78,6 +75,11 @@ func runAll(ctx context.Context, e *env, args []string) error {
 			api.Addr(), api.Addr(), token, defaultTenant, *tokenFile, token, api.Addr())
 		if admin != nil {
 			fmt.Fprintf(e.stdout, "  admin:  http://%s/metrics, /healthz, /readyz\n", admin.Addr())
+		}
+		if len(delegates) == 0 {
+			fmt.Fprintf(e.stdout, "  delegates: none (no source takes bitswap connections; --delegates advertises some)\n")
+		} else {
+			fmt.Fprintf(e.stdout, "  delegates: %s\n", strings.Join(delegates, ", "))
 		}
 	}
 	return p.serve(ctx, b)
