@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"github.com/pickup-ipfs/pickup/projections/views"
-
 	"encoding/base64"
 	"fmt"
 	"maps"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/projections/views"
 )
 
 func TestParsePin(t *testing.T) {

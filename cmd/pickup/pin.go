@@ -23,6 +23,7 @@ import (
 
 	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/api/client"
+	"github.com/pickup-ipfs/pickup/internal/termsafe"
 )
 
 // `pickup pin` is a client of the Pinning Service API: what a user runs to
@@ -118,10 +119,10 @@ func explain(err error) error {
 	return printableError{err}
 }
 
-// printableError is an error whose text is printed escaped (printable).
+// printableError is an error whose text is printed escaped (termsafe).
 type printableError struct{ err error }
 
-func (e printableError) Error() string { return printable(e.err.Error()) }
+func (e printableError) Error() string { return termsafe.String(e.err.Error()) }
 func (e printableError) Unwrap() error { return e.err }
 
 // parsePinFlags parses a subcommand's flags, which may come before or
@@ -188,7 +189,7 @@ func pinAdd(ctx context.Context, e *env, args []string) error {
 	if !*wait {
 		return printStatus(e.stdout, ps, *asJSON)
 	}
-	fmt.Fprintf(e.stderr, "request %s: %s\n", printable(ps.RequestID), printable(string(ps.Status)))
+	fmt.Fprintf(e.stderr, "request %s: %s\n", termsafe.String(ps.RequestID), termsafe.String(string(ps.Status)))
 	return waitAndPrint(ctx, e, c, ps, *asJSON)
 }
 
@@ -271,8 +272,8 @@ func pinList(ctx context.Context, e *env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REQUEST ID\tSTATUS\tCREATED\tCID\tNAME\tDETAILS")
 	for _, ps := range res.Results {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", printable(ps.RequestID), printable(string(ps.Status)), shortTime(ps.Created.Time),
-			printable(ps.Pin.CID), printable(ps.Pin.Name), printable(ps.Info[api.InfoStatusDetails]))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", termsafe.String(ps.RequestID), termsafe.String(string(ps.Status)), shortTime(ps.Created.Time),
+			termsafe.String(ps.Pin.CID), termsafe.String(ps.Pin.Name), termsafe.String(ps.Info[api.InfoStatusDetails]))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -321,7 +322,7 @@ func waitAndPrint(ctx context.Context, e *env, c *client.Client, ps api.PinStatu
 	show.done()
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			fmt.Fprintf(e.stderr, "stopped waiting; the pin goes on: pickup pin status %s\n", printable(ps.RequestID))
+			fmt.Fprintf(e.stderr, "stopped waiting; the pin goes on: pickup pin status %s\n", termsafe.String(ps.RequestID))
 		}
 		return explain(err)
 	}
@@ -351,7 +352,7 @@ func (p *progressLines) show(ps api.PinStatus) {
 		line = d
 	}
 	if line != p.last {
-		fmt.Fprintln(p.w, printable(line))
+		fmt.Fprintln(p.w, termsafe.String(line))
 		p.last = line
 	}
 }
@@ -408,7 +409,7 @@ func (p *progressBar) show(ps api.PinStatus) {
 		}
 	}
 	p.bar.Set64(b)
-	p.bar.Describe(printable(desc))
+	p.bar.Describe(termsafe.String(desc))
 }
 
 func (p *progressBar) done() {
@@ -439,7 +440,7 @@ func failedError(ps api.PinStatus) error {
 	if m := ps.Info[api.InfoFailureMessage]; m != "" {
 		why += ": " + m
 	}
-	return fmt.Errorf("pin %s failed: %s", printable(ps.RequestID), printable(why))
+	return fmt.Errorf("pin %s failed: %s", termsafe.String(ps.RequestID), termsafe.String(why))
 }
 
 // ---- output ----
@@ -481,54 +482,28 @@ func escapeJSON(b []byte) []byte {
 	return out
 }
 
-// printable returns s as it is safe to print on a terminal: each rune
-// that is not printable (control and format characters, every space but
-// U+0020, bytes that are not UTF-8) becomes its Go escape (\n, \x1b,
-// \u202e), as strconv.Quote writes it; the rest, backslashes included,
-// stays as it is.
-func printable(s string) string {
-	if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case unicode.IsPrint(r):
-			b.WriteString(s[i : i+size])
-		default:
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-		}
-		i += size
-	}
-	return b.String()
-}
-
 // printStatus prints a PinStatus for people, or as JSON.
 func printStatus(w io.Writer, ps api.PinStatus, asJSON bool) error {
 	if asJSON {
 		return printJSON(w, ps)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "request\t%s\n", printable(ps.RequestID))
-	fmt.Fprintf(tw, "status\t%s\n", printable(string(ps.Status)))
-	fmt.Fprintf(tw, "cid\t%s\n", printable(ps.Pin.CID))
+	fmt.Fprintf(tw, "request\t%s\n", termsafe.String(ps.RequestID))
+	fmt.Fprintf(tw, "status\t%s\n", termsafe.String(string(ps.Status)))
+	fmt.Fprintf(tw, "cid\t%s\n", termsafe.String(ps.Pin.CID))
 	if ps.Pin.Name != "" {
-		fmt.Fprintf(tw, "name\t%s\n", printable(ps.Pin.Name))
+		fmt.Fprintf(tw, "name\t%s\n", termsafe.String(ps.Pin.Name))
 	}
 	fmt.Fprintf(tw, "created\t%s\n", api.FormatTime(ps.Created.Time))
 	for _, k := range slices.Sorted(maps.Keys(ps.Pin.Meta)) {
-		fmt.Fprintf(tw, "meta.%s\t%s\n", printable(k), printable(ps.Pin.Meta[k]))
+		fmt.Fprintf(tw, "meta.%s\t%s\n", termsafe.String(k), termsafe.String(ps.Pin.Meta[k]))
 	}
 	if d := ps.Info[api.InfoStatusDetails]; d != "" {
-		fmt.Fprintf(tw, "details\t%s\n", printable(d))
+		fmt.Fprintf(tw, "details\t%s\n", termsafe.String(d))
 	}
 	for _, k := range slices.Sorted(maps.Keys(ps.Info)) {
 		if k != api.InfoStatusDetails {
-			fmt.Fprintf(tw, "%s\t%s\n", printable(k), printable(ps.Info[k]))
+			fmt.Fprintf(tw, "%s\t%s\n", termsafe.String(k), termsafe.String(ps.Info[k]))
 		}
 	}
 	return tw.Flush()

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/internal/termsafe"
 	"github.com/pickup-ipfs/pickup/projections"
 	"github.com/pickup-ipfs/pickup/tenant"
 )
@@ -164,7 +165,7 @@ func tokensList(ctx context.Context, e *env, args []string) error {
 		if t.Revoked {
 			state = "revoked"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Tenant, t.Label, t.Created.Format(time.RFC3339), state)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, termsafe.String(t.Tenant), termsafe.String(t.Label), t.Created.Format(time.RFC3339), state)
 	}
 	return tw.Flush()
 }

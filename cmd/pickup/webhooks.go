@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/internal/termsafe"
 	"github.com/pickup-ipfs/pickup/notify"
 	"github.com/pickup-ipfs/pickup/tenant"
 )
@@ -167,7 +168,7 @@ func webhooksList(ctx context.Context, e *env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTENANT\tEVENTS\tCREATED\tURL")
 	for _, w := range reg.List(*name) {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", w.WebhookID, w.Tenant, joinEvents(w.Events), w.Created.Format(time.RFC3339), w.URL)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", w.WebhookID, termsafe.String(w.Tenant), joinEvents(w.Events), w.Created.Format(time.RFC3339), termsafe.String(w.URL))
 	}
 	return tw.Flush()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/internal/termsafe"
 	"github.com/pickup-ipfs/pickup/pin"
 	"github.com/pickup-ipfs/pickup/pin/pinlog"
 )
@@ -173,7 +174,8 @@ func WriteText(w io.Writer, requestID uuid.UUID, entries []Entry) error {
 	fmt.Fprintf(tw, "pin request %s\n", requestID)
 	fmt.Fprintln(tw, "TIME\tACTOR\tATTEMPT\tEVENT\tWHAT\tWHY")
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339Nano), e.Actor, e.Attempt, e.Type, e.What, e.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339Nano), termsafe.String(e.Actor), e.Attempt,
+			termsafe.String(e.Type), termsafe.String(e.What), termsafe.String(e.Reason))
 	}
 	if len(entries) > 0 {
 		last := entries[len(entries)-1]

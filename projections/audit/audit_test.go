@@ -171,3 +171,28 @@ func TestBytes(t *testing.T) {
 		}
 	}
 }
+
+// What tenants and remotes wrote (names, failure messages, actors) is
+// printed escaped: a terminal escape in a message does not reach the
+// auditor's terminal.
+func TestTimelineTextIsEscaped(t *testing.T) {
+	h := &history{t: t, id: uuid.New()}
+	at := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	h.add("gateway", at, func(s pin.State) (pin.Payload, error) {
+		return pin.Request(s, pin.Requested{RequestID: h.id, Tenant: "alice", CID: "bafkqaaa", Name: "\x1b[31mred\n", Created: at})
+	})
+	h.add("fetcher/\x1b]0;x\a", at, func(s pin.State) (pin.Payload, error) { return s.Claim("f", at, time.Minute) })
+	h.add("fetcher/\x1b]0;x\a", at, func(s pin.State) (pin.Payload, error) {
+		return s.Fail("f", 1, pin.ReasonSourcesFailed, "gateway said \x1b[2J<html>", false)
+	})
+	var out bytes.Buffer
+	if err := audit.WriteText(&out, h.id, audit.Timeline(h.events)); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.ContainsAny(out.Bytes(), "\x1b\a") {
+		t.Errorf("raw control characters in the timeline:\n%q", out.String())
+	}
+	if !strings.Contains(out.String(), `\x1b[2J`) {
+		t.Errorf("the escaped message is missing:\n%s", out.String())
+	}
+}
