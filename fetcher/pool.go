@@ -21,6 +21,12 @@
 // the claim is gone (the watchdog expired it, the tenant removed the pin),
 // the worker stops at once and aborts its upload.
 //
+// Whichever way an attempt ends, what it and the request's earlier
+// attempts left in staging goes (and nothing of a later attempt, which
+// may be running elsewhere); a pool that starts sweeps what attempts of
+// killed processes left there (see fetcher/carstore, "What a killed
+// attempt leaves").
+//
 // The DAG comes from fetcher/dag (sources, verification, the CAR) and goes to
 // fetcher/carstore (staging and carpark, S3 or a local directory).
 package fetcher

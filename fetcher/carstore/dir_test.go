@@ -67,9 +67,12 @@ func fileKeys(t *testing.T, dir string, carsOnly bool) []string {
 	return keys
 }
 
-// A process that dies mid-upload leaves its bytes in uploads/, never in
-// staging/: a store opened again on the directory shows no staged CAR and
-// names the left-over upload.
+// A store that stops mid-upload leaves its bytes in uploads/, never in
+// staging/: a store opened on the directory beside it (another process
+// sharing it) shows no staged CAR and names the unfinished upload, which
+// is not its to remove while the writer's store lives; once that store is
+// gone (Close, or its process's death: the suite's kill cases), a store
+// opened again removes the upload.
 func TestDirCrashLeavesNoPartialCAR(t *testing.T) {
 	root := t.TempDir()
 	store, err := carstore.NewDir(root, nil)
@@ -100,6 +103,17 @@ func TestDirCrashLeavesNoPartialCAR(t *testing.T) {
 	}
 	if len(open) != 1 || open[0].Key != key {
 		t.Fatalf("open uploads %+v, want %s", open, key)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	third, err := carstore.NewDir(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if open, err := again.OpenUploads(context.Background()); err != nil || len(open) > 0 {
+		t.Fatalf("after the writer's store closed and another opened, open uploads %+v, %v", open, err)
 	}
 }
 
