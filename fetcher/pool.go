@@ -393,8 +393,18 @@ func (p *Pool) announce(ctx context.Context, e eventlog.Event, announced chan<- 
 			return
 		}
 		if wait := time.Until(r.Payload.(pin.RetryScheduled).NotBefore); wait > 0 {
-			t := time.AfterFunc(wait, offer)
-			context.AfterFunc(ctx, func() { t.Stop() })
+			// The timer stops with ctx; once it fires, its hook on ctx goes
+			// too, so that a pool running for months does not keep one for
+			// every retry it ever heard of.
+			var unhook atomic.Pointer[func() bool]
+			t := time.AfterFunc(wait, func() {
+				if u := unhook.Load(); u != nil {
+					(*u)()
+				}
+				offer()
+			})
+			u := context.AfterFunc(ctx, func() { t.Stop() })
+			unhook.Store(&u)
 			return
 		}
 	}
