@@ -108,18 +108,6 @@ func TestRetryIsClaimedAtItsTime(t *testing.T) {
 	}
 }
 
-func commit(t testing.TB, c *pinlog.Committer, id uuid.UUID, actor string, decide func(pin.State) (pin.Payload, error)) pin.State {
-	t.Helper()
-	r, err := c.Commit(context.Background(), pinlog.Commit{RequestID: id, Actor: actor, Decide: func(s pin.State) (pinlog.Decision, error) {
-		p, err := decide(s)
-		return pinlog.Decision{Payload: p}, err
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r.State
-}
-
 // BenchmarkClaimLatency measures how long a new request waits for an idle
 // fetcher's claim: the time from PinRequested to FetchStarted, as both
 // events record it, over PICKUP_BENCH_CLAIMS requests (200) made one after
