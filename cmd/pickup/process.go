@@ -11,12 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	actors "github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/internal/awsconfig"
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
 )
 
@@ -221,7 +221,7 @@ func resolveSecret(ctx context.Context, arn, fallback string, decode func(secret
 	if arn == "" {
 		return fallback, nil
 	}
-	cfg, err := config.LoadDefaultConfig(ctx)
+	cfg, err := awsconfig.Load(ctx)
 	if err != nil {
 		return "", err
 	}

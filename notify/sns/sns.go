@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns/types"
 	"github.com/google/uuid"
 
+	"github.com/pickup-ipfs/pickup/internal/awsconfig"
 	"github.com/pickup-ipfs/pickup/notify"
 )
 
@@ -68,9 +69,9 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 		a, _ := arn.Parse(cfg.TopicARN)
 		region = a.Region
 	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region), config.WithRetryMaxAttempts(1))
+	awsCfg, err := awsconfig.Load(ctx, config.WithRegion(region), config.WithRetryMaxAttempts(1))
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
+		return nil, err
 	}
 	client := awssns.NewFromConfig(awsCfg, func(o *awssns.Options) {
 		if cfg.Endpoint != "" {
