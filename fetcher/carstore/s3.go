@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
+
 	"github.com/pickup-ipfs/pickup/internal/awsconfig"
 )
 
