@@ -17,6 +17,12 @@
 // separated, data sources as data.aws_x), the stub serves only those: what a
 // configuration uses is all Terraform needs, and a smaller schema starts
 // faster every one of the many times Terraform starts the provider.
+//
+// When AWSSTUB_MOCK=1, the stub runs in stubprovider's mock mode: it
+// configures itself, plans, applies and reads with deterministic fake
+// values (still reaching nothing), so that `terraform apply` into a local
+// state and `terraform show -json` give every value of a configuration.
+// Off by default: then it refuses all of that.
 package main
 
 import (
@@ -56,6 +62,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "awsstub:", err)
 		os.Exit(1)
+	}
+	if os.Getenv("AWSSTUB_MOCK") == "1" {
+		srv = stubprovider.NewMock(srv)
 	}
 	if err := tf5server.Serve(address, func() tfprotov5.ProviderServer { return srv }); err != nil {
 		fmt.Fprintln(os.Stderr, "awsstub:", err)

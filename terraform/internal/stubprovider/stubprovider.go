@@ -6,6 +6,10 @@
 // from the schema it serves) and refuses ConfigureProvider, so it can never
 // plan, read or change anything real: every run that is not mocked stops at
 // the provider's configuration with an error.
+//
+// In mock mode (NewMock; command awsstub with AWSSTUB_MOCK=1) it plans,
+// applies and reads with fake values instead, still reaching nothing: that
+// is how the deployment test gets every value of a plan.
 package stubprovider
 
 import (
@@ -29,6 +33,8 @@ type Server struct {
 	schema      *tfprotov5.GetProviderSchemaResponse
 	resources   map[string]tftypes.Type
 	dataSources map[string]tftypes.Type
+	// mock is set by NewMock: plan, apply and read with fake values.
+	mock bool
 }
 
 var _ tfprotov5.ProviderServer = (*Server)(nil)
@@ -182,9 +188,12 @@ func (s *Server) PrepareProviderConfig(_ context.Context, req *tfprotov5.Prepare
 	return &tfprotov5.PrepareProviderConfigResponse{PreparedConfig: req.Config}, nil
 }
 
-// ConfigureProvider always fails: configuring is the first step towards
-// reaching a real account.
+// ConfigureProvider fails unless in mock mode: configuring is the first
+// step towards reaching a real account.
 func (s *Server) ConfigureProvider(context.Context, *tfprotov5.ConfigureProviderRequest) (*tfprotov5.ConfigureProviderResponse, error) {
+	if s.mock {
+		return s.mockConfigure(), nil
+	}
 	return &tfprotov5.ConfigureProviderResponse{Diagnostics: refuse("Configuring the provider")}, nil
 }
 
@@ -225,18 +234,27 @@ func (s *Server) UpgradeResourceState(_ context.Context, req *tfprotov5.UpgradeR
 	return &tfprotov5.UpgradeResourceStateResponse{UpgradedState: &dv}, nil
 }
 
-// ReadResource refuses.
-func (s *Server) ReadResource(context.Context, *tfprotov5.ReadResourceRequest) (*tfprotov5.ReadResourceResponse, error) {
+// ReadResource refuses, unless in mock mode.
+func (s *Server) ReadResource(_ context.Context, req *tfprotov5.ReadResourceRequest) (*tfprotov5.ReadResourceResponse, error) {
+	if s.mock {
+		return s.mockRead(req), nil
+	}
 	return &tfprotov5.ReadResourceResponse{Diagnostics: refuse("Reading a resource")}, nil
 }
 
-// PlanResourceChange refuses.
-func (s *Server) PlanResourceChange(context.Context, *tfprotov5.PlanResourceChangeRequest) (*tfprotov5.PlanResourceChangeResponse, error) {
+// PlanResourceChange refuses, unless in mock mode.
+func (s *Server) PlanResourceChange(_ context.Context, req *tfprotov5.PlanResourceChangeRequest) (*tfprotov5.PlanResourceChangeResponse, error) {
+	if s.mock {
+		return s.mockPlan(req)
+	}
 	return &tfprotov5.PlanResourceChangeResponse{Diagnostics: refuse("Planning a change")}, nil
 }
 
-// ApplyResourceChange refuses.
-func (s *Server) ApplyResourceChange(context.Context, *tfprotov5.ApplyResourceChangeRequest) (*tfprotov5.ApplyResourceChangeResponse, error) {
+// ApplyResourceChange refuses, unless in mock mode.
+func (s *Server) ApplyResourceChange(_ context.Context, req *tfprotov5.ApplyResourceChangeRequest) (*tfprotov5.ApplyResourceChangeResponse, error) {
+	if s.mock {
+		return s.mockApply(req)
+	}
 	return &tfprotov5.ApplyResourceChangeResponse{Diagnostics: refuse("Applying a change")}, nil
 }
 
@@ -268,8 +286,11 @@ func (s *Server) ValidateDataSourceConfig(_ context.Context, req *tfprotov5.Vali
 	return &tfprotov5.ValidateDataSourceConfigResponse{}, nil
 }
 
-// ReadDataSource refuses.
-func (s *Server) ReadDataSource(context.Context, *tfprotov5.ReadDataSourceRequest) (*tfprotov5.ReadDataSourceResponse, error) {
+// ReadDataSource refuses, unless in mock mode.
+func (s *Server) ReadDataSource(_ context.Context, req *tfprotov5.ReadDataSourceRequest) (*tfprotov5.ReadDataSourceResponse, error) {
+	if s.mock {
+		return s.mockReadData(req)
+	}
 	return &tfprotov5.ReadDataSourceResponse{Diagnostics: refuse("Reading a data source")}, nil
 }
 

@@ -1,0 +1,227 @@
+package terraform
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// The plan as data.
+//
+// A plan alone leaves every computed attribute unknown (ARNs, ids,
+// endpoints), and the roles cannot start from unknowns. So the deployment
+// test runs the stub provider in mock mode (AWSSTUB_MOCK=1, package
+// stubprovider): `terraform plan -out` plans every resource as its
+// configuration says, `terraform apply` of that saved plan fills what the
+// plan left unknown with deterministic fake values (Terraform itself checks
+// that the result keeps every value the plan knew), into a local state in a
+// temporary directory, and `terraform show -json` gives every value. The
+// other way, resolving a plan's unknowns through its configuration
+// references, would reimplement Terraform's evaluator; mock apply lets
+// Terraform do all of it.
+
+// tfResource is one resource or data source of `terraform show -json`.
+type tfResource struct {
+	Address string         `json:"address"`
+	Mode    string         `json:"mode"`
+	Type    string         `json:"type"`
+	Name    string         `json:"name"`
+	Index   any            `json:"index"`
+	Values  map[string]any `json:"values"`
+}
+
+type tfModule struct {
+	Address      string       `json:"address"`
+	Resources    []tfResource `json:"resources"`
+	ChildModules []tfModule   `json:"child_modules"`
+}
+
+type tfShow struct {
+	Values struct {
+		Outputs map[string]struct {
+			Value any `json:"value"`
+		} `json:"outputs"`
+		RootModule tfModule `json:"root_module"`
+	} `json:"values"`
+}
+
+// deployment is an environment's applied plan: every resource with its
+// values, and the outputs.
+type deployment struct {
+	env       string
+	resources []tfResource
+	outputs   map[string]any
+	// planned lists the addresses of the saved plan's resource changes.
+	planned map[string]bool
+}
+
+// applyEnv plans envs/<env> under the mock provider, with vars, applies the
+// saved plan into a local state in a temporary directory, and returns its
+// `terraform show -json`. The copy's state is local: a file
+// backend_override.tf (Terraform's override files) replaces the
+// environment's backend, the one change made to the configuration.
+func applyEnv(t *testing.T, env string, vars ...string) *deployment {
+	t.Helper()
+	terraformBinary(t)
+	plugins := stubPlugins(t)
+	root := filepath.Join(copyTree(t), "envs", env)
+	state := filepath.Join(t.TempDir(), "terraform.tfstate")
+	override := fmt.Sprintf("terraform {\n  backend \"local\" {\n    path = %q\n  }\n}\n", state)
+	if err := os.WriteFile(filepath.Join(root, "backend_override.tf"), []byte(override), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tfenv := append(tfEnv(t), "AWSSTUB_MOCK=1")
+	if out, err := tf(t, tfenv, root, "init", "-input=false", "-plugin-dir="+plugins, "-lockfile=readonly"); err != nil {
+		t.Fatalf("terraform init: %v\n%s", err, out)
+	}
+	args := []string{"plan", "-input=false", "-out=tfplan"}
+	for _, v := range vars {
+		args = append(args, "-var", v)
+	}
+	if out, err := tf(t, tfenv, root, args...); err != nil {
+		t.Fatalf("terraform plan of envs/%s: %v\n%s", env, err, out)
+	}
+	out, err := tf(t, tfenv, root, "show", "-json", "tfplan")
+	if err != nil {
+		t.Fatalf("terraform show -json tfplan: %v\n%s", err, out)
+	}
+	var plan struct {
+		ResourceChanges []struct {
+			Address string `json:"address"`
+		} `json:"resource_changes"`
+	}
+	if err := json.Unmarshal([]byte(out), &plan); err != nil {
+		t.Fatalf("terraform show -json tfplan: %v", err)
+	}
+	if out, err := tf(t, tfenv, root, "apply", "-input=false", "tfplan"); err != nil {
+		t.Fatalf("terraform apply of the mocked plan of envs/%s: %v\n%s", env, err, out)
+	}
+	out, err = tf(t, tfenv, root, "show", "-json")
+	if err != nil {
+		t.Fatalf("terraform show -json: %v\n%s", err, out)
+	}
+	var show tfShow
+	if err := json.Unmarshal([]byte(out), &show); err != nil {
+		t.Fatalf("terraform show -json: %v", err)
+	}
+	d := &deployment{env: env, outputs: map[string]any{}, planned: map[string]bool{}}
+	for _, rc := range plan.ResourceChanges {
+		d.planned[rc.Address] = true
+	}
+	var walk func(m tfModule)
+	walk = func(m tfModule) {
+		d.resources = append(d.resources, m.Resources...)
+		for _, c := range m.ChildModules {
+			walk(c)
+		}
+	}
+	walk(show.Values.RootModule)
+	for k, v := range show.Values.Outputs {
+		d.outputs[k] = v.Value
+	}
+	sort.Slice(d.resources, func(i, j int) bool { return d.resources[i].Address < d.resources[j].Address })
+	return d
+}
+
+// all returns the managed resources of a type.
+func (d *deployment) all(typ string) []tfResource {
+	var out []tfResource
+	for _, r := range d.resources {
+		if r.Mode == "managed" && r.Type == typ {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// one returns the one managed resource of a type whose address ends with
+// suffix, failing the test if there is not exactly one.
+func (d *deployment) one(t *testing.T, typ, suffix string) tfResource {
+	t.Helper()
+	var found []tfResource
+	for _, r := range d.all(typ) {
+		if strings.HasSuffix(r.Address, suffix) {
+			found = append(found, r)
+		}
+	}
+	if len(found) != 1 {
+		var addrs []string
+		for _, r := range d.all(typ) {
+			addrs = append(addrs, r.Address)
+		}
+		t.Fatalf("envs/%s: want one %s ending in %q, found %d among %q", d.env, typ, suffix, len(found), addrs)
+	}
+	return found[0]
+}
+
+// byAttr returns the managed resource of a type whose attribute attr is
+// value, or false.
+func (d *deployment) byAttr(typ, attr, value string) (tfResource, bool) {
+	for _, r := range d.all(typ) {
+		if s, _ := r.Values[attr].(string); s == value {
+			return r, true
+		}
+	}
+	return tfResource{}, false
+}
+
+// str is a string attribute of r ("" if unset or not a string).
+func (r tfResource) str(attr string) string {
+	s, _ := r.Values[attr].(string)
+	return s
+}
+
+// list is a list attribute of r.
+func (r tfResource) list(attr string) []any {
+	l, _ := r.Values[attr].([]any)
+	return l
+}
+
+// block is the first element of a nested block of r (nil if none).
+func (r tfResource) block(attr string) map[string]any {
+	if l := r.list(attr); len(l) > 0 {
+		m, _ := l[0].(map[string]any)
+		return m
+	}
+	return nil
+}
+
+// TestPlanValues checks the mock provider's apply of both environments:
+// every resource has what the roles start from (ARNs, ids, endpoints) and
+// the values the configuration set are as planned.
+func TestPlanValues(t *testing.T) {
+	for _, env := range []string{"dev", "prod"} {
+		t.Run(env, func(t *testing.T) {
+			t.Parallel()
+			d := applyEnv(t, env, "image_tag=v0")
+			if len(d.resources) < 20 {
+				t.Fatalf("only %d resources in the applied plan", len(d.resources))
+			}
+			for _, r := range d.resources {
+				if r.Mode == "managed" && !d.planned[r.Address] {
+					t.Errorf("%s is in the state but was not in the plan", r.Address)
+				}
+			}
+			fn := d.one(t, "aws_lambda_function", "gateway")
+			if got := fn.str("arn"); got != "arn:aws:lambda:us-east-1:123456789012:function:"+fn.str("function_name") {
+				t.Errorf("Lambda ARN %q", got)
+			}
+			for _, b := range d.all("aws_s3_bucket") {
+				if b.str("arn") != "arn:aws:s3:::"+b.str("bucket") || b.str("id") != b.str("bucket") {
+					t.Errorf("%s: arn %q, id %q, bucket %q", b.Address, b.str("arn"), b.str("id"), b.str("bucket"))
+				}
+			}
+			cluster := d.one(t, "aws_rds_cluster", "")
+			if s := cluster.block("master_user_secret"); s == nil || !strings.HasPrefix(s["secret_arn"].(string), "arn:aws:secretsmanager:") {
+				t.Errorf("aws_rds_cluster master_user_secret %v", cluster.Values["master_user_secret"])
+			}
+			if !strings.HasSuffix(cluster.str("endpoint"), ".rds.amazonaws.com") {
+				t.Errorf("aws_rds_cluster endpoint %q", cluster.str("endpoint"))
+			}
+		})
+	}
+}
