@@ -1,0 +1,160 @@
+package awsconfig
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// The AWS calls each role's code can make, the IAM action each needs and
+// what it acts on: the one table IAM policies are written from. The
+// deployment test (terraform/deploy_test.go) checks it both ways: every
+// call a role makes against real stand-ins, recorded through RecordEnv, is
+// an Operation of that role here; and every entry here is allowed by the
+// role's policy in the Terraform plan, on the resource built from the
+// role's settings in the plan. A change of the code that calls AWS changes
+// this table, and the test then says which policy lacks what.
+
+// Roles are the processes that run with an IAM role of their own.
+const (
+	RoleGateway    = "gateway"     // pickup gateway, on Lambda
+	RoleFetcher    = "fetcher"     // pickup fetcher, an ECS task
+	RoleProjector  = "projector"   // pickup projector, an ECS task
+	RoleViewsSetup = "views-setup" // pickup views setup, the projector task's first container
+)
+
+// Call is one AWS operation a role's code can make on one kind of
+// resource. An operation acting on several resources (a HEAD in either
+// bucket) has an entry for each.
+type Call struct {
+	// Operation is "<service id> <operation>", as RecordEnv records it.
+	Operation string
+	// Action is the IAM action the operation needs on Resource.
+	Action string
+	// Resource is what the call acts on (see Resource).
+	Resource Resource
+	// Why says when the code makes the call.
+	Why string
+}
+
+// Resource names what a call acts on in terms of the role's settings, so
+// that a test can build its ARN from a deployment's wiring:
+//
+//   - "bucket:<area>" is the bucket of area ("staging" or "carpark": the
+//     bucket PICKUP_STAGING_BUCKET or PICKUP_CARPARK_BUCKET names);
+//   - "object:<area>" is an object in it (under PICKUP_STAGING_PREFIX for
+//     staging);
+//   - "setting:<NAME>" is the ARN the setting NAME holds (a secret, a
+//     topic);
+//   - "*" is every resource: the action has no resource-level permission.
+type Resource string
+
+// Buckets' settings, by area.
+var areaSettings = map[string]string{"staging": "PICKUP_STAGING_BUCKET", "carpark": "PICKUP_CARPARK_BUCKET"}
+
+// ARN returns the resource's ARN (partition aws) from the role's settings,
+// read through setting; for an object, the ARN of an object key in the
+// place the code writes (key, relative to the area's prefix). ok is false
+// when a setting it needs is unset: the role cannot make that call.
+func (r Resource) ARN(setting func(string) string, key string) (arn string, ok bool, err error) {
+	kind, arg, _ := strings.Cut(string(r), ":")
+	switch kind {
+	case "*":
+		return "*", true, nil
+	case "setting":
+		v := setting(arg)
+		return v, v != "", nil
+	case "bucket", "object":
+		name, known := areaSettings[arg]
+		if !known {
+			return "", false, fmt.Errorf("resource %q: no area %q", r, arg)
+		}
+		bucket := setting(name)
+		if bucket == "" {
+			return "", false, nil
+		}
+		if kind == "bucket" {
+			return "arn:aws:s3:::" + bucket, true, nil
+		}
+		prefix := ""
+		if arg == "staging" {
+			prefix = setting("PICKUP_STAGING_PREFIX")
+		}
+		return "arn:aws:s3:::" + bucket + "/" + prefix + key, true, nil
+	}
+	return "", false, fmt.Errorf("resource %q: want bucket:, object:, setting: or *", r)
+}
+
+// secretCalls are the Secrets Manager reads every long-running role makes
+// at start (and, for the views, on each new connection) when its settings
+// name secrets.
+var secretCalls = []Call{
+	{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_EVENTLOG_SECRET_ARN", "the event log's connection string, at start"},
+	{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_VIEWS_SECRET_ARN", "the views' app role password, by each new connection"},
+}
+
+// s3Calls are the fetcher's calls into the two buckets (fetcher/carstore).
+var s3Calls = []Call{
+	{"S3 CreateMultipartUpload", "s3:PutObject", "object:carpark", "a CAR's upload, at its key in the carpark"},
+	{"S3 UploadPart", "s3:PutObject", "object:carpark", "the CAR's parts"},
+	{"S3 CompleteMultipartUpload", "s3:PutObject", "object:carpark", "validation completes the upload"},
+	{"S3 AbortMultipartUpload", "s3:AbortMultipartUpload", "object:carpark", "a failed or discarded attempt's upload"},
+	{"S3 AbortMultipartUpload", "s3:AbortMultipartUpload", "object:staging", "uploads older versions left in staging"},
+	{"S3 ListParts", "s3:ListMultipartUploadParts", "object:carpark", "validation reads the parts the server holds"},
+	{"S3 ListMultipartUploads", "s3:ListBucketMultipartUploads", "bucket:carpark", "open uploads, counted and swept"},
+	{"S3 ListMultipartUploads", "s3:ListBucketMultipartUploads", "bucket:staging", "what earlier attempts left under a request's prefix"},
+	{"S3 ListObjectsV2", "s3:ListBucket", "bucket:staging", "markers of earlier attempts, swept"},
+	{"S3 HeadObject", "s3:GetObject", "object:carpark", "a CAR already pinned, reused"},
+	{"S3 HeadObject", "s3:ListBucket", "bucket:carpark", "without it a HEAD of a missing CAR answers 403, not 404"},
+	{"S3 GetObject", "s3:GetObject", "object:carpark", "a CAR read back, to prove or reuse it"},
+	{"S3 GetObjectTagging", "s3:GetObjectTagging", "object:carpark", "a CAR's CAR CID tag"},
+	{"S3 PutObjectTagging", "s3:PutObjectTagging", "object:carpark", "a validated CAR tagged with its CAR CID"},
+	{"S3 DeleteObject", "s3:DeleteObject", "object:carpark", "a completed object that does not hold the bytes uploaded"},
+	{"S3 PutObject", "s3:PutObject", "object:staging", "an attempt's marker"},
+	{"S3 GetObject", "s3:GetObject", "object:staging", "an attempt's marker, read back"},
+	{"S3 DeleteObject", "s3:DeleteObject", "object:staging", "an attempt's marker, removed"},
+}
+
+// roleCalls is the table: each role's calls.
+var roleCalls = map[string][]Call{
+	RoleGateway: secretCalls,
+	RoleFetcher: concat(secretCalls, s3Calls, []Call{
+		{"EC2 DescribeNetworkInterfaces", "ec2:DescribeNetworkInterfaces", "*", "PICKUP_LIBP2P_PUBLIC_IP=ecs: the task's public IPv4, from its private address (EC2 has no resource-level permission for it)"},
+	}),
+	RoleProjector: concat(secretCalls, []Call{
+		{"SNS Publish", "sns:Publish", "setting:PICKUP_NOTIFY_TOPIC_ARN", "a validated CAR told to the topic"},
+	}),
+	RoleViewsSetup: {
+		{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_VIEWS_ADMIN_SECRET_ARN", "the admin (master) login, when not injected"},
+		{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_VIEWS_APP_SECRET_ARN", "the app role's password to set, when not injected"},
+	},
+}
+
+func concat(lists ...[]Call) []Call {
+	var out []Call
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}
+
+// Roles lists the roles of the table.
+func Roles() []string {
+	out := make([]string, 0, len(roleCalls))
+	for r := range roleCalls {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Calls returns a role's calls (a copy), nil for an unknown role.
+func Calls(role string) []Call {
+	return slices.Clone(roleCalls[role])
+}
+
+// Allows tells whether operation ("<service id> <operation>") is one of
+// role's calls.
+func Allows(role, operation string) bool {
+	return slices.ContainsFunc(roleCalls[role], func(c Call) bool { return c.Operation == operation })
+}
