@@ -40,6 +40,9 @@ type Server struct {
 	asUser  string // run commands as this user; "" for the current one
 	dbs     atomic.Int64
 	stopped sync.Once
+	// password is the superuser's, when connections over TCP must give
+	// one (Options.Passwords).
+	password string
 }
 
 // Options tune a server. The zero value is fine for tests.
@@ -47,7 +50,16 @@ type Options struct {
 	// Durable keeps fsync on. Tests leave it off: they check behaviour,
 	// not what survives a power cut, and fsync makes each commit slow.
 	Durable bool
+	// Passwords makes connections over TCP authenticate with a password
+	// (scram-sha-256), so that tests can prove a role's password is
+	// checked: a role's wrong or old password is refused. URL then
+	// carries the superuser's password. Off, every connection is trusted.
+	Passwords bool
 }
+
+// SuperuserPassword is the superuser's password on a server started with
+// Options.Passwords.
+const SuperuserPassword = "postgrestest-superuser"
 
 // FindBin returns the directory holding initdb, pg_ctl and postgres: the
 // one on PATH, or the newest /usr/lib/postgresql/*/bin.
@@ -94,7 +106,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}
 	data := filepath.Join(dir, "data")
-	if out, err := s.command(ctx, "initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync").CombinedOutput(); err != nil {
+	initArgs := []string{"-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"}
+	if opts.Passwords {
+		pwfile := filepath.Join(dir, "pwfile")
+		if err := s.writeOwned(pwfile, SuperuserPassword+"\n"); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		initArgs = append(initArgs, "--auth-host=scram-sha-256", "--pwfile="+pwfile)
+		s.password = SuperuserPassword
+	}
+	if out, err := s.command(ctx, "initdb", initArgs...).CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("postgrestest: initdb: %w\n%s", err, out)
 	}
@@ -140,6 +162,25 @@ func (s *Server) handTo(name string) error {
 	return nil
 }
 
+// writeOwned writes a file the server's user can read.
+func (s *Server) writeOwned(path, content string) error {
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		return fmt.Errorf("postgrestest: %w", err)
+	}
+	if s.asUser != "" {
+		u, err := user.Lookup(s.asUser)
+		if err != nil {
+			return fmt.Errorf("postgrestest: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(path, uid, gid); err != nil {
+			return fmt.Errorf("postgrestest: %w", err)
+		}
+	}
+	return nil
+}
+
 func (s *Server) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	path := filepath.Join(s.bin, name)
 	if s.asUser != "" {
@@ -159,7 +200,11 @@ func freePort() (int, error) {
 
 // URL returns the URL of a database on the server.
 func (s *Server) URL(database string) string {
-	u := url.URL{Scheme: "postgres", User: url.User("postgres"), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)), Path: "/" + database, RawQuery: "sslmode=disable"}
+	who := url.User("postgres")
+	if s.password != "" {
+		who = url.UserPassword("postgres", s.password)
+	}
+	u := url.URL{Scheme: "postgres", User: who, Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)), Path: "/" + database, RawQuery: "sslmode=disable"}
 	return u.String()
 }
 
@@ -189,6 +234,20 @@ func (s *Server) NewDatabase(t testing.TB) string {
 	return u
 }
 
+// WithUser returns the URL u (one of URL's or CreateDatabase's) with
+// another user and password: how a test connects as a role it made.
+func WithUser(u, name, password string) (string, error) {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return "", fmt.Errorf("postgrestest: %w", err)
+	}
+	parsed.User = url.UserPassword(name, password)
+	if password == "" {
+		parsed.User = url.User(name)
+	}
+	return parsed.String(), nil
+}
+
 // Stop stops the server at once and removes its directory.
 func (s *Server) Stop() error {
 	var err error
@@ -212,6 +271,9 @@ func (s *Server) Stop() error {
 //
 // and pg.NewDatabase(t) in tests.
 type Shared struct {
+	// Options are the server's, read when it starts.
+	Options Options
+
 	once   sync.Once
 	server *Server
 	err    error
@@ -238,7 +300,7 @@ func (sh *Shared) Server() (*Server, error) {
 	sh.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		sh.server, sh.err = Start(ctx, Options{})
+		sh.server, sh.err = Start(ctx, sh.Options)
 	})
 	return sh.server, sh.err
 }

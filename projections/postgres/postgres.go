@@ -4,6 +4,41 @@
 // function (viewrow.Batch.Project), and passes the same conformance
 // suite.
 //
+// # Versions side by side
+//
+// Each version of the tables (SchemaVersion) lives in a PostgreSQL schema
+// of its own, pickup_views_v<N>, beside the others in one database: a
+// process of version N reads and writes only that schema (its connections'
+// search_path names it alone), and its projector builds it from the log,
+// from position zero, while processes of other versions keep serving
+// theirs. A rolling deploy that changes the tables therefore never drops
+// the views the old processes read; the new version's readers wait (the
+// gateway answers from the log, or 503 with Retry-After) until its views
+// catch up. Nothing drops a version at start: Drop does, as an explicit
+// operator step (`pickup views drop --version N`), and refuses the
+// binary's own version. Versions up to 4 kept their tables unversioned in
+// the schema public; they are left alone too, and Drop removes them.
+//
+// # Roles
+//
+// Setup, run with a role that may create schemas (`pickup views setup`,
+// once per version and harmless to repeat), creates this version's schema
+// and tables and creates or updates the application role: LOGIN with its
+// password, USAGE on the schema and SELECT, INSERT, UPDATE, DELETE and
+// TRUNCATE (Reset empties the tables) on its tables, and no CREATE on the
+// database or any schema. Open never creates anything as a role that
+// lacks the right: it fails with ErrNotSetUp, naming `pickup views setup`.
+// A role that may create schemas in the database (the owner, as `make run`
+// or a developer's database has it) gets the schema created by Open itself.
+//
+// # Passwords
+//
+// With Options.Credentials, every new connection asks for the user name and
+// password (cached for Options.CredentialsTTL), and asks again at once
+// after the server refused them, retrying the operation that connected
+// once: a rotated password is picked up by the open pool, without a
+// restart.
+//
 // Each batch of events is applied in one transaction that first locks the
 // checkpoint row, so two runners on one database apply every batch once.
 // Text columns use the "C" collation: comparisons are bytewise, as in the
@@ -14,124 +49,62 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Store is the views in a PostgreSQL database. It is safe for concurrent
 // use.
 type Store struct {
-	pool      *pgxpool.Pool
+	pool      db
+	schema    string
 	closeOnce sync.Once
 }
 
-// schemaLock is the advisory lock that serializes schema creation between
-// processes opening one database at once.
-const schemaLock = 0x7069636b7570 // "pickup"
+// SchemaVersion is the version of this binary's tables (schema.go). A
+// change of the tables or of what the projection writes into them takes a
+// new version, which is built beside the old ones.
+const SchemaVersion = 5
 
-const schema = `
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
-CREATE TABLE IF NOT EXISTS pins (
-	request_id  uuid PRIMARY KEY,
-	tenant      text COLLATE "C" NOT NULL,
-	seq         bigint NOT NULL,
-	created     bigint NOT NULL,
-	cid         text COLLATE "C" NOT NULL,
-	cid_key     text COLLATE "C" NOT NULL,
-	name        text COLLATE "C" NOT NULL,
-	name_fold   text COLLATE "C" NOT NULL,
-	list_status text COLLATE "C",
-	hidden      boolean NOT NULL,
-	phase       text COLLATE "C" NOT NULL,
-	due_at      bigint,
-	lease_until bigint,
-	failed_at   bigint,
-	car_bytes   bigint NOT NULL,
-	state       bytea NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS pins_seq ON pins (tenant, seq);
-CREATE INDEX IF NOT EXISTS pins_created ON pins (tenant, created, seq);
-CREATE INDEX IF NOT EXISTS pins_status ON pins (tenant, list_status, seq) WHERE list_status IS NOT NULL;
-CREATE INDEX IF NOT EXISTS pins_cid ON pins (tenant, cid_key, seq);
-CREATE INDEX IF NOT EXISTS pins_name_fold ON pins (tenant, name_fold, seq);
-CREATE INDEX IF NOT EXISTS pins_name_trigrams ON pins USING gin (name_fold gin_trgm_ops);
-CREATE INDEX IF NOT EXISTS pins_due ON pins (due_at) WHERE due_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS pins_root_due ON pins (cid_key, due_at) WHERE due_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS pins_root_claimed ON pins (cid_key) WHERE lease_until IS NOT NULL;
-CREATE INDEX IF NOT EXISTS pins_lease ON pins (lease_until) WHERE lease_until IS NOT NULL;
-CREATE INDEX IF NOT EXISTS pins_failed ON pins (failed_at) WHERE failed_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS pins_car ON pins (cid_key) WHERE list_status = 'pinned';
+// SchemaName is the PostgreSQL schema holding the views of a version.
+func SchemaName(version int) string { return fmt.Sprintf("pickup_views_v%d", version) }
 
-CREATE TABLE IF NOT EXISTS pin_meta (
-	tenant text COLLATE "C" NOT NULL,
-	key    text COLLATE "C" NOT NULL,
-	value  text COLLATE "C" NOT NULL,
-	seq    bigint NOT NULL,
-	PRIMARY KEY (tenant, key, value, seq)
-);
+// ErrNotSetUp is returned by Open when this version's views do not exist
+// and the role cannot create them, or when the role holds no rights on
+// them: `pickup views setup` (Setup) must run first.
+var ErrNotSetUp = errors.New("views not set up")
 
-CREATE TABLE IF NOT EXISTS tenants (
-	tenant       text COLLATE "C" PRIMARY KEY,
-	last_seq     bigint NOT NULL,
-	last_created bigint NOT NULL
-);
+// DefaultCredentialsTTL is how long the credentials Options.Credentials
+// gives are used for new connections before they are asked for again. A
+// rotation is seen sooner: credentials the server refuses are asked for
+// again at once.
+const DefaultCredentialsTTL = time.Minute
 
-CREATE TABLE IF NOT EXISTS tenant_blocks (
-	tenant text COLLATE "C" NOT NULL,
-	status text COLLATE "C" NOT NULL,
-	block  bigint NOT NULL,
-	n      bigint NOT NULL,
-	PRIMARY KEY (tenant, status, block)
-);
-
-CREATE TABLE IF NOT EXISTS meta_blocks (
-	tenant text COLLATE "C" NOT NULL,
-	key    text COLLATE "C" NOT NULL,
-	value  text COLLATE "C" NOT NULL,
-	status text COLLATE "C" NOT NULL,
-	block  bigint NOT NULL,
-	n      bigint NOT NULL,
-	PRIMARY KEY (tenant, key, value, status, block)
-);
-
-CREATE TABLE IF NOT EXISTS totals (
-	name text COLLATE "C" PRIMARY KEY,
-	n    bigint NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS tokens (
-	token_id uuid PRIMARY KEY,
-	tenant   text COLLATE "C" NOT NULL,
-	hash     bytea NOT NULL,
-	label    text COLLATE "C" NOT NULL,
-	created  bigint NOT NULL,
-	revoked  boolean NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tokens_hash ON tokens (hash);
-CREATE INDEX IF NOT EXISTS tokens_tenant ON tokens (tenant, created);
-
-CREATE TABLE IF NOT EXISTS checkpoint (
-	id       int PRIMARY KEY CHECK (id = 1),
-	position bigint NOT NULL
-);
-INSERT INTO checkpoint (id, position) VALUES (1, 0) ON CONFLICT DO NOTHING;
-`
-
-// schemaVersion is the version of the tables above, kept in views_schema.
-// Views of another version are dropped and rebuilt: they are a projection
-// of the log, and the runner replays it from position zero.
-const schemaVersion = 4
-
-const dropAll = `DROP TABLE IF EXISTS pins, pin_meta, tenants, tenant_blocks, meta_blocks, totals, tokens, checkpoint`
+// Credentials returns the user name and password of a new connection.
+// It is called from many goroutines, once per new connection at most.
+type Credentials func(ctx context.Context) (user, password string, err error)
 
 // Options tune a Store. The zero value of each field means its default.
 type Options struct {
 	// MaxConns is the most connections open at once. Default: pgxpool's
 	// (the larger of 4 and the number of CPUs).
 	MaxConns int32
+	// Credentials, if set, gives the user name and password of every new
+	// connection, instead of the URL's (a Secrets Manager secret, read
+	// again when it may have been rotated).
+	Credentials Credentials
+	// CredentialsTTL is how long Credentials' answer is reused. Default
+	// DefaultCredentialsTTL.
+	CredentialsTTL time.Duration
+
+	// version is the tables' version; 0 means SchemaVersion. Only tests
+	// set it (export_test.go), to run two versions side by side.
+	version int
 }
 
 // Validate reports options that cannot work.
@@ -139,60 +112,104 @@ func (o Options) Validate() error {
 	if o.MaxConns < 0 {
 		return fmt.Errorf("postgres views: negative connection count %d", o.MaxConns)
 	}
+	if o.CredentialsTTL < 0 {
+		return fmt.Errorf("postgres views: negative credentials TTL %v", o.CredentialsTTL)
+	}
 	return nil
 }
 
-// Open connects to the database at url (postgres://...) and creates the
-// tables if needed.
+func (o Options) schemaVersion() int {
+	if o.version == 0 {
+		return SchemaVersion
+	}
+	return o.version
+}
+
+// Open connects to the database at url (postgres://...) and opens this
+// version's views there. When they do not exist yet, Open creates them if
+// the role may create schemas in the database, and otherwise fails with
+// ErrNotSetUp. It never touches another version's views.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	cfg, err := pgxpool.ParseConfig(url)
+	version := opts.schemaVersion()
+	schema := SchemaName(version)
+	cfg, err := poolConfig(url, schema, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open views: %w", err)
-	}
-	if opts.MaxConns > 0 {
-		cfg.MaxConns = opts.MaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open views: %w", err)
 	}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(schemaLock)); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS views_schema (version int NOT NULL)`); err != nil {
-			return err
-		}
-		var version int
-		err := tx.QueryRow(ctx, `SELECT version FROM views_schema`).Scan(&version)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-		case err != nil:
-			return err
-		case version != schemaVersion:
-			if _, err := tx.Exec(ctx, dropAll); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.Exec(ctx, schema); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM views_schema; INSERT INTO views_schema (version) VALUES (`+strconv.Itoa(schemaVersion)+`)`)
-		return err
-	})
-	if err != nil {
+	s := &Store{pool: db{pool: pool, retryAuth: opts.Credentials != nil}, schema: schema}
+	if err := s.ready(ctx, version); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("open views: create tables: %w", err)
+		return nil, fmt.Errorf("open views %s: %w", schema, err)
 	}
-	return &Store{pool: pool}, nil
+	return s, nil
+}
+
+// poolConfig is the pool's configuration for the views in schema: every
+// connection's search_path names that schema alone, so that no query can
+// reach another version's tables, and its credentials come from
+// opts.Credentials when set.
+func poolConfig(url, schema string, opts Options) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	// A startup parameter, not a SET: nothing for a proxy to replay.
+	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	if opts.Credentials != nil {
+		ttl := opts.CredentialsTTL
+		if ttl == 0 {
+			ttl = DefaultCredentialsTTL
+		}
+		cfg.BeforeConnect = (&credentialCache{get: opts.Credentials, ttl: ttl, now: time.Now}).beforeConnect
+	}
+	return cfg, nil
+}
+
+// ready checks that the views of version exist and that the role may use
+// them, creating them first when they do not exist and the role may.
+func (s *Store) ready(ctx context.Context, version int) error {
+	var exists, usable, mayCreate bool
+	var role string
+	err := s.pool.QueryRow(ctx, `SELECT current_user,
+		EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
+		CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) THEN has_schema_privilege($1, 'USAGE') ELSE false END,
+		has_database_privilege(current_database(), 'CREATE')`, s.schema).Scan(&role, &exists, &usable, &mayCreate)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !exists && !mayCreate:
+		return fmt.Errorf("%w: schema %s does not exist and role %q may not create it: run `pickup views setup` (as a role that may, once per version)", ErrNotSetUp, s.schema, role)
+	case !exists:
+		if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return create(ctx, tx, version) }); err != nil {
+			return fmt.Errorf("create tables: %w", err)
+		}
+	case !usable:
+		return fmt.Errorf("%w: role %q has no rights on schema %s: run `pickup views setup` with this role as the app role", ErrNotSetUp, role, s.schema)
+	}
+	if _, err := s.Checkpoint(ctx); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "42501" || pgErr.Code == "42P01") {
+			return fmt.Errorf("%w: role %q cannot read the views of schema %s (%s): run `pickup views setup` with this role as the app role", ErrNotSetUp, role, s.schema, strings.TrimSpace(pgErr.Message))
+		}
+		return err
+	}
+	return nil
 }
 
 // Close closes the connections. Calls in flight must have returned.
 func (s *Store) Close() error {
-	s.closeOnce.Do(s.pool.Close)
+	s.closeOnce.Do(s.pool.pool.Close)
 	return nil
 }
 

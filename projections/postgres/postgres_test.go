@@ -13,14 +13,18 @@ import (
 	"github.com/pickup-ipfs/pickup/projections/viewtest"
 )
 
-// pg is the test binary's PostgreSQL server, started on first use.
-var pg postgrestest.Shared
+// pg is the test binary's PostgreSQL server, started on first use. Its
+// connections over TCP authenticate with passwords, so that the tests of
+// roles and rotated passwords prove the server checks them.
+var pg = postgrestest.Shared{Options: postgrestest.Options{Passwords: true}}
 
+// The suite runs as a deployment does: the views set up by an admin, the
+// store connected as the least-privileged app role.
 var backend = viewtest.Backend{
 	Open: func(ctx context.Context, location string) (viewtest.Store, error) {
 		return postgres.Open(ctx, location, postgres.Options{})
 	},
-	NewLocation: func(t testing.TB) string { return pg.NewDatabase(t) },
+	NewLocation: func(t testing.TB) string { _, app := setUp(t); return app },
 }
 
 func TestMain(m *testing.M) {
