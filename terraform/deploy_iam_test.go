@@ -1,0 +1,351 @@
+package terraform
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/pickup-ipfs/pickup/internal/awsconfig"
+)
+
+// IAM from the code: a small evaluator of IAM policy documents, enough for
+// the policies the deployment writes (jsonencode'd, identity-based): Allow
+// and Deny statements, Action and NotAction, Resource and NotResource, with
+// IAM's wildcards * and ?. A statement with a Condition is taken as never
+// allowing and always denying: the evaluator cannot tell what a condition
+// holds at call time, so it takes the answer that cannot pass a missing
+// permission.
+
+type iamStatement struct {
+	Sid         string
+	Effect      string
+	Action      []string
+	NotAction   []string
+	Resource    []string
+	NotResource []string
+	Condition   bool
+}
+
+type iamPolicy struct {
+	name       string // where it comes from, for messages
+	statements []iamStatement
+}
+
+// parsePolicy reads a policy document's JSON.
+func parsePolicy(name, doc string) (iamPolicy, error) {
+	var raw struct {
+		Statement json.RawMessage
+	}
+	if err := json.Unmarshal([]byte(doc), &raw); err != nil {
+		return iamPolicy{}, fmt.Errorf("%s: %w", name, err)
+	}
+	var list []map[string]json.RawMessage
+	if err := json.Unmarshal(raw.Statement, &list); err != nil {
+		var one map[string]json.RawMessage
+		if err := json.Unmarshal(raw.Statement, &one); err != nil {
+			return iamPolicy{}, fmt.Errorf("%s: Statement is neither a statement nor a list of them", name)
+		}
+		list = []map[string]json.RawMessage{one}
+	}
+	p := iamPolicy{name: name}
+	for i, m := range list {
+		var s iamStatement
+		strs := func(key string) ([]string, error) {
+			v, ok := m[key]
+			if !ok {
+				return nil, nil
+			}
+			var one string
+			if json.Unmarshal(v, &one) == nil {
+				return []string{one}, nil
+			}
+			var many []string
+			if err := json.Unmarshal(v, &many); err != nil {
+				return nil, fmt.Errorf("%s: statement %d: %s: %w", name, i, key, err)
+			}
+			return many, nil
+		}
+		var err error
+		for key, dst := range map[string]*[]string{"Action": &s.Action, "NotAction": &s.NotAction, "Resource": &s.Resource, "NotResource": &s.NotResource} {
+			if *dst, err = strs(key); err != nil {
+				return iamPolicy{}, err
+			}
+		}
+		if v, ok := m["Effect"]; !ok || json.Unmarshal(v, &s.Effect) != nil || (s.Effect != "Allow" && s.Effect != "Deny") {
+			return iamPolicy{}, fmt.Errorf("%s: statement %d: Effect must be Allow or Deny", name, i)
+		}
+		if v, ok := m["Sid"]; ok {
+			json.Unmarshal(v, &s.Sid)
+		}
+		if _, ok := m["Condition"]; ok {
+			s.Condition = true
+		}
+		p.statements = append(p.statements, s)
+	}
+	return p, nil
+}
+
+// iamMatch reports whether value matches pattern, with * for any run of
+// characters and ? for any one.
+func iamMatch(pattern, value string) bool {
+	if pattern == "" {
+		return value == ""
+	}
+	switch pattern[0] {
+	case '*':
+		for i := 0; i <= len(value); i++ {
+			if iamMatch(pattern[1:], value[i:]) {
+				return true
+			}
+		}
+		return false
+	case '?':
+		return value != "" && iamMatch(pattern[1:], value[1:])
+	}
+	return value != "" && pattern[0] == value[0] && iamMatch(pattern[1:], value[1:])
+}
+
+func anyMatch(patterns []string, value string, fold bool) bool {
+	for _, p := range patterns {
+		if fold && iamMatch(strings.ToLower(p), strings.ToLower(value)) || !fold && iamMatch(p, value) {
+			return true
+		}
+	}
+	return false
+}
+
+// matches reports whether the statement applies to action on resource.
+func (s iamStatement) matches(action, resource string) bool {
+	// Actions are case-insensitive, resources are not.
+	if s.Action != nil && !anyMatch(s.Action, action, true) || s.NotAction != nil && anyMatch(s.NotAction, action, true) {
+		return false
+	}
+	if s.Action == nil && s.NotAction == nil {
+		return false
+	}
+	if s.Resource != nil && !anyMatch(s.Resource, resource, false) || s.NotResource != nil && anyMatch(s.NotResource, resource, false) {
+		return false
+	}
+	return s.Resource != nil || s.NotResource != nil
+}
+
+// allows evaluates action on resource against a role's policies: allowed
+// if a statement allows it and none denies it. why names the deciding
+// statement, or says none allows it.
+func allows(policies []iamPolicy, action, resource string) (ok bool, why string) {
+	for _, p := range policies {
+		for _, s := range p.statements {
+			// A Deny's condition is taken to hold.
+			if s.Effect == "Deny" && s.matches(action, resource) {
+				return false, fmt.Sprintf("denied by %s statement %q", p.name, s.Sid)
+			}
+		}
+	}
+	for _, p := range policies {
+		for _, s := range p.statements {
+			if s.Effect == "Allow" && !s.Condition && s.matches(action, resource) {
+				return true, fmt.Sprintf("allowed by %s statement %q", p.name, s.Sid)
+			}
+		}
+	}
+	var names []string
+	for _, p := range policies {
+		names = append(names, p.name)
+	}
+	return false, fmt.Sprintf("no statement of %q allows it", names)
+}
+
+// TestIAMEvaluator checks the evaluator on hand-written policies.
+func TestIAMEvaluator(t *testing.T) {
+	p, err := parsePolicy("p", `{"Version":"2012-10-17","Statement":[
+		{"Sid":"Objects","Effect":"Allow","Action":["s3:GetObject","s3:Put*"],"Resource":"arn:aws:s3:::b/staging/*"},
+		{"Sid":"Bucket","Effect":"Allow","Action":"s3:ListBucket","Resource":["arn:aws:s3:::b"]},
+		{"Sid":"Secret","Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"arn:aws:secretsmanager:us-east-1:1:secret:app-??????"},
+		{"Sid":"NoDelete","Effect":"Deny","Action":"s3:PutObject","Resource":"arn:aws:s3:::b/staging/locked/*"},
+		{"Sid":"Conditional","Effect":"Allow","Action":"sns:Publish","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}
+	]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := parsePolicy("one", `{"Statement":{"Effect":"Allow","NotAction":"iam:*","Resource":"*"}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		policies         []iamPolicy
+		action, resource string
+		want             bool
+	}{
+		{[]iamPolicy{p}, "s3:GetObject", "arn:aws:s3:::b/staging/x/y.json", true},
+		{[]iamPolicy{p}, "S3:getobject", "arn:aws:s3:::b/staging/x", true},                // actions ignore case
+		{[]iamPolicy{p}, "s3:GetObject", "arn:aws:s3:::b/Staging/x", false},               // resources do not
+		{[]iamPolicy{p}, "s3:PutObjectTagging", "arn:aws:s3:::b/staging/x", true},         // s3:Put*
+		{[]iamPolicy{p}, "s3:GetObject", "arn:aws:s3:::b/carpark/x", false},               // another prefix
+		{[]iamPolicy{p}, "s3:GetObject", "arn:aws:s3:::b", false},                         // the bucket is no object
+		{[]iamPolicy{p}, "s3:ListBucket", "arn:aws:s3:::b", true},                         //
+		{[]iamPolicy{p}, "s3:ListBucket", "arn:aws:s3:::b2", false},                       // another bucket
+		{[]iamPolicy{p}, "s3:PutObject", "arn:aws:s3:::b/staging/locked/k", false},        // denied
+		{[]iamPolicy{p}, "secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:1:secret:app-AbCdEf", true},
+		{[]iamPolicy{p}, "secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:1:secret:app-AbCdE", false}, // ? is one character
+		{[]iamPolicy{p}, "sns:Publish", "arn:aws:sns:us-east-1:1:t", false},                                             // conditions never allow
+		{[]iamPolicy{one}, "s3:GetObject", "arn:aws:s3:::b/x", true},
+		{[]iamPolicy{one}, "iam:PassRole", "arn:aws:iam::1:role/r", false}, // NotAction
+		{[]iamPolicy{one, p}, "s3:PutObject", "arn:aws:s3:::b/staging/locked/k", false},
+		{nil, "s3:GetObject", "arn:aws:s3:::b/x", false},
+	} {
+		if got, why := allows(tc.policies, tc.action, tc.resource); got != tc.want {
+			t.Errorf("%s on %s: %v (%s), want %v", tc.action, tc.resource, got, why, tc.want)
+		}
+	}
+	if _, err := parsePolicy("bad", `{"Statement":[{"Effect":"Maybe","Action":"s3:*","Resource":"*"}]}`); err == nil {
+		t.Errorf("an Effect of Maybe was accepted")
+	}
+}
+
+// rolePolicies returns the policy documents of the IAM role whose ARN is
+// arn in the plan: its inline policies (aws_iam_role_policy, inline_policy
+// blocks) and the customer managed policies attached to it
+// (aws_iam_role_policy_attachment, managed_policy_arns). An AWS managed
+// policy cannot be read here: the test fails naming it.
+func rolePolicies(t *testing.T, d *deployment, arn string) []iamPolicy {
+	t.Helper()
+	role, ok := d.byAttr("aws_iam_role", "arn", arn)
+	if !ok {
+		t.Fatalf("envs/%s: no aws_iam_role with ARN %q", d.env, arn)
+	}
+	name := role.str("name")
+	var out []iamPolicy
+	add := func(where, doc string) {
+		p, err := parsePolicy(where, doc)
+		if err != nil {
+			t.Fatalf("envs/%s: %v", d.env, err)
+		}
+		out = append(out, p)
+	}
+	for _, rp := range d.all("aws_iam_role_policy") {
+		if r := rp.str("role"); r == name || r == role.str("id") {
+			add(rp.Address, rp.str("policy"))
+		}
+	}
+	for _, ip := range role.list("inline_policy") {
+		if m, ok := ip.(map[string]any); ok {
+			if doc, _ := m["policy"].(string); doc != "" {
+				add(role.Address+" inline_policy", doc)
+			}
+		}
+	}
+	var attached []string
+	for _, a := range d.all("aws_iam_role_policy_attachment") {
+		if a.str("role") == name {
+			attached = append(attached, a.str("policy_arn"))
+		}
+	}
+	for _, m := range role.list("managed_policy_arns") {
+		if s, ok := m.(string); ok {
+			attached = append(attached, s)
+		}
+	}
+	for _, pa := range attached {
+		pol, ok := d.byAttr("aws_iam_policy", "arn", pa)
+		if !ok {
+			t.Fatalf("envs/%s: role %s has policy %s attached, which is not in the plan (an AWS managed policy cannot be checked here)", d.env, name, pa)
+		}
+		add(pol.Address, pol.str("policy"))
+	}
+	return out
+}
+
+// secretResource is the ARN an ECS `secrets` valueFrom reads: a Secrets
+// Manager ARN without the JSON key, version stage and version id suffix
+// (arn:aws:secretsmanager:region:account:secret:name-XXXXXX[:key:stage:id]),
+// with the IAM action that reads it.
+func secretResource(valueFrom string) (action, arn string) {
+	parts := strings.Split(valueFrom, ":")
+	if len(parts) >= 7 && parts[2] == "secretsmanager" {
+		return "secretsmanager:GetSecretValue", strings.Join(parts[:7], ":")
+	}
+	if len(parts) >= 6 && parts[2] == "ssm" {
+		return "ssm:GetParameters", valueFrom
+	}
+	return "", valueFrom
+}
+
+// TestIAMFromCode evaluates each role's policies in the plans of envs/dev
+// and envs/prod against every call of its table (internal/awsconfig), on
+// the resources its wiring names, and each ECS execution role against the
+// secrets its task's containers are given.
+func TestIAMFromCode(t *testing.T) {
+	for _, env := range []string{"dev", "prod"} {
+		t.Run(env, func(t *testing.T) {
+			t.Parallel()
+			d := planFor(t, env)
+			roles := wiredRoles(t, d)
+			seen := map[string]bool{}
+			for _, w := range roles {
+				seen[w.role] = true
+				t.Run(w.where, func(t *testing.T) {
+					checkRolePolicies(t, d, w)
+				})
+			}
+			for _, r := range []string{awsconfig.RoleGateway, awsconfig.RoleFetcher, awsconfig.RoleProjector, awsconfig.RoleViewsSetup} {
+				if !seen[r] {
+					t.Errorf("envs/%s wires no %s (a container or function whose command runs it)", env, r)
+				}
+			}
+		})
+	}
+}
+
+// checkRolePolicies checks one wired role's IAM: the calls of its table on
+// the resources its settings name, and its secrets through the execution
+// role.
+func checkRolePolicies(t *testing.T, d *deployment, w wiredRole) {
+	policies := rolePolicies(t, d, w.roleARN)
+	setting := func(name string) string { return w.env[name] }
+	checked := 0
+	for _, c := range awsconfig.Calls(w.role) {
+		key := "bafyexample/bafyexample.car"
+		if strings.HasSuffix(string(c.Resource), ":staging") {
+			key = "request-1/attempt-1.json"
+		}
+		arn, ok, err := c.Resource.ARN(setting, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			t.Logf("%s on %s: not wired (%s), cannot be called", c.Operation, c.Resource, c.Why)
+			continue
+		}
+		checked++
+		if ok, why := allows(policies, c.Action, arn); !ok {
+			t.Errorf("%s needs %s on %s (%s; %s): %s", c.Operation, c.Action, arn, c.Resource, c.Why, why)
+		}
+	}
+	t.Logf("%d calls of the %s table allowed by %s", checked, w.role, w.roleARN)
+	if w.executionRoleARN == "" {
+		return
+	}
+	exec := rolePolicies(t, d, w.executionRoleARN)
+	for _, s := range w.secrets {
+		action, arn := secretResource(s.ValueFrom)
+		if action == "" {
+			t.Errorf("secret %s: valueFrom %q is neither a Secrets Manager secret nor an SSM parameter", s.Name, s.ValueFrom)
+			continue
+		}
+		if ok, why := allows(exec, action, arn); !ok {
+			t.Errorf("secret %s (%s): the execution role %s cannot %s on %s: %s", s.Name, s.ValueFrom, w.executionRoleARN, action, arn, why)
+		}
+	}
+}
+
+// sortedKeys lists a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

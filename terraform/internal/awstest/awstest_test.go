@@ -1,0 +1,77 @@
+package awstest
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+)
+
+// TestSecretsManager: the SDK's own client reads a secret by ARN and by
+// name, and gets ResourceNotFoundException for one the stand-in does not
+// hold.
+func TestSecretsManager(t *testing.T) {
+	ctx := context.Background()
+	arn := "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf"
+	sm := NewSecretsManager(t, Secret{ARN: arn, Name: "app", Value: `{"username":"u","password":"p"}`})
+	client := secretsmanager.New(secretsmanager.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(sm.URL), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("k", "s", ""),
+	})
+	for _, id := range []string{arn, "app"} {
+		out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+		if err != nil {
+			t.Fatalf("GetSecretValue(%s): %v", id, err)
+		}
+		if aws.ToString(out.SecretString) != `{"username":"u","password":"p"}` || aws.ToString(out.ARN) != arn {
+			t.Errorf("GetSecretValue(%s): %q %q", id, aws.ToString(out.ARN), aws.ToString(out.SecretString))
+		}
+	}
+	_, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("other")})
+	var notFound *smtypes.ResourceNotFoundException
+	if !errors.As(err, &notFound) {
+		t.Errorf("GetSecretValue(other): %v, want ResourceNotFoundException", err)
+	}
+	sm.Put(Secret{ARN: arn, Name: "app", Value: "rotated"})
+	out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("app")})
+	if err != nil || aws.ToString(out.SecretString) != "rotated" {
+		t.Errorf("after Put: %v %q", err, aws.ToString(out.SecretString))
+	}
+	if got := sm.Reads(); len(got) != 3 || got[0] != arn {
+		t.Errorf("reads %q", got)
+	}
+}
+
+// TestECSTask: the metadata endpoint names the task's private address, and
+// the agent's task protection keeps what the last PUT set.
+func TestECSTask(t *testing.T) {
+	task := NewECSTask(t, "c", "f", []string{"fetcher"}, "127.0.0.1")
+	resp, err := http.Get(task.MetadataURI + "/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /task: %s", resp.Status)
+	}
+	for _, on := range []string{"true", "false"} {
+		req, _ := http.NewRequest(http.MethodPut, task.AgentURI+"/task-protection/v1/state", strings.NewReader(`{"ProtectionEnabled":`+on+`}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("PUT protection %s: %s", on, resp.Status)
+		}
+	}
+	if on, n := task.Protection(); on || n != 2 {
+		t.Errorf("protection %v after %d changes, want off after 2", on, n)
+	}
+}
