@@ -179,14 +179,14 @@ func TestIAMEvaluator(t *testing.T) {
 		want             bool
 	}{
 		{[]iamPolicy{p}, "s3:GetObject", "arn:aws:s3:::b/staging/x/y.json", true},
-		{[]iamPolicy{p}, "S3:getobject", "arn:aws:s3:::b/staging/x", true},                // actions ignore case
-		{[]iamPolicy{p}, "s3:GetObject", "arn:aws:s3:::b/Staging/x", false},               // resources do not
-		{[]iamPolicy{p}, "s3:PutObjectTagging", "arn:aws:s3:::b/staging/x", true},         // s3:Put*
-		{[]iamPolicy{p}, "s3:GetObject", "arn:aws:s3:::b/carpark/x", false},               // another prefix
-		{[]iamPolicy{p}, "s3:GetObject", "arn:aws:s3:::b", false},                         // the bucket is no object
-		{[]iamPolicy{p}, "s3:ListBucket", "arn:aws:s3:::b", true},                         //
-		{[]iamPolicy{p}, "s3:ListBucket", "arn:aws:s3:::b2", false},                       // another bucket
-		{[]iamPolicy{p}, "s3:PutObject", "arn:aws:s3:::b/staging/locked/k", false},        // denied
+		{[]iamPolicy{p}, "S3:getobject", "arn:aws:s3:::b/staging/x", true},         // actions ignore case
+		{[]iamPolicy{p}, "s3:GetObject", "arn:aws:s3:::b/Staging/x", false},        // resources do not
+		{[]iamPolicy{p}, "s3:PutObjectTagging", "arn:aws:s3:::b/staging/x", true},  // s3:Put*
+		{[]iamPolicy{p}, "s3:GetObject", "arn:aws:s3:::b/carpark/x", false},        // another prefix
+		{[]iamPolicy{p}, "s3:GetObject", "arn:aws:s3:::b", false},                  // the bucket is no object
+		{[]iamPolicy{p}, "s3:ListBucket", "arn:aws:s3:::b", true},                  //
+		{[]iamPolicy{p}, "s3:ListBucket", "arn:aws:s3:::b2", false},                // another bucket
+		{[]iamPolicy{p}, "s3:PutObject", "arn:aws:s3:::b/staging/locked/k", false}, // denied
 		{[]iamPolicy{p}, "secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:1:secret:app-AbCdEf", true},
 		{[]iamPolicy{p}, "secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:1:secret:app-AbCdE", false}, // ? is one character
 		{[]iamPolicy{p}, "sns:Publish", "arn:aws:sns:us-east-1:1:t", false},                                             // conditions never allow
