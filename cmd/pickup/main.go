@@ -41,6 +41,7 @@ func commands() []command {
 		{"pin", "pin, list, watch and remove pins through the Pinning Service API: pin add CID [--wait] | pin ls | pin status ID | pin rm ID", runPin},
 		{"webhooks", "register, list and remove tenants' webhooks: webhooks add --tenant NAME --url URL | webhooks ls | webhooks rm ID", runWebhooks},
 		{"audit", "print a pin's timeline with the reason for each decision: audit REQUEST_ID [--json]", runAudit},
+		{"views", "PostgreSQL views: views setup (admin, once per version: schema and app role) | views ls | views drop --version N", runViews},
 		{"replay", "rebuild every view from the log, or compare the live views with a rebuild: replay [--verify]", runReplay},
 	}
 }

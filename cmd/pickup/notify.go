@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -29,7 +31,7 @@ type notifyFlags struct {
 }
 
 func webhookKeyFlag(f *flags) *string {
-	return f.string("webhook-key", "", "key webhook secrets are derived from, 64 hex digits (default: the file webhook.key beside an embedded event log, made by `pickup webhooks add`)", "PICKUP_WEBHOOK_KEY")
+	return f.string("webhook-key", "", "key webhook secrets are derived from: 64 hex digits, or any string of at least 32 bytes (its SHA-256 is the key) (default: the file webhook.key beside an embedded event log, made by `pickup webhooks add`)", "PICKUP_WEBHOOK_KEY")
 }
 
 func allowPrivateWebhooksFlag(f *flags) *bool {
@@ -106,7 +108,7 @@ const webhookKeyFile = "webhook.key"
 // started before the first webhook finds the key made after.
 func webhookKey(given, logAt string, create bool) (func() ([]byte, error), error) {
 	if given != "" {
-		k, err := notify.ParseKey(given)
+		k, err := parseWebhookKey(given)
 		if err != nil {
 			return nil, fmt.Errorf("%w: PICKUP_WEBHOOK_KEY: %v", errUsage, err)
 		}
@@ -114,7 +116,7 @@ func webhookKey(given, logAt string, create bool) (func() ([]byte, error), error
 	}
 	if strings.Contains(logAt, "://") {
 		if create {
-			return nil, fmt.Errorf("%w: set PICKUP_WEBHOOK_KEY (--webhook-key, 64 hex digits, the same for every projector): with a remote event log there is no key file", errUsage)
+			return nil, fmt.Errorf("%w: set PICKUP_WEBHOOK_KEY (--webhook-key: 64 hex digits or a string of at least 32 bytes, the same for every projector): with a remote event log there is no key file", errUsage)
 		}
 		return func() ([]byte, error) {
 			return nil, errors.New("no webhook key: set PICKUP_WEBHOOK_KEY to the key `pickup webhooks add` used")
@@ -143,6 +145,33 @@ func webhookKey(given, logAt string, create bool) (func() ([]byte, error), error
 		}
 		return key, nil
 	}, nil
+}
+
+// minWebhookKeyString is the shortest webhook key given as a string: as
+// many bytes as the key (Terraform's random_password of 32 or more
+// characters).
+const minWebhookKeyString = notify.KeySize
+
+// parseWebhookKey reads PICKUP_WEBHOOK_KEY: 64 hex digits are the key
+// itself (as `pickup webhooks add` writes it, so existing webhooks keep
+// verifying); any other string of at least 32 bytes, surrounding
+// whitespace left out, gives the key SHA-256(string), so that Terraform can
+// generate it into Secrets Manager. A shorter string is refused, and so is
+// a string of hex digits only that is not 64 of them: a hex key cut or
+// lengthened by mistake, never hashed into another key.
+func parseWebhookKey(given string) ([]byte, error) {
+	if k, err := notify.ParseKey(given); err == nil {
+		return k, nil
+	}
+	s := strings.TrimSpace(given)
+	if _, err := hex.DecodeString(s); err == nil || strings.Trim(s, "0123456789abcdefABCDEF") == "" {
+		return nil, fmt.Errorf("webhook key of %d hex digits: want %d (or a string of at least %d bytes that is not hex)", len(s), 2*notify.KeySize, minWebhookKeyString)
+	}
+	if len(s) < minWebhookKeyString {
+		return nil, fmt.Errorf("webhook key of %d bytes: want %d hex digits, or a string of at least %d bytes", len(s), 2*notify.KeySize, minWebhookKeyString)
+	}
+	k := sha256.Sum256([]byte(s))
+	return k[:], nil
 }
 
 // makeKeyFile writes a new random key to path, readable by its owner only,

@@ -18,6 +18,7 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/internal/awsconfig"
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
+	"github.com/pickup-ipfs/pickup/projections/postgres"
 )
 
 // baseFlags are the settings of every long-running role.
@@ -38,7 +39,7 @@ func addBaseFlags(f *flags, adminAddr string) *baseFlags {
 		eventlog:       eventLogFlag(f),
 		eventlogSecret: f.string("eventlog-secret-arn", "", "Secrets Manager secret holding the event log connection string (wins over --eventlog)", "PICKUP_EVENTLOG_SECRET_ARN"),
 		views:          viewsFlag(f),
-		viewsSecret:    f.string("views-secret-arn", "", "Secrets Manager secret for PostgreSQL: an RDS secret or a postgres:// URL (wins over --views)", "PICKUP_VIEWS_SECRET_ARN"),
+		viewsSecret:    f.string("views-secret-arn", "", "Secrets Manager secret of the views' app role: an RDS-style secret (JSON username and password; host, port, dbname from --views unless it has them) or a postgres:// URL; read again by each new connection (cached 1m, at once after a refused password), so a rotation needs no restart", "PICKUP_VIEWS_SECRET_ARN"),
 		logLevel:       f.string("log-level", "info", "debug, info, warn or error", "PICKUP_LOG_LEVEL"),
 		adminAddr:      f.string("admin-addr", adminAddr, "where /metrics, /healthz and /readyz are served (empty: nowhere)", "PICKUP_ADMIN_ADDR"),
 		deployment:     f.string("deployment", "local", "deployment name, the Deployment dimension of CloudWatch metrics", "PICKUP_DEPLOYMENT"),
@@ -118,12 +119,12 @@ func (b *baseFlags) open(ctx context.Context, e *env, role string) (*proc, error
 	p.events = telemetry.NewLog(store, logMetrics, role)
 	p.log = p.events
 	p.closers = append(p.closers, p.log.Close)
-	viewsAt, err := resolveSecret(ctx, *b.viewsSecret, *b.views, postgresSecret)
+	viewsAt, creds, err := viewsLocation(ctx, *b.viewsSecret, *b.views)
 	if err != nil {
 		p.close()
 		return nil, fmt.Errorf("views secret: %w", err)
 	}
-	if p.views, err = openViews(ctx, viewsAt); err != nil {
+	if p.views, err = openViewsAs(ctx, viewsAt, creds); err != nil {
 		p.close()
 		return nil, err
 	}
@@ -221,20 +222,95 @@ func resolveSecret(ctx context.Context, arn, fallback string, decode func(secret
 	if arn == "" {
 		return fallback, nil
 	}
-	cfg, err := awsconfig.Load(ctx)
+	read, err := secretReader(ctx, arn)
 	if err != nil {
 		return "", err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	out, err := secretsmanager.NewFromConfig(cfg).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &arn})
+	secret, err := read(ctx)
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", arn, err)
+		return "", err
 	}
-	if out.SecretString == nil {
-		return "", fmt.Errorf("secret %s holds no string", arn)
+	return decode(secret, fallback)
+}
+
+// secretReader returns a function that reads the string of the Secrets
+// Manager secret arn (its current version) each time it is called. The
+// client's configuration comes from awsconfig.Load, once.
+func secretReader(ctx context.Context, arn string) (func(context.Context) (string, error), error) {
+	cfg, err := awsconfig.Load(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return decode(*out.SecretString, fallback)
+	client := secretsmanager.NewFromConfig(cfg)
+	return func(ctx context.Context) (string, error) {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &arn})
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", arn, err)
+		}
+		if out.SecretString == nil {
+			return "", fmt.Errorf("secret %s holds no string", arn)
+		}
+		return *out.SecretString, nil
+	}, nil
+}
+
+// viewsLocation returns where the views are: views itself when arn is
+// empty; otherwise the URL the secret arn completes (see postgresSecret),
+// and the credentials of every new connection, read from the secret again
+// (postgres.Options.Credentials caches them for
+// postgres.DefaultCredentialsTTL, and reads again at once after the
+// server refused them), so that a rotated password needs no restart.
+func viewsLocation(ctx context.Context, arn, views string) (string, postgres.Credentials, error) {
+	if arn == "" {
+		return views, nil, nil
+	}
+	read, err := secretReader(ctx, arn)
+	if err != nil {
+		return "", nil, err
+	}
+	first, err := read(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	at, err := postgresSecret(first, views)
+	if err != nil {
+		return "", nil, fmt.Errorf("secret %s: %w", arn, err)
+	}
+	return at, func(ctx context.Context) (string, string, error) {
+		secret, err := read(ctx)
+		if err != nil {
+			return "", "", fmt.Errorf("views secret: %w", err)
+		}
+		user, password, err := secretCredentials(secret)
+		if err != nil {
+			return "", "", fmt.Errorf("secret %s: %w", arn, err)
+		}
+		return user, password, nil
+	}, nil
+}
+
+// secretCredentials returns the user name and password a secret holds: a
+// postgres:// URL's, or an RDS-style JSON secret's username and password.
+func secretCredentials(secret string) (user, password string, err error) {
+	secret = strings.TrimSpace(secret)
+	if strings.HasPrefix(secret, "postgres://") || strings.HasPrefix(secret, "postgresql://") {
+		u, err := url.Parse(secret)
+		if err != nil || u.User == nil || u.User.Username() == "" {
+			return "", "", errors.New("want a postgres:// URL with a user name, or JSON with username and password")
+		}
+		password, _ := u.User.Password()
+		return u.User.Username(), password, nil
+	}
+	var creds struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if err := json.Unmarshal([]byte(secret), &creds); err != nil || creds.Username == "" {
+		return "", "", errors.New("want a postgres:// URL or JSON with username and password")
+	}
+	return creds.Username, creds.Password, nil
 }
 
 // postgresSecret accepts a postgres:// URL, or the JSON of an RDS-managed

@@ -47,11 +47,18 @@ var (
 // postgresql://) URL, or a file path (optionally file:) for the embedded
 // store.
 func openViews(ctx context.Context, location string) (viewStore, error) {
+	return openViewsAs(ctx, location, nil)
+}
+
+// openViewsAs is openViews with the credentials of PostgreSQL's new
+// connections, when they come from a secret that may be rotated (nil: the
+// URL's).
+func openViewsAs(ctx context.Context, location string, creds postgres.Credentials) (viewStore, error) {
 	switch {
 	case location == "":
 		return nil, fmt.Errorf("%w: no view store given", errUsage)
 	case strings.HasPrefix(location, "postgres://"), strings.HasPrefix(location, "postgresql://"):
-		return postgres.Open(ctx, location, postgres.Options{})
+		return postgres.Open(ctx, location, postgres.Options{Credentials: creds})
 	case strings.Contains(location, "://"):
 		return nil, fmt.Errorf("%w: view store %q: want a file path or a postgres:// URL", errUsage, location)
 	}
