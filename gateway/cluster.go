@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -374,7 +375,7 @@ func (h *Handler) clusterStatusOf(r *http.Request, tenant string, c cidInput) (a
 	if err != nil {
 		return api.ClusterStatus{}, err
 	}
-	return h.clusterStatus(c.Text, v), nil
+	return h.clusterStatus(r.Context(), c.Text, v), nil
 }
 
 // newestLive returns the tenant's newest live request for a canonical CID,
@@ -391,10 +392,19 @@ func (h *Handler) newestLive(r *http.Request, tenant, canonical string) (*views.
 }
 
 // clusterStatus is ipfs-cluster's GlobalPinInfo of a pin (nil: none),
-// asked for as text: the pin's status on the one peer.
-func (h *Handler) clusterStatus(text string, v *views.Pin) api.ClusterStatus {
+// asked for as text: the pin's status on the one peer, named by the first
+// delegate's peer id, with the delegates as its addresses. ipfs-cluster's
+// shapes need no address: with no fetcher live, the peer is
+// noDelegatePeer, with none.
+func (h *Handler) clusterStatus(ctx context.Context, text string, v *views.Pin) api.ClusterStatus {
 	now := api.Time{Time: h.now()}
-	peer := api.ClusterPeerInfo{PeerName: "pickup", IPFSPeerID: h.peer, IPFSPeerAddresses: h.cfg.Delegates,
+	id, addrs := noDelegatePeer(), []string{}
+	if delegates, err := h.delegates(ctx); err == nil {
+		first, _ := parseMultiaddr(delegates[0]) // delegates parsed them all
+		id, _ = peerOf(first)
+		addrs = delegates
+	}
+	peer := api.ClusterPeerInfo{PeerName: "pickup", IPFSPeerID: id, IPFSPeerAddresses: addrs,
 		Status: api.TrackerUnpinned, Timestamp: now}
 	st := api.ClusterStatus{CID: text, Allocations: []string{}, Origins: []string{}, Created: now}
 	if v != nil {
@@ -412,7 +422,7 @@ func (h *Handler) clusterStatus(text string, v *views.Pin) api.ClusterStatus {
 			st.Origins = v.Origins
 		}
 	}
-	st.PeerMap = map[string]api.ClusterPeerInfo{h.peer: peer}
+	st.PeerMap = map[string]api.ClusterPeerInfo{id: peer}
 	return st
 }
 

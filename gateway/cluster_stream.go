@@ -235,7 +235,7 @@ func (h *Handler) clusterStatuses(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.end(h.eachCID(r, views.ListQuery{Tenant: tenant, Statuses: statuses}, func(v views.Pin) error {
-		return s.send(h.clusterStatus(v.CID, &v))
+		return s.send(h.clusterStatus(r.Context(), v.CID, &v))
 	}))
 }
 

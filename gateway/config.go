@@ -28,13 +28,13 @@ const (
 // Config is what the gateway is told. The zero value of each field means its
 // default.
 type Config struct {
-	// Delegates are the multiaddrs returned as every pin's delegates: the
-	// fetchers' libp2p addresses, each ending in /p2p/<peer id>. 0 to 20.
-	// With none (no fetcher takes bitswap connections: its sources are
-	// gateways and kubo only), every pin answers "delegates": []. The
-	// Pinning Service API asks for at least one, but an address nobody
-	// listens at would be a lie; clients take an empty list as no hint
-	// where to send the DAG.
+	// Delegates, when set, are the multiaddrs returned as every pin's
+	// delegates, each ending in /p2p/<peer id>, 1 to 20: a static list
+	// (private fetchers behind a load balancer). Empty, the live fetchers'
+	// announced addresses are answered (Deps.Delegates). With neither, the
+	// Pinning Service API's routes answer 503 NO_DELEGATES with
+	// Retry-After and change nothing: its PinStatus names 1 to 20
+	// delegates, and an address nobody listens at would be a lie.
 	Delegates []string
 	// AllowPrivateOrigins keeps origins on private, loopback, link-local and
 	// unspecified addresses instead of dropping them. Only for tests and

@@ -3,15 +3,11 @@ package gateway_test
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	mh "github.com/multiformats/go-multihash"
-
-	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/gateway/internal/gatewaytest"
 )
@@ -90,35 +86,5 @@ func TestTokenRevocation(t *testing.T) {
 			c.Add(tc.deniedAt - tc.worksFor)
 			serveOnce(t, h, http.MethodGet, "/pins", "", "Bearer "+token).wantError(t, http.StatusUnauthorized, "UNAUTHORIZED", "")
 		})
-	}
-}
-
-// A gateway with no delegates (no fetcher takes bitswap connections) answers
-// an empty list, never an address nobody listens at, and its ipfs-cluster
-// answers name a peer id that decodes but is no node's.
-func TestNoDelegates(t *testing.T) {
-	s := gatewaytest.New(t, gateway.Config{})
-	h, err := gateway.New(gateway.Config{}, gateway.Deps{Log: s.Log, Views: s.Views, Tokens: s.Views, Checkpoints: s.Views})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	token := s.Token(t, "alice")
-	c := bearer(t, srv.URL, token)
-	var ps api.PinStatus
-	c.do(http.MethodPost, "/pins", `{"cid":"`+newCID(t).String()+`"}`).want(t, http.StatusAccepted, &ps)
-	if ps.Delegates == nil || len(ps.Delegates) != 0 {
-		t.Errorf("delegates %#v, want an empty list", ps.Delegates)
-	}
-	var st api.ClusterStatus
-	basic(t, srv.URL, "alice", token).do(http.MethodGet, "/pins/"+ps.Pin.CID, "").want(t, http.StatusOK, &st)
-	if len(st.PeerMap) != 1 {
-		t.Fatalf("peer map %v, want one peer", st.PeerMap)
-	}
-	for id := range st.PeerMap {
-		if _, err := mh.FromB58String(id); err != nil {
-			t.Errorf("peer id %q does not decode: %v", id, err)
-		}
 	}
 }

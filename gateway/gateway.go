@@ -125,6 +125,15 @@ type Views interface {
 	NewestByCID(ctx context.Context, tenant, canonicalCID string) (views.Pin, error)
 }
 
+// Delegates names the live fetchers. presence.Directory is one.
+type Delegates interface {
+	// Delegates returns the multiaddrs (each ending in /p2p/<peer id>) at
+	// which live fetchers take a pin's DAG, in the order to answer them;
+	// none when no fetcher is live. It is called on every answer that
+	// names delegates: an implementation caches.
+	Delegates(ctx context.Context) ([]string, error)
+}
+
 // Deps are the parts a Handler is built from. A views.Reader serves as
 // Views, Tokens and Checkpoints at once.
 type Deps struct {
@@ -132,6 +141,9 @@ type Deps struct {
 	Views       Views
 	Tokens      Tokens
 	Checkpoints Checkpoints
+	// Delegates names the live fetchers, when Config.Delegates is empty;
+	// nil names none.
+	Delegates Delegates
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests set it.
@@ -151,9 +163,8 @@ type Handler struct {
 	fresh  *freshness
 	clock  *createdClock
 	now    func() time.Time
-	// peer is the delegates' first peer id, the peer of ipfs-cluster answers
-	// (noDelegatePeer without delegates).
-	peer string
+	// live names the live fetchers when no delegates are configured.
+	live Delegates
 	// page is the status page served at /.
 	page *ui.Page
 }
@@ -181,11 +192,6 @@ func New(cfg Config, d Deps) (*Handler, error) {
 		delegates[i] = m.String()
 	}
 	cfg.Delegates = delegates
-	peer := noDelegatePeer()
-	if len(delegates) > 0 {
-		first, _ := parseMultiaddr(delegates[0])
-		peer, _ = peerOf(first)
-	}
 	page, err := ui.New()
 	if err != nil {
 		return nil, err
@@ -201,7 +207,7 @@ func New(cfg Config, d Deps) (*Handler, error) {
 			logger: logger, latest: map[string]eventlog.Position{}},
 		clock: &createdClock{now: d.Now},
 		now:   d.Now,
-		peer:  peer,
+		live:  d.Delegates,
 		page:  page,
 	}, nil
 }

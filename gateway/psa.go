@@ -13,25 +13,25 @@ import (
 
 // accepted is the PinStatus of a request just recorded: queued, with nothing
 // else to tell yet. A keyed retry gets the same from the first record.
-func (h *Handler) accepted(r pin.Requested) api.PinStatus {
+func (h *Handler) accepted(r pin.Requested, delegates []string) api.PinStatus {
 	return api.PinStatus{
 		RequestID: r.RequestID.String(),
 		Status:    api.StatusQueued,
 		Created:   api.Time{Time: r.Created},
 		Pin:       api.Pin{CID: r.CID, Name: r.Name, Origins: r.Origins, Meta: r.Meta},
-		Delegates: h.cfg.Delegates,
+		Delegates: delegates,
 		Info:      map[string]string{api.InfoStatusDetails: "queued"},
 	}
 }
 
 // status is the PinStatus of a pin as the views show it.
-func (h *Handler) status(v views.Pin) api.PinStatus {
+func (h *Handler) status(v views.Pin, delegates []string) api.PinStatus {
 	return api.PinStatus{
 		RequestID: v.RequestID.String(),
 		Status:    api.Status(v.Status),
 		Created:   api.Time{Time: v.Created},
 		Pin:       api.Pin{CID: v.CID, Name: v.Name, Origins: v.Origins, Meta: v.Meta},
-		Delegates: h.cfg.Delegates,
+		Delegates: delegates,
 		Info:      info(v),
 	}
 }
@@ -57,11 +57,16 @@ func (h *Handler) add(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return 0, nil, err
 		}
+		// No fetcher to name, no request: the spec wants a delegate.
+		delegates, err := h.delegates(r.Context())
+		if err != nil {
+			return 0, nil, err
+		}
 		rec, err := h.request(r.Context(), tenant, in, key, uuid.Nil)
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusAccepted, h.accepted(rec), nil
+		return http.StatusAccepted, h.accepted(rec, delegates), nil
 	})
 }
 
@@ -72,11 +77,16 @@ func (h *Handler) replace(w http.ResponseWriter, r *http.Request, old uuid.UUID)
 		if err != nil {
 			return 0, nil, err
 		}
+		// No fetcher to name, no request: the spec wants a delegate.
+		delegates, err := h.delegates(r.Context())
+		if err != nil {
+			return 0, nil, err
+		}
 		rec, err := h.replacePin(r.Context(), tenant, old, in, key)
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusAccepted, h.accepted(rec), nil
+		return http.StatusAccepted, h.accepted(rec, delegates), nil
 	})
 }
 
@@ -125,12 +135,15 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, id uuid.UUID) {
 			if err != nil {
 				return 0, nil, err
 			}
-			return http.StatusOK, h.status(views.Of(s)), nil
+			v = views.Of(s)
+		} else if err != nil {
+			return 0, nil, err
 		}
+		delegates, err := h.delegates(r.Context())
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusOK, h.status(v), nil
+		return http.StatusOK, h.status(v, delegates), nil
 	})
 }
 
@@ -152,9 +165,13 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return 0, nil, err
 		}
+		delegates, err := h.delegates(r.Context())
+		if err != nil {
+			return 0, nil, err
+		}
 		out := api.PinResults{Count: res.Count, Results: make([]api.PinStatus, len(res.Pins))}
 		for i, v := range res.Pins {
-			out.Results[i] = h.status(v)
+			out.Results[i] = h.status(v, delegates)
 		}
 		return http.StatusOK, out, nil
 	})

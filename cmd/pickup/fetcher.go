@@ -46,7 +46,7 @@ type fetcherFlags struct {
 	lease                      *time.Duration
 	sources, gateways          *[]string
 	kuboRPC                    *string
-	libp2pListen               *[]string
+	libp2p                     *libp2pFlags
 	carDir                     *string
 	staging, carpark, prefix   *string
 	s3Endpoint, s3Region       *string
@@ -66,7 +66,7 @@ func addFetcherFlags(f *flags) *fetcherFlags {
 		sources:       f.list("sources", []string{"gateway", "bitswap"}, "DAG sources in the order tried: gateway, bitswap, kubo", "PICKUP_SOURCES"),
 		gateways:      f.list("trustless-gateways", []string{"https://trustless-gateway.link"}, "trustless gateway base URLs, comma separated", "PICKUP_TRUSTLESS_GATEWAYS"),
 		kuboRPC:       f.string("kubo-rpc", "", "kubo RPC base URL, for the kubo source's dag/export", "PICKUP_KUBO_RPC"),
-		libp2pListen:  f.list("libp2p-listen", []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}, "where the bitswap host listens", "PICKUP_LIBP2P_LISTEN"),
+		libp2p:        addLibp2pFlags(f),
 		carDir:        f.string("car-dir", "data/cars", "local CAR store (used when no staging bucket is set)", "PICKUP_CAR_DIR"),
 		staging:       f.string("staging-bucket", "", "S3 staging bucket; setting it selects the S3 store", "PICKUP_STAGING_BUCKET"),
 		carpark:       f.string("carpark-bucket", "", "S3 carpark bucket", "PICKUP_CARPARK_BUCKET"),
@@ -106,8 +106,9 @@ type openUploadLister interface {
 	OpenUploads(ctx context.Context) ([]carstore.OpenUpload, error)
 }
 
-// addFetcher adds the fetcher pool and returns the multiaddrs other peers
-// reach it at (the gateway's delegates), if it runs a libp2p host.
+// addFetcher adds the fetcher pool and returns the multiaddrs it announced
+// in the log (the gateway's delegates), if it runs a libp2p host that
+// holds a slot.
 func (p *proc) addFetcher(ctx context.Context, ff *fetcherFlags) ([]string, error) {
 	limits := dag.Limits{MaxCARBytes: *ff.maxCAR, FetchTimeout: *ff.fetchTimeout, ChunkTimeout: *ff.chunkTimeout}
 	var sources []dag.Source
@@ -132,7 +133,7 @@ func (p *proc) addFetcher(ctx context.Context, ff *fetcherFlags) ([]string, erro
 			}
 			sources = append(sources, s)
 		case "bitswap":
-			s, listening, err := p.bitswapSource(ctx, *ff.libp2pListen, *ff.allowPrivate)
+			s, listening, err := p.bitswapSource(ctx, ff.libp2p, *ff.allowPrivate)
 			if err != nil {
 				return nil, err
 			}

@@ -4,11 +4,11 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/gateway/awslambda"
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
+	"github.com/pickup-ipfs/pickup/presence"
 )
 
 // runGateway runs the gateway role, top to bottom: flags; the process
@@ -21,16 +21,13 @@ func runGateway(ctx context.Context, e *env, args []string) error {
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	if len(*g.delegates) == 0 {
-		return fmt.Errorf("%w: the gateway needs --delegates (PICKUP_DELEGATES): the fetchers' multiaddrs", errUsage)
-	}
 	p, err := b.open(ctx, e, "gateway")
 	if err != nil {
 		return err
 	}
 	// Several gateways (Lambda instances) share the log: a read must wait
 	// for the log's head, not only for this process's writes.
-	if _, err := p.addGateway(g, *g.delegates, gateway.ConsistencyLog, b); err != nil {
+	if _, err := p.addGateway(g, gateway.ConsistencyLog, b); err != nil {
 		p.close()
 		return err
 	}
@@ -48,7 +45,7 @@ type gatewayFlags struct {
 func addGatewayFlags(f *flags) *gatewayFlags {
 	return &gatewayFlags{
 		httpAddr:     f.string("http-addr", "127.0.0.1:3000", "where the API listens (not on Lambda)", "PICKUP_HTTP_ADDR"),
-		delegates:    f.list("delegates", nil, "multiaddrs returned as delegates, comma separated (default in `pickup run`: the fetcher's libp2p addresses)", "PICKUP_DELEGATES"),
+		delegates:    f.list("delegates", nil, "multiaddrs returned as delegates, comma separated, replacing the live fetchers' announced addresses (private fetchers behind a load balancer)", "PICKUP_DELEGATES"),
 		allowPrivate: f.allowPrivateOrigins(),
 		maxConns:     f.integer("http-max-conns", 0, "most connections the API holds; beyond, the idle longest is closed, or the new one answered 503 (0: half of the process's RLIMIT_NOFILE, at most 8192)", "PICKUP_HTTP_MAX_CONNS"),
 		maxPerClient: f.integer("http-max-conns-per-client", defaultConnsPerClient, "most connections to the API from one client address (an IPv6 /64); beyond, 503 (0: no cap, as behind a proxy, where every client is the proxy; unless set, none where the API listens on loopback only)", "PICKUP_HTTP_MAX_CONNS_PER_CLIENT"),
@@ -72,10 +69,14 @@ func (g *gatewayFlags) apiLimits(p *proc) connLimits {
 }
 
 // addGateway adds the API: on AWS Lambda when the runtime API is there,
-// otherwise an HTTP server, which it returns.
-func (p *proc) addGateway(g *gatewayFlags, delegates []string, consistency gateway.Consistency, b *baseFlags) (*httpServer, error) {
-	h, err := gateway.New(gateway.Config{Delegates: delegates, AllowPrivateOrigins: *g.allowPrivate, Consistency: consistency},
-		gateway.Deps{Log: p.log, Views: p.views, Tokens: p.views, Checkpoints: p.views, Logger: p.logger})
+// otherwise an HTTP server, which it returns. Its delegates are
+// --delegates, or else the live fetchers' announcements in the log, read
+// by this process (each Lambda instance reads them itself, at most every
+// presence.DefaultCacheTTL).
+func (p *proc) addGateway(g *gatewayFlags, consistency gateway.Consistency, b *baseFlags) (*httpServer, error) {
+	live := presence.NewDirectory(presence.DirectoryConfig{}, p.log, nil, p.logger)
+	h, err := gateway.New(gateway.Config{Delegates: *g.delegates, AllowPrivateOrigins: *g.allowPrivate, Consistency: consistency},
+		gateway.Deps{Log: p.log, Views: p.views, Tokens: p.views, Checkpoints: p.views, Delegates: live, Logger: p.logger})
 	if err != nil {
 		return nil, err
 	}

@@ -45,17 +45,19 @@ func runAll(ctx context.Context, e *env, args []string) error {
 	if err := p.addNotifier(ctx, nf, *b.eventlog); err != nil {
 		return fail(err)
 	}
-	addrs, err := p.addFetcher(ctx, ff)
+	// The fetcher announces itself in the log before the gateway serves, so
+	// the first answer names it.
+	announced, err := p.addFetcher(ctx, ff)
 	if err != nil {
 		return fail(err)
 	}
 	delegates := *g.delegates
 	if len(delegates) == 0 {
-		delegates = addrs[:min(len(addrs), gateway.MaxDelegates)]
+		delegates = announced
 	}
 	// One gateway takes every write here, so a read waits only for this
 	// process's own writes.
-	api, err := p.addGateway(g, delegates, gateway.ConsistencyProcess, b)
+	api, err := p.addGateway(g, gateway.ConsistencyProcess, b)
 	if err != nil {
 		return fail(err)
 	}
@@ -77,7 +79,7 @@ func runAll(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "  admin:  http://%s/metrics, /healthz, /readyz\n", admin.Addr())
 		}
 		if len(delegates) == 0 {
-			fmt.Fprintf(e.stdout, "  delegates: none (no source takes bitswap connections; --delegates advertises some)\n")
+			fmt.Fprintf(e.stdout, "  delegates: none (no source takes bitswap connections, or every fetcher slot is live; --delegates names some): pins through the Pinning Service API answer 503\n")
 		} else {
 			fmt.Fprintf(e.stdout, "  delegates: %s\n", strings.Join(delegates, ", "))
 		}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ import (
 	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
@@ -54,6 +56,18 @@ type Config struct {
 	// ListenAddrs, closed with the source.
 	Host        host.Host
 	ListenAddrs []string
+	// PrivateKey is the identity of a host the source creates (see
+	// SlotKey); nil makes a new one, a different peer id on every start.
+	PrivateKey crypto.PrivKey
+	// AnnounceAddrs, when set, are the addresses a host the source creates
+	// tells its peers (identify) and Addrs returns, instead of the ones it
+	// listens at: a public address in front of a private one.
+	AnnounceAddrs []string
+	// PublicIPv4, when valid and AnnounceAddrs is empty, replaces the IPv4
+	// address of every address the host listens at but loopback ones: the
+	// public address of a task behind 1:1 NAT (a Fargate task's public IP),
+	// which its interfaces never show.
+	PublicIPv4 netip.Addr
 	// Routing finds providers beyond the origins and connected peers
 	// (delegated routing, see DelegatedRouting); nil asks no one else.
 	Routing routing.ContentDiscovery
@@ -96,6 +110,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("bitswap: listen address %q: %w", a, err)
 		}
 	}
+	if _, err := parseAnnounce(c.AnnounceAddrs); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -128,6 +145,14 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 	s := &Source{cfg: cfg, host: cfg.Host, log: logger.With("component", "bitswap")}
 	if s.host == nil {
 		opts := []libp2p.Option{libp2p.ListenAddrStrings(cfg.ListenAddrs...)}
+		if cfg.PrivateKey != nil {
+			opts = append(opts, libp2p.Identity(cfg.PrivateKey))
+		}
+		if announce, _ := parseAnnounce(cfg.AnnounceAddrs); len(announce) > 0 {
+			opts = append(opts, libp2p.AddrsFactory(func([]multiaddr.Multiaddr) []multiaddr.Multiaddr { return announce }))
+		} else if cfg.PublicIPv4.Is4() {
+			opts = append(opts, libp2p.AddrsFactory(func(addrs []multiaddr.Multiaddr) []multiaddr.Multiaddr { return withPublicIPv4(addrs, cfg.PublicIPv4) }))
+		}
 		if !cfg.AllowPrivate {
 			opts = append(opts, libp2p.ConnectionGater(publicOnly{}))
 		}
@@ -163,6 +188,50 @@ func (s *Source) Addrs() []multiaddr.Multiaddr {
 		return nil
 	}
 	return addrs
+}
+
+// parseAnnounce reads announce addresses; a trailing /p2p/ part is
+// dropped (Addrs adds the host's own).
+func parseAnnounce(addrs []string) ([]multiaddr.Multiaddr, error) {
+	var out []multiaddr.Multiaddr
+	for _, a := range addrs {
+		m, err := multiaddr.NewMultiaddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("bitswap: announce address %q: %w", a, err)
+		}
+		transport, _ := peer.SplitAddr(m)
+		if transport == nil {
+			return nil, fmt.Errorf("bitswap: announce address %q: no transport part", a)
+		}
+		out = append(out, transport)
+	}
+	return out, nil
+}
+
+// withPublicIPv4 returns addrs with every IPv4 address but loopback ones
+// replaced by ip, each result once, loopback addresses dropped: what a peer
+// outside the NAT can dial.
+func withPublicIPv4(addrs []multiaddr.Multiaddr, ip netip.Addr) []multiaddr.Multiaddr {
+	public, err := multiaddr.NewComponent("ip4", ip.String())
+	if err != nil {
+		return addrs
+	}
+	var out []multiaddr.Multiaddr
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		if len(a) == 0 || a[0].Code() != multiaddr.P_IP4 {
+			continue
+		}
+		if own, err := netip.ParseAddr(a[0].Value()); err != nil || own.IsLoopback() {
+			continue
+		}
+		m := append(multiaddr.Multiaddr{*public}, a[1:]...)
+		if !seen[m.String()] {
+			seen[m.String()] = true
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Close stops the client, and the host if the source created it.

@@ -1,0 +1,146 @@
+package presence_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/presence"
+)
+
+var t0 = time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+
+// recorded is the slot's state after p was appended at revision rev.
+func recorded(t *testing.T, slot int, rev uint64, p presence.Payload) presence.Slot {
+	t.Helper()
+	prop, err := presence.Proposal(p, uuid.New(), eventlog.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := eventlog.AsRecorded(presence.Stream(slot), prop, eventlog.AppendResult{Revision: rev, Position: eventlog.Position(rev + 1)})
+	return presence.SlotFrom(slot, []eventlog.Event{e})
+}
+
+func announced(slot int, expires time.Time, addrs ...string) presence.Announced {
+	return presence.Announced{Slot: slot, PeerID: fmt.Sprintf("peer%d", slot), Addrs: addrs, ExpiresAt: expires}
+}
+
+// TestFree: a slot is free when empty, withdrawn, or expired (at its
+// expiry exactly, too), never while announced, nor when its last event is
+// of a schema this binary does not read.
+func TestFree(t *testing.T) {
+	newer := presence.SlotFrom(3, []eventlog.Event{{Stream: presence.Stream(3), Revision: 4, Type: presence.TypeAnnounced, Version: 2, Data: []byte(`{}`)}})
+	cases := []struct {
+		name string
+		slot presence.Slot
+		free bool
+	}{
+		{"empty", presence.SlotFrom(0, nil), true},
+		{"announced", recorded(t, 0, 0, announced(0, t0.Add(time.Second))), false},
+		{"expired", recorded(t, 0, 0, announced(0, t0.Add(-time.Second))), true},
+		{"expires now", recorded(t, 0, 0, announced(0, t0)), true},
+		{"withdrawn", recorded(t, 0, 5, presence.Withdrawn{Slot: 0}), true},
+		{"newer schema", newer, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := c.slot.Free(t0); got != c.free {
+				t.Errorf("Free = %v, want %v", got, c.free)
+			}
+		})
+	}
+	if newer.Err == nil {
+		t.Error("a version-2 event decoded without error")
+	}
+}
+
+// TestChoose: the lowest free slot is chosen, with the revision to claim it
+// at; none when every slot is live.
+func TestChoose(t *testing.T) {
+	live := func(n int) presence.Slot { return recorded(t, n, 7, announced(n, t0.Add(time.Minute))) }
+	slots := []presence.Slot{live(0), live(1), recorded(t, 2, 9, announced(2, t0.Add(-time.Minute))), presence.SlotFrom(3, nil)}
+	s, ok := presence.Choose(slots, t0)
+	if !ok || s.Number != 2 {
+		t.Fatalf("chose %d (%v), want slot 2 (expired)", s.Number, ok)
+	}
+	if rev, at := s.Expected().Revision(); !at || rev != 9 {
+		t.Errorf("claim expects %v, want revision 9", s.Expected())
+	}
+	if s, _ := presence.Choose(slots[3:], t0); !s.Expected().IsNoStream() {
+		t.Errorf("claim of an empty slot expects %v, want no stream", s.Expected())
+	}
+	var full []presence.Slot
+	for n := range presence.Slots {
+		full = append(full, live(n))
+	}
+	if s, ok := presence.Choose(full, t0); ok {
+		t.Errorf("chose slot %d of %d live ones", s.Number, presence.Slots)
+	}
+}
+
+// TestDelegates: live fetchers' addresses in slot order, each fetcher's
+// first address before anyone's second, at most max, each once; expired
+// and withdrawn fetchers are not named.
+func TestDelegates(t *testing.T) {
+	later := t0.Add(time.Minute)
+	slots := []presence.Slot{
+		recorded(t, 0, 0, announced(0, later, "a0", "a1")),
+		recorded(t, 1, 0, announced(1, t0.Add(-time.Second), "expired")),
+		recorded(t, 2, 0, presence.Withdrawn{Slot: 2}),
+		recorded(t, 3, 0, announced(3, later, "b0", "b1", "b2")),
+		recorded(t, 4, 0, announced(4, later, "a0", "c1")),
+	}
+	for _, c := range []struct {
+		max  int
+		want []string
+	}{
+		{20, []string{"a0", "b0", "a1", "b1", "c1", "b2"}},
+		{3, []string{"a0", "b0", "a1"}},
+		{1, []string{"a0"}},
+	} {
+		if got := presence.Delegates(slots, t0, c.max); !slices.Equal(got, c.want) {
+			t.Errorf("max %d: %v, want %v", c.max, got, c.want)
+		}
+	}
+	if got := presence.Delegates(slots, later, 20); len(got) != 0 {
+		t.Errorf("after every expiry: %v, want none", got)
+	}
+}
+
+// TestSlotOf: only the slots' own stream names are slots.
+func TestSlotOf(t *testing.T) {
+	for stream, want := range map[string]int{"fetcher-0": 0, "fetcher-19": 19} {
+		if n, ok := presence.SlotOf(stream); !ok || n != want {
+			t.Errorf("%s: %d %v, want %d", stream, n, ok, want)
+		}
+	}
+	for _, stream := range []string{"fetcher-20", "fetcher-01", "fetcher--1", "fetcher-", "pin-0", "fetcher-x"} {
+		if n, ok := presence.SlotOf(stream); ok {
+			t.Errorf("%s read as slot %d", stream, n)
+		}
+	}
+	if presence.Stream(7) != "fetcher-7" {
+		t.Errorf("Stream(7) = %s", presence.Stream(7))
+	}
+}
+
+// TestConfig: renewal must come before expiry.
+func TestConfig(t *testing.T) {
+	if err := (presence.Config{}).Validate(); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+	c := presence.Config{}.WithDefaults()
+	if c.TTL != presence.DefaultTTL || c.Renew != presence.DefaultRenew {
+		t.Errorf("defaults %v/%v", c.TTL, c.Renew)
+	}
+	if c := (presence.Config{TTL: 3 * time.Second}).WithDefaults(); c.Renew != time.Second {
+		t.Errorf("a 3s TTL renews every %v, want 1s", c.Renew)
+	}
+	if err := (presence.Config{TTL: time.Minute, Renew: time.Minute}).Validate(); err == nil {
+		t.Error("renewal at the TTL accepted")
+	}
+}
