@@ -10,7 +10,9 @@ module "pickup" {
   image_tag                           = var.image_tag
   cpu_architecture                    = var.cpu_architecture
   lambda_package                      = var.lambda_package
+  fetchers_public                     = var.fetchers_public
   delegates                           = var.delegates
+  enable_execute_command              = var.enable_execute_command
   eventlog_connection_string          = var.eventlog_connection_string
   eventlog_connection_string_version  = var.eventlog_connection_string_version
   fetcher_max_count                   = var.fetcher_max_count

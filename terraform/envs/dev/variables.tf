@@ -50,10 +50,27 @@ variable "lambda_package" {
   default     = null
 }
 
+variable "fetchers_public" {
+  description = "Run the fetchers in public subnets, each dialable at its own public address on libp2p port 4001; false keeps them private and needs delegates."
+  type        = bool
+  default     = true
+}
+
 variable "delegates" {
-  description = "Multiaddrs of the fetchers' libp2p hosts, returned to clients as delegates."
+  description = "Static delegates returned to clients instead of the live fetchers' addresses (multiaddrs ending in /p2p/<peer id>); required when fetchers_public is false."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = var.fetchers_public || length(var.delegates) > 0
+    error_message = "Private fetchers (fetchers_public = false) cannot be dialed by clients: give delegates, the multiaddrs (with /p2p/<peer id>) at which they are reachable, or set fetchers_public = true."
+  }
+}
+
+variable "enable_execute_command" {
+  description = "ECS Exec into the fetcher and projector tasks (their root file systems are then writable, as the SSM agent needs)."
+  type        = bool
+  default     = true
 }
 
 variable "eventlog_connection_string" {

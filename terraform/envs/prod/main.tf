@@ -1,5 +1,6 @@
 # pickup in production: three zones with a NAT gateway each, two views
-# instances, protected data, longer logs, and room for fifty fetchers.
+# instances, protected data (never disposable: refused at plan time), longer
+# logs, and room for twenty fetchers.
 
 module "pickup" {
   source = "../../modules/pickup"
@@ -10,7 +11,9 @@ module "pickup" {
   image_tag                           = var.image_tag
   cpu_architecture                    = var.cpu_architecture
   lambda_package                      = var.lambda_package
+  fetchers_public                     = var.fetchers_public
   delegates                           = var.delegates
+  enable_execute_command              = var.enable_execute_command
   eventlog_connection_string          = var.eventlog_connection_string
   eventlog_connection_string_version  = var.eventlog_connection_string_version
   fetcher_max_count                   = var.fetcher_max_count
@@ -22,6 +25,7 @@ module "pickup" {
   route53_zone_id                     = var.route53_zone_id
 
   single_nat_gateway           = false
+  allow_disposable             = false
   disposable                   = false
   views_min_capacity           = 0.5
   views_max_capacity           = 16

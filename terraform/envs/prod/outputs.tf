@@ -42,3 +42,8 @@ output "pinned_topic_arn" {
   description = "SNS topic told of every validated CAR (null unless notify_on_pinned)."
   value       = module.pickup.pinned_topic_arn
 }
+
+output "admin_task" {
+  description = "What `aws ecs run-task` needs to run the one-off admin task (see terraform/README.md): cluster, task definition family, container name, subnets and security group."
+  value       = module.pickup.admin_task
+}

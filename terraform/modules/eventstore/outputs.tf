@@ -7,3 +7,8 @@ output "secret_name" {
   description = "Name of that secret, for `aws secretsmanager put-secret-value --secret-id`."
   value       = aws_secretsmanager_secret.eventlog.name
 }
+
+output "recovery_window_in_days" {
+  description = "Days the secret can be recovered once deleted (0: deleted at once)."
+  value       = aws_secretsmanager_secret.eventlog.recovery_window_in_days
+}

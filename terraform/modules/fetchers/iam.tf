@@ -16,7 +16,26 @@ locals {
   carpark_objects = "${var.carpark_bucket_arn}/*"
   cluster_tasks   = "arn:${data.aws_partition.current.partition}:ecs:${local.region}:${data.aws_caller_identity.current.account_id}:task/${aws_ecs_cluster.this.name}/*"
 
-  execution_policies = { for role in keys(local.containers) : role => {
+  # ECS Exec: the SSM agent's channels, which have no resource-level
+  # permission (hence "*").
+  exec_statement = {
+    Sid      = "EcsExec"
+    Effect   = "Allow"
+    Action   = ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"]
+    Resource = ["*"]
+  }
+
+  # Every process reads the app role's secret for each new views
+  # connection; never the master secret, which only ECS reads, for the
+  # projector's views-setup container.
+  read_views_secret = {
+    Sid      = "ReadViewsSecret"
+    Effect   = "Allow"
+    Action   = ["secretsmanager:GetSecretValue"]
+    Resource = [var.views_secret_arn]
+  }
+
+  execution_policies = { for role in keys(local.tasks) : role => {
     Version = "2012-10-17"
     Statement = [
       {
@@ -42,7 +61,7 @@ locals {
         Sid      = "InjectSecrets"
         Effect   = "Allow"
         Action   = ["secretsmanager:GetSecretValue"]
-        Resource = [var.eventlog_secret_arn, var.views_secret_arn]
+        Resource = local.injected_secrets[role]
       },
     ]
   } }
@@ -50,11 +69,13 @@ locals {
   task_policies = {
     fetcher = {
       Version = "2012-10-17"
-      Statement = [
+      Statement = concat([
+        local.read_views_secret,
         {
           # Each attempt's marker (which upload it writes its CAR into, and
           # what it wrote), written, read and deleted; and what versions
-          # that staged whole CARs here left: staging prefix only.
+          # that staged whole CARs here left (their uploads aborted):
+          # staging prefix only.
           Sid    = "StageCars"
           Effect = "Allow"
           Action = [
@@ -62,7 +83,6 @@ locals {
             "s3:GetObject",
             "s3:DeleteObject",
             "s3:AbortMultipartUpload",
-            "s3:ListMultipartUploadParts",
           ]
           Resource = [local.staging_objects]
         },
@@ -70,12 +90,15 @@ locals {
           # A CAR is written once, as a multipart upload at its key in the
           # carpark (PutObject: create, parts, complete), validated from its
           # parts' list, tagged with its CAR CID, aborted if it fails; HEAD
-          # and GET of CARs there, to reuse them.
+          # and GET of CARs there, to reuse them and to read back a
+          # completion the server did not confirm, deleted if it does not
+          # hold the bytes uploaded (DeleteObject).
           Sid    = "ParkCars"
           Effect = "Allow"
           Action = [
             "s3:PutObject",
             "s3:GetObject",
+            "s3:DeleteObject",
             "s3:AbortMultipartUpload",
             "s3:ListMultipartUploadParts",
             "s3:PutObjectTagging",
@@ -85,7 +108,8 @@ locals {
         },
         {
           # Without ListBucket a HEAD of a missing CAR answers 403, not 404;
-          # the open uploads are counted for pickup_multipart_uploads_open.
+          # the open uploads are listed to find a killed attempt's and
+          # counted for pickup_multipart_uploads_open.
           Sid      = "ListCarpark"
           Effect   = "Allow"
           Action   = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
@@ -93,7 +117,7 @@ locals {
         },
         {
           # A fetcher taking a request over finds what its earlier attempts
-          # left (markers, uploads) under the request's staging prefix.
+          # left (markers: ListObjectsV2; uploads) under the staging prefix.
           Sid      = "ListStaging"
           Effect   = "Allow"
           Action   = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
@@ -108,22 +132,38 @@ locals {
           Action   = ["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"]
           Resource = [local.cluster_tasks]
         },
-      ]
+        ], var.fetchers_public ? [{
+          # PICKUP_LIBP2P_PUBLIC_IP=ecs: the public IPv4 of the task's
+          # network interface. EC2 has no resource-level permission for
+          # Describe calls, hence "*".
+          Sid      = "FindOwnPublicIp"
+          Effect   = "Allow"
+          Action   = ["ec2:DescribeNetworkInterfaces"]
+          Resource = ["*"]
+      }] : [], var.enable_execute_command ? [local.exec_statement] : [])
     }
-    projector = !var.notify_on_pinned ? null : {
+    projector = {
       Version = "2012-10-17"
-      Statement = [{
-        Sid      = "NotifyValidatedCars"
-        Effect   = "Allow"
-        Action   = ["sns:Publish"]
-        Resource = [var.notify_topic_arn]
-      }]
+      Statement = concat(
+        [local.read_views_secret],
+        var.notify_on_pinned ? [{
+          Sid      = "NotifyValidatedCars"
+          Effect   = "Allow"
+          Action   = ["sns:Publish"]
+          Resource = [var.notify_topic_arn]
+        }] : [],
+        var.enable_execute_command ? [local.exec_statement] : [],
+      )
+    }
+    admin = {
+      Version   = "2012-10-17"
+      Statement = [local.read_views_secret]
     }
   }
 }
 
 resource "aws_iam_role" "execution" {
-  for_each = local.containers
+  for_each = toset(keys(local.tasks))
 
   name               = "${var.name}-${each.key}-execution"
   assume_role_policy = local.ecs_tasks_trust
@@ -132,7 +172,7 @@ resource "aws_iam_role" "execution" {
 }
 
 resource "aws_iam_role_policy" "execution" {
-  for_each = local.containers
+  for_each = toset(keys(local.tasks))
 
   name   = "start-${each.key}"
   role   = aws_iam_role.execution[each.key].id
@@ -140,7 +180,7 @@ resource "aws_iam_role_policy" "execution" {
 }
 
 resource "aws_iam_role" "task" {
-  for_each = local.containers
+  for_each = toset(keys(local.tasks))
 
   name               = "${var.name}-${each.key}"
   assume_role_policy = local.ecs_tasks_trust
@@ -148,9 +188,8 @@ resource "aws_iam_role" "task" {
   tags = var.tags
 }
 
-# The projector needs no AWS access at all unless it notifies a topic.
 resource "aws_iam_role_policy" "task" {
-  for_each = { for role, p in local.task_policies : role => p if role == "fetcher" || var.notify_on_pinned }
+  for_each = local.task_policies
 
   name   = each.key
   role   = aws_iam_role.task[each.key].id

@@ -1,6 +1,8 @@
 # The Fargate side: an ECR repository for the pickup image, an ECS cluster,
 # the fetchers (`pickup fetcher`) scaled on the backlog the projector
-# publishes, and the projector (`pickup projector`), one task, never two.
+# publishes, the projector (`pickup projector`, after `pickup views setup`),
+# one task, never two, and a one-off admin task definition. Security groups
+# are in network.tf, generated secrets in secrets.tf, IAM in iam.tf.
 
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
@@ -11,21 +13,24 @@ locals {
   s3_region = coalesce(var.s3_region, local.region)
   image     = "${aws_ecr_repository.this.repository_url}:${var.image_tag}"
 
-  # Both services connect to the same stores: the event log's connection
-  # string and the views' password come from Secrets Manager through ECS,
-  # never through Terraform's state.
-  secrets = [
-    { name = "PICKUP_EVENTLOG", valueFrom = var.eventlog_secret_arn },
-    { name = "PGPASSWORD", valueFrom = "${var.views_secret_arn}:password::" },
-  ]
+  # Where the binary is in the image ko builds (scripts/build-image.sh).
+  binary = "/ko-app/pickup"
 
+  # Every role connects to the views as the application role: the URL names
+  # host, port, database and user, the password is read from the app role's
+  # secret by the process itself (task role), again for each new connection,
+  # so that a changed password is picked up without a restart.
   common_environment = {
-    PICKUP_DEPLOYMENT = var.name
-    PICKUP_EMF        = "true"
-    PICKUP_LOG_LEVEL  = var.log_level
-    PICKUP_VIEWS      = var.views_url
-    PICKUP_ADMIN_ADDR = ":9464"
+    PICKUP_DEPLOYMENT       = var.name
+    PICKUP_EMF              = "true"
+    PICKUP_LOG_LEVEL        = var.log_level
+    PICKUP_VIEWS            = var.views_url
+    PICKUP_VIEWS_SECRET_ARN = var.views_secret_arn
+    PICKUP_ADMIN_ADDR       = ":${local.admin_port}"
   }
+
+  admin_port  = 9464
+  libp2p_port = 4001
 
   # Later keys win: the extra settings cannot undo the wiring.
   fetcher_environment = merge(var.fetcher_environment, local.common_environment, {
@@ -37,7 +42,12 @@ locals {
     PICKUP_MAX_CAR_BYTES       = format("%d", var.max_car_bytes)
     PICKUP_FETCH_TIMEOUT       = var.fetch_timeout
     PICKUP_FETCH_CHUNK_TIMEOUT = var.fetch_chunk_timeout
-  })
+    PICKUP_LIBP2P_LISTEN       = "/ip4/0.0.0.0/tcp/${local.libp2p_port},/ip4/0.0.0.0/udp/${local.libp2p_port}/quic-v1"
+    }, var.fetchers_public ? {
+    # The task's public IPv4 (ECS task metadata, then the network
+    # interface's association), announced with the listen ports.
+    PICKUP_LIBP2P_PUBLIC_IP = "ecs"
+  } : {})
 
   projector_environment = merge(
     var.projector_environment,
@@ -46,53 +56,160 @@ locals {
     var.notify_on_pinned ? { PICKUP_NOTIFY_TOPIC_ARN = var.notify_topic_arn } : {},
   )
 
-  containers = {
+  # The one-off admin task (`aws ecs run-task` with a command override, see
+  # terraform/README.md): the stores, no services of its own.
+  admin_environment = merge(local.common_environment, { PICKUP_LOG_LEVEL = "warn" })
+
+  # What ECS injects from Secrets Manager (execution role), by container.
+  # Only the event log's connection string and keys that never change while
+  # a process runs: the views' password is read by the process itself.
+  secrets = {
     fetcher = {
-      command     = ["fetcher"]
-      environment = local.fetcher_environment
+      PICKUP_EVENTLOG    = var.eventlog_secret_arn
+      PICKUP_LIBP2P_SEED = aws_secretsmanager_secret.libp2p_seed.arn
     }
     projector = {
-      command     = ["projector"]
-      environment = local.projector_environment
+      PICKUP_EVENTLOG    = var.eventlog_secret_arn
+      PICKUP_WEBHOOK_KEY = aws_secretsmanager_secret.webhook_key.arn
+    }
+    # `pickup views setup` alone holds the master password, and only for
+    # as long as it runs.
+    views-setup = {
+      PICKUP_VIEWS_ADMIN_SECRET = var.views_admin_secret_arn
+      PICKUP_VIEWS_APP_SECRET   = var.views_secret_arn
+    }
+    admin = {
+      PICKUP_EVENTLOG = var.eventlog_secret_arn
     }
   }
 
-  container_definitions = { for role, c in local.containers : role => [{
-    name        = role
-    image       = local.image
-    essential   = true
-    command     = c.command
-    environment = [for k in sort(keys(c.environment)) : { name = k, value = c.environment[k] }]
-    secrets     = local.secrets
-    portMappings = [{
-      name          = "admin"
-      containerPort = 9464
-      protocol      = "tcp"
-    }]
-    # The image is read-only; /tmp, on the task's ephemeral storage, is
-    # the one place a role may write.
-    readonlyRootFilesystem = true
-    mountPoints = [{
-      sourceVolume  = "tmp"
-      containerPath = "/tmp"
-      readOnly      = false
-    }]
-    # Fargate's longest: time for a stopping fetcher to hand its pins back.
-    stopTimeout = 120
-    logConfiguration = {
-      logDriver = "awslogs"
-      options = {
-        awslogs-group         = aws_cloudwatch_log_group.this[role].name
-        awslogs-region        = local.region
-        awslogs-stream-prefix = role
-      }
+  # `pickup health` asks the process's own admin server (/readyz on
+  # PICKUP_ADMIN_ADDR): a task whose process stops being ready is replaced.
+  # startPeriod leaves room to connect to the event log and the views (and,
+  # for the projector, to catch up) before failures count.
+  health_check = {
+    command     = ["CMD", local.binary, "health"]
+    interval    = 30
+    timeout     = 5
+    retries     = 3
+    startPeriod = 120
+  }
+
+  # The task definitions, by task: each a list of containers.
+  tasks = {
+    fetcher = {
+      cpu    = var.fetcher_cpu
+      memory = var.fetcher_memory
+      containers = [{
+        name         = "fetcher"
+        command      = ["fetcher"]
+        essential    = true
+        environment  = local.fetcher_environment
+        secrets      = local.secrets["fetcher"]
+        health       = true
+        ports        = [{ name = "admin", port = local.admin_port, protocol = "tcp" }, { name = "libp2p-tcp", port = local.libp2p_port, protocol = "tcp" }, { name = "libp2p-udp", port = local.libp2p_port, protocol = "udp" }]
+        depends_on   = []
+        stop_timeout = 120
+      }]
     }
-  }] }
+    projector = {
+      cpu    = var.projector_cpu
+      memory = var.projector_memory
+      containers = [
+        {
+          # Runs to completion before the projector starts: creates this
+          # version's views schema beside the others and the app role.
+          name         = "views-setup"
+          command      = ["views", "setup"]
+          essential    = false
+          environment  = { PICKUP_VIEWS = var.views_setup_url, PICKUP_LOG_LEVEL = var.log_level }
+          secrets      = local.secrets["views-setup"]
+          health       = false
+          ports        = []
+          depends_on   = []
+          stop_timeout = 30
+        },
+        {
+          name         = "projector"
+          command      = ["projector"]
+          essential    = true
+          environment  = local.projector_environment
+          secrets      = local.secrets["projector"]
+          health       = true
+          ports        = [{ name = "admin", port = local.admin_port, protocol = "tcp" }]
+          depends_on   = [{ containerName = "views-setup", condition = "SUCCESS" }]
+          stop_timeout = 120
+        },
+      ]
+    }
+    admin = {
+      cpu    = 256
+      memory = 512
+      containers = [{
+        name         = "admin"
+        command      = ["tokens", "ls"]
+        essential    = true
+        environment  = local.admin_environment
+        secrets      = local.secrets["admin"]
+        health       = false
+        ports        = []
+        depends_on   = []
+        stop_timeout = 30
+      }]
+    }
+  }
+
+  # The SSM agent that ECS Exec starts in a container must write to its root
+  # file system (aws/containers-roadmap#1359): a service's root is read-only
+  # unless ECS Exec is enabled.
+  read_only_root = { fetcher = !var.enable_execute_command, projector = !var.enable_execute_command, admin = true }
+
+  container_definitions = { for task, def in local.tasks : task => [for c in def.containers : merge(
+    {
+      name        = c.name
+      image       = local.image
+      essential   = c.essential
+      command     = c.command
+      environment = [for k in sort(keys(c.environment)) : { name = k, value = c.environment[k] }]
+      secrets     = [for k in sort(keys(c.secrets)) : { name = k, valueFrom = c.secrets[k] }]
+      portMappings = [for p in c.ports : {
+        name          = p.name
+        containerPort = p.port
+        protocol      = p.protocol
+      }]
+      # The image is read-only; /tmp, on the task's ephemeral storage, is
+      # the one place a role may write.
+      readonlyRootFilesystem = local.read_only_root[task]
+      mountPoints = [{
+        sourceVolume  = "tmp"
+        containerPath = "/tmp"
+        readOnly      = false
+      }]
+      # 120 s is Fargate's longest: time for a stopping fetcher to hand its
+      # pins back.
+      stopTimeout = c.stop_timeout
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.this[task].name
+          awslogs-region        = local.region
+          awslogs-stream-prefix = c.name
+        }
+      }
+    },
+    c.health ? { healthCheck = local.health_check } : {},
+    length(c.depends_on) > 0 ? { dependsOn = c.depends_on } : {},
+  )] }
+
+  # The Secrets Manager secrets each task's execution role injects.
+  injected_secrets = { for task, def in local.tasks : task => distinct(flatten([for c in def.containers : [for k in sort(keys(c.secrets)) : c.secrets[k]]])) }
 }
 
 resource "aws_ecr_repository" "this" {
   name                 = var.name
   image_tag_mutability = "IMMUTABLE"
+  # A disposable deployment's repository goes with its images.
+  force_delete = var.force_delete
 
   image_scanning_configuration {
     scan_on_push = true
@@ -145,37 +262,23 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
 }
 
 resource "aws_cloudwatch_log_group" "this" {
-  for_each = local.containers
+  for_each = toset(keys(local.tasks))
 
-  name              = "/ecs/${var.name}/${each.key}"
-  retention_in_days = var.log_retention_days
+  name = "/ecs/${var.name}/${each.key}"
+  # What the admin task prints (a new token, once) is kept a day only.
+  retention_in_days = each.key == "admin" ? 1 : var.log_retention_days
 
   tags = var.tags
 }
 
-resource "aws_security_group" "tasks" {
-  name        = "${var.name}-tasks"
-  description = "pickup fetchers and projector: no inbound; out to IPFS, the event store, the views and AWS APIs."
-  vpc_id      = var.vpc_id
-
-  tags = merge(var.tags, { Name = "${var.name}-tasks" })
-}
-
-resource "aws_vpc_security_group_egress_rule" "tasks" {
-  security_group_id = aws_security_group.tasks.id
-  ip_protocol       = "-1"
-  cidr_ipv4         = "0.0.0.0/0"
-  description       = "IPFS peers and gateways, the event store, the views, S3 and other AWS APIs"
-}
-
 resource "aws_ecs_task_definition" "this" {
-  for_each = local.containers
+  for_each = toset(keys(local.tasks))
 
   family                   = "${var.name}-${each.key}"
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
-  cpu                      = each.key == "fetcher" ? var.fetcher_cpu : var.projector_cpu
-  memory                   = each.key == "fetcher" ? var.fetcher_memory : var.projector_memory
+  cpu                      = local.tasks[each.key].cpu
+  memory                   = local.tasks[each.key].memory
   execution_role_arn       = aws_iam_role.execution[each.key].arn
   task_role_arn            = aws_iam_role.task[each.key].arn
   container_definitions    = jsonencode(local.container_definitions[each.key])
@@ -210,10 +313,14 @@ resource "aws_ecs_service" "fetcher" {
     rollback = true
   }
 
+  enable_execute_command = var.enable_execute_command
+
+  # Public fetchers: each task in a public subnet with its own public IPv4,
+  # dialable on the libp2p ports at that address with its own peer id.
   network_configuration {
-    subnets          = var.subnet_ids
-    security_groups  = [aws_security_group.tasks.id]
-    assign_public_ip = false
+    subnets          = var.fetchers_public ? var.public_subnet_ids : var.subnet_ids
+    security_groups  = [aws_security_group.tasks.id, aws_security_group.libp2p.id]
+    assign_public_ip = var.fetchers_public
   }
 
   tags = var.tags
@@ -222,6 +329,9 @@ resource "aws_ecs_service" "fetcher" {
     # Autoscaling owns the count once the service exists.
     ignore_changes = [desired_count]
   }
+
+  # A task cannot start before the secrets it is given hold a value.
+  depends_on = [aws_secretsmanager_secret_version.libp2p_seed]
 }
 
 resource "aws_ecs_service" "projector" {
@@ -242,6 +352,8 @@ resource "aws_ecs_service" "projector" {
     rollback = true
   }
 
+  enable_execute_command = var.enable_execute_command
+
   network_configuration {
     subnets          = var.subnet_ids
     security_groups  = [aws_security_group.tasks.id]
@@ -249,6 +361,8 @@ resource "aws_ecs_service" "projector" {
   }
 
   tags = var.tags
+
+  depends_on = [aws_secretsmanager_secret_version.webhook_key]
 }
 
 resource "aws_appautoscaling_target" "fetcher" {

@@ -9,8 +9,37 @@ variable "vpc_id" {
 }
 
 variable "subnet_ids" {
-  description = "Private subnets the tasks run in (they reach IPFS through the NAT gateways)."
+  description = "Private subnets the projector, the admin task and private fetchers run in (they reach IPFS through the NAT gateways)."
   type        = list(string)
+}
+
+variable "fetchers_public" {
+  description = "Run the fetchers in public_subnet_ids, each task with its own public IPv4 (assign_public_ip), dialable on the libp2p port 4001 (TCP and QUIC) and announcing that address (PICKUP_LIBP2P_PUBLIC_IP=ecs). False keeps them in subnet_ids, undialable from outside the VPC: the gateway then needs a static delegates list."
+  type        = bool
+  default     = true
+}
+
+variable "public_subnet_ids" {
+  description = "Public subnets (default route to an internet gateway) the fetchers run in when fetchers_public."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = !var.fetchers_public || length(var.public_subnet_ids) > 0
+    error_message = "fetchers_public needs public_subnet_ids: the subnets whose route table leads to an internet gateway."
+  }
+}
+
+variable "ipv6" {
+  description = "Whether the VPC has IPv6: the libp2p port is then open to ::/0 too."
+  type        = bool
+  default     = false
+}
+
+variable "enable_execute_command" {
+  description = "ECS Exec into the fetcher and projector tasks (aws ecs execute-command). The SSM agent ECS Exec starts needs a writable root file system, so the services' containers lose their read-only root while this is on."
+  type        = bool
+  default     = false
 }
 
 variable "image_tag" {
@@ -35,7 +64,7 @@ variable "eventlog_secret_arn" {
 }
 
 variable "views_url" {
-  description = "The views, as a postgres:// URL without password (PICKUP_VIEWS)."
+  description = "The views as the application role, a postgres:// URL without password (PICKUP_VIEWS of every role)."
   type        = string
 
   validation {
@@ -45,8 +74,52 @@ variable "views_url" {
 }
 
 variable "views_secret_arn" {
-  description = "ARN of the RDS-managed secret of the views user; its password is injected as PGPASSWORD, which PostgreSQL clients use when the URL has none."
+  description = "ARN of the application role's secret, JSON {\"username\",\"password\"}: PICKUP_VIEWS_SECRET_ARN of every role (read by the process, again for each new connection) and PICKUP_VIEWS_APP_SECRET of `pickup views setup`."
   type        = string
+}
+
+variable "views_admin_secret_arn" {
+  description = "ARN of the RDS-managed master secret, injected into the projector task's views-setup container only (PICKUP_VIEWS_ADMIN_SECRET); no task role may read it."
+  type        = string
+
+  validation {
+    condition     = var.views_admin_secret_arn != var.views_secret_arn
+    error_message = "views_admin_secret_arn must be the master secret, not the application role's."
+  }
+}
+
+variable "views_setup_url" {
+  description = "The cluster's writer (not the RDS Proxy), a postgres:// URL without password, for `pickup views setup` (PICKUP_VIEWS of the views-setup container)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^postgres(ql)?://[^:@/]+(:[0-9]+)?/", var.views_setup_url)) && !strcontains(var.views_setup_url, ".proxy-")
+    error_message = "views_setup_url must be a postgres:// URL of the cluster's writer, without user or password, never the RDS Proxy."
+  }
+}
+
+variable "libp2p_seed_version" {
+  description = "Version of the generated libp2p seed: raise it by one to generate a new one (every fetcher then gets a new peer id)."
+  type        = number
+  default     = 1
+}
+
+variable "webhook_key_version" {
+  description = "Version of the generated webhook key: raise it by one to generate a new one (tenants' receivers must then be given it)."
+  type        = number
+  default     = 1
+}
+
+variable "secret_recovery_window_in_days" {
+  description = "Days a deleted generated secret (libp2p seed, webhook key) can be recovered; 0 deletes at once (disposable deployments)."
+  type        = number
+  default     = 30
+}
+
+variable "force_delete" {
+  description = "Let `terraform destroy` delete the ECR repository with its images (disposable deployments)."
+  type        = bool
+  default     = false
 }
 
 variable "staging_bucket" {
@@ -198,6 +271,11 @@ variable "fetcher_max_count" {
   validation {
     condition     = var.fetcher_max_count >= var.fetcher_min_count
     error_message = "fetcher_max_count must be at least fetcher_min_count."
+  }
+
+  validation {
+    condition     = var.fetcher_max_count <= 20
+    error_message = "fetcher_max_count must be at most 20: fetchers lease one of 20 libp2p identity slots each, so that each live fetcher has its own stable peer id."
   }
 }
 

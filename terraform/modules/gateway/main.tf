@@ -17,8 +17,11 @@ locals {
     PICKUP_EVENTLOG_SECRET_ARN = var.eventlog_secret_arn
     PICKUP_VIEWS               = var.views_url
     PICKUP_VIEWS_SECRET_ARN    = var.views_secret_arn
-    PICKUP_DELEGATES           = join(",", var.delegates)
-  })
+    }, length(var.delegates) > 0 ? {
+    # A static list replaces the live fetchers' announced addresses (for
+    # private fetchers); unset, the gateway answers with those.
+    PICKUP_DELEGATES = join(",", var.delegates)
+  } : {})
 
   custom_domain = var.domain_name != null
 }

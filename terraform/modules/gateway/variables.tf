@@ -34,12 +34,12 @@ variable "views_url" {
 }
 
 variable "views_secret_arn" {
-  description = "ARN of the secret holding the views user's credentials (PICKUP_VIEWS_SECRET_ARN)."
+  description = "ARN of the views application role's secret, JSON {\"username\",\"password\"} (PICKUP_VIEWS_SECRET_ARN), read again for each new connection."
   type        = string
 }
 
 variable "delegates" {
-  description = "Multiaddrs of the fetchers' libp2p hosts, returned to clients as `delegates` (PICKUP_DELEGATES)."
+  description = "Static delegates (PICKUP_DELEGATES): multiaddrs returned to clients instead of the live fetchers' announced addresses; empty leaves PICKUP_DELEGATES unset."
   type        = list(string)
   default     = []
 }

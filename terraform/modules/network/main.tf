@@ -1,6 +1,8 @@
 # The network the tasks and the Lambda run in: private subnets with no public
-# addresses, NAT gateways for reaching IPFS peers and gateways, and an S3
-# gateway endpoint so that CAR uploads never cross the NAT (nor pay for it).
+# addresses, NAT gateways for reaching IPFS peers and gateways, public
+# subnets for the NAT gateways and for fetchers that must be dialable at
+# their own public address, and an S3 gateway endpoint on every route table
+# (private and public) so that CAR uploads never cross a NAT or the internet.
 
 data "aws_region" "current" {}
 
@@ -117,7 +119,9 @@ resource "aws_vpc_endpoint" "s3" {
   vpc_id            = aws_vpc.this.id
   service_name      = "com.amazonaws.${data.aws_region.current.region}.s3"
   vpc_endpoint_type = "Gateway"
-  route_table_ids   = aws_route_table.private[*].id
+  # The public route table too: public fetchers upload their CARs through
+  # it, not through the internet gateway.
+  route_table_ids = concat(aws_route_table.private[*].id, [aws_route_table.public.id])
 
   tags = merge(var.tags, { Name = "${var.name}-s3" })
 }

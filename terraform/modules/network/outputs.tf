@@ -14,8 +14,13 @@ output "private_subnet_ids" {
 }
 
 output "public_subnet_ids" {
-  description = "IDs of the public subnets, which hold only the NAT gateways."
+  description = "IDs of the public subnets, one per availability zone: the NAT gateways, and the fetchers when they are public (each task with its own public address)."
   value       = aws_subnet.public[*].id
+}
+
+output "public_route_table_id" {
+  description = "ID of the public subnets' route table (default route to the internet gateway, S3 through the gateway endpoint)."
+  value       = aws_route_table.public.id
 }
 
 output "private_route_table_ids" {

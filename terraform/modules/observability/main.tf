@@ -1,15 +1,22 @@
 # Alarms and a dashboard over the metrics pickup publishes as CloudWatch
 # embedded metric format (namespace Pickup, dimension Deployment): the
 # projector's Backlog, InFlight, OldestQueuedAgeSeconds, DeadLettered, Pinned
-# and BytesStored, the gateway's Requests and ApiErrors; and over AWS's own
-# Lambda and ECS metrics.
+# and BytesStored, the gateway's Requests and ApiErrors; over AWS's own
+# Lambda, ECS (Container Insights), Aurora and RDS Proxy metrics; and an
+# EventBridge rule telling the alarm actions of every service task that
+# failed (to start, or its process exited, or its health check).
 
 data "aws_region" "current" {}
 
 locals {
   deployment = { Deployment = var.name }
+  cluster    = { DBClusterIdentifier = var.views_cluster_identifier }
+  proxy      = { ProxyName = var.views_proxy_name }
 
-  alarms = {
+  # Every alarm compares GreaterThanThreshold unless it says otherwise.
+  alarms = { for k, a in local.alarm_specs : k => merge({ comparison = "GreaterThanThreshold" }, a) }
+
+  alarm_specs = {
     dead_letters = {
       description = "Pins were dead-lettered: they failed every attempt. Replay their streams to see why."
       namespace   = "Pickup"
@@ -66,6 +73,91 @@ locals {
       evaluations = 1
       threshold   = 1
       missing     = "breaching"
+      comparison  = "LessThanThreshold"
+    }
+    # Aurora Serverless v2: an idle dev cluster pauses and publishes
+    # nothing, so missing data is no alarm.
+    views_cpu = {
+      description = "The views cluster's CPU has been above ${var.views_cpu_threshold} % for 15 minutes: raise views_max_capacity, or look for a runaway query."
+      namespace   = "AWS/RDS"
+      metric      = "CPUUtilization"
+      dimensions  = local.cluster
+      statistic   = "Average"
+      period      = 300
+      evaluations = 3
+      threshold   = var.views_cpu_threshold
+      missing     = "notBreaching"
+    }
+    views_freeable_memory = {
+      description = "The views cluster has had less than ${floor(var.views_freeable_memory_threshold_bytes / 1048576)} MiB of freeable memory for 15 minutes."
+      namespace   = "AWS/RDS"
+      metric      = "FreeableMemory"
+      dimensions  = local.cluster
+      statistic   = "Minimum"
+      period      = 300
+      evaluations = 3
+      threshold   = var.views_freeable_memory_threshold_bytes
+      missing     = "notBreaching"
+      comparison  = "LessThanThreshold"
+    }
+    # ACUUtilization is the capacity in use as a percentage of the
+    # cluster's maximum.
+    views_capacity = {
+      description = "The views cluster has run above ${var.views_capacity_threshold_percent} % of its most capacity units for 15 minutes: raise views_max_capacity."
+      namespace   = "AWS/RDS"
+      metric      = "ACUUtilization"
+      dimensions  = local.cluster
+      statistic   = "Maximum"
+      period      = 300
+      evaluations = 3
+      threshold   = var.views_capacity_threshold_percent
+      missing     = "notBreaching"
+    }
+    views_connections = {
+      description = "The views cluster holds more than ${var.views_connections_threshold} connections, near its max_connections."
+      namespace   = "AWS/RDS"
+      metric      = "DatabaseConnections"
+      dimensions  = local.cluster
+      statistic   = "Maximum"
+      period      = 300
+      evaluations = 2
+      threshold   = var.views_connections_threshold
+      missing     = "notBreaching"
+    }
+    proxy_availability = {
+      description = "The views' RDS Proxy has not reached the cluster's writer all the time for 10 minutes: the gateway cannot read the views."
+      namespace   = "AWS/RDS"
+      metric      = "AvailabilityPercentage"
+      dimensions  = merge(local.proxy, { TargetGroup = "default", TargetRole = "READ_WRITE" })
+      statistic   = "Average"
+      period      = 300
+      evaluations = 2
+      threshold   = 100
+      missing     = "notBreaching"
+      comparison  = "LessThanThreshold"
+    }
+    proxy_client_connections = {
+      description = "The views' RDS Proxy holds more than ${var.proxy_client_connections_threshold} client connections: lower gateway_reserved_concurrency or look for leaks."
+      namespace   = "AWS/RDS"
+      metric      = "ClientConnections"
+      dimensions  = local.proxy
+      statistic   = "Maximum"
+      period      = 300
+      evaluations = 2
+      threshold   = var.proxy_client_connections_threshold
+      missing     = "notBreaching"
+    }
+    # In microseconds.
+    proxy_borrow_latency = {
+      description = "Borrowing a database connection from the views' RDS Proxy has taken more than ${var.proxy_borrow_latency_threshold_ms} ms on average for 15 minutes: the pool is exhausted."
+      namespace   = "AWS/RDS"
+      metric      = "DatabaseConnectionsBorrowLatency"
+      dimensions  = local.proxy
+      statistic   = "Average"
+      period      = 300
+      evaluations = 3
+      threshold   = var.proxy_borrow_latency_threshold_ms * 1000
+      missing     = "notBreaching"
     }
   }
 
@@ -127,12 +219,96 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   period              = each.value.period
   evaluation_periods  = each.value.evaluations
   threshold           = each.value.threshold
-  comparison_operator = each.key == "projector_silent" ? "LessThanThreshold" : "GreaterThanThreshold"
+  comparison_operator = each.value.comparison
   treat_missing_data  = each.value.missing
   alarm_actions       = var.alarm_actions
   ok_actions          = var.alarm_actions
 
   tags = var.tags
+}
+
+# Fewer tasks running than the service wants, for 15 minutes: tasks that
+# cannot start (image, secrets, views-setup) or keep failing their health
+# checks. Container Insights' DesiredTaskCount and RunningTaskCount.
+resource "aws_cloudwatch_metric_alarm" "tasks_below_desired" {
+  for_each = local.services
+
+  alarm_name          = "${var.name}-${each.key}-tasks-below-desired"
+  alarm_description   = "Fewer ${each.key} tasks have run than desired for 15 minutes: see the stopped tasks' reasons (aws ecs describe-tasks) and the ${var.name}-task-failures notifications."
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = 3
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+
+  metric_query {
+    id          = "missing"
+    expression  = "desired - running"
+    label       = "Tasks missing"
+    return_data = true
+  }
+
+  dynamic "metric_query" {
+    for_each = { desired = "DesiredTaskCount", running = "RunningTaskCount" }
+
+    content {
+      id          = metric_query.key
+      return_data = false
+
+      metric {
+        namespace   = "ECS/ContainerInsights"
+        metric_name = metric_query.value
+        dimensions  = { ClusterName = each.value[1], ServiceName = each.value[3] }
+        stat        = "Average"
+        period      = 300
+      }
+    }
+  }
+
+  tags = var.tags
+}
+
+# Every service task that stops failing: it could not start (image, secrets,
+# a views-setup that failed), its process exited, or its health check
+# failed. Stops the scheduler asks for (scale-in, deployments) are not
+# failures; nor is a one-off run-task's end (group family:..., not
+# service:...).
+resource "aws_cloudwatch_event_rule" "task_failures" {
+  name        = "${var.name}-task-failures"
+  description = "pickup ${var.name}: a service task of the ECS cluster stopped on a failure."
+  event_pattern = jsonencode({
+    source        = ["aws.ecs"]
+    "detail-type" = ["ECS Task State Change"]
+    detail = {
+      clusterArn = [var.cluster_arn]
+      lastStatus = ["STOPPED"]
+      group      = [{ prefix = "service:" }]
+      "$or" = [
+        { stopCode = ["TaskFailedToStart", "EssentialContainerExited"] },
+        { stoppedReason = [{ prefix = "Task failed container health checks" }] },
+      ]
+    }
+  })
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "task_failures" {
+  count = length(var.alarm_actions)
+
+  rule = aws_cloudwatch_event_rule.task_failures.name
+  arn  = var.alarm_actions[count.index]
+
+  input_transformer {
+    input_paths = {
+      group  = "$.detail.group"
+      task   = "$.detail.taskArn"
+      code   = "$.detail.stopCode"
+      reason = "$.detail.stoppedReason"
+    }
+    input_template = "\"pickup ${var.name}: task <task> of <group> stopped (<code>): <reason>\""
+  }
 }
 
 resource "aws_cloudwatch_dashboard" "this" {
@@ -162,7 +338,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         height = 4
         properties = {
           title  = "Alarms"
-          alarms = [for a in aws_cloudwatch_metric_alarm.this : a.arn]
+          alarms = concat([for a in aws_cloudwatch_metric_alarm.this : a.arn], [for a in aws_cloudwatch_metric_alarm.tasks_below_desired : a.arn])
         }
       }],
     )

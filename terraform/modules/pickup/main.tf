@@ -4,6 +4,7 @@
 # here, never wiring.
 
 data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
 
 data "aws_availability_zones" "available" {
   state = "available"
@@ -13,6 +14,11 @@ locals {
   azs            = slice(data.aws_availability_zones.available.names, 0, var.az_count)
   account_id     = data.aws_caller_identity.current.account_id
   lambda_package = coalesce(var.lambda_package, "${path.module}/../../../bin/lambda.zip")
+
+  # Aurora PostgreSQL's max_connections: LEAST(DBInstanceClassMemory /
+  # 9531392, 5000), Serverless v2 sizing it from the most ACUs (2 GiB each).
+  # The alarm fires at 80 % of it.
+  views_max_connections = min(floor(var.views_max_capacity * 2147483648 / 9531392), 5000)
 }
 
 module "network" {
@@ -49,6 +55,7 @@ module "views" {
   subnet_ids                       = module.network.private_subnet_ids
   proxy_client_security_group_ids  = [module.gateway.security_group_id]
   direct_client_security_group_ids = [module.fetchers.task_security_group_id]
+  secret_recovery_window_in_days   = var.disposable ? 0 : 30
   min_capacity                     = var.views_min_capacity
   max_capacity                     = var.views_max_capacity
   instance_count                   = var.views_instance_count
@@ -66,7 +73,7 @@ module "gateway" {
   subnet_ids           = module.network.private_subnet_ids
   eventlog_secret_arn  = module.eventstore.secret_arn
   views_url            = module.views.proxy_url
-  views_secret_arn     = module.views.master_secret_arn
+  views_secret_arn     = module.views.app_secret_arn
   delegates            = var.delegates
   reserved_concurrency = var.gateway_reserved_concurrency
   log_level            = var.log_level
@@ -85,29 +92,63 @@ resource "aws_sns_topic" "pinned" {
 module "fetchers" {
   source = "../fetchers"
 
-  name                = var.name
-  vpc_id              = module.network.vpc_id
-  subnet_ids          = module.network.private_subnet_ids
-  image_tag           = var.image_tag
-  cpu_architecture    = var.cpu_architecture
-  eventlog_secret_arn = module.eventstore.secret_arn
-  views_url           = module.views.cluster_url
-  views_secret_arn    = module.views.master_secret_arn
-  staging_bucket      = module.storage.staging_bucket
-  staging_bucket_arn  = module.storage.staging_bucket_arn
-  staging_prefix      = module.storage.staging_prefix
-  carpark_bucket      = module.storage.carpark_bucket
-  carpark_bucket_arn  = module.storage.carpark_bucket_arn
-  notify_on_pinned    = var.notify_on_pinned
-  notify_topic_arn    = var.notify_on_pinned ? aws_sns_topic.pinned[0].arn : null
-  fetcher_min_count   = var.fetcher_min_count
-  fetcher_max_count   = var.fetcher_max_count
-  log_level           = var.log_level
-  log_retention_days  = var.log_retention_days
+  name                   = var.name
+  vpc_id                 = module.network.vpc_id
+  subnet_ids             = module.network.private_subnet_ids
+  public_subnet_ids      = module.network.public_subnet_ids
+  fetchers_public        = var.fetchers_public
+  enable_execute_command = var.enable_execute_command
+  image_tag              = var.image_tag
+  cpu_architecture       = var.cpu_architecture
+  eventlog_secret_arn    = module.eventstore.secret_arn
+  views_url              = module.views.cluster_url
+  views_secret_arn       = module.views.app_secret_arn
+  views_admin_secret_arn = module.views.master_secret_arn
+  views_setup_url        = module.views.setup_url
+  force_delete           = var.disposable
+
+  secret_recovery_window_in_days = var.disposable ? 0 : 30
+  staging_bucket                 = module.storage.staging_bucket
+  staging_bucket_arn             = module.storage.staging_bucket_arn
+  staging_prefix                 = module.storage.staging_prefix
+  carpark_bucket                 = module.storage.carpark_bucket
+  carpark_bucket_arn             = module.storage.carpark_bucket_arn
+  notify_on_pinned               = var.notify_on_pinned
+  notify_topic_arn               = var.notify_on_pinned ? aws_sns_topic.pinned[0].arn : null
+  fetcher_min_count              = var.fetcher_min_count
+  fetcher_max_count              = var.fetcher_max_count
+  log_level                      = var.log_level
+  log_retention_days             = var.log_retention_days
 }
 
 resource "aws_sns_topic" "alarms" {
   name = "${var.name}-alarms"
+}
+
+# Alarms (CloudWatch) and failed tasks (EventBridge) publish to the topic;
+# the account keeps managing it.
+resource "aws_sns_topic_policy" "alarms" {
+  arn = aws_sns_topic.alarms.arn
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountManagesTopic"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${local.account_id}:root" }
+        Action    = ["sns:GetTopicAttributes", "sns:SetTopicAttributes", "sns:Subscribe", "sns:ListSubscriptionsByTopic", "sns:Publish", "sns:DeleteTopic"]
+        Resource  = [aws_sns_topic.alarms.arn]
+      },
+      {
+        Sid       = "AlarmsAndTaskFailuresPublish"
+        Effect    = "Allow"
+        Principal = { Service = ["cloudwatch.amazonaws.com", "events.amazonaws.com"] }
+        Action    = ["sns:Publish"]
+        Resource  = [aws_sns_topic.alarms.arn]
+        Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+      },
+    ]
+  })
 }
 
 resource "aws_sns_topic_subscription" "alarm_email" {
@@ -126,6 +167,10 @@ module "observability" {
   cluster_name                        = module.fetchers.cluster_name
   fetcher_service_name                = module.fetchers.fetcher_service_name
   projector_service_name              = module.fetchers.projector_service_name
+  cluster_arn                         = module.fetchers.cluster_arn
+  views_cluster_identifier            = module.views.cluster_identifier
+  views_proxy_name                    = module.views.proxy_name
+  views_connections_threshold         = floor(local.views_max_connections * 0.8)
   oldest_queued_age_threshold_seconds = var.oldest_queued_age_threshold_seconds
   alarm_actions                       = [aws_sns_topic.alarms.arn]
 }

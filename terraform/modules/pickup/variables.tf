@@ -35,10 +35,38 @@ variable "lambda_package" {
   default     = null
 }
 
+variable "fetchers_public" {
+  description = "Run the fetchers in the public subnets, each task with its own public IPv4, dialable on libp2p port 4001 (TCP and QUIC) and announcing itself: the gateway answers clients with the live fetchers as delegates. False keeps them private, and then delegates must list where clients can reach them."
+  type        = bool
+  default     = true
+}
+
 variable "delegates" {
-  description = "Multiaddrs of the fetchers' libp2p hosts, returned to clients as delegates."
+  description = "Static delegates: multiaddrs returned to clients instead of the live fetchers' announced addresses (PICKUP_DELEGATES; unset when empty). Required when fetchers_public is false."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = var.fetchers_public || length(var.delegates) > 0
+    error_message = "Private fetchers (fetchers_public = false) cannot be dialed by clients: give delegates, the multiaddrs (with /p2p/<peer id>) at which they are reachable, or set fetchers_public = true."
+  }
+
+  validation {
+    condition     = alltrue([for d in var.delegates : can(regex("^/.+/p2p/[A-Za-z0-9]+$", d))])
+    error_message = "Each delegate must be a multiaddr ending in /p2p/<peer id>."
+  }
+}
+
+variable "enable_execute_command" {
+  description = "ECS Exec into the fetcher and projector tasks (`aws ecs execute-command`); their containers' root file systems are then writable, as the SSM agent needs."
+  type        = bool
+  default     = false
+}
+
+variable "allow_disposable" {
+  description = "Whether this deployment may be disposable at all: an environment whose data must survive (prod) sets false, and disposable = true is then refused at plan time."
+  type        = bool
+  default     = true
 }
 
 variable "eventlog_connection_string" {
@@ -56,7 +84,7 @@ variable "eventlog_connection_string_version" {
 }
 
 variable "fetcher_max_count" {
-  description = "Most fetcher tasks."
+  description = "Most fetcher tasks (at most 20: each live fetcher leases one of 20 libp2p identity slots)."
   type        = number
 }
 
@@ -109,9 +137,14 @@ variable "single_nat_gateway" {
 }
 
 variable "disposable" {
-  description = "A deployment whose data may go with it: `terraform destroy` empties the buckets, deletes the event log secret at once, and deletes the views cluster without protection or a final snapshot. Never for CARs that matter."
+  description = "A deployment whose data may go with it: `terraform destroy` empties the buckets and the ECR repository, deletes the secrets at once, and deletes the views cluster without protection or a final snapshot. Never for CARs that matter."
   type        = bool
   default     = false
+
+  validation {
+    condition     = var.allow_disposable || !var.disposable
+    error_message = "This environment refuses disposable = true (allow_disposable = false): its buckets, views and secrets must survive `terraform destroy`."
+  }
 }
 
 variable "views_min_capacity" {

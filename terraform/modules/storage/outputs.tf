@@ -32,3 +32,8 @@ output "carpark_objects_arn" {
   description = "ARN pattern of the objects in the carpark bucket, for IAM policies."
   value       = "${aws_s3_bucket.carpark.arn}/*"
 }
+
+output "force_destroy" {
+  description = "Whether `terraform destroy` deletes either bucket with its objects."
+  value       = aws_s3_bucket.staging.force_destroy || aws_s3_bucket.carpark.force_destroy
+}

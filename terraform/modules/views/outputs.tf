@@ -1,16 +1,36 @@
 output "proxy_url" {
-  description = "The views through the RDS Proxy, as a postgres:// URL without password (PICKUP_VIEWS for the gateway); the password is in master_secret_arn."
-  value       = "postgres://${var.master_username}@${aws_db_proxy.this.endpoint}:5432/${var.database_name}?sslmode=require"
+  description = "The views through the RDS Proxy as the application role, a postgres:// URL without password (PICKUP_VIEWS for the gateway); the password is in app_secret_arn."
+  value       = "postgres://${var.app_username}@${aws_db_proxy.this.endpoint}:5432/${var.database_name}?sslmode=require"
 }
 
 output "cluster_url" {
-  description = "The views on the cluster's writer, as a postgres:// URL without password (PICKUP_VIEWS for the Fargate tasks); the password is in master_secret_arn."
-  value       = "postgres://${var.master_username}@${aws_rds_cluster.this.endpoint}:5432/${var.database_name}?sslmode=require"
+  description = "The views on the cluster's writer as the application role, a postgres:// URL without password (PICKUP_VIEWS for the Fargate tasks); the password is in app_secret_arn."
+  value       = "postgres://${var.app_username}@${aws_rds_cluster.this.endpoint}:5432/${var.database_name}?sslmode=require"
+}
+
+output "setup_url" {
+  description = "The cluster's writer (never the proxy), a postgres:// URL without user or password (PICKUP_VIEWS of `pickup views setup`, which logs in with the master secret)."
+  value       = "postgres://${aws_rds_cluster.this.endpoint}:5432/${var.database_name}?sslmode=require"
 }
 
 output "master_secret_arn" {
-  description = "ARN of the RDS-managed secret holding the views user's username and password (JSON), rotated by RDS."
+  description = "ARN of the RDS-managed secret of the master user (JSON username and password, rotated by RDS): for `pickup views setup` only (PICKUP_VIEWS_ADMIN_SECRET)."
   value       = local.master_secret_arn
+}
+
+output "app_secret_arn" {
+  description = "ARN of the application role's secret (JSON username and password): PICKUP_VIEWS_SECRET_ARN of every app process, PICKUP_VIEWS_APP_SECRET of `pickup views setup`, and the proxy's login."
+  value       = aws_secretsmanager_secret.app.arn
+}
+
+output "app_username" {
+  description = "Name of the application role."
+  value       = var.app_username
+}
+
+output "max_capacity" {
+  description = "Most Aurora capacity units of the cluster, for alarms near it."
+  value       = var.max_capacity
 }
 
 output "cluster_identifier" {
@@ -36,4 +56,19 @@ output "db_security_group_id" {
 output "proxy_security_group_id" {
   description = "Security group of the RDS Proxy."
   value       = aws_security_group.proxy.id
+}
+
+output "deletion_protection" {
+  description = "Whether the cluster refuses to be deleted."
+  value       = aws_rds_cluster.this.deletion_protection
+}
+
+output "final_snapshot" {
+  description = "Whether deleting the cluster takes a final snapshot."
+  value       = !aws_rds_cluster.this.skip_final_snapshot
+}
+
+output "secret_recovery_window_in_days" {
+  description = "Days the app role's secret can be recovered once deleted (0: deleted at once)."
+  value       = aws_secretsmanager_secret.app.recovery_window_in_days
 }

@@ -37,9 +37,26 @@ variable "database_name" {
 }
 
 variable "master_username" {
-  description = "User pickup connects as. Its password is generated and rotated by RDS, kept in Secrets Manager, and never seen by Terraform."
+  description = "The cluster's master user, used only by `pickup views setup`. Its password is generated and rotated by RDS, kept in Secrets Manager, and never seen by Terraform."
   type        = string
   default     = "pickup"
+}
+
+variable "app_username" {
+  description = "The application role every pickup process (and the RDS Proxy) logs in as; `pickup views setup` creates it with the password of its secret, granted only what the app needs."
+  type        = string
+  default     = "pickup_app"
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.app_username))
+    error_message = "app_username must be a PostgreSQL identifier: lowercase letters, digits and underscores, not starting with a digit."
+  }
+}
+
+variable "secret_recovery_window_in_days" {
+  description = "Days a deleted app-role secret can be recovered (0 deletes it at once, for disposable deployments)."
+  type        = number
+  default     = 30
 }
 
 variable "engine_version" {

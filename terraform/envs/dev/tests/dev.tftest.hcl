@@ -18,4 +18,29 @@ run "sizing" {
     condition     = length(output.nat_public_ips) == 1
     error_message = "dev runs one NAT gateway"
   }
+
+  assert {
+    condition     = module.pickup.protection == { views_deletion_protection = false, views_final_snapshot = false, buckets_kept = false, images_kept = false, secrets_recoverable = false }
+    error_message = "dev is disposable: `terraform destroy` must take everything, pushed images and written CARs included"
+  }
+
+  assert {
+    condition     = module.pickup.fetchers_public
+    error_message = "dev's fetchers must be dialable (public), so that the gateway has delegates without configuration"
+  }
+
+  assert {
+    condition     = output.admin_task.task_definition == "pickup-test-admin" && output.admin_task.container == "admin" && length(output.admin_task.subnets) == 2
+    error_message = "the admin task's run-task settings must be an output"
+  }
+}
+
+run "private_fetchers_need_delegates" {
+  command = plan
+
+  variables {
+    fetchers_public = false
+  }
+
+  expect_failures = [var.delegates]
 }

@@ -18,4 +18,24 @@ run "sizing" {
     condition     = length(output.nat_public_ips) == 3
     error_message = "prod runs a NAT gateway in each of its three zones"
   }
+
+  assert {
+    condition     = module.pickup.protection == { views_deletion_protection = true, views_final_snapshot = true, buckets_kept = true, images_kept = true, secrets_recoverable = true }
+    error_message = "prod is never disposable: its views, buckets, images and secrets must survive `terraform destroy`"
+  }
+
+  assert {
+    condition     = module.pickup.fetchers_public
+    error_message = "prod's fetchers must be dialable (public) by default"
+  }
+}
+
+run "private_fetchers_need_delegates" {
+  command = plan
+
+  variables {
+    fetchers_public = false
+  }
+
+  expect_failures = [var.delegates]
 }

@@ -26,29 +26,53 @@ mock_provider "aws" {
       arn = "arn:aws:ecs:eu-west-1:111122223333:cluster/pickup-test"
     }
   }
+
+  override_resource {
+    target = aws_secretsmanager_secret.libp2p_seed
+    values = { arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/libp2p-seed-AbCdEf" }
+  }
+
+  override_resource {
+    target = aws_secretsmanager_secret.webhook_key
+    values = { arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/webhook-key-AbCdEf" }
+  }
+
+  override_resource {
+    target = aws_security_group.tasks
+    values = { id = "sg-tasks" }
+  }
+
+  override_resource {
+    target = aws_security_group.libp2p
+    values = { id = "sg-libp2p" }
+  }
 }
 
 variables {
-  name                = "pickup-test"
-  vpc_id              = "vpc-1"
-  subnet_ids          = ["subnet-a", "subnet-b"]
-  image_tag           = "v1.2.3"
-  eventlog_secret_arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/eventlog-AbCdEf"
-  views_url           = "postgres://pickup@views.cluster.example:5432/pickup?sslmode=require"
-  views_secret_arn    = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!cluster-abc"
-  staging_bucket      = "pickup-test-staging"
-  staging_bucket_arn  = "arn:aws:s3:::pickup-test-staging"
-  staging_prefix      = "staging/"
-  carpark_bucket      = "pickup-test-carpark"
-  carpark_bucket_arn  = "arn:aws:s3:::pickup-test-carpark"
+  name                   = "pickup-test"
+  vpc_id                 = "vpc-1"
+  subnet_ids             = ["subnet-a", "subnet-b"]
+  image_tag              = "v1.2.3"
+  eventlog_secret_arn    = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/eventlog-AbCdEf"
+  public_subnet_ids      = ["subnet-public-a", "subnet-public-b"]
+  views_url              = "postgres://pickup_app@views.cluster.example:5432/pickup?sslmode=require"
+  views_secret_arn       = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/views-app-AbCdEf"
+  views_admin_secret_arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!cluster-abc"
+  views_setup_url        = "postgres://views.cluster.example:5432/pickup?sslmode=require"
+  staging_bucket         = "pickup-test-staging"
+  staging_bucket_arn     = "arn:aws:s3:::pickup-test-staging"
+  staging_prefix         = "staging/"
+  carpark_bucket         = "pickup-test-carpark"
+  carpark_bucket_arn     = "arn:aws:s3:::pickup-test-carpark"
 }
 
+# Containers are found by name: the projector task runs views-setup first.
 run "fetcher_task" {
   command = apply
 
   assert {
-    condition     = jsondecode(aws_ecs_task_definition.this["fetcher"].container_definitions)[0].command == ["fetcher"]
-    error_message = "the fetcher service must run `pickup fetcher`"
+    condition     = [for c in output.container_definitions["fetcher"] : c.name] == ["fetcher"] && output.container_definitions["fetcher"][0].command == ["fetcher"]
+    error_message = "the fetcher service must run `pickup fetcher`, alone in its task"
   }
 
   assert {
@@ -61,7 +85,8 @@ run "fetcher_task" {
       PICKUP_DEPLOYMENT          = "pickup-test"
       PICKUP_EMF                 = "true"
       PICKUP_LOG_LEVEL           = "info"
-      PICKUP_VIEWS               = "postgres://pickup@views.cluster.example:5432/pickup?sslmode=require"
+      PICKUP_VIEWS               = "postgres://pickup_app@views.cluster.example:5432/pickup?sslmode=require"
+      PICKUP_VIEWS_SECRET_ARN    = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/views-app-AbCdEf"
       PICKUP_ADMIN_ADDR          = ":9464"
       PICKUP_STAGING_BUCKET      = "pickup-test-staging"
       PICKUP_STAGING_PREFIX      = "staging/"
@@ -71,16 +96,23 @@ run "fetcher_task" {
       PICKUP_MAX_CAR_BYTES       = "33285996544"
       PICKUP_FETCH_TIMEOUT       = "4h"
       PICKUP_FETCH_CHUNK_TIMEOUT = "2m"
+      PICKUP_LIBP2P_LISTEN       = "/ip4/0.0.0.0/tcp/4001,/ip4/0.0.0.0/udp/4001/quic-v1"
+      PICKUP_LIBP2P_PUBLIC_IP    = "ecs"
     }
-    error_message = "the fetcher's environment must carry the buckets, region, limits and timeouts"
+    error_message = "the fetcher's environment must carry the buckets, region, limits, timeouts, the views as the app role, and the libp2p listen addresses and public address discovery"
   }
 
   assert {
     condition = jsondecode(aws_ecs_task_definition.this["fetcher"].container_definitions)[0].secrets == [
       { name = "PICKUP_EVENTLOG", valueFrom = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/eventlog-AbCdEf" },
-      { name = "PGPASSWORD", valueFrom = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!cluster-abc:password::" },
+      { name = "PICKUP_LIBP2P_SEED", valueFrom = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/libp2p-seed-AbCdEf" },
     ]
-    error_message = "the event log and the views password must come from Secrets Manager through ECS"
+    error_message = "the event log and the libp2p seed must come from Secrets Manager through ECS, and nothing else (the views password is read by the process)"
+  }
+
+  assert {
+    condition     = jsondecode(aws_ecs_task_definition.this["fetcher"].container_definitions)[0].healthCheck == { command = ["CMD", "/ko-app/pickup", "health"], interval = 30, timeout = 5, retries = 3, startPeriod = 120 }
+    error_message = "the fetcher's health check must run `pickup health` (its admin server's /readyz), with room to start"
   }
 
   assert {
@@ -96,8 +128,90 @@ run "fetcher_task" {
   }
 
   assert {
-    condition     = aws_ecs_task_definition.this["fetcher"].requires_compatibilities == toset(["FARGATE"]) && one(aws_ecs_service.fetcher.network_configuration).assign_public_ip == false
-    error_message = "the fetchers must run on Fargate in private subnets"
+    condition     = aws_ecs_task_definition.this["fetcher"].requires_compatibilities == toset(["FARGATE"]) && !aws_ecs_service.fetcher.enable_execute_command
+    error_message = "the fetchers must run on Fargate, without ECS Exec unless asked"
+  }
+}
+
+run "public_fetchers_are_dialable" {
+  command = apply
+
+  assert {
+    condition = (one(aws_ecs_service.fetcher.network_configuration).assign_public_ip &&
+    one(aws_ecs_service.fetcher.network_configuration).subnets == toset(["subnet-public-a", "subnet-public-b"]))
+    error_message = "public fetchers must run in the public subnets, each task with its own public address"
+  }
+
+  assert {
+    condition     = one(aws_ecs_service.fetcher.network_configuration).security_groups == toset(["sg-tasks", "sg-libp2p"])
+    error_message = "the fetchers must be in the libp2p security group"
+  }
+
+  assert {
+    condition = alltrue([for proto in ["tcp", "udp"] : anytrue([for r in aws_vpc_security_group_ingress_rule.libp2p :
+    r.security_group_id == "sg-libp2p" && r.ip_protocol == proto && r.from_port == 4001 && r.to_port == 4001 && r.cidr_ipv4 == "0.0.0.0/0"])])
+    error_message = "the libp2p security group must admit TCP and UDP (QUIC) 4001 from anywhere: peers dial each fetcher at its own address"
+  }
+
+  assert {
+    condition     = length(aws_vpc_security_group_ingress_rule.libp2p) == 2
+    error_message = "without IPv6 the libp2p port is open on IPv4 only"
+  }
+
+  assert {
+    condition     = toset([for p in jsondecode(aws_ecs_task_definition.this["fetcher"].container_definitions)[0].portMappings : "${p.containerPort}/${p.protocol}"]) == toset(["9464/tcp", "4001/tcp", "4001/udp"])
+    error_message = "the fetcher container must expose the admin port and libp2p over TCP and UDP"
+  }
+
+  assert {
+    condition = contains(jsondecode(aws_iam_role_policy.task["fetcher"].policy).Statement, {
+      Sid      = "FindOwnPublicIp"
+      Effect   = "Allow"
+      Action   = ["ec2:DescribeNetworkInterfaces"]
+      Resource = ["*"]
+    })
+    error_message = "PICKUP_LIBP2P_PUBLIC_IP=ecs needs ec2:DescribeNetworkInterfaces"
+  }
+
+  assert {
+    condition     = one(aws_ecs_service.projector.network_configuration).subnets == toset(["subnet-a", "subnet-b"]) && !one(aws_ecs_service.projector.network_configuration).assign_public_ip && one(aws_ecs_service.projector.network_configuration).security_groups == toset(["sg-tasks"])
+    error_message = "the projector stays private, without the libp2p port"
+  }
+}
+
+run "ipv6" {
+  command = plan
+
+  variables {
+    ipv6 = true
+  }
+
+  assert {
+    condition     = length([for r in aws_vpc_security_group_ingress_rule.libp2p : r if r.cidr_ipv6 == "::/0"]) == 2
+    error_message = "with IPv6 the libp2p port must be open to ::/0 over TCP and UDP too"
+  }
+}
+
+run "private_fetchers" {
+  command = apply
+
+  variables {
+    fetchers_public = false
+  }
+
+  assert {
+    condition     = !one(aws_ecs_service.fetcher.network_configuration).assign_public_ip && one(aws_ecs_service.fetcher.network_configuration).subnets == toset(["subnet-a", "subnet-b"])
+    error_message = "private fetchers must run in the private subnets without public addresses"
+  }
+
+  assert {
+    condition     = !contains(keys({ for e in jsondecode(aws_ecs_task_definition.this["fetcher"].container_definitions)[0].environment : e.name => e.value }), "PICKUP_LIBP2P_PUBLIC_IP")
+    error_message = "private fetchers have no public address to discover"
+  }
+
+  assert {
+    condition     = !contains([for s in jsondecode(aws_iam_role_policy.task["fetcher"].policy).Statement : s.Sid], "FindOwnPublicIp")
+    error_message = "private fetchers need no EC2 permission"
   }
 }
 
@@ -110,23 +224,63 @@ run "projector_task" {
   }
 
   assert {
-    condition     = jsondecode(aws_ecs_task_definition.this["projector"].container_definitions)[0].command == ["projector"]
-    error_message = "the projector service must run `pickup projector`"
+    condition     = [for c in jsondecode(aws_ecs_task_definition.this["projector"].container_definitions) : c.name] == ["views-setup", "projector"]
+    error_message = "the projector task must run views-setup, then the projector"
   }
 
   assert {
-    condition     = { for e in jsondecode(aws_ecs_task_definition.this["projector"].container_definitions)[0].environment : e.name => e.value }["PICKUP_MAX_ATTEMPTS"] == "5"
-    error_message = "the projector must get PICKUP_MAX_ATTEMPTS"
+    condition = ({ for c in jsondecode(aws_ecs_task_definition.this["projector"].container_definitions) : c.name => [c.command, c.essential] } == {
+      views-setup = [["views", "setup"], false]
+      projector   = [["projector"], true]
+    })
+    error_message = "views-setup must run `pickup views setup` and may end; the projector runs `pickup projector` and must not"
   }
 
   assert {
-    condition     = { for e in jsondecode(aws_ecs_task_definition.this["projector"].container_definitions)[0].environment : e.name => e.value }["PICKUP_NOTIFY_TOPIC_ARN"] == "arn:aws:sns:eu-west-1:111122223333:pickup-test-pinned"
-    error_message = "the projector must get the notification topic when there is one"
+    condition     = { for c in jsondecode(aws_ecs_task_definition.this["projector"].container_definitions) : c.name => c }["projector"].dependsOn == [{ containerName = "views-setup", condition = "SUCCESS" }]
+    error_message = "the projector must start only once views-setup has succeeded"
   }
 
   assert {
-    condition     = jsondecode(aws_ecs_task_definition.this["projector"].container_definitions)[0].secrets == jsondecode(aws_ecs_task_definition.this["fetcher"].container_definitions)[0].secrets
-    error_message = "the projector must connect to the same stores as the fetchers"
+    condition = ({ for c in jsondecode(aws_ecs_task_definition.this["projector"].container_definitions) : c.name => c }["views-setup"].secrets == [
+      { name = "PICKUP_VIEWS_ADMIN_SECRET", valueFrom = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!cluster-abc" },
+      { name = "PICKUP_VIEWS_APP_SECRET", valueFrom = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/views-app-AbCdEf" },
+    ])
+    error_message = "views-setup must be given the master secret and the app role's, through ECS"
+  }
+
+  assert {
+    condition     = { for e in { for c in jsondecode(aws_ecs_task_definition.this["projector"].container_definitions) : c.name => c }["views-setup"].environment : e.name => e.value }["PICKUP_VIEWS"] == "postgres://views.cluster.example:5432/pickup?sslmode=require"
+    error_message = "views-setup must connect to the cluster's writer"
+  }
+
+  assert {
+    condition = ({ for c in jsondecode(aws_ecs_task_definition.this["projector"].container_definitions) : c.name => c }["projector"].secrets == [
+      { name = "PICKUP_EVENTLOG", valueFrom = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/eventlog-AbCdEf" },
+      { name = "PICKUP_WEBHOOK_KEY", valueFrom = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/webhook-key-AbCdEf" },
+    ])
+    error_message = "the projector must get the event log and the webhook key from Secrets Manager, and never the master secret"
+  }
+
+  assert {
+    condition     = { for c in jsondecode(aws_ecs_task_definition.this["projector"].container_definitions) : c.name => c }["projector"].healthCheck.command == ["CMD", "/ko-app/pickup", "health"]
+    error_message = "the projector's health check must run `pickup health`"
+  }
+
+  assert {
+    condition     = !can({ for c in jsondecode(aws_ecs_task_definition.this["projector"].container_definitions) : c.name => c }["views-setup"].healthCheck)
+    error_message = "views-setup runs to its end: it has no admin server to check"
+  }
+
+  assert {
+    condition = ({ for e in output.container_definitions["projector"][1].environment : e.name => e.value }["PICKUP_MAX_ATTEMPTS"] == "5" &&
+    { for e in output.container_definitions["projector"][1].environment : e.name => e.value }["PICKUP_NOTIFY_TOPIC_ARN"] == "arn:aws:sns:eu-west-1:111122223333:pickup-test-pinned")
+    error_message = "the projector must get PICKUP_MAX_ATTEMPTS and the notification topic when there is one"
+  }
+
+  assert {
+    condition     = { for e in output.container_definitions["projector"][1].environment : e.name => e.value }["PICKUP_VIEWS_SECRET_ARN"] == var.views_secret_arn
+    error_message = "the projector must connect to the views as the app role"
   }
 
   assert {
@@ -135,26 +289,44 @@ run "projector_task" {
   }
 
   assert {
-    condition = jsondecode(aws_iam_role_policy.task["projector"].policy).Statement == [{
-      Sid      = "NotifyValidatedCars"
-      Effect   = "Allow"
-      Action   = ["sns:Publish"]
-      Resource = ["arn:aws:sns:eu-west-1:111122223333:pickup-test-pinned"]
-    }]
-    error_message = "a notifying projector may publish to its topic and nothing else"
+    condition = jsondecode(aws_iam_role_policy.task["projector"].policy).Statement == [
+      {
+        Sid      = "ReadViewsSecret"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:GetSecretValue"]
+        Resource = ["arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/views-app-AbCdEf"]
+      },
+      {
+        Sid      = "NotifyValidatedCars"
+        Effect   = "Allow"
+        Action   = ["sns:Publish"]
+        Resource = ["arn:aws:sns:eu-west-1:111122223333:pickup-test-pinned"]
+      },
+    ]
+    error_message = "a notifying projector may read the app role's secret and publish to its topic, nothing else"
+  }
+
+  assert {
+    condition = toset(jsondecode(aws_iam_role_policy.execution["projector"].policy).Statement[3].Resource) == toset([
+      "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/eventlog-AbCdEf",
+      "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/webhook-key-AbCdEf",
+      "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!cluster-abc",
+      "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/views-app-AbCdEf",
+    ])
+    error_message = "the projector's execution role must read exactly the secrets its two containers are given"
   }
 }
 
-run "projector_without_topic_has_no_permissions" {
+run "projector_without_topic" {
   command = apply
 
   assert {
-    condition     = !contains(keys(aws_iam_role_policy.task), "projector")
-    error_message = "a projector that notifies no one needs no AWS permission"
+    condition     = [for s in jsondecode(aws_iam_role_policy.task["projector"].policy).Statement : s.Sid] == ["ReadViewsSecret"]
+    error_message = "a projector that notifies no one needs only the app role's secret"
   }
 
   assert {
-    condition     = !contains([for e in jsondecode(aws_ecs_task_definition.this["projector"].container_definitions)[0].environment : e.name], "PICKUP_NOTIFY_TOPIC_ARN")
+    condition     = !contains([for e in output.container_definitions["projector"][1].environment : e.name], "PICKUP_NOTIFY_TOPIC_ARN")
     error_message = "PICKUP_NOTIFY_TOPIC_ARN must be unset without a topic"
   }
 }
@@ -165,15 +337,21 @@ run "fetcher_permissions_name_their_resources" {
   assert {
     condition = jsondecode(aws_iam_role_policy.task["fetcher"].policy).Statement == [
       {
+        Sid      = "ReadViewsSecret"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:GetSecretValue"]
+        Resource = ["arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/views-app-AbCdEf"]
+      },
+      {
         Sid      = "StageCars"
         Effect   = "Allow"
-        Action   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+        Action   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
         Resource = ["arn:aws:s3:::pickup-test-staging/staging/*"]
       },
       {
         Sid      = "ParkCars"
         Effect   = "Allow"
-        Action   = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObjectTagging", "s3:GetObjectTagging"]
+        Action   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObjectTagging", "s3:GetObjectTagging"]
         Resource = ["arn:aws:s3:::pickup-test-carpark/*"]
       },
       {
@@ -194,8 +372,14 @@ run "fetcher_permissions_name_their_resources" {
         Action   = ["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"]
         Resource = ["arn:aws:ecs:eu-west-1:111122223333:task/pickup-test/*"]
       },
+      {
+        Sid      = "FindOwnPublicIp"
+        Effect   = "Allow"
+        Action   = ["ec2:DescribeNetworkInterfaces"]
+        Resource = ["*"]
+      },
     ]
-    error_message = "the fetcher's role must be scoped to the staging prefix, the carpark and its own cluster's tasks"
+    error_message = "the fetcher's role must allow every S3 call the fetcher makes, scoped to the staging prefix, the carpark and its own cluster's tasks"
   }
 
   assert {
@@ -206,18 +390,75 @@ run "fetcher_permissions_name_their_resources" {
 
   assert {
     condition = alltrue(flatten([for p in concat(values(aws_iam_role_policy.task), values(aws_iam_role_policy.execution)) :
-    [for s in jsondecode(p.policy).Statement : s.Resource != ["*"] || s.Action == ["ecr:GetAuthorizationToken"]]]))
-    error_message = "only the ECR login, which ECR cannot scope, may apply to every resource"
+      [for s in jsondecode(p.policy).Statement : s.Resource != ["*"] || alltrue([for a in s.Action : contains(["ecr:GetAuthorizationToken", "ec2:DescribeNetworkInterfaces", "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"], a)])]
+    ]))
+    error_message = "only calls AWS cannot scope (the ECR login, DescribeNetworkInterfaces, ECS Exec's channels) may apply to every resource"
   }
 
   assert {
-    condition     = jsondecode(aws_iam_role_policy.execution["fetcher"].policy).Statement[2].Resource == ["${aws_cloudwatch_log_group.this["fetcher"].arn}:*"] && jsondecode(aws_iam_role_policy.execution["projector"].policy).Statement[2].Resource == ["${aws_cloudwatch_log_group.this["projector"].arn}:*"]
-    error_message = "each service may write to its own log group only"
+    condition = !anytrue(flatten([for p in values(aws_iam_role_policy.task) : [for s in jsondecode(p.policy).Statement :
+    contains(s.Resource, var.views_admin_secret_arn)]]))
+    error_message = "no task role may read the master secret: only ECS injects it, into views-setup"
   }
 
   assert {
-    condition     = jsondecode(aws_iam_role_policy.execution["fetcher"].policy).Statement[3].Resource == [var.eventlog_secret_arn, var.views_secret_arn]
-    error_message = "ECS may read exactly the two secrets it injects"
+    condition     = alltrue([for t in ["fetcher", "projector", "admin"] : jsondecode(aws_iam_role_policy.execution[t].policy).Statement[2].Resource == ["${aws_cloudwatch_log_group.this[t].arn}:*"]])
+    error_message = "each task may write to its own log group only"
+  }
+
+  assert {
+    condition = (jsondecode(aws_iam_role_policy.execution["fetcher"].policy).Statement[3].Resource == [var.eventlog_secret_arn, "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/libp2p-seed-AbCdEf"] &&
+    jsondecode(aws_iam_role_policy.execution["admin"].policy).Statement[3].Resource == [var.eventlog_secret_arn])
+    error_message = "ECS may read exactly the secrets it injects into each task"
+  }
+}
+
+run "admin_task" {
+  command = apply
+
+  assert {
+    condition = (aws_ecs_task_definition.this["admin"].family == "pickup-test-admin" &&
+      [for c in output.container_definitions["admin"] : c.name] == ["admin"] &&
+    output.container_definitions["admin"][0].command == ["tokens", "ls"])
+    error_message = "the admin task definition must hold one container, admin, whose command run-task overrides"
+  }
+
+  assert {
+    condition     = output.container_definitions["admin"][0].secrets == [{ name = "PICKUP_EVENTLOG", valueFrom = var.eventlog_secret_arn }]
+    error_message = "the admin task must reach the event log (pickup tokens create appends to it)"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_log_group.this["admin"].retention_in_days == 1 && output.admin_task_definition == "pickup-test-admin"
+    error_message = "what the admin task prints (a new token) must be kept a day only"
+  }
+}
+
+run "ecs_exec" {
+  command = apply
+
+  variables {
+    enable_execute_command = true
+  }
+
+  assert {
+    condition     = aws_ecs_service.fetcher.enable_execute_command && aws_ecs_service.projector.enable_execute_command
+    error_message = "enable_execute_command must turn ECS Exec on for both services"
+  }
+
+  assert {
+    condition = alltrue([for t in ["fetcher", "projector"] : contains(jsondecode(aws_iam_role_policy.task[t].policy).Statement, {
+      Sid      = "EcsExec"
+      Effect   = "Allow"
+      Action   = ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"]
+      Resource = ["*"]
+    })])
+    error_message = "ECS Exec needs the SSM agent's channels in the task roles"
+  }
+
+  assert {
+    condition     = !output.container_definitions["fetcher"][0].readonlyRootFilesystem && !output.container_definitions["projector"][1].readonlyRootFilesystem
+    error_message = "the SSM agent of ECS Exec needs a writable root file system"
   }
 }
 
@@ -226,12 +467,12 @@ run "autoscaling_on_backlog" {
 
   variables {
     fetcher_min_count = 2
-    fetcher_max_count = 40
+    fetcher_max_count = 20
     backlog_per_task  = 15
   }
 
   assert {
-    condition     = aws_appautoscaling_target.fetcher.min_capacity == 2 && aws_appautoscaling_target.fetcher.max_capacity == 40
+    condition     = aws_appautoscaling_target.fetcher.min_capacity == 2 && aws_appautoscaling_target.fetcher.max_capacity == 20
     error_message = "autoscaling must keep the fetchers between the given bounds"
   }
 
@@ -252,9 +493,70 @@ run "autoscaling_on_backlog" {
   }
 
   assert {
+    condition = [for m in one(one(aws_appautoscaling_policy.fetcher_backlog.target_tracking_scaling_policy_configuration).customized_metric_specification).metrics :
+      [for st in m.metric_stat : [st.metric[0].namespace, st.metric[0].metric_name, st.metric[0].dimensions]] if m.id == "tasks"] == [[[
+        "ECS/ContainerInsights", "RunningTaskCount",
+        toset([{ name = "ClusterName", value = "pickup-test" }, { name = "ServiceName", value = "pickup-test-fetcher" }]),
+    ]]]
+    error_message = "autoscaling must divide by Container Insights' RunningTaskCount (namespace ECS/ContainerInsights) of the fetcher service"
+  }
+
+  assert {
     condition = one([for m in one(one(aws_appautoscaling_policy.fetcher_backlog.target_tracking_scaling_policy_configuration).customized_metric_specification).metrics :
     m if m.return_data]).expression == "backlog / tasks"
     error_message = "autoscaling must track the backlog per running task"
+  }
+
+  assert {
+    condition     = contains([for st in aws_ecs_cluster.this.setting : st.value if st.name == "containerInsights"], "enabled") || contains([for st in aws_ecs_cluster.this.setting : st.value if st.name == "containerInsights"], "enhanced")
+    error_message = "Container Insights must be on: autoscaling divides by its RunningTaskCount"
+  }
+}
+
+# The service was created (first run) with the then fetcher_min_count, 1:
+# once it exists, autoscaling owns the count, and a new plan must not reset
+# it to the minimum.
+run "autoscaling_owns_the_count" {
+  command = plan
+
+  variables {
+    fetcher_min_count = 3
+    fetcher_max_count = 20
+  }
+
+  assert {
+    condition     = aws_ecs_service.fetcher.desired_count == 1
+    error_message = "a new plan must leave the fetchers' desired count to autoscaling (ignore_changes = [desired_count])"
+  }
+}
+
+run "disposable_repository" {
+  command = plan
+
+  variables {
+    force_delete                   = true
+    secret_recovery_window_in_days = 0
+  }
+
+  assert {
+    condition     = aws_ecr_repository.this.force_delete && aws_secretsmanager_secret.libp2p_seed.recovery_window_in_days == 0 && aws_secretsmanager_secret.webhook_key.recovery_window_in_days == 0
+    error_message = "a disposable deployment's repository must go with its images, and its secrets at once"
+  }
+}
+
+run "generated_secrets" {
+  command = apply
+
+  assert {
+    condition = (aws_secretsmanager_secret_version.libp2p_seed.secret_string == null && aws_secretsmanager_secret_version.libp2p_seed.secret_string_wo_version == 1 &&
+      aws_secretsmanager_secret_version.webhook_key.secret_string == null && aws_secretsmanager_secret_version.webhook_key.secret_string_wo_version == 1 &&
+    !aws_ecr_repository.this.force_delete)
+    error_message = "the generated keys must be written write-only, once; the repository protected by default"
+  }
+
+  assert {
+    condition     = alltrue([for d in data.aws_secretsmanager_random_password.this : d.password_length >= 32 && d.exclude_punctuation])
+    error_message = "the libp2p seed and the webhook key need at least 32 bytes"
   }
 }
 
@@ -267,4 +569,24 @@ run "bounds_must_be_ordered" {
   }
 
   expect_failures = [var.fetcher_max_count]
+}
+
+run "at_most_twenty_fetchers" {
+  command = plan
+
+  variables {
+    fetcher_max_count = 21
+  }
+
+  expect_failures = [var.fetcher_max_count]
+}
+
+run "public_fetchers_need_public_subnets" {
+  command = plan
+
+  variables {
+    public_subnet_ids = []
+  }
+
+  expect_failures = [var.public_subnet_ids]
 }

@@ -14,8 +14,8 @@ variables {
   vpc_id              = "vpc-1"
   subnet_ids          = ["subnet-a", "subnet-b"]
   eventlog_secret_arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/eventlog-AbCdEf"
-  views_url           = "postgres://pickup@proxy.example:5432/pickup?sslmode=require"
-  views_secret_arn    = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!cluster-abc"
+  views_url           = "postgres://pickup_app@proxy.example:5432/pickup?sslmode=require"
+  views_secret_arn    = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/views-app-AbCdEf"
   delegates           = ["/dns4/a.example/tcp/4001/p2p/12D3KooWA", "/dns4/b.example/tcp/4001/p2p/12D3KooWB"]
 }
 
@@ -59,12 +59,25 @@ run "environment_is_wired" {
       PICKUP_EMF                   = "true"
       PICKUP_LOG_LEVEL             = "info"
       PICKUP_EVENTLOG_SECRET_ARN   = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/eventlog-AbCdEf"
-      PICKUP_VIEWS                 = "postgres://pickup@proxy.example:5432/pickup?sslmode=require"
-      PICKUP_VIEWS_SECRET_ARN      = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!cluster-abc"
+      PICKUP_VIEWS                 = "postgres://pickup_app@proxy.example:5432/pickup?sslmode=require"
+      PICKUP_VIEWS_SECRET_ARN      = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/views-app-AbCdEf"
       PICKUP_DELEGATES             = "/dns4/a.example/tcp/4001/p2p/12D3KooWA,/dns4/b.example/tcp/4001/p2p/12D3KooWB"
       PICKUP_ALLOW_PRIVATE_ORIGINS = "true"
     })
     error_message = "the function's environment must name the event log and views secrets, the deployment and EMF, and keep the wiring over extra settings"
+  }
+}
+
+run "no_static_delegates" {
+  command = plan
+
+  variables {
+    delegates = []
+  }
+
+  assert {
+    condition     = !contains(keys(one(aws_lambda_function.gateway.environment).variables), "PICKUP_DELEGATES")
+    error_message = "without static delegates PICKUP_DELEGATES must be unset (the gateway answers with the live fetchers' addresses), never empty"
   }
 }
 
@@ -76,7 +89,7 @@ run "least_privilege" {
       Sid      = "ReadConnectionSecrets"
       Effect   = "Allow"
       Action   = ["secretsmanager:GetSecretValue"]
-      Resource = ["arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/eventlog-AbCdEf", "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!cluster-abc"]
+      Resource = ["arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/eventlog-AbCdEf", "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/views-app-AbCdEf"]
     }
     error_message = "the gateway may read exactly its two secrets"
   }

@@ -50,8 +50,8 @@ run "s3_gateway_endpoint" {
   }
 
   assert {
-    condition     = toset(aws_vpc_endpoint.s3.route_table_ids) == toset(aws_route_table.private[*].id)
-    error_message = "the S3 endpoint must serve every private route table"
+    condition     = toset(aws_vpc_endpoint.s3.route_table_ids) == toset(concat(aws_route_table.private[*].id, [aws_route_table.public.id]))
+    error_message = "the S3 endpoint must serve every private route table and the public one (public fetchers upload through it)"
   }
 
   assert {

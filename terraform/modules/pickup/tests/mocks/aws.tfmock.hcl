@@ -10,6 +10,10 @@ mock_data "aws_availability_zones" {
   defaults = { names = ["us-east-1a", "us-east-1b", "us-east-1c"] }
 }
 
+mock_data "aws_partition" {
+  defaults = { partition = "aws" }
+}
+
 mock_data "aws_region" {
   defaults = { region = "us-east-1" }
 }
