@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/internal/postgrestest"
+	"github.com/pickup-ipfs/pickup/notify"
+	"github.com/pickup-ipfs/pickup/projections"
+	"github.com/pickup-ipfs/pickup/projections/postgres"
+)
+
+// secretsStandIn is a Secrets Manager that answers GetSecretValue from a
+// map, over its JSON protocol, on loopback: Secrets Manager cannot run
+// here, and this is the one call pickup makes of it. It counts the reads
+// of each secret.
+type secretsStandIn struct {
+	mu     sync.Mutex
+	values map[string]string
+	reads  map[string]int
+}
+
+func (s *secretsStandIn) set(id, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.values[id] = value
+}
+
+func (s *secretsStandIn) readsOf(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads[id]
+}
+
+func (s *secretsStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var in struct{ SecretId string }
+	if r.Header.Get("X-Amz-Target") != "secretsmanager.GetSecretValue" || json.NewDecoder(r.Body).Decode(&in) != nil {
+		http.Error(w, `{"__type":"InvalidRequestException","message":"only GetSecretValue"}`, http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	v, ok := s.values[in.SecretId]
+	s.reads[in.SecretId]++
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	if !ok {
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte(`{"__type":"ResourceNotFoundException","message":"Secrets Manager can't find the specified secret."}`))
+		return
+	}
+	json.NewEncoder(w).Encode(map[string]any{"ARN": in.SecretId, "Name": in.SecretId, "SecretString": v,
+		"VersionId": "00000000-0000-0000-0000-000000000001", "VersionStages": []string{"AWSCURRENT"}, "CreatedDate": 1.7e9})
+}
+
+// startSecrets starts the stand-in and points the AWS SDK at it.
+func startSecrets(t *testing.T) *secretsStandIn {
+	s := &secretsStandIn{values: map[string]string{}, reads: map[string]int{}}
+	srv := httptest.NewServer(s) // 127.0.0.1
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER": srv.URL, "AWS_REGION": "us-east-1",
+		"AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
+		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
+		"AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		t.Setenv(k, v)
+	}
+	return s
+}
+
+// startPostgres starts a server whose TCP connections need passwords, and
+// returns the superuser's URL of a new database.
+func startPostgres(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := postgrestest.Start(ctx, postgrestest.Options{Passwords: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	u, err := srv.CreateDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func adminExec(t *testing.T, admin, sql string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, sql); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The deployment's path: `pickup views setup` with the master secret from
+// Secrets Manager and the app secret injected, then a role's process
+// connecting as the app role through PICKUP_VIEWS_SECRET_ARN; the app
+// secret rotated (the role's password and the secret's value), and a new
+// connection of the running store reads it again and connects.
+func TestViewsSetupAndRotatedSecret(t *testing.T) {
+	ctx := context.Background()
+	admin := startPostgres(t)
+	secrets := startSecrets(t)
+	const adminARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:rds!cluster-abc"
+	const appARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:pickup-views-app"
+	secrets.set(adminARN, `{"username":"postgres","password":"`+postgrestest.SuperuserPassword+`"}`)
+	appSecret := `{"username":"pickup_app","password":"first password"}`
+	secrets.set(appARN, appSecret)
+	u, _ := url.Parse(admin)
+	u.User = nil
+	views := u.String() // no password: the secrets give them
+
+	setup := map[string]string{"PICKUP_VIEWS": views, "PICKUP_VIEWS_ADMIN_SECRET_ARN": adminARN, "PICKUP_VIEWS_APP_SECRET": appSecret}
+	for range 2 { // every deploy runs it
+		e, out, errs := testEnv(setup)
+		if code := run(ctx, e, []string{"views", "setup"}); code != 0 || !strings.Contains(out.String(), "for role pickup_app") {
+			t.Fatalf("views setup: exit %d, stdout %q, stderr %q", code, out, errs)
+		}
+	}
+	e, out, errs := testEnv(setup)
+	if code := run(ctx, e, []string{"views", "ls"}); code != 0 || !strings.Contains(out.String(), postgres.SchemaName(postgres.SchemaVersion)) {
+		t.Fatalf("views ls: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	e, _, errs = testEnv(setup)
+	if code := run(ctx, e, []string{"views", "drop", "--version", "5"}); code != 2 || !strings.Contains(errs.String(), "this binary's own") {
+		t.Fatalf("views drop of this version: exit %d, stderr %q; want a usage error", code, errs)
+	}
+
+	at, creds, err := viewsLocation(ctx, appARN, views)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := openViewsAs(ctx, at, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := store.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	adminExec(t, admin, `ALTER ROLE pickup_app PASSWORD 'second password'`)
+	secrets.set(appARN, `{"username":"pickup_app","password":"second password"}`)
+	before := secrets.readsOf(appARN)
+	// The snapshot holds the pool's one connection (made with the first
+	// password, still open): the checkpoint read inside needs a new one.
+	err = store.Dump(ctx, func(eventlog.Position, projections.Rows) error {
+		_, err := store.Checkpoint(ctx)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("a new connection after the rotation: %v", err)
+	}
+	if secrets.readsOf(appARN) == before {
+		t.Fatal("the app secret was not read again for the new connection")
+	}
+}
+
+// PICKUP_WEBHOOK_KEY as `pickup webhooks add` wrote it (64 hex digits:
+// the key itself, so the webhooks registered with it keep verifying) or as
+// Terraform generates it (a string of at least 32 bytes, hashed).
+func TestWebhookKeyForms(t *testing.T) {
+	hexKey := strings.Repeat("0123456789abcdef", 4)
+	fromHex, _ := notify.ParseKey(hexKey)
+	generated := "Zq8#v!3kLw@9pR2x$Tn6&yB4mC7^dF1e" // 32 bytes, as Terraform's random_password makes
+	sum := sha256.Sum256([]byte(generated))
+	for _, c := range []struct {
+		name, given string
+		want        []byte
+	}{
+		{"64 hex digits are the key, as before", hexKey, fromHex},
+		{"hex digits with a newline", hexKey + "\n", fromHex},
+		{"a generated string is hashed", generated, sum[:]},
+		{"a generated string with a newline", generated + "\n", sum[:]},
+		{"too short", generated[:31], nil},
+		{"hex digits cut short", hexKey[:63], nil},
+		{"hex digits too long", hexKey + "00", nil},
+	} {
+		key, err := webhookKey(c.given, "data/events.db", false)
+		if c.want == nil {
+			if !errors.Is(err, errUsage) {
+				t.Errorf("%s: %v, want a usage error", c.name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		got, err := key()
+		if err != nil || hex.EncodeToString(got) != hex.EncodeToString(c.want) {
+			t.Errorf("%s: key %x, %v; want %x", c.name, got, err, c.want)
+		}
+	}
+}
