@@ -143,8 +143,13 @@ func (p *proc) bitswapSource(ctx context.Context, lf *libp2pFlags, allowPrivate 
 		if err != nil {
 			return presence.Endpoint{}, nil, err
 		}
+		addrs := addrStrings(s)
+		if len(addrs) == 0 {
+			s.Close()
+			return presence.Endpoint{}, nil, fmt.Errorf("%w: the libp2p host has no address to announce (listening at %v; a public IP replaces non-loopback addresses only)", errUsage, *lf.listen)
+		}
 		src = s
-		return presence.Endpoint{PeerID: s.Host().ID().String(), Addrs: addrStrings(s)}, func() { s.Close(); src = nil }, nil
+		return presence.Endpoint{PeerID: s.Host().ID().String(), Addrs: addrs}, func() { s.Close(); src = nil }, nil
 	}
 	lease, err := presence.Acquire(ctx, presence.Config{TTL: *lf.presenceTTL, Instance: instanceName(p)}, presence.Deps{Log: p.log, Logger: p.logger}, bind)
 	var announced []string

@@ -119,10 +119,10 @@ func TestDocumentedSettingsAreRead(t *testing.T) {
 }
 
 func TestLambdaRunsTheGateway(t *testing.T) {
-	e, _, errs := testEnv(map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"})
-	// Without delegates the gateway refuses to start: proof that it was
-	// the gateway that started.
-	if code := run(context.Background(), e, nil); code != 2 || !strings.Contains(errs.String(), "pickup gateway") || !strings.Contains(errs.String(), "delegates") {
+	e, _, errs := testEnv(map[string]string{"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "PICKUP_HTTP_MAX_CONNS": "many"})
+	// A setting only the gateway reads, refused: proof that it was the
+	// gateway that started.
+	if code := run(context.Background(), e, nil); code != 2 || !strings.Contains(errs.String(), "pickup gateway") || !strings.Contains(errs.String(), "PICKUP_HTTP_MAX_CONNS") {
 		t.Errorf("no arguments on Lambda: exit %d, stderr %q; want the gateway's usage error", code, errs)
 	}
 }
