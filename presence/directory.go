@@ -15,6 +15,11 @@ import (
 // announcement expires, within this long more.
 const DefaultCacheTTL = 15 * time.Second
 
+// emptyCacheTTL is how long a Directory keeps an answer of no fetcher at
+// all, when that is shorter than CacheTTL: the API refuses pins meanwhile,
+// so the first fetcher to start is named within a second.
+const emptyCacheTTL = time.Second
+
 // Reader is what reading the slots needs of the log. eventlog.Store is one.
 type Reader interface {
 	ReadStream(ctx context.Context, stream string, from uint64, dir eventlog.Direction, limit int) ([]eventlog.Event, error)
@@ -69,7 +74,11 @@ func (d *Directory) Delegates(ctx context.Context) ([]string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
-	if d.read && d.cfg.CacheTTL > 0 && now.Sub(d.readAt) < d.cfg.CacheTTL {
+	ttl := d.cfg.CacheTTL
+	if len(d.cached) == 0 {
+		ttl = min(ttl, emptyCacheTTL)
+	}
+	if d.read && ttl > 0 && now.Sub(d.readAt) < ttl {
 		return d.cached, nil
 	}
 	slots, err := Read(ctx, d.log)

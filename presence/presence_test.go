@@ -1,8 +1,11 @@
 package presence_test
 
 import (
+	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,5 +145,65 @@ func TestConfig(t *testing.T) {
 	}
 	if err := (presence.Config{TTL: time.Minute, Renew: time.Minute}).Validate(); err == nil {
 		t.Error("renewal at the TTL accepted")
+	}
+}
+
+// countingReader is the log as a Directory reads it, counting reads.
+type countingReader struct {
+	presence.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) reads() int { return int(c.n.Load()) }
+
+func (c *countingReader) ReadStream(ctx context.Context, stream string, from uint64, dir eventlog.Direction, limit int) ([]eventlog.Event, error) {
+	c.n.Add(1)
+	return c.Reader.ReadStream(ctx, stream, from, dir, limit)
+}
+
+// TestDirectoryCache: the live set is read once per CacheTTL; an empty
+// one is read again after a second, so that the first fetcher to start is
+// named at once.
+func TestDirectoryCache(t *testing.T) {
+	log := openLog(t, filepath.Join(t.TempDir(), "events.db"))
+	reads := &countingReader{Reader: log}
+	c := &clock{now: t0}
+	dir := presence.NewDirectory(presence.DirectoryConfig{}, reads, c.Now, nil)
+	ask := func() []string {
+		t.Helper()
+		got, err := dir.Delegates(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := ask(); len(got) != 0 || reads.reads() != presence.Slots {
+		t.Fatalf("empty log: %v after %d reads, want none after %d", got, reads.reads(), presence.Slots)
+	}
+	id := "12D3KooWLYddiuv1m7YvJzDiMuht5eLRXe2wZ52si7Hz7XpdhchL"
+	addr := "/ip4/127.0.0.1/tcp/4001/p2p/" + id
+	if _, err := presence.Acquire(context.Background(), presence.Config{}, presence.Deps{Log: log, Now: c.Now},
+		func(context.Context, int) (presence.Endpoint, func(), error) {
+			return presence.Endpoint{PeerID: id, Addrs: []string{addr}}, func() {}, nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask(); len(got) != 0 {
+		t.Fatalf("within the empty answer's second: %v", got)
+	}
+	c.Add(time.Second)
+	if got := ask(); !slices.Equal(got, []string{addr}) {
+		t.Fatalf("a second later: %v, want %s", got, addr)
+	}
+	before := reads.reads()
+	c.Add(presence.DefaultCacheTTL - time.Millisecond)
+	ask()
+	if reads.reads() != before {
+		t.Errorf("read again within the cache's TTL")
+	}
+	c.Add(time.Millisecond)
+	ask()
+	if reads.reads() != before+presence.Slots {
+		t.Errorf("%d reads after the TTL, want %d", reads.reads()-before, presence.Slots)
 	}
 }
