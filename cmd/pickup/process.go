@@ -124,10 +124,20 @@ func (b *baseFlags) open(ctx context.Context, e *env, role string) (*proc, error
 		p.close()
 		return nil, fmt.Errorf("views secret: %w", err)
 	}
-	if p.views, err = openViewsAs(ctx, viewsAt, creds); err != nil {
+	opened, err := openViewsAs(ctx, viewsAt, creds)
+	if err != nil {
 		p.close()
 		return nil, err
 	}
+	// The views may be a new version building from the log: their reads
+	// are guarded until they reach where the log is now.
+	head, err := p.log.Head(ctx)
+	if err != nil {
+		opened.Close()
+		p.close()
+		return nil, fmt.Errorf("read the log's head: %w", err)
+	}
+	p.views = &buildingViews{viewStore: opened, target: head}
 	p.closers = append(p.closers, p.views.Close)
 	p.health.add("eventlog", func(ctx context.Context) error { _, err := p.log.Head(ctx); return err })
 	p.health.add("views", func(ctx context.Context) error { _, err := p.views.Checkpoint(ctx); return err })

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,10 +19,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/internal/postgrestest"
 	"github.com/pickup-ipfs/pickup/notify"
 	"github.com/pickup-ipfs/pickup/projections"
 	"github.com/pickup-ipfs/pickup/projections/postgres"
+	"github.com/pickup-ipfs/pickup/projections/views"
+	"github.com/pickup-ipfs/pickup/tenant"
 )
 
 // secretsStandIn is a Secrets Manager that answers GetSecretValue from a
@@ -213,5 +217,73 @@ func TestWebhookKeyForms(t *testing.T) {
 		if err != nil || hex.EncodeToString(got) != hex.EncodeToString(c.want) {
 			t.Errorf("%s: key %x, %v; want %x", c.name, got, err, c.want)
 		}
+	}
+}
+
+// A new views version building from the log, behind where the log was
+// when the gateway started: a token the log issued is not yet in its
+// views, and the gateway answers 503 with Retry-After, not 401; once the
+// views reach that position, the token works and an unknown one is
+// refused.
+func TestBuildingViewsAnswerUnavailable(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	log, err := openEventLog(ctx, filepath.Join(dir, "events.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	token, _, err := issueToken(ctx, log, "alice", "test", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err := openViews(ctx, filepath.Join(dir, "views.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opened.Close()
+	head, err := log.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &buildingViews{viewStore: opened, target: head}
+	h, err := gateway.New(gateway.Config{Consistency: gateway.ConsistencyLog, Delegates: []string{"/ip4/203.0.113.1/tcp/4001/p2p/12D3KooWArSKMUUeLk3z2m5LKyb9wGyFL1BtWCT7Gq7Apoo77PUR"}},
+		gateway.Deps{Log: log, Views: v, Tokens: v, Checkpoints: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	get := func(bearer string) *http.Response {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/pins", nil)
+		req.Header.Set("Authorization", "Bearer "+bearer)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Logf("GET /pins: %d %s", resp.StatusCode, body)
+		return resp
+	}
+	if resp := get(token); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a known token while the views build: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if _, err := v.TokenTenant(ctx, tenant.HashToken(token)); !errors.Is(err, errViewsBuilding) || errors.Is(err, views.ErrNotFound) {
+		t.Fatalf("TokenTenant while building: %v, want errViewsBuilding", err)
+	}
+	if _, err := v.List(ctx, views.ListQuery{Tenant: "alice"}); !errors.Is(err, errViewsBuilding) {
+		t.Fatalf("List while building: %v, want errViewsBuilding", err)
+	}
+
+	e, _, _ := testEnv(nil)
+	if err := catchUp(ctx, log, opened, e, nil); err != nil {
+		t.Fatal(err)
+	}
+	if resp := get(token); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the token once the views are built: %d, want 200", resp.StatusCode)
+	}
+	if resp := get("not a token anyone issued"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("an unknown token once the views are built: %d, want 401", resp.StatusCode)
 	}
 }
