@@ -22,7 +22,7 @@ func (s *Store) Apply(ctx context.Context, after eventlog.Position, batch *viewr
 		// The lock makes concurrent runners take turns; the one that waited
 		// sees the other's checkpoint.
 		var cp int64
-		if err := tx.QueryRow(ctx, `SELECT position FROM checkpoint WHERE id = 1 FOR UPDATE`).Scan(&cp); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT position FROM pickup_views.checkpoint WHERE id = 1 FOR UPDATE`).Scan(&cp); err != nil {
 			return fmt.Errorf("read checkpoint: %w", err)
 		}
 		if eventlog.Position(cp) < after {
@@ -77,7 +77,7 @@ func scanPin(row pgx.Row) (viewrow.PinRow, error) {
 func load(ctx context.Context, tx pgx.Tx, b *viewrow.Batch) (viewrow.Loaded, error) {
 	l := viewrow.NewLoaded()
 	if len(b.Pins) > 0 {
-		rows, err := tx.Query(ctx, `SELECT request_id, `+pinColumns+` FROM pins WHERE request_id = ANY($1::uuid[])`, uuidStrings(b.Pins))
+		rows, err := tx.Query(ctx, `SELECT request_id, `+pinColumns+` FROM pickup_views.pins WHERE request_id = ANY($1::uuid[])`, uuidStrings(b.Pins))
 		if err != nil {
 			return l, fmt.Errorf("load pins: %w", err)
 		}
@@ -102,7 +102,7 @@ func load(ctx context.Context, tx pgx.Tx, b *viewrow.Batch) (viewrow.Loaded, err
 		}
 	}
 	if len(b.Tenants) > 0 {
-		rows, err := tx.Query(ctx, `SELECT tenant, last_seq, last_created FROM tenants WHERE tenant = ANY($1)`, b.Tenants)
+		rows, err := tx.Query(ctx, `SELECT tenant, last_seq, last_created FROM pickup_views.tenants WHERE tenant = ANY($1)`, b.Tenants)
 		if err != nil {
 			return l, fmt.Errorf("load tenants: %w", err)
 		}
@@ -119,7 +119,7 @@ func load(ctx context.Context, tx pgx.Tx, b *viewrow.Batch) (viewrow.Loaded, err
 		}
 	}
 	if len(b.Tokens) > 0 {
-		rows, err := tx.Query(ctx, `SELECT token_id, tenant, hash, label, created, revoked FROM tokens WHERE token_id = ANY($1::uuid[])`, uuidStrings(b.Tokens))
+		rows, err := tx.Query(ctx, `SELECT token_id, tenant, hash, label, created, revoked FROM pickup_views.tokens WHERE token_id = ANY($1::uuid[])`, uuidStrings(b.Tokens))
 		if err != nil {
 			return l, fmt.Errorf("load tokens: %w", err)
 		}
@@ -200,7 +200,7 @@ func save(ctx context.Context, tx pgx.Tx, ch *viewrow.Changes) error {
 		}
 	}
 	if len(ins.id) > 0 {
-		batch.Queue(`INSERT INTO pins (request_id, tenant, seq, created, cid, cid_key, name, name_fold,
+		batch.Queue(`INSERT INTO pickup_views.pins (request_id, tenant, seq, created, cid, cid_key, name, name_fold,
 			list_status, hidden, phase, due_at, lease_until, failed_at, car_bytes, state)
 			SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[],
 				$9::text[], $10::boolean[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bytea[])`,
@@ -208,7 +208,7 @@ func save(ctx context.Context, tx pgx.Tx, ch *viewrow.Changes) error {
 			ins.status, ins.hidden, ins.phaseText, ins.due, ins.lease, ins.failed, ins.carBytes, ins.state)
 	}
 	if len(upd.id) > 0 {
-		batch.Queue(`UPDATE pins p SET list_status = u.list_status, hidden = u.hidden, phase = u.phase, due_at = u.due_at,
+		batch.Queue(`UPDATE pickup_views.pins p SET list_status = u.list_status, hidden = u.hidden, phase = u.phase, due_at = u.due_at,
 			lease_until = u.lease_until, failed_at = u.failed_at, car_bytes = u.car_bytes, state = u.state
 			FROM unnest($1::uuid[], $2::text[], $3::boolean[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bytea[])
 				AS u(request_id, list_status, hidden, phase, due_at, lease_until, failed_at, car_bytes, state)
@@ -216,7 +216,7 @@ func save(ctx context.Context, tx pgx.Tx, ch *viewrow.Changes) error {
 			upd.id, upd.status, upd.hidden, upd.phaseText, upd.due, upd.lease, upd.failed, upd.carBytes, upd.state)
 	}
 	if len(meta.seq) > 0 {
-		batch.Queue(`INSERT INTO pin_meta (tenant, key, value, seq) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])`,
+		batch.Queue(`INSERT INTO pickup_views.pin_meta (tenant, key, value, seq) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])`,
 			meta.tenant, meta.key, meta.value, meta.seq)
 	}
 	if len(ch.Tenants) > 0 {
@@ -225,12 +225,12 @@ func save(ctx context.Context, tx pgx.Tx, ch *viewrow.Changes) error {
 		for _, t := range ch.Tenants {
 			names, seqs, created = append(names, t.Tenant), append(seqs, t.LastSeq), append(created, t.LastCreated)
 		}
-		batch.Queue(`INSERT INTO tenants (tenant, last_seq, last_created) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+		batch.Queue(`INSERT INTO pickup_views.tenants (tenant, last_seq, last_created) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
 			ON CONFLICT (tenant) DO UPDATE SET last_seq = excluded.last_seq, last_created = excluded.last_created`, names, seqs, created)
 	}
 	queueTokens(&batch, ch.Tokens)
 	queueCounters(&batch, ch)
-	batch.Queue(`UPDATE checkpoint SET position = $1 WHERE id = 1`, int64(ch.Checkpoint))
+	batch.Queue(`UPDATE pickup_views.checkpoint SET position = $1 WHERE id = 1`, int64(ch.Checkpoint))
 	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
 		return fmt.Errorf("save views: %w", err)
 	}
@@ -261,12 +261,12 @@ func queueTokens(batch *pgx.Batch, tokens []viewrow.TokenChange) {
 		ins.revoked = append(ins.revoked, r.Revoked)
 	}
 	if len(ins.id) > 0 {
-		batch.Queue(`INSERT INTO tokens (token_id, tenant, hash, label, created, revoked)
+		batch.Queue(`INSERT INTO pickup_views.tokens (token_id, tenant, hash, label, created, revoked)
 			SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::text[], $5::bigint[], $6::boolean[])`,
 			ins.id, ins.tenant, ins.hash, ins.label, ins.created, ins.revoked)
 	}
 	if len(revoked) > 0 {
-		batch.Queue(`UPDATE tokens SET revoked = true WHERE token_id = ANY($1::uuid[])`, revoked)
+		batch.Queue(`UPDATE pickup_views.tokens SET revoked = true WHERE token_id = ANY($1::uuid[])`, revoked)
 	}
 }
 
@@ -280,9 +280,9 @@ func queueCounters(batch *pgx.Batch, ch *viewrow.Changes) {
 			tenants, statuses = append(tenants, d.Tenant), append(statuses, d.Status)
 			blocks, deltas = append(blocks, d.Block), append(deltas, d.Delta)
 		}
-		batch.Queue(`INSERT INTO tenant_blocks (tenant, status, block, n) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+		batch.Queue(`INSERT INTO pickup_views.tenant_blocks (tenant, status, block, n) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
 			ON CONFLICT (tenant, status, block) DO UPDATE SET n = tenant_blocks.n + excluded.n`, tenants, statuses, blocks, deltas)
-		batch.Queue(`DELETE FROM tenant_blocks b USING unnest($1::text[], $2::text[], $3::bigint[]) AS u(tenant, status, block)
+		batch.Queue(`DELETE FROM pickup_views.tenant_blocks b USING unnest($1::text[], $2::text[], $3::bigint[]) AS u(tenant, status, block)
 			WHERE b.tenant = u.tenant AND b.status = u.status AND b.block = u.block AND b.n = 0`, tenants, statuses, blocks)
 	}
 	if len(ch.MetaBlocks) > 0 {
@@ -292,10 +292,10 @@ func queueCounters(batch *pgx.Batch, ch *viewrow.Changes) {
 			tenants, keys, values, statuses = append(tenants, d.Tenant), append(keys, d.Key), append(values, d.Value), append(statuses, d.Status)
 			blocks, deltas = append(blocks, d.Block), append(deltas, d.Delta)
 		}
-		batch.Queue(`INSERT INTO meta_blocks (tenant, key, value, status, block, n)
+		batch.Queue(`INSERT INTO pickup_views.meta_blocks (tenant, key, value, status, block, n)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
 			ON CONFLICT (tenant, key, value, status, block) DO UPDATE SET n = meta_blocks.n + excluded.n`, tenants, keys, values, statuses, blocks, deltas)
-		batch.Queue(`DELETE FROM meta_blocks b USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS u(tenant, key, value, status, block)
+		batch.Queue(`DELETE FROM pickup_views.meta_blocks b USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS u(tenant, key, value, status, block)
 			WHERE b.tenant = u.tenant AND b.key = u.key AND b.value = u.value AND b.status = u.status AND b.block = u.block AND b.n = 0`,
 			tenants, keys, values, statuses, blocks)
 	}
@@ -305,9 +305,9 @@ func queueCounters(batch *pgx.Batch, ch *viewrow.Changes) {
 		for _, d := range ch.Totals {
 			names, deltas = append(names, d.Name), append(deltas, d.Delta)
 		}
-		batch.Queue(`INSERT INTO totals (name, n) SELECT * FROM unnest($1::text[], $2::bigint[])
+		batch.Queue(`INSERT INTO pickup_views.totals (name, n) SELECT * FROM unnest($1::text[], $2::bigint[])
 			ON CONFLICT (name) DO UPDATE SET n = totals.n + excluded.n`, names, deltas)
-		batch.Queue(`DELETE FROM totals t USING unnest($1::text[]) AS u(name) WHERE t.name = u.name AND t.n = 0`, names)
+		batch.Queue(`DELETE FROM pickup_views.totals t USING unnest($1::text[]) AS u(name) WHERE t.name = u.name AND t.n = 0`, names)
 	}
 }
 
@@ -315,7 +315,7 @@ func queueCounters(batch *pgx.Batch, ch *viewrow.Changes) {
 // transaction: the next Apply starts a rebuild.
 func (s *Store) Reset(ctx context.Context) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `TRUNCATE pins, pin_meta, tenants, tenant_blocks, meta_blocks, totals, tokens; UPDATE checkpoint SET position = 0 WHERE id = 1`)
+		_, err := tx.Exec(ctx, `TRUNCATE pickup_views.pins, pickup_views.pin_meta, pickup_views.tenants, pickup_views.tenant_blocks, pickup_views.meta_blocks, pickup_views.totals, pickup_views.tokens; UPDATE pickup_views.checkpoint SET position = 0 WHERE id = 1`)
 		return err
 	})
 	if err != nil {

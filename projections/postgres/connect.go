@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,16 +83,33 @@ func refusedAtConnect(err error) bool {
 	return errors.As(err, &connErr) && errors.As(err, &pgErr) && isAuthCode(pgErr.Code)
 }
 
-// db is the pool as the store uses it. When credentials may rotate
-// (retryAuth), an operation whose new connection was refused is retried
-// once: the refusal made the credentials be asked for again, so the retry
-// connects with the rotated ones.
+// schemaMarker stands for the store's schema in the SQL of this package:
+// every table is written pickup_views.<table>, and the statement is sent
+// with the schema of the store's version in its place. A table written
+// without it would be looked up through the session's search_path (where
+// the unversioned tables of versions up to 4 are): none is, and a marker
+// left unreplaced names a schema that does not exist.
+const schemaMarker = "pickup_views."
+
+// schemaPrefix is what replaces schemaMarker for the views in schema.
+func schemaPrefix(schema string) string { return pgx.Identifier{schema}.Sanitize() + "." }
+
+// qualify puts the schema prefix in place of schemaMarker in sql.
+func qualify(sql, prefix string) string { return strings.ReplaceAll(sql, schemaMarker, prefix) }
+
+// db is the pool as the store uses it: every statement goes to the
+// store's schema (qualify). When credentials may rotate (retryAuth), an
+// operation whose new connection was refused is retried once: the refusal
+// made the credentials be asked for again, so the retry connects with the
+// rotated ones.
 type db struct {
 	pool      *pgxpool.Pool
 	retryAuth bool
+	prefix    string
 }
 
 func (d db) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	sql = qualify(sql, d.prefix)
 	rows, err := d.pool.Query(ctx, sql, args...)
 	if d.retryAuth && refusedAtConnect(err) {
 		rows, err = d.pool.Query(ctx, sql, args...)
@@ -100,7 +118,7 @@ func (d db) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error
 }
 
 func (d db) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return retryRow{d: d, ctx: ctx, sql: sql, args: args}
+	return retryRow{d: d, ctx: ctx, sql: qualify(sql, d.prefix), args: args}
 }
 
 func (d db) Begin(ctx context.Context) (pgx.Tx, error) {
@@ -108,7 +126,10 @@ func (d db) Begin(ctx context.Context) (pgx.Tx, error) {
 	if d.retryAuth && refusedAtConnect(err) {
 		tx, err = d.pool.Begin(ctx)
 	}
-	return tx, err
+	if err != nil {
+		return nil, err
+	}
+	return schemaTx{Tx: tx, prefix: d.prefix}, nil
 }
 
 func (d db) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
@@ -116,7 +137,44 @@ func (d db) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
 	if d.retryAuth && refusedAtConnect(err) {
 		tx, err = d.pool.BeginTx(ctx, opts)
 	}
-	return tx, err
+	if err != nil {
+		return nil, err
+	}
+	return schemaTx{Tx: tx, prefix: d.prefix}, nil
+}
+
+// schemaTx is a transaction of the store: its statements go to the
+// store's schema, as db's do.
+type schemaTx struct {
+	pgx.Tx
+	prefix string
+}
+
+func (t schemaTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	tx, err := t.Tx.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return schemaTx{Tx: tx, prefix: t.prefix}, nil
+}
+
+func (t schemaTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return t.Tx.Exec(ctx, qualify(sql, t.prefix), args...)
+}
+
+func (t schemaTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return t.Tx.Query(ctx, qualify(sql, t.prefix), args...)
+}
+
+func (t schemaTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return t.Tx.QueryRow(ctx, qualify(sql, t.prefix), args...)
+}
+
+func (t schemaTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	for _, q := range b.QueuedQueries {
+		q.SQL = qualify(q.SQL, t.prefix)
+	}
+	return t.Tx.SendBatch(ctx, b)
 }
 
 // retryRow is QueryRow's row: the query runs at Scan, again once if its

@@ -17,7 +17,7 @@ import (
 func (s *Store) Dump(ctx context.Context, fn func(eventlog.Position, viewrow.Rows) error) error {
 	err := s.snapshot(ctx, func(tx pgx.Tx) error {
 		var cp int64
-		if err := tx.QueryRow(ctx, `SELECT position FROM checkpoint WHERE id = 1`).Scan(&cp); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT position FROM pickup_views.checkpoint WHERE id = 1`).Scan(&cp); err != nil {
 			return err
 		}
 		return fn(eventlog.Position(cp), func(yield func(viewrow.DumpRow, error) bool) {
@@ -46,7 +46,7 @@ var dumps = []struct {
 	scan func(pgx.Rows) (viewrow.DumpRow, error)
 }{
 	{`SELECT request_id, tenant, seq, created, cid, cid_key, name, name_fold, coalesce(list_status, ''), hidden, phase,
-		coalesce(due_at, 0), coalesce(lease_until, 0), coalesce(failed_at, 0), car_bytes, state FROM pins ORDER BY request_id`,
+		coalesce(due_at, 0), coalesce(lease_until, 0), coalesce(failed_at, 0), car_bytes, state FROM pickup_views.pins ORDER BY request_id`,
 		func(r pgx.Rows) (viewrow.DumpRow, error) {
 			var c viewrow.PinColumns
 			var id [16]byte
@@ -56,40 +56,40 @@ var dumps = []struct {
 			c.RequestID, c.State = id, state
 			return c.Dump(), err
 		}},
-	{`SELECT tenant, key, value, seq FROM pin_meta ORDER BY tenant, key, value, seq`,
+	{`SELECT tenant, key, value, seq FROM pickup_views.pin_meta ORDER BY tenant, key, value, seq`,
 		func(r pgx.Rows) (viewrow.DumpRow, error) {
 			var m viewrow.MetaRow
 			err := r.Scan(&m.Tenant, &m.Key, &m.Value, &m.Seq)
 			return m.Dump(), err
 		}},
-	{`SELECT tenant, last_seq, last_created FROM tenants ORDER BY tenant`,
+	{`SELECT tenant, last_seq, last_created FROM pickup_views.tenants ORDER BY tenant`,
 		func(r pgx.Rows) (viewrow.DumpRow, error) {
 			var t viewrow.TenantRow
 			err := r.Scan(&t.Tenant, &t.LastSeq, &t.LastCreated)
 			return t.Dump(), err
 		}},
-	{`SELECT tenant, status, block, n FROM tenant_blocks ORDER BY tenant, status, block`,
+	{`SELECT tenant, status, block, n FROM pickup_views.tenant_blocks ORDER BY tenant, status, block`,
 		func(r pgx.Rows) (viewrow.DumpRow, error) {
 			var k viewrow.BlockKey
 			var n int64
 			err := r.Scan(&k.Tenant, &k.Status, &k.Block, &n)
 			return viewrow.DumpBlock(k, n), err
 		}},
-	{`SELECT tenant, key, value, status, block, n FROM meta_blocks ORDER BY tenant, key, value, status, block`,
+	{`SELECT tenant, key, value, status, block, n FROM pickup_views.meta_blocks ORDER BY tenant, key, value, status, block`,
 		func(r pgx.Rows) (viewrow.DumpRow, error) {
 			var k viewrow.MetaBlockKey
 			var n int64
 			err := r.Scan(&k.Tenant, &k.Key, &k.Value, &k.Status, &k.Block, &n)
 			return viewrow.DumpMetaBlock(k, n), err
 		}},
-	{`SELECT name, n FROM totals ORDER BY name`,
+	{`SELECT name, n FROM pickup_views.totals ORDER BY name`,
 		func(r pgx.Rows) (viewrow.DumpRow, error) {
 			var name string
 			var n int64
 			err := r.Scan(&name, &n)
 			return viewrow.DumpTotal(name, n), err
 		}},
-	{`SELECT token_id, tenant, hash, label, created, revoked FROM tokens ORDER BY token_id`,
+	{`SELECT token_id, tenant, hash, label, created, revoked FROM pickup_views.tokens ORDER BY token_id`,
 		func(r pgx.Rows) (viewrow.DumpRow, error) {
 			var t viewrow.TokenRow
 			var id [16]byte

@@ -8,8 +8,10 @@
 //
 // Each version of the tables (SchemaVersion) lives in a PostgreSQL schema
 // of its own, pickup_views_v<N>, beside the others in one database: a
-// process of version N reads and writes only that schema (its connections'
-// search_path names it alone), and its projector builds it from the log,
+// process of version N reads and writes only that schema (every statement
+// names it: no session state such as search_path, which a proxy such as
+// RDS Proxy could share between clients, decides where a statement goes),
+// and its projector builds it from the log,
 // from position zero, while processes of other versions keep serving
 // theirs. A rolling deploy that changes the tables therefore never drops
 // the views the old processes read; the new version's readers wait (the
@@ -135,7 +137,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	version := opts.schemaVersion()
 	schema := SchemaName(version)
-	cfg, err := poolConfig(url, schema, opts)
+	cfg, err := poolConfig(url, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open views: %w", err)
 	}
@@ -143,7 +145,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open views: %w", err)
 	}
-	s := &Store{pool: db{pool: pool, retryAuth: opts.Credentials != nil}, schema: schema}
+	s := &Store{pool: db{pool: pool, retryAuth: opts.Credentials != nil, prefix: schemaPrefix(schema)}, schema: schema}
 	if err := s.ready(ctx, version); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open views %s: %w", schema, err)
@@ -151,11 +153,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// poolConfig is the pool's configuration for the views in schema: every
-// connection's search_path names that schema alone, so that no query can
-// reach another version's tables, and its credentials come from
+// poolConfig is the pool's configuration: its credentials come from
 // opts.Credentials when set.
-func poolConfig(url, schema string, opts Options) (*pgxpool.Config, error) {
+func poolConfig(url string, opts Options) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, err
@@ -163,8 +163,6 @@ func poolConfig(url, schema string, opts Options) (*pgxpool.Config, error) {
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
-	// A startup parameter, not a SET: nothing for a proxy to replay.
-	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
 	if opts.Credentials != nil {
 		ttl := opts.CredentialsTTL
 		if ttl == 0 {

@@ -123,7 +123,7 @@ func (q *query) ints(ctx context.Context, db querier) ([]int64, error) {
 
 // Pin implements views.Reader.
 func (s *Store) Pin(ctx context.Context, tenant string, requestID uuid.UUID) (views.Pin, error) {
-	r, err := sel(`pins WHERE request_id = ?`, requestID.String()).one(ctx, s.pool)
+	r, err := sel(`pickup_views.pins WHERE request_id = ?`, requestID.String()).one(ctx, s.pool)
 	if err == nil && (r.State.Request.Tenant != tenant || r.Hidden || r.State.Removed) {
 		err = views.ErrNotFound
 	}
@@ -135,7 +135,7 @@ func (s *Store) Pin(ctx context.Context, tenant string, requestID uuid.UUID) (vi
 
 // NewestByCID implements views.Reader.
 func (s *Store) NewestByCID(ctx context.Context, tenant, canonicalCID string) (views.Pin, error) {
-	r, err := sel(`pins WHERE tenant = ? AND cid_key = ? ORDER BY seq DESC LIMIT 1`, viewrow.TextOf(tenant), viewrow.TextOf(canonicalCID)).one(ctx, s.pool)
+	r, err := sel(`pickup_views.pins WHERE tenant = ? AND cid_key = ? ORDER BY seq DESC LIMIT 1`, viewrow.TextOf(tenant), viewrow.TextOf(canonicalCID)).one(ctx, s.pool)
 	if err != nil {
 		return views.Pin{}, fmt.Errorf("newest request of %s: %w", canonicalCID, err)
 	}
@@ -145,7 +145,7 @@ func (s *Store) NewestByCID(ctx context.Context, tenant, canonicalCID string) (v
 // TokenTenant implements views.Reader.
 func (s *Store) TokenTenant(ctx context.Context, hash [32]byte) (string, error) {
 	var tenant string
-	err := s.pool.QueryRow(ctx, `SELECT tenant FROM tokens WHERE hash = $1 AND NOT revoked ORDER BY created, token_id LIMIT 1`, hash[:]).Scan(&tenant)
+	err := s.pool.QueryRow(ctx, `SELECT tenant FROM pickup_views.tokens WHERE hash = $1 AND NOT revoked ORDER BY created, token_id LIMIT 1`, hash[:]).Scan(&tenant)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = views.ErrNotFound
 	}
@@ -157,7 +157,7 @@ func (s *Store) TokenTenant(ctx context.Context, hash [32]byte) (string, error) 
 
 // Tokens returns the tenant's tokens (every tenant's for ""), oldest first.
 func (s *Store) Tokens(ctx context.Context, tenant string) ([]views.TokenInfo, error) {
-	q := (&query{}).add(`SELECT token_id, tenant, label, created, revoked FROM tokens`)
+	q := (&query{}).add(`SELECT token_id, tenant, label, created, revoked FROM pickup_views.tokens`)
 	if tenant != "" {
 		q.add(` WHERE tenant = ?`, viewrow.TextOf(tenant))
 	}
@@ -183,7 +183,7 @@ func (s *Store) Tokens(ctx context.Context, tenant string) ([]views.TokenInfo, e
 // Checkpoint implements views.Reader and projections.Applier.
 func (s *Store) Checkpoint(ctx context.Context) (eventlog.Position, error) {
 	var cp int64
-	if err := s.pool.QueryRow(ctx, `SELECT position FROM checkpoint WHERE id = 1`).Scan(&cp); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT position FROM pickup_views.checkpoint WHERE id = 1`).Scan(&cp); err != nil {
 		return 0, fmt.Errorf("read views checkpoint: %w", err)
 	}
 	return eventlog.Position(cp), nil
@@ -222,7 +222,7 @@ func (s *Store) List(ctx context.Context, lq views.ListQuery) (views.ListResult,
 func seqBounds(ctx context.Context, db querier, p viewrow.ListPlan) (lo, hi int64, err error) {
 	hi = viewrow.NoSeq
 	if p.Before != 0 {
-		n, err := (&query{}).add(`SELECT seq FROM pins WHERE tenant = ? AND created >= ? ORDER BY created LIMIT 1`, p.Tenant, p.Before).int(ctx, db)
+		n, err := (&query{}).add(`SELECT seq FROM pickup_views.pins WHERE tenant = ? AND created >= ? ORDER BY created LIMIT 1`, p.Tenant, p.Before).int(ctx, db)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -231,7 +231,7 @@ func seqBounds(ctx context.Context, db querier, p viewrow.ListPlan) (lo, hi int6
 		}
 	}
 	if p.After != 0 {
-		if lo, err = (&query{}).add(`SELECT seq FROM pins WHERE tenant = ? AND created <= ? ORDER BY created DESC LIMIT 1`, p.Tenant, p.After).int(ctx, db); err != nil {
+		if lo, err = (&query{}).add(`SELECT seq FROM pickup_views.pins WHERE tenant = ? AND created <= ? ORDER BY created DESC LIMIT 1`, p.Tenant, p.After).int(ctx, db); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -267,7 +267,7 @@ func statusFilter(q *query, p viewrow.ListPlan) {
 
 func metaFilter(q *query, meta []viewrow.MetaRow) {
 	for _, m := range meta {
-		q.add(` AND EXISTS (SELECT 1 FROM pin_meta x WHERE x.tenant = p.tenant AND x.key = ? AND x.value = ? AND x.seq = p.seq)`, m.Key, m.Value)
+		q.add(` AND EXISTS (SELECT 1 FROM pickup_views.pin_meta x WHERE x.tenant = p.tenant AND x.key = ? AND x.value = ? AND x.seq = p.seq)`, m.Key, m.Value)
 	}
 }
 
@@ -279,7 +279,7 @@ func listByStatus(ctx context.Context, db querier, p viewrow.ListPlan, lo, hi in
 	var scanned int64 = -1
 	if p.Counted() {
 		for _, st := range p.Statuses {
-			q := (&query{}).add(`SELECT p.seq FROM pins p WHERE p.tenant = ? AND p.list_status = ? AND p.seq > ? AND p.seq < ?`, p.Tenant, st, lo, hi)
+			q := (&query{}).add(`SELECT p.seq FROM pickup_views.pins p WHERE p.tenant = ? AND p.list_status = ? AND p.seq > ? AND p.seq < ?`, p.Tenant, st, lo, hi)
 			q.add(` ORDER BY p.seq DESC LIMIT ?`, p.Limit)
 			l, err := q.ints(ctx, db)
 			if err != nil {
@@ -292,7 +292,7 @@ func listByStatus(ctx context.Context, db querier, p viewrow.ListPlan, lo, hi in
 		// and the page alike; through the trigram index of folded names
 		// when the substring has a trigram (then the name itself is
 		// checked), otherwise in one pass over the tenant's pins.
-		q := (&query{}).add(`SELECT p.seq FROM pins p WHERE p.tenant = ? AND p.list_status = ANY(?) AND p.seq > ? AND p.seq < ?`, p.Tenant, p.Statuses, lo, hi)
+		q := (&query{}).add(`SELECT p.seq FROM pickup_views.pins p WHERE p.tenant = ? AND p.list_status = ANY(?) AND p.seq > ? AND p.seq < ?`, p.Tenant, p.Statuses, lo, hi)
 		if viewrow.TrigramSearchable(p.NameKey) {
 			q.add(` AND p.name_fold LIKE ?`, "%"+likeEscaper.Replace(p.NameKey)+"%").planForValues()
 		}
@@ -308,7 +308,7 @@ func listByStatus(ctx context.Context, db querier, p viewrow.ListPlan, lo, hi in
 	var rows []viewrow.PinRow
 	if len(page) > 0 {
 		var err error
-		if rows, err = sel(`pins WHERE tenant = ? AND seq = ANY(?) ORDER BY seq DESC`, p.Tenant, page).rows(ctx, db); err != nil {
+		if rows, err = sel(`pickup_views.pins WHERE tenant = ? AND seq = ANY(?) ORDER BY seq DESC`, p.Tenant, page).rows(ctx, db); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -317,14 +317,14 @@ func listByStatus(ctx context.Context, db querier, p viewrow.ListPlan, lo, hi in
 	}
 	n, err := viewrow.CountBetween(lo, hi,
 		func(below int64) (int64, error) {
-			q := (&query{}).add(`SELECT sum(n)::bigint FROM tenant_blocks WHERE tenant = ? AND status = ANY(?)`, p.Tenant, p.Statuses)
+			q := (&query{}).add(`SELECT sum(n)::bigint FROM pickup_views.tenant_blocks WHERE tenant = ? AND status = ANY(?)`, p.Tenant, p.Statuses)
 			if below != viewrow.NoSeq {
 				q.add(` AND block < ?`, below)
 			}
 			return q.int(ctx, db)
 		},
 		func(from, to int64) (int64, error) {
-			return (&query{}).add(`SELECT count(*) FROM pins WHERE tenant = ? AND list_status = ANY(?) AND seq >= ? AND seq < ?`,
+			return (&query{}).add(`SELECT count(*) FROM pickup_views.pins WHERE tenant = ? AND list_status = ANY(?) AND seq >= ? AND seq < ?`,
 				p.Tenant, p.Statuses, from, to).int(ctx, db)
 		})
 	return rows, n, err
@@ -338,15 +338,15 @@ func listByIndex(ctx context.Context, db querier, p viewrow.ListPlan, lo, hi int
 		meta := p.Meta
 		switch p.Driver {
 		case viewrow.DriveCID:
-			q.add(` FROM pins p WHERE p.tenant = ? AND p.cid_key = ANY(?) AND p.seq > ? AND p.seq < ?`, p.Tenant, p.CIDKeys, lo, hi)
+			q.add(` FROM pickup_views.pins p WHERE p.tenant = ? AND p.cid_key = ANY(?) AND p.seq > ? AND p.seq < ?`, p.Tenant, p.CIDKeys, lo, hi)
 		case viewrow.DriveName:
 			// Exact names too walk the folded-name index: a name's fold
 			// is the index key, the name itself the filter.
-			q.add(` FROM pins p WHERE p.tenant = ? AND p.name_fold = ? AND p.seq > ? AND p.seq < ?`, p.Tenant, p.NameKey, lo, hi)
+			q.add(` FROM pickup_views.pins p WHERE p.tenant = ? AND p.name_fold = ? AND p.seq > ? AND p.seq < ?`, p.Tenant, p.NameKey, lo, hi)
 		case viewrow.DriveMeta:
 			m := meta[0]
 			meta = meta[1:]
-			q.add(` FROM pin_meta m JOIN pins p ON p.tenant = m.tenant AND p.seq = m.seq
+			q.add(` FROM pickup_views.pin_meta m JOIN pickup_views.pins p ON p.tenant = m.tenant AND p.seq = m.seq
 				WHERE m.tenant = ? AND m.key = ? AND m.value = ? AND m.seq > ? AND m.seq < ?`, p.Tenant, m.Key, m.Value, lo, hi)
 		}
 		nameFilter(q, p)
@@ -369,7 +369,7 @@ func listByIndex(ctx context.Context, db querier, p viewrow.ListPlan, lo, hi int
 		m := p.Meta[0]
 		n, err := viewrow.CountBetween(lo, hi,
 			func(below int64) (int64, error) {
-				q := (&query{}).add(`SELECT sum(n)::bigint FROM meta_blocks WHERE tenant = ? AND key = ? AND value = ? AND status = ANY(?)`,
+				q := (&query{}).add(`SELECT sum(n)::bigint FROM pickup_views.meta_blocks WHERE tenant = ? AND key = ? AND value = ? AND status = ANY(?)`,
 					p.Tenant, m.Key, m.Value, p.Statuses)
 				if below != viewrow.NoSeq {
 					q.add(` AND block < ?`, below)
@@ -377,7 +377,7 @@ func listByIndex(ctx context.Context, db querier, p viewrow.ListPlan, lo, hi int
 				return q.int(ctx, db)
 			},
 			func(from, to int64) (int64, error) {
-				q := (&query{}).add(`SELECT count(*) FROM pin_meta m JOIN pins p ON p.tenant = m.tenant AND p.seq = m.seq
+				q := (&query{}).add(`SELECT count(*) FROM pickup_views.pin_meta m JOIN pickup_views.pins p ON p.tenant = m.tenant AND p.seq = m.seq
 					WHERE m.tenant = ? AND m.key = ? AND m.value = ? AND m.seq >= ? AND m.seq < ?`, p.Tenant, m.Key, m.Value, from, to)
 				statusFilter(q, p)
 				return q.int(ctx, db)
@@ -393,9 +393,9 @@ func listByIndex(ctx context.Context, db querier, p viewrow.ListPlan, lo, hi int
 // the longest waiting, and none for a root whose DAG a claimed attempt is
 // fetching (see the embedded store's DueForClaim).
 func (s *Store) DueForClaim(ctx context.Context, now time.Time, limit int) ([]uuid.UUID, error) {
-	rows, err := sel(`pins AS p WHERE p.due_at <= ?
-		AND NOT EXISTS (SELECT 1 FROM pins AS c WHERE c.cid_key = p.cid_key AND c.lease_until IS NOT NULL)
-		AND NOT EXISTS (SELECT 1 FROM pins AS o WHERE o.cid_key = p.cid_key AND o.due_at IS NOT NULL
+	rows, err := sel(`pickup_views.pins AS p WHERE p.due_at <= ?
+		AND NOT EXISTS (SELECT 1 FROM pickup_views.pins AS c WHERE c.cid_key = p.cid_key AND c.lease_until IS NOT NULL)
+		AND NOT EXISTS (SELECT 1 FROM pickup_views.pins AS o WHERE o.cid_key = p.cid_key AND o.due_at IS NOT NULL
 			AND (o.due_at < p.due_at OR (o.due_at = p.due_at AND o.request_id < p.request_id)))
 		ORDER BY p.due_at LIMIT ?`, viewrow.MicrosOf(now), limit).rows(ctx, s.pool)
 	if err != nil {
@@ -410,9 +410,9 @@ func (s *Store) DueForClaim(ctx context.Context, now time.Time, limit int) ([]uu
 // retry by the log asks it, once the views have taken that event in, so
 // that a root is fetched once however many ask for it.
 func (s *Store) Claimable(ctx context.Context, requestID uuid.UUID, now time.Time) (bool, error) {
-	rows, err := sel(`pins AS p WHERE p.request_id = ? AND p.due_at <= ?
-		AND NOT EXISTS (SELECT 1 FROM pins AS c WHERE c.cid_key = p.cid_key AND c.lease_until IS NOT NULL)
-		AND NOT EXISTS (SELECT 1 FROM pins AS o WHERE o.cid_key = p.cid_key AND o.due_at IS NOT NULL
+	rows, err := sel(`pickup_views.pins AS p WHERE p.request_id = ? AND p.due_at <= ?
+		AND NOT EXISTS (SELECT 1 FROM pickup_views.pins AS c WHERE c.cid_key = p.cid_key AND c.lease_until IS NOT NULL)
+		AND NOT EXISTS (SELECT 1 FROM pickup_views.pins AS o WHERE o.cid_key = p.cid_key AND o.due_at IS NOT NULL
 			AND (o.due_at < p.due_at OR (o.due_at = p.due_at AND o.request_id < p.request_id)))`,
 		requestID.String(), viewrow.MicrosOf(now)).rows(ctx, s.pool)
 	if err != nil {
@@ -425,13 +425,13 @@ func (s *Store) Claimable(ctx context.Context, requestID uuid.UUID, now time.Tim
 // time plus queueTimeout, see pin.State.Deadline) passed before now,
 // soonest deadline first.
 func (s *Store) Overdue(ctx context.Context, now time.Time, queueTimeout time.Duration, limit int) ([]uuid.UUID, error) {
-	leases, err := sel(`pins WHERE lease_until < ? ORDER BY lease_until LIMIT ?`, viewrow.MicrosOf(now), limit).rows(ctx, s.pool)
+	leases, err := sel(`pickup_views.pins WHERE lease_until < ? ORDER BY lease_until LIMIT ?`, viewrow.MicrosOf(now), limit).rows(ctx, s.pool)
 	if err != nil {
 		return nil, fmt.Errorf("overdue pins: %w", err)
 	}
 	var queued []viewrow.PinRow
 	if queueTimeout > 0 {
-		queued, err = sel(`pins WHERE due_at < ? ORDER BY due_at LIMIT ?`, viewrow.MicrosOf(now.Add(-queueTimeout)), limit).rows(ctx, s.pool)
+		queued, err = sel(`pickup_views.pins WHERE due_at < ? ORDER BY due_at LIMIT ?`, viewrow.MicrosOf(now.Add(-queueTimeout)), limit).rows(ctx, s.pool)
 		if err != nil {
 			return nil, fmt.Errorf("overdue pins: %w", err)
 		}
@@ -442,7 +442,7 @@ func (s *Store) Overdue(ctx context.Context, now time.Time, queueTimeout time.Du
 // AwaitingDecision returns visible pins whose attempt failed and that wait
 // for the retry decider, oldest failure first.
 func (s *Store) AwaitingDecision(ctx context.Context, limit int) ([]uuid.UUID, error) {
-	rows, err := sel(`pins WHERE failed_at IS NOT NULL ORDER BY failed_at LIMIT ?`, limit).rows(ctx, s.pool)
+	rows, err := sel(`pickup_views.pins WHERE failed_at IS NOT NULL ORDER BY failed_at LIMIT ?`, limit).rows(ctx, s.pool)
 	if err != nil {
 		return nil, fmt.Errorf("pins awaiting a retry decision: %w", err)
 	}
@@ -452,7 +452,7 @@ func (s *Store) AwaitingDecision(ctx context.Context, limit int) ([]uuid.UUID, e
 // CarForRoot returns the CAR CID of a visible pinned request for the root
 // (in canonical form), from any tenant, and false when there is none.
 func (s *Store) CarForRoot(ctx context.Context, canonicalCID string) (string, bool, error) {
-	r, err := sel(`pins WHERE list_status = 'pinned' AND cid_key = ? LIMIT 1`, viewrow.TextOf(canonicalCID)).one(ctx, s.pool)
+	r, err := sel(`pickup_views.pins WHERE list_status = 'pinned' AND cid_key = ? LIMIT 1`, viewrow.TextOf(canonicalCID)).one(ctx, s.pool)
 	if err != nil {
 		if errors.Is(err, views.ErrNotFound) {
 			return "", false, nil
@@ -467,10 +467,10 @@ func (s *Store) Figures(ctx context.Context, now time.Time) (projections.Figures
 	var f projections.Figures
 	err := s.snapshot(ctx, func(tx pgx.Tx) error {
 		var cp int64
-		if err := tx.QueryRow(ctx, `SELECT position FROM checkpoint WHERE id = 1`).Scan(&cp); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT position FROM pickup_views.checkpoint WHERE id = 1`).Scan(&cp); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT name, n FROM totals`)
+		rows, err := tx.Query(ctx, `SELECT name, n FROM pickup_views.totals`)
 		if err != nil {
 			return err
 		}
@@ -488,11 +488,11 @@ func (s *Store) Figures(ctx context.Context, now time.Time) (projections.Figures
 			return err
 		}
 		us := viewrow.MicrosOf(now)
-		later, err := (&query{}).add(`SELECT count(*) FROM pins WHERE due_at > ?`, us).int(ctx, tx)
+		later, err := (&query{}).add(`SELECT count(*) FROM pickup_views.pins WHERE due_at > ?`, us).int(ctx, tx)
 		if err != nil {
 			return err
 		}
-		first, err := (&query{}).add(`SELECT due_at FROM pins WHERE due_at <= ? ORDER BY due_at LIMIT 1`, us).int(ctx, tx)
+		first, err := (&query{}).add(`SELECT due_at FROM pickup_views.pins WHERE due_at <= ? ORDER BY due_at LIMIT 1`, us).int(ctx, tx)
 		if err != nil {
 			return err
 		}

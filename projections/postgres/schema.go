@@ -19,13 +19,13 @@ import (
 // (and of the app role's grants) between processes on one database.
 const schemaLock = 0x7069636b7570 // "pickup"
 
-// tables are the views of SchemaVersion, created in its schema (the
-// connection's search_path). {trgm} is the schema holding pg_trgm, whose
+// tables are the views of SchemaVersion; "pickup_views." stands for its
+// schema (schemaMarker). {trgm} is the schema holding pg_trgm, whose
 // operator class the trigram index names: the extension is the
 // database's, shared by every version, so no version's schema owns it and
 // dropping a version leaves it to the others.
 const tables = `
-CREATE TABLE IF NOT EXISTS pins (
+CREATE TABLE IF NOT EXISTS pickup_views.pins (
 	request_id  uuid PRIMARY KEY,
 	tenant      text COLLATE "C" NOT NULL,
 	seq         bigint NOT NULL,
@@ -43,20 +43,20 @@ CREATE TABLE IF NOT EXISTS pins (
 	car_bytes   bigint NOT NULL,
 	state       bytea NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS pins_seq ON pins (tenant, seq);
-CREATE INDEX IF NOT EXISTS pins_created ON pins (tenant, created, seq);
-CREATE INDEX IF NOT EXISTS pins_status ON pins (tenant, list_status, seq) WHERE list_status IS NOT NULL;
-CREATE INDEX IF NOT EXISTS pins_cid ON pins (tenant, cid_key, seq);
-CREATE INDEX IF NOT EXISTS pins_name_fold ON pins (tenant, name_fold, seq);
-CREATE INDEX IF NOT EXISTS pins_name_trigrams ON pins USING gin (name_fold {trgm}.gin_trgm_ops);
-CREATE INDEX IF NOT EXISTS pins_due ON pins (due_at) WHERE due_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS pins_root_due ON pins (cid_key, due_at) WHERE due_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS pins_root_claimed ON pins (cid_key) WHERE lease_until IS NOT NULL;
-CREATE INDEX IF NOT EXISTS pins_lease ON pins (lease_until) WHERE lease_until IS NOT NULL;
-CREATE INDEX IF NOT EXISTS pins_failed ON pins (failed_at) WHERE failed_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS pins_car ON pins (cid_key) WHERE list_status = 'pinned';
+CREATE UNIQUE INDEX IF NOT EXISTS pins_seq ON pickup_views.pins (tenant, seq);
+CREATE INDEX IF NOT EXISTS pins_created ON pickup_views.pins (tenant, created, seq);
+CREATE INDEX IF NOT EXISTS pins_status ON pickup_views.pins (tenant, list_status, seq) WHERE list_status IS NOT NULL;
+CREATE INDEX IF NOT EXISTS pins_cid ON pickup_views.pins (tenant, cid_key, seq);
+CREATE INDEX IF NOT EXISTS pins_name_fold ON pickup_views.pins (tenant, name_fold, seq);
+CREATE INDEX IF NOT EXISTS pins_name_trigrams ON pickup_views.pins USING gin (name_fold {trgm}.gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS pins_due ON pickup_views.pins (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS pins_root_due ON pickup_views.pins (cid_key, due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS pins_root_claimed ON pickup_views.pins (cid_key) WHERE lease_until IS NOT NULL;
+CREATE INDEX IF NOT EXISTS pins_lease ON pickup_views.pins (lease_until) WHERE lease_until IS NOT NULL;
+CREATE INDEX IF NOT EXISTS pins_failed ON pickup_views.pins (failed_at) WHERE failed_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS pins_car ON pickup_views.pins (cid_key) WHERE list_status = 'pinned';
 
-CREATE TABLE IF NOT EXISTS pin_meta (
+CREATE TABLE IF NOT EXISTS pickup_views.pin_meta (
 	tenant text COLLATE "C" NOT NULL,
 	key    text COLLATE "C" NOT NULL,
 	value  text COLLATE "C" NOT NULL,
@@ -64,13 +64,13 @@ CREATE TABLE IF NOT EXISTS pin_meta (
 	PRIMARY KEY (tenant, key, value, seq)
 );
 
-CREATE TABLE IF NOT EXISTS tenants (
+CREATE TABLE IF NOT EXISTS pickup_views.tenants (
 	tenant       text COLLATE "C" PRIMARY KEY,
 	last_seq     bigint NOT NULL,
 	last_created bigint NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS tenant_blocks (
+CREATE TABLE IF NOT EXISTS pickup_views.tenant_blocks (
 	tenant text COLLATE "C" NOT NULL,
 	status text COLLATE "C" NOT NULL,
 	block  bigint NOT NULL,
@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS tenant_blocks (
 	PRIMARY KEY (tenant, status, block)
 );
 
-CREATE TABLE IF NOT EXISTS meta_blocks (
+CREATE TABLE IF NOT EXISTS pickup_views.meta_blocks (
 	tenant text COLLATE "C" NOT NULL,
 	key    text COLLATE "C" NOT NULL,
 	value  text COLLATE "C" NOT NULL,
@@ -88,12 +88,12 @@ CREATE TABLE IF NOT EXISTS meta_blocks (
 	PRIMARY KEY (tenant, key, value, status, block)
 );
 
-CREATE TABLE IF NOT EXISTS totals (
+CREATE TABLE IF NOT EXISTS pickup_views.totals (
 	name text COLLATE "C" PRIMARY KEY,
 	n    bigint NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS tokens (
+CREATE TABLE IF NOT EXISTS pickup_views.tokens (
 	token_id uuid PRIMARY KEY,
 	tenant   text COLLATE "C" NOT NULL,
 	hash     bytea NOT NULL,
@@ -101,19 +101,18 @@ CREATE TABLE IF NOT EXISTS tokens (
 	created  bigint NOT NULL,
 	revoked  boolean NOT NULL
 );
-CREATE INDEX IF NOT EXISTS tokens_hash ON tokens (hash);
-CREATE INDEX IF NOT EXISTS tokens_tenant ON tokens (tenant, created);
+CREATE INDEX IF NOT EXISTS tokens_hash ON pickup_views.tokens (hash);
+CREATE INDEX IF NOT EXISTS tokens_tenant ON pickup_views.tokens (tenant, created);
 
-CREATE TABLE IF NOT EXISTS checkpoint (
+CREATE TABLE IF NOT EXISTS pickup_views.checkpoint (
 	id       int PRIMARY KEY CHECK (id = 1),
 	position bigint NOT NULL
 );
-INSERT INTO checkpoint (id, position) VALUES (1, 0) ON CONFLICT DO NOTHING;
+INSERT INTO pickup_views.checkpoint (id, position) VALUES (1, 0) ON CONFLICT DO NOTHING;
 `
 
 // create creates the views of version in their schema, if they do not
-// exist, in tx: all of it or nothing. The connection's search_path must
-// name the schema alone (poolConfig).
+// exist, in tx: all of it or nothing.
 func create(ctx context.Context, tx pgx.Tx, version int) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(schemaLock)); err != nil {
 		return err
@@ -132,7 +131,8 @@ func create(ctx context.Context, tx pgx.Tx, version int) error {
 	if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
 		return fmt.Errorf("create schema %s: %w", schema, err)
 	}
-	if _, err := tx.Exec(ctx, strings.ReplaceAll(tables, "{trgm}", pgx.Identifier{trgm}.Sanitize())); err != nil {
+	ddl := qualify(strings.ReplaceAll(tables, "{trgm}", pgx.Identifier{trgm}.Sanitize()), schemaPrefix(schema))
+	if _, err := tx.Exec(ctx, ddl); err != nil {
 		return fmt.Errorf("create tables in %s: %w", schema, err)
 	}
 	return nil
@@ -170,7 +170,7 @@ func Setup(ctx context.Context, url string, so SetupOptions) error {
 		version = SchemaVersion
 	}
 	schema := SchemaName(version)
-	conn, err := connect(ctx, url, schema)
+	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return fmt.Errorf("views setup: %w", err)
 	}
@@ -255,16 +255,6 @@ func grantApp(ctx context.Context, tx pgx.Tx, schema, role, password string) err
 	return nil
 }
 
-// connect opens one connection to url whose search_path names schema alone.
-func connect(ctx context.Context, url, schema string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		return nil, err
-	}
-	cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
-	return pgx.ConnectConfig(ctx, cfg)
-}
-
 // legacyVersions are the versions that kept their tables in the schema
 // public, recorded in public.views_schema; legacyTables are those tables.
 const (
@@ -288,7 +278,7 @@ func Drop(ctx context.Context, url string, version int) error {
 	if version < 1 {
 		return fmt.Errorf("drop views: version %d: want a version from 1", version)
 	}
-	conn, err := connect(ctx, url, "pg_catalog")
+	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return fmt.Errorf("drop views: %w", err)
 	}
@@ -354,7 +344,7 @@ var versionedSchema = regexp.MustCompile(`^pickup_views_v([0-9]+)$`)
 // first, with their checkpoints: what an operator checks before Drop. The
 // URL's role must be able to read every version's checkpoint.
 func Versions(ctx context.Context, url string) ([]VersionInfo, error) {
-	conn, err := connect(ctx, url, "pg_catalog")
+	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return nil, fmt.Errorf("list views versions: %w", err)
 	}
