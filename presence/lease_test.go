@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/eventlog/embedded"
@@ -85,7 +86,7 @@ func slotPeer(t *testing.T, slot int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, _ := bitswap.PeerIDOf(key)
+	id, _ := peer.IDFromPrivateKey(key)
 	return id.String()
 }
 

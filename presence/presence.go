@@ -62,19 +62,6 @@ const Slots = 20
 // Stream returns the name of a slot's stream.
 func Stream(slot int) string { return StreamPrefix + strconv.Itoa(slot) }
 
-// SlotOf returns the slot of a slot stream's name.
-func SlotOf(stream string) (int, bool) {
-	rest, ok := strings.CutPrefix(stream, StreamPrefix)
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.Atoi(rest)
-	if err != nil || n < 0 || n >= Slots || strconv.Itoa(n) != rest {
-		return 0, false
-	}
-	return n, true
-}
-
 // Payload is the body of a presence event.
 type Payload interface {
 	eventlog.Payload

@@ -114,18 +114,8 @@ func TestDelegates(t *testing.T) {
 	}
 }
 
-// TestSlotOf: only the slots' own stream names are slots.
-func TestSlotOf(t *testing.T) {
-	for stream, want := range map[string]int{"fetcher-0": 0, "fetcher-19": 19} {
-		if n, ok := presence.SlotOf(stream); !ok || n != want {
-			t.Errorf("%s: %d %v, want %d", stream, n, ok, want)
-		}
-	}
-	for _, stream := range []string{"fetcher-20", "fetcher-01", "fetcher--1", "fetcher-", "pin-0", "fetcher-x"} {
-		if n, ok := presence.SlotOf(stream); ok {
-			t.Errorf("%s read as slot %d", stream, n)
-		}
-	}
+// TestStream: a slot's stream name.
+func TestStream(t *testing.T) {
 	if presence.Stream(7) != "fetcher-7" {
 		t.Errorf("Stream(7) = %s", presence.Stream(7))
 	}

@@ -36,7 +36,7 @@ func slotPeer(t *testing.T, seed string, slot int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := bitswap.PeerIDOf(key)
+	id, err := peer.IDFromPrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +165,20 @@ func TestDelegatesAreTheLiveFetchers(t *testing.T) {
 
 	first.kill(t)
 	waitDelegates(t, cl, ps.RequestID, []string{p1})
+
+	// The log's other followers take the slots' streams in their stride:
+	// the views rebuilt from the log equal the live ones, and the
+	// operator's tools print the slots' events.
+	if out, err := c.pickup("replay", "--verify"); err != nil {
+		t.Fatalf("replay --verify over the presence events: %v\n%s", err, out)
+	}
+	out, err := c.pickup("events", "cat", "fetcher-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "FetcherAnnounced") || !strings.Contains(out, "FetcherWithdrawn") || !strings.Contains(out, p1) {
+		t.Errorf("events cat fetcher-1 shows no announcement and withdrawal of %s:\n%s", p1, out)
+	}
 }
 
 // TestRunDelegatesStable: `pickup run` answers its fetcher's address, with

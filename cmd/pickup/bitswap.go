@@ -175,7 +175,11 @@ func (p *proc) bitswapSource(ctx context.Context, lf *libp2pFlags, allowPrivate 
 			return lease.Withdraw(ctx)
 		})
 	}
-	p.logger.Info("libp2p host", "peer", src.Host().ID(), "addrs", addrStrings(src), "announced", len(announced) > 0)
+	slot := -1
+	if lease != nil {
+		slot = lease.Slot()
+	}
+	p.logger.Info("libp2p host", "peer", src.Host().ID(), "addrs", addrStrings(src), "slot", slot, "announced", len(announced) > 0)
 	return src, announced, nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // MinSeedBytes is the shortest seed SlotKey accepts: 256 bits, what the
@@ -38,6 +37,3 @@ func SlotKey(seed []byte, slot int) (crypto.PrivKey, error) {
 	}
 	return key, nil
 }
-
-// PeerIDOf is the peer id of a private key.
-func PeerIDOf(key crypto.PrivKey) (peer.ID, error) { return peer.IDFromPrivateKey(key) }

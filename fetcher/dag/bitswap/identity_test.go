@@ -41,7 +41,7 @@ func TestSlotKey(t *testing.T) {
 		if !key.Equals(direct) {
 			t.Errorf("slot %d: the key is not the contract's derivation", slot)
 		}
-		got, err := bitswap.PeerIDOf(key)
+		got, err := libp2ppeer.IDFromPrivateKey(key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func TestStableIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := bitswap.PeerIDOf(key)
+	want, _ := libp2ppeer.IDFromPrivateKey(key)
 	client, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
 		t.Fatal(err)
