@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/eventlog/embedded"
 	"github.com/pickup-ipfs/pickup/fetcher/dag/bitswap"
@@ -138,7 +140,7 @@ func TestFetcherAnnouncesPublicIP(t *testing.T) {
 	}
 	defer log.Close()
 	key, _ := bitswap.SlotKey([]byte(seed), 0)
-	peerID, _ := bitswap.PeerIDOf(key)
+	peerID, _ := peer.IDFromPrivateKey(key)
 	var slot presence.Slot
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		events, err := log.ReadStream(context.Background(), presence.Stream(0), eventlog.StreamEnd, eventlog.Backwards, 1)
