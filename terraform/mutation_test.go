@@ -1,0 +1,289 @@
+package terraform
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// An edit replaces old, which must occur exactly once in file (relative to
+// terraform/), with new. With block set, old is the first line of a block
+// (`resource "t" "n" {`) and the whole block goes.
+type edit struct {
+	file, old, new string
+	block          bool
+}
+
+// A mutation breaks the wiring the way a careless change would; the tests
+// of root (a module or an environment, or root#name for its one test file
+// tests/name.tftest.hcl) must then fail, and say so in want (matched with
+// runs of white space folded, since Terraform wraps its diagnostics).
+type mutation struct {
+	name  string
+	root  string
+	edits []edit
+	want  string
+}
+
+func mutations() []mutation {
+	const (
+		fetchersMain = "modules/fetchers/main.tf"
+		fetchersIAM  = "modules/fetchers/iam.tf"
+		fetchersNet  = "modules/fetchers/network.tf"
+		viewsMain    = "modules/views/main.tf"
+		pickupMain   = "modules/pickup/main.tf"
+		obsMain      = "modules/observability/main.tf"
+	)
+	one := func(file, old, new string) []edit { return []edit{{file: file, old: old, new: new}} }
+	return []mutation{
+		// Autoscaling.
+		{"scaling divides by a task count from the wrong namespace", "modules/fetchers#scaling",
+			one(fetchersMain, `namespace   = "ECS/ContainerInsights"`, `namespace   = "AWS/ECS"`),
+			"autoscaling must divide by Container Insights' RunningTaskCount"},
+		{"Container Insights off while scaling reads its metrics", "modules/fetchers#scaling",
+			one(fetchersMain, `value = "enabled"`, `value = "disabled"`),
+			"Container Insights must be on"},
+		{"ignore_changes = [desired_count] removed", "modules/fetchers#scaling",
+			one(fetchersMain, `ignore_changes = [desired_count]`, `ignore_changes = []`),
+			"a new plan must leave the fetchers' desired count to autoscaling"},
+		{"scaling tracks the backlog alone", "modules/fetchers#scaling",
+			one(fetchersMain, `expression  = "backlog / tasks"`, `expression  = "backlog"`),
+			"autoscaling must track the backlog per running task"},
+
+		// The views' network and logins.
+		{"RDS Proxy to database rule admits the wrong group", "modules/views",
+			one(viewsMain, `referenced_security_group_id = aws_security_group.proxy.id`, `referenced_security_group_id = aws_security_group.db.id`),
+			"the cluster's security group must admit PostgreSQL from the proxy's"},
+		{"RDS Proxy to database rule removed", "modules/views",
+			[]edit{{file: viewsMain, old: `resource "aws_vpc_security_group_ingress_rule" "db_from_proxy" {`, block: true}},
+			"aws_vpc_security_group_ingress_rule.db_from_proxy"},
+		{"RDS Proxy egress to the database removed", "modules/views",
+			[]edit{{file: viewsMain, old: `resource "aws_vpc_security_group_egress_rule" "proxy_to_db" {`, block: true}},
+			"aws_vpc_security_group_egress_rule.proxy_to_db"},
+		{"RDS Proxy logs in as the master user", "modules/views",
+			one(viewsMain, `secret_arn                = aws_secretsmanager_secret.app.arn`, `secret_arn                = local.master_secret_arn`),
+			"the proxy must log in as the application role"},
+		{"gateway's PICKUP_VIEWS_SECRET_ARN is the master secret", "modules/pickup",
+			one(pickupMain, `views_secret_arn     = module.views.app_secret_arn`, `views_secret_arn     = module.views.master_secret_arn`),
+			"never with the master secret"},
+		{"tasks' PICKUP_VIEWS_SECRET_ARN is the master secret", "modules/pickup",
+			one(pickupMain, `views_secret_arn       = module.views.app_secret_arn`, `views_secret_arn       = module.views.master_secret_arn`),
+			"views_admin_secret_arn must be the master secret, not the application role's"},
+		{"a task role reads the master secret", "modules/fetchers#iam",
+			one(fetchersIAM, `Resource = [var.views_secret_arn]`, `Resource = [var.views_secret_arn, var.views_admin_secret_arn]`),
+			"no task role may read the master secret"},
+		{"views-setup connects through the proxy", "modules/pickup",
+			one(pickupMain, `views_setup_url        = module.views.setup_url`, `views_setup_url        = module.views.proxy_url`),
+			"views_setup_url must be a postgres:// URL of the cluster's writer"},
+		{"projector does not wait for views-setup to succeed", "modules/fetchers#tasks",
+			one(fetchersMain, `condition = "SUCCESS"`, `condition = "START"`),
+			"the projector must start only once views-setup has succeeded"},
+
+		// Protection of data.
+		{"prod disposable", "envs/prod",
+			one("envs/prod/main.tf", `disposable                   = false`, `disposable                   = true`),
+			"This environment refuses disposable = true"},
+		{"prod disposable, its refusal removed too", "envs/prod",
+			[]edit{
+				{file: "envs/prod/main.tf", old: `disposable                   = false`, new: `disposable                   = true`},
+				{file: "envs/prod/main.tf", old: `allow_disposable             = false`, new: `allow_disposable             = true`},
+			},
+			"prod is never disposable"},
+		{"ECR repository kept by a disposable deployment", "envs/dev",
+			one(pickupMain, `force_delete           = var.disposable`, `force_delete           = false`),
+			"dev is disposable"},
+
+		// Dialable fetchers and delegates.
+		{"fetchers' libp2p QUIC ingress removed", "modules/fetchers#network",
+			one(fetchersNet, `udp_ipv4 = { protocol = "udp", cidr_ipv4 = "0.0.0.0/0", cidr_ipv6 = null }`, ``),
+			"the libp2p security group must admit TCP and UDP (QUIC) 4001 from anywhere"},
+		{"fetchers' libp2p ingress removed", "modules/fetchers#network",
+			[]edit{{file: fetchersNet, old: `resource "aws_vpc_security_group_ingress_rule" "libp2p" {`, block: true}},
+			"aws_vpc_security_group_ingress_rule.libp2p"},
+		{"fetchers outside the libp2p security group", "modules/fetchers#network",
+			one(fetchersMain, `security_groups  = [aws_security_group.tasks.id, aws_security_group.libp2p.id]`, `security_groups  = [aws_security_group.tasks.id]`),
+			"the fetchers must be in the libp2p security group"},
+		{"public fetchers without public addresses", "modules/fetchers#network",
+			one(fetchersMain, `assign_public_ip = var.fetchers_public`, `assign_public_ip = false`),
+			"public fetchers must run in the public subnets, each task with its own public address"},
+		{"public fetchers do not discover their address", "modules/fetchers#tasks",
+			one(fetchersMain, `PICKUP_LIBP2P_PUBLIC_IP = "ecs"`, `PICKUP_LIBP2P_PUBLIC_IP_UNUSED = "ecs"`),
+			"the fetcher's environment must carry"},
+		{"public fetchers cannot read their public address", "modules/fetchers#network",
+			one(fetchersIAM, `Action   = ["ec2:DescribeNetworkInterfaces"]`, `Action   = ["ec2:DescribeInstances"]`),
+			"PICKUP_LIBP2P_PUBLIC_IP=ecs needs ec2:DescribeNetworkInterfaces"},
+		{"public subnets without the S3 gateway endpoint", "modules/network",
+			one("modules/network/main.tf", `route_table_ids = concat(aws_route_table.private[*].id, [aws_route_table.public.id])`, `route_table_ids = aws_route_table.private[*].id`),
+			"the S3 endpoint must serve every private route table and the public one"},
+		{"a private-fetcher deployment with no delegates", "envs/dev",
+			one("envs/dev/main.tf", `fetchers_public                     = var.fetchers_public`, `fetchers_public                     = false`),
+			"Private fetchers (fetchers_public = false) cannot be dialed by clients"},
+		{"private fetchers without delegates no longer refused", "modules/pickup",
+			one("modules/pickup/variables.tf", `condition     = var.fetchers_public || length(var.delegates) > 0`, `condition     = var.fetchers_public || length(var.delegates) >= 0`),
+			"var.delegates, was expected to report an error"},
+		{"PICKUP_DELEGATES set, empty, without static delegates", "modules/gateway",
+			one("modules/gateway/main.tf", `}, length(var.delegates) > 0 ? {`, `}, true ? {`),
+			"PICKUP_DELEGATES must be unset"},
+
+		// Secrets, health, IAM against the code.
+		{"health check removed", "modules/fetchers#tasks",
+			one(fetchersMain, `c.health ? { healthCheck = local.health_check } : {},`, `{},`),
+			"health check must run `pickup health`"},
+		{"health check asks another binary", "modules/fetchers#tasks",
+			one(fetchersMain, `binary = "/ko-app/pickup"`, `binary = "/usr/bin/pickup"`),
+			"health check must run `pickup health`"},
+		{"no PICKUP_WEBHOOK_KEY for the projector", "modules/fetchers#tasks",
+			one(fetchersMain, `PICKUP_WEBHOOK_KEY = aws_secretsmanager_secret.webhook_key.arn`, ``),
+			"the projector must get the event log and the webhook key"},
+		{"no libp2p seed for the fetchers", "modules/fetchers#tasks",
+			one(fetchersMain, `PICKUP_LIBP2P_SEED = aws_secretsmanager_secret.libp2p_seed.arn`, ``),
+			"the event log and the libp2p seed must come from Secrets Manager"},
+		{"fetcher may not list the staging bucket's uploads", "modules/fetchers#iam",
+			one(fetchersIAM, "Action   = [\"s3:ListBucket\", \"s3:ListBucketMultipartUploads\"]\n          Resource = [var.staging_bucket_arn]", "Action   = [\"s3:ListBucket\"]\n          Resource = [var.staging_bucket_arn]"),
+			"the fetcher's role must allow every S3 call the fetcher makes"},
+		{"fetcher may not abort carpark uploads", "modules/fetchers#iam",
+			one(fetchersIAM, "\"s3:DeleteObject\",\n            \"s3:AbortMultipartUpload\",\n            \"s3:ListMultipartUploadParts\",", "\"s3:DeleteObject\",\n            \"s3:ListMultipartUploadParts\","),
+			"the fetcher's role must allow every S3 call the fetcher makes"},
+
+		// Alarms.
+		{"failed tasks rule matches running tasks", "modules/observability",
+			one(obsMain, `lastStatus = ["STOPPED"]`, `lastStatus = ["RUNNING"]`),
+			"every service task of the cluster that stops on a failure must be caught"},
+		{"tasks-below-desired alarm reads the wrong namespace", "modules/observability",
+			one(obsMain, `namespace   = "ECS/ContainerInsights"`, `namespace   = "AWS/ECS"`),
+			"fewer running tasks than desired, for each service, must raise an alarm"},
+		{"EventBridge may not publish to the alarm topic", "modules/pickup",
+			one(pickupMain, `Principal = { Service = ["cloudwatch.amazonaws.com", "events.amazonaws.com"] }`, `Principal = { Service = ["cloudwatch.amazonaws.com"] }`),
+			"CloudWatch alarms and EventBridge (failed tasks) must be allowed to publish"},
+	}
+}
+
+// TestMutations breaks the wiring in each of the ways above, in a copy of
+// the deployment, and requires the tests of the module or environment
+// concerned to fail on it (and to pass on the unbroken copy): a check that
+// cannot fail guards nothing.
+func TestMutations(t *testing.T) {
+	terraformBinary(t)
+	if testing.Short() {
+		t.Skip("-short: each mutation runs a terraform test")
+	}
+	plugins := stubPlugins(t)
+	env := tfEnv(t)
+
+	byRoot := map[string][]mutation{}
+	for _, m := range mutations() {
+		r, _, _ := strings.Cut(m.root, "#")
+		byRoot[r] = append(byRoot[r], m)
+	}
+	var names []string
+	for r := range byRoot {
+		names = append(names, r)
+	}
+	sort.Strings(names)
+	start := time.Now()
+	t.Cleanup(func() {
+		t.Logf("%d mutations in %d roots: %s", len(mutations()), len(names), time.Since(start).Round(time.Second))
+	})
+
+	for _, r := range names {
+		t.Run(strings.ReplaceAll(r, "/", "_"), func(t *testing.T) {
+			t.Parallel()
+			// One copy per root, initialised once: each mutation is written
+			// into it, tested, and undone.
+			dir := copyTree(t)
+			root := filepath.Join(dir, r)
+			args := []string{"init", "-backend=false", "-input=false", "-plugin-dir=" + plugins}
+			if strings.HasPrefix(r, "envs/") {
+				args = append(args, "-lockfile=readonly")
+			}
+			if out, err := tf(t, env, root, args...); err != nil {
+				t.Fatalf("terraform init: %v\n%s", err, out)
+			}
+			if out, err := tf(t, env, root, "test"); err != nil {
+				t.Fatalf("the unbroken copy must pass: %v\n%s", err, out)
+			}
+			for _, m := range byRoot[r] {
+				t.Run(m.name, func(t *testing.T) {
+					undo := m.apply(t, dir)
+					defer undo()
+					args := []string{"test"}
+					if _, file, ok := strings.Cut(m.root, "#"); ok {
+						args = append(args, "-filter=tests/"+file+".tftest.hcl")
+					}
+					began := time.Now()
+					out, err := tf(t, env, root, args...)
+					if err == nil {
+						t.Fatalf("terraform test of %s passed with the wiring broken:\n%s", r, out)
+					}
+					if !strings.Contains(fold(out), fold(m.want)) {
+						t.Fatalf("terraform test of %s failed, but not on %q:\n%s", r, m.want, out)
+					}
+					t.Logf("caught in %s", time.Since(began).Round(100*time.Millisecond))
+				})
+			}
+		})
+	}
+}
+
+var spaceRe = regexp.MustCompile(`\s+`)
+
+func fold(s string) string { return spaceRe.ReplaceAllString(s, " ") }
+
+// apply writes m's edits into the copy at dir and returns what restores
+// the files.
+func (m mutation) apply(t *testing.T, dir string) (undo func()) {
+	t.Helper()
+	saved := map[string][]byte{}
+	undo = func() {
+		for p, b := range saved {
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	for _, e := range m.edits {
+		p := filepath.Join(dir, e.file)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			undo()
+			t.Fatal(err)
+		}
+		if _, ok := saved[p]; !ok {
+			saved[p] = b
+		}
+		src := string(b)
+		if n := strings.Count(src, e.old); n != 1 {
+			undo()
+			t.Fatalf("%s holds %q %d times, want once: the mutation no longer applies", e.file, e.old, n)
+		}
+		if e.block {
+			src, err = removeBlock(src, e.old)
+			if err != nil {
+				undo()
+				t.Fatalf("%s: %v", e.file, err)
+			}
+		} else {
+			src = strings.Replace(src, e.old, e.new, 1)
+		}
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			undo()
+			t.Fatal(err)
+		}
+	}
+	return undo
+}
+
+// removeBlock removes the top-level block whose first line is header, up to
+// its closing brace at the start of a line.
+func removeBlock(src, header string) (string, error) {
+	i := strings.Index(src, header)
+	end := strings.Index(src[i:], "\n}\n")
+	if end < 0 {
+		return "", os.ErrNotExist
+	}
+	return src[:i] + src[i+end+len("\n}\n"):], nil
+}
