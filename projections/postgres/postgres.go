@@ -7,19 +7,19 @@
 // # Versions side by side
 //
 // Each version of the tables (SchemaVersion) lives in a PostgreSQL schema
-// of its own, pickup_views_v<N>, beside the others in one database: a
-// process of version N reads and writes only that schema (every statement
-// names it: no session state such as search_path, which a proxy such as
-// RDS Proxy could share between clients, decides where a statement goes),
-// and its projector builds it from the log,
-// from position zero, while processes of other versions keep serving
-// theirs. A rolling deploy that changes the tables therefore never drops
-// the views the old processes read; the new version's readers wait (the
-// gateway answers from the log, or 503 with Retry-After) until its views
-// catch up. Nothing drops a version at start: Drop does, as an explicit
-// operator step (`pickup views drop --version N`), and refuses the
-// binary's own version. Versions up to 4 kept their tables unversioned in
-// the schema public; they are left alone too, and Drop removes them.
+// of its own, pickup_views_v<N>, beside the others in one database. A
+// process of version N reads and writes only that schema: every statement
+// names it, so no session state (a search_path, which a proxy such as RDS
+// Proxy could share between clients of two versions) decides where a
+// statement goes. Its projector builds it from the log, from position
+// zero, while processes of other versions keep serving theirs. A rolling
+// deploy that changes the tables therefore never drops the views the old
+// processes read; the new version's readers answer 503 with Retry-After
+// (or from the log) until its views catch up (cmd/pickup). Nothing drops a
+// version at start: Drop does, as an explicit operator step (`pickup views
+// drop --version N`), and refuses the binary's own version. Versions up to
+// 4 kept their tables unversioned in the schema public; they are left
+// alone too, and Drop removes them.
 //
 // # Roles
 //
@@ -30,8 +30,8 @@
 // TRUNCATE (Reset empties the tables) on its tables, and no CREATE on the
 // database or any schema. Open never creates anything as a role that
 // lacks the right: it fails with ErrNotSetUp, naming `pickup views setup`.
-// A role that may create schemas in the database (the owner, as `make run`
-// or a developer's database has it) gets the schema created by Open itself.
+// A role that may create schemas in the database (its owner, as on a
+// developer's PostgreSQL) gets the views created by Open itself.
 //
 // # Passwords
 //
