@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -288,10 +289,17 @@ func viewsLocation(ctx context.Context, arn, views string) (string, postgres.Cre
 	if err != nil {
 		return "", nil, fmt.Errorf("secret %s: %w", arn, err)
 	}
+	// The first connection uses the value just read: a Lambda's cold
+	// start reads the secret once.
+	var unused atomic.Pointer[string]
+	unused.Store(&first)
 	return at, func(ctx context.Context) (string, string, error) {
-		secret, err := read(ctx)
-		if err != nil {
-			return "", "", fmt.Errorf("views secret: %w", err)
+		secret := first
+		if unused.Swap(nil) == nil {
+			var err error
+			if secret, err = read(ctx); err != nil {
+				return "", "", fmt.Errorf("views secret: %w", err)
+			}
 		}
 		user, password, err := secretCredentials(secret)
 		if err != nil {
