@@ -131,6 +131,10 @@ func (p *proc) bitswapSource(ctx context.Context, lf *libp2pFlags, allowPrivate 
 	if err := cfg.WithDefaults().Validate(); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
+	leaseCfg := presence.Config{TTL: *lf.presenceTTL, Instance: instanceName(p)}
+	if err := leaseCfg.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("%w: --presence-ttl: %v", errUsage, err)
+	}
 	var src *bitswap.Source
 	bind := func(_ context.Context, slot int) (presence.Endpoint, func(), error) {
 		key, err := bitswap.SlotKey(seed, slot)
@@ -151,7 +155,7 @@ func (p *proc) bitswapSource(ctx context.Context, lf *libp2pFlags, allowPrivate 
 		src = s
 		return presence.Endpoint{PeerID: s.Host().ID().String(), Addrs: addrs}, func() { s.Close(); src = nil }, nil
 	}
-	lease, err := presence.Acquire(ctx, presence.Config{TTL: *lf.presenceTTL, Instance: instanceName(p)}, presence.Deps{Log: p.log, Logger: p.logger}, bind)
+	lease, err := presence.Acquire(ctx, leaseCfg, presence.Deps{Log: p.log, Logger: p.logger}, bind)
 	var announced []string
 	switch {
 	case errors.Is(err, presence.ErrNoSlot):

@@ -201,3 +201,72 @@ func TestPublicIPRefusals(t *testing.T) {
 		}
 	}
 }
+
+// lockedBuffer is a log sink the test may read while the role writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
+
+// TestFetcherWithoutSlot: with every slot held by a live fetcher, `pickup
+// fetcher` still runs, with a new identity, announces nothing, and says so
+// in a warning.
+func TestFetcherWithoutSlot(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "events.db")
+	log, err := embedded.Open(context.Background(), logPath, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	held := "12D3KooWLYddiuv1m7YvJzDiMuht5eLRXe2wZ52si7Hz7XpdhchL"
+	for range presence.Slots {
+		if _, err := presence.Acquire(context.Background(), presence.Config{}, presence.Deps{Log: log},
+			func(context.Context, int) (presence.Endpoint, func(), error) {
+				return presence.Endpoint{PeerID: held, Addrs: []string{"/ip4/127.0.0.1/tcp/4001/p2p/" + held}}, func() {}, nil
+			}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head, _ := log.Head(context.Background())
+	vars := map[string]string{
+		"PICKUP_EVENTLOG": logPath, "PICKUP_VIEWS": filepath.Join(dir, "views.db"), "PICKUP_ADMIN_ADDR": "",
+		"PICKUP_CAR_DIR": filepath.Join(dir, "cars"), "PICKUP_SOURCES": "bitswap", "PICKUP_LIBP2P_LISTEN": "/ip4/127.0.0.1/tcp/0",
+		"PICKUP_LIBP2P_SEED_FILE": filepath.Join(dir, "seed"),
+	}
+	errs := &lockedBuffer{}
+	e := &env{stdout: &lockedBuffer{}, stderr: errs, getenv: func(k string) string { return vars[k] }}
+	ctx, cancel := context.WithCancel(context.Background())
+	exited := make(chan int, 1)
+	go func() { exited <- run(ctx, e, []string{"fetcher"}) }()
+	waitFor := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(errs.String(), what); time.Sleep(10 * time.Millisecond) {
+			select {
+			case code := <-exited:
+				t.Fatalf("exited %d: %s", code, errs)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the log: %s", what, errs)
+			}
+		}
+	}
+	waitFor("every fetcher slot is live")
+	waitFor(`"msg":"libp2p host"`)
+	cancel()
+	if code := <-exited; code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if after, _ := log.Head(context.Background()); after != head {
+		t.Errorf("the fetcher without a slot wrote to the log (head %d, then %d)", head, after)
+	}
+}
