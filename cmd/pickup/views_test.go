@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -148,7 +149,7 @@ func TestViewsSetupAndRotatedSecret(t *testing.T) {
 		t.Fatalf("views ls: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	e, _, errs = testEnv(setup)
-	if code := run(ctx, e, []string{"views", "drop", "--version", "5"}); code != 2 || !strings.Contains(errs.String(), "this binary's own") {
+	if code := run(ctx, e, []string{"views", "drop", "--version", strconv.Itoa(postgres.SchemaVersion)}); code != 2 || !strings.Contains(errs.String(), "this binary's own") {
 		t.Fatalf("views drop of this version: exit %d, stderr %q; want a usage error", code, errs)
 	}
 
@@ -285,5 +286,31 @@ func TestBuildingViewsAnswerUnavailable(t *testing.T) {
 	}
 	if resp := get("not a token anyone issued"); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("an unknown token once the views are built: %d, want 401", resp.StatusCode)
+	}
+}
+
+// The views commands refuse what they cannot run before connecting to
+// anything.
+func TestViewsCommandsRefuseBadInput(t *testing.T) {
+	const views = "postgres://127.0.0.1:1/pickup?sslmode=disable"
+	for _, c := range []struct {
+		name string
+		vars map[string]string
+		args []string
+		want string
+	}{
+		{"no subcommand", nil, []string{"views"}, "views setup"},
+		{"an unknown subcommand", nil, []string{"views", "migrate"}, "want setup, ls or drop"},
+		{"no database", nil, []string{"views", "setup"}, "PICKUP_VIEWS"},
+		{"a file, not a database", map[string]string{"PICKUP_VIEWS": "data/views.db"}, []string{"views", "ls"}, "postgres://"},
+		{"an admin secret pickup cannot read", map[string]string{"PICKUP_VIEWS": views, "PICKUP_VIEWS_ADMIN_SECRET": "hunter2"}, []string{"views", "setup"}, "admin secret"},
+		{"an app secret without a user", map[string]string{"PICKUP_VIEWS": views, "PICKUP_VIEWS_APP_SECRET": `{"password":"p"}`}, []string{"views", "setup"}, "app secret"},
+		{"drop without a version", map[string]string{"PICKUP_VIEWS": views}, []string{"views", "drop"}, "--version N"},
+		{"drop of this version", map[string]string{"PICKUP_VIEWS": views}, []string{"views", "drop", "--version", strconv.Itoa(postgres.SchemaVersion)}, "this binary's own"},
+	} {
+		e, _, errs := testEnv(c.vars)
+		if code := run(context.Background(), e, c.args); code != 2 || !strings.Contains(errs.String(), c.want) {
+			t.Errorf("%s: exit %d, stderr %q; want 2, naming %q", c.name, code, errs, c.want)
+		}
 	}
 }
