@@ -17,6 +17,7 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/eventlog/embedded"
 	"github.com/pickup-ipfs/pickup/fetcher/dag/bitswap"
+	"github.com/pickup-ipfs/pickup/internal/telemetry/telemetrytest"
 	"github.com/pickup-ipfs/pickup/presence"
 )
 
@@ -202,20 +203,6 @@ func TestPublicIPRefusals(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink the test may read while the role writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
-
 // TestFetcherWithoutSlot: with every slot held by a live fetcher, `pickup
 // fetcher` still runs, with a new identity, announces nothing, and says so
 // in a warning.
@@ -242,8 +229,8 @@ func TestFetcherWithoutSlot(t *testing.T) {
 		"PICKUP_CAR_DIR": filepath.Join(dir, "cars"), "PICKUP_SOURCES": "bitswap", "PICKUP_LIBP2P_LISTEN": "/ip4/127.0.0.1/tcp/0",
 		"PICKUP_LIBP2P_SEED_FILE": filepath.Join(dir, "seed"),
 	}
-	errs := &lockedBuffer{}
-	e := &env{stdout: &lockedBuffer{}, stderr: errs, getenv: func(k string) string { return vars[k] }}
+	errs := &telemetrytest.Buffer{}
+	e := &env{stdout: &telemetrytest.Buffer{}, stderr: errs, getenv: func(k string) string { return vars[k] }}
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan int, 1)
 	go func() { exited <- run(ctx, e, []string{"fetcher"}) }()
