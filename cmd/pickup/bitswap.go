@@ -170,18 +170,16 @@ func (p *proc) bitswapSource(ctx context.Context, lf *libp2pFlags, allowPrivate 
 		p.actor("presence", lease.Run)
 	}
 	p.closers = append(p.closers, src.Close)
+	slot := -1
 	if lease != nil {
+		slot = lease.Slot()
 		// A process that stops before its actors run (a later setting
-		// refused) still frees its slot.
+		// refused) still frees its slot; after Run, this writes nothing.
 		p.closers = append(p.closers, func() error {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
 			return lease.Withdraw(ctx)
 		})
-	}
-	slot := -1
-	if lease != nil {
-		slot = lease.Slot()
 	}
 	p.logger.Info("libp2p host", "peer", src.Host().ID(), "addrs", addrStrings(src), "slot", slot, "announced", len(announced) > 0)
 	return src, announced, nil
