@@ -257,3 +257,28 @@ func TestFetcherWithoutSlot(t *testing.T) {
 		t.Errorf("the fetcher without a slot wrote to the log (head %d, then %d)", head, after)
 	}
 }
+
+// TestRefusedStartFreesItsSlot: a fetcher refused after its host claimed a
+// slot (a later setting is wrong) withdraws before it exits, so its slot
+// is free at once, not held for a TTL by a process that never ran.
+func TestRefusedStartFreesItsSlot(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "events.db")
+	e, _, errs := testEnv(map[string]string{
+		"PICKUP_EVENTLOG": logPath, "PICKUP_VIEWS": filepath.Join(dir, "views.db"), "PICKUP_ADMIN_ADDR": "",
+		"PICKUP_SOURCES": "bitswap", "PICKUP_LIBP2P_LISTEN": "/ip4/127.0.0.1/tcp/0", "PICKUP_LIBP2P_SEED_FILE": filepath.Join(dir, "seed"),
+		"PICKUP_STAGING_BUCKET": "staging", // and no carpark bucket
+	})
+	if code := run(context.Background(), e, []string{"fetcher"}); code != 2 || !strings.Contains(errs.String(), "without --carpark-bucket") {
+		t.Fatalf("exit %d, stderr %q; want the usage error", code, errs)
+	}
+	log, err := embedded.Open(context.Background(), logPath, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	events, _ := log.ReadStream(context.Background(), presence.Stream(0), 0, eventlog.Forwards, 10)
+	if len(events) != 2 || events[0].Type != presence.TypeAnnounced || events[1].Type != presence.TypeWithdrawn {
+		t.Fatalf("slot 0 holds %v, want an announcement and its withdrawal", events)
+	}
+}
