@@ -1,6 +1,7 @@
 package terraform
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -149,6 +150,19 @@ func mutations() []mutation {
 			one(fetchersIAM, "\"s3:DeleteObject\",\n            \"s3:AbortMultipartUpload\",\n            \"s3:ListMultipartUploadParts\",", "\"s3:DeleteObject\",\n            \"s3:ListMultipartUploadParts\","),
 			"the fetcher's role must allow every S3 call the fetcher makes"},
 
+		{"views-setup essential", "modules/fetchers#tasks",
+			one(fetchersMain, "name         = \"views-setup\"\n          command      = [\"views\", \"setup\"]\n          essential    = false", "name         = \"views-setup\"\n          command      = [\"views\", \"setup\"]\n          essential    = true"),
+			"views-setup must run `pickup views setup` and may end"},
+		{"two projectors during a deployment", "modules/fetchers#tasks",
+			one(fetchersMain, `deployment_maximum_percent         = 100`, `deployment_maximum_percent         = 200`),
+			"exactly one projector may run, even during a deployment"},
+		{"fetchers listen on TCP only", "modules/fetchers#tasks",
+			one(fetchersMain, `,/ip4/0.0.0.0/udp/${local.libp2p_port}/quic-v1"`, `"`),
+			"the fetcher's environment must carry"},
+		{"prod with more fetchers than identity slots", "envs/prod",
+			one("envs/prod/variables.tf", "type        = number\n  default     = 20\n", "type        = number\n  default     = 50\n"),
+			"fetcher_max_count must be at most 20"},
+
 		// Alarms.
 		{"failed tasks rule matches running tasks", "modules/observability",
 			one(obsMain, `lastStatus = ["STOPPED"]`, `lastStatus = ["RUNNING"]`),
@@ -286,4 +300,76 @@ func removeBlock(src, header string) (string, error) {
 		return "", os.ErrNotExist
 	}
 	return src[:i] + src[i+end+len("\n}\n"):], nil
+}
+
+// TestReadmeTargets checks every `-target=` address of README.md's steps
+// against the environments' configuration: module calls followed through
+// their sources to a resource block. An address that names nothing makes
+// Terraform plan "No changes" and the step silently does nothing (the
+// README named module.fetchers.aws_ecr_repository.this inside envs/dev,
+// where the repository is module.pickup.module.fetchers's).
+func TestReadmeTargets(t *testing.T) {
+	dir := filepath.Join(repoRoot(t), "terraform")
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := regexp.MustCompile(`-target=([A-Za-z0-9_.\[\]"-]+)`).FindAllStringSubmatch(string(readme), -1)
+	if len(targets) == 0 {
+		t.Fatal("README.md's steps name no -target: the repository to push to must be created first")
+	}
+	for _, env := range []string{"envs/dev", "envs/prod"} {
+		for _, m := range targets {
+			if err := resolveAddress(filepath.Join(dir, env), m[1]); err != nil {
+				t.Errorf("README.md's -target=%s in %s: %v", m[1], env, err)
+			}
+		}
+	}
+}
+
+// resolveAddress follows a resource address (module.a.module.b.type.name)
+// from the root module in dir.
+func resolveAddress(dir, addr string) error {
+	parts := strings.Split(addr, ".")
+	for len(parts) >= 2 && parts[0] == "module" {
+		src, err := tfSources(dir)
+		if err != nil {
+			return err
+		}
+		block := regexp.MustCompile(`(?ms)^module "` + regexp.QuoteMeta(parts[1]) + `" \{.*?^\s*source\s*=\s*"([^"]+)"`).FindStringSubmatch(src)
+		if block == nil {
+			return fmt.Errorf("no module %q (with a source) in %s", parts[1], dir)
+		}
+		dir = filepath.Join(dir, block[1])
+		parts = parts[2:]
+	}
+	if len(parts) != 2 {
+		return fmt.Errorf("%q is not a resource address", addr)
+	}
+	src, err := tfSources(dir)
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(src, `resource "`+parts[0]+`" "`+parts[1]+`" {`) {
+		return fmt.Errorf("no resource %s.%s in %s", parts[0], parts[1], dir)
+	}
+	return nil
+}
+
+// tfSources is the text of every .tf file of a module.
+func tfSources(dir string) (string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.tf"))
+	if err != nil || len(files) == 0 {
+		return "", fmt.Errorf("no .tf files in %s", dir)
+	}
+	var b strings.Builder
+	for _, f := range files {
+		s, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		b.Write(s)
+		b.WriteByte('\n')
+	}
+	return b.String(), nil
 }
