@@ -28,8 +28,13 @@ const (
 const writerStreams = 8
 
 // Main runs the tests, or, when the test binary was started by
-// testKilledWriter, the writer process it kills.
-func Main(m *testing.M, b Backend) {
+// testKilledWriter, the writer process it kills, and exits.
+func Main(m *testing.M, b Backend) { os.Exit(MainCode(m, b)) }
+
+// MainCode is Main for a TestMain that has to clean up after the tests (stop
+// a server it started): it returns the exit code instead of exiting. In the
+// writer process it never returns.
+func MainCode(m *testing.M, b Backend) int {
 	if loc := os.Getenv(writerLocation); loc != "" {
 		if err := runWriter(b, loc, os.Getenv(writerPrefix)); err != nil {
 			fmt.Fprintln(os.Stderr, "writer:", err)
@@ -37,7 +42,7 @@ func Main(m *testing.M, b Backend) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	return m.Run()
 }
 
 // runWriter appends to writerStreams streams until it is killed, printing a

@@ -1,0 +1,320 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+)
+
+type appendRequest struct {
+	ctx      context.Context
+	stream   string
+	expected eventlog.Expected
+	events   []eventlog.Proposed
+	// done receives exactly one reply; it is buffered so that the writer
+	// never waits for an appender that has gone.
+	done chan appendReply
+}
+
+type appendReply struct {
+	result eventlog.AppendResult
+	err    error
+}
+
+// Append implements eventlog.Store.
+func (s *Store) Append(ctx context.Context, stream string, expected eventlog.Expected, events ...eventlog.Proposed) (eventlog.AppendResult, error) {
+	if err := eventlog.CheckStream(stream); err != nil {
+		return eventlog.AppendResult{}, fmt.Errorf("append: %w", err)
+	}
+	if err := eventlog.CheckProposed(events); err != nil {
+		return eventlog.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+	}
+	if err := checkText(stream, events); err != nil {
+		return eventlog.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+	}
+	if err := s.enter(); err != nil {
+		return eventlog.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+	}
+	defer s.running.Done()
+	req := &appendRequest{ctx: ctx, stream: stream, expected: expected, events: events, done: make(chan appendReply, 1)}
+	select {
+	case s.appends <- req:
+	case <-ctx.Done():
+		return eventlog.AppendResult{}, ctx.Err()
+	case <-s.closing:
+		return eventlog.AppendResult{}, errClosedWhileWaiting
+	}
+	select {
+	case r := <-req.done:
+		return r.result, r.err
+	case <-ctx.Done():
+		return eventlog.AppendResult{}, ctx.Err()
+	}
+}
+
+// checkText refuses what a PostgreSQL text column cannot hold (invalid
+// UTF-8, NUL), so that one bad append is refused alone instead of failing
+// the batch it would have been committed with.
+func checkText(stream string, events []eventlog.Proposed) error {
+	bad := func(s string) bool { return !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 }
+	if bad(stream) {
+		return fmt.Errorf("%w: stream name is not UTF-8 text", eventlog.ErrInvalid)
+	}
+	for i, e := range events {
+		if bad(e.Type) || bad(e.Meta.Actor) {
+			return fmt.Errorf("%w: event %d: type or actor is not UTF-8 text", eventlog.ErrInvalid, i)
+		}
+	}
+	return nil
+}
+
+// errClosedWhileWaiting is how the writer answers appends still queued when
+// the store closes.
+var errClosedWhileWaiting = fmt.Errorf("append: %w", eventlog.ErrClosed)
+
+// writeLoop commits the appends waiting in batches, so that concurrent
+// appenders share one transaction and one WAL flush.
+func (s *Store) writeLoop(ctx context.Context) {
+	defer s.loops.Done()
+	batch := make([]*appendRequest, 0, s.opts.MaxBatch)
+	for {
+		select {
+		case r := <-s.appends:
+			batch = append(batch[:0], r)
+		case <-s.closing:
+			s.refuseWaiting()
+			return
+		}
+	drain:
+		for len(batch) < s.opts.MaxBatch {
+			select {
+			case r := <-s.appends:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.commit(ctx, batch)
+	}
+}
+
+// refuseWaiting answers the appends still queued at Close.
+func (s *Store) refuseWaiting() {
+	for {
+		select {
+		case r := <-s.appends:
+			r.done <- appendReply{err: errClosedWhileWaiting}
+		default:
+			return
+		}
+	}
+}
+
+// commit applies a batch of appends in one transaction. Refusals (a wrong
+// revision, a duplicate id) write nothing for that append and do not
+// disturb the others; a database failure fails the whole batch, and nothing
+// of it is known to be written.
+func (s *Store) commit(ctx context.Context, batch []*appendRequest) {
+	replies := make([]appendReply, len(batch))
+	wrote, err := s.commitBatch(ctx, batch, replies)
+	for i, r := range batch {
+		if err != nil {
+			replies[i] = appendReply{err: fmt.Errorf("append to %s: %w", r.stream, s.closedErr(err))}
+		}
+		r.done <- replies[i]
+	}
+	if err == nil && wrote {
+		s.notify()
+	}
+}
+
+// streamID names an event id in a stream: ids are unique per stream.
+type streamID struct {
+	stream string
+	id     uuid.UUID
+}
+
+// streamState is what the batch knows of a stream: its last revision, and
+// whether it has any event.
+type streamState struct {
+	last   uint64
+	exists bool
+}
+
+// rows are the columns of the events a batch inserts, as arrays for one
+// INSERT ... SELECT FROM unnest(...).
+type rows struct {
+	position, revision, timeNS []int64
+	stream, typ, actor         []string
+	id, correlation, causation []pgtype.UUID
+	version                    []int32
+	data                       [][]byte
+}
+
+func nullableUUID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: id != uuid.Nil} }
+
+func (r *rows) add(pos eventlog.Position, stream string, rev uint64, e eventlog.Proposed, now time.Time) {
+	t := e.Meta.Time
+	if t.IsZero() {
+		t = now
+	}
+	r.position = append(r.position, int64(pos))
+	r.stream = append(r.stream, stream)
+	r.revision = append(r.revision, int64(rev))
+	r.id = append(r.id, pgtype.UUID{Bytes: e.ID, Valid: true})
+	r.typ = append(r.typ, e.Type)
+	r.version = append(r.version, int32(e.Version))
+	r.timeNS = append(r.timeNS, t.UnixNano())
+	r.actor = append(r.actor, e.Meta.Actor)
+	r.correlation = append(r.correlation, nullableUUID(e.Meta.CorrelationID))
+	r.causation = append(r.causation, nullableUUID(e.Meta.CausationID))
+	r.data = append(r.data, []byte(e.Data))
+}
+
+const insertEvents = `INSERT INTO pickup_events.events
+	(position, stream, revision, id, type, version, time_ns, actor, correlation, causation, data)
+	SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::integer[],
+		$7::bigint[], $8::text[], $9::uuid[], $10::uuid[], $11::bytea[])`
+
+// commitBatch runs the batch's transaction and fills in each append's
+// reply. It reports whether anything was written.
+func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest, replies []appendReply) (wrote bool, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Release()
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback(context.Background())
+	head, states, known, err := lookUp(ctx, tx, batch)
+	if err != nil {
+		return false, err
+	}
+	var ins rows
+	now := time.Now()
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			replies[i].err = err
+			continue
+		}
+		res, done, err := eventlog.PriorAppend(r.stream, r.events, func(id uuid.UUID) (eventlog.Recorded, bool, error) {
+			at, ok := known[streamID{r.stream, id}]
+			return at, ok, nil
+		})
+		switch {
+		case err != nil:
+			replies[i].err = err
+			continue
+		case done:
+			replies[i].result = res
+			continue
+		}
+		st := states[r.stream]
+		if !r.expected.Allows(st.last, st.exists) {
+			replies[i].err = &eventlog.WrongRevisionError{Stream: r.stream, Expected: r.expected, Current: st.last, Exists: st.exists}
+			continue
+		}
+		next := uint64(0)
+		if st.exists {
+			next = st.last + 1
+		}
+		for j, e := range r.events {
+			head++
+			rev := next + uint64(j)
+			ins.add(head, r.stream, rev, e, now)
+			known[streamID{r.stream, e.ID}] = eventlog.Recorded{Revision: rev, Position: head}
+		}
+		states[r.stream] = streamState{last: next + uint64(len(r.events)) - 1, exists: true}
+		replies[i].result = eventlog.AppendResult{Revision: states[r.stream].last, Position: head}
+	}
+	if len(ins.position) == 0 {
+		return false, tx.Commit(ctx)
+	}
+	b := &pgx.Batch{}
+	b.Queue(insertEvents, ins.position, ins.stream, ins.revision, ins.id, ins.typ, ins.version,
+		ins.timeNS, ins.actor, ins.correlation, ins.causation, ins.data)
+	b.Queue(`SELECT pg_notify($1, $2)`, notifyChannel, fmt.Sprint(head))
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return false, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// lookUp takes the append lock and reads, for the whole batch at once, the
+// log's head, the last revision of each stream appended to, and where each
+// event id proposed already is.
+func lookUp(ctx context.Context, tx pgx.Tx, batch []*appendRequest) (eventlog.Position, map[string]streamState, map[streamID]eventlog.Recorded, error) {
+	var streams, idStreams []string
+	var ids []pgtype.UUID
+	seen := map[string]bool{}
+	for _, r := range batch {
+		if !seen[r.stream] {
+			seen[r.stream] = true
+			streams = append(streams, r.stream)
+		}
+		for _, e := range r.events {
+			idStreams = append(idStreams, r.stream)
+			ids = append(ids, pgtype.UUID{Bytes: e.ID, Valid: true})
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, appendLock)
+	b.Queue(`SELECT coalesce(max(position), 0) FROM pickup_events.events`)
+	b.Queue(`SELECT s.stream, last.revision FROM unnest($1::text[]) AS s(stream)
+		CROSS JOIN LATERAL (SELECT revision FROM pickup_events.events e
+			WHERE e.stream = s.stream ORDER BY revision DESC LIMIT 1) AS last`, streams)
+	b.Queue(`SELECT e.stream, e.id, e.revision, e.position
+		FROM unnest($1::text[], $2::uuid[]) AS q(stream, id)
+		JOIN pickup_events.events e ON e.stream = q.stream AND e.id = q.id`, idStreams, ids)
+	res := tx.SendBatch(ctx, b)
+	defer res.Close()
+	if _, err := res.Exec(); err != nil {
+		return 0, nil, nil, fmt.Errorf("take the append lock: %w", err)
+	}
+	var head int64
+	if err := res.QueryRow().Scan(&head); err != nil {
+		return 0, nil, nil, fmt.Errorf("read head: %w", err)
+	}
+	states := make(map[string]streamState, len(streams))
+	revs, err := res.Query()
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("read streams' revisions: %w", err)
+	}
+	var stream string
+	var rev, pos int64
+	_, err = pgx.ForEachRow(revs, []any{&stream, &rev}, func() error {
+		states[stream] = streamState{last: uint64(rev), exists: true}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("read streams' revisions: %w", err)
+	}
+	known := map[streamID]eventlog.Recorded{}
+	found, err := res.Query()
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("look up event ids: %w", err)
+	}
+	var id uuid.UUID
+	_, err = pgx.ForEachRow(found, []any{&stream, (*[16]byte)(&id), &rev, &pos}, func() error {
+		known[streamID{stream, id}] = eventlog.Recorded{Revision: uint64(rev), Position: eventlog.Position(pos)}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("look up event ids: %w", err)
+	}
+	return eventlog.Position(head), states, known, res.Close()
+}
