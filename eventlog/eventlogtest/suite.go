@@ -59,6 +59,7 @@ func Run(t *testing.T, b Backend) {
 		{"SubscribeAcrossHandles", testSubscribeAcrossHandles},
 		{"SubscriberRestartsFromCheckpoint", testSubscriberRestart},
 		{"SubscribeStops", testSubscribeStops},
+		{"ConcurrentAppendsFollowed", testConcurrentAppendsFollowed},
 		{"KilledWriterLosesNothing", testKilledWriter},
 		{"SharedByProcesses", testSharedByProcesses},
 	}
