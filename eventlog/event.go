@@ -4,7 +4,8 @@
 //
 // It defines the event envelope, the Store every backend implements, and the
 // errors callers branch on. The backends live in subpackages: embedded (the
-// default, one local file) and esdb (EventStoreDB/KurrentDB). The conformance
+// default, one local file), postgres (PostgreSQL, Aurora on AWS) and esdb
+// (EventStoreDB/KurrentDB). The conformance
 // suite in eventlogtest is what makes them interchangeable: every backend
 // passes the same cases.
 package eventlog
