@@ -25,6 +25,7 @@ var backend = eventlogtest.Backend{
 func TestMain(m *testing.M) {
 	code := eventlogtest.MainCode(m, backend)
 	pg.Stop()
+	durable.Stop()
 	os.Exit(code)
 }
 
