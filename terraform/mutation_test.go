@@ -132,11 +132,14 @@ func mutations() []mutation {
 
 		// Secrets, health, IAM against the code.
 		{"health check removed", "modules/fetchers#tasks",
-			one(fetchersMain, `c.health ? { healthCheck = local.health_check } : {},`, `{},`),
+			one(fetchersMain, `c.health != null ? { healthCheck = c.health } : {},`, `{},`),
 			"health check must run `pickup health`"},
 		{"health check asks another binary", "modules/fetchers#tasks",
 			one(fetchersMain, `binary = "/ko-app/pickup"`, `binary = "/usr/bin/pickup"`),
 			"health check must run `pickup health`"},
+		{"projector replaced before its views catch up", "modules/fetchers#tasks",
+			one(fetchersMain, `retries     = 10`, `retries     = 3`),
+			"with 15 minutes for its views to catch up"},
 		{"no PICKUP_WEBHOOK_KEY for the projector", "modules/fetchers#tasks",
 			one(fetchersMain, `PICKUP_WEBHOOK_KEY = aws_secretsmanager_secret.webhook_key.arn`, ``),
 			"the projector must get the event log and the webhook key"},

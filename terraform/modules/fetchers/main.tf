@@ -85,14 +85,27 @@ locals {
 
   # `pickup health` asks the process's own admin server (/readyz on
   # PICKUP_ADMIN_ADDR): a task whose process stops being ready is replaced.
-  # startPeriod leaves room to connect to the event log and the views (and,
-  # for the projector, to catch up) before failures count.
+  # startPeriod leaves room to connect to the event log and the views before
+  # failures count. The projector is not ready until its views have caught
+  # up with the log's head as it was at start, which after a new views
+  # version (built from the whole log) takes a while: it gets ECS's longest
+  # start period and ten failed checks a minute apart, 15 minutes in all,
+  # before it is replaced (a replacement resumes from the views' checkpoint).
   health_check = {
-    command     = ["CMD", local.binary, "health"]
-    interval    = 30
-    timeout     = 5
-    retries     = 3
-    startPeriod = 120
+    fetcher = {
+      command     = ["CMD", local.binary, "health"]
+      interval    = 30
+      timeout     = 5
+      retries     = 3
+      startPeriod = 120
+    }
+    projector = {
+      command     = ["CMD", local.binary, "health"]
+      interval    = 60
+      timeout     = 5
+      retries     = 10
+      startPeriod = 300
+    }
   }
 
   # The task definitions, by task: each a list of containers.
@@ -106,7 +119,7 @@ locals {
         essential    = true
         environment  = local.fetcher_environment
         secrets      = local.secrets["fetcher"]
-        health       = true
+        health       = local.health_check["fetcher"]
         ports        = [{ name = "admin", port = local.admin_port, protocol = "tcp" }, { name = "libp2p-tcp", port = local.libp2p_port, protocol = "tcp" }, { name = "libp2p-udp", port = local.libp2p_port, protocol = "udp" }]
         depends_on   = []
         stop_timeout = 120
@@ -124,7 +137,7 @@ locals {
           essential    = false
           environment  = { PICKUP_VIEWS = var.views_setup_url, PICKUP_LOG_LEVEL = var.log_level }
           secrets      = local.secrets["views-setup"]
-          health       = false
+          health       = null
           ports        = []
           depends_on   = []
           stop_timeout = 30
@@ -135,7 +148,7 @@ locals {
           essential    = true
           environment  = local.projector_environment
           secrets      = local.secrets["projector"]
-          health       = true
+          health       = local.health_check["projector"]
           ports        = [{ name = "admin", port = local.admin_port, protocol = "tcp" }]
           depends_on   = [{ containerName = "views-setup", condition = "SUCCESS" }]
           stop_timeout = 120
@@ -151,7 +164,7 @@ locals {
         essential    = true
         environment  = local.admin_environment
         secrets      = local.secrets["admin"]
-        health       = false
+        health       = null
         ports        = []
         depends_on   = []
         stop_timeout = 30
@@ -197,7 +210,7 @@ locals {
         }
       }
     },
-    c.health ? { healthCheck = local.health_check } : {},
+    c.health != null ? { healthCheck = c.health } : {},
     length(c.depends_on) > 0 ? { dependsOn = c.depends_on } : {},
   )] }
 

@@ -137,8 +137,8 @@ run "projector_task" {
   }
 
   assert {
-    condition     = try({ for c in jsondecode(aws_ecs_task_definition.this["projector"].container_definitions) : c.name => c }["projector"].healthCheck.command, null) == ["CMD", "/ko-app/pickup", "health"]
-    error_message = "the projector's health check must run `pickup health`"
+    condition     = try({ for c in jsondecode(aws_ecs_task_definition.this["projector"].container_definitions) : c.name => c }["projector"].healthCheck, null) == { command = ["CMD", "/ko-app/pickup", "health"], interval = 60, timeout = 5, retries = 10, startPeriod = 300 }
+    error_message = "the projector's health check must run `pickup health`, with 15 minutes for its views to catch up before it is replaced"
   }
 
   assert {
