@@ -282,3 +282,17 @@ func TestRefusedStartFreesItsSlot(t *testing.T) {
 		t.Fatalf("slot 0 holds %v, want an announcement and its withdrawal", events)
 	}
 }
+
+// FuzzTaskIPv4: whatever the metadata endpoint answers, taskIPv4 returns
+// an IPv4 address or an error, never a panic or another family.
+func FuzzTaskIPv4(f *testing.F) {
+	f.Add([]byte(`{"Containers":[{"Networks":[{"IPv4Addresses":["10.0.1.5"]}]}]}`))
+	f.Add([]byte(`{"Containers":[{"Networks":[{"IPv4Addresses":["::1","fe80::1"]}]}]}`))
+	f.Add([]byte(`{"Containers":null}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ip, err := taskIPv4(body)
+		if err == nil && !ip.Is4() {
+			t.Fatalf("%q: %v, not IPv4", body, ip)
+		}
+	})
+}

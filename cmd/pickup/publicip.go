@@ -75,6 +75,12 @@ func ecsTaskIPv4(ctx context.Context, uri string) (netip.Addr, error) {
 	if resp.StatusCode != http.StatusOK {
 		return netip.Addr{}, fmt.Errorf("public IP: task metadata answered %s", resp.Status)
 	}
+	return taskIPv4(body)
+}
+
+// taskIPv4 reads the first IPv4 address of the task's networks from the
+// task metadata's JSON.
+func taskIPv4(body []byte) (netip.Addr, error) {
 	var task struct {
 		Containers []struct {
 			Networks []struct {
