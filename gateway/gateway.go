@@ -74,6 +74,15 @@
 // that stream, appends nothing and answers the first answer; the same key
 // with a different Pin is refused with 422 IDEMPOTENCY_KEY_REUSED.
 //
+// # Delegates
+//
+// Every PinStatus names 1 to 20 delegates: Config.Delegates when set, or
+// else the live fetchers Deps.Delegates names (presence.Directory, wired
+// in cmd/pickup: the gateway imports no presence type). With none, the
+// Pinning Service API's routes answer 503 NO_DELEGATES with Retry-After
+// and change nothing; ipfs-cluster's routes, whose shapes need no address,
+// answer as a peer that is no node's (noDelegatePeer).
+//
 // # Info
 //
 // PinStatus.info holds strings under the api.Info* keys: attempt, bytes, blocks
