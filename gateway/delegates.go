@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"net/http"
+
+	"github.com/pickup-ipfs/pickup/api"
 )
 
 // noDelegateRetryAfter is the Retry-After, in seconds, of an answer that
@@ -16,7 +18,7 @@ var errNoDelegates = &apiError{status: http.StatusServiceUnavailable, reason: "N
 	details: "No fetcher is live to receive the DAG (none has announced itself in the log, and no delegates are configured); nothing was changed; try again"}
 
 // errDelegatesUnavailable answers when the live fetchers could not be read.
-var errDelegatesUnavailable = &apiError{status: http.StatusServiceUnavailable, reason: "SERVICE_UNAVAILABLE", retryAfter: noDelegateRetryAfter,
+var errDelegatesUnavailable = &apiError{status: http.StatusServiceUnavailable, reason: api.ReasonUnavailable, retryAfter: noDelegateRetryAfter,
 	details: "The live fetchers could not be read from the log; nothing was changed; try again"}
 
 // delegates returns the delegates to answer: the configured ones, or else
