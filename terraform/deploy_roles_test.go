@@ -72,7 +72,7 @@ type containerDef struct {
 
 // wiredRole is one process the plan starts.
 type wiredRole struct {
-	role  string // the awsconfig role its command runs, or "admin"
+	role  string // the awsconfig role its command runs
 	where string // the function, or task family/container
 	// family is the task definition's family ("" for the Lambda).
 	family    string
@@ -101,7 +101,7 @@ func roleOf(command []string) string {
 			return awsconfig.RoleViewsSetup
 		}
 	}
-	return "admin"
+	return awsconfig.RoleAdmin
 }
 
 // wiredRoles lists the Lambda and every container of every task

@@ -21,6 +21,7 @@ const (
 	RoleFetcher    = "fetcher"     // pickup fetcher, an ECS task
 	RoleProjector  = "projector"   // pickup projector, an ECS task
 	RoleViewsSetup = "views-setup" // pickup views setup, the projector task's first container
+	RoleAdmin      = "admin"       // the operator's one-off commands (pickup tokens, webhooks, audit), an ECS task
 )
 
 // Call is one AWS operation a role's code can make on one kind of
@@ -124,6 +125,9 @@ var roleCalls = map[string][]Call{
 	RoleProjector: concat(secretCalls, []Call{
 		{"SNS Publish", "sns:Publish", "setting:PICKUP_NOTIFY_TOPIC_ARN", "a validated CAR told to the topic"},
 	}),
+	// The operator's commands open the log and the views as every role
+	// does, through the same settings.
+	RoleAdmin: secretCalls,
 	RoleViewsSetup: {
 		{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_VIEWS_ADMIN_SECRET_ARN", "the admin (master) login, when not injected"},
 		{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_VIEWS_APP_SECRET_ARN", "the app role's password to set, when not injected"},
