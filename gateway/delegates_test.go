@@ -4,12 +4,14 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/pickup-ipfs/pickup/api"
+	logembedded "github.com/pickup-ipfs/pickup/eventlog/embedded"
 	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/gateway/internal/gatewaytest"
 	"github.com/pickup-ipfs/pickup/presence"
@@ -150,5 +152,34 @@ func TestConfiguredDelegatesWin(t *testing.T) {
 	bearer(t, srv.URL, s.Token(t, "alice")).do(http.MethodPost, "/pins", `{"cid":"`+newCID(t).String()+`"}`).want(t, http.StatusAccepted, &ps)
 	if want := []string{gatewaytest.Delegate}; !slices.Equal(ps.Delegates, want) {
 		t.Errorf("delegates %v, want the configured %v", ps.Delegates, want)
+	}
+}
+
+// TestDelegatesUnreadable: when the live fetchers cannot be read (here, a
+// closed handle on the log), POST /pins answers 503 with Retry-After and
+// appends nothing.
+func TestDelegatesUnreadable(t *testing.T) {
+	s := gatewaytest.New(t, gateway.Config{})
+	closed, err := logembedded.Open(context.Background(), filepath.Join(s.Dir, "events.db"), logembedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	h, err := gateway.New(gateway.Config{}, gateway.Deps{Log: s.Log, Views: s.Views, Tokens: s.Views, Checkpoints: s.Views,
+		Delegates: presence.NewDirectory(presence.DirectoryConfig{}, closed, nil, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	token := s.Token(t, "alice")
+	head, _ := s.Log.Head(context.Background())
+	res := bearer(t, srv.URL, token).do(http.MethodPost, "/pins", `{"cid":"`+newCID(t).String()+`"}`)
+	res.wantError(t, http.StatusServiceUnavailable, api.ReasonUnavailable, "could not be read")
+	if res.header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	if after, _ := s.Log.Head(context.Background()); after != head {
+		t.Errorf("the refused POST moved the log from %d to %d", head, after)
 	}
 }
