@@ -40,7 +40,7 @@ type fetcherProc struct {
 	lease *presence.Lease
 }
 
-func openLog(t *testing.T, path string) *embedded.Store {
+func openLog(t testing.TB, path string) *embedded.Store {
 	t.Helper()
 	s, err := embedded.Open(context.Background(), path, embedded.Options{})
 	if err != nil {
