@@ -26,7 +26,8 @@
 // one event a minute: 1,440 events a day each, 28,800 a day for 20
 // fetchers, a few hundred bytes each. The gateway reads the slots' last
 // events (Slots reads of one event, in parallel) at most once per
-// DefaultCacheTTL (15 s) per process.
+// DefaultCacheTTL (15 s) per process: about 1.1 ms on the embedded log
+// with every slot live (BenchmarkRead, 2-core machine).
 //
 // The package knows nothing of libp2p: addresses are strings, and the
 // fetcher binds its host to a slot through a callback (Bind).
