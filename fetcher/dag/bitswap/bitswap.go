@@ -64,9 +64,10 @@ type Config struct {
 	// listens at: a public address in front of a private one.
 	AnnounceAddrs []string
 	// PublicIPv4, when valid and AnnounceAddrs is empty, replaces the IPv4
-	// address of every address the host listens at but loopback ones: the
-	// public address of a task behind 1:1 NAT (a Fargate task's public IP),
-	// which its interfaces never show.
+	// address of every address the host listens at but loopback ones
+	// (which, like IPv6 ones, are not announced): the public address of a
+	// task behind 1:1 NAT (a Fargate task's public IP), which its
+	// interfaces never show.
 	PublicIPv4 netip.Addr
 	// Routing finds providers beyond the origins and connected peers
 	// (delegated routing, see DelegatedRouting); nil asks no one else.
