@@ -14,18 +14,21 @@ import (
 // eventlog.Event's JSON: the raw material of every audit.
 func runEvents(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: events cat STREAM | events tail [--from POSITION] [--follow]", errUsage)
+		return fmt.Errorf("%w: events cat STREAM | events tail [--from POSITION] [--follow] | events copy --from LOG --to LOG", errUsage)
 	}
 	switch args[0] {
 	case "cat":
 		return eventsCat(ctx, e, args[1:])
 	case "tail":
 		return eventsTail(ctx, e, args[1:])
+	case "copy":
+		return eventsCopy(ctx, e, args[1:])
 	case "-h", "--help", "help":
 		eventsCat(ctx, e, []string{"-h"})
-		return eventsTail(ctx, e, []string{"-h"})
+		eventsTail(ctx, e, []string{"-h"})
+		return eventsCopy(ctx, e, []string{"-h"})
 	}
-	return fmt.Errorf("%w: unknown events command %q (want cat or tail)", errUsage, args[0])
+	return fmt.Errorf("%w: unknown events command %q (want cat, tail or copy)", errUsage, args[0])
 }
 
 func eventsCat(ctx context.Context, e *env, args []string) error {

@@ -36,7 +36,7 @@ func commands() []command {
 		{"fetcher", "fetch pinned DAGs into verified CARs in S3 or a directory", runFetcher},
 		{"projector", "keep the views, decide retries and dead letters, watch leases, publish the backlog", runProjector},
 		{"health", "exit 0 when the process whose admin server is at ADDR is ready: health [ADDR]", runHealth},
-		{"events", "print events of the log as JSON lines: events cat STREAM | events tail [--from POSITION] [--follow]", runEvents},
+		{"events", "print events of the log as JSON lines: events cat STREAM | events tail [--from POSITION] [--follow]; copy a history: events copy --from LOG --to LOG", runEvents},
 		{"tokens", "issue, revoke and list tenants' bearer tokens: tokens create --tenant NAME | tokens revoke ID | tokens ls", runTokens},
 		{"pin", "pin, list, watch and remove pins through the Pinning Service API: pin add CID [--wait] | pin ls | pin status ID | pin rm ID", runPin},
 		{"webhooks", "register, list and remove tenants' webhooks: webhooks add --tenant NAME --url URL | webhooks ls | webhooks rm ID", runWebhooks},

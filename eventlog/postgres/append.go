@@ -124,7 +124,7 @@ func (s *Store) refuseWaiting() {
 // of it is known to be written.
 func (s *Store) commit(ctx context.Context, batch []*appendRequest) {
 	replies := make([]appendReply, len(batch))
-	wrote, err := s.commitBatch(ctx, batch, replies)
+	wrote, err := s.commitBatch(ctx, batch, replies, false)
 	for i, r := range batch {
 		if err != nil {
 			replies[i] = appendReply{err: fmt.Errorf("append to %s: %w", r.stream, s.closedErr(err))}
@@ -185,8 +185,9 @@ const insertEvents = `INSERT INTO pickup_events.events
 		$7::bigint[], $8::text[], $9::uuid[], $10::uuid[], $11::bytea[])`
 
 // commitBatch runs the batch's transaction and fills in each append's
-// reply. It reports whether anything was written.
-func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest, replies []appendReply) (wrote bool, err error) {
+// reply. It reports whether anything was written. With allOrNothing, the
+// first append refused fails the whole batch, which then writes nothing.
+func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest, replies []appendReply, allOrNothing bool) (wrote bool, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return false, err
@@ -237,6 +238,13 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest, replies
 		}
 		states[r.stream] = streamState{last: next + uint64(len(r.events)) - 1, exists: true}
 		replies[i].result = eventlog.AppendResult{Revision: states[r.stream].last, Position: head}
+	}
+	if allOrNothing {
+		for _, r := range replies {
+			if r.err != nil {
+				return false, r.err
+			}
+		}
 	}
 	if len(ins.position) == 0 {
 		return false, tx.Commit(ctx)
