@@ -23,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/ipfs/go-cid"
 	carv2 "github.com/ipld/go-car/v2"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/api/client"
@@ -151,9 +153,7 @@ func (r *deploymentRun) run(env string) {
 	if err != nil {
 		r.fail("POST /pins through the Lambda: %v", err)
 	}
-	if len(ps.Delegates) == 0 {
-		r.fail("POST /pins answered no delegates: %+v", ps)
-	}
+	r.checkDelegates(pinCtx, ps.Delegates)
 	final, err := cl.Wait(pinCtx, ps, nil)
 	if err != nil || final.Status != api.StatusPinned {
 		r.fail("pin %s: %+v, %v; want pinned", ps.RequestID, final, err)
@@ -212,6 +212,9 @@ type container struct {
 	dir     string
 	logPath string
 	calls   string // its PICKUP_TEST_AWS_CALLS file
+	// secrets is its own Secrets Manager stand-in (holding the world's
+	// secrets), so that what it reads is known.
+	secrets *awstest.SecretsManager
 	cmd     *exec.Cmd
 	done    chan struct{}
 	err     error
@@ -413,7 +416,8 @@ func (r *deploymentRun) processEnv(env map[string]string, c *container) []string
 	env["AWS_SECRET_ACCESS_KEY"] = r.w.s3.SecretKey
 	env["AWS_EC2_METADATA_DISABLED"] = "true"
 	env["AWS_ENDPOINT_URL_S3"] = r.w.s3.Endpoint
-	env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = r.w.secrets.URL
+	c.secrets = awstest.NewSecretsManager(r.t, r.w.secrets.Secrets()...)
+	env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = c.secrets.URL
 	env["AWS_ENDPOINT_URL_EC2"] = r.w.ec2.URL
 	env[awsconfig.RecordEnv] = c.calls
 	env["HOME"] = c.dir
@@ -438,8 +442,12 @@ var (
 //   - an address to listen on of all interfaces (":9464",
 //     PICKUP_ADMIN_ADDR) → a free port on 127.0.0.1: every task has its
 //     own network on ECS, here they share one;
-//   - /ip4/0.0.0.0/tcp|udp/PORT (PICKUP_LIBP2P_LISTEN) → 127.0.0.1 and a
-//     free port, for the same reason;
+//   - /ip4/0.0.0.0/tcp|udp/PORT (PICKUP_LIBP2P_LISTEN) → the same on a
+//     port free for both TCP and UDP, for the same reason; it stays on all
+//     interfaces, as on ECS, where the task's private address is the one
+//     PICKUP_LIBP2P_PUBLIC_IP=ecs replaces by the public IP (the EC2
+//     stand-in answers 127.0.0.1, so the announced address is dialed on
+//     loopback);
 //   - a fetcher's sources get the loopback trustless gateway
 //     (PICKUP_TRUSTLESS_GATEWAYS, PICKUP_ALLOW_PRIVATE_ORIGINS=true to
 //     dial it: it is on loopback) in place of the public IPFS network.
@@ -454,7 +462,7 @@ func (r *deploymentRun) rewriteEnv(t *testing.T, w wiredRole) map[string]string 
 			port := freeLoopbackPort(t)
 			v = anyHostRe.ReplaceAllStringFunc(v, func(s string) string {
 				proto := anyHostRe.FindStringSubmatch(s)[1]
-				return fmt.Sprintf("/ip4/127.0.0.1/%s/%d", proto, port)
+				return fmt.Sprintf("/ip4/0.0.0.0/%s/%d", proto, port)
 			})
 		}
 		env[k] = v
@@ -697,12 +705,67 @@ func (r *deploymentRun) healthCheck(c *container) {
 	}
 }
 
+// checkSecretsRead checks that every secret a process read is one its
+// role's table names through a setting, as that process's settings name
+// it: the calls TestIAMFromCode checks against the policies are the calls
+// made, down to the resource.
+func (r *deploymentRun) checkSecretsRead(c *container) {
+	env := map[string]string{}
+	for _, kv := range c.env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	for _, arn := range c.secrets.Reads() {
+		ok := false
+		for _, call := range awsconfig.Calls(c.role) {
+			if call.Operation != "Secrets Manager GetSecretValue" {
+				continue
+			}
+			if got, set, err := call.Resource.ARN(func(n string) string { return env[n] }, ""); err == nil && set && got == arn {
+				ok = true
+			}
+		}
+		if !ok {
+			r.t.Errorf("%s (%s) read secret %s, which no GetSecretValue entry of its table names through its settings", c.name, c.role, arn)
+		}
+	}
+}
+
+// checkDelegates checks the delegates a pin's answer names: each a
+// multiaddr with a peer id, at which a libp2p host on loopback connects
+// to that very peer (a live fetcher's libp2p host).
+func (r *deploymentRun) checkDelegates(ctx context.Context, delegates []string) {
+	t := r.t
+	if len(delegates) == 0 {
+		r.fail("POST /pins answered no delegates")
+	}
+	h, err := libp2p.New(libp2p.NoListenAddrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for _, d := range delegates {
+		ai, err := peer.AddrInfoFromString(d)
+		if err != nil {
+			r.fail("delegate %q: %v", d, err)
+		}
+		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err = h.Connect(dctx, *ai)
+		cancel()
+		if err != nil {
+			r.fail("delegate %q: no libp2p connection to %s: %v", d, ai.ID, err)
+		}
+		t.Logf("delegate %s: connected", d)
+	}
+}
+
 // checkCalls checks each role's recorded AWS calls against its table, and
 // that the fetcher's S3 calls were recorded at all.
 func (r *deploymentRun) checkCalls() {
 	t := r.t
 	made := map[string]map[string]bool{}
 	for _, c := range r.all() {
+		r.checkSecretsRead(c)
 		b, err := os.ReadFile(c.calls)
 		if err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)

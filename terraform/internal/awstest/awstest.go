@@ -81,6 +81,13 @@ func (sm *SecretsManager) Get(id string) (Secret, bool) {
 	return Secret{}, false
 }
 
+// Secrets returns the secrets it holds now.
+func (sm *SecretsManager) Secrets() []Secret {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	return append([]Secret(nil), sm.secrets...)
+}
+
 // Reads returns the ARNs of the secrets read so far, in order.
 func (sm *SecretsManager) Reads() []string {
 	sm.mu.Lock()
