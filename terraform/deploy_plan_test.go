@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -59,12 +60,17 @@ type deployment struct {
 	planned map[string]bool
 }
 
-// applyEnv plans envs/<env> under the mock provider, with vars, applies the
-// saved plan into a local state in a temporary directory, and returns its
-// `terraform show -json`. The copy's state is local: a file
+// applyEnv deploys envs/<env> under the mock provider by following
+// terraform/README.md's Deploying steps (readmeSteps), in a copy of the
+// tree whose state is local, in a temporary directory: a file
 // backend_override.tf (Terraform's override files) replaces the
-// environment's backend, the one change made to the configuration.
-func applyEnv(t *testing.T, env string, vars ...string) *deployment {
+// environment's backend, the one change made to the configuration. Each
+// `terraform apply` of the steps is a `terraform plan -out` and an apply of
+// that saved plan, with the step's variables, targets and exported TF_VAR_
+// settings; a targeted apply must plan a change of each target. Each
+// `terraform output` must answer. It returns the final state's
+// `terraform show -json`.
+func applyEnv(t *testing.T, env string) *deployment {
 	t.Helper()
 	terraformBinary(t)
 	plugins := stubPlugins(t)
@@ -74,43 +80,82 @@ func applyEnv(t *testing.T, env string, vars ...string) *deployment {
 	if err := os.WriteFile(filepath.Join(root, "backend_override.tf"), []byte(override), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tfenv := append(tfEnv(t), "AWSSTUB_MOCK=1")
-	if out, err := tf(t, tfenv, root, "init", "-input=false", "-plugin-dir="+plugins, "-lockfile=readonly"); err != nil {
-		t.Fatalf("terraform init: %v\n%s", err, out)
+	base := append(tfEnv(t), "AWSSTUB_MOCK=1")
+	d := &deployment{env: env, outputs: map[string]any{}, planned: map[string]bool{}}
+	applies, inits := 0, 0
+	for _, step := range readmeSteps(t) {
+		tfenv := append(slices.Clone(base), step.env...)
+		switch step.args[0] {
+		case "cd":
+			continue
+		case "make":
+			for _, target := range step.args[1:] {
+				checkMakeTarget(t, target)
+			}
+			continue
+		case "terraform":
+		default:
+			checkTool(t, step.args[0])
+			t.Logf("README step skipped (it needs AWS or a registry): %s", step.line)
+			continue
+		}
+		var args []string
+		for _, a := range step.args[1:] {
+			if !strings.HasPrefix(a, "-chdir=") { // the steps' cd or -chdir name this environment
+				args = append(args, a)
+			}
+		}
+		switch args[0] {
+		case "init":
+			inits++
+			if out, err := tf(t, tfenv, root, "init", "-input=false", "-plugin-dir="+plugins, "-lockfile=readonly"); err != nil {
+				t.Fatalf("README step %q: terraform init: %v\n%s", step.line, err, out)
+			}
+		case "apply":
+			applies++
+			planFile := fmt.Sprintf("tfplan-%d", applies)
+			plan := []string{"plan", "-input=false", "-out=" + planFile}
+			for _, v := range flagValues(args, "var") {
+				plan = append(plan, "-var", v)
+			}
+			targets := flagValues(args, "target")
+			for _, tg := range targets {
+				plan = append(plan, "-target="+tg)
+			}
+			if out, err := tf(t, tfenv, root, plan...); err != nil {
+				t.Fatalf("README step %q: terraform plan of envs/%s: %v\n%s", step.line, env, err, out)
+			}
+			changes := planChanges(t, tfenv, root, planFile)
+			for _, tg := range targets {
+				if !slices.ContainsFunc(changes, func(a string) bool { return a == tg || strings.HasPrefix(a, tg+"[") || strings.HasPrefix(a, tg+".") }) {
+					t.Errorf("README step %q: the plan of envs/%s changes nothing at %s (it plans %q)", step.line, env, tg, changes)
+				}
+			}
+			for _, a := range changes {
+				d.planned[a] = true
+			}
+			if out, err := tf(t, tfenv, root, "apply", "-input=false", planFile); err != nil {
+				t.Fatalf("README step %q: terraform apply of the mocked plan of envs/%s: %v\n%s", step.line, env, err, out)
+			}
+		case "output":
+			out, err := tf(t, tfenv, root, args...)
+			if err != nil || strings.TrimSpace(out) == "" {
+				t.Errorf("README step %q in envs/%s: %v\n%s", step.line, env, err, out)
+			}
+		default:
+			t.Errorf("README step %q: the test does not know terraform %s", step.line, args[0])
+		}
 	}
-	args := []string{"plan", "-input=false", "-out=tfplan"}
-	for _, v := range vars {
-		args = append(args, "-var", v)
+	if inits == 0 || applies == 0 {
+		t.Fatalf("terraform/README.md's Deploying steps have %d terraform init and %d terraform apply: want both", inits, applies)
 	}
-	if out, err := tf(t, tfenv, root, args...); err != nil {
-		t.Fatalf("terraform plan of envs/%s: %v\n%s", env, err, out)
-	}
-	out, err := tf(t, tfenv, root, "show", "-json", "tfplan")
-	if err != nil {
-		t.Fatalf("terraform show -json tfplan: %v\n%s", err, out)
-	}
-	var plan struct {
-		ResourceChanges []struct {
-			Address string `json:"address"`
-		} `json:"resource_changes"`
-	}
-	if err := json.Unmarshal([]byte(out), &plan); err != nil {
-		t.Fatalf("terraform show -json tfplan: %v", err)
-	}
-	if out, err := tf(t, tfenv, root, "apply", "-input=false", "tfplan"); err != nil {
-		t.Fatalf("terraform apply of the mocked plan of envs/%s: %v\n%s", env, err, out)
-	}
-	out, err = tf(t, tfenv, root, "show", "-json")
+	out, err := tf(t, base, root, "show", "-json")
 	if err != nil {
 		t.Fatalf("terraform show -json: %v\n%s", err, out)
 	}
 	var show tfShow
 	if err := json.Unmarshal([]byte(out), &show); err != nil {
 		t.Fatalf("terraform show -json: %v", err)
-	}
-	d := &deployment{env: env, outputs: map[string]any{}, planned: map[string]bool{}}
-	for _, rc := range plan.ResourceChanges {
-		d.planned[rc.Address] = true
 	}
 	var walk func(m tfModule)
 	walk = func(m tfModule) {
@@ -125,6 +170,33 @@ func applyEnv(t *testing.T, env string, vars ...string) *deployment {
 	}
 	sort.Slice(d.resources, func(i, j int) bool { return d.resources[i].Address < d.resources[j].Address })
 	return d
+}
+
+// planChanges lists the addresses a saved plan changes (no-ops left out).
+func planChanges(t *testing.T, env []string, root, planFile string) []string {
+	t.Helper()
+	out, err := tf(t, env, root, "show", "-json", planFile)
+	if err != nil {
+		t.Fatalf("terraform show -json %s: %v\n%s", planFile, err, out)
+	}
+	var plan struct {
+		ResourceChanges []struct {
+			Address string `json:"address"`
+			Change  struct {
+				Actions []string `json:"actions"`
+			} `json:"change"`
+		} `json:"resource_changes"`
+	}
+	if err := json.Unmarshal([]byte(out), &plan); err != nil {
+		t.Fatalf("terraform show -json %s: %v", planFile, err)
+	}
+	var changes []string
+	for _, rc := range plan.ResourceChanges {
+		if !slices.Equal(rc.Change.Actions, []string{"no-op"}) && !slices.Equal(rc.Change.Actions, []string{"read"}) {
+			changes = append(changes, rc.Address)
+		}
+	}
+	return changes
 }
 
 // all returns the managed resources of a type.
@@ -197,7 +269,7 @@ func TestPlanValues(t *testing.T) {
 	for _, env := range []string{"dev", "prod"} {
 		t.Run(env, func(t *testing.T) {
 			t.Parallel()
-			d := applyEnv(t, env, "image_tag=v0")
+			d := planFor(t, env)
 			if len(d.resources) < 20 {
 				t.Fatalf("only %d resources in the applied plan", len(d.resources))
 			}

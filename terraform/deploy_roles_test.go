@@ -17,8 +17,8 @@ var (
 	plans   = map[string]*deployment{}
 )
 
-// planFor returns the applied plan of envs/<env> with the deployment
-// test's variables, made once per test binary.
+// planFor returns envs/<env> deployed as terraform/README.md's steps do
+// (applyEnv), once per test binary.
 func planFor(t *testing.T, env string) *deployment {
 	t.Helper()
 	plansMu.Lock()
@@ -26,15 +26,10 @@ func planFor(t *testing.T, env string) *deployment {
 	if d, ok := plans[env]; ok {
 		return d
 	}
-	d := applyEnv(t, env, deployVars...)
+	d := applyEnv(t, env)
 	plans[env] = d
 	return d
 }
-
-// deployVars are the variables the deployment test plans with: the ones
-// terraform/README.md's Deploying steps give (the image tag; everything
-// else the environment's defaults).
-var deployVars = []string{"image_tag=v0"}
 
 // ecsSecret is one entry of a container's `secrets`.
 type ecsSecret struct {
