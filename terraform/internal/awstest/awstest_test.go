@@ -9,6 +9,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 )
@@ -73,5 +75,42 @@ func TestECSTask(t *testing.T) {
 	}
 	if on, n := task.Protection(); on || n != 2 {
 		t.Errorf("protection %v after %d changes, want off after 2", on, n)
+	}
+}
+
+// TestEC2: the SDK's own client finds the public IP of a private address
+// the stand-in knows, and no interface for one it does not.
+func TestEC2(t *testing.T) {
+	ctx := context.Background()
+	e := NewEC2(t, map[string]string{"127.0.0.1": "127.0.0.1"})
+	client := ec2.New(ec2.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(e.URL), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("k", "s", ""),
+	})
+	describe := func(ip string) []ec2types.NetworkInterface {
+		t.Helper()
+		out, err := client.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{
+			Filters: []ec2types.Filter{{Name: aws.String("addresses.private-ip-address"), Values: []string{ip}}},
+		})
+		if err != nil {
+			t.Fatalf("DescribeNetworkInterfaces(%s): %v", ip, err)
+		}
+		return out.NetworkInterfaces
+	}
+	nis := describe("127.0.0.1")
+	if len(nis) != 1 || nis[0].Association == nil || aws.ToString(nis[0].Association.PublicIp) != "127.0.0.1" || aws.ToString(nis[0].PrivateIpAddress) != "127.0.0.1" {
+		t.Fatalf("interfaces of 127.0.0.1: %+v", nis)
+	}
+	if nis := describe("10.0.0.9"); len(nis) != 0 {
+		t.Errorf("interfaces of an unknown address: %+v", nis)
+	}
+	if got := e.Asked(); len(got) != 2 || got[0] != "127.0.0.1" {
+		t.Errorf("asked %q", got)
+	}
+	_, err := client.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{
+		Filters: []ec2types.Filter{{Name: aws.String("vpc-id"), Values: []string{"vpc-1"}}},
+	})
+	if err == nil {
+		t.Errorf("a filter the stand-in does not know was answered")
 	}
 }
