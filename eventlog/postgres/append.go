@@ -217,6 +217,10 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest, replies
 		case err != nil:
 			replies[i].err = err
 			continue
+		case done && allOrNothing && !landedAsExpected(r, res):
+			replies[i].err = fmt.Errorf("append to %s: event %s is in the stream at revision %d, not where this history has it: %w",
+				r.stream, r.events[len(r.events)-1].ID, res.Revision, eventlog.ErrDuplicateID)
+			continue
 		case done:
 			replies[i].result = res
 			continue
@@ -260,6 +264,17 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest, replies
 		return false, err
 	}
 	return true, nil
+}
+
+// landedAsExpected reports whether an append done before ended where its
+// expected state says it would: a history imported again is where it was,
+// whereas an id at another revision belongs to another history.
+func landedAsExpected(r *appendRequest, res eventlog.AppendResult) bool {
+	last := uint64(len(r.events)) - 1
+	if rev, ok := r.expected.Revision(); ok {
+		return res.Revision == rev+1+last
+	}
+	return !r.expected.IsNoStream() || res.Revision == last
 }
 
 // lookUp takes the append lock and reads, for the whole batch at once, the

@@ -1,0 +1,220 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/eventlog/postgres"
+	"github.com/pickup-ipfs/pickup/internal/postgrestest"
+)
+
+func openStore(t *testing.T, url string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), url, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// recorded is a history as another log would hand it over: streams
+// interleaved, times to the nanosecond, ids of all kinds.
+func recorded(n int) []eventlog.Event {
+	var evs []eventlog.Event
+	revs := map[string]uint64{}
+	at := time.Date(2026, 12, 3, 12, 0, 0, 123456789, time.UTC)
+	for i := range n {
+		stream := fmt.Sprintf("pin-%d", i%7)
+		if i%5 == 0 {
+			stream = "pin-solo" // runs of one stream, written as one append
+		}
+		e := eventlog.Event{
+			ID: uuid.New(), Stream: stream, Revision: revs[stream], Position: eventlog.Position(1000 + 3*i),
+			Type: "Imported", Version: 1 + i%2, Data: json.RawMessage(fmt.Sprintf(`{"n": %d,  "spaces kept":true}`, i)),
+			Meta: eventlog.Metadata{Time: at.Add(time.Duration(i) * time.Nanosecond), Actor: "elsewhere"},
+		}
+		if i%3 == 0 {
+			e.Meta.CorrelationID, e.Meta.CausationID = uuid.New(), uuid.New()
+		}
+		revs[stream]++
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+func readAll(t *testing.T, s eventlog.Store) []eventlog.Event {
+	t.Helper()
+	var out []eventlog.Event
+	for after := eventlog.Position(0); ; {
+		evs, err := s.ReadAll(context.Background(), after, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			return out
+		}
+		out = append(out, evs...)
+		after = evs[len(evs)-1].Position
+	}
+}
+
+// TestImportKeepsEveryField: an imported history reads back in its order
+// with every field but the position as it was, to the byte and the
+// nanosecond; importing it again writes nothing.
+func TestImportKeepsEveryField(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, pg.NewDatabase(t))
+	in := recorded(250)
+	for _, page := range [][]eventlog.Event{in[:100], in[100:], in[:100]} {
+		if err := s.Import(ctx, page); err != nil {
+			t.Fatalf("import: %v", err)
+		}
+	}
+	got := readAll(t, s)
+	if len(got) != len(in) {
+		t.Fatalf("log holds %d events after importing %d (one page twice)", len(got), len(in))
+	}
+	for i, g := range got {
+		w := in[i]
+		if g.ID != w.ID || g.Stream != w.Stream || g.Revision != w.Revision || g.Type != w.Type || g.Version != w.Version ||
+			!bytes.Equal(g.Data, w.Data) || !g.Meta.Time.Equal(w.Meta.Time) || g.Meta != w.Meta {
+			t.Fatalf("event %d read back as %+v, imported %+v", i, g, w)
+		}
+	}
+}
+
+// TestImportIsAllOrNothing: a page that does not continue the log's
+// streams is refused whole.
+func TestImportIsAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, pg.NewDatabase(t))
+	in := recorded(40)
+	if err := s.Import(ctx, in[:10]); err != nil {
+		t.Fatal(err)
+	}
+	gap := append([]eventlog.Event(nil), in[10:20]...)
+	gap = append(gap, in[25]) // skips the revisions of in[20:25]
+	if err := s.Import(ctx, gap); !eventlog.IsWrongRevision(err) {
+		t.Errorf("import of a page with a gap: %v, want a wrong revision", err)
+	}
+	reused := append([]eventlog.Event(nil), in[10:20]...)
+	reused[5].ID = in[3].ID
+	reused[5].Stream, reused[5].Revision = in[3].Stream, in[3].Revision+100
+	if err := s.Import(ctx, reused); err == nil {
+		t.Error("import reusing an id in its stream succeeded")
+	}
+	bad := append([]eventlog.Event(nil), in[10:20]...)
+	bad[9].Data = json.RawMessage(`{"n":`)
+	if err := s.Import(ctx, bad); !errors.Is(err, eventlog.ErrInvalid) {
+		t.Errorf("import with bad JSON: %v, want ErrInvalid", err)
+	}
+	if got := readAll(t, s); len(got) != 10 {
+		t.Errorf("refused imports wrote: the log holds %d events, want 10", len(got))
+	}
+}
+
+// TestRefusesWhatTextCannotHold: names PostgreSQL's text cannot store are
+// refused alone, as invalid input, and an append beside them lands.
+func TestRefusesWhatTextCannotHold(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, pg.NewDatabase(t))
+	ok := eventlog.Proposed{ID: uuid.New(), Type: "Tested", Version: 1, Data: json.RawMessage(`{}`)}
+	nul := ok
+	nul.ID, nul.Type = uuid.New(), "Bad\x00Type"
+	latin1 := ok
+	latin1.ID, latin1.Meta.Actor = uuid.New(), "caf\xe9"
+	for name, c := range map[string]struct {
+		stream string
+		e      eventlog.Proposed
+	}{
+		"stream not UTF-8": {"pin-\xff", ok},
+		"NUL in a type":    {"pin-a", nul},
+		"actor not UTF-8":  {"pin-a", latin1},
+	} {
+		if _, err := s.Append(ctx, c.stream, eventlog.Any, c.e); !errors.Is(err, eventlog.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+	if _, err := s.Append(ctx, "pin-a", eventlog.NoStream, ok); err != nil {
+		t.Fatalf("a good append after refused ones: %v", err)
+	}
+	if got := readAll(t, s); len(got) != 1 {
+		t.Errorf("log holds %d events, want the 1 good one", len(got))
+	}
+}
+
+func TestOpenRefusesBadSettings(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		url  string
+		opts postgres.Options
+	}{
+		{"not a url at all ://", postgres.Options{}},
+		{"postgres://127.0.0.1:1/none?sslmode=disable&connect_timeout=2", postgres.Options{}},
+		{pg.NewDatabase(t), postgres.Options{PollInterval: -time.Second}},
+		{pg.NewDatabase(t), postgres.Options{MaxBatch: -1}},
+		{pg.NewDatabase(t), postgres.Options{Readers: -1}},
+	} {
+		if s, err := postgres.Open(ctx, c.url, c.opts); err == nil {
+			s.Close()
+			t.Errorf("Open(%q, %+v) succeeded", c.url, c.opts)
+		}
+	}
+}
+
+// TestLeastPrivilegedRole: once the schema exists, a role with USAGE on it
+// and SELECT, INSERT on the table (what the README asks for) appends,
+// reads and follows; it needs no CREATE.
+func TestLeastPrivilegedRole(t *testing.T) {
+	ctx := context.Background()
+	admin := pg.NewDatabase(t)
+	openStore(t, admin).Close()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	role := "events_app_" + uuid.NewString()[:8]
+	for _, sql := range []string{
+		"CREATE ROLE " + role + " LOGIN",
+		"REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+		"GRANT USAGE ON SCHEMA pickup_events TO " + role,
+		"GRANT SELECT, INSERT ON pickup_events.events TO " + role,
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	app, err := postgrestest.WithUser(admin, role, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, app)
+	e := eventlog.Proposed{ID: uuid.New(), Type: "Tested", Version: 1, Data: json.RawMessage(`{}`)}
+	if _, err := s.Append(ctx, "pin-app", eventlog.NoStream, e); err != nil {
+		t.Fatalf("append as %s: %v", role, err)
+	}
+	if got := readAll(t, s); len(got) != 1 || got[0].ID != e.ID {
+		t.Errorf("read as %s: %v", role, got)
+	}
+	if _, err := conn.Exec(ctx, "DELETE FROM pickup_events.events"); err != nil {
+		t.Fatal(err)
+	}
+	// Without the grants, the role is refused at once, with the reason.
+	if _, err := conn.Exec(ctx, "REVOKE INSERT ON pickup_events.events FROM "+role); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, "pin-app", eventlog.Any, eventlog.Proposed{ID: uuid.New(), Type: "Tested", Version: 1, Data: json.RawMessage(`{}`)}); err == nil {
+		t.Error("append without INSERT succeeded")
+	}
+}
