@@ -273,3 +273,24 @@ func TestRunRenews(t *testing.T) {
 		t.Fatalf("last event %s, want %s", last.Type, presence.TypeWithdrawn)
 	}
 }
+
+// TestAcquireRefusesUndialable: an endpoint whose addresses nobody can
+// dial (a bare /p2p/, another peer's) is refused, unbound, and nothing is
+// written.
+func TestAcquireRefusesUndialable(t *testing.T) {
+	log := openLog(t, filepath.Join(t.TempDir(), "events.db"))
+	id := slotPeer(t, 0)
+	for _, addr := range []string{"/p2p/" + id, "/ip4/127.0.0.1/tcp/4001/p2p/" + slotPeer(t, 1)} {
+		undone := false
+		_, err := presence.Acquire(context.Background(), presence.Config{}, presence.Deps{Log: log},
+			func(context.Context, int) (presence.Endpoint, func(), error) {
+				return presence.Endpoint{PeerID: id, Addrs: []string{addr}}, func() { undone = true }, nil
+			})
+		if err == nil || !undone {
+			t.Errorf("%s: %v (undone %v), want a refusal that undoes the binding", addr, err, undone)
+		}
+	}
+	if head, _ := log.Head(context.Background()); head != 0 {
+		t.Errorf("refused claims wrote to the log (head %d)", head)
+	}
+}

@@ -214,6 +214,9 @@ func checkEndpoint(e Endpoint) error {
 		if !strings.HasSuffix(a, "/p2p/"+e.PeerID) {
 			return fmt.Errorf("presence: address %q does not end in /p2p/%s", a, e.PeerID)
 		}
+		if strings.HasPrefix(a, "/p2p/") {
+			return fmt.Errorf("presence: address %q has no transport: nobody can dial it", a)
+		}
 	}
 	return nil
 }

@@ -296,3 +296,29 @@ func FuzzTaskIPv4(f *testing.F) {
 		}
 	})
 }
+
+// TestNothingToAnnounce: a fetcher whose announced addresses would be
+// empty (listening on loopback only, with a public IP that replaces
+// non-loopback addresses) refuses to start rather than announce a bare
+// /p2p/<peer id> nobody can dial, and claims no slot.
+func TestNothingToAnnounce(t *testing.T) {
+	metadata, _ := ecsStandIns(t, "203.0.113.25")
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "events.db")
+	e, _, errs := testEnv(map[string]string{
+		"PICKUP_EVENTLOG": logPath, "PICKUP_VIEWS": filepath.Join(dir, "views.db"), "PICKUP_ADMIN_ADDR": "",
+		"PICKUP_CAR_DIR": filepath.Join(dir, "cars"), "PICKUP_SOURCES": "bitswap", "PICKUP_LIBP2P_LISTEN": "/ip4/127.0.0.1/tcp/0",
+		"PICKUP_LIBP2P_SEED_FILE": filepath.Join(dir, "seed"), "PICKUP_LIBP2P_PUBLIC_IP": "ecs", "ECS_CONTAINER_METADATA_URI_V4": metadata,
+	})
+	if code := run(context.Background(), e, []string{"fetcher"}); code != 2 || !strings.Contains(errs.String(), "no address to announce") {
+		t.Fatalf("exit %d, stderr %q; want a usage error saying there is no address to announce", code, errs)
+	}
+	log, err := embedded.Open(context.Background(), logPath, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	if head, _ := log.Head(context.Background()); head != 0 {
+		t.Errorf("the refused fetcher wrote to the log (head %d)", head)
+	}
+}

@@ -182,8 +182,12 @@ func (s *Source) Name() string { return "bitswap" }
 func (s *Source) Host() host.Host { return s.host }
 
 // Addrs are the host's addresses with its /p2p/ identity: what the API
-// gateway reports as delegates.
+// gateway reports as delegates. A host with no address has none (not a
+// bare /p2p/<id>, which nobody can dial).
 func (s *Source) Addrs() []multiaddr.Multiaddr {
+	if len(s.host.Addrs()) == 0 {
+		return nil
+	}
 	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: s.host.ID(), Addrs: s.host.Addrs()})
 	if err != nil {
 		return nil
