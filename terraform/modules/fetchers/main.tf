@@ -343,8 +343,11 @@ resource "aws_ecs_service" "fetcher" {
     ignore_changes = [desired_count]
   }
 
-  # A task cannot start before the secrets it is given hold a value.
-  depends_on = [aws_secretsmanager_secret_version.libp2p_seed]
+  # A task cannot start before the secrets it is given hold a value, nor
+  # connect to the views before the projector's views-setup has created
+  # them and the app role: the fetchers start once the projector service is
+  # steady (see wait_for_steady_state there).
+  depends_on = [aws_secretsmanager_secret_version.libp2p_seed, aws_ecs_service.projector]
 }
 
 resource "aws_ecs_service" "projector" {
@@ -366,6 +369,12 @@ resource "aws_ecs_service" "projector" {
   }
 
   enable_execute_command = var.enable_execute_command
+
+  # `terraform apply` waits for the projector to run healthy, views-setup
+  # done and its views caught up, before it starts the fetchers (which fail
+  # to start without the views and the app role, and would trip their
+  # circuit breaker on a first deployment), and fails if it never does.
+  wait_for_steady_state = true
 
   network_configuration {
     subnets          = var.subnet_ids

@@ -1,16 +1,28 @@
 output "proxy_url" {
   description = "The views through the RDS Proxy as the application role, a postgres:// URL without password (PICKUP_VIEWS for the gateway); the password is in app_secret_arn."
   value       = "postgres://${var.app_username}@${aws_db_proxy.this.endpoint}:5432/${var.database_name}?sslmode=require"
+
+  # Usable once the cluster has an instance (and the proxy its target):
+  # whoever is given the URL is created after them.
+  depends_on = [aws_db_proxy_target.this, aws_rds_cluster_instance.this]
 }
 
 output "cluster_url" {
   description = "The views on the cluster's writer as the application role, a postgres:// URL without password (PICKUP_VIEWS for the Fargate tasks); the password is in app_secret_arn."
   value       = "postgres://${var.app_username}@${aws_rds_cluster.this.endpoint}:5432/${var.database_name}?sslmode=require"
+
+  # Usable once the cluster has an instance: whoever is given the URL is
+  # created after it.
+  depends_on = [aws_rds_cluster_instance.this]
 }
 
 output "setup_url" {
   description = "The cluster's writer (never the proxy), a postgres:// URL without user or password (PICKUP_VIEWS of `pickup views setup`, which logs in with the master secret)."
   value       = "postgres://${aws_rds_cluster.this.endpoint}:5432/${var.database_name}?sslmode=require"
+
+  # Usable once the cluster has an instance: whoever is given the URL is
+  # created after it.
+  depends_on = [aws_rds_cluster_instance.this]
 }
 
 output "master_secret_arn" {

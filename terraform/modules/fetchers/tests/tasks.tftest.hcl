@@ -163,6 +163,11 @@ run "projector_task" {
   }
 
   assert {
+    condition     = aws_ecs_service.projector.wait_for_steady_state
+    error_message = "terraform apply must wait for the projector (views-setup done) before it starts the fetchers"
+  }
+
+  assert {
     condition = jsondecode(aws_iam_role_policy.task["projector"].policy).Statement == [
       {
         Sid      = "ReadViewsSecret"
