@@ -65,9 +65,12 @@ import (
 //     machine cannot run: the bootstrap is a host build of ./cmd/pickup
 //     with scripts/build-lambda.sh's flags (-tags lambda.norpc -trimpath
 //     -ldflags "-s -w", CGO_ENABLED=0);
-//   - the tasks run a host build of ./cmd/pickup (ko builds the image's
-//     binary from the same sources with -trimpath and CGO_ENABLED=0), at
-//     the path of the image's entrypoint;
+//   - containers cannot run here (no engine): the tasks run the image's
+//     binary, unpacked from the layout PICKUP_IMAGE names (make test sets
+//     it to bin/image), with the image's environment under the
+//     container's; without PICKUP_IMAGE, a host build of ./cmd/pickup
+//     (ko builds the image's binary from the same sources, -trimpath,
+//     CGO_ENABLED=0) stands in (deploy_image_test.go);
 //   - containers are processes of one machine: each gets a working
 //     directory of its own, and their listen addresses are moved to
 //     loopback ports of their own (rewriteEnv);
@@ -77,25 +80,21 @@ func TestDeployment(t *testing.T) {
 	terraformBinary(t)
 	need(t, "go", "the roles are built with the Go toolchain")
 	bins := t.TempDir()
-	taskBin := filepath.Join(bins, "pickup")
-	buildPickup(t, taskBin, "-trimpath", "-ldflags", "-s -w")
+	image := imageForTasks(t, bins)
+	t.Logf("tasks run %s", image.from)
 	bootstrap := filepath.Join(bins, "lambda", "bootstrap")
 	buildPickup(t, bootstrap, "-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w")
 	for _, env := range []string{"dev", "prod"} {
 		t.Run(env, func(t *testing.T) {
-			dep := &deploymentRun{t: t, taskBin: taskBin, bootstrap: bootstrap}
+			dep := &deploymentRun{t: t, image: image, bootstrap: bootstrap}
 			dep.run(env)
 		})
 	}
 }
 
-// imageEntrypoint is where ko puts the binary in the image, which health
-// check commands name.
-const imageEntrypoint = "/ko-app/pickup"
-
 type deploymentRun struct {
 	t         *testing.T
-	taskBin   string
+	image     taskImage
 	bootstrap string
 	d         *deployment
 	w         *world
@@ -345,18 +344,21 @@ func (r *deploymentRun) startContainer(w wiredRole, task *awstest.ECSTask, comma
 	c.logPath = filepath.Join(r.w.dir, strings.ReplaceAll(w.where, "/", "_")+fmt.Sprintf("-%d.log", len(r.all())))
 	c.calls = c.logPath + ".aws-calls"
 	c.env = r.containerEnv(t, w, task, c)
-	args := append(slices.Clone(def.EntryPoint), command...)
+	// The container's entryPoint replaces the image's; its first word
+	// must be the image's binary.
+	entry := r.image.entrypoint
 	if len(def.EntryPoint) > 0 {
-		if args[0] != imageEntrypoint {
-			t.Fatalf("%s: entryPoint %q: the image's binary is %s", w.where, def.EntryPoint, imageEntrypoint)
-		}
-		args = args[1:]
+		entry = def.EntryPoint
 	}
+	if entry[0] != r.image.entrypoint[0] {
+		t.Fatalf("%s: entryPoint %q: the image's binary is %s", w.where, entry, r.image.entrypoint[0])
+	}
+	args := append(slices.Clone(entry[1:]), command...)
 	logs, err := os.Create(c.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.cmd = exec.Command(r.taskBin, args...)
+	c.cmd = exec.Command(r.image.binary, args...)
 	c.cmd.Dir = c.dir
 	c.cmd.Env = c.env
 	c.cmd.Stdout, c.cmd.Stderr = logs, logs
@@ -381,6 +383,13 @@ func (r *deploymentRun) startContainer(w wiredRole, task *awstest.ECSTask, comma
 // through the SDK's AWS_ENDPOINT_URL_<SERVICE>.
 func (r *deploymentRun) containerEnv(t *testing.T, w wiredRole, task *awstest.ECSTask, c *container) []string {
 	env := r.rewriteEnv(t, w)
+	for _, kv := range r.image.env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "PATH" && k != "HOME" {
+			if _, set := env[k]; !set {
+				env[k] = v
+			}
+		}
+	}
 	for _, s := range w.secrets {
 		_, arn := secretResource(s.ValueFrom)
 		secret, ok := r.w.secrets.Get(arn)
@@ -679,7 +688,7 @@ func (r *deploymentRun) healthCheck(c *container) {
 		cmd = []string{"/bin/sh", "-c", strings.Join(hc.Command[1:], " ")}
 	}
 	for i, a := range cmd {
-		cmd[i] = strings.ReplaceAll(a, imageEntrypoint, r.taskBin)
+		cmd[i] = strings.ReplaceAll(a, r.image.entrypoint[0], r.image.binary)
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
