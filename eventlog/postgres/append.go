@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 )
@@ -85,6 +86,9 @@ var errClosedWhileWaiting = fmt.Errorf("append: %w", eventlog.ErrClosed)
 func (s *Store) writeLoop(ctx context.Context) {
 	defer s.loops.Done()
 	batch := make([]*appendRequest, 0, s.opts.MaxBatch)
+	linger := time.NewTimer(0)
+	<-linger.C
+	previous := 0
 	for {
 		select {
 		case r := <-s.appends:
@@ -93,16 +97,45 @@ func (s *Store) writeLoop(ctx context.Context) {
 			s.refuseWaiting()
 			return
 		}
-	drain:
-		for len(batch) < s.opts.MaxBatch {
-			select {
-			case r := <-s.appends:
-				batch = append(batch, r)
-			default:
-				break drain
+		s.drain(&batch, nil)
+		// The appenders answered by the last commit are on their way back:
+		// when there were several, wait a moment for them, so that they
+		// join this batch instead of the next (as PostgreSQL's commit_delay
+		// waits when commit_siblings are active).
+		if previous > 1 && len(batch) < previous && s.opts.CommitDelay > 0 {
+			linger.Reset(s.opts.CommitDelay)
+			s.drain(&batch, linger.C)
+			if !linger.Stop() {
+				select {
+				case <-linger.C:
+				default:
+				}
 			}
 		}
+		previous = len(batch)
 		s.commit(ctx, batch)
+	}
+}
+
+// drain adds the appends waiting to batch, up to MaxBatch: those already
+// queued when until is nil, else those that arrive before until fires.
+func (s *Store) drain(batch *[]*appendRequest, until <-chan time.Time) {
+	for len(*batch) < s.opts.MaxBatch {
+		if until == nil {
+			select {
+			case r := <-s.appends:
+				*batch = append(*batch, r)
+				continue
+			default:
+				return
+			}
+		}
+		select {
+		case r := <-s.appends:
+			*batch = append(*batch, r)
+		case <-until:
+			return
+		}
 	}
 }
 
@@ -193,12 +226,11 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest, replies
 		return false, err
 	}
 	defer conn.Release()
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
-	if err != nil {
-		return false, err
-	}
-	defer tx.Rollback(context.Background())
-	head, states, known, err := lookUp(ctx, tx, batch)
+	// Begin and commit travel in the pipelines of the statements around
+	// them: two round trips in all. A connection given back in the
+	// middle of a transaction (after an error) is closed by the pool,
+	// which rolls the transaction back.
+	head, states, known, err := lookUp(ctx, conn, batch)
 	if err != nil {
 		return false, err
 	}
@@ -251,19 +283,26 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest, replies
 		}
 	}
 	if len(ins.position) == 0 {
-		return false, tx.Commit(ctx)
+		_, err := conn.Exec(ctx, `COMMIT`)
+		return false, err
 	}
 	b := &pgx.Batch{}
 	b.Queue(insertEvents, ins.position, ins.stream, ins.revision, ins.id, ins.typ, ins.version,
 		ins.timeNS, ins.actor, ins.correlation, ins.causation, ins.data)
 	b.Queue(`SELECT pg_notify($1, $2)`, notifyChannel, fmt.Sprint(head))
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return false, err
+	b.Queue(`COMMIT`)
+	res := conn.SendBatch(ctx, b)
+	defer res.Close()
+	if _, err := res.Exec(); err != nil {
+		return false, fmt.Errorf("insert %d events: %w", len(ins.position), err)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return false, err
+	if _, err := res.Exec(); err != nil {
+		return false, fmt.Errorf("notify: %w", err)
 	}
-	return true, nil
+	if _, err := res.Exec(); err != nil {
+		return false, fmt.Errorf("commit: %w", err)
+	}
+	return true, res.Close()
 }
 
 // landedAsExpected reports whether an append done before ended where its
@@ -277,10 +316,10 @@ func landedAsExpected(r *appendRequest, res eventlog.AppendResult) bool {
 	return !r.expected.IsNoStream() || res.Revision == last
 }
 
-// lookUp takes the append lock and reads, for the whole batch at once, the
+// lookUp begins the transaction, takes the append lock and reads, for the whole batch at once, the
 // log's head, the last revision of each stream appended to, and where each
 // event id proposed already is.
-func lookUp(ctx context.Context, tx pgx.Tx, batch []*appendRequest) (eventlog.Position, map[string]streamState, map[streamID]eventlog.Recorded, error) {
+func lookUp(ctx context.Context, conn *pgxpool.Conn, batch []*appendRequest) (eventlog.Position, map[string]streamState, map[streamID]eventlog.Recorded, error) {
 	var streams, idStreams []string
 	var ids []pgtype.UUID
 	seen := map[string]bool{}
@@ -295,6 +334,7 @@ func lookUp(ctx context.Context, tx pgx.Tx, batch []*appendRequest) (eventlog.Po
 		}
 	}
 	b := &pgx.Batch{}
+	b.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
 	b.Queue(`SELECT pg_advisory_xact_lock($1)`, appendLock)
 	b.Queue(`SELECT coalesce(max(position), 0) FROM pickup_events.events`)
 	b.Queue(`SELECT s.stream, last.revision FROM unnest($1::text[]) AS s(stream)
@@ -303,8 +343,11 @@ func lookUp(ctx context.Context, tx pgx.Tx, batch []*appendRequest) (eventlog.Po
 	b.Queue(`SELECT e.stream, e.id, e.revision, e.position
 		FROM unnest($1::text[], $2::uuid[]) AS q(stream, id)
 		JOIN pickup_events.events e ON e.stream = q.stream AND e.id = q.id`, idStreams, ids)
-	res := tx.SendBatch(ctx, b)
+	res := conn.SendBatch(ctx, b)
 	defer res.Close()
+	if _, err := res.Exec(); err != nil {
+		return 0, nil, nil, fmt.Errorf("begin: %w", err)
+	}
 	if _, err := res.Exec(); err != nil {
 		return 0, nil, nil, fmt.Errorf("take the append lock: %w", err)
 	}
