@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/ipfs/go-cid"
 	carv2 "github.com/ipld/go-car/v2"
+	"github.com/jackc/pgx/v5"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -147,13 +148,41 @@ func (r *deploymentRun) run(env string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.pin(ctx, cl, root, true)
+
+	// The app role's password changed as README.md says (a new value in
+	// the secret, the projector service restarted: its views-setup sets
+	// it): the running Lambda and fetcher must pick it up at their next
+	// connection, without a restart. Their connections are closed by the
+	// server first (as a proxy's or a pool's end of life would), so that
+	// they must open new ones.
+	r.rotateAppPassword(ctx)
+	second, err := ipfstest.File(ctx, bs, ipfstest.FileOptions{Size: 1 << 20, Seed: 16, CIDv1: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.pin(ctx, cl, second, false)
+
+	// Every health check passes once the tasks are up.
+	for _, c := range r.running() {
+		r.healthCheck(c)
+	}
+	r.checkCalls()
+}
+
+// pin pins root through the Lambda and reads it back: its status
+// (GET /pins/{id}, GET /pins) and its CAR in the carpark bucket; with
+// delegates, it connects to every delegate the answer names.
+func (r *deploymentRun) pin(ctx context.Context, cl *client.Client, root cid.Cid, delegates bool) {
 	pinCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	ps, err := cl.Add(pinCtx, api.Pin{CID: root.String(), Name: "deployment test"}, "")
 	if err != nil {
 		r.fail("POST /pins through the Lambda: %v", err)
 	}
-	r.checkDelegates(pinCtx, ps.Delegates)
+	if delegates {
+		r.checkDelegates(pinCtx, ps.Delegates)
+	}
 	final, err := cl.Wait(pinCtx, ps, nil)
 	if err != nil || final.Status != api.StatusPinned {
 		r.fail("pin %s: %+v, %v; want pinned", ps.RequestID, final, err)
@@ -167,12 +196,63 @@ func (r *deploymentRun) run(env string) {
 		r.fail("GET /pins: %+v, %v; want %s pinned", list, err, ps.RequestID)
 	}
 	r.checkCAR(ctx, root)
+}
 
-	// Every health check passes once the tasks are up.
-	for _, c := range r.running() {
-		r.healthCheck(c)
+// rotateAppPassword changes the views app role's password as
+// terraform/README.md says: a new value in the app secret (every
+// stand-in), then the projector service restarted (its task's containers
+// stopped, the task started again: views-setup sets the new password).
+// Then the server ends every other connection of the app role.
+func (r *deploymentRun) rotateAppPassword(ctx context.Context) {
+	t := r.t
+	if r.w.appSecretARN == "" {
+		t.Fatal("no secret of the plan holds the views app role's login")
 	}
-	r.checkCalls()
+	old, _ := r.w.secrets.Get(r.w.appSecretARN)
+	rotated := old
+	rotated.Value = mustJSON(t, map[string]string{"username": r.w.appUser, "password": randomString(t, 48)})
+	r.w.secrets.Put(rotated)
+	for _, c := range r.all() {
+		if c.secrets != nil {
+			c.secrets.Put(rotated)
+		}
+	}
+	var family, cluster string
+	for _, svc := range r.d.all("aws_ecs_service") {
+		if strings.Contains(svc.str("name"), "projector") {
+			td, _ := r.d.byAttr("aws_ecs_task_definition", "arn", svc.str("task_definition"))
+			family, cluster = td.str("family"), svc.str("cluster")
+		}
+	}
+	if family == "" {
+		t.Fatal("no projector service to restart")
+	}
+	for _, c := range r.running() {
+		if c.family == family {
+			c.cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-c.done:
+			case <-time.After(2 * time.Minute):
+				r.fail("%s did not stop on SIGINT", c.name)
+			}
+		}
+	}
+	r.startTask(family, cluster)
+	for _, c := range r.running() {
+		if c.family == family {
+			r.healthCheck(c)
+		}
+	}
+	conn, err := pgx.Connect(ctx, r.w.pg.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var ended int
+	if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = $1`, r.w.appUser).Scan(&ended); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("app role's password changed, projector restarted, %d connections of the app role ended", ended)
 }
 
 // fail ends the test with the roles' logs.
@@ -206,6 +286,7 @@ func (r *deploymentRun) apiURL() string {
 // container is a running container (a process).
 type container struct {
 	name    string // family/container
+	family  string // its task definition's ("" for the Lambda)
 	role    string
 	def     containerDef
 	env     []string
@@ -341,7 +422,7 @@ func (r *deploymentRun) startContainer(w wiredRole, task *awstest.ECSTask, comma
 	if def.Image == "" || !strings.Contains(def.Image, ".dkr.ecr.") {
 		t.Errorf("%s: image %q is not in the deployment's ECR repository", w.where, def.Image)
 	}
-	c := &container{name: w.where, role: w.role, def: def, dir: t.TempDir(), done: make(chan struct{})}
+	c := &container{name: w.where, family: w.family, role: w.role, def: def, dir: t.TempDir(), done: make(chan struct{})}
 	c.logPath = filepath.Join(r.w.dir, strings.ReplaceAll(w.where, "/", "_")+fmt.Sprintf("-%d.log", len(r.all())))
 	c.calls = c.logPath + ".aws-calls"
 	c.env = r.containerEnv(t, w, task, c)
@@ -485,8 +566,10 @@ func (r *deploymentRun) rewriteEnv(t *testing.T, w wiredRole) map[string]string 
 }
 
 // adminToken runs the admin task definition's container twice, as the
-// operator would: with its own command, which must succeed, and with
-// `tokens create` (run-task's command override), whose token it returns.
+// operator would: with the command override terraform/README.md's `aws
+// ecs run-task --overrides` gives (`tokens create`), whose token it
+// returns, and with its own command, which must succeed. The task
+// definition is the one the admin_task output names.
 func (r *deploymentRun) adminToken() string {
 	t := r.t
 	var admin *wiredRole
@@ -501,6 +584,24 @@ func (r *deploymentRun) adminToken() string {
 	if admin == nil {
 		t.Fatalf("envs/%s has no admin task definition (a container whose command is an operator's command, for `pickup tokens create`)", r.d.env)
 	}
+	td, _ := r.d.byAttr("aws_ecs_task_definition", "family", admin.family)
+	// run-task takes the ARN, or the family for its latest revision.
+	if out, ok := r.d.outputs["admin_task"].(map[string]any); !ok || (out["task_definition"] != td.str("arn") && out["task_definition"] != td.str("family")) {
+		t.Errorf("output admin_task is %v: want its task_definition to be %s or %s (%s)", r.d.outputs["admin_task"], td.str("arn"), td.str("family"), td.Address)
+	}
+	name, command := readmeOverride(t)
+	if name != admin.container.Name {
+		t.Fatalf("README's run-task override names container %q; the admin task's container is %q", name, admin.container.Name)
+	}
+	tenant := ""
+	for i, a := range command {
+		if a == "--tenant" && i+1 < len(command) {
+			tenant = command[i+1]
+		}
+	}
+	if len(command) < 2 || command[0] != "tokens" || command[1] != "create" || tenant == "" {
+		t.Fatalf("README's run-task override runs %q: want tokens create --tenant NAME", command)
+	}
 	task := awstest.NewECSTask(t, "", admin.family, []string{admin.container.Name}, "127.0.0.1")
 	run := func(command []string) (string, error) {
 		c := r.startContainer(*admin, task, command)
@@ -512,7 +613,7 @@ func (r *deploymentRun) adminToken() string {
 		out, _ := os.ReadFile(c.logPath)
 		return string(out), c.err
 	}
-	out, err := run([]string{"tokens", "create", "--tenant", "deploy-test"})
+	out, err := run(command)
 	if err != nil {
 		r.fail("%s: tokens create: %v\n%s", admin.where, err, out)
 	}
@@ -532,10 +633,35 @@ func (r *deploymentRun) adminToken() string {
 	switch {
 	case err != nil:
 		t.Errorf("%s's own command %q fails: %v\n%s", admin.where, admin.container.Command, err, own)
-	case slices.Equal(admin.container.Command, []string{"tokens", "ls"}) && !strings.Contains(own, "deploy-test"):
+	case slices.Equal(admin.container.Command, []string{"tokens", "ls"}) && !strings.Contains(own, tenant):
 		t.Errorf("%s's own command (tokens ls) does not list the tenant just made:\n%s", admin.where, own)
 	}
 	return token
+}
+
+// readmeOverride returns the container name and command of the
+// `--overrides '{"containerOverrides":[...]}'` terraform/README.md gives
+// `aws ecs run-task`.
+func readmeOverride(t *testing.T) (string, []string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "terraform", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`--overrides '([^']+)'`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("terraform/README.md gives no `aws ecs run-task --overrides '...'` for the admin task")
+	}
+	var o struct {
+		ContainerOverrides []struct {
+			Name    string   `json:"name"`
+			Command []string `json:"command"`
+		} `json:"containerOverrides"`
+	}
+	if err := json.Unmarshal(m[1], &o); err != nil || len(o.ContainerOverrides) != 1 {
+		t.Fatalf("README's run-task --overrides %s: %v; want one container override", m[1], err)
+	}
+	return o.ContainerOverrides[0].Name, o.ContainerOverrides[0].Command
 }
 
 // startGateway starts the Lambda function as the plan wires it and returns

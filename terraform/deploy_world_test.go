@@ -64,8 +64,9 @@ type world struct {
 	hostTable map[string]string
 	// master is the RDS-managed master login.
 	masterUser, masterPassword string
-	// appUser is the views app role's name, as the plan's URLs give it.
-	appUser string
+	// appUser is the views app role's name, as the plan's URLs give it;
+	// appSecretARN the secret holding its login.
+	appUser, appSecretARN string
 }
 
 // startWorld starts every stand-in for d.
@@ -206,6 +207,7 @@ func (w *world) secretValue(t *testing.T, d *deployment, s tfResource, roles []w
 			// EventStoreDB cannot run here: the embedded log's file.
 			return w.eventlog
 		case "PICKUP_VIEWS_SECRET_ARN", "PICKUP_VIEWS_APP_SECRET", "PICKUP_VIEWS_APP_SECRET_ARN":
+			w.appSecretARN = arn
 			return mustJSON(t, map[string]string{"username": w.appUser, "password": randomString(t, length)})
 		case "PICKUP_WEBHOOK_KEY", "PICKUP_LIBP2P_SEED":
 			return randomString(t, length)
