@@ -37,8 +37,8 @@ func rieBinary(t *testing.T) string {
 // lambdaFunction is a function running under the emulator.
 type lambdaFunction struct {
 	invokeURL string
-	logs      *bytes.Buffer
 	cmd       *exec.Cmd
+	done      chan struct{} // closed when the emulator has exited
 	requests  atomic.Int64
 }
 
@@ -54,11 +54,15 @@ func startLambda(t *testing.T, bootstrap string, env []string, logs io.Writer) *
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start aws-lambda-rie: %v", err)
 	}
+	fn := &lambdaFunction{invokeURL: "http://" + emu + "/2015-03-31/functions/function/invocations", cmd: cmd, done: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(fn.done)
+	}()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-fn.done
 	})
-	fn := &lambdaFunction{invokeURL: "http://" + emu + "/2015-03-31/functions/function/invocations", cmd: cmd}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + emu + "/")

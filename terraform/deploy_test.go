@@ -255,10 +255,9 @@ func (r *deploymentRun) rotateAppPassword(ctx context.Context) {
 	t.Logf("app role's password changed, projector restarted, %d connections of the app role ended", ended)
 }
 
-// fail ends the test with the roles' logs.
+// fail ends the test (stopAll then logs every role's output).
 func (r *deploymentRun) fail(format string, args ...any) {
 	r.t.Helper()
-	r.dumpLogs()
 	r.t.Fatalf(format, args...)
 }
 
@@ -728,14 +727,10 @@ func (r *deploymentRun) startGateway() *apiGatewayV2 {
 	}
 	t.Cleanup(func() { logs.Close() })
 	lf := startLambda(t, r.bootstrap, c.env, logs)
-	c.cmd = lf.cmd
+	c.cmd, c.done = lf.cmd, lf.done
 	r.mu.Lock()
 	r.procs = append(r.procs, c)
 	r.mu.Unlock()
-	go func() {
-		lf.cmd.Wait()
-		close(c.done)
-	}()
 	return &apiGatewayV2{fn: lf, apiID: integration.str("api_id"), routeKey: route, stage: stage}
 }
 
