@@ -74,6 +74,8 @@ func TestEventsCopyMovesAHistory(t *testing.T) {
 	}
 	checkVerification(t, out, len(want))
 
+	// The same log by the other scheme PostgreSQL's URLs have.
+	pgURL = "postgresql://" + strings.TrimPrefix(pgURL, "postgres://")
 	killed := killCopyMidway(t, pgURL, last, len(want))
 	code, out, errs = pickup(nil, "events", "copy", "--from", pgURL, "--to", last)
 	if code != 0 || !strings.Contains(errs, "resuming after") {
