@@ -194,10 +194,11 @@ func TestMutations(t *testing.T) {
 	plugins := stubPlugins(t)
 	env := tfEnv(t)
 
+	// One group per root, or per test file where a mutation names one: the
+	// groups run in parallel, each in its own copy.
 	byRoot := map[string][]mutation{}
 	for _, m := range mutations() {
-		r, _, _ := strings.Cut(m.root, "#")
-		byRoot[r] = append(byRoot[r], m)
+		byRoot[m.root] = append(byRoot[m.root], m)
 	}
 	var names []string
 	for r := range byRoot {
@@ -206,14 +207,19 @@ func TestMutations(t *testing.T) {
 	sort.Strings(names)
 	start := time.Now()
 	t.Cleanup(func() {
-		t.Logf("%d mutations in %d roots: %s", len(mutations()), len(names), time.Since(start).Round(time.Second))
+		t.Logf("%d mutations in %d groups: %s", len(mutations()), len(names), time.Since(start).Round(time.Second))
 	})
 
-	for _, r := range names {
-		t.Run(strings.ReplaceAll(r, "/", "_"), func(t *testing.T) {
+	for _, group := range names {
+		t.Run(strings.NewReplacer("/", "_", "#", "_").Replace(group), func(t *testing.T) {
 			t.Parallel()
-			// One copy per root, initialised once: each mutation is written
+			// One copy per group, initialised once: each mutation is written
 			// into it, tested, and undone.
+			r, file, filtered := strings.Cut(group, "#")
+			test := []string{"test"}
+			if filtered {
+				test = append(test, "-filter=tests/"+file+".tftest.hcl")
+			}
 			dir := copyTree(t)
 			root := filepath.Join(dir, r)
 			args := []string{"init", "-backend=false", "-input=false", "-plugin-dir=" + plugins}
@@ -223,19 +229,15 @@ func TestMutations(t *testing.T) {
 			if out, err := tf(t, env, root, args...); err != nil {
 				t.Fatalf("terraform init: %v\n%s", err, out)
 			}
-			if out, err := tf(t, env, root, "test"); err != nil {
+			if out, err := tf(t, env, root, test...); err != nil {
 				t.Fatalf("the unbroken copy must pass: %v\n%s", err, out)
 			}
-			for _, m := range byRoot[r] {
+			for _, m := range byRoot[group] {
 				t.Run(m.name, func(t *testing.T) {
 					undo := m.apply(t, dir)
 					defer undo()
-					args := []string{"test"}
-					if _, file, ok := strings.Cut(m.root, "#"); ok {
-						args = append(args, "-filter=tests/"+file+".tftest.hcl")
-					}
 					began := time.Now()
-					out, err := tf(t, env, root, args...)
+					out, err := tf(t, env, root, test...)
 					if err == nil {
 						t.Fatalf("terraform test of %s passed with the wiring broken:\n%s", r, out)
 					}
