@@ -105,6 +105,7 @@ type deploymentRun struct {
 
 	mu    sync.Mutex
 	procs []*container
+	tasks map[string]*awstest.ECSTask // the running task of each family
 }
 
 func (r *deploymentRun) run(env string) {
@@ -162,6 +163,10 @@ func (r *deploymentRun) run(env string) {
 		t.Fatal(err)
 	}
 	r.pin(ctx, cl, second, false)
+
+	// The fetcher protected its task from scale-in while it fetched, and
+	// lifted it after (through the ECS agent ECS_AGENT_URI names).
+	r.checkProtection()
 
 	// Every health check passes once the tasks are up.
 	for _, c := range r.running() {
@@ -253,6 +258,27 @@ func (r *deploymentRun) rotateAppPassword(ctx context.Context) {
 		t.Fatal(err)
 	}
 	t.Logf("app role's password changed, projector restarted, %d connections of the app role ended", ended)
+}
+
+// checkProtection checks that each fetcher task's protection was set and
+// is lifted now that its pins are done.
+func (r *deploymentRun) checkProtection() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	checked := 0
+	for _, w := range r.roles {
+		if w.role != awsconfig.RoleFetcher || r.tasks[w.family] == nil {
+			continue
+		}
+		checked++
+		on, changes := r.tasks[w.family].Protection()
+		if changes < 2 || on {
+			r.t.Errorf("task %s: scale-in protection changed %d times, on now: %v; want set while fetching and lifted after", w.family, changes, on)
+		}
+	}
+	if checked == 0 {
+		r.t.Error("no fetcher task ran")
+	}
 }
 
 // fail ends the test (stopAll then logs every role's output).
@@ -359,6 +385,12 @@ func (r *deploymentRun) startTask(family, cluster string) {
 		names = append(names, w.container.Name)
 	}
 	task := awstest.NewECSTask(t, cluster, family, names, "127.0.0.1")
+	r.mu.Lock()
+	if r.tasks == nil {
+		r.tasks = map[string]*awstest.ECSTask{}
+	}
+	r.tasks[family] = task
+	r.mu.Unlock()
 	started := map[string]*container{}
 	for len(started) < len(wired) {
 		progress := false
