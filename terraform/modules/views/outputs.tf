@@ -84,3 +84,13 @@ output "secret_recovery_window_in_days" {
   description = "Days the app role's secret can be recovered once deleted (0: deleted at once)."
   value       = aws_secretsmanager_secret.app.recovery_window_in_days
 }
+
+output "direct_client_security_group_ids" {
+  description = "Security groups the cluster admits PostgreSQL from, as its rules name them."
+  value       = [for r in aws_vpc_security_group_ingress_rule.db_from_clients : r.referenced_security_group_id]
+}
+
+output "proxy_client_security_group_ids" {
+  description = "Security groups the RDS Proxy admits PostgreSQL from, as its rules name them."
+  value       = [for r in aws_vpc_security_group_ingress_rule.proxy_from_clients : r.referenced_security_group_id]
+}

@@ -87,6 +87,11 @@ run "wiring" {
   }
 
   assert {
+    condition     = module.views.direct_client_security_group_ids == [module.fetchers.task_security_group_id] && module.views.proxy_client_security_group_ids == [module.gateway.security_group_id]
+    error_message = "the cluster must admit the tasks (fetchers, projector, admin) and the proxy the gateway, and no one else"
+  }
+
+  assert {
     condition     = jsondecode(aws_sns_topic_policy.alarms.policy).Statement[1].Principal.Service == ["cloudwatch.amazonaws.com", "events.amazonaws.com"] && aws_sns_topic_policy.alarms.arn == aws_sns_topic.alarms.arn
     error_message = "CloudWatch alarms and EventBridge (failed tasks) must be allowed to publish to the alarm topic"
   }
