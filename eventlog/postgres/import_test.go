@@ -218,3 +218,43 @@ func TestLeastPrivilegedRole(t *testing.T) {
 		t.Error("append without INSERT succeeded")
 	}
 }
+
+// TestReadAheadIsNeverStale: the page read ahead after a full page is
+// handed out only if full; a short one is read again, so events appended
+// after it was read are not missed.
+func TestReadAheadIsNeverStale(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, pg.NewDatabase(t))
+	const limit = 10
+	appendN := func(n int) {
+		for range n {
+			e := eventlog.Proposed{ID: uuid.New(), Type: "Tested", Version: 1, Data: json.RawMessage(`{}`)}
+			if _, err := s.Append(ctx, "pin-ahead", eventlog.Any, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendN(limit + 2)
+	first, err := s.ReadAll(ctx, 0, limit)
+	if err != nil || len(first) != limit {
+		t.Fatalf("first page: %d events, %v", len(first), err)
+	}
+	// The page after it is read ahead now, with 2 events; 5 more come.
+	s.WaitReadAhead()
+	appendN(5)
+	second, err := s.ReadAll(ctx, first[limit-1].Position, limit)
+	if err != nil || len(second) != 7 {
+		t.Fatalf("the page after a full page holds %d events (%v), want the 7 appended after the first", len(second), err)
+	}
+	// Pages read ahead in full are the log's: a whole read matches.
+	appendN(3 * limit)
+	all := readAll(t, s)
+	if len(all) != 4*limit+7 {
+		t.Fatalf("read %d events page by page, want %d", len(all), 4*limit+7)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Revision != all[i-1].Revision+1 {
+			t.Fatalf("page by page, revision %d follows %d", all[i].Revision, all[i-1].Revision)
+		}
+	}
+}

@@ -164,6 +164,10 @@ type Store struct {
 	running   sync.WaitGroup
 	stop      context.CancelFunc
 	loops     sync.WaitGroup
+	// background is the context of work the store does on its own (reads
+	// ahead), cancelled by Close.
+	background context.Context
+	ahead      readAhead
 
 	// changed is closed, and replaced, after every commit this Store makes
 	// or hears of.
@@ -222,6 +226,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		closing: make(chan struct{}),
 		stop:    stop,
 		changed: make(chan struct{}),
+
+		background: loopCtx,
 	}
 	s.loops.Add(2)
 	go s.writeLoop(loopCtx)

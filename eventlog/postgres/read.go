@@ -89,17 +89,38 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, dir 
 	return out, nil
 }
 
-// ReadAll implements eventlog.Store.
+// ReadAll implements eventlog.Store. A full page starts the read of the
+// next one (readAhead).
 func (s *Store) ReadAll(ctx context.Context, after eventlog.Position, limit int) ([]eventlog.Event, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, fmt.Errorf("read all: %w", err)
 	}
-	out, err := s.query(ctx, nil, `SELECT `+columns+` FROM pickup_events.events WHERE position > $1 ORDER BY position LIMIT $2`,
-		int64(min(after, math.MaxInt64)), limit)
-	if err != nil {
+	if err := s.enter(); err != nil {
 		return nil, fmt.Errorf("read all after %d: %w", after, err)
 	}
+	defer s.running.Done()
+	out, ok := s.ahead.take(ctx, after, limit)
+	if !ok {
+		var err error
+		if out, err = s.readPage(ctx, after, limit); err != nil {
+			return nil, fmt.Errorf("read all after %d: %w", after, err)
+		}
+	}
+	if len(out) == limit {
+		s.readAheadAfter(out, limit)
+	}
 	return out, nil
+}
+
+// readPage reads up to limit events after a position, in log order.
+func (s *Store) readPage(ctx context.Context, after eventlog.Position, limit int) ([]eventlog.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+columns+` FROM pickup_events.events WHERE position > $1 ORDER BY position LIMIT $2`,
+		int64(min(after, math.MaxInt64)), limit)
+	if err != nil {
+		return nil, s.closedErr(err)
+	}
+	out, err := scanEvents(rows, nil)
+	return out, s.closedErr(err)
 }
 
 // Head implements eventlog.Store.
