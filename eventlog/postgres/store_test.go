@@ -258,3 +258,42 @@ func TestReadAheadIsNeverStale(t *testing.T) {
 		}
 	}
 }
+
+// TestNotifiedAcrossStores: a subscriber that never polls (its poll
+// interval is an hour) still hears at once of appends made through
+// another Store, by LISTEN/NOTIFY.
+func TestNotifiedAcrossStores(t *testing.T) {
+	ctx := context.Background()
+	url := pg.NewDatabase(t)
+	writer := openStore(t, url)
+	reader, err := postgres.Open(ctx, url, postgres.Options{PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	got := make(chan eventlog.Event, 10)
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go reader.Subscribe(subCtx, 0, eventlog.Filter{Types: []string{"Told"}}, func(evs []eventlog.Event) error {
+		for _, e := range evs {
+			got <- e
+		}
+		return nil
+	})
+	for i := range 3 {
+		// Let the subscriber catch up and wait, then append elsewhere.
+		time.Sleep(100 * time.Millisecond)
+		e := eventlog.Proposed{ID: uuid.New(), Type: "Told", Version: 1, Data: json.RawMessage(`{}`)}
+		if _, err := writer.Append(ctx, "pin-told", eventlog.Any, e); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case g := <-got:
+			if g.ID != e.ID {
+				t.Fatalf("subscriber got %s, want %s", g.ID, e.ID)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("append %d through another Store not delivered in 20s: no notification", i)
+		}
+	}
+}
