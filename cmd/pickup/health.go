@@ -9,13 +9,18 @@ import (
 	"time"
 )
 
-// runHealth asks a running pickup process whether it is ready, for
-// container health checks (distroless images have no curl).
+// runHealth asks a running pickup process whether it is ready (/readyz:
+// its stores and subscriptions answer), or with --live only whether it
+// serves (/healthz), for container health checks (distroless images have no
+// curl). A container orchestrator that replaces unhealthy tasks should ask
+// --live: a process waiting out a dependency's outage is not ready, yet
+// replacing it would only cut its work short.
 func runHealth(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "health")
 	addr := f.string("admin-addr", "127.0.0.1:9464", "the admin server to ask", "PICKUP_ADMIN_ADDR")
+	live := f.boolean("live", false, "ask /healthz (the process serves) instead of /readyz (it is ready)")
 	f.Usage = func() {
-		fmt.Fprintln(f.Output(), "pickup health [ADDR]: exit 0 when the process's /readyz answers ready, 1 otherwise")
+		fmt.Fprintln(f.Output(), "pickup health [--live] [ADDR]: exit 0 when the process's /readyz answers ready (with --live: its /healthz answers), 1 otherwise")
 		f.PrintDefaults()
 	}
 	if err := f.parse(args); err != nil {
@@ -34,7 +39,11 @@ func runHealth(ctx context.Context, e *env, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+target+"/readyz", nil)
+	path := "/readyz"
+	if *live {
+		path = "/healthz"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+target+path, nil)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -45,6 +54,9 @@ func runHealth(ctx context.Context, e *env, args []string) error {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
+		if *live {
+			return fmt.Errorf("not serving: %s %s", resp.Status, strings.TrimSpace(string(body)))
+		}
 		return fmt.Errorf("not ready: %s", strings.TrimSpace(string(body)))
 	}
 	fmt.Fprintln(e.stdout, strings.TrimSpace(string(body)))

@@ -143,8 +143,18 @@ func TestHealth(t *testing.T) {
 	if code := run(context.Background(), e, []string{"health", addr}); code != 1 || !strings.Contains(errs.String(), "not ready") {
 		t.Errorf("not ready: exit %d, stderr %q", code, errs)
 	}
+	// Not ready, yet serving: --live (what ECS asks) passes.
+	if code := run(context.Background(), e, []string{"health", "--live", addr}); code != 0 || !strings.Contains(out.String(), `"ok"`) {
+		t.Errorf("--live while not ready: exit %d, stdout %q, stderr %q; want 0", code, out, errs)
+	}
 	ready = true
 	if code := run(context.Background(), e, []string{"health", addr}); code != 0 || !strings.Contains(out.String(), "ready") {
 		t.Errorf("ready: exit %d, stdout %q", code, out)
+	}
+	// A process that does not answer is not live.
+	srv.Close()
+	errs.Reset()
+	if code := run(context.Background(), e, []string{"health", "--live", addr}); code != 1 || errs.Len() == 0 {
+		t.Errorf("--live with nothing listening: exit %d, stderr %q; want 1 and the reason", code, errs)
 	}
 }

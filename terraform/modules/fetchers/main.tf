@@ -83,28 +83,20 @@ locals {
     }
   }
 
-  # `pickup health` asks the process's own admin server (/readyz on
-  # PICKUP_ADMIN_ADDR): a task whose process stops being ready is replaced.
-  # startPeriod leaves room to connect to the event log and the views before
-  # failures count. The projector is not ready until its views have caught
-  # up with the log's head as it was at start, which after a new views
-  # version (built from the whole log) takes a while: it gets ECS's longest
-  # start period and ten failed checks a minute apart, 15 minutes in all,
-  # before it is replaced (a replacement resumes from the views' checkpoint).
+  # `pickup health --live` asks the process's own admin server whether it
+  # serves (/healthz on PICKUP_ADMIN_ADDR): a task whose process hangs or
+  # stops serving is replaced. Not readiness (/readyz): a fetcher waiting
+  # out an outage of the event log or the views is not ready, yet replacing
+  # it would cut its fetches short, and a projector rebuilding a new views
+  # version is not ready for as long as that takes. startPeriod leaves room
+  # to start.
   health_check = {
-    fetcher = {
-      command     = ["CMD", local.binary, "health"]
+    for role in ["fetcher", "projector"] : role => {
+      command     = ["CMD", local.binary, "health", "--live"]
       interval    = 30
       timeout     = 5
       retries     = 3
-      startPeriod = 120
-    }
-    projector = {
-      command     = ["CMD", local.binary, "health"]
-      interval    = 60
-      timeout     = 5
-      retries     = 10
-      startPeriod = 300
+      startPeriod = 60
     }
   }
 
@@ -370,10 +362,11 @@ resource "aws_ecs_service" "projector" {
 
   enable_execute_command = var.enable_execute_command
 
-  # `terraform apply` waits for the projector to run healthy, views-setup
-  # done and its views caught up, before it starts the fetchers (which fail
-  # to start without the views and the app role, and would trip their
-  # circuit breaker on a first deployment), and fails if it never does.
+  # `terraform apply` waits for the projector to run healthy (views-setup
+  # done: the app role and the views' schema exist) before it starts the
+  # fetchers (which fail to start without the views and the app role, and
+  # would trip their circuit breaker on a first deployment), and fails if it
+  # never does.
   wait_for_steady_state = true
 
   network_configuration {

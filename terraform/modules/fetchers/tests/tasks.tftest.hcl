@@ -67,8 +67,8 @@ run "fetcher_task" {
   }
 
   assert {
-    condition     = try(jsondecode(aws_ecs_task_definition.this["fetcher"].container_definitions)[0].healthCheck, null) == { command = ["CMD", "/ko-app/pickup", "health"], interval = 30, timeout = 5, retries = 3, startPeriod = 120 }
-    error_message = "the fetcher's health check must run `pickup health` (its admin server's /readyz), with room to start"
+    condition     = try(jsondecode(aws_ecs_task_definition.this["fetcher"].container_definitions)[0].healthCheck, null) == { command = ["CMD", "/ko-app/pickup", "health", "--live"], interval = 30, timeout = 5, retries = 3, startPeriod = 60 }
+    error_message = "the fetcher's health check must run `pickup health --live` (its admin server's /healthz: liveness, never readiness), with room to start"
   }
 
   assert {
@@ -137,8 +137,8 @@ run "projector_task" {
   }
 
   assert {
-    condition     = try({ for c in jsondecode(aws_ecs_task_definition.this["projector"].container_definitions) : c.name => c }["projector"].healthCheck, null) == { command = ["CMD", "/ko-app/pickup", "health"], interval = 60, timeout = 5, retries = 10, startPeriod = 300 }
-    error_message = "the projector's health check must run `pickup health`, with 15 minutes for its views to catch up before it is replaced"
+    condition     = try({ for c in jsondecode(aws_ecs_task_definition.this["projector"].container_definitions) : c.name => c }["projector"].healthCheck, null) == { command = ["CMD", "/ko-app/pickup", "health", "--live"], interval = 30, timeout = 5, retries = 3, startPeriod = 60 }
+    error_message = "the projector's health check must run `pickup health --live` (liveness: a projector rebuilding its views is not ready for as long as that takes, and must not be replaced for it)"
   }
 
   assert {
