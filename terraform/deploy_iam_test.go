@@ -3,11 +3,14 @@ package terraform
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/pickup-ipfs/pickup/internal/awsconfig"
+	"github.com/pickup-ipfs/pickup/terraform/internal/awstest"
 )
 
 // IAM from the code: a small evaluator of IAM policy documents, enough for
@@ -348,4 +351,90 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// s3Action is the IAM action and resource of one path-style S3 request, as
+// S3 authorizes it (docs: "Actions, resources, and condition keys for
+// Amazon S3"). A HEAD or GET of an object needs s3:GetObject; the parts of
+// a multipart upload, its creation and completion need s3:PutObject.
+func s3Action(req awstest.S3Request) (action, resource string, err error) {
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(req.Path, "/"), "/")
+	if bucket == "" {
+		return "", "", fmt.Errorf("%s %s: no bucket (ListBuckets?)", req.Method, req.Path)
+	}
+	has := func(q string) bool { _, ok := req.Query[q]; return ok }
+	if key == "" {
+		res := "arn:aws:s3:::" + bucket
+		switch {
+		case req.Method == http.MethodGet && has("uploads"):
+			return "s3:ListBucketMultipartUploads", res, nil
+		case req.Method == http.MethodGet && (has("list-type") || len(req.Query) == 0 || has("prefix") || has("delimiter")),
+			req.Method == http.MethodHead:
+			return "s3:ListBucket", res, nil
+		}
+		return "", "", fmt.Errorf("%s %s?%s: a bucket request the test does not map", req.Method, req.Path, req.Query.Encode())
+	}
+	res := "arn:aws:s3:::" + bucket + "/" + key
+	switch req.Method {
+	case http.MethodHead:
+		return "s3:GetObject", res, nil
+	case http.MethodGet:
+		switch {
+		case has("uploadId"):
+			return "s3:ListMultipartUploadParts", res, nil
+		case has("tagging"):
+			return "s3:GetObjectTagging", res, nil
+		}
+		return "s3:GetObject", res, nil
+	case http.MethodPut:
+		switch {
+		case has("tagging"):
+			return "s3:PutObjectTagging", res, nil
+		case req.CopyFrom != "":
+			return "", "", fmt.Errorf("PUT %s: a copy (from %s): the test does not map it", req.Path, req.CopyFrom)
+		}
+		return "s3:PutObject", res, nil // a PUT, or a part of an upload
+	case http.MethodPost:
+		if has("uploads") || has("uploadId") {
+			return "s3:PutObject", res, nil // create or complete an upload
+		}
+	case http.MethodDelete:
+		if has("uploadId") {
+			return "s3:AbortMultipartUpload", res, nil
+		}
+		if has("tagging") {
+			return "s3:DeleteObjectTagging", res, nil
+		}
+		return "s3:DeleteObject", res, nil
+	}
+	return "", "", fmt.Errorf("%s %s?%s: an object request the test does not map", req.Method, req.Path, req.Query.Encode())
+}
+
+// TestS3Action checks the mapping of S3 requests to IAM actions.
+func TestS3Action(t *testing.T) {
+	q := func(s string) url.Values { v, _ := url.ParseQuery(s); return v }
+	for _, tc := range []struct {
+		method, path, query, action, resource string
+	}{
+		{"HEAD", "/c/r/r.car", "", "s3:GetObject", "arn:aws:s3:::c/r/r.car"},
+		{"GET", "/c/r/r.car", "", "s3:GetObject", "arn:aws:s3:::c/r/r.car"},
+		{"GET", "/c/r/r.car", "uploadId=u", "s3:ListMultipartUploadParts", "arn:aws:s3:::c/r/r.car"},
+		{"GET", "/c/r/r.car", "tagging=", "s3:GetObjectTagging", "arn:aws:s3:::c/r/r.car"},
+		{"PUT", "/c/r/r.car", "partNumber=1&uploadId=u", "s3:PutObject", "arn:aws:s3:::c/r/r.car"},
+		{"PUT", "/c/r/r.car", "tagging=", "s3:PutObjectTagging", "arn:aws:s3:::c/r/r.car"},
+		{"POST", "/c/r/r.car", "uploads=", "s3:PutObject", "arn:aws:s3:::c/r/r.car"},
+		{"POST", "/c/r/r.car", "uploadId=u", "s3:PutObject", "arn:aws:s3:::c/r/r.car"},
+		{"DELETE", "/c/r/r.car", "uploadId=u", "s3:AbortMultipartUpload", "arn:aws:s3:::c/r/r.car"},
+		{"DELETE", "/s/staging/m.json", "", "s3:DeleteObject", "arn:aws:s3:::s/staging/m.json"},
+		{"GET", "/s", "uploads=&prefix=staging/", "s3:ListBucketMultipartUploads", "arn:aws:s3:::s"},
+		{"GET", "/s", "list-type=2&prefix=staging/", "s3:ListBucket", "arn:aws:s3:::s"},
+	} {
+		action, resource, err := s3Action(awstest.S3Request{Method: tc.method, Path: tc.path, Query: q(tc.query)})
+		if err != nil || action != tc.action || resource != tc.resource {
+			t.Errorf("%s %s?%s: %s %s %v, want %s %s", tc.method, tc.path, tc.query, action, resource, err, tc.action, tc.resource)
+		}
+	}
+	if _, _, err := s3Action(awstest.S3Request{Method: "PUT", Path: "/c/k", CopyFrom: "/s/k"}); err == nil {
+		t.Errorf("a copy was mapped")
+	}
 }

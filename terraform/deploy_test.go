@@ -319,8 +319,11 @@ type container struct {
 	logPath string
 	calls   string // its PICKUP_TEST_AWS_CALLS file
 	// secrets is its own Secrets Manager stand-in (holding the world's
-	// secrets), so that what it reads is known.
+	// secrets), so that what it reads is known; s3 its own recorder in
+	// front of versitygw, so that what it touches is known.
 	secrets *awstest.SecretsManager
+	s3      *awstest.Recorder
+	roleARN string // the IAM role its calls are made with
 	cmd     *exec.Cmd
 	done    chan struct{}
 	err     error
@@ -453,7 +456,7 @@ func (r *deploymentRun) startContainer(w wiredRole, task *awstest.ECSTask, comma
 	if def.Image == "" || !strings.Contains(def.Image, ".dkr.ecr.") {
 		t.Errorf("%s: image %q is not in the deployment's ECR repository", w.where, def.Image)
 	}
-	c := &container{name: w.where, family: w.family, role: w.role, def: def, dir: t.TempDir(), done: make(chan struct{})}
+	c := &container{name: w.where, family: w.family, role: w.role, def: def, dir: t.TempDir(), done: make(chan struct{}), roleARN: w.roleARN}
 	c.logPath = filepath.Join(r.w.dir, strings.ReplaceAll(w.where, "/", "_")+fmt.Sprintf("-%d.log", len(r.all())))
 	c.calls = c.logPath + ".aws-calls"
 	c.env = r.containerEnv(t, w, task, c)
@@ -537,7 +540,8 @@ func (r *deploymentRun) processEnv(env map[string]string, c *container) []string
 	env["AWS_ACCESS_KEY_ID"] = r.w.s3.AccessKey
 	env["AWS_SECRET_ACCESS_KEY"] = r.w.s3.SecretKey
 	env["AWS_EC2_METADATA_DISABLED"] = "true"
-	env["AWS_ENDPOINT_URL_S3"] = r.w.s3.Endpoint
+	c.s3 = awstest.NewRecorder(r.t, r.w.s3.Endpoint)
+	env["AWS_ENDPOINT_URL_S3"] = c.s3.URL
 	c.secrets = awstest.NewSecretsManager(r.t, r.w.secrets.Secrets()...)
 	env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = c.secrets.URL
 	env["AWS_ENDPOINT_URL_EC2"] = r.w.ec2.URL
@@ -742,7 +746,7 @@ func (r *deploymentRun) startGateway() *apiGatewayV2 {
 			w = wr
 		}
 	}
-	c := &container{name: fn.str("function_name"), role: awsconfig.RoleGateway, dir: t.TempDir(), done: make(chan struct{})}
+	c := &container{name: fn.str("function_name"), role: awsconfig.RoleGateway, dir: t.TempDir(), done: make(chan struct{}), roleARN: fn.str("role")}
 	c.logPath = filepath.Join(r.w.dir, "lambda.log")
 	c.calls = c.logPath + ".aws-calls"
 	env := r.rewriteEnv(t, w)
@@ -898,6 +902,30 @@ func (r *deploymentRun) checkSecretsRead(c *container) {
 	}
 }
 
+// checkS3Requests evaluates every S3 request a process made, on the very
+// bucket and key, against the policies of the IAM role it runs with in the
+// plan: what the table's resource forms stand for is what the code does.
+func (r *deploymentRun) checkS3Requests(c *container) {
+	reqs := c.s3.Requests()
+	if len(reqs) == 0 {
+		return
+	}
+	policies := rolePolicies(r.t, r.d, c.roleARN)
+	denied := map[string]bool{}
+	for _, req := range reqs {
+		action, resource, err := s3Action(req)
+		if err != nil {
+			r.t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if ok, why := allows(policies, action, resource); !ok && !denied[action+" "+resource] {
+			denied[action+" "+resource] = true
+			r.t.Errorf("%s made %s %s: %s on %s is not allowed by %s: %s", c.name, req.Method, req.Path, action, resource, c.roleARN, why)
+		}
+	}
+	r.t.Logf("%s: %d S3 requests, each allowed by %s", c.name, len(reqs), c.roleARN)
+}
+
 // checkDelegates checks the delegates a pin's answer names: each a
 // multiaddr with a peer id, at which a libp2p host on loopback connects
 // to that very peer (a live fetcher's libp2p host).
@@ -933,6 +961,7 @@ func (r *deploymentRun) checkCalls() {
 	made := map[string]map[string]bool{}
 	for _, c := range r.all() {
 		r.checkSecretsRead(c)
+		r.checkS3Requests(c)
 		b, err := os.ReadFile(c.calls)
 		if err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)

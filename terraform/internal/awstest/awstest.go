@@ -1,7 +1,8 @@
 // Package awstest holds loopback stand-ins for the parts of AWS a
 // deployment of pickup talks to that cannot run here: Secrets Manager
 // (GetSecretValue), EC2 (DescribeNetworkInterfaces), and an ECS task's
-// metadata endpoint v4 and agent (task protection). They are hand-written
+// metadata endpoint v4 and agent (task protection); and a Recorder, a
+// proxy in front of a real S3 server that keeps what each request touched. They are hand-written
 // fakes, each answering the one wire format the AWS SDK for Go (or the ECS
 // agent's documented API) speaks, for what pickup's code asks and nothing
 // more; S3 and PostgreSQL are real servers elsewhere (internal/s3test,
@@ -21,6 +22,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -289,4 +292,50 @@ func (t *ECSTask) Protection() (on bool, changes int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.protected, t.changes
+}
+
+// S3Request is one request a Recorder passed on.
+type S3Request struct {
+	Method   string
+	Path     string // the unescaped path: /bucket or /bucket/key (path-style)
+	Query    url.Values
+	CopyFrom string // x-amz-copy-source, for a copy
+}
+
+// Recorder is a reverse proxy in front of an S3 server that keeps every
+// request it passes on (method, path, query), so that a test can tell
+// which buckets and keys a process touched. The Host header is passed on
+// as the client sent it, so SigV4 signatures still verify.
+type Recorder struct {
+	URL string
+
+	mu   sync.Mutex
+	reqs []S3Request
+}
+
+// NewRecorder starts a proxy to target (http://host:port), stopped when
+// the test ends.
+func NewRecorder(t testing.TB, target string) *Recorder {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &Recorder{}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		rec.reqs = append(rec.reqs, S3Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), CopyFrom: r.Header.Get("X-Amz-Copy-Source")})
+		rec.mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	rec.URL = srv.URL
+	return rec
+}
+
+// Requests returns the requests passed on so far, in order.
+func (rec *Recorder) Requests() []S3Request {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return append([]S3Request(nil), rec.reqs...)
 }
