@@ -212,10 +212,13 @@ func (r *rows) add(pos eventlog.Position, stream string, rev uint64, e eventlog.
 	r.data = append(r.data, []byte(e.Data))
 }
 
-const insertEvents = `INSERT INTO pickup_events.events
+// insertEvents writes a batch's events and tells the listeners ($12) of the
+// new head ($13), delivered at commit.
+const insertEvents = `WITH inserted AS (INSERT INTO pickup_events.events
 	(position, stream, revision, id, type, version, time_ns, actor, correlation, causation, data)
 	SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::integer[],
-		$7::bigint[], $8::text[], $9::uuid[], $10::uuid[], $11::bytea[])`
+		$7::bigint[], $8::text[], $9::uuid[], $10::uuid[], $11::bytea[]))
+	SELECT pg_notify($12, $13)`
 
 // commitBatch runs the batch's transaction and fills in each append's
 // reply. It reports whether anything was written. With allOrNothing, the
@@ -288,16 +291,12 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest, replies
 	}
 	b := &pgx.Batch{}
 	b.Queue(insertEvents, ins.position, ins.stream, ins.revision, ins.id, ins.typ, ins.version,
-		ins.timeNS, ins.actor, ins.correlation, ins.causation, ins.data)
-	b.Queue(`SELECT pg_notify($1, $2)`, notifyChannel, fmt.Sprint(head))
+		ins.timeNS, ins.actor, ins.correlation, ins.causation, ins.data, notifyChannel, fmt.Sprint(head))
 	b.Queue(`COMMIT`)
 	res := conn.SendBatch(ctx, b)
 	defer res.Close()
 	if _, err := res.Exec(); err != nil {
 		return false, fmt.Errorf("insert %d events: %w", len(ins.position), err)
-	}
-	if _, err := res.Exec(); err != nil {
-		return false, fmt.Errorf("notify: %w", err)
 	}
 	if _, err := res.Exec(); err != nil {
 		return false, fmt.Errorf("commit: %w", err)
@@ -335,14 +334,11 @@ func lookUp(ctx context.Context, conn *pgxpool.Conn, batch []*appendRequest) (ev
 	}
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN ISOLATION LEVEL READ COMMITTED`)
+	// The reads are a statement after the lock's: at READ COMMITTED each
+	// statement sees what was committed when it began, so they see the
+	// commit of the writer the lock waited for.
 	b.Queue(`SELECT pg_advisory_xact_lock($1)`, appendLock)
-	b.Queue(`SELECT coalesce(max(position), 0) FROM pickup_events.events`)
-	b.Queue(`SELECT s.stream, last.revision FROM unnest($1::text[]) AS s(stream)
-		CROSS JOIN LATERAL (SELECT revision FROM pickup_events.events e
-			WHERE e.stream = s.stream ORDER BY revision DESC LIMIT 1) AS last`, streams)
-	b.Queue(`SELECT e.stream, e.id, e.revision, e.position
-		FROM unnest($1::text[], $2::uuid[]) AS q(stream, id)
-		JOIN pickup_events.events e ON e.stream = q.stream AND e.id = q.id`, idStreams, ids)
+	b.Queue(lookUpSQL, streams, idStreams, ids)
 	res := conn.SendBatch(ctx, b)
 	defer res.Close()
 	if _, err := res.Exec(); err != nil {
@@ -351,36 +347,51 @@ func lookUp(ctx context.Context, conn *pgxpool.Conn, batch []*appendRequest) (ev
 	if _, err := res.Exec(); err != nil {
 		return 0, nil, nil, fmt.Errorf("take the append lock: %w", err)
 	}
-	var head int64
-	if err := res.QueryRow().Scan(&head); err != nil {
-		return 0, nil, nil, fmt.Errorf("read head: %w", err)
-	}
-	states := make(map[string]streamState, len(streams))
-	revs, err := res.Query()
-	if err != nil {
-		return 0, nil, nil, fmt.Errorf("read streams' revisions: %w", err)
-	}
-	var stream string
-	var rev, pos int64
-	_, err = pgx.ForEachRow(revs, []any{&stream, &rev}, func() error {
-		states[stream] = streamState{last: uint64(rev), exists: true}
-		return nil
-	})
-	if err != nil {
-		return 0, nil, nil, fmt.Errorf("read streams' revisions: %w", err)
-	}
-	known := map[streamID]eventlog.Recorded{}
 	found, err := res.Query()
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("look up event ids: %w", err)
+		return 0, nil, nil, fmt.Errorf("look up the batch's streams: %w", err)
 	}
-	var id uuid.UUID
-	_, err = pgx.ForEachRow(found, []any{&stream, (*[16]byte)(&id), &rev, &pos}, func() error {
-		known[streamID{stream, id}] = eventlog.Recorded{Revision: uint64(rev), Position: eventlog.Position(pos)}
+	var head eventlog.Position
+	states := make(map[string]streamState, len(streams))
+	known := map[streamID]eventlog.Recorded{}
+	var (
+		kind     int32
+		stream   string
+		rev, pos int64
+		id       pgtype.UUID
+	)
+	_, err = pgx.ForEachRow(found, []any{&kind, &stream, &rev, &id, &pos}, func() error {
+		switch kind {
+		case lookUpHead:
+			head = eventlog.Position(pos)
+		case lookUpRevision:
+			states[stream] = streamState{last: uint64(rev), exists: true}
+		case lookUpID:
+			known[streamID{stream, id.Bytes}] = eventlog.Recorded{Revision: uint64(rev), Position: eventlog.Position(pos)}
+		}
 		return nil
 	})
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("look up event ids: %w", err)
+		return 0, nil, nil, fmt.Errorf("look up the batch's streams: %w", err)
 	}
-	return eventlog.Position(head), states, known, res.Close()
+	return head, states, known, res.Close()
 }
+
+// The kinds of row lookUpSQL returns.
+const (
+	lookUpHead int32 = iota
+	lookUpRevision
+	lookUpID
+)
+
+// lookUpSQL reads, in one statement, the log's head, the last revision of
+// each stream of $1, and where each (stream, id) of $2 and $3 already is.
+const lookUpSQL = `
+	SELECT 0, '', 0::bigint, NULL::uuid, coalesce(max(position), 0) FROM pickup_events.events
+	UNION ALL
+	SELECT 1, s.stream, last.revision, NULL, 0 FROM unnest($1::text[]) AS s(stream)
+		CROSS JOIN LATERAL (SELECT revision FROM pickup_events.events e
+			WHERE e.stream = s.stream ORDER BY revision DESC LIMIT 1) AS last
+	UNION ALL
+	SELECT 2, e.stream, e.revision, e.id, e.position FROM unnest($2::text[], $3::uuid[]) AS q(stream, id)
+		JOIN pickup_events.events e ON e.stream = q.stream AND e.id = q.id`

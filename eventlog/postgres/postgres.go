@@ -35,11 +35,12 @@
 //
 // Appends from all goroutines of a process go through one writer goroutine,
 // which takes every append waiting (up to Options.MaxBatch), and commits them
-// in one transaction in two round trips whatever their number: begin, take
-// the lock and look up, for the whole batch at once, the head, the streams'
-// last revisions and the event ids already there; then insert every
-// accepted event in one statement (unnest of arrays), pg_notify and
-// commit, which is the one WAL flush. Each append keeps its own outcome
+// in one transaction in two round trips and four statements whatever their
+// number: begin, take the lock, then look up, for the whole batch in one
+// statement, the head, the streams' last revisions and the event ids
+// already there; then insert every accepted event in one statement (unnest
+// of arrays, with the pg_notify), and commit, which is the one WAL flush.
+// Each append keeps its own outcome
 // (expected revision, retried ids, duplicate ids: eventlog.PriorAppend
 // decides, as in every backend). When a commit answered several appenders,
 // the writer waits Options.CommitDelay for them to come back before the
