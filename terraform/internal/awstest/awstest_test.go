@@ -11,8 +11,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/pickup-ipfs/pickup/internal/s3test"
 )
 
 // TestSecretsManager: the SDK's own client reads a secret by ARN and by
@@ -112,5 +115,28 @@ func TestEC2(t *testing.T) {
 	})
 	if err == nil {
 		t.Errorf("a filter the stand-in does not know was answered")
+	}
+}
+
+// TestRecorder: requests through the recorder reach versitygw with their
+// signatures intact, and each is kept with its path and query.
+func TestRecorder(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	bucket := srv.CreateBucket(t, "rec")
+	rec := NewRecorder(t, srv.Endpoint)
+	client := srv.NewClient(func(o *s3.Options) { o.BaseEndpoint = aws.String(rec.URL) })
+	if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("a/b"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatalf("PutObject through the recorder: %v", err)
+	}
+	if _, err := client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatalf("ListMultipartUploads through the recorder: %v", err)
+	}
+	got := rec.Requests()
+	if len(got) != 2 || got[0].Method != http.MethodPut || got[0].Path != "/"+bucket+"/a/b" {
+		t.Fatalf("recorded %+v", got)
+	}
+	if _, ok := got[1].Query["uploads"]; got[1].Method != http.MethodGet || got[1].Path != "/"+bucket || !ok {
+		t.Errorf("recorded %+v", got[1])
 	}
 }
