@@ -55,11 +55,21 @@ import (
 //     Runtime Interface Emulator, invoked with API Gateway's payload 2.0.
 //
 // Then it pins a DAG held by a trustless gateway on loopback through the
-// Lambda (POST /pins with the operator's token), waits for it to be
+// Lambda (POST /pins with the operator's token), connects to every
+// delegate the answer names with a libp2p host, waits for the pin to be
 // pinned, reads it back (GET /pins/{id}, GET /pins) and reads the CAR from
-// the carpark bucket. Every role runs with PICKUP_TEST_AWS_CALLS, and every
-// AWS call it made must be one of its calls in internal/awsconfig's table
-// (whose entries TestIAMFromCode checks against the plan's policies).
+// the carpark bucket. It changes the views app role's password as
+// README.md says (a new secret value, the projector service restarted) and
+// pins again through the same Lambda and fetcher. It checks that the
+// fetcher protected its task from scale-in while fetching, and that every
+// health check passes.
+//
+// Every role runs with PICKUP_TEST_AWS_CALLS, and every AWS call it made
+// must be one of its calls in internal/awsconfig's table (whose entries
+// TestIAMFromCode checks against the plan's policies); every secret it
+// read must be one its table names through its settings; every S3 request
+// it made is evaluated, on its bucket and key, against its role's
+// policies in the plan.
 //
 // What cannot run here, and what stands in:
 //
