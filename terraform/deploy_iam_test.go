@@ -278,12 +278,18 @@ func secretResource(valueFrom string) (action, arn string) {
 // TestIAMFromCode evaluates each role's policies in the plans of envs/dev
 // and envs/prod against every call of its table (internal/awsconfig), on
 // the resources its wiring names, and each ECS execution role against the
-// secrets its task's containers are given.
+// secrets its task's containers are given; and once more for dev with the
+// projector notifying an SNS topic (notify_on_pinned), the one call the
+// defaults do not wire.
 func TestIAMFromCode(t *testing.T) {
-	for _, env := range []string{"dev", "prod"} {
-		t.Run(env, func(t *testing.T) {
+	for _, v := range []struct {
+		env   string
+		extra []string
+	}{{"dev", nil}, {"prod", nil}, {"dev", []string{"notify_on_pinned=true"}}} {
+		env := v.env
+		t.Run(strings.Join(append([]string{env}, v.extra...), ","), func(t *testing.T) {
 			t.Parallel()
-			d := planFor(t, env)
+			d := planFor(t, env, v.extra...)
 			roles := wiredRoles(t, d)
 			seen := map[string]bool{}
 			for _, w := range roles {
@@ -295,6 +301,15 @@ func TestIAMFromCode(t *testing.T) {
 			for _, r := range []string{awsconfig.RoleGateway, awsconfig.RoleFetcher, awsconfig.RoleProjector, awsconfig.RoleViewsSetup} {
 				if !seen[r] {
 					t.Errorf("envs/%s wires no %s (a container or function whose command runs it)", env, r)
+				}
+			}
+			if len(v.extra) > 0 {
+				wired := false
+				for _, w := range roles {
+					wired = wired || w.role == awsconfig.RoleProjector && w.env["PICKUP_NOTIFY_TOPIC_ARN"] != ""
+				}
+				if !wired {
+					t.Errorf("with %q the projector is given no PICKUP_NOTIFY_TOPIC_ARN", v.extra)
 				}
 			}
 		})

@@ -69,8 +69,9 @@ type deployment struct {
 // that saved plan, with the step's variables, targets and exported TF_VAR_
 // settings; a targeted apply must plan a change of each target. Each
 // `terraform output` must answer. It returns the final state's
-// `terraform show -json`.
-func applyEnv(t *testing.T, env string) *deployment {
+// `terraform show -json`. extra variables (name=value), if any, are given
+// to every apply beside the steps' own: a variant of the deployment.
+func applyEnv(t *testing.T, env string, extra ...string) *deployment {
 	t.Helper()
 	terraformBinary(t)
 	plugins := stubPlugins(t)
@@ -115,7 +116,7 @@ func applyEnv(t *testing.T, env string) *deployment {
 			applies++
 			planFile := fmt.Sprintf("tfplan-%d", applies)
 			plan := []string{"plan", "-input=false", "-out=" + planFile}
-			for _, v := range flagValues(args, "var") {
+			for _, v := range append(flagValues(args, "var"), extra...) {
 				plan = append(plan, "-var", v)
 			}
 			targets := flagValues(args, "target")

@@ -3,6 +3,7 @@ package terraform
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -18,16 +19,17 @@ var (
 )
 
 // planFor returns envs/<env> deployed as terraform/README.md's steps do
-// (applyEnv), once per test binary.
-func planFor(t *testing.T, env string) *deployment {
+// (applyEnv), with extra variables if any, once per test binary.
+func planFor(t *testing.T, env string, extra ...string) *deployment {
 	t.Helper()
+	key := strings.Join(append([]string{env}, extra...), " ")
 	plansMu.Lock()
 	defer plansMu.Unlock()
-	if d, ok := plans[env]; ok {
+	if d, ok := plans[key]; ok {
 		return d
 	}
-	d := applyEnv(t, env)
-	plans[env] = d
+	d := applyEnv(t, env, extra...)
+	plans[key] = d
 	return d
 }
 
