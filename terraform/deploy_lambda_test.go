@@ -2,7 +2,6 @@ package terraform
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -172,12 +171,11 @@ func (g *apiGatewayV2) RoundTrip(r *http.Request) (*http.Response, error) {
 	var answer struct {
 		StatusCode      int               `json:"statusCode"`
 		Headers         map[string]string `json:"headers"`
-		MultiValue      map[string][]string
-		Cookies         []string `json:"cookies"`
-		Body            string   `json:"body"`
-		IsBase64Encoded bool     `json:"isBase64Encoded"`
-		ErrorMessage    string   `json:"errorMessage"`
-		ErrorType       string   `json:"errorType"`
+		Cookies         []string          `json:"cookies"`
+		Body            string            `json:"body"`
+		IsBase64Encoded bool              `json:"isBase64Encoded"`
+		ErrorMessage    string            `json:"errorMessage"`
+		ErrorType       string            `json:"errorType"`
 	}
 	if err := json.Unmarshal(raw, &answer); err != nil || answer.StatusCode == 0 {
 		// API Gateway answers 500 Internal Server Error when the function
@@ -203,25 +201,4 @@ func (g *apiGatewayV2) RoundTrip(r *http.Request) (*http.Response, error) {
 		Header: h, Body: io.NopCloser(bytes.NewReader(outBytes)), ContentLength: int64(len(outBytes)),
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Request: r,
 	}, nil
-}
-
-// invokeRaw sends one request through g and returns the status and body.
-func invokeRaw(ctx context.Context, g *apiGatewayV2, method, url, token string, body io.Reader) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, body)
-	if err != nil {
-		return 0, nil, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := g.RoundTrip(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
 }
