@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -60,17 +59,6 @@ func BenchmarkDurableAppend(b *testing.B, open func(testing.TB) eventlog.Store) 
 			b.ReportMetric(0, "ns/op")
 		})
 	}
-}
-
-// ReadAllEvents is how many events BenchmarkReadAll reads back: 1,000,000
-// with PICKUP_BENCH_LONG set (`make bench LONG=1`), a tenth of that
-// otherwise, so that `make bench` stays short on a server backend (filling
-// a million events takes minutes there).
-func ReadAllEvents() int {
-	if os.Getenv("PICKUP_BENCH_LONG") != "" {
-		return 1_000_000
-	}
-	return 100_000
 }
 
 // BenchmarkReadAll measures reading the whole log back in order, the cost
