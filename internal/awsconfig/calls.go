@@ -36,6 +36,9 @@ type Call struct {
 	Resource Resource
 	// Why says when the code makes the call.
 	Why string
+	// When, if set, names the setting without which the code never makes
+	// the call (a role wired without it needs no permission for it).
+	When string
 }
 
 // Resource names what a call acts on in terms of the role's settings, so
@@ -90,47 +93,47 @@ func (r Resource) ARN(setting func(string) string, key string) (arn string, ok b
 // at start (and, for the views, on each new connection) when its settings
 // name secrets.
 var secretCalls = []Call{
-	{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_EVENTLOG_SECRET_ARN", "the event log's connection string, at start"},
-	{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_VIEWS_SECRET_ARN", "the views' app role password, by each new connection"},
+	{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_EVENTLOG_SECRET_ARN", "the event log's connection string, at start", ""},
+	{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_VIEWS_SECRET_ARN", "the views' app role password, by each new connection", ""},
 }
 
 // s3Calls are the fetcher's calls into the two buckets (fetcher/carstore).
 var s3Calls = []Call{
-	{"S3 CreateMultipartUpload", "s3:PutObject", "object:carpark", "a CAR's upload, at its key in the carpark"},
-	{"S3 UploadPart", "s3:PutObject", "object:carpark", "the CAR's parts"},
-	{"S3 CompleteMultipartUpload", "s3:PutObject", "object:carpark", "validation completes the upload"},
-	{"S3 AbortMultipartUpload", "s3:AbortMultipartUpload", "object:carpark", "a failed or discarded attempt's upload"},
-	{"S3 AbortMultipartUpload", "s3:AbortMultipartUpload", "object:staging", "uploads older versions left in staging"},
-	{"S3 ListParts", "s3:ListMultipartUploadParts", "object:carpark", "validation reads the parts the server holds"},
-	{"S3 ListMultipartUploads", "s3:ListBucketMultipartUploads", "bucket:carpark", "open uploads, counted and swept"},
-	{"S3 ListMultipartUploads", "s3:ListBucketMultipartUploads", "bucket:staging", "what earlier attempts left under a request's prefix"},
-	{"S3 ListObjectsV2", "s3:ListBucket", "bucket:staging", "markers of earlier attempts, swept"},
-	{"S3 HeadObject", "s3:GetObject", "object:carpark", "a CAR already pinned, reused"},
-	{"S3 HeadObject", "s3:ListBucket", "bucket:carpark", "without it a HEAD of a missing CAR answers 403, not 404"},
-	{"S3 GetObject", "s3:GetObject", "object:carpark", "a CAR read back, to prove or reuse it"},
-	{"S3 GetObjectTagging", "s3:GetObjectTagging", "object:carpark", "a CAR's CAR CID tag"},
-	{"S3 PutObjectTagging", "s3:PutObjectTagging", "object:carpark", "a validated CAR tagged with its CAR CID"},
-	{"S3 DeleteObject", "s3:DeleteObject", "object:carpark", "a completed object that does not hold the bytes uploaded"},
-	{"S3 PutObject", "s3:PutObject", "object:staging", "an attempt's marker"},
-	{"S3 GetObject", "s3:GetObject", "object:staging", "an attempt's marker, read back"},
-	{"S3 DeleteObject", "s3:DeleteObject", "object:staging", "an attempt's marker, removed"},
+	{"S3 CreateMultipartUpload", "s3:PutObject", "object:carpark", "a CAR's upload, at its key in the carpark", ""},
+	{"S3 UploadPart", "s3:PutObject", "object:carpark", "the CAR's parts", ""},
+	{"S3 CompleteMultipartUpload", "s3:PutObject", "object:carpark", "validation completes the upload", ""},
+	{"S3 AbortMultipartUpload", "s3:AbortMultipartUpload", "object:carpark", "a failed or discarded attempt's upload", ""},
+	{"S3 AbortMultipartUpload", "s3:AbortMultipartUpload", "object:staging", "uploads older versions left in staging", ""},
+	{"S3 ListParts", "s3:ListMultipartUploadParts", "object:carpark", "validation reads the parts the server holds", ""},
+	{"S3 ListMultipartUploads", "s3:ListBucketMultipartUploads", "bucket:carpark", "open uploads, counted and swept", ""},
+	{"S3 ListMultipartUploads", "s3:ListBucketMultipartUploads", "bucket:staging", "what earlier attempts left under a request's prefix", ""},
+	{"S3 ListObjectsV2", "s3:ListBucket", "bucket:staging", "markers of earlier attempts, swept", ""},
+	{"S3 HeadObject", "s3:GetObject", "object:carpark", "a CAR already pinned, reused", ""},
+	{"S3 HeadObject", "s3:ListBucket", "bucket:carpark", "without it a HEAD of a missing CAR answers 403, not 404", ""},
+	{"S3 GetObject", "s3:GetObject", "object:carpark", "a CAR read back, to prove or reuse it", ""},
+	{"S3 GetObjectTagging", "s3:GetObjectTagging", "object:carpark", "a CAR's CAR CID tag", ""},
+	{"S3 PutObjectTagging", "s3:PutObjectTagging", "object:carpark", "a validated CAR tagged with its CAR CID", ""},
+	{"S3 DeleteObject", "s3:DeleteObject", "object:carpark", "a completed object that does not hold the bytes uploaded", ""},
+	{"S3 PutObject", "s3:PutObject", "object:staging", "an attempt's marker", ""},
+	{"S3 GetObject", "s3:GetObject", "object:staging", "an attempt's marker, read back", ""},
+	{"S3 DeleteObject", "s3:DeleteObject", "object:staging", "an attempt's marker, removed", ""},
 }
 
 // roleCalls is the table: each role's calls.
 var roleCalls = map[string][]Call{
 	RoleGateway: secretCalls,
 	RoleFetcher: concat(secretCalls, s3Calls, []Call{
-		{"EC2 DescribeNetworkInterfaces", "ec2:DescribeNetworkInterfaces", "*", "PICKUP_LIBP2P_PUBLIC_IP=ecs: the task's public IPv4, from its private address (EC2 has no resource-level permission for it)"},
+		{"EC2 DescribeNetworkInterfaces", "ec2:DescribeNetworkInterfaces", "*", "PICKUP_LIBP2P_PUBLIC_IP=ecs: the task's public IPv4, from its private address (EC2 has no resource-level permission for it)", "PICKUP_LIBP2P_PUBLIC_IP"},
 	}),
 	RoleProjector: concat(secretCalls, []Call{
-		{"SNS Publish", "sns:Publish", "setting:PICKUP_NOTIFY_TOPIC_ARN", "a validated CAR told to the topic"},
+		{"SNS Publish", "sns:Publish", "setting:PICKUP_NOTIFY_TOPIC_ARN", "a validated CAR told to the topic", ""},
 	}),
 	// The operator's commands open the log and the views as every role
 	// does, through the same settings.
 	RoleAdmin: secretCalls,
 	RoleViewsSetup: {
-		{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_VIEWS_ADMIN_SECRET_ARN", "the admin (master) login, when not injected"},
-		{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_VIEWS_APP_SECRET_ARN", "the app role's password to set, when not injected"},
+		{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_VIEWS_ADMIN_SECRET_ARN", "the admin (master) login, when not injected", ""},
+		{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_VIEWS_APP_SECRET_ARN", "the app role's password to set, when not injected", ""},
 	},
 }
 
