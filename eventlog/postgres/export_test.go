@@ -1,12 +1,12 @@
 package postgres
 
-// WaitReadAhead waits until the page being read ahead, if any, is read, so
-// that a test can append after it knowingly.
+// WaitReadAhead waits until the pages being read ahead, if any, are read,
+// so that a test can append after them knowingly.
 func (s *Store) WaitReadAhead() {
 	s.ahead.mu.Lock()
-	p := s.ahead.next
+	pages := append([]*prefetch(nil), s.ahead.next...)
 	s.ahead.mu.Unlock()
-	if p != nil {
+	for _, p := range pages {
 		<-p.done
 	}
 }

@@ -297,3 +297,42 @@ func TestNotifiedAcrossStores(t *testing.T) {
 		}
 	}
 }
+
+// TestInterleavedReplays: readers replaying the log at once, page by page
+// in turns (each with its page read ahead), each read it whole and in
+// order.
+func TestInterleavedReplays(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, pg.NewDatabase(t))
+	if err := s.Import(ctx, recorded(500)); err != nil {
+		t.Fatal(err)
+	}
+	const readers, limit = 6, 7 // more readers than pages read ahead
+	after := make([]eventlog.Position, readers)
+	got := make([][]eventlog.Event, readers)
+	for more := true; more; {
+		more = false
+		for r := range readers {
+			evs, err := s.ReadAll(ctx, after[r], limit+r%2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) > 0 {
+				got[r] = append(got[r], evs...)
+				after[r] = evs[len(evs)-1].Position
+				more = true
+			}
+		}
+	}
+	want := readAll(t, s)
+	for r := range readers {
+		if len(got[r]) != len(want) {
+			t.Fatalf("reader %d read %d events, the log holds %d", r, len(got[r]), len(want))
+		}
+		for i := range want {
+			if got[r][i].ID != want[i].ID {
+				t.Fatalf("reader %d: event %d is %s, want %s", r, i, got[r][i].ID, want[i].ID)
+			}
+		}
+	}
+}
