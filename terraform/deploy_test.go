@@ -96,10 +96,18 @@ func TestDeployment(t *testing.T) {
 	t.Logf("tasks run %s", image.from)
 	bootstrap := filepath.Join(bins, "lambda", "bootstrap")
 	buildPickup(t, bootstrap, "-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w")
-	for _, env := range []string{"dev", "prod"} {
-		t.Run(env, func(t *testing.T) {
+	for _, v := range []struct {
+		name, env string
+		extra     []string
+	}{
+		{"dev", "dev", nil},
+		{"prod", "prod", nil},
+		// Private fetchers: the Lambda answers the static delegates.
+		{"dev-private-fetchers", "dev", []string{"fetchers_public=false", `delegates=["/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWR3DeCKahEqXtP8KvuG3XBeLZTU55yktXSmy8g4Phh6BV"]`}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
 			dep := &deploymentRun{t: t, image: image, bootstrap: bootstrap}
-			dep.run(env)
+			dep.run(v.env, v.extra...)
 		})
 	}
 }
@@ -118,10 +126,10 @@ type deploymentRun struct {
 	tasks map[string]*awstest.ECSTask // the running task of each family
 }
 
-func (r *deploymentRun) run(env string) {
+func (r *deploymentRun) run(env string, extra ...string) {
 	t := r.t
 	ctx := context.Background()
-	r.d = planFor(t, env)
+	r.d = planFor(t, env, extra...)
 	r.roles = wiredRoles(t, r.d)
 	r.w = startWorld(t, r.d, r.roles)
 	t.Cleanup(r.stopAll)
@@ -936,13 +944,24 @@ func (r *deploymentRun) checkS3Requests(c *container) {
 	r.t.Logf("%s: %d S3 requests, each allowed by %s", c.name, len(reqs), c.roleARN)
 }
 
-// checkDelegates checks the delegates a pin's answer names: each a
+// checkDelegates checks the delegates a pin's answer names: the static
+// list the function is given (PICKUP_DELEGATES), if any; otherwise each a
 // multiaddr with a peer id, at which a libp2p host on loopback connects
 // to that very peer (a live fetcher's libp2p host).
 func (r *deploymentRun) checkDelegates(ctx context.Context, delegates []string) {
 	t := r.t
 	if len(delegates) == 0 {
 		r.fail("POST /pins answered no delegates")
+	}
+	for _, w := range r.roles {
+		if static := w.env["PICKUP_DELEGATES"]; w.role == awsconfig.RoleGateway && static != "" {
+			want := strings.Split(static, ",")
+			if !slices.Equal(slices.Sorted(slices.Values(delegates)), slices.Sorted(slices.Values(want))) {
+				r.fail("POST /pins answered delegates %q; the function is given PICKUP_DELEGATES %q", delegates, want)
+			}
+			t.Logf("delegates: the static list %q", want)
+			return
+		}
 	}
 	h, err := libp2p.New(libp2p.NoListenAddrs)
 	if err != nil {
