@@ -37,9 +37,9 @@ import (
 )
 
 // TestDeployment runs what Terraform wires. From the applied plan of
-// envs/dev and envs/prod (deploy_plan_test.go) it starts every role as the
-// plan configures it, on loopback, in the world deploy_world_test.go
-// describes:
+// envs/dev and envs/prod (deploy_plan_test.go), and of dev with private
+// fetchers and static delegates, it starts every role as the plan
+// configures it, on loopback, in the world deploy_world_test.go describes:
 //
 //   - each ECS service's task (the projector's first: ECS starts both
 //     services at once, and a fetcher started before the views exist exits
