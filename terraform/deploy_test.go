@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -157,6 +158,7 @@ func (r *deploymentRun) run(env string, extra ...string) {
 		}
 		r.startTask(td.str("family"), svc.str("cluster"))
 	}
+	r.checkViewsEndpoints()
 
 	// The operator's token, from the admin task definition.
 	token := r.adminToken()
@@ -276,6 +278,37 @@ func (r *deploymentRun) rotateAppPassword(ctx context.Context) {
 		t.Fatal(err)
 	}
 	t.Logf("app role's password changed, projector restarted, %d connections of the app role ended", ended)
+}
+
+// checkViewsEndpoints checks which database endpoint each role is given,
+// which the world cannot tell apart (both are one server here): the
+// Lambda the RDS Proxy (its many short-lived instances would exhaust the
+// cluster's connections), views-setup the cluster's writer (an RDS Proxy
+// pins, and refuses some, of the statements it runs), and no role a reader.
+func (r *deploymentRun) checkViewsEndpoints() {
+	t := r.t
+	cluster := r.d.one(t, "aws_rds_cluster", "")
+	proxies := r.d.all("aws_db_proxy")
+	hostOf := func(w wiredRole) string {
+		u, err := url.Parse(w.env["PICKUP_VIEWS"])
+		if err != nil {
+			return ""
+		}
+		return u.Hostname()
+	}
+	for _, w := range r.roles {
+		host := hostOf(w)
+		switch {
+		case host == "":
+			continue
+		case host == cluster.str("reader_endpoint"):
+			t.Errorf("%s is given the cluster's reader endpoint %s: the views are written", w.where, host)
+		case w.role == awsconfig.RoleGateway && (len(proxies) == 0 || host != proxies[0].str("endpoint")):
+			t.Errorf("the Lambda's views are at %s, not the RDS Proxy", host)
+		case w.role == awsconfig.RoleViewsSetup && host != cluster.str("endpoint"):
+			t.Errorf("views-setup connects to %s, not the cluster's writer endpoint %s", host, cluster.str("endpoint"))
+		}
+	}
 }
 
 // checkProtection checks that each fetcher task's protection was set and
