@@ -56,7 +56,9 @@
 // those of other processes through LISTEN/NOTIFY (channel notifyChannel,
 // sent in the committing transaction, so delivered only after the commit),
 // and, as the floor if the listening connection is down, by polling every
-// Options.PollInterval. Stream-prefix and type filters run in SQL, over
+// Options.PollInterval. The listening connection opens with the Store's
+// first subscription, so a process that only appends and reads (a gateway
+// on Lambda) holds none. Stream-prefix and type filters run in SQL, over
 // windows of positions up to the head, so that a subscriber moves on where
 // nothing matches.
 //
@@ -166,9 +168,15 @@ type Store struct {
 	stop      context.CancelFunc
 	loops     sync.WaitGroup
 	// background is the context of work the store does on its own (reads
-	// ahead), cancelled by Close.
+	// ahead, listening), cancelled by Close.
 	background context.Context
 	ahead      readAhead
+
+	// The listener starts with the first subscription: a process that
+	// only appends and reads (a gateway on Lambda, `pickup events cat`)
+	// holds no LISTEN connection.
+	listenConfig *pgx.ConnConfig
+	listening    sync.Once
 
 	// changed is closed, and replaced, after every commit this Store makes
 	// or hears of.
@@ -209,7 +217,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres event log: %w", err)
 	}
-	// The readers, the writer and the listener's reconnects.
+	// The readers and the writer (the listener has a connection of its
+	// own).
 	cfg.MaxConns = int32(opts.Readers + 2)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -230,9 +239,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 
 		background: loopCtx,
 	}
-	s.loops.Add(2)
+	s.loops.Add(1)
 	go s.writeLoop(loopCtx)
-	go s.listen(loopCtx, cfg.ConnConfig)
+	s.listenConfig = cfg.ConnConfig
 	return s, nil
 }
 
@@ -307,11 +316,23 @@ func (s *Store) changes() <-chan struct{} {
 	return s.changed
 }
 
+// startListening starts the listener, once.
+func (s *Store) startListening() {
+	s.listening.Do(func() {
+		if s.enter() != nil {
+			return
+		}
+		go func() {
+			defer s.running.Done()
+			s.listen(s.background, s.listenConfig)
+		}()
+	})
+}
+
 // listen holds a connection that LISTENs for commits of other Stores, and
 // wakes this Store's subscribers at each. When the connection fails it
 // connects again; in between, subscribers poll.
 func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig) {
-	defer s.loops.Done()
 	for ctx.Err() == nil {
 		s.listenOnce(ctx, cfg.Copy())
 		select {

@@ -336,3 +336,46 @@ func TestInterleavedReplays(t *testing.T) {
 		}
 	}
 }
+
+// TestListensOnlyWhenSubscribed: a Store that appends and reads (a gateway
+// on Lambda) holds no LISTEN connection; its first subscription opens one.
+func TestListensOnlyWhenSubscribed(t *testing.T) {
+	ctx := context.Background()
+	url := pg.NewDatabase(t)
+	s := openStore(t, url)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	listeners := func() int {
+		t.Helper()
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN pickup_events'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	e := eventlog.Proposed{ID: uuid.New(), Type: "Tested", Version: 1, Data: json.RawMessage(`{}`)}
+	if _, err := s.Append(ctx, "pin-quiet", eventlog.NoStream, e); err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, s)
+	if n := listeners(); n != 0 {
+		t.Errorf("%d LISTEN connections before any subscription, want 0", n)
+	}
+	subCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Subscribe(subCtx, 0, eventlog.Filter{}, func([]eventlog.Event) error { return nil }) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for listeners() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no LISTEN connection 20s after the first subscription")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("subscription ended with %v", err)
+	}
+}

@@ -20,6 +20,7 @@ const (
 
 // Subscribe implements eventlog.Store.
 func (s *Store) Subscribe(ctx context.Context, after eventlog.Position, filter eventlog.Filter, handle func([]eventlog.Event) error) error {
+	s.startListening()
 	sql, extra := filterQuery(filter)
 	poll := time.NewTimer(s.opts.PollInterval)
 	defer poll.Stop()
