@@ -671,9 +671,27 @@ func (r *deploymentRun) adminToken() string {
 		t.Fatalf("envs/%s has no admin task definition (a container whose command is an operator's command, for `pickup tokens create`)", r.d.env)
 	}
 	td, _ := r.d.byAttr("aws_ecs_task_definition", "family", admin.family)
-	// run-task takes the ARN, or the family for its latest revision.
-	if out, ok := r.d.outputs["admin_task"].(map[string]any); !ok || (out["task_definition"] != td.str("arn") && out["task_definition"] != td.str("family")) {
+	// README.md's run-task reads cluster, task_definition, subnets and
+	// security_group from the admin_task output; run-task takes the task
+	// definition's ARN, or its family for the latest revision.
+	output, _ := r.d.outputs["admin_task"].(map[string]any)
+	if output == nil || (output["task_definition"] != td.str("arn") && output["task_definition"] != td.str("family")) {
 		t.Errorf("output admin_task is %v: want its task_definition to be %s or %s (%s)", r.d.outputs["admin_task"], td.str("arn"), td.str("family"), td.Address)
+	}
+	if _, ok := r.d.byAttr("aws_ecs_cluster", "name", fmt.Sprint(output["cluster"])); !ok {
+		t.Errorf("output admin_task names cluster %v, which is not the plan's ECS cluster", output["cluster"])
+	}
+	if _, ok := r.d.byAttr("aws_security_group", "id", fmt.Sprint(output["security_group"])); !ok {
+		t.Errorf("output admin_task names security group %v, which is not in the plan", output["security_group"])
+	}
+	subnets, _ := output["subnets"].([]any)
+	if len(subnets) == 0 {
+		t.Errorf("output admin_task names no subnets: %v", output["subnets"])
+	}
+	for _, sn := range subnets {
+		if _, ok := r.d.byAttr("aws_subnet", "id", fmt.Sprint(sn)); !ok {
+			t.Errorf("output admin_task names subnet %v, which is not in the plan", sn)
+		}
 	}
 	name, command := readmeOverride(t)
 	if name != admin.container.Name {
