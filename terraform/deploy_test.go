@@ -81,6 +81,7 @@ import (
 func TestDeployment(t *testing.T) {
 	terraformBinary(t)
 	need(t, "go", "the roles are built with the Go toolchain")
+	rieBinary(t)
 	bins := t.TempDir()
 	image := imageForTasks(t, bins)
 	t.Logf("tasks run %s", image.from)
