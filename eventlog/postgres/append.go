@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -86,8 +87,6 @@ var errClosedWhileWaiting = fmt.Errorf("append: %w", eventlog.ErrClosed)
 func (s *Store) writeLoop(ctx context.Context) {
 	defer s.loops.Done()
 	batch := make([]*appendRequest, 0, s.opts.MaxBatch)
-	linger := time.NewTimer(0)
-	<-linger.C
 	previous := 0
 	for {
 		select {
@@ -97,19 +96,19 @@ func (s *Store) writeLoop(ctx context.Context) {
 			s.refuseWaiting()
 			return
 		}
-		s.drain(&batch, nil)
+		s.drain(&batch)
 		// The appenders answered by the last commit are on their way back:
-		// when there were several, wait a moment for them, so that they
+		// when there were several, wait a moment for as many, so that they
 		// join this batch instead of the next (as PostgreSQL's commit_delay
-		// waits when commit_siblings are active).
+		// waits when commit_siblings are active). The wait yields to them
+		// rather than sleeping on a timer: a timer this short fires late
+		// here (measured: 1.2 ms between commits with a 300 µs timer, and
+		// 11,000-12,000 appends/s at 64 appenders against 13,000-17,000).
 		if previous > 1 && len(batch) < previous && s.opts.CommitDelay > 0 {
-			linger.Reset(s.opts.CommitDelay)
-			s.drain(&batch, linger.C)
-			if !linger.Stop() {
-				select {
-				case <-linger.C:
-				default:
-				}
+			deadline := time.Now().Add(s.opts.CommitDelay)
+			for len(batch) < previous && time.Now().Before(deadline) {
+				runtime.Gosched()
+				s.drain(&batch)
 			}
 		}
 		previous = len(batch)
@@ -117,23 +116,13 @@ func (s *Store) writeLoop(ctx context.Context) {
 	}
 }
 
-// drain adds the appends waiting to batch, up to MaxBatch: those already
-// queued when until is nil, else those that arrive before until fires.
-func (s *Store) drain(batch *[]*appendRequest, until <-chan time.Time) {
+// drain adds the appends already waiting to batch, up to MaxBatch.
+func (s *Store) drain(batch *[]*appendRequest) {
 	for len(*batch) < s.opts.MaxBatch {
-		if until == nil {
-			select {
-			case r := <-s.appends:
-				*batch = append(*batch, r)
-				continue
-			default:
-				return
-			}
-		}
 		select {
 		case r := <-s.appends:
 			*batch = append(*batch, r)
-		case <-until:
+		default:
 			return
 		}
 	}
