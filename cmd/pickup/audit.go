@@ -15,7 +15,7 @@ import (
 // actor and attempt, what it did, and why for each decision.
 func runAudit(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "audit")
-	logAt := eventLogFlag(f)
+	stores := addLogFlags(f)
 	asJSON := f.Bool("json", false, "print JSON lines, one event a line, for machines")
 	f.Usage = func() {
 		fmt.Fprintln(f.Output(), "pickup audit [flags] REQUEST_ID: print a pin's timeline, with the reason for each decision")
@@ -31,7 +31,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: request id %q: %v", errUsage, f.Arg(0), err)
 	}
-	log, err := openEventLog(ctx, *logAt)
+	log, err := stores.openLog(ctx)
 	if err != nil {
 		return err
 	}

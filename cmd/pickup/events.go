@@ -33,7 +33,7 @@ func runEvents(ctx context.Context, e *env, args []string) error {
 
 func eventsCat(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "events cat")
-	logAt := eventLogFlag(f)
+	stores := addLogFlags(f)
 	f.Usage = func() {
 		fmt.Fprintln(f.Output(), "pickup events cat [flags] STREAM: print every event of one stream, oldest first")
 		f.PrintDefaults()
@@ -48,7 +48,7 @@ func eventsCat(ctx context.Context, e *env, args []string) error {
 	if err := eventlog.CheckStream(stream); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	log, err := openEventLog(ctx, *logAt)
+	log, err := stores.openLog(ctx)
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func eventsCat(ctx context.Context, e *env, args []string) error {
 
 func eventsTail(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "events tail")
-	logAt := eventLogFlag(f)
+	stores := addLogFlags(f)
 	from := f.String("from", "0", "print the events after this log position")
 	follow := f.Bool("follow", false, "keep printing events as they are appended, until interrupted")
 	f.Usage = func() {
@@ -93,7 +93,7 @@ func eventsTail(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: --from %q: want a log position, a whole number", errUsage, *from)
 	}
-	log, err := openEventLog(ctx, *logAt)
+	log, err := stores.openLog(ctx)
 	if err != nil {
 		return err
 	}

@@ -24,11 +24,10 @@ import (
 
 // baseFlags are the settings of every long-running role.
 type baseFlags struct {
-	eventlog, eventlogSecret *string
-	views, viewsSecret       *string
-	logLevel, adminAddr      *string
-	deployment               *string
-	emf                      *bool
+	*storeFlags
+	logLevel, adminAddr *string
+	deployment          *string
+	emf                 *bool
 	// Every HTTP server's timeouts, and the admin server's cap.
 	readHeaderTimeout, readTimeout *time.Duration
 	writeTimeout, idleTimeout      *time.Duration
@@ -37,14 +36,11 @@ type baseFlags struct {
 
 func addBaseFlags(f *flags, adminAddr string) *baseFlags {
 	return &baseFlags{
-		eventlog:       eventLogFlag(f),
-		eventlogSecret: f.string("eventlog-secret-arn", "", "Secrets Manager secret holding the event log connection string (wins over --eventlog)", "PICKUP_EVENTLOG_SECRET_ARN"),
-		views:          viewsFlag(f),
-		viewsSecret:    f.string("views-secret-arn", "", "Secrets Manager secret of the views' app role: an RDS-style secret (JSON username and password; host, port, dbname from --views unless it has them) or a postgres:// URL; read again by each new connection (cached 1m, at once after a refused password), so a rotation needs no restart", "PICKUP_VIEWS_SECRET_ARN"),
-		logLevel:       f.string("log-level", "info", "debug, info, warn or error", "PICKUP_LOG_LEVEL"),
-		adminAddr:      f.string("admin-addr", adminAddr, "where /metrics, /healthz and /readyz are served (empty: nowhere)", "PICKUP_ADMIN_ADDR"),
-		deployment:     f.string("deployment", "local", "deployment name, the Deployment dimension of CloudWatch metrics", "PICKUP_DEPLOYMENT"),
-		emf:            f.boolean("emf", false, "also print metrics as CloudWatch embedded-metric-format lines on stdout", "PICKUP_EMF"),
+		storeFlags: addStoreFlags(f),
+		logLevel:   f.string("log-level", "info", "debug, info, warn or error", "PICKUP_LOG_LEVEL"),
+		adminAddr:  f.string("admin-addr", adminAddr, "where /metrics, /healthz and /readyz are served (empty: nowhere)", "PICKUP_ADMIN_ADDR"),
+		deployment: f.string("deployment", "local", "deployment name, the Deployment dimension of CloudWatch metrics", "PICKUP_DEPLOYMENT"),
+		emf:        f.boolean("emf", false, "also print metrics as CloudWatch embedded-metric-format lines on stdout", "PICKUP_EMF"),
 
 		readHeaderTimeout: f.duration("http-read-header-timeout", 10*time.Second, "longest wait for a request's headers, on every HTTP server of the process", []string{"PICKUP_HTTP_READ_HEADER_TIMEOUT"}),
 		readTimeout:       f.duration("http-read-timeout", 30*time.Second, "longest wait for a whole request, body included (a slow body is cut off), on every HTTP server", []string{"PICKUP_HTTP_READ_TIMEOUT"}),
@@ -106,11 +102,7 @@ func (b *baseFlags) open(ctx context.Context, e *env, role string) (*proc, error
 	if p.conns, err = telemetry.NewConnMetrics(p.reg); err != nil {
 		return nil, err
 	}
-	logAt, err := resolveSecret(ctx, *b.eventlogSecret, *b.eventlog, func(secret, _ string) (string, error) { return strings.TrimSpace(secret), nil })
-	if err != nil {
-		return nil, fmt.Errorf("event log secret: %w", err)
-	}
-	store, err := openEventLog(ctx, logAt)
+	store, err := b.openLog(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -120,12 +112,7 @@ func (b *baseFlags) open(ctx context.Context, e *env, role string) (*proc, error
 	p.events = telemetry.NewLog(store, logMetrics, role)
 	p.log = p.events
 	p.closers = append(p.closers, p.log.Close)
-	viewsAt, creds, err := viewsLocation(ctx, *b.viewsSecret, *b.views)
-	if err != nil {
-		p.close()
-		return nil, fmt.Errorf("views secret: %w", err)
-	}
-	opened, err := openViewsAs(ctx, viewsAt, creds)
+	opened, err := b.openViews(ctx)
 	if err != nil {
 		p.close()
 		return nil, err

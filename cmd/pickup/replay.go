@@ -21,8 +21,7 @@ import (
 // views row by row, prints the differences, and fails if there are any.
 func runReplay(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "replay")
-	logAt := eventLogFlag(f)
-	viewsAt := viewsFlag(f)
+	stores := addStoreFlags(f)
 	verify := f.Bool("verify", false, "rebuild into a scratch store and compare with the live views, changing nothing")
 	maxDiffs := f.Int("max-diffs", 100, "with --verify, the most differences printed")
 	f.Usage = func() {
@@ -35,12 +34,12 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	if f.NArg() != 0 {
 		return fmt.Errorf("%w: replay takes no arguments", errUsage)
 	}
-	log, err := openEventLog(ctx, *logAt)
+	log, err := stores.openLog(ctx)
 	if err != nil {
 		return err
 	}
 	defer log.Close()
-	live, err := openViews(ctx, *viewsAt)
+	live, err := stores.openViews(ctx)
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ const adminActor = "admin"
 
 func tokensCreate(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "tokens create")
-	logAt := eventLogFlag(f)
+	stores := addLogFlags(f)
 	name := f.String("tenant", "", "the tenant the token acts as (letters, digits, '.', '_', '-')")
 	label := f.String("label", "", "a note to tell tokens apart, such as where the token is used")
 	f.Usage = func() {
@@ -60,7 +60,7 @@ func tokensCreate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	log, err := openEventLog(ctx, *logAt)
+	log, err := stores.openLog(ctx)
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func tokensCreate(ctx context.Context, e *env, args []string) error {
 
 func tokensRevoke(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "tokens revoke")
-	logAt := eventLogFlag(f)
+	stores := addLogFlags(f)
 	f.Usage = func() {
 		fmt.Fprintln(f.Output(), "pickup tokens revoke ID: stop a token from acting as its tenant")
 		f.PrintDefaults()
@@ -94,7 +94,7 @@ func tokensRevoke(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: token id %q: %v", errUsage, f.Arg(0), err)
 	}
-	log, err := openEventLog(ctx, *logAt)
+	log, err := stores.openLog(ctx)
 	if err != nil {
 		return err
 	}
@@ -126,8 +126,7 @@ func tokensRevoke(ctx context.Context, e *env, args []string) error {
 
 func tokensList(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "tokens ls")
-	logAt := eventLogFlag(f)
-	viewsAt := viewsFlag(f)
+	stores := addStoreFlags(f)
 	name := f.String("tenant", "", "list only this tenant's tokens")
 	f.Usage = func() {
 		fmt.Fprintln(f.Output(), "pickup tokens ls [--tenant NAME]: list tokens (ids, tenants, labels; never the tokens or their hashes)")
@@ -139,12 +138,12 @@ func tokensList(ctx context.Context, e *env, args []string) error {
 	if f.NArg() != 0 {
 		return fmt.Errorf("%w: tokens ls takes no arguments", errUsage)
 	}
-	log, err := openEventLog(ctx, *logAt)
+	log, err := stores.openLog(ctx)
 	if err != nil {
 		return err
 	}
 	defer log.Close()
-	views, err := openViews(ctx, *viewsAt)
+	views, err := stores.openViews(ctx)
 	if err != nil {
 		return err
 	}

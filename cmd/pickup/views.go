@@ -47,16 +47,10 @@ var (
 	_ viewStore = (*postgres.Store)(nil)
 )
 
-// openViews opens the view store that location names: a postgres:// (or
+// openViewsAs opens the view store that location names: a postgres:// (or
 // postgresql://) URL, or a file path (optionally file:) for the embedded
-// store.
-func openViews(ctx context.Context, location string) (viewStore, error) {
-	return openViewsAs(ctx, location, nil)
-}
-
-// openViewsAs is openViews with the credentials of PostgreSQL's new
-// connections, when they come from a secret that may be rotated (nil: the
-// URL's).
+// store; creds give PostgreSQL's new connections their user and password
+// when they come from a secret that may be rotated (nil: the URL's).
 func openViewsAs(ctx context.Context, location string, creds postgres.Credentials) (viewStore, error) {
 	switch {
 	case location == "":

@@ -183,6 +183,51 @@ func TestViewsSetupAndRotatedSecret(t *testing.T) {
 	}
 }
 
+// The operator's commands, as the admin task runs them in the deployment:
+// given the roles' settings (PICKUP_VIEWS without a password and the app
+// role's PICKUP_VIEWS_SECRET_ARN), `pickup tokens ls` and `pickup replay
+// --verify` connect as the app role; without the secret they are refused,
+// as the server refuses a password-less login.
+func TestOperatorCommandsReadTheViewsSecret(t *testing.T) {
+	ctx := context.Background()
+	admin := startPostgres(t)
+	secrets := startSecrets(t)
+	const appARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:pickup-views-app"
+	appSecret := `{"username":"pickup_app","password":"app password"}`
+	secrets.set(appARN, appSecret)
+	u, _ := url.Parse(admin)
+	u.User = nil
+	views := u.String()
+	adminURL, _ := url.Parse(admin)
+	e, _, errs := testEnv(map[string]string{"PICKUP_VIEWS": views, "PICKUP_VIEWS_ADMIN_SECRET": `{"username":"` + adminURL.User.Username() + `","password":"` + postgrestest.SuperuserPassword + `"}`, "PICKUP_VIEWS_APP_SECRET": appSecret})
+	if code := run(ctx, e, []string{"views", "setup"}); code != 0 {
+		t.Fatalf("views setup: exit %d, stderr %q", code, errs)
+	}
+	logAt := filepath.Join(t.TempDir(), "events.db")
+	roles := map[string]string{"PICKUP_EVENTLOG": logAt, "PICKUP_VIEWS": views, "PICKUP_VIEWS_SECRET_ARN": appARN}
+	e, _, errs = testEnv(roles)
+	if code := run(ctx, e, []string{"tokens", "create", "--tenant", "acme", "--label", "ops"}); code != 0 {
+		t.Fatalf("tokens create: exit %d, stderr %q", code, errs)
+	}
+	before := secrets.readsOf(appARN)
+	e, out, errs := testEnv(roles)
+	if code := run(ctx, e, []string{"tokens", "ls"}); code != 0 || !strings.Contains(out.String(), "acme") {
+		t.Fatalf("tokens ls with the app secret: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if secrets.readsOf(appARN) == before {
+		t.Fatal("tokens ls did not read the app secret")
+	}
+	e, out, errs = testEnv(roles)
+	if code := run(ctx, e, []string{"replay", "--verify"}); code != 0 {
+		t.Fatalf("replay --verify with the app secret: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	delete(roles, "PICKUP_VIEWS_SECRET_ARN")
+	e, _, errs = testEnv(roles)
+	if code := run(ctx, e, []string{"tokens", "ls"}); code == 0 {
+		t.Fatalf("tokens ls with no password: exit 0, want a refusal (stderr %q)", errs)
+	}
+}
+
 // PICKUP_WEBHOOK_KEY as `pickup webhooks add` wrote it (64 hex digits:
 // the key itself, so the webhooks registered with it keep verifying) or as
 // Terraform generates it (a string of at least 32 bytes, hashed).
@@ -238,7 +283,7 @@ func TestBuildingViewsAnswerUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opened, err := openViews(ctx, filepath.Join(dir, "views.db"))
+	opened, err := openViewsAs(ctx, filepath.Join(dir, "views.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func changeWebhooks(ctx context.Context, log eventlog.Store, decide func(*tenant
 
 func webhooksAdd(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "webhooks add")
-	logAt := eventLogFlag(f)
+	stores := addLogFlags(f)
 	keyFlag := webhookKeyFlag(f)
 	allowPrivate := allowPrivateWebhooksFlag(f)
 	name := f.String("tenant", "", "the tenant whose pins the webhook hears of")
@@ -103,7 +103,7 @@ func webhooksAdd(ctx context.Context, e *env, args []string) error {
 	if _, err := scratch.Register(*name, *rawURL, evs, "check", *allowPrivate, time.Now()); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	keySource, err := webhookKey(*keyFlag, *logAt, true)
+	keySource, err := webhookKey(*keyFlag, *stores.eventlog, true)
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func webhooksAdd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	log, err := openEventLog(ctx, *logAt)
+	log, err := stores.openLog(ctx)
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func joinEvents(evs []tenant.WebhookEvent) string {
 
 func webhooksList(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "webhooks ls")
-	logAt := eventLogFlag(f)
+	stores := addLogFlags(f)
 	name := f.String("tenant", "", "list only this tenant's webhooks")
 	f.Usage = func() {
 		fmt.Fprintln(f.Output(), "pickup webhooks ls [--tenant NAME]: list webhooks (never their secrets)")
@@ -156,7 +156,7 @@ func webhooksList(ctx context.Context, e *env, args []string) error {
 	if f.NArg() != 0 {
 		return fmt.Errorf("%w: webhooks ls takes no arguments", errUsage)
 	}
-	log, err := openEventLog(ctx, *logAt)
+	log, err := stores.openLog(ctx)
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func webhooksList(ctx context.Context, e *env, args []string) error {
 
 func webhooksRemove(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "webhooks rm")
-	logAt := eventLogFlag(f)
+	stores := addLogFlags(f)
 	f.Usage = func() {
 		fmt.Fprintln(f.Output(), "pickup webhooks rm ID: stop a webhook; deliveries still pending for it are abandoned")
 		f.PrintDefaults()
@@ -190,7 +190,7 @@ func webhooksRemove(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: webhook id %q: %v", errUsage, f.Arg(0), err)
 	}
-	log, err := openEventLog(ctx, *logAt)
+	log, err := stores.openLog(ctx)
 	if err != nil {
 		return err
 	}
