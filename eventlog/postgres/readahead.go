@@ -19,15 +19,22 @@ import (
 // is read again.
 //
 // A few readers may replay at once (a projector's runners catching up):
-// each has its own next page, up to readersAhead of them.
+// each has its own pages ahead, for up to readersAhead of them.
 type readAhead struct {
 	mu   sync.Mutex
 	next []*prefetch
 }
 
-// readersAhead is how many pages are read ahead at once at most; a new one
-// takes the place of the oldest.
-const readersAhead = 4
+// readersAhead is how many readers have pages read ahead at once at most,
+// pagesAhead pages each; a new page takes the place of the oldest. Pages
+// read ahead keep the server's backends working while the reader decodes
+// (a million events read back here: 335,000-340,000 events/s one page
+// ahead, 370,000-470,000 two, 540,000-570,000 three). Each takes a
+// connection while it is read: 6 of the pool's Readers+2 at most.
+const (
+	readersAhead = 2
+	pagesAhead   = 3
+)
 
 type prefetch struct {
 	after eventlog.Position
@@ -67,20 +74,29 @@ func (r *readAhead) find(after eventlog.Position, limit int) int {
 	return -1
 }
 
-// readAheadAfter reads the page after a full page, in the background,
-// unless that page is already being read.
+// readAheadAfter reads the pages after a full page, pagesAhead of them, in
+// the background, unless they are already being read. The pages beyond the
+// next are where the log's dense positions put them (one after another
+// from head+1: see commitBatch); were a position missing, such a page
+// would be asked for by no reader and only wasted, never wrong, since a
+// full page after a position is the log's whatever the positions.
 func (s *Store) readAheadAfter(page []eventlog.Event, limit int) {
 	after := page[len(page)-1].Position
 	s.ahead.mu.Lock()
 	defer s.ahead.mu.Unlock()
-	if s.ahead.find(after, limit) >= 0 {
-		return
+	for k := range pagesAhead {
+		s.startReadAhead(after+eventlog.Position(k*limit), limit)
 	}
-	if s.enter() != nil {
+}
+
+// startReadAhead reads the page after a position in the background unless
+// it is being read. The caller holds s.ahead.mu.
+func (s *Store) startReadAhead(after eventlog.Position, limit int) {
+	if s.ahead.find(after, limit) >= 0 || s.enter() != nil {
 		return
 	}
 	p := &prefetch{after: after, limit: limit, done: make(chan struct{})}
-	if len(s.ahead.next) == readersAhead {
+	if len(s.ahead.next) == readersAhead*pagesAhead {
 		s.ahead.next = s.ahead.next[1:]
 	}
 	s.ahead.next = append(s.ahead.next, p)
