@@ -50,6 +50,7 @@ test: lint tools wasm image bin/lambda.zip
 	PICKUP_LAMBDA_ZIP=$(CURDIR)/bin/lambda.zip PICKUP_IMAGE=$(CURDIR)/bin/image \
 		$(GO) test -race -timeout 45m $$($(GO) list ./... | grep -v '/tests$$')
 	PICKUP_IMAGE=$(CURDIR)/bin/image $(GO) test -race -count=1 -timeout 30m ./tests/...
+	@[ -n "$$PICKUP_ESDB_URL" ] || echo "*** SKIPPED: the EventStoreDB conformance suite (eventlog/esdb) did not run: no server; set PICKUP_ESDB_URL (e.g. esdb://127.0.0.1:2113?tls=false) to run it ***"
 
 # The end-to-end tests (./tests) build and run the pickup binary, which go
 # test's cache does not see: they always run (-count=1).
