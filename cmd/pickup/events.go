@@ -14,7 +14,7 @@ import (
 // eventlog.Event's JSON: the raw material of every audit.
 func runEvents(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: events cat STREAM | events tail [--from POSITION] [--follow] | events copy --from LOG --to LOG", errUsage)
+		return fmt.Errorf("%w: events cat STREAM | events tail [--from POSITION] [--follow] | events copy --from LOG --to LOG | events setup", errUsage)
 	}
 	switch args[0] {
 	case "cat":
@@ -23,12 +23,15 @@ func runEvents(ctx context.Context, e *env, args []string) error {
 		return eventsTail(ctx, e, args[1:])
 	case "copy":
 		return eventsCopy(ctx, e, args[1:])
+	case "setup":
+		return eventsSetup(ctx, e, args[1:])
 	case "-h", "--help", "help":
 		eventsCat(ctx, e, []string{"-h"})
 		eventsTail(ctx, e, []string{"-h"})
-		return eventsCopy(ctx, e, []string{"-h"})
+		eventsCopy(ctx, e, []string{"-h"})
+		return eventsSetup(ctx, e, []string{"-h"})
 	}
-	return fmt.Errorf("%w: unknown events command %q (want cat, tail or copy)", errUsage, args[0])
+	return fmt.Errorf("%w: unknown events command %q (want cat, tail, copy or setup)", errUsage, args[0])
 }
 
 func eventsCat(ctx context.Context, e *env, args []string) error {

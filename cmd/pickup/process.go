@@ -213,24 +213,6 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(telemetry.NewHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))), nil
 }
 
-// resolveSecret returns the value of a Secrets Manager secret when arn is
-// set, converted by decode (which also sees the setting the secret
-// completes); otherwise fallback.
-func resolveSecret(ctx context.Context, arn, fallback string, decode func(secret, fallback string) (string, error)) (string, error) {
-	if arn == "" {
-		return fallback, nil
-	}
-	read, err := secretReader(ctx, arn)
-	if err != nil {
-		return "", err
-	}
-	secret, err := read(ctx)
-	if err != nil {
-		return "", err
-	}
-	return decode(secret, fallback)
-}
-
 // secretReader returns a function that reads the string of the Secrets
 // Manager secret arn (its current version) each time it is called. The
 // client's configuration comes from awsconfig.Load, once.
@@ -254,15 +236,27 @@ func secretReader(ctx context.Context, arn string) (func(context.Context) (strin
 	}, nil
 }
 
-// viewsLocation returns where the views are: views itself when arn is
-// empty; otherwise the URL the secret arn completes (see postgresSecret),
-// and the credentials of every new connection, read from the secret again
-// (postgres.Options.Credentials caches them for
-// postgres.DefaultCredentialsTTL, and reads again at once after the
-// server refused them), so that a rotated password needs no restart.
+// credentials give a new PostgreSQL connection its user name and password
+// (projections/postgres.Credentials, eventlog/postgres.Options.Credentials).
+type credentials = func(ctx context.Context) (user, password string, err error)
+
+// viewsLocation returns where the views are: see secretLocation.
 func viewsLocation(ctx context.Context, arn, views string) (string, postgres.Credentials, error) {
+	at, creds, err := secretLocation(ctx, arn, views, nil)
+	return at, postgres.Credentials(creds), err
+}
+
+// secretLocation returns where a PostgreSQL store is: base itself when arn
+// is empty; otherwise the URL the secret arn completes (see
+// postgresSecret), and the credentials of every new connection, read from
+// the secret again (projections/postgres caches them for
+// postgres.DefaultCredentialsTTL, and reads again at once after the server
+// refused them), so that a rotated password needs no restart. A secret
+// that asIs accepts (a connection string of another kind) is the location
+// itself, with no credentials.
+func secretLocation(ctx context.Context, arn, base string, asIs func(secret string) bool) (string, credentials, error) {
 	if arn == "" {
-		return views, nil, nil
+		return base, nil, nil
 	}
 	read, err := secretReader(ctx, arn)
 	if err != nil {
@@ -272,7 +266,10 @@ func viewsLocation(ctx context.Context, arn, views string) (string, postgres.Cre
 	if err != nil {
 		return "", nil, err
 	}
-	at, err := postgresSecret(first, views)
+	if asIs != nil && asIs(strings.TrimSpace(first)) {
+		return strings.TrimSpace(first), nil, nil
+	}
+	at, err := postgresSecret(first, base)
 	if err != nil {
 		return "", nil, fmt.Errorf("secret %s: %w", arn, err)
 	}
@@ -285,7 +282,7 @@ func viewsLocation(ctx context.Context, arn, views string) (string, postgres.Cre
 		if unused.Swap(nil) == nil {
 			var err error
 			if secret, err = read(ctx); err != nil {
-				return "", "", fmt.Errorf("views secret: %w", err)
+				return "", "", fmt.Errorf("secret %s: %w", arn, err)
 			}
 		}
 		user, password, err := secretCredentials(secret)
@@ -294,6 +291,11 @@ func viewsLocation(ctx context.Context, arn, views string) (string, postgres.Cre
 		}
 		return user, password, nil
 	}, nil
+}
+
+// isPostgresURL reports a postgres:// or postgresql:// URL.
+func isPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
 // secretCredentials returns the user name and password a secret holds: a
@@ -320,9 +322,10 @@ func secretCredentials(secret string) (user, password string, err error) {
 
 // postgresSecret accepts a postgres:// URL, or the JSON of an RDS-managed
 // secret: its username and password, with host, port and dbname from the
-// secret where it has them and from views (a postgres:// URL) otherwise.
-// RDS's own managed master secret holds only username and password.
-func postgresSecret(secret, views string) (string, error) {
+// secret where it has them and from base (a postgres:// URL: PICKUP_VIEWS,
+// PICKUP_EVENTLOG) otherwise. RDS's own managed master secret holds only
+// username and password.
+func postgresSecret(secret, base string) (string, error) {
 	secret = strings.TrimSpace(secret)
 	if strings.HasPrefix(secret, "postgres://") || strings.HasPrefix(secret, "postgresql://") {
 		return secret, nil
@@ -338,10 +341,10 @@ func postgresSecret(secret, views string) (string, error) {
 		return "", errors.New("want a postgres:// URL or an RDS secret (JSON with username and password)")
 	}
 	u := &url.URL{Scheme: "postgres", RawQuery: "sslmode=require"}
-	if strings.HasPrefix(views, "postgres://") || strings.HasPrefix(views, "postgresql://") {
-		parsed, err := url.Parse(views)
+	if isPostgresURL(base) {
+		parsed, err := url.Parse(base)
 		if err != nil {
-			return "", fmt.Errorf("views URL: %w", err)
+			return "", fmt.Errorf("the URL the secret completes: %w", err)
 		}
 		u = parsed
 	}
@@ -357,7 +360,7 @@ func postgresSecret(secret, views string) (string, error) {
 		u.Path = "/" + rds.DBName
 	}
 	if u.Host == "" {
-		return "", errors.New("the RDS secret names no host, and the views setting is no postgres:// URL to take it from")
+		return "", errors.New("the RDS secret names no host, and the setting it completes (PICKUP_VIEWS, PICKUP_EVENTLOG) is no postgres:// URL to take it from")
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = "/postgres"

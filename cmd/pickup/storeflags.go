@@ -23,7 +23,7 @@ type storeFlags struct {
 func addLogFlags(f *flags) *storeFlags {
 	return &storeFlags{
 		eventlog:       eventLogFlag(f),
-		eventlogSecret: f.string("eventlog-secret-arn", "", "Secrets Manager secret holding the event log connection string (wins over --eventlog)", "PICKUP_EVENTLOG_SECRET_ARN"),
+		eventlogSecret: f.string("eventlog-secret-arn", "", "Secrets Manager secret of the event log: a connection string (esdb://, kurrentdb://, postgres://; wins over --eventlog), or an RDS-style secret of the log's app role (JSON username and password; host, port, dbname from --eventlog unless it has them), read again by each new connection", "PICKUP_EVENTLOG_SECRET_ARN"),
 	}
 }
 
@@ -37,11 +37,15 @@ func addStoreFlags(f *flags) *storeFlags {
 
 // openLog opens the event log the settings name.
 func (s *storeFlags) openLog(ctx context.Context) (eventlog.Store, error) {
-	at, err := resolveSecret(ctx, *s.eventlogSecret, *s.eventlog, func(secret, _ string) (string, error) { return strings.TrimSpace(secret), nil })
+	// A connection string of another kind than postgres:// is the log
+	// itself; a postgres:// URL or JSON is the app role's, completing
+	// --eventlog.
+	other := func(secret string) bool { return strings.Contains(secret, "://") && !isPostgresURL(secret) }
+	at, creds, err := secretLocation(ctx, *s.eventlogSecret, *s.eventlog, other)
 	if err != nil {
 		return nil, fmt.Errorf("event log secret: %w", err)
 	}
-	return openEventLog(ctx, at)
+	return openEventLogAs(ctx, at, creds)
 }
 
 // openViews opens the view store the settings name, as the app role of

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/pickup-ipfs/pickup/projections/postgres"
@@ -32,17 +31,31 @@ func runViews(ctx context.Context, e *env, args []string) error {
 	return fmt.Errorf("%w: views %q: want setup, ls or drop", errUsage, args[0])
 }
 
-// viewsAdminFlags say where the views are and who administers them.
-type viewsAdminFlags struct {
-	views, adminSecretARN, adminSecret *string
+// adminFlags say where a PostgreSQL store (the views, the event log) is
+// and who administers it: the same settings, under each store's names.
+type adminFlags struct {
+	// location is the store's URL; setting names it in errors.
+	location, adminSecretARN, adminSecret *string
+	setting                               string
+	// appSecretARN and appSecret are the app role's, for setup.
+	appSecretARN, appSecret *string
 }
 
-func addViewsAdminFlags(f *flags) *viewsAdminFlags {
-	return &viewsAdminFlags{
-		views:          f.string("views", "", "the views' database, a postgres:// URL (the cluster's writer, not a proxy); without a password when a secret gives it", "PICKUP_VIEWS"),
+func addViewsAdminFlags(f *flags) *adminFlags {
+	return &adminFlags{
+		location:       f.string("views", "", "the views' database, a postgres:// URL (the cluster's writer, not a proxy); without a password when a secret gives it", "PICKUP_VIEWS"),
+		setting:        "--views (PICKUP_VIEWS)",
 		adminSecretARN: f.string("views-admin-secret-arn", "", "Secrets Manager secret of a role that may create schemas and roles (RDS's managed master secret, JSON username and password)", "PICKUP_VIEWS_ADMIN_SECRET_ARN"),
 		adminSecret:    f.string("views-admin-secret", "", "that secret's value itself, as ECS task secrets inject it (wins over --views-admin-secret-arn)", "PICKUP_VIEWS_ADMIN_SECRET"),
 	}
+}
+
+// addAppSecretFlags defines the app role's secret of a setup command, for
+// the store whose flags are prefixed name (views, eventlog) and whose
+// environment variables are prefixed env (PICKUP_VIEWS, PICKUP_EVENTLOG).
+func (a *adminFlags) addAppSecretFlags(f *flags, name, env, reads string) {
+	a.appSecretARN = f.string(name+"-app-secret-arn", "", "Secrets Manager secret of the app role to create or update (JSON username and password); the same secret the app reads through "+reads, env+"_APP_SECRET_ARN")
+	a.appSecret = f.string(name+"-app-secret", "", "that secret's value itself, as ECS task secrets inject it (wins over --"+name+"-app-secret-arn)", env+"_APP_SECRET")
 }
 
 // secretValue is the value given, or else the one the secret arn holds,
@@ -58,31 +71,47 @@ func secretValue(ctx context.Context, value, arn string) (string, error) {
 	return read(ctx)
 }
 
-// adminURL is the URL of the views' database with the admin's credentials.
-func (a *viewsAdminFlags) adminURL(ctx context.Context) (string, error) {
-	views := *a.views
-	if !strings.HasPrefix(views, "postgres://") && !strings.HasPrefix(views, "postgresql://") {
-		return "", fmt.Errorf("%w: --views (PICKUP_VIEWS) %q: want the postgres:// URL of the views' database", errUsage, views)
+// adminURL is the URL of the store's database with the admin's
+// credentials.
+func (a *adminFlags) adminURL(ctx context.Context) (string, error) {
+	at := *a.location
+	if !isPostgresURL(at) {
+		return "", fmt.Errorf("%w: %s %q: want the postgres:// URL of the database", errUsage, a.setting, at)
 	}
 	secret, err := secretValue(ctx, *a.adminSecret, *a.adminSecretARN)
 	if err != nil {
-		return "", fmt.Errorf("views admin secret: %w", err)
+		return "", fmt.Errorf("admin secret: %w", err)
 	}
 	if secret == "" {
-		return views, nil
+		return at, nil
 	}
-	u, err := postgresSecret(secret, views)
+	u, err := postgresSecret(secret, at)
 	if err != nil {
-		return "", fmt.Errorf("%w: views admin secret: %v", errUsage, err)
+		return "", fmt.Errorf("%w: admin secret: %v", errUsage, err)
 	}
 	return u, nil
+}
+
+// appRole returns the app role's name and password from its secret, or
+// "" for none given.
+func (a *adminFlags) appRole(ctx context.Context) (role, password string, err error) {
+	secret, err := secretValue(ctx, *a.appSecret, *a.appSecretARN)
+	if err != nil {
+		return "", "", fmt.Errorf("app secret: %w", err)
+	}
+	if secret == "" {
+		return "", "", nil
+	}
+	if role, password, err = secretCredentials(secret); err != nil {
+		return "", "", fmt.Errorf("%w: app secret: %v", errUsage, err)
+	}
+	return role, password, nil
 }
 
 func viewsSetup(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "views setup")
 	admin := addViewsAdminFlags(f)
-	appSecretARN := f.string("views-app-secret-arn", "", "Secrets Manager secret of the app role to create or update (JSON username and password); the same secret the app reads through PICKUP_VIEWS_SECRET_ARN", "PICKUP_VIEWS_APP_SECRET_ARN")
-	appSecret := f.string("views-app-secret", "", "that secret's value itself, as ECS task secrets inject it (wins over --views-app-secret-arn)", "PICKUP_VIEWS_APP_SECRET")
+	admin.addAppSecretFlags(f, "views", "PICKUP_VIEWS", "PICKUP_VIEWS_SECRET_ARN")
 	f.Usage = func() {
 		fmt.Fprintf(f.Output(), "pickup views setup: create this binary's views (version %d, schema %s) beside the other versions, and create or update the app role with the app secret's password, granted only what the app uses. Run with admin rights once per version; running it again changes nothing but the password.\n",
 			postgres.SchemaVersion, postgres.SchemaName(postgres.SchemaVersion))
@@ -99,14 +128,8 @@ func viewsSetup(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	var so postgres.SetupOptions
-	secret, err := secretValue(ctx, *appSecret, *appSecretARN)
-	if err != nil {
-		return fmt.Errorf("views app secret: %w", err)
-	}
-	if secret != "" {
-		if so.AppRole, so.AppPassword, err = secretCredentials(secret); err != nil {
-			return fmt.Errorf("%w: views app secret: %v", errUsage, err)
-		}
+	if so.AppRole, so.AppPassword, err = admin.appRole(ctx); err != nil {
+		return fmt.Errorf("views %w", err)
 	}
 	if err := postgres.Setup(ctx, at, so); err != nil {
 		return err

@@ -113,6 +113,10 @@ type Options struct {
 	CommitDelay time.Duration
 	// Readers is the most connections reading at once. Default 8.
 	Readers int
+	// Credentials, when set, gives every new connection (the pool's and
+	// the listener's) its user name and password, instead of the URL's:
+	// a password read from a secret that may be rotated.
+	Credentials func(ctx context.Context) (user, password string, err error)
 }
 
 // Defaults of Options.
@@ -220,6 +224,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// The readers and the writer (the listener has a connection of its
 	// own).
 	cfg.MaxConns = int32(opts.Readers + 2)
+	if opts.Credentials != nil {
+		cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+			return withCredentials(ctx, opts.Credentials, cc)
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres event log: %w", err)
@@ -245,9 +254,25 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// withCredentials sets cc's user and password from creds.
+func withCredentials(ctx context.Context, creds func(context.Context) (string, string, error), cc *pgx.ConnConfig) error {
+	user, password, err := creds(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres event log credentials: %w", err)
+	}
+	cc.User, cc.Password = user, password
+	return nil
+}
+
+// schemaDB is what createSchema runs on: a pool or one connection.
+type schemaDB interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
 // createSchema makes the schema and table unless they exist. Only a role
 // allowed to create them needs to be the first to open the log.
-func createSchema(ctx context.Context, pool *pgxpool.Pool) error {
+func createSchema(ctx context.Context, pool schemaDB) error {
 	var exists bool
 	if err := pool.QueryRow(ctx, `SELECT to_regclass('pickup_events.events') IS NOT NULL`).Scan(&exists); err != nil {
 		return fmt.Errorf("look for the events table: %w", err)
@@ -343,6 +368,9 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig) {
 }
 
 func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) {
+	if s.opts.Credentials != nil && withCredentials(ctx, s.opts.Credentials, cfg) != nil {
+		return
+	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return
