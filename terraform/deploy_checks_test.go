@@ -32,7 +32,7 @@ import (
 // pins, and refuses some, of the statements it runs), and no role a reader.
 func (r *deploymentRun) checkViewsEndpoints() {
 	t := r.t
-	cluster := r.d.one(t, "aws_rds_cluster", "")
+	cluster := r.d.one(t, "aws_rds_cluster", "views.aws_rds_cluster.this")
 	proxies := r.d.all("aws_db_proxy")
 	hostOf := func(w wiredRole) string {
 		u, err := url.Parse(w.env["PICKUP_VIEWS"])
@@ -52,6 +52,44 @@ func (r *deploymentRun) checkViewsEndpoints() {
 			t.Errorf("the Lambda's views are at %s, not the RDS Proxy", host)
 		case w.role == awsconfig.RoleViewsSetup && host != cluster.str("endpoint"):
 			t.Errorf("views-setup connects to %s, not the cluster's writer endpoint %s", host, cluster.str("endpoint"))
+		}
+	}
+}
+
+// checkEventLogEndpoints checks, when the plan selects the PostgreSQL
+// event log, that every role is given the log's cluster's writer (the
+// subscribers hold a LISTEN connection, which an RDS Proxy would pin; the
+// Lambda's few connections go there too), never a proxy, a reader or the
+// views' cluster, and the log's app role's secret, never a master secret.
+func (r *deploymentRun) checkEventLogEndpoints() {
+	t := r.t
+	if r.w.logUser == "" {
+		return
+	}
+	cluster := r.d.one(t, "aws_rds_cluster", "eventlog[0].aws_rds_cluster.this")
+	masters := map[string]bool{}
+	for _, c := range r.d.all("aws_rds_cluster") {
+		if arn, _ := c.block("master_user_secret")["secret_arn"].(string); arn != "" {
+			masters[arn] = true
+		}
+	}
+	for _, w := range r.roles {
+		at, ok := w.env["PICKUP_EVENTLOG"]
+		if !ok {
+			if w.role != awsconfig.RoleViewsSetup {
+				t.Errorf("%s (%s) is given no PICKUP_EVENTLOG", w.where, w.role)
+			}
+			continue
+		}
+		u, err := url.Parse(at)
+		if err != nil || u.Hostname() != cluster.str("endpoint") {
+			t.Errorf("%s (%s) reaches the event log at %q, not its cluster's writer endpoint %s", w.where, w.role, at, cluster.str("endpoint"))
+		}
+		if _, set := u.User.Password(); set {
+			t.Errorf("%s (%s): PICKUP_EVENTLOG holds a password", w.where, w.role)
+		}
+		if w.role != awsconfig.RoleEventsSetup && (w.env["PICKUP_EVENTLOG_SECRET_ARN"] == "" || masters[w.env["PICKUP_EVENTLOG_SECRET_ARN"]]) {
+			t.Errorf("%s (%s): PICKUP_EVENTLOG_SECRET_ARN %q: want the log's app role's secret", w.where, w.role, w.env["PICKUP_EVENTLOG_SECRET_ARN"])
 		}
 	}
 }

@@ -280,7 +280,9 @@ func secretResource(valueFrom string) (action, arn string) {
 // the resources its wiring names, and each ECS execution role against the
 // secrets its task's containers are given; and once more for dev with the
 // projector notifying an SNS topic (notify_on_pinned), the one call the
-// defaults do not wire, and with private fetchers and static delegates.
+// defaults do not wire, with EventStoreDB as the event log (eventlog=esdb:
+// its connection string injected, no events-setup), and with private
+// fetchers and static delegates.
 func TestIAMFromCode(t *testing.T) {
 	for _, v := range []struct {
 		env   string
@@ -288,6 +290,7 @@ func TestIAMFromCode(t *testing.T) {
 	}{
 		{"dev", nil}, {"prod", nil},
 		{"dev", []string{"notify_on_pinned=true"}},
+		{"dev", []string{"eventlog=esdb"}},
 		{"dev", []string{"fetchers_public=false", `delegates=["/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWR3DeCKahEqXtP8KvuG3XBeLZTU55yktXSmy8g4Phh6BV"]`}},
 	} {
 		env := v.env
@@ -302,7 +305,11 @@ func TestIAMFromCode(t *testing.T) {
 					checkRolePolicies(t, d, w)
 				})
 			}
-			for _, r := range []string{awsconfig.RoleGateway, awsconfig.RoleFetcher, awsconfig.RoleProjector, awsconfig.RoleViewsSetup} {
+			want := []string{awsconfig.RoleGateway, awsconfig.RoleFetcher, awsconfig.RoleProjector, awsconfig.RoleViewsSetup}
+			if !strings.Contains(strings.Join(v.extra, ","), "eventlog=esdb") {
+				want = append(want, awsconfig.RoleEventsSetup)
+			}
+			for _, r := range want {
 				if !seen[r] {
 					t.Errorf("envs/%s wires no %s (a container or function whose command runs it)", env, r)
 				}

@@ -288,12 +288,13 @@ func TestPlanValues(t *testing.T) {
 					t.Errorf("%s: arn %q, id %q, bucket %q", b.Address, b.str("arn"), b.str("id"), b.str("bucket"))
 				}
 			}
-			cluster := d.one(t, "aws_rds_cluster", "")
-			if s := cluster.block("master_user_secret"); s == nil || !strings.HasPrefix(s["secret_arn"].(string), "arn:aws:secretsmanager:") {
-				t.Errorf("aws_rds_cluster master_user_secret %v", cluster.Values["master_user_secret"])
-			}
-			if !strings.HasSuffix(cluster.str("endpoint"), ".rds.amazonaws.com") {
-				t.Errorf("aws_rds_cluster endpoint %q", cluster.str("endpoint"))
+			for _, cluster := range d.all("aws_rds_cluster") {
+				if s := cluster.block("master_user_secret"); s == nil || !strings.HasPrefix(s["secret_arn"].(string), "arn:aws:secretsmanager:") {
+					t.Errorf("%s master_user_secret %v", cluster.Address, cluster.Values["master_user_secret"])
+				}
+				if !strings.HasSuffix(cluster.str("endpoint"), ".rds.amazonaws.com") {
+					t.Errorf("%s endpoint %q", cluster.Address, cluster.str("endpoint"))
+				}
 			}
 		})
 	}

@@ -97,6 +97,10 @@ func roleOf(command []string) string {
 		if len(command) > 1 && command[1] == "setup" {
 			return awsconfig.RoleViewsSetup
 		}
+	case "events":
+		if len(command) > 1 && command[1] == "setup" {
+			return awsconfig.RoleEventsSetup
+		}
 	}
 	return awsconfig.RoleAdmin
 }

@@ -149,6 +149,7 @@ func (r *deploymentRun) run(env string, extra ...string) {
 		r.startTask(td.str("family"), svc.str("cluster"))
 	}
 	r.checkViewsEndpoints()
+	r.checkEventLogEndpoints()
 
 	// The operator's token, from the admin task definition.
 	token := r.adminToken()

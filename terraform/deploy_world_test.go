@@ -37,14 +37,16 @@ import (
 //
 //	plan's                       here
 //	S3 buckets                   versitygw (internal/s3test), the plan's bucket names created
-//	Aurora writer, RDS Proxy     one throwaway PostgreSQL (internal/postgrestest), TLS on (the plan's
-//	                             URLs say sslmode=require), the cluster's database and master user
-//	                             created (CREATEROLE and CREATEDB: RDS's master is no superuser either)
+//	Aurora writers, RDS Proxy    one throwaway PostgreSQL (internal/postgrestest), TLS on (the plan's
+//	                             URLs say sslmode=require), each cluster's database and master user
+//	                             created (CREATEROLE and CREATEDB: RDS's master is no superuser
+//	                             either): the views' cluster and, when the plan selects the
+//	                             PostgreSQL event log, the log's, which the roles then use as wired
 //	Secrets Manager              awstest.SecretsManager: the secrets the plan creates, with values made
-//	                             as the plan makes them (below), and the RDS-managed master secret
+//	                             as the plan makes them (below), and each RDS-managed master secret
 //	EC2 DescribeNetworkInterfaces awstest.EC2: every task's address 127.0.0.1 has public IP 127.0.0.1
 //	ECS task metadata and agent  awstest.ECSTask, one per task
-//	EventStoreDB                 cannot run here: the embedded log, one SQLite file all roles share
+//	EventStoreDB (eventlog=esdb) cannot run here: the embedded log, one SQLite file all roles share
 //	                             (all roles run on one machine), named by the event log secret
 //	the IPFS network             a trustless gateway on loopback (internal/ipfstest) holding the DAG
 //
@@ -62,11 +64,14 @@ type world struct {
 	// hostTable maps each database endpoint of the plan (host:port) to
 	// pgAddr.
 	hostTable map[string]string
-	// master is the RDS-managed master login.
+	// master is the views cluster's RDS-managed master login.
 	masterUser, masterPassword string
 	// appUser is the views app role's name, as the plan's URLs give it;
 	// appSecretARN the secret holding its login.
 	appUser, appSecretARN string
+	// logUser is the PostgreSQL event log's app role, as PICKUP_EVENTLOG
+	// names it ("" when the plan selects EventStoreDB).
+	logUser string
 }
 
 // startWorld starts every stand-in for d.
@@ -103,26 +108,36 @@ func startWorld(t *testing.T, d *deployment, roles []wiredRole) *world {
 		t.Fatal(err)
 	}
 	w.pgAddr = super.Host
-	cluster := d.one(t, "aws_rds_cluster", "")
-	w.masterUser = cluster.str("master_username")
-	w.masterPassword = randomString(t, 32)
-	dbName := cluster.str("database_name")
-	if w.masterUser == "" || dbName == "" {
-		t.Fatalf("%s: master_username %q, database_name %q: want both", cluster.Address, w.masterUser, dbName)
-	}
 	conn, err := pgx.Connect(ctx, super.String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	for _, q := range []string{
-		fmt.Sprintf("CREATE ROLE %s LOGIN CREATEROLE CREATEDB PASSWORD '%s'", pgx.Identifier{w.masterUser}.Sanitize(), w.masterPassword),
-		fmt.Sprintf("CREATE DATABASE %s OWNER %s", pgx.Identifier{dbName}.Sanitize(), pgx.Identifier{w.masterUser}.Sanitize()),
-	} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
+	// Every cluster of the plan: its master user and database, on the one
+	// server (their names differ, as the modules make them).
+	masters := map[string]string{}
+	for _, cluster := range d.all("aws_rds_cluster") {
+		user, dbName := cluster.str("master_username"), cluster.str("database_name")
+		if user == "" || dbName == "" {
+			t.Fatalf("%s: master_username %q, database_name %q: want both", cluster.Address, user, dbName)
+		}
+		if _, dup := masters[user]; dup {
+			t.Fatalf("%s: master user %q is another cluster's too: on one server they would share a password", cluster.Address, user)
+		}
+		password := randomString(t, 32)
+		masters[user] = password
+		for _, q := range []string{
+			fmt.Sprintf("CREATE ROLE %s LOGIN CREATEROLE CREATEDB PASSWORD '%s'", pgx.Identifier{user}.Sanitize(), password),
+			fmt.Sprintf("CREATE DATABASE %s OWNER %s", pgx.Identifier{dbName}.Sanitize(), pgx.Identifier{user}.Sanitize()),
+		} {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
 		}
 	}
+	cluster := d.one(t, "aws_rds_cluster", "views.aws_rds_cluster.this")
+	w.masterUser = cluster.str("master_username")
+	w.masterPassword = masters[w.masterUser]
 	enableTLS(t, ctx, conn, super.String())
 	for _, r := range d.all("aws_rds_cluster") {
 		for _, attr := range []string{"endpoint", "reader_endpoint"} {
@@ -142,15 +157,23 @@ func startWorld(t *testing.T, d *deployment, roles []wiredRole) *world {
 	if w.appUser == "" {
 		w.appUser = "pickup_app"
 	}
+	for _, r := range roles {
+		if u, err := url.Parse(r.env["PICKUP_EVENTLOG"]); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") && u.User != nil {
+			w.logUser = u.User.Username()
+		}
+	}
 
 	// Secrets Manager: the RDS-managed master secret, and every secret the
 	// plan creates, each with the value the plan's wiring makes it for.
 	w.secrets = awstest.NewSecretsManager(t)
-	master, _ := cluster.block("master_user_secret")["secret_arn"].(string)
-	if master == "" {
-		t.Fatalf("%s has no master_user_secret (manage_master_user_password)", cluster.Address)
+	for _, c := range d.all("aws_rds_cluster") {
+		master, _ := c.block("master_user_secret")["secret_arn"].(string)
+		if master == "" {
+			t.Fatalf("%s has no master_user_secret (manage_master_user_password)", c.Address)
+		}
+		user := c.str("master_username")
+		w.secrets.Put(awstest.Secret{ARN: master, Name: strings.SplitN(master, ":", 7)[6], Value: mustJSON(t, map[string]string{"username": user, "password": masters[user]})})
 	}
-	w.secrets.Put(awstest.Secret{ARN: master, Name: strings.SplitN(master, ":", 7)[6], Value: mustJSON(t, map[string]string{"username": w.masterUser, "password": w.masterPassword})})
 	for _, s := range d.all("aws_secretsmanager_secret") {
 		w.secrets.Put(awstest.Secret{ARN: s.str("arn"), Name: s.str("name"), Value: w.secretValue(t, d, s, roles)})
 	}
@@ -203,7 +226,11 @@ func (w *world) secretValue(t *testing.T, d *deployment, s tfResource, roles []w
 	}
 	for _, use := range uses {
 		switch use {
-		case "PICKUP_EVENTLOG", "PICKUP_EVENTLOG_SECRET_ARN":
+		case "PICKUP_EVENTLOG", "PICKUP_EVENTLOG_SECRET_ARN", "PICKUP_EVENTLOG_APP_SECRET", "PICKUP_EVENTLOG_APP_SECRET_ARN":
+			if w.logUser != "" {
+				// The PostgreSQL log's app role, as for the views.
+				return mustJSON(t, map[string]string{"username": w.logUser, "password": randomString(t, length)})
+			}
 			// EventStoreDB cannot run here: the embedded log's file.
 			return w.eventlog
 		case "PICKUP_VIEWS_SECRET_ARN", "PICKUP_VIEWS_APP_SECRET", "PICKUP_VIEWS_APP_SECRET_ARN":

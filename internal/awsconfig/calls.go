@@ -17,11 +17,12 @@ import (
 
 // Roles are the processes that run with an IAM role of their own.
 const (
-	RoleGateway    = "gateway"     // pickup gateway, on Lambda
-	RoleFetcher    = "fetcher"     // pickup fetcher, an ECS task
-	RoleProjector  = "projector"   // pickup projector, an ECS task
-	RoleViewsSetup = "views-setup" // pickup views setup, the projector task's first container
-	RoleAdmin      = "admin"       // the operator's one-off commands (pickup tokens, webhooks, audit), an ECS task
+	RoleGateway     = "gateway"      // pickup gateway, on Lambda
+	RoleFetcher     = "fetcher"      // pickup fetcher, an ECS task
+	RoleProjector   = "projector"    // pickup projector, an ECS task
+	RoleViewsSetup  = "views-setup"  // pickup views setup, in the projector task before the projector
+	RoleEventsSetup = "events-setup" // pickup events setup, the projector task's first container with the PostgreSQL event log
+	RoleAdmin       = "admin"        // the operator's one-off commands (pickup tokens, webhooks, audit), an ECS task
 )
 
 // Call is one AWS operation a role's code can make on one kind of
@@ -93,7 +94,7 @@ func (r Resource) ARN(setting func(string) string, key string) (arn string, ok b
 // at start (and, for the views, on each new connection) when its settings
 // name secrets.
 var secretCalls = []Call{
-	{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_EVENTLOG_SECRET_ARN", "the event log's connection string, at start", ""},
+	{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_EVENTLOG_SECRET_ARN", "the event log's connection string, at start; for a PostgreSQL log its app role's password, by each new connection", ""},
 	{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_VIEWS_SECRET_ARN", "the views' app role password, by each new connection", ""},
 }
 
@@ -134,6 +135,10 @@ var roleCalls = map[string][]Call{
 	RoleViewsSetup: {
 		{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_VIEWS_ADMIN_SECRET_ARN", "the admin (master) login, when not injected", ""},
 		{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_VIEWS_APP_SECRET_ARN", "the app role's password to set, when not injected", ""},
+	},
+	RoleEventsSetup: {
+		{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_EVENTLOG_ADMIN_SECRET_ARN", "the event log cluster's admin (master) login, when not injected", ""},
+		{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_EVENTLOG_APP_SECRET_ARN", "the log's app role's password to set, when not injected", ""},
 	},
 }
 

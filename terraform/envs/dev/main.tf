@@ -13,6 +13,7 @@ module "pickup" {
   fetchers_public                     = var.fetchers_public
   delegates                           = var.delegates
   enable_execute_command              = var.enable_execute_command
+  eventlog                            = var.eventlog
   eventlog_connection_string          = var.eventlog_connection_string
   eventlog_connection_string_version  = var.eventlog_connection_string_version
   fetcher_max_count                   = var.fetcher_max_count
@@ -31,4 +32,9 @@ module "pickup" {
   fetcher_min_count           = 1
   log_level                   = "debug"
   log_retention_days          = 14
+
+  # The log is the system of record even in dev: a week of point-in-time
+  # recovery, though `terraform destroy` takes it.
+  eventlog_max_capacity          = 2
+  eventlog_backup_retention_days = 7
 }

@@ -73,6 +73,17 @@ variable "enable_execute_command" {
   default     = true
 }
 
+variable "eventlog" {
+  description = "The event log: \"postgres\" (Aurora PostgreSQL of its own, made here; the default) or \"esdb\" (the operator's EventStoreDB/KurrentDB, by eventlog_connection_string)."
+  type        = string
+  default     = "postgres"
+
+  validation {
+    condition     = contains(["postgres", "esdb"], var.eventlog)
+    error_message = "eventlog must be \"postgres\" (Aurora PostgreSQL, made here) or \"esdb\" (EventStoreDB/KurrentDB by connection string)."
+  }
+}
+
 variable "eventlog_connection_string" {
   description = "EventStoreDB/KurrentDB connection string to write to the event log secret, write-only (never in state). Null to write it yourself; see modules/eventstore/README.md."
   type        = string
@@ -82,7 +93,7 @@ variable "eventlog_connection_string" {
 }
 
 variable "eventlog_connection_string_version" {
-  description = "Version of eventlog_connection_string: 0 to leave the secret to the operator; raise by one on every change."
+  description = "Version of eventlog_connection_string (eventlog = \"esdb\" only): 0 to leave the secret to the operator; raise by one on every change."
   type        = number
   default     = 0
 }

@@ -14,6 +14,7 @@ module "pickup" {
   fetchers_public                     = var.fetchers_public
   delegates                           = var.delegates
   enable_execute_command              = var.enable_execute_command
+  eventlog                            = var.eventlog
   eventlog_connection_string          = var.eventlog_connection_string
   eventlog_connection_string_version  = var.eventlog_connection_string_version
   fetcher_max_count                   = var.fetcher_max_count
@@ -34,4 +35,11 @@ module "pickup" {
   fetcher_min_count            = var.fetcher_min_count
   gateway_reserved_concurrency = var.gateway_reserved_concurrency
   log_retention_days           = 90
+
+  # The system of record: RDS's longest point-in-time recovery, two
+  # instances (a writer and a reader to fail over to), never deleted
+  # (allow_disposable = false keeps deletion protection on).
+  eventlog_max_capacity          = 16
+  eventlog_instance_count        = 2
+  eventlog_backup_retention_days = 35
 }

@@ -9,8 +9,13 @@ output "ecr_repository_url" {
 }
 
 output "eventlog_secret_name" {
-  description = "Secret to put the EventStoreDB/KurrentDB connection string in."
+  description = "The event log's secret: with eventlog = \"esdb\", the one to put the EventStoreDB/KurrentDB connection string in; with \"postgres\", the app role's (generated)."
   value       = module.pickup.eventlog_secret_name
+}
+
+output "eventlog_cluster" {
+  description = "The PostgreSQL event log's cluster (null with eventlog = \"esdb\"): identifier, the roles' URL, the master secret's ARN, backup retention in days."
+  value       = module.pickup.eventlog_cluster
 }
 
 output "staging_bucket" {

@@ -35,6 +35,16 @@ locals {
     Resource = [var.views_secret_arn]
   }
 
+  # With a PostgreSQL log, every process reads the log's app role secret
+  # too, for each new connection; never its master secret, which only ECS
+  # reads, for events-setup.
+  read_secrets = concat([local.read_views_secret], local.postgres_log ? [{
+    Sid      = "ReadEventLogSecret"
+    Effect   = "Allow"
+    Action   = ["secretsmanager:GetSecretValue"]
+    Resource = [var.eventlog_secret_arn]
+  }] : [])
+
   execution_policies = { for role in keys(local.tasks) : role => {
     Version = "2012-10-17"
     Statement = [
@@ -69,8 +79,7 @@ locals {
   task_policies = {
     fetcher = {
       Version = "2012-10-17"
-      Statement = concat([
-        local.read_views_secret,
+      Statement = concat(local.read_secrets, [
         {
           # Each attempt's marker (which upload it writes its CAR into, and
           # what it wrote), written, read and deleted; and what versions
@@ -145,7 +154,7 @@ locals {
     projector = {
       Version = "2012-10-17"
       Statement = concat(
-        [local.read_views_secret],
+        local.read_secrets,
         var.notify_on_pinned ? [{
           Sid      = "NotifyValidatedCars"
           Effect   = "Allow"
@@ -157,7 +166,7 @@ locals {
     }
     admin = {
       Version   = "2012-10-17"
-      Statement = [local.read_views_secret]
+      Statement = local.read_secrets
     }
   }
 }

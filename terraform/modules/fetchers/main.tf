@@ -20,14 +20,23 @@ locals {
   # host, port, database and user, the password is read from the app role's
   # secret by the process itself (task role), again for each new connection,
   # so that a changed password is picked up without a restart.
-  common_environment = {
+  # A PostgreSQL event log is reached the same way, as its own app role:
+  # PICKUP_EVENTLOG names the writer (never a proxy: the subscribers'
+  # LISTEN connection would pin it), PICKUP_EVENTLOG_SECRET_ARN the app
+  # role's secret, read by the process. An EventStoreDB log's connection
+  # string is injected by ECS instead (secrets, below).
+  postgres_log = var.eventlog_url != null
+  common_environment = merge({
     PICKUP_DEPLOYMENT       = var.name
     PICKUP_EMF              = "true"
     PICKUP_LOG_LEVEL        = var.log_level
     PICKUP_VIEWS            = var.views_url
     PICKUP_VIEWS_SECRET_ARN = var.views_secret_arn
     PICKUP_ADMIN_ADDR       = ":${local.admin_port}"
-  }
+    }, local.postgres_log ? {
+    PICKUP_EVENTLOG            = var.eventlog_url
+    PICKUP_EVENTLOG_SECRET_ARN = var.eventlog_secret_arn
+  } : {})
 
   admin_port  = 9464
   libp2p_port = 4001
@@ -63,25 +72,43 @@ locals {
   # What ECS injects from Secrets Manager (execution role), by container.
   # Only the event log's connection string and keys that never change while
   # a process runs: the views' password is read by the process itself.
-  secrets = {
-    fetcher = {
-      PICKUP_EVENTLOG    = var.eventlog_secret_arn
+  injected_eventlog = local.postgres_log ? {} : { PICKUP_EVENTLOG = var.eventlog_secret_arn }
+  secrets = merge({
+    fetcher = merge(local.injected_eventlog, {
       PICKUP_LIBP2P_SEED = aws_secretsmanager_secret.libp2p_seed.arn
-    }
-    projector = {
-      PICKUP_EVENTLOG    = var.eventlog_secret_arn
+    })
+    projector = merge(local.injected_eventlog, {
       PICKUP_WEBHOOK_KEY = aws_secretsmanager_secret.webhook_key.arn
-    }
+    })
     # `pickup views setup` alone holds the master password, and only for
     # as long as it runs.
     views-setup = {
       PICKUP_VIEWS_ADMIN_SECRET = var.views_admin_secret_arn
       PICKUP_VIEWS_APP_SECRET   = var.views_secret_arn
     }
-    admin = {
-      PICKUP_EVENTLOG = var.eventlog_secret_arn
+    admin = local.injected_eventlog
+    }, local.postgres_log ? {
+    # So does `pickup events setup` the event log's.
+    events-setup = {
+      PICKUP_EVENTLOG_ADMIN_SECRET = var.eventlog_admin_secret_arn
+      PICKUP_EVENTLOG_APP_SECRET   = var.eventlog_secret_arn
     }
-  }
+  } : {})
+
+  # With a PostgreSQL log, `pickup events setup` runs first: the log's
+  # schema and app role exist before views-setup and the projector start.
+  events_setup = local.postgres_log ? [{
+    name         = "events-setup"
+    command      = ["events", "setup"]
+    essential    = false
+    environment  = { PICKUP_EVENTLOG = var.eventlog_setup_url, PICKUP_LOG_LEVEL = var.log_level }
+    secrets      = lookup(local.secrets, "events-setup", {})
+    health       = null
+    ports        = []
+    depends_on   = []
+    stop_timeout = 30
+  }] : []
+  after_events_setup = [for c in local.events_setup : { containerName = c.name, condition = "SUCCESS" }]
 
   # `pickup health --live` asks the process's own admin server whether it
   # serves (/healthz on PICKUP_ADMIN_ADDR): a task whose process hangs or
@@ -120,7 +147,7 @@ locals {
     projector = {
       cpu    = var.projector_cpu
       memory = var.projector_memory
-      containers = [
+      containers = concat(local.events_setup, [
         {
           # Runs to completion before the projector starts: creates this
           # version's views schema beside the others and the app role.
@@ -131,7 +158,7 @@ locals {
           secrets      = local.secrets["views-setup"]
           health       = null
           ports        = []
-          depends_on   = []
+          depends_on   = local.after_events_setup
           stop_timeout = 30
         },
         {
@@ -142,10 +169,10 @@ locals {
           secrets      = local.secrets["projector"]
           health       = local.health_check["projector"]
           ports        = [{ name = "admin", port = local.admin_port, protocol = "tcp" }]
-          depends_on   = [{ containerName = "views-setup", condition = "SUCCESS" }]
+          depends_on   = concat(local.after_events_setup, [{ containerName = "views-setup", condition = "SUCCESS" }])
           stop_timeout = 120
         },
-      ]
+      ])
     }
     admin = {
       cpu    = 256

@@ -59,8 +59,41 @@ variable "cpu_architecture" {
 }
 
 variable "eventlog_secret_arn" {
-  description = "ARN of the secret holding the event log's connection string, injected as PICKUP_EVENTLOG."
+  description = "ARN of the event log's secret: with eventlog_url, the PostgreSQL log's app role (JSON username and password), PICKUP_EVENTLOG_SECRET_ARN read by each process; without, an EventStoreDB connection string, injected by ECS as PICKUP_EVENTLOG."
   type        = string
+}
+
+variable "eventlog_url" {
+  description = "The PostgreSQL event log on its cluster's writer as the app role, a postgres:// URL without password (PICKUP_EVENTLOG of every role); null for an EventStoreDB log, whose connection string eventlog_secret_arn holds."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.eventlog_url == null || can(regex("^postgres(ql)?://[^:@/]+@[^/]+/", var.eventlog_url))
+    error_message = "eventlog_url must be a postgres:// URL of the event log's writer naming the app role and no password (the secret gives it)."
+  }
+}
+
+variable "eventlog_setup_url" {
+  description = "The PostgreSQL event log's writer without user or password (PICKUP_EVENTLOG of `pickup events setup`, the projector task's first container); required with eventlog_url."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = (var.eventlog_setup_url == null) == (var.eventlog_url == null) && (var.eventlog_setup_url == null || can(regex("^postgres(ql)?://[^@/]+/", var.eventlog_setup_url)))
+    error_message = "eventlog_setup_url must be given exactly when eventlog_url is, as a postgres:// URL of the writer with no user or password."
+  }
+}
+
+variable "eventlog_admin_secret_arn" {
+  description = "ARN of the PostgreSQL event log's RDS-managed master secret, injected into `pickup events setup` only (PICKUP_EVENTLOG_ADMIN_SECRET); required with eventlog_url."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = (var.eventlog_admin_secret_arn == null) == (var.eventlog_url == null) && var.eventlog_admin_secret_arn != var.eventlog_secret_arn
+    error_message = "eventlog_admin_secret_arn must be given exactly when eventlog_url is, and must be the master secret, not the app role's (eventlog_secret_arn)."
+  }
 }
 
 variable "views_url" {

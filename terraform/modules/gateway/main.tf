@@ -17,7 +17,11 @@ locals {
     PICKUP_EVENTLOG_SECRET_ARN = var.eventlog_secret_arn
     PICKUP_VIEWS               = var.views_url
     PICKUP_VIEWS_SECRET_ARN    = var.views_secret_arn
-    }, length(var.delegates) > 0 ? {
+    }, var.eventlog_url != null ? {
+    # A PostgreSQL log: its writer as the app role, whose secret
+    # (PICKUP_EVENTLOG_SECRET_ARN) completes the URL.
+    PICKUP_EVENTLOG = var.eventlog_url
+    } : {}, length(var.delegates) > 0 ? {
     # A static list replaces the live fetchers' announced addresses (for
     # private fetchers); unset, the gateway answers with those.
     PICKUP_DELEGATES = join(",", var.delegates)

@@ -19,8 +19,19 @@ variable "subnet_ids" {
 }
 
 variable "eventlog_secret_arn" {
-  description = "ARN of the secret holding the event log's connection string (PICKUP_EVENTLOG_SECRET_ARN)."
+  description = "ARN of the event log's secret (PICKUP_EVENTLOG_SECRET_ARN): an EventStoreDB connection string, or with eventlog_url the PostgreSQL log's app role (JSON username and password)."
   type        = string
+}
+
+variable "eventlog_url" {
+  description = "The PostgreSQL event log as its app role, a postgres:// URL without password (PICKUP_EVENTLOG); null for an EventStoreDB log."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.eventlog_url == null || can(regex("^postgres(ql)?://[^:@/]+@[^/]+/", var.eventlog_url))
+    error_message = "eventlog_url must be a postgres:// URL naming the app role and no password (the secret gives it)."
+  }
 }
 
 variable "views_url" {

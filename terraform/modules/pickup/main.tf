@@ -38,13 +38,53 @@ module "storage" {
   force_destroy  = var.disposable
 }
 
+# The event log: Aurora PostgreSQL of its own (the default), or the
+# operator's EventStoreDB/KurrentDB, by connection string in a secret.
 module "eventstore" {
   source = "../eventstore"
+  count  = var.eventlog == "esdb" ? 1 : 0
 
   name                      = var.name
   connection_string         = var.eventlog_connection_string
   connection_string_version = var.eventlog_connection_string_version
   recovery_window_in_days   = var.disposable ? 0 : 30
+}
+
+module "eventlog" {
+  source = "../eventlog"
+  count  = var.eventlog == "postgres" ? 1 : 0
+
+  name                           = var.name
+  vpc_id                         = module.network.vpc_id
+  subnet_ids                     = module.network.private_subnet_ids
+  client_security_group_ids      = [module.fetchers.task_security_group_id, module.gateway.security_group_id]
+  secret_recovery_window_in_days = var.disposable ? 0 : 30
+  max_capacity                   = var.eventlog_max_capacity
+  instance_count                 = var.eventlog_instance_count
+  deletion_protection            = !var.disposable
+  skip_final_snapshot            = var.disposable
+  backup_retention_days          = var.eventlog_backup_retention_days
+}
+
+locals {
+  # What the roles are given of the event log, either kind: its secret
+  # (the PostgreSQL log's app role, or the EventStoreDB connection string)
+  # and, for PostgreSQL, the writer's URLs and the master secret.
+  eventlog = var.eventlog == "postgres" ? {
+    secret_arn        = module.eventlog[0].app_secret_arn
+    secret_name       = module.eventlog[0].app_secret_name
+    url               = module.eventlog[0].url
+    setup_url         = module.eventlog[0].setup_url
+    master_secret_arn = module.eventlog[0].master_secret_arn
+    recoverable       = module.eventlog[0].secret_recovery_window_in_days > 0
+    } : {
+    secret_arn        = module.eventstore[0].secret_arn
+    secret_name       = module.eventstore[0].secret_name
+    url               = null
+    setup_url         = null
+    master_secret_arn = null
+    recoverable       = module.eventstore[0].recovery_window_in_days > 0
+  }
 }
 
 module "views" {
@@ -71,7 +111,8 @@ module "gateway" {
   package_file         = local.lambda_package
   vpc_id               = module.network.vpc_id
   subnet_ids           = module.network.private_subnet_ids
-  eventlog_secret_arn  = module.eventstore.secret_arn
+  eventlog_secret_arn  = local.eventlog.secret_arn
+  eventlog_url         = local.eventlog.url
   views_url            = module.views.proxy_url
   views_secret_arn     = module.views.app_secret_arn
   delegates            = var.delegates
@@ -100,7 +141,7 @@ module "fetchers" {
   enable_execute_command = var.enable_execute_command
   image_tag              = var.image_tag
   cpu_architecture       = var.cpu_architecture
-  eventlog_secret_arn    = module.eventstore.secret_arn
+  eventlog_secret_arn    = local.eventlog.secret_arn
   views_url              = module.views.cluster_url
   views_secret_arn       = module.views.app_secret_arn
   views_admin_secret_arn = module.views.master_secret_arn
@@ -119,6 +160,12 @@ module "fetchers" {
   fetcher_max_count              = var.fetcher_max_count
   log_level                      = var.log_level
   log_retention_days             = var.log_retention_days
+
+  # The PostgreSQL event log's writer (null for esdb), for every role and
+  # for events-setup with the log cluster's master secret.
+  eventlog_url              = local.eventlog.url
+  eventlog_setup_url        = local.eventlog.setup_url
+  eventlog_admin_secret_arn = local.eventlog.master_secret_arn
 }
 
 resource "aws_sns_topic" "alarms" {

@@ -8,9 +8,29 @@ output "ecr_repository_url" {
   value       = module.fetchers.ecr_repository_url
 }
 
+output "eventlog" {
+  description = "The event log's kind: \"postgres\" (Aurora PostgreSQL, made here) or \"esdb\" (EventStoreDB/KurrentDB, the operator's)."
+  value       = var.eventlog
+}
+
 output "eventlog_secret_name" {
-  description = "Secret to put the EventStoreDB/KurrentDB connection string in."
-  value       = module.eventstore.secret_name
+  description = "The event log's secret: for \"esdb\", the one to put the EventStoreDB/KurrentDB connection string in; for \"postgres\", the app role's (generated)."
+  value       = local.eventlog.secret_name
+}
+
+output "eventlog_secret_arn" {
+  description = "ARN of the event log's secret every role is given (PICKUP_EVENTLOG_SECRET_ARN, or for esdb the injected PICKUP_EVENTLOG)."
+  value       = local.eventlog.secret_arn
+}
+
+output "eventlog_cluster" {
+  description = "The PostgreSQL event log's cluster (null for esdb): identifier, the roles' URL, the master secret's ARN, backup retention in days."
+  value = var.eventlog == "postgres" ? {
+    identifier            = module.eventlog[0].cluster_identifier
+    url                   = module.eventlog[0].url
+    master_secret_arn     = module.eventlog[0].master_secret_arn
+    backup_retention_days = module.eventlog[0].backup_retention_days
+  } : null
 }
 
 output "staging_bucket" {
@@ -64,8 +84,9 @@ output "protection" {
   value = {
     views_deletion_protection = module.views.deletion_protection
     views_final_snapshot      = module.views.final_snapshot
+    eventlog_protected        = var.eventlog == "postgres" ? module.eventlog[0].deletion_protection && module.eventlog[0].final_snapshot : null
     buckets_kept              = !module.storage.force_destroy
     images_kept               = !module.fetchers.force_delete
-    secrets_recoverable       = module.eventstore.recovery_window_in_days > 0 && module.fetchers.secret_recovery_window_in_days > 0 && module.views.secret_recovery_window_in_days > 0
+    secrets_recoverable       = local.eventlog.recoverable && module.fetchers.secret_recovery_window_in_days > 0 && module.views.secret_recovery_window_in_days > 0
   }
 }

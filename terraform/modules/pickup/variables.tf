@@ -69,6 +69,17 @@ variable "allow_disposable" {
   default     = true
 }
 
+variable "eventlog" {
+  description = "The event log: \"postgres\" (default), an Aurora PostgreSQL cluster of its own made here; or \"esdb\", an EventStoreDB/KurrentDB cluster of the operator's, whose connection string the event log secret holds (eventlog_connection_string)."
+  type        = string
+  default     = "postgres"
+
+  validation {
+    condition     = contains(["postgres", "esdb"], var.eventlog)
+    error_message = "eventlog must be \"postgres\" (Aurora PostgreSQL, made here) or \"esdb\" (EventStoreDB/KurrentDB by connection string)."
+  }
+}
+
 variable "eventlog_connection_string" {
   description = "EventStoreDB/KurrentDB connection string to write to the event log secret, write-only (never in state). Null to write it yourself; see modules/eventstore/README.md."
   type        = string
@@ -78,9 +89,32 @@ variable "eventlog_connection_string" {
 }
 
 variable "eventlog_connection_string_version" {
-  description = "Version of eventlog_connection_string: 0 to leave the secret to the operator; raise by one on every change."
+  description = "Version of eventlog_connection_string (eventlog = \"esdb\" only): 0 to leave the secret to the operator; raise by one on every change."
   type        = number
   default     = 0
+
+  validation {
+    condition     = var.eventlog == "esdb" || var.eventlog_connection_string_version == 0
+    error_message = "eventlog_connection_string(_version) is EventStoreDB's connection string: set eventlog = \"esdb\" to use it, or leave it unset for the PostgreSQL event log (whose secrets are generated)."
+  }
+}
+
+variable "eventlog_max_capacity" {
+  description = "Most Aurora capacity units of the event log's cluster (eventlog = \"postgres\")."
+  type        = number
+  default     = 4
+}
+
+variable "eventlog_instance_count" {
+  description = "Serverless v2 instances of the event log's cluster: one writer, the rest readers that can take over (eventlog = \"postgres\")."
+  type        = number
+  default     = 1
+}
+
+variable "eventlog_backup_retention_days" {
+  description = "Days the event log cluster's automated backups, and so point-in-time recovery, reach back (1 to 35; eventlog = \"postgres\")."
+  type        = number
+  default     = 14
 }
 
 variable "fetcher_max_count" {

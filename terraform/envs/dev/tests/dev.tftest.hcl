@@ -5,10 +5,11 @@ mock_provider "aws" {
 }
 
 variables {
-  name                               = "pickup-test"
-  image_tag                          = "v0.1.0"
-  eventlog_connection_string         = "kurrentdb+discover://admin:changeit@cluster.example:2113"
-  eventlog_connection_string_version = 1
+  name      = "pickup-test"
+  image_tag = "v0.1.0"
+  # Ephemeral: terraform test's apply runs refuse it unset (null) after a
+  # plan; unused with the PostgreSQL event log.
+  eventlog_connection_string = ""
 }
 
 run "sizing" {
@@ -20,13 +21,18 @@ run "sizing" {
   }
 
   assert {
-    condition     = module.pickup.protection == { views_deletion_protection = false, views_final_snapshot = false, buckets_kept = false, images_kept = false, secrets_recoverable = false }
+    condition     = module.pickup.protection == { views_deletion_protection = false, views_final_snapshot = false, eventlog_protected = false, buckets_kept = false, images_kept = false, secrets_recoverable = false }
     error_message = "dev is disposable: `terraform destroy` must take everything, pushed images and written CARs included"
   }
 
   assert {
     condition     = module.pickup.fetchers_public
     error_message = "dev's fetchers must be dialable (public), so that the gateway has delegates without configuration"
+  }
+
+  assert {
+    condition     = module.pickup.eventlog == "postgres" && output.eventlog_cluster.backup_retention_days >= 7 && output.eventlog_cluster.backup_retention_days < 35
+    error_message = "dev's event log is Aurora PostgreSQL by default, with backups (point-in-time recovery) kept a week"
   }
 
   assert {

@@ -5,10 +5,11 @@ mock_provider "aws" {
 }
 
 variables {
-  name                               = "pickup-test"
-  image_tag                          = "v0.1.0"
-  eventlog_connection_string         = "kurrentdb+discover://admin:changeit@cluster.example:2113"
-  eventlog_connection_string_version = 1
+  name      = "pickup-test"
+  image_tag = "v0.1.0"
+  # Ephemeral: terraform test's apply runs refuse it unset (null) after a
+  # plan; unused with the PostgreSQL event log.
+  eventlog_connection_string = ""
 }
 
 run "sizing" {
@@ -20,13 +21,23 @@ run "sizing" {
   }
 
   assert {
-    condition     = module.pickup.protection == { views_deletion_protection = true, views_final_snapshot = true, buckets_kept = true, images_kept = true, secrets_recoverable = true }
+    condition     = module.pickup.protection == { views_deletion_protection = true, views_final_snapshot = true, eventlog_protected = true, buckets_kept = true, images_kept = true, secrets_recoverable = true }
     error_message = "prod is never disposable: its views, buckets, images and secrets must survive `terraform destroy`"
   }
 
   assert {
     condition     = module.pickup.fetchers_public
     error_message = "prod's fetchers must be dialable (public) by default"
+  }
+
+  assert {
+    condition     = output.eventlog_cluster.backup_retention_days == 35 && module.pickup.eventlog == "postgres"
+    error_message = "prod's event log is Aurora PostgreSQL by default, with the longest point-in-time recovery RDS keeps (35 days)"
+  }
+
+  assert {
+    condition     = module.pickup.protection.eventlog_protected
+    error_message = "prod's event log must be protected from deletion, with a final snapshot"
   }
 }
 

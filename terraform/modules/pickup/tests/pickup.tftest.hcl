@@ -4,23 +4,87 @@ mock_provider "aws" {
   source = "./tests/mocks"
 }
 
+# The event log's cluster has endpoints and a master secret of its own,
+# told apart from the views'.
+override_resource {
+  target = module.eventlog[0].aws_rds_cluster.this
+  values = {
+    endpoint           = "pickup-test-eventlog.cluster-def.us-east-1.rds.amazonaws.com"
+    master_user_secret = [{ secret_arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:rds!cluster-def", kms_key_id = "", secret_status = "active" }]
+  }
+}
+
 variables {
-  name                               = "pickup-test"
-  az_count                           = 2
-  vpc_cidr                           = "10.40.0.0/16"
-  fetcher_max_count                  = 4
-  image_tag                          = "v0.1.0"
-  notify_on_pinned                   = true
-  eventlog_connection_string         = "kurrentdb+discover://admin:changeit@cluster.example:2113"
-  eventlog_connection_string_version = 1
+  name              = "pickup-test"
+  az_count          = 2
+  vpc_cidr          = "10.40.0.0/16"
+  fetcher_max_count = 4
+  image_tag         = "v0.1.0"
+  notify_on_pinned  = true
+  # Ephemeral: terraform test's apply runs refuse it unset (null) after a
+  # plan; unused with the PostgreSQL event log.
+  eventlog_connection_string = ""
 }
 
 run "wiring" {
   command = apply
 
   assert {
-    condition     = module.gateway.environment["PICKUP_EVENTLOG_SECRET_ARN"] == module.eventstore.secret_arn
-    error_message = "the gateway must read the event log secret this deployment creates"
+    condition     = module.gateway.environment["PICKUP_EVENTLOG_SECRET_ARN"] == module.eventlog[0].app_secret_arn && module.gateway.environment["PICKUP_EVENTLOG"] == module.eventlog[0].url
+    error_message = "the gateway must reach the PostgreSQL event log on its writer as the log's app role, with the app role's secret"
+  }
+
+  assert {
+    condition = alltrue([for env in [module.fetchers.fetcher_environment, module.fetchers.projector_environment] :
+      env["PICKUP_EVENTLOG"] == "postgres://pickup_log_app@pickup-test-eventlog.cluster-def.us-east-1.rds.amazonaws.com:5432/pickup_events?sslmode=require" &&
+    env["PICKUP_EVENTLOG_SECRET_ARN"] == module.eventlog[0].app_secret_arn])
+    error_message = "the subscribers (fetchers, projector) must reach the event log on its cluster's writer directly (never a proxy, which LISTEN would pin), as the log's app role"
+  }
+
+  assert {
+    condition     = alltrue([for env in [module.gateway.environment, module.fetchers.fetcher_environment, module.fetchers.projector_environment] : env["PICKUP_EVENTLOG_SECRET_ARN"] != module.eventlog[0].master_secret_arn && env["PICKUP_EVENTLOG_SECRET_ARN"] != module.views.app_secret_arn])
+    error_message = "the roles must log in to the event log as its app role, never with the master secret nor the views' secret"
+  }
+
+  assert {
+    condition     = alltrue([for task, s in module.fetchers.secrets : !contains(keys(s), "PICKUP_EVENTLOG")])
+    error_message = "with the PostgreSQL event log no container may be injected a connection string: each reads the app role's secret itself"
+  }
+
+  assert {
+    condition     = module.fetchers.secrets["events-setup"] == { PICKUP_EVENTLOG_ADMIN_SECRET = module.eventlog[0].master_secret_arn, PICKUP_EVENTLOG_APP_SECRET = module.eventlog[0].app_secret_arn } && module.eventlog[0].master_secret_arn == "arn:aws:secretsmanager:us-east-1:111122223333:secret:rds!cluster-def"
+    error_message = "events-setup must be given the event log cluster's RDS-managed master secret and the log's app role secret"
+  }
+
+  assert {
+    condition     = one([for c in module.fetchers.container_definitions["projector"] : c if c.name == "events-setup"]).environment == [{ name = "PICKUP_EVENTLOG", value = "postgres://pickup-test-eventlog.cluster-def.us-east-1.rds.amazonaws.com:5432/pickup_events?sslmode=require" }, { name = "PICKUP_LOG_LEVEL", value = "info" }]
+    error_message = "events-setup must reach the event log cluster's writer, with no user (the master secret gives it)"
+  }
+
+  assert {
+    condition     = alltrue(flatten([for t, p in module.fetchers.task_policies : [for st in p.Statement : !contains(st.Resource, module.eventlog[0].master_secret_arn)]])) && alltrue([for t, p in module.fetchers.task_policies : contains(flatten([for st in p.Statement : st.Resource]), module.eventlog[0].app_secret_arn)])
+    error_message = "every task role must read the event log's app secret, and none its master secret"
+  }
+
+  assert {
+    condition = (
+      [for c in module.fetchers.container_definitions["projector"] : c.name] == ["events-setup", "views-setup", "projector"] &&
+      one([for c in module.fetchers.container_definitions["projector"] : c if c.name == "events-setup"]).essential == false &&
+      one([for c in module.fetchers.container_definitions["projector"] : c if c.name == "events-setup"]).command == ["events", "setup"] &&
+      lookup(one([for c in module.fetchers.container_definitions["projector"] : c if c.name == "views-setup"]), "dependsOn", []) == [{ containerName = "events-setup", condition = "SUCCESS" }] &&
+      contains(lookup(one([for c in module.fetchers.container_definitions["projector"] : c if c.name == "projector"]), "dependsOn", []), { containerName = "events-setup", condition = "SUCCESS" })
+    )
+    error_message = "events-setup (`pickup events setup`, not essential) must run first in the projector task, and views-setup and the projector only once it has succeeded"
+  }
+
+  assert {
+    condition     = module.eventlog[0].client_security_group_ids == [module.fetchers.task_security_group_id, module.gateway.security_group_id]
+    error_message = "the event log's cluster must admit the tasks and the gateway, and no one else"
+  }
+
+  assert {
+    condition     = output.eventlog_cluster.backup_retention_days == 14 && output.eventlog == "postgres"
+    error_message = "the PostgreSQL event log is the default, with two weeks of backups (point-in-time recovery) by default"
   }
 
   assert {
@@ -60,13 +124,6 @@ run "wiring" {
   }
 
   assert {
-    condition = (module.fetchers.secrets["fetcher"]["PICKUP_EVENTLOG"] == module.eventstore.secret_arn &&
-      module.fetchers.secrets["projector"]["PICKUP_EVENTLOG"] == module.eventstore.secret_arn &&
-    module.fetchers.secrets["admin"]["PICKUP_EVENTLOG"] == module.eventstore.secret_arn)
-    error_message = "the tasks must get the event log from this deployment's secret"
-  }
-
-  assert {
     condition     = module.fetchers.secrets["views-setup"] == { PICKUP_VIEWS_ADMIN_SECRET = module.views.master_secret_arn, PICKUP_VIEWS_APP_SECRET = module.views.app_secret_arn }
     error_message = "views-setup must be given the RDS-managed master secret and the app role's"
   }
@@ -97,7 +154,7 @@ run "wiring" {
   }
 
   assert {
-    condition     = output.protection == { views_deletion_protection = true, views_final_snapshot = true, buckets_kept = true, images_kept = true, secrets_recoverable = true }
+    condition     = output.protection == { views_deletion_protection = true, views_final_snapshot = true, eventlog_protected = true, buckets_kept = true, images_kept = true, secrets_recoverable = true }
     error_message = "a deployment that is not disposable must keep its data through `terraform destroy`"
   }
 
@@ -133,7 +190,7 @@ run "disposable" {
   }
 
   assert {
-    condition     = output.protection == { views_deletion_protection = false, views_final_snapshot = false, buckets_kept = false, images_kept = false, secrets_recoverable = false }
+    condition     = output.protection == { views_deletion_protection = false, views_final_snapshot = false, eventlog_protected = false, buckets_kept = false, images_kept = false, secrets_recoverable = false }
     error_message = "a disposable deployment must go whole with `terraform destroy`, even once images are pushed and CARs written"
   }
 }
@@ -186,4 +243,51 @@ run "delegates_are_multiaddrs" {
   }
 
   expect_failures = [var.delegates]
+}
+
+run "eventstoredb" {
+  command = apply
+
+  variables {
+    eventlog                           = "esdb"
+    eventlog_connection_string         = "kurrentdb+discover://admin:changeit@cluster.example:2113"
+    eventlog_connection_string_version = 1
+  }
+
+  assert {
+    condition     = module.gateway.environment["PICKUP_EVENTLOG_SECRET_ARN"] == module.eventstore[0].secret_arn && !contains(keys(module.gateway.environment), "PICKUP_EVENTLOG")
+    error_message = "with eventlog = \"esdb\" the gateway must read the connection string secret this deployment creates"
+  }
+
+  assert {
+    condition = (module.fetchers.secrets["fetcher"]["PICKUP_EVENTLOG"] == module.eventstore[0].secret_arn &&
+      module.fetchers.secrets["projector"]["PICKUP_EVENTLOG"] == module.eventstore[0].secret_arn &&
+    module.fetchers.secrets["admin"]["PICKUP_EVENTLOG"] == module.eventstore[0].secret_arn)
+    error_message = "with eventlog = \"esdb\" the tasks must get the event log from this deployment's secret"
+  }
+
+  assert {
+    condition     = length(module.eventlog) == 0 && [for c in module.fetchers.container_definitions["projector"] : c.name] == ["views-setup", "projector"]
+    error_message = "with eventlog = \"esdb\" there is no event log cluster and no events-setup"
+  }
+}
+
+run "connection_string_needs_esdb" {
+  command = plan
+
+  variables {
+    eventlog_connection_string_version = 1
+  }
+
+  expect_failures = [var.eventlog_connection_string_version]
+}
+
+run "eventlog_kind" {
+  command = plan
+
+  variables {
+    eventlog = "sqlite"
+  }
+
+  expect_failures = [var.eventlog]
 }
