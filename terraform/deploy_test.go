@@ -27,8 +27,9 @@ import (
 )
 
 // TestDeployment runs what Terraform wires. From the applied plan of
-// envs/dev and envs/prod (deploy_plan_test.go), and of dev with private
-// fetchers and static delegates, it starts every role as the plan
+// envs/dev and envs/prod (deploy_plan_test.go: the PostgreSQL event log,
+// their default), of dev with EventStoreDB (eventlog=esdb), and of dev
+// with private fetchers and static delegates, it starts every role as the plan
 // configures it, on loopback, in the world deploy_world_test.go describes:
 //
 //   - each ECS service's task (the projector's first: ECS starts both
@@ -93,6 +94,9 @@ func TestDeployment(t *testing.T) {
 	}{
 		{"dev", "dev", nil},
 		{"prod", "prod", nil},
+		// EventStoreDB as the event log: its connection string injected,
+		// the embedded log standing in for the cluster.
+		{"dev-esdb", "dev", []string{"eventlog=esdb"}},
 		// Private fetchers: the Lambda answers the static delegates.
 		{"dev-private-fetchers", "dev", []string{"fetchers_public=false", `delegates=["/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWR3DeCKahEqXtP8KvuG3XBeLZTU55yktXSmy8g4Phh6BV"]`}},
 	} {

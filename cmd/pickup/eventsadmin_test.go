@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -115,7 +116,8 @@ func TestEventsSetupAndAppRole(t *testing.T) {
 }
 
 // PICKUP_EVENTLOG_SECRET_ARN holding a whole postgres:// URL (password
-// included) still opens the log, with no PICKUP_EVENTLOG at all.
+// included) still opens the log, with no PICKUP_EVENTLOG at all; so does
+// one holding another connection string (here a file).
 func TestEventLogSecretHoldingAURL(t *testing.T) {
 	ctx := context.Background()
 	admin := startPostgres(t)
@@ -131,6 +133,14 @@ func TestEventLogSecretHoldingAURL(t *testing.T) {
 	if _, err := log.Head(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Any other connection string (esdb://, or a file, which the
+	// deployment test puts there for EventStoreDB) is the log itself.
+	secrets.set(arn, filepath.Join(t.TempDir(), "events.db"))
+	embeddedLog, err := flags.openLog(ctx)
+	if err != nil {
+		t.Fatalf("a secret naming a file: %v", err)
+	}
+	embeddedLog.Close()
 	// An RDS-style secret needs PICKUP_EVENTLOG's URL to complete.
 	secrets.set(arn, `{"username":"pickup_events_app","password":"p"}`)
 	if _, err := flags.openLog(ctx); err == nil || !strings.Contains(err.Error(), "no postgres:// URL") {

@@ -37,10 +37,11 @@ func addStoreFlags(f *flags) *storeFlags {
 
 // openLog opens the event log the settings name.
 func (s *storeFlags) openLog(ctx context.Context) (eventlog.Store, error) {
-	// A connection string of another kind than postgres:// is the log
-	// itself; a postgres:// URL or JSON is the app role's, completing
-	// --eventlog.
-	other := func(secret string) bool { return strings.Contains(secret, "://") && !isPostgresURL(secret) }
+	// Anything but a postgres:// URL or JSON (an esdb:// or kurrentdb://
+	// connection string, a file) is the log itself, as before secrets
+	// could hold an app role's login; a postgres:// URL or JSON is the app
+	// role's, completing --eventlog.
+	other := func(secret string) bool { return !isPostgresURL(secret) && !strings.HasPrefix(secret, "{") }
 	at, creds, err := secretLocation(ctx, *s.eventlogSecret, *s.eventlog, other)
 	if err != nil {
 		return nil, fmt.Errorf("event log secret: %w", err)
