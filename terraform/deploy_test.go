@@ -49,8 +49,8 @@ import (
 // Lambda (POST /pins with the operator's token), connects to every
 // delegate the answer names with a libp2p host, waits for the pin to be
 // pinned, reads it back (GET /pins/{id}, GET /pins) and reads the CAR from
-// the carpark bucket. It changes the views app role's password as
-// README.md says (a new secret value, the projector service restarted) and
+// the carpark bucket. It changes the views app role's password (and,
+// with the PostgreSQL event log, the log's app role's) as README.md says (a new secret value, the projector service restarted) and
 // pins again through the same Lambda and fetcher. It checks that the
 // fetcher protected its task from scale-in while fetching, and that every
 // health check passes.
@@ -218,8 +218,8 @@ func (r *deploymentRun) pin(ctx context.Context, cl *client.Client, root cid.Cid
 	r.checkCAR(ctx, root)
 }
 
-// rotateAppPassword changes the views app role's password as
-// terraform/README.md says: a new value in the app secret (every
+// rotateAppPassword changes the views app role's password (and the
+// PostgreSQL event log's app role's) as terraform/README.md says: a new value in the app secret (every
 // stand-in), then the projector service restarted (its task's containers
 // stopped, the task started again: views-setup sets the new password).
 // Then the server ends every other connection of the app role.
@@ -228,13 +228,21 @@ func (r *deploymentRun) rotateAppPassword(ctx context.Context) {
 	if r.w.appSecretARN == "" {
 		t.Fatal("no secret of the plan holds the views app role's login")
 	}
-	old, _ := r.w.secrets.Get(r.w.appSecretARN)
-	rotated := old
-	rotated.Value = mustJSON(t, map[string]string{"username": r.w.appUser, "password": randomString(t, 48)})
-	r.w.secrets.Put(rotated)
-	for _, c := range r.all() {
-		if c.secrets != nil {
-			c.secrets.Put(rotated)
+	// With the PostgreSQL event log, its app role's password changes the
+	// same way (events-setup sets it).
+	logins := map[string]string{r.w.appSecretARN: r.w.appUser}
+	if r.w.logUser != "" {
+		logins[r.w.logSecretARN] = r.w.logUser
+	}
+	for arn, user := range logins {
+		old, _ := r.w.secrets.Get(arn)
+		rotated := old
+		rotated.Value = mustJSON(t, map[string]string{"username": user, "password": randomString(t, 48)})
+		r.w.secrets.Put(rotated)
+		for _, c := range r.all() {
+			if c.secrets != nil {
+				c.secrets.Put(rotated)
+			}
 		}
 	}
 	var family, cluster string
@@ -268,11 +276,13 @@ func (r *deploymentRun) rotateAppPassword(ctx context.Context) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	var ended int
-	if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = $1`, r.w.appUser).Scan(&ended); err != nil {
-		t.Fatal(err)
+	for _, user := range logins {
+		var ended int
+		if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = $1`, user).Scan(&ended); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("app role %s's password changed, projector restarted, %d connections of the role ended", user, ended)
 	}
-	t.Logf("app role's password changed, projector restarted, %d connections of the app role ended", ended)
 }
 
 // fail ends the test (stopAll then logs every role's output).

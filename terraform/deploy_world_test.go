@@ -70,8 +70,9 @@ type world struct {
 	// appSecretARN the secret holding its login.
 	appUser, appSecretARN string
 	// logUser is the PostgreSQL event log's app role, as PICKUP_EVENTLOG
-	// names it ("" when the plan selects EventStoreDB).
-	logUser string
+	// names it ("" when the plan selects EventStoreDB); logSecretARN the
+	// secret holding its login.
+	logUser, logSecretARN string
 }
 
 // startWorld starts every stand-in for d.
@@ -229,6 +230,7 @@ func (w *world) secretValue(t *testing.T, d *deployment, s tfResource, roles []w
 		case "PICKUP_EVENTLOG", "PICKUP_EVENTLOG_SECRET_ARN", "PICKUP_EVENTLOG_APP_SECRET", "PICKUP_EVENTLOG_APP_SECRET_ARN":
 			if w.logUser != "" {
 				// The PostgreSQL log's app role, as for the views.
+				w.logSecretARN = arn
 				return mustJSON(t, map[string]string{"username": w.logUser, "password": randomString(t, length)})
 			}
 			// EventStoreDB cannot run here: the embedded log's file.
