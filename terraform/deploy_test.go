@@ -50,8 +50,9 @@ import (
 // delegate the answer names with a libp2p host, waits for the pin to be
 // pinned, reads it back (GET /pins/{id}, GET /pins) and reads the CAR from
 // the carpark bucket. It changes the views app role's password (and,
-// with the PostgreSQL event log, the log's app role's) as README.md says (a new secret value, the projector service restarted) and
-// pins again through the same Lambda and fetcher. It checks that the
+// with the PostgreSQL event log, the log's app role's) as README.md says
+// (a new secret value, the projector service restarted) and pins again
+// through the same Lambda and fetcher. It checks that the
 // fetcher protected its task from scale-in while fetching, and that every
 // health check passes.
 //
