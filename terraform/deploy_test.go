@@ -277,12 +277,16 @@ func (r *deploymentRun) rotateAppPassword(ctx context.Context) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	// Only the views' connections are ended: eventlog/postgres does not
-	// yet retry an operation on a pooled connection the server ended
-	// (SQLSTATE 57P01: the first append after it answers 500), so the
-	// log's running processes keep their connections, and the restarted
-	// projector's new ones log in with the rotated password.
-	for _, user := range []string{r.w.appUser} {
+	// The server ends every other connection of the app roles, as a
+	// failover would: the running Lambda and fetcher log in again with the
+	// rotated passwords (the views' secret and the log's are read again by
+	// each new connection), and the operation that found its connection
+	// dead is done again on a fresh one.
+	users := []string{r.w.appUser}
+	if r.w.logUser != "" {
+		users = append(users, r.w.logUser)
+	}
+	for _, user := range users {
 		var ended int
 		if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = $1`, user).Scan(&ended); err != nil {
 			t.Fatal(err)

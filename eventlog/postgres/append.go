@@ -146,7 +146,12 @@ func (s *Store) refuseWaiting() {
 // of it is known to be written.
 func (s *Store) commit(ctx context.Context, batch []*appendRequest) {
 	replies := make([]appendReply, len(batch))
-	wrote, err := s.commitBatch(ctx, batch, replies, false)
+	var wrote bool
+	err := s.retried(ctx, func() (err error) {
+		clear(replies)
+		wrote, err = s.commitBatch(ctx, batch, replies, false)
+		return err
+	})
 	for i, r := range batch {
 		if err != nil {
 			replies[i] = appendReply{err: fmt.Errorf("append to %s: %w", r.stream, s.closedErr(err))}

@@ -79,10 +79,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
@@ -387,6 +391,35 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) {
 		}
 		s.notify()
 	}
+}
+
+// retried runs op, and once more on fresh connections when it failed
+// because the server ended its connection (a failover, a restart, an
+// administrator's pg_terminate_backend): such a connection fails only at
+// its next use, and its idle siblings are as dead, so the pool is reset
+// first. Every operation of the store may be done again: reads change
+// nothing, and an append's events are found by their ids if the first try
+// wrote them, not written twice.
+func (s *Store) retried(ctx context.Context, op func() error) error {
+	err := op()
+	if err == nil || !connectionLost(err) || ctx.Err() != nil {
+		return err
+	}
+	s.pool.Reset()
+	return op()
+}
+
+// connectionLost reports whether err says the connection is gone, rather
+// than that the statement failed: PostgreSQL's connection exceptions
+// (class 08) and shutdowns (57P01-57P03), or the connection closed under
+// the client.
+func connectionLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	var netErr net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &netErr) || pgconn.SafeToRetry(err)
 }
 
 // closedErr reports ErrClosed for an operation that failed because Close

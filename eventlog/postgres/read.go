@@ -62,11 +62,15 @@ func (s *Store) query(ctx context.Context, into []eventlog.Event, sql string, ar
 		return nil, err
 	}
 	defer s.running.Done()
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, s.closedErr(err)
-	}
-	out, err := scanEvents(rows, into)
+	var out []eventlog.Event
+	err := s.retried(ctx, func() error {
+		rows, err := s.pool.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		out, err = scanEvents(rows, into)
+		return err
+	})
 	return out, s.closedErr(err)
 }
 
@@ -114,12 +118,16 @@ func (s *Store) ReadAll(ctx context.Context, after eventlog.Position, limit int)
 
 // readPage reads up to limit events after a position, in log order.
 func (s *Store) readPage(ctx context.Context, after eventlog.Position, limit int) ([]eventlog.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+columns+` FROM pickup_events.events WHERE position > $1 ORDER BY position LIMIT $2`,
-		int64(min(after, math.MaxInt64)), limit)
-	if err != nil {
-		return nil, s.closedErr(err)
-	}
-	out, err := scanEvents(rows, nil)
+	var out []eventlog.Event
+	err := s.retried(ctx, func() error {
+		rows, err := s.pool.Query(ctx, `SELECT `+columns+` FROM pickup_events.events WHERE position > $1 ORDER BY position LIMIT $2`,
+			int64(min(after, math.MaxInt64)), limit)
+		if err != nil {
+			return err
+		}
+		out, err = scanEvents(rows, nil)
+		return err
+	})
 	return out, s.closedErr(err)
 }
 
@@ -129,7 +137,11 @@ func (s *Store) Head(ctx context.Context) (eventlog.Position, error) {
 		return 0, fmt.Errorf("read head: %w", err)
 	}
 	defer s.running.Done()
-	head, err := readHead(ctx, s.pool)
+	var head eventlog.Position
+	err := s.retried(ctx, func() (err error) {
+		head, err = readHead(ctx, s.pool)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("read head: %w", s.closedErr(err))
 	}

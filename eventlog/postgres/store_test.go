@@ -379,3 +379,60 @@ func TestListensOnlyWhenSubscribed(t *testing.T) {
 		t.Errorf("subscription ended with %v", err)
 	}
 }
+
+// The server ends every connection of the store (as a failover, a restart
+// or an administrator does): each fails only at its next use, and the
+// store's next append, reads and head succeed on fresh connections, the
+// append written once.
+func TestServerEndedConnections(t *testing.T) {
+	ctx := context.Background()
+	url := pg.NewDatabase(t)
+	s := openStore(t, url)
+	ev := func() eventlog.Proposed {
+		return eventlog.Proposed{ID: uuid.New(), Type: "Tested", Version: 1, Data: json.RawMessage(`{}`)}
+	}
+	if _, err := s.Append(ctx, "pin-a", eventlog.NoStream, ev()); err != nil {
+		t.Fatal(err)
+	}
+	// Warm several pooled connections, so that more than one is dead.
+	for range 4 {
+		if _, err := s.ReadStream(ctx, "pin-a", 0, eventlog.Forwards, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var ended int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t`).Scan(&ended); err != nil {
+		t.Fatal(err)
+	}
+	if ended == 0 {
+		t.Fatal("the store held no connection to end")
+	}
+	second := ev()
+	res, err := s.Append(ctx, "pin-a", eventlog.At(0), second)
+	if err != nil {
+		t.Fatalf("append after the server ended %d connections: %v", ended, err)
+	}
+	if res.Revision != 1 {
+		t.Fatalf("append landed at revision %d, want 1", res.Revision)
+	}
+	evs, err := s.ReadStream(ctx, "pin-a", 0, eventlog.Forwards, 10)
+	if err != nil {
+		t.Fatalf("read after the connections ended: %v", err)
+	}
+	if len(evs) != 2 || evs[1].ID != second.ID {
+		t.Fatalf("read %d events, want the two appended once each", len(evs))
+	}
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+		t.Fatal(err)
+	}
+	if head, err := s.Head(ctx); err != nil || head != res.Position {
+		t.Fatalf("head after the connections ended: %d, %v; want %d", head, err, res.Position)
+	}
+}
