@@ -2,12 +2,11 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pickup-ipfs/pickup/internal/pgrole"
 )
 
 // SetupOptions say which application role Setup creates or updates.
@@ -53,63 +52,11 @@ func Setup(ctx context.Context, url string, so SetupOptions) error {
 }
 
 // grantApp creates or updates role with password and grants it the log's
-// use, taking from it any right to create.
+// use, taking from it any right to create (pgrole.Grant): of the events
+// table, only what appending and reading need.
 func grantApp(ctx context.Context, tx pgx.Tx, role, password string) error {
-	var admin, db string
-	if err := tx.QueryRow(ctx, `SELECT current_user, current_database()`).Scan(&admin, &db); err != nil {
-		return err
-	}
-	if role == admin {
-		return fmt.Errorf("the app role %q is the role running setup: give the application a role of its own", role)
-	}
-	var super bool
-	err := tx.QueryRow(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = $1`, role).Scan(&super)
-	exists := err == nil
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
-		return err
-	case super:
-		return fmt.Errorf("the app role %q is a superuser: give the application a role of its own", role)
-	}
-	var literal string
-	if err := tx.QueryRow(ctx, `SELECT format('%L', $1::text)`, password).Scan(&literal); err != nil {
-		return err
-	}
-	r := pgx.Identifier{role}.Sanitize()
-	if !exists {
-		// The views' setup may create the same role at the same time (one
-		// app role for both): then it exists, and is altered below.
-		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-			_, err := sp.Exec(ctx, `CREATE ROLE `+r+` LOGIN PASSWORD `+literal)
-			return err
-		})
-		var pgErr *pgconn.PgError
-		if err != nil && !(errors.As(err, &pgErr) && (pgErr.Code == "42710" || pgErr.Code == "23505")) {
-			return fmt.Errorf("create role %s: %w", role, err)
-		}
-	}
-	s, d := pgx.Identifier{SchemaName}.Sanitize(), pgx.Identifier{db}.Sanitize()
-	stmts := []string{
-		`ALTER ROLE ` + r + ` LOGIN PASSWORD ` + literal,
-		`GRANT CONNECT ON DATABASE ` + d + ` TO ` + r,
-		`REVOKE CREATE ON DATABASE ` + d + ` FROM ` + r,
-		`REVOKE CREATE ON SCHEMA ` + s + ` FROM ` + r,
-		`GRANT USAGE ON SCHEMA ` + s + ` TO ` + r,
-		`REVOKE ALL ON ` + s + `.events FROM ` + r,
-		`GRANT ` + appPrivileges + ` ON ` + s + `.events TO ` + r,
-	}
-	var public bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public')`).Scan(&public); err != nil {
-		return err
-	}
-	if public {
-		stmts = append(stmts, `REVOKE CREATE ON SCHEMA public FROM `+r)
-	}
-	for _, stmt := range stmts {
-		if _, err := tx.Exec(ctx, stmt); err != nil {
-			return fmt.Errorf("%s: %w", strings.ReplaceAll(stmt, literal, "'…'"), err)
-		}
-	}
-	return nil
+	r, events := pgx.Identifier{role}.Sanitize(), pgx.Identifier{SchemaName, "events"}.Sanitize()
+	return pgrole.Grant(ctx, tx, SchemaName, role, password,
+		`REVOKE ALL ON `+events+` FROM `+r,
+		`GRANT `+appPrivileges+` ON `+events+` TO `+r)
 }

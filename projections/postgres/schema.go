@@ -10,9 +10,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/internal/pgrole"
 )
 
 // schemaLock is the advisory lock that serializes the creation of views
@@ -191,68 +191,10 @@ func Setup(ctx context.Context, url string, so SetupOptions) error {
 }
 
 // grantApp creates or updates the app role and grants it the use of
-// schema's tables, and takes from it any right to create.
+// schema's tables, and takes from it any right to create (pgrole.Grant).
 func grantApp(ctx context.Context, tx pgx.Tx, schema, role, password string) error {
-	var admin, db string
-	if err := tx.QueryRow(ctx, `SELECT current_user, current_database()`).Scan(&admin, &db); err != nil {
-		return err
-	}
-	if role == admin {
-		return fmt.Errorf("the app role %q is the role running setup: give the application a role of its own", role)
-	}
-	var super bool
-	err := tx.QueryRow(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = $1`, role).Scan(&super)
-	exists := err == nil
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
-		return err
-	case super:
-		return fmt.Errorf("the app role %q is a superuser: give the application a role of its own", role)
-	}
-	var literal string
-	if err := tx.QueryRow(ctx, `SELECT format('%L', $1::text)`, password).Scan(&literal); err != nil {
-		return err
-	}
-	r := pgx.Identifier{role}.Sanitize()
-	if !exists {
-		// A setup of another database on the server may create the role
-		// at the same time: then it exists, and is altered below.
-		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-			_, err := sp.Exec(ctx, `CREATE ROLE `+r+` LOGIN PASSWORD `+literal)
-			return err
-		})
-		var pgErr *pgconn.PgError
-		if err != nil && !(errors.As(err, &pgErr) && (pgErr.Code == "42710" || pgErr.Code == "23505")) {
-			return fmt.Errorf("create role %s: %w", role, err)
-		}
-	}
-	s, d := pgx.Identifier{schema}.Sanitize(), pgx.Identifier{db}.Sanitize()
-	for _, stmt := range []string{
-		`ALTER ROLE ` + r + ` LOGIN PASSWORD ` + literal,
-		`GRANT CONNECT ON DATABASE ` + d + ` TO ` + r,
-		`REVOKE CREATE ON DATABASE ` + d + ` FROM ` + r,
-		`REVOKE CREATE ON SCHEMA ` + s + ` FROM ` + r,
-		`GRANT USAGE ON SCHEMA ` + s + ` TO ` + r,
-		`GRANT ` + appPrivileges + ` ON ALL TABLES IN SCHEMA ` + s + ` TO ` + r,
-	} {
-		if _, err := tx.Exec(ctx, stmt); err != nil {
-			return fmt.Errorf("%s: %w", strings.ReplaceAll(stmt, literal, "'…'"), err)
-		}
-	}
-	// Versions up to PostgreSQL 14 let every role create in public; a
-	// grant to the role itself is taken back here, PUBLIC's is the
-	// operator's (README, Deploying).
-	var public bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public')`).Scan(&public); err != nil {
-		return err
-	}
-	if public {
-		if _, err := tx.Exec(ctx, `REVOKE CREATE ON SCHEMA public FROM `+r); err != nil {
-			return fmt.Errorf("revoke create on schema public: %w", err)
-		}
-	}
-	return nil
+	return pgrole.Grant(ctx, tx, schema, role, password,
+		`GRANT `+appPrivileges+` ON ALL TABLES IN SCHEMA `+pgx.Identifier{schema}.Sanitize()+` TO `+pgx.Identifier{role}.Sanitize())
 }
 
 // legacyVersions are the versions that kept their tables in the schema
