@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -119,7 +118,7 @@ type S3 struct {
 	log    *slog.Logger
 	// parts recycles part buffers across uploads, so that a busy fetcher
 	// does not allocate PartSize bytes per part.
-	parts sync.Pool
+	parts partBuffers
 }
 
 // NewS3 returns an S3 store with a client built from cfg: the AWS default
@@ -172,11 +171,7 @@ func NewS3WithClient(client *s3.Client, cfg S3Config, logger *slog.Logger) (*S3,
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &S3{client: client, cfg: cfg, log: logger.With("component", "carstore", "store", "s3")}
-	size := cfg.PartSize
-	s.parts.New = func() any {
-		b := make([]byte, size)
-		return &b
-	}
+	s.parts = newPartBuffers(cfg.PartSize, 2*(cfg.Concurrency+1))
 	return s, nil
 }
 

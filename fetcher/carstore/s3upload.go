@@ -127,7 +127,7 @@ func (u *s3Upload) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		if u.buf == nil {
-			u.buf, u.n = u.s.parts.Get().(*[]byte), 0
+			u.buf, u.n = u.s.parts.get(), 0
 		}
 		c := copy((*u.buf)[u.n:], p)
 		u.n += c
@@ -211,7 +211,7 @@ func (u *s3Upload) uploadPart(num int32, buf *[]byte, n int, prev <-chan struct{
 		return
 	}
 	hashing.Wait()
-	u.s.parts.Put(buf)
+	u.s.parts.put(buf)
 	u.pmu.Lock()
 	u.parts[num-1] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num), ChecksumSHA256: aws.String(b64)}
 	u.digests[num-1] = sum
@@ -260,7 +260,7 @@ func (u *s3Upload) complete(ctx context.Context) (Staged, error) {
 	if u.buf != nil || u.next == 1 {
 		// The last part may be short; an empty CAR is one empty part.
 		if u.buf == nil {
-			u.buf, u.n = u.s.parts.Get().(*[]byte), 0
+			u.buf, u.n = u.s.parts.get(), 0
 		}
 		if err := u.send(); err != nil {
 			return Staged{}, err
@@ -305,7 +305,7 @@ func (u *s3Upload) cleanup(ctx context.Context) error {
 	// the senders finish first.
 	u.wg.Wait()
 	if u.buf != nil {
-		u.s.parts.Put(u.buf)
+		u.s.parts.put(u.buf)
 		u.buf = nil
 	}
 	ctx, cancel := u.s.cleanupContext(ctx)
