@@ -226,46 +226,99 @@ func (c *Committer) Read(ctx context.Context, requestID uuid.UUID) (pin.State, [
 //     proposes the same id, so the log keeps it once;
 //   - every decision lost its race: ErrTooManyRaces.
 func (c *Committer) Commit(ctx context.Context, cm Commit) (Committed, error) {
-	stream := pin.Stream(cm.RequestID)
-	var s pin.State
-	known := cm.From != nil
+	var appended pin.Payload
+	s, res, err := commitLoop(ctx, c.log, loop[pin.State]{
+		stream: pin.Stream(cm.RequestID),
+		from:   cm.From,
+		read: func(ctx context.Context) (pin.State, error) {
+			s, _, err := c.Read(ctx, cm.RequestID)
+			return s, err
+		},
+		decide: func(s pin.State) (*eventlog.Proposed, error) {
+			appended = nil
+			d, err := cm.Decide(s)
+			if err != nil || d.Payload == nil {
+				return nil, err
+			}
+			at, cause := d.At, d.Cause
+			if at.IsZero() {
+				at = c.now()
+			}
+			if cause == uuid.Nil {
+				cause = s.LastEventID
+			}
+			prop, err := Propose(d.Payload, EventID(s, cm.Actor, d.Payload, d.Key), eventlog.Metadata{
+				Time: at, Actor: cm.Actor, CorrelationID: cm.RequestID, CausationID: cause,
+			})
+			if err != nil {
+				return nil, err
+			}
+			appended = d.Payload
+			return &prop, nil
+		},
+		expected: Expected,
+		apply:    Apply,
+		what:     func() string { return appended.EventType() },
+	})
+	if res == nil {
+		return Committed{State: s}, err
+	}
+	return Committed{State: s, Appended: appended, Position: res.Position}, err
+}
+
+// loop is one stream's part in the write path's loop (commitLoop): how its
+// events fold to a state S, and the decision to append.
+type loop[S any] struct {
+	stream string
+	// from, when not nil, is the state to decide on first.
+	from *S
+	// read reads the stream and folds it.
+	read func(context.Context) (S, error)
+	// decide returns the event to append on a state, nil for nothing, or
+	// the refusal.
+	decide func(S) (*eventlog.Proposed, error)
+	// expected is what an append decided on a state expects of the stream.
+	expected func(S) eventlog.Expected
+	// apply folds the appended event into the state.
+	apply func(S, eventlog.Event) (S, error)
+	// what names the decision appended, for errors.
+	what func() string
+}
+
+// commitLoop is the write path's one loop, for every kind of stream (a
+// pin's, a root's): read and fold (or start from l.from), decide, append at
+// the revision decided on, and on a wrong revision read again and decide
+// again, at most MaxRaces times. It returns the state after the append and
+// the append's result, or the state decided on, a nil result and the
+// refusal, failure or nil for an empty decision; ErrTooManyRaces when
+// every decision lost its race.
+func commitLoop[S any](ctx context.Context, log Log, l loop[S]) (S, *eventlog.AppendResult, error) {
+	var s S
+	known := l.from != nil
 	if known {
-		s = *cm.From
+		s = *l.from
 	}
 	for range MaxRaces {
 		if !known {
 			var err error
-			if s, _, err = c.Read(ctx, cm.RequestID); err != nil {
-				return Committed{State: s}, err
+			if s, err = l.read(ctx); err != nil {
+				return s, nil, err
 			}
 		}
 		known = false
-		d, err := cm.Decide(s)
-		if err != nil || d.Payload == nil {
-			return Committed{State: s}, err
+		prop, err := l.decide(s)
+		if err != nil || prop == nil {
+			return s, nil, err
 		}
-		at, cause := d.At, d.Cause
-		if at.IsZero() {
-			at = c.now()
-		}
-		if cause == uuid.Nil {
-			cause = s.LastEventID
-		}
-		prop, err := Propose(d.Payload, EventID(s, cm.Actor, d.Payload, d.Key), eventlog.Metadata{
-			Time: at, Actor: cm.Actor, CorrelationID: cm.RequestID, CausationID: cause,
-		})
-		if err != nil {
-			return Committed{State: s}, err
-		}
-		res, err := c.log.Append(ctx, stream, Expected(s), prop)
+		res, err := log.Append(ctx, l.stream, l.expected(s), *prop)
 		if eventlog.IsWrongRevision(err) {
 			continue
 		}
 		if err != nil {
-			return Committed{State: s}, fmt.Errorf("append %s to %s: %w", d.Payload.EventType(), stream, err)
+			return s, nil, fmt.Errorf("append %s to %s: %w", l.what(), l.stream, err)
 		}
-		after, err := Apply(s, eventlog.AsRecorded(stream, prop, res))
-		return Committed{State: after, Appended: d.Payload, Position: res.Position}, err
+		after, err := l.apply(s, eventlog.AsRecorded(l.stream, *prop, res))
+		return after, &res, err
 	}
-	return Committed{State: s}, fmt.Errorf("decide on %s: %w", stream, ErrTooManyRaces)
+	return s, nil, fmt.Errorf("decide on %s: %w", l.stream, ErrTooManyRaces)
 }
