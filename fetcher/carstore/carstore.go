@@ -8,8 +8,9 @@
 // CID, the SHA-256 of the whole CAR), and only then does it become visible
 // in the carpark, with its metadata. A CAR that fails validation, or an
 // attempt that fails or is killed before Promote, leaves nothing visible
-// there. Nothing in the carpark is ever replaced, and nothing validated
-// there is ever deleted by this package.
+// there. No CAR in the carpark is ever replaced, and nothing validated
+// there is deleted but through DeleteRoot, which the garbage collector
+// calls for a root no pin holds (decided from the event log, elsewhere).
 //
 // Two stores keep the same contract, proved by the suite in carstoretest:
 // S3 (multipart uploads straight into the carpark bucket, a marker per
@@ -79,7 +80,7 @@
 // a directory (the end-to-end tests run several fetchers on one), and a
 // start never takes a live process's upload. Staged CARs in staging/ wait
 // for Sweep or DiscardThrough, which know whose attempt is over. Nothing
-// in carpark/ is ever deleted: a pin holds it (a metadata file whose CAR
+// in carpark/ is deleted but by DeleteRoot (a metadata file whose CAR
 // never arrived is rewritten by the next Promote of that CAR).
 //
 // The S3 store's Sweep finds requests by their staging markers and
@@ -111,6 +112,35 @@
 // already holds a CAR for the root, its tag, or else its composite, or
 // else its bytes read back, must prove it the same. The directory store
 // reads the staged file back and hashes it, from local disk.
+//
+// # The block index
+//
+// Beside each CAR is its block index, at IndexKey (the CAR's key and
+// ".idx"): a CARv2 index (go-car/v2, MultihashIndexSorted) of every
+// block's multihash and the offset of its section from the start of the
+// CAR, computed by the fetcher from the bytes as it wrote them (no second
+// read) and stored by PutIndex; and the root's mapping, an empty object
+// at RootMapKey (<rootCid>/<carCid>, the DUDEWHERE layout of Storacha's
+// freeway gateway), written after the index, so that a mapping names a
+// CAR whose index is there. Listing <rootCid>/ finds a root's CARs, and
+// DeleteRoot deletes through it.
+//
+// The index sits beside the CAR's key, not always at
+// <carCid>/<carCid>.car.idx: the S3 CAR is written once at RootKey, fixed
+// before its CAR CID is known (a copy to a CarKey would write it twice:
+// 0.68 s for 256 MiB above), so an index at CarKey would sit in a
+// directory with no CAR in it, and a reader holding a CAR's key (from
+// Stat, ListCars or an event) would need its CAR CID and a second rule to
+// find the index. One rule, the CAR's key and ".idx", holds for both
+// layouts (RootKey in S3, CarKey in the directory store and for CARs S3
+// stored before it wrote CARs once), and the mapping gives the CAR CID
+// for whoever starts from a root.
+//
+// An index is deterministic (the sorted entries of a CAR's sections, one
+// encoding), so PutIndex writes conditionally and keeps what is there if
+// it is the same bytes or the same entries; anything else at the key
+// (truncated, corrupted, another CAR's) is not an index of this CAR, and
+// is replaced by the one computed from the CAR's bytes.
 //
 // This package stores; it appends no events. The caller records CarUploaded
 // after Complete and CarValidated (or PinFailed with pin.ReasonValidation

@@ -37,6 +37,10 @@ type Store interface {
 	Discard(ctx context.Context, requestID string) (int, error)
 	DiscardThrough(ctx context.Context, requestID string, through int) (int, error)
 	Sweep(ctx context.Context, through func(ctx context.Context, requestID string) (int, error)) (int, error)
+	PutIndex(ctx context.Context, st carstore.Stored, index []byte) (string, error)
+	ReadRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+	DeleteRoot(ctx context.Context, root cid.Cid) (int, error)
+	ListCars(ctx context.Context, after string, fn func(carstore.Stored) error) error
 }
 
 // Tuning is the sizing a case asks of a store, so that multipart paths run
@@ -51,7 +55,9 @@ type Tuning struct {
 type Instance struct {
 	Store Store
 	// Keys lists, from the storage itself, sorted, the keys of the CARs in
-	// an area: in the carpark, what is visible there; in staging, the
+	// an area: in the carpark, what is visible there (CARs, their indexes
+	// and the roots' mappings; not the directory store's metadata files);
+	// in staging, the
 	// staging keys of CARs staged (completed) and not yet promoted.
 	Keys func(t *testing.T, area carstore.Area) []string
 	// Overwrite replaces the bytes staged at key with data, as a faulty
@@ -108,6 +114,10 @@ func Run(t *testing.T, b Backend) {
 		{"DiscardThroughKeepsLaterAttempts", testDiscardThrough},
 		{"KilledWriterSweptOnStart", testKilledWriterSwept},
 		{"LiveWriterInAnotherProcessKept", testLiveWriterKept},
+		{"PutIndex", testPutIndex},
+		{"ReadRange", testReadRange},
+		{"ListCars", testListCars},
+		{"DeleteRoot", testDeleteRoot},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, b) })
