@@ -134,6 +134,19 @@ func load(c *sqlite.Conn, b *viewrow.Batch) (viewrow.Loaded, map[uuid.UUID]int64
 			return l, nil, err
 		}
 	}
+	q, err = c.Stmt(`SELECT live, has_car, released_at, deleting_until FROM roots WHERE root = ?`)
+	if err != nil {
+		return l, nil, err
+	}
+	for _, k := range b.RootKeys(l) {
+		q.BindText(1, k)
+		if q.Step() {
+			l.Roots[k] = viewrow.RootRow{Root: k, Live: q.ColumnInt64(0), HasCar: q.ColumnBool(1), ReleasedAt: q.ColumnInt64(2), DeletingUntil: q.ColumnInt64(3)}
+		}
+		if err := q.Reset(); err != nil {
+			return l, nil, err
+		}
+	}
 	return l, rowids, nil
 }
 
@@ -255,6 +268,9 @@ func save(c *sqlite.Conn, ch *viewrow.Changes, rowids map[uuid.UUID]int64) error
 	if err := saveCounters(c, ch); err != nil {
 		return err
 	}
+	if err := saveRoots(c, ch.Roots); err != nil {
+		return err
+	}
 	q, err := c.Stmt(`UPDATE checkpoint SET position = ? WHERE id = 1`)
 	if err != nil {
 		return err
@@ -300,6 +316,38 @@ func saveTokens(c *sqlite.Conn, tokens []viewrow.TokenChange) error {
 			revoke.BindBlob(2, r.TokenID[:])
 		}
 		if err := exec(q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func saveRoots(c *sqlite.Conn, roots []viewrow.RootChange) error {
+	upsert, err := c.Stmt(`INSERT INTO roots (root, live, has_car, released_at, deleting_until, gc_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (root) DO UPDATE SET live = excluded.live, has_car = excluded.has_car, released_at = excluded.released_at,
+		deleting_until = excluded.deleting_until, gc_at = excluded.gc_at`)
+	if err != nil {
+		return err
+	}
+	drop, err := c.Stmt(`DELETE FROM roots WHERE root = ?`)
+	if err != nil {
+		return err
+	}
+	for _, r := range roots {
+		if r.Delete {
+			drop.BindText(1, r.Row.Root)
+			if err := exec(drop); err != nil {
+				return err
+			}
+			continue
+		}
+		upsert.BindText(1, r.Row.Root)
+		upsert.BindInt64(2, r.Row.Live)
+		upsert.BindBool(3, r.Row.HasCar)
+		upsert.BindInt64(4, r.Row.ReleasedAt)
+		upsert.BindInt64(5, r.Row.DeletingUntil)
+		bindOpt(upsert, 6, r.Row.GCAt())
+		if err := exec(upsert); err != nil {
 			return err
 		}
 	}
@@ -412,7 +460,7 @@ func stepInt(q *sqlite3.Stmt) (int64, error) {
 func (s *Store) Reset(ctx context.Context) error {
 	err := s.write(ctx, func(c *sqlite.Conn) error {
 		return c.Exec(`DELETE FROM pins; DELETE FROM pin_meta; DELETE FROM tenants; DELETE FROM tenant_blocks; DELETE FROM meta_blocks;
-			DELETE FROM totals; DELETE FROM tokens; INSERT INTO pin_names (pin_names) VALUES ('delete-all'); UPDATE checkpoint SET position = 0 WHERE id = 1`)
+			DELETE FROM totals; DELETE FROM tokens; DELETE FROM roots; INSERT INTO pin_names (pin_names) VALUES ('delete-all'); UPDATE checkpoint SET position = 0 WHERE id = 1`)
 	})
 	if err != nil {
 		return fmt.Errorf("reset views: %w", err)

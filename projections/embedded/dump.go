@@ -89,6 +89,10 @@ var dumps = []struct {
 			copy(t.Hash[:], q.ColumnRawBlob(2))
 			return t.Dump()
 		}},
+	{`SELECT root, live, has_car, released_at, deleting_until FROM roots ORDER BY root`,
+		func(q *sqlite3.Stmt) viewrow.DumpRow {
+			return viewrow.RootRow{Root: q.ColumnText(0), Live: q.ColumnInt64(1), HasCar: q.ColumnBool(2), ReleasedAt: q.ColumnInt64(3), DeletingUntil: q.ColumnInt64(4)}.Dump()
+		}},
 }
 
 // dumpPins reads the pins in request id order: no index holds that order

@@ -171,6 +171,18 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE INDEX IF NOT EXISTS tokens_hash ON tokens (hash);
 CREATE INDEX IF NOT EXISTS tokens_tenant ON tokens (tenant, created);
 
+-- The roots view (viewrow.RootRow): the garbage collector's candidates
+-- are the rows with a gc_at, oldest first.
+CREATE TABLE IF NOT EXISTS roots (
+	root           TEXT PRIMARY KEY,
+	live           INTEGER NOT NULL,
+	has_car        INTEGER NOT NULL,
+	released_at    INTEGER NOT NULL,
+	deleting_until INTEGER NOT NULL,
+	gc_at          INTEGER
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS roots_gc ON roots (gc_at, root) WHERE gc_at IS NOT NULL;
+
 CREATE TABLE IF NOT EXISTS checkpoint (
 	id       INTEGER PRIMARY KEY CHECK (id = 1),
 	position INTEGER NOT NULL
@@ -181,12 +193,12 @@ INSERT OR IGNORE INTO checkpoint (id, position) VALUES (1, 0);
 // schemaVersion is the version of the tables above, kept in SQLite's
 // user_version. Views of another version are dropped and rebuilt: they are
 // a projection of the log, and the runner replays it from position zero.
-const schemaVersion = 7
+const schemaVersion = 8
 
 const dropAll = `
 DROP TABLE IF EXISTS pins; DROP TABLE IF EXISTS pin_meta; DROP TABLE IF EXISTS tenants;
 DROP TABLE IF EXISTS tenant_blocks; DROP TABLE IF EXISTS meta_blocks; DROP TABLE IF EXISTS totals; DROP TABLE IF EXISTS tokens;
-DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXISTS pin_names;
+DROP TABLE IF EXISTS checkpoint; DROP TABLE IF EXISTS pin_names; DROP TABLE IF EXISTS roots;
 `
 
 // Open opens the views in the file at path, creating the file, its

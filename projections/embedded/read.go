@@ -605,6 +605,69 @@ func (s *Store) CarForRoot(ctx context.Context, canonicalCID string) (string, bo
 	return r.State.Car.CarCID, true, nil
 }
 
+// Root returns the roots view's row of a root (in canonical form), or
+// ErrNotFound when the views hold none: no live pin, no CAR.
+func (s *Store) Root(ctx context.Context, canonicalRoot string) (views.Root, error) {
+	var r viewrow.RootRow
+	err := s.read(ctx, func(c *sqlite.Conn) error {
+		q, err := c.Stmt(`SELECT live, has_car, released_at, deleting_until FROM roots WHERE root = ?`)
+		if err != nil {
+			return err
+		}
+		key := viewrow.TextOf(canonicalRoot)
+		q.BindText(1, key)
+		if !q.Step() {
+			if err := q.Err(); err != nil {
+				return err
+			}
+			return views.ErrNotFound
+		}
+		r = viewrow.RootRow{Root: key, Live: q.ColumnInt64(0), HasCar: q.ColumnBool(1), ReleasedAt: q.ColumnInt64(2), DeletingUntil: q.ColumnInt64(3)}
+		return q.Reset()
+	})
+	if err != nil {
+		return views.Root{}, fmt.Errorf("root %s: %w", canonicalRoot, err)
+	}
+	return r.View(), nil
+}
+
+// RootReleased reports whether the root (in canonical form) has a CAR in
+// the carpark that no live pin holds, released before before.
+func (s *Store) RootReleased(ctx context.Context, canonicalRoot string, before time.Time) (bool, error) {
+	r, err := s.Root(ctx, canonicalRoot)
+	if errors.Is(err, views.ErrNotFound) {
+		return false, nil
+	}
+	return r.ReleasedBefore(before), err
+}
+
+// ReleasedRoots returns up to limit roots (canonical) for the garbage
+// collector: first those whose deletion is decided and not recorded done
+// (its actor may have died: any collector finishes it), then those with a
+// CAR in the carpark, no live pin, released before before, longest
+// released first.
+func (s *Store) ReleasedRoots(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	var out []string
+	err := s.read(ctx, func(c *sqlite.Conn) error {
+		q, err := (&query{}).add(`SELECT root FROM roots INDEXED BY roots_gc WHERE gc_at IS NOT NULL AND gc_at < ? ORDER BY gc_at, root LIMIT ?`,
+			viewrow.MicrosOf(before), limit).stmt(c)
+		if err != nil {
+			return err
+		}
+		for q.Step() {
+			out = append(out, q.ColumnText(0))
+		}
+		if err := q.Err(); err != nil {
+			return err
+		}
+		return q.Reset()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("released roots: %w", err)
+	}
+	return out, nil
+}
+
 // Figures returns the views' totals at now.
 func (s *Store) Figures(ctx context.Context, now time.Time) (projections.Figures, error) {
 	var f projections.Figures

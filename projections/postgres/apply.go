@@ -139,6 +139,23 @@ func load(ctx context.Context, tx pgx.Tx, b *viewrow.Batch) (viewrow.Loaded, err
 			return l, fmt.Errorf("load tokens: %w", err)
 		}
 	}
+	if keys := b.RootKeys(l); len(keys) > 0 {
+		rows, err := tx.Query(ctx, `SELECT root, live, has_car, released_at, deleting_until FROM pickup_views.roots WHERE root = ANY($1)`, keys)
+		if err != nil {
+			return l, fmt.Errorf("load roots: %w", err)
+		}
+		for rows.Next() {
+			var r viewrow.RootRow
+			if err := rows.Scan(&r.Root, &r.Live, &r.HasCar, &r.ReleasedAt, &r.DeletingUntil); err != nil {
+				rows.Close()
+				return l, fmt.Errorf("load roots: %w", err)
+			}
+			l.Roots[r.Root] = r
+		}
+		if err := rows.Err(); err != nil {
+			return l, fmt.Errorf("load roots: %w", err)
+		}
+	}
 	return l, nil
 }
 
@@ -230,6 +247,7 @@ func save(ctx context.Context, tx pgx.Tx, ch *viewrow.Changes) error {
 	}
 	queueTokens(&batch, ch.Tokens)
 	queueCounters(&batch, ch)
+	queueRoots(&batch, ch.Roots)
 	batch.Queue(`UPDATE pickup_views.checkpoint SET position = $1 WHERE id = 1`, int64(ch.Checkpoint))
 	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
 		return fmt.Errorf("save views: %w", err)
@@ -267,6 +285,38 @@ func queueTokens(batch *pgx.Batch, tokens []viewrow.TokenChange) {
 	}
 	if len(revoked) > 0 {
 		batch.Queue(`UPDATE pickup_views.tokens SET revoked = true WHERE token_id = ANY($1::uuid[])`, revoked)
+	}
+}
+
+func queueRoots(batch *pgx.Batch, roots []viewrow.RootChange) {
+	var up struct {
+		root                     []string
+		live, released, deleting []int64
+		hasCar                   []bool
+		gcAt                     []*int64
+	}
+	var drop []string
+	for _, r := range roots {
+		if r.Delete {
+			drop = append(drop, r.Row.Root)
+			continue
+		}
+		up.root = append(up.root, r.Row.Root)
+		up.live = append(up.live, r.Row.Live)
+		up.hasCar = append(up.hasCar, r.Row.HasCar)
+		up.released = append(up.released, r.Row.ReleasedAt)
+		up.deleting = append(up.deleting, r.Row.DeletingUntil)
+		up.gcAt = append(up.gcAt, opt(r.Row.GCAt()))
+	}
+	if len(up.root) > 0 {
+		batch.Queue(`INSERT INTO pickup_views.roots (root, live, has_car, released_at, deleting_until, gc_at)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::boolean[], $4::bigint[], $5::bigint[], $6::bigint[])
+			ON CONFLICT (root) DO UPDATE SET live = excluded.live, has_car = excluded.has_car, released_at = excluded.released_at,
+			deleting_until = excluded.deleting_until, gc_at = excluded.gc_at`,
+			up.root, up.live, up.hasCar, up.released, up.deleting, up.gcAt)
+	}
+	if len(drop) > 0 {
+		batch.Queue(`DELETE FROM pickup_views.roots WHERE root = ANY($1)`, drop)
 	}
 }
 
@@ -315,7 +365,7 @@ func queueCounters(batch *pgx.Batch, ch *viewrow.Changes) {
 // transaction: the next Apply starts a rebuild.
 func (s *Store) Reset(ctx context.Context) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `TRUNCATE pickup_views.pins, pickup_views.pin_meta, pickup_views.tenants, pickup_views.tenant_blocks, pickup_views.meta_blocks, pickup_views.totals, pickup_views.tokens; UPDATE pickup_views.checkpoint SET position = 0 WHERE id = 1`)
+		_, err := tx.Exec(ctx, `TRUNCATE pickup_views.pins, pickup_views.pin_meta, pickup_views.tenants, pickup_views.tenant_blocks, pickup_views.meta_blocks, pickup_views.totals, pickup_views.tokens, pickup_views.roots; UPDATE pickup_views.checkpoint SET position = 0 WHERE id = 1`)
 		return err
 	})
 	if err != nil {

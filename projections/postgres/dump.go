@@ -99,6 +99,12 @@ var dumps = []struct {
 			copy(t.Hash[:], hash)
 			return t.Dump(), err
 		}},
+	{`SELECT root, live, has_car, released_at, deleting_until FROM pickup_views.roots ORDER BY root`,
+		func(r pgx.Rows) (viewrow.DumpRow, error) {
+			var rr viewrow.RootRow
+			err := r.Scan(&rr.Root, &rr.Live, &rr.HasCar, &rr.ReleasedAt, &rr.DeletingUntil)
+			return rr.Dump(), err
+		}},
 }
 
 func dumpTable(ctx context.Context, tx pgx.Tx, sql string, scan func(pgx.Rows) (viewrow.DumpRow, error), yield func(viewrow.DumpRow, error) bool) error {

@@ -70,8 +70,9 @@ type Store struct {
 
 // SchemaVersion is the version of this binary's tables (schema.go). A
 // change of the tables or of what the projection writes into them takes a
-// new version, which is built beside the old ones.
-const SchemaVersion = 5
+// new version, which is built beside the old ones. Version 6 added the
+// roots view (the garbage collector's candidates).
+const SchemaVersion = 6
 
 // SchemaName is the PostgreSQL schema holding the views of a version.
 func SchemaName(version int) string { return fmt.Sprintf("pickup_views_v%d", version) }

@@ -462,6 +462,49 @@ func (s *Store) CarForRoot(ctx context.Context, canonicalCID string) (string, bo
 	return r.State.Car.CarCID, true, nil
 }
 
+// Root returns the roots view's row of a root (in canonical form), or
+// ErrNotFound when the views hold none: no live pin, no CAR.
+func (s *Store) Root(ctx context.Context, canonicalRoot string) (views.Root, error) {
+	r := viewrow.RootRow{Root: viewrow.TextOf(canonicalRoot)}
+	err := s.pool.QueryRow(ctx, `SELECT live, has_car, released_at, deleting_until FROM pickup_views.roots WHERE root = $1`, r.Root).
+		Scan(&r.Live, &r.HasCar, &r.ReleasedAt, &r.DeletingUntil)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = views.ErrNotFound
+	}
+	if err != nil {
+		return views.Root{}, fmt.Errorf("root %s: %w", canonicalRoot, err)
+	}
+	return r.View(), nil
+}
+
+// RootReleased reports whether the root (in canonical form) has a CAR in
+// the carpark that no live pin holds, released before before.
+func (s *Store) RootReleased(ctx context.Context, canonicalRoot string, before time.Time) (bool, error) {
+	r, err := s.Root(ctx, canonicalRoot)
+	if errors.Is(err, views.ErrNotFound) {
+		return false, nil
+	}
+	return r.ReleasedBefore(before), err
+}
+
+// ReleasedRoots returns up to limit roots (canonical) for the garbage
+// collector: first those whose deletion is decided and not recorded done
+// (its actor may have died: any collector finishes it), then those with a
+// CAR in the carpark, no live pin, released before before, longest
+// released first.
+func (s *Store) ReleasedRoots(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT root FROM pickup_views.roots WHERE gc_at IS NOT NULL AND gc_at < $1 ORDER BY gc_at, root LIMIT $2`,
+		viewrow.MicrosOf(before), limit)
+	if err != nil {
+		return nil, fmt.Errorf("released roots: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("released roots: %w", err)
+	}
+	return out, nil
+}
+
 // Figures returns the views' totals at now.
 func (s *Store) Figures(ctx context.Context, now time.Time) (projections.Figures, error) {
 	var f projections.Figures

@@ -104,6 +104,16 @@ CREATE TABLE IF NOT EXISTS pickup_views.tokens (
 CREATE INDEX IF NOT EXISTS tokens_hash ON pickup_views.tokens (hash);
 CREATE INDEX IF NOT EXISTS tokens_tenant ON pickup_views.tokens (tenant, created);
 
+CREATE TABLE IF NOT EXISTS pickup_views.roots (
+	root           text COLLATE "C" PRIMARY KEY,
+	live           bigint NOT NULL,
+	has_car        boolean NOT NULL,
+	released_at    bigint NOT NULL,
+	deleting_until bigint NOT NULL,
+	gc_at          bigint
+);
+CREATE INDEX IF NOT EXISTS roots_gc ON pickup_views.roots (gc_at, root) WHERE gc_at IS NOT NULL;
+
 CREATE TABLE IF NOT EXISTS pickup_views.checkpoint (
 	id       int PRIMARY KEY CHECK (id = 1),
 	position bigint NOT NULL

@@ -236,3 +236,24 @@ func Of(s pin.State) Pin {
 	}
 	return v
 }
+
+// Root is what the views know of a root CID (in canonical form): how many
+// of its pins are live (requested, not removed or replaced, not
+// dead-lettered), whether the carpark holds a CAR of it (validated since
+// its last deletion), when it was released (its live pins became 0, or a
+// pin no longer live held it since), and whether a deletion is in
+// progress. The garbage collector finds its candidates here.
+type Root struct {
+	Root          string
+	Live          int64
+	HasCar        bool
+	ReleasedAt    time.Time
+	Deleting      bool
+	DeletingUntil time.Time
+}
+
+// ReleasedBefore reports whether the root's CAR is held by no live pin and
+// was released before t.
+func (r Root) ReleasedBefore(t time.Time) bool {
+	return r.HasCar && r.Live == 0 && !r.ReleasedAt.IsZero() && r.ReleasedAt.Before(t)
+}

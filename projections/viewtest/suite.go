@@ -38,6 +38,9 @@ type Store interface {
 	Overdue(ctx context.Context, now time.Time, queueTimeout time.Duration, limit int) ([]uuid.UUID, error)
 	AwaitingDecision(ctx context.Context, limit int) ([]uuid.UUID, error)
 	CarForRoot(ctx context.Context, canonicalCID string) (string, bool, error)
+	Root(ctx context.Context, canonicalRoot string) (views.Root, error)
+	RootReleased(ctx context.Context, canonicalRoot string, before time.Time) (bool, error)
+	ReleasedRoots(ctx context.Context, before time.Time, limit int) ([]string, error)
 	Figures(ctx context.Context, now time.Time) (projections.Figures, error)
 	Tokens(ctx context.Context, tenant string) ([]views.TokenInfo, error)
 	Dump(ctx context.Context, fn func(eventlog.Position, viewrow.Rows) error) error
@@ -73,6 +76,9 @@ func Run(t *testing.T, b Backend) {
 		{"WorkViews", testWorkViews},
 		{"OneClaimPerRoot", testOneClaimPerRoot},
 		{"Figures", testFigures},
+		{"RootsCountLivePinsAndCars", testRoots},
+		{"RootsReplacedInOneBatch", testRootsReplaced},
+		{"RootsOnRandomHistoryMatchModel", testRootsModel},
 		{"ApplyTwiceCountsOnce", testApplyTwice},
 		{"SkippedEventsAreLeftOut", testSkipped},
 		{"RebuildEqualsLive", testRebuildEqualsLive},

@@ -41,6 +41,9 @@ type Batch struct {
 	Tokens  []uuid.UUID
 	// Checkpoint is the position of the batch's last event.
 	Checkpoint eventlog.Position
+
+	// rootKeys are the roots RootKeys asked the store to load.
+	rootKeys map[string]bool
 }
 
 // decoded is one event of a batch, read.
@@ -51,7 +54,11 @@ type decoded struct {
 	token bool
 	rec   pin.Recorded
 	tok   any
-	err   error
+	// root is true for an event of a root's stream, rootKey its root.
+	root    bool
+	rootKey string
+	rootRec pin.RootRecorded
+	err     error
 }
 
 // Loaded holds the rows a store found for a batch's keys; a key with no
@@ -60,11 +67,13 @@ type Loaded struct {
 	Pins    map[uuid.UUID]PinRow
 	Tenants map[string]TenantRow
 	Tokens  map[uuid.UUID]TokenRow
+	// Roots are the rows of Batch.RootKeys, loaded after the pins.
+	Roots map[string]RootRow
 }
 
 // NewLoaded returns an empty Loaded, ready to fill.
 func NewLoaded() Loaded {
-	return Loaded{Pins: map[uuid.UUID]PinRow{}, Tenants: map[string]TenantRow{}, Tokens: map[uuid.UUID]TokenRow{}}
+	return Loaded{Pins: map[uuid.UUID]PinRow{}, Tenants: map[string]TenantRow{}, Tokens: map[uuid.UUID]TokenRow{}, Roots: map[string]RootRow{}}
 }
 
 // Prepare reads the events: decodes each one, and lists the rows they
@@ -79,6 +88,9 @@ func Prepare(events []eventlog.Event) *Batch {
 		} else if id, ok := tenant.TokenIDOf(e.Stream); ok {
 			d.id, d.token = id, true
 			d.tok, d.err = tenant.Decode(e)
+		} else if root, ok := pin.RootOf(e.Stream); ok {
+			d.root, d.rootKey = true, root
+			d.rootRec, d.err = pinlog.DecodeRoot(e)
 		}
 	}
 	b.index()
@@ -146,6 +158,8 @@ type Changes struct {
 	Pins    []PinChange
 	Tenants []TenantRow
 	Tokens  []TokenChange
+	// Roots are the changed rows of the roots view.
+	Roots []RootChange
 	// Blocks and Totals are added to the counters; a counter that reaches
 	// zero is deleted, so that equal views have equal rows.
 	Blocks     []BlockDelta
@@ -237,6 +251,11 @@ type projector struct {
 	newTok  map[uuid.UUID]bool
 	totals  map[string]int64
 	skipped []Skip
+
+	roots    map[string]RootRow
+	rootKeys map[string]bool
+	// err is a fault of the store's loading, not of the events.
+	err error
 }
 
 // Project applies the batch's events to the loaded rows and returns what
@@ -250,6 +269,12 @@ func (b *Batch) Project(loaded Loaded) (*Changes, error) {
 		newPin:  map[uuid.UUID]bool{},
 		newTok:  map[uuid.UUID]bool{},
 		totals:  map[string]int64{},
+
+		roots:    map[string]RootRow{},
+		rootKeys: b.rootKeys,
+	}
+	if p.loaded.Roots == nil {
+		p.loaded.Roots = map[string]RootRow{}
 	}
 	for i, e := range b.events {
 		d := b.dec[i]
@@ -264,10 +289,15 @@ func (b *Batch) Project(loaded Loaded) (*Changes, error) {
 			}
 		case d.token:
 			err = p.tokenEvent(d.id, d.tok)
+		case d.root:
+			p.rootEvent(sqlText(d.rootKey), d.rootRec)
 		}
 		if err != nil {
 			p.skipped = append(p.skipped, Skip{Event: e, Err: fmt.Errorf("%w: %s at %s/%d (position %d): %w", ErrSkipped, e.Type, e.Stream, e.Revision, e.Position, err)})
 		}
+	}
+	if p.err != nil {
+		return nil, p.err
 	}
 	return p.changes(b.Checkpoint)
 }
@@ -321,15 +351,23 @@ func (p *projector) request(e pin.Recorded, id uuid.UUID, r pin.Requested) error
 	t.LastSeq++
 	t.LastCreated = created
 	p.tenants[name] = t
-	p.pins[id] = PinRow{State: s, Seq: t.LastSeq, Created: fromMicros(created), cidKey: sqlText(cidKey(r.CID))}
+	row := PinRow{State: s, Seq: t.LastSeq, Created: fromMicros(created), cidKey: sqlText(cidKey(r.CID))}
+	p.pins[id] = row
 	p.newPin[id] = true
+	if row.holdsRoot() {
+		p.rootLive(row.key(), +1, micros(e.At))
+	}
 
 	if r.Replaces != uuid.Nil {
 		// A tenant replaces only its own pins; a request naming another's
 		// is taken in, and the other pin left alone.
 		if old, ok := p.pin(r.Replaces); ok && old.State.Request.Tenant == r.Tenant && !old.Hidden {
+			was := old.holdsRoot()
 			old.Hidden = true
 			p.pins[r.Replaces] = old
+			if was {
+				p.rootLive(old.key(), -1, micros(e.At))
+			}
 		}
 	}
 	return nil
@@ -341,14 +379,23 @@ func (p *projector) pinEvent(e pin.Recorded, id uuid.UUID) error {
 	if !ok {
 		return fmt.Errorf("no request %s in the views", id)
 	}
+	was := r.holdsRoot()
 	s := r.State.Apply(e)
 	r.State = s
 	if s.Removed {
 		r.Hidden = true
 	}
 	p.pins[id] = r
+	if now := r.holdsRoot(); now != was {
+		delta := int64(+1)
+		if was {
+			delta = -1
+		}
+		p.rootLive(r.key(), delta, micros(e.At))
+	}
 	switch e.Payload.(type) {
 	case pin.CarValidated:
+		p.rootCar(r.key(), micros(e.At))
 		p.totals[TotalPinnedEver]++
 	case pin.DeadLettered:
 		p.totals[TotalDeadLetteredEver]++
@@ -424,6 +471,7 @@ func (p *projector) changes(checkpoint eventlog.Position) (*Changes, error) {
 	for _, id := range slices.SortedFunc(maps.Keys(p.tokens), compareUUID) {
 		ch.Tokens = append(ch.Tokens, TokenChange{Row: p.tokens[id], New: p.newTok[id]})
 	}
+	ch.Roots = p.rootChanges()
 	for _, k := range slices.SortedFunc(maps.Keys(blocks), compareBlockKey) {
 		if d := blocks[k]; d != 0 {
 			ch.Blocks = append(ch.Blocks, BlockDelta{BlockKey: k, Delta: d})

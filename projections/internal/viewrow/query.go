@@ -273,7 +273,7 @@ type DumpRow struct {
 
 // DumpTables returns the dumped tables, in dump order.
 func DumpTables() []string {
-	return []string{"pins", "pin_meta", "tenants", "tenant_blocks", "meta_blocks", "totals", "tokens"}
+	return []string{"pins", "pin_meta", "tenants", "tenant_blocks", "meta_blocks", "totals", "tokens", "roots"}
 }
 
 // Dump rows of each table. Keys join the key columns with NUL (which no

@@ -164,7 +164,10 @@ func FuzzProject(f *testing.F) {
 		}
 		var first *viewrow.Changes
 		for range 2 {
-			ch, err := viewrow.Prepare(evs).Project(viewrow.NewLoaded())
+			b := viewrow.Prepare(evs)
+			l := viewrow.NewLoaded()
+			b.RootKeys(l)
+			ch, err := b.Project(l)
 			if err != nil {
 				t.Fatalf("project: %v", err)
 			}
