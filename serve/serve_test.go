@@ -1,0 +1,324 @@
+package serve_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
+	carv2 "github.com/ipld/go-car/v2"
+	"github.com/ipld/go-car/v2/index"
+	"github.com/multiformats/go-multicodec"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pickup-ipfs/pickup/fetcher/carstore"
+	"github.com/pickup-ipfs/pickup/internal/ipfstest"
+	"github.com/pickup-ipfs/pickup/serve"
+	"github.com/pickup-ipfs/pickup/serve/locate"
+	locatesqlite "github.com/pickup-ipfs/pickup/serve/locate/sqlite"
+)
+
+// heldCARs stands in for the views' one answer the serving role asks
+// (which CAR a pinned, not removed, pin holds for a root): the end-to-end
+// tests (tests/serve_test.go) ask the real views.
+type heldCARs struct {
+	mu   sync.Mutex
+	cars map[string]string
+}
+
+func (h *heldCARs) CarForRoot(_ context.Context, root string) (string, bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	car, ok := h.cars[root]
+	return car, ok, nil
+}
+
+func (h *heldCARs) release(root cid.Cid) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.cars, cid.NewCidV1(root.Type(), root.Hash()).String())
+}
+
+// damages records damage reports.
+type damages struct {
+	mu  sync.Mutex
+	got []serve.Damage
+}
+
+func (d *damages) Damaged(_ context.Context, dmg serve.Damage) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.got = append(d.got, dmg)
+}
+
+func (d *damages) all() []serve.Damage {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]serve.Damage(nil), d.got...)
+}
+
+// fixture is a carpark (the real directory store) holding one pinned DAG,
+// its CAR indexed into a real lookup, and the serving role over them.
+type fixture struct {
+	root    cid.Cid
+	car     []byte
+	stored  carstore.Stored
+	dir     string
+	pins    *heldCARs
+	damages *damages
+	reg     *prometheus.Registry
+	srv     *httptest.Server
+}
+
+func newFixture(t *testing.T, size int64) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	bs := ipfstest.NewMemBlockstore()
+	root, err := ipfstest.File(ctx, bs, ipfstest.FileOptions{Size: size, Seed: 3, CIDv1: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var car bytes.Buffer
+	if _, err := ipfstest.Export(ctx, bs, root, &car); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	store, err := carstore.NewDir(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	meta := carstore.Metadata{Root: root, RequestID: uuid.NewString()}
+	staged := carstore.StagingKey(meta.RequestID, 1)
+	up, err := store.Stage(ctx, staged, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Write(car.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := up.Complete(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := store.Promote(ctx, staged, carstore.Expected{Bytes: st.Bytes, CarCID: st.CarCID, Metadata: meta, Checksum: st.Checksum})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := carv2.GenerateIndex(bytes.NewReader(car.Bytes()), carv2.UseIndexCodec(multicodec.CarMultihashIndexSorted))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw bytes.Buffer
+	if _, err := index.WriteTo(idx, &raw); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := locate.Entries(bytes.NewReader(raw.Bytes()), int64(car.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup, err := locatesqlite.Open(ctx, filepath.Join(t.TempDir(), "locate.db"), locatesqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lookup.Close() })
+	if err := lookup.Add(ctx, locate.CAR{CarCID: stored.CarCID, Root: root, Key: stored.Key, Bytes: stored.Bytes}, entries); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{root: root, car: car.Bytes(), stored: stored, dir: dir, damages: &damages{}, reg: prometheus.NewRegistry(),
+		pins: &heldCARs{cars: map[string]string{cid.NewCidV1(root.Type(), root.Hash()).String(): stored.CarCID.String()}}}
+	h, err := serve.New(serve.Config{Deserialized: true, HoldTTL: time.Nanosecond}, serve.Deps{Locator: lookup, Carpark: store, Pins: f.pins, Reporter: f.damages, Metrics: f.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = httptest.NewServer(h)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fixture) get(t *testing.T, path string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Get(f.srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, body
+}
+
+// corrupt flips one byte of the stored CAR at offset.
+func (f *fixture) corrupt(t *testing.T, offset int64) {
+	t.Helper()
+	p := filepath.Join(f.dir, "carpark", filepath.FromSlash(f.stored.Key))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[offset] ^= 0xff
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func blocks(t *testing.T, car []byte) []struct {
+	cid    cid.Cid
+	data   []byte
+	offset int64
+} {
+	t.Helper()
+	br, err := carv2.NewBlockReader(bytes.NewReader(car))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []struct {
+		cid    cid.Cid
+		data   []byte
+		offset int64
+	}
+	for {
+		b, err := br.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The data is the last bytes of its section.
+		off := int64(bytes.Index(car, b.RawData()))
+		out = append(out, struct {
+			cid    cid.Cid
+			data   []byte
+			offset int64
+		}{b.Cid(), b.RawData(), off})
+	}
+}
+
+// The whole DAG of a pinned root is the stored CAR, byte for byte.
+func TestWholeDAGIsTheStoredCAR(t *testing.T) {
+	f := newFixture(t, 1<<20+777)
+	resp, body := f.get(t, "/ipfs/"+f.root.String()+"?format=car")
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, f.car) {
+		t.Fatalf("GET CAR: %d, %d bytes, want 200 and the stored %d", resp.StatusCode, len(body), len(f.car))
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/vnd.ipld.car; version=1") {
+		t.Errorf("Content-Type %q", ct)
+	}
+	// Another form of the root's CID is composed by boxo, with its own
+	// header root, from the same verified blocks.
+	v0 := cid.NewCidV0(f.root.Hash())
+	if f.root.Type() == cid.DagProtobuf {
+		resp, body = f.get(t, "/ipfs/"+v0.String()+"?format=car")
+		got, want := blocks(t, body), blocks(t, f.car)
+		if resp.StatusCode != http.StatusOK || len(got) != len(want) || !got[0].cid.Equals(v0) {
+			t.Fatalf("GET CAR of the CIDv0: %d, %d blocks, want %d from %s", resp.StatusCode, len(got), len(want), v0)
+		}
+		for i := range got {
+			if !bytes.Equal(got[i].data, want[i].data) {
+				t.Fatalf("GET CAR of the CIDv0: block %d differs", i)
+			}
+		}
+	}
+}
+
+// Every block is served raw; none of a root no pin holds is, and a removed
+// root's stop at once (HoldTTL here is the smallest).
+func TestRawBlocksOfHeldRootsOnly(t *testing.T) {
+	f := newFixture(t, 600<<10)
+	blks := blocks(t, f.car)
+	for _, b := range blks {
+		resp, body := f.get(t, "/ipfs/"+b.cid.String()+"?format=raw")
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, b.data) {
+			t.Fatalf("raw %s: %d, %d bytes", b.cid, resp.StatusCode, len(body))
+		}
+	}
+	f.pins.release(f.root)
+	for _, q := range []string{blks[0].cid.String() + "?format=raw", blks[1].cid.String() + "?format=raw", f.root.String() + "?format=car", f.root.String()} {
+		if resp, _ := f.get(t, "/ipfs/"+q); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("after release, %s: %d, want 404", q, resp.StatusCode)
+		}
+	}
+}
+
+// A stored block that does not match its CID is never served: a 5xx for
+// the block, a CAR cut short before it, a report naming the CAR and the
+// section, and the metric.
+func TestDamagedBlockIsNeverServed(t *testing.T) {
+	f := newFixture(t, 600<<10)
+	blks := blocks(t, f.car)
+	bad := blks[2]
+	f.corrupt(t, bad.offset+10)
+
+	resp, body := f.get(t, "/ipfs/"+bad.cid.String()+"?format=raw")
+	if resp.StatusCode < 500 || bytes.Contains(body, bad.data[:32]) {
+		t.Fatalf("damaged block: %d (%d bytes), want a 5xx without its bytes", resp.StatusCode, len(body))
+	}
+	got := f.damages.all()
+	if len(got) != 1 || !got[0].Block.Equals(bad.cid) || got[0].Location.Key != f.stored.Key || got[0].Location.Offset >= bad.offset || got[0].Location.Offset < bad.offset-100 {
+		t.Fatalf("reports %+v, want one for %s in %s just before %d", got, bad.cid, f.stored.Key, bad.offset)
+	}
+	if n := testutil.ToFloat64(mustCounter(t, f.reg, "pickup_serve_damaged_blocks_total")); n != 1 {
+		t.Errorf("pickup_serve_damaged_blocks_total %v, want 1", n)
+	}
+	// The other blocks are still served.
+	if resp, _ := f.get(t, "/ipfs/"+blks[1].cid.String()+"?format=raw"); resp.StatusCode != http.StatusOK {
+		t.Errorf("a sound block: %d", resp.StatusCode)
+	}
+	// The whole CAR stops before the damaged section: what was sent is the
+	// stored CAR's sound prefix, and the stream is marked cut short.
+	resp, body = f.get(t, "/ipfs/"+f.root.String()+"?format=car")
+	sectionStart := got[0].Location.Offset
+	if resp.StatusCode != http.StatusOK || bytes.Equal(body, f.car) || !bytes.HasPrefix(f.car, body[:sectionStart]) || bytes.Contains(body, bad.data[:32]) {
+		t.Fatalf("CAR with a damaged block: %d, %d bytes (stored %d): want the sound prefix only", resp.StatusCode, len(body), len(f.car))
+	}
+	if !strings.Contains(string(body[sectionStart:]), "CAR stream truncated") {
+		t.Errorf("the cut CAR does not say it is cut short: %q", body[sectionStart:])
+	}
+}
+
+func mustCounter(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			c := prometheus.NewCounter(prometheus.CounterOpts{Name: name})
+			c.Add(mf.GetMetric()[0].GetCounter().GetValue())
+			return c
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return nil
+}
+
+// Limits and routes: /ipns/ is refused, /healthz answers, a bad CID is 400.
+func TestRoutes(t *testing.T) {
+	f := newFixture(t, 1000)
+	if resp, _ := f.get(t, "/ipns/example.com"); resp.StatusCode != http.StatusNotImplemented {
+		t.Errorf("/ipns/: %d, want 501", resp.StatusCode)
+	}
+	if resp, body := f.get(t, "/healthz"); resp.StatusCode != http.StatusOK || string(body) != "ok\n" {
+		t.Errorf("/healthz: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := f.get(t, "/ipfs/not-a-cid?format=raw"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a bad CID: %d, want 400", resp.StatusCode)
+	}
+	if resp, _ := f.get(t, "/pins"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/pins: %d, want 404", resp.StatusCode)
+	}
+	if _, err := serve.New(serve.Config{MaxRequests: -1}, serve.Deps{}); err == nil {
+		t.Error("a negative MaxRequests was accepted")
+	}
+}
