@@ -31,7 +31,7 @@ type Car struct {
 	Blocks []blocks.Block
 }
 
-// NewCar writes a CARv1 of n raw blocks (sizes from 1 byte to 4 KiB, drawn
+// NewCar writes a CARv1 of n raw blocks (sizes from 8 bytes to 4 KiB, drawn
 // from seed), the first its root, plus the blocks of shared (to make CARs
 // that share blocks), with go-car/v2, and builds its MultihashIndexSorted
 // with go-car/v2's GenerateIndex, written with index.WriteTo: the object
@@ -41,11 +41,13 @@ func NewCar(t testing.TB, seed uint64, n int, shared ...blocks.Block) Car {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	var bs []blocks.Block
 	for i := range n {
-		data := make([]byte, 1+rng.IntN(4096))
+		data := make([]byte, 8+rng.IntN(4089))
 		for j := range data {
 			data[j] = byte(rng.Uint32())
 		}
-		binary.LittleEndian.PutUint64(data[:min(8, len(data))], seed<<20|uint64(i))
+		// Unique within and across seeds: no block is two CARs' unless
+		// shared on purpose.
+		binary.LittleEndian.PutUint64(data, seed<<20|uint64(i))
 		h, err := multihash.Sum(data, multihash.SHA2_256, -1)
 		if err != nil {
 			t.Fatal(err)

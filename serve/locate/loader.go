@@ -1,0 +1,333 @@
+package locate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
+)
+
+// IndexSource reads objects of the carpark (fetcher/carstore's S3 and Dir
+// are ones): length bytes from offset, length < 0 for all to the end.
+type IndexSource interface {
+	ReadRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+}
+
+// Log is the event log as the loader reads it.
+type Log interface {
+	pinlog.Reader
+	Subscribe(ctx context.Context, after eventlog.Position, filter eventlog.Filter, handle func([]eventlog.Event) error) error
+	Head(ctx context.Context) (eventlog.Position, error)
+}
+
+// Lister lists the CARs of the carpark whose keys sort after after, in key
+// order, stopping at fn's first error (fetcher/carstore's ListCars, its
+// carstore.Stored given as a CAR). A CAR whose CAR CID is not known has
+// an undefined CarCID.
+type Lister interface {
+	ListCars(ctx context.Context, after string, fn func(CAR) error) error
+}
+
+// LoaderConfig is what a Loader reads and writes.
+type LoaderConfig struct {
+	Log     Log
+	Objects IndexSource
+	Store   Store
+	Logger  *slog.Logger
+	// IsNotFound reports an error of Objects that means the object is not
+	// there (carstore.ErrNotFound): the CAR is skipped, counted as
+	// missing. Default: no error does; every read error is tried again.
+	IsNotFound func(error) bool
+	// IndexKey is the key of the index object beside the CAR at carKey,
+	// for Rebuild. Default: carKey + ".idx" (carstore.IndexKey's rule).
+	IndexKey func(carKey string) string
+	// RetryDelay is the first wait before trying again a read of the
+	// carpark or a write of the store that failed; it doubles up to a
+	// minute. Default one second.
+	RetryDelay time.Duration
+}
+
+// Validate reports a configuration that cannot work.
+func (c LoaderConfig) Validate() error {
+	switch {
+	case c.Log == nil || c.Objects == nil || c.Store == nil:
+		return errors.New("block lookup loader: a log, a carpark and a store are needed")
+	case c.RetryDelay < 0:
+		return fmt.Errorf("block lookup loader: negative retry delay %v", c.RetryDelay)
+	}
+	return nil
+}
+
+// Loader keeps a Store up with the log: every CAR that a CarValidated
+// names, with its index object, is added. It is safe for concurrent use;
+// run one Run per Store at a time (two are correct, since Add is
+// idempotent, but do the work twice).
+type Loader struct {
+	cfg    LoaderConfig
+	logger *slog.Logger
+	stats  struct{ added, known, noIndex, badIndex, missing, badEvent atomic.Int64 }
+}
+
+// LoaderStats count what a Loader did with the CarValidated events (or
+// Rebuild with the CARs) it met.
+type LoaderStats struct {
+	// Added were added; Known were in the store already.
+	Added, Known int64
+	// NoIndex named no index object (written before indexes were).
+	NoIndex int64
+	// BadIndex had an index object Entries refused; Missing had none
+	// where it was named; BadEvent could not be read (no CAR CID, no
+	// root).
+	BadIndex, Missing, BadEvent int64
+}
+
+// NewLoader returns a loader; Run starts it.
+func NewLoader(cfg LoaderConfig) (*Loader, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.IsNotFound == nil {
+		cfg.IsNotFound = func(error) bool { return false }
+	}
+	if cfg.IndexKey == nil {
+		cfg.IndexKey = func(carKey string) string { return carKey + ".idx" }
+	}
+	if cfg.RetryDelay == 0 {
+		cfg.RetryDelay = time.Second
+	}
+	return &Loader{cfg: cfg, logger: cfg.Logger.With("component", "locate")}, nil
+}
+
+// Stats returns the counts so far.
+func (l *Loader) Stats() LoaderStats {
+	s := &l.stats
+	return LoaderStats{Added: s.added.Load(), Known: s.known.Load(), NoIndex: s.noIndex.Load(),
+		BadIndex: s.badIndex.Load(), Missing: s.missing.Load(), BadEvent: s.badEvent.Load()}
+}
+
+// Run follows the log from the store's checkpoint for CarValidated, adds
+// each CAR, and moves the checkpoint after each batch of events: a restart
+// takes up where the last checkpoint was, and an event met again is a CAR
+// already there. A bad or missing index object is logged and skipped; a
+// failed read of the carpark or write of the store is tried again until
+// it works or ctx is done. It returns when ctx is done (ctx's error) or
+// the log fails.
+func (l *Loader) Run(ctx context.Context) error {
+	from, err := l.cfg.Store.Checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	l.logger.InfoContext(ctx, "following the log", "after", from)
+	filter := eventlog.Filter{StreamPrefixes: []string{pin.StreamPrefix}, Types: []string{pin.TypeCarValidated}}
+	return l.cfg.Log.Subscribe(ctx, from, filter, func(batch []eventlog.Event) error {
+		for _, e := range batch {
+			if err := l.take(ctx, e); err != nil {
+				return err
+			}
+		}
+		return l.retry(ctx, "set checkpoint", func() error {
+			return l.cfg.Store.SetCheckpoint(ctx, batch[len(batch)-1].Position)
+		})
+	})
+}
+
+// indexField reads the key of the index object a CarValidated names. It
+// is read from the event's JSON, not from pin.CarValidated, so that the
+// loader reads it whichever side of pin's change (its Index field) the
+// event was written on.
+type indexField struct {
+	Index string `json:"index"`
+}
+
+// take adds the CAR one CarValidated names; only ctx's end is an error.
+func (l *Loader) take(ctx context.Context, e eventlog.Event) error {
+	log := l.logger.With("position", e.Position, "stream", e.Stream)
+	r, err := pinlog.Decode(e)
+	v, ok := r.Payload.(pin.CarValidated)
+	if err != nil || !ok {
+		l.stats.badEvent.Add(1)
+		log.WarnContext(ctx, "skipped an event that does not decode as CarValidated", "err", err)
+		return nil
+	}
+	var f indexField
+	if err := json.Unmarshal(e.Data, &f); err != nil || f.Index == "" {
+		l.stats.noIndex.Add(1)
+		log.DebugContext(ctx, "skipped a CAR validated without an index", "key", v.Key)
+		return nil
+	}
+	carCID, err := cid.Parse(v.CarCID)
+	if err != nil {
+		l.stats.badEvent.Add(1)
+		log.WarnContext(ctx, "skipped a CarValidated whose CAR CID does not parse", "car_cid", v.CarCID, "err", err)
+		return nil
+	}
+	var known bool
+	if err := l.retry(ctx, "look up CAR", func() (err error) { known, err = l.cfg.Store.Has(ctx, carCID); return err }); err != nil {
+		return err
+	}
+	if known {
+		l.stats.known.Add(1)
+		return nil
+	}
+	root, err := l.root(ctx, e)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		l.stats.badEvent.Add(1)
+		log.WarnContext(ctx, "skipped a CarValidated whose pin names no root", "err", err)
+		return nil
+	}
+	return l.add(ctx, log, CAR{CarCID: carCID, Root: root, Key: v.Key, Bytes: v.Bytes}, f.Index)
+}
+
+// root is the root CID of the pin whose stream holds e.
+func (l *Loader) root(ctx context.Context, e eventlog.Event) (cid.Cid, error) {
+	id, ok := pin.RequestIDOf(e.Stream)
+	if !ok {
+		return cid.Undef, fmt.Errorf("stream %q is not a pin's", e.Stream)
+	}
+	var s pin.State
+	err := l.retry(ctx, "read pin", func() (err error) { s, _, err = pinlog.Read(ctx, l.cfg.Log, id); return err })
+	if err != nil {
+		return cid.Undef, err
+	}
+	return cid.Parse(s.Request.CID)
+}
+
+// add reads the CAR's index object and adds it; only ctx's end is an
+// error.
+func (l *Loader) add(ctx context.Context, log *slog.Logger, car CAR, indexKey string) error {
+	log = log.With("car_cid", car.CarCID, "index", indexKey)
+	var entries []Entry
+	var bad, missing error
+	err := l.retry(ctx, "read index", func() error {
+		rc, err := l.cfg.Objects.ReadRange(ctx, indexKey, 0, -1)
+		if err != nil {
+			if l.cfg.IsNotFound(err) {
+				missing = err
+				return nil
+			}
+			return err
+		}
+		defer rc.Close()
+		entries, err = Entries(rc, car.Bytes)
+		if errors.Is(err, ErrBadIndex) {
+			bad = err
+			return nil
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return err
+	case missing != nil:
+		l.stats.missing.Add(1)
+		log.WarnContext(ctx, "skipped a CAR whose index object is missing", "err", missing)
+		return nil
+	case bad != nil:
+		l.stats.badIndex.Add(1)
+		log.ErrorContext(ctx, "skipped a CAR whose index object is bad", "err", bad)
+		return nil
+	}
+	err = l.retry(ctx, "add CAR", func() error {
+		err := l.cfg.Store.Add(ctx, car, entries)
+		if errors.Is(err, ErrInvalid) {
+			bad = err
+			return nil
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return err
+	case bad != nil:
+		l.stats.badIndex.Add(1)
+		log.ErrorContext(ctx, "skipped a CAR the store refuses", "err", bad)
+		return nil
+	}
+	l.stats.added.Add(1)
+	log.DebugContext(ctx, "added", "blocks", len(entries))
+	return nil
+}
+
+// retry runs fn until it returns nil or ctx is done, waiting RetryDelay,
+// doubled each time up to a minute, between tries.
+func (l *Loader) retry(ctx context.Context, what string, fn func() error) error {
+	wait := l.cfg.RetryDelay
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		l.logger.WarnContext(ctx, "failed; trying again", "op", what, "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
+// Rebuild adds to the store every CAR lister lists, with its index object
+// (at IndexKey of its key), skipping those already there: on an empty
+// store, it rebuilds the whole lookup from the carpark alone; interrupted,
+// it is resumed by running it again. It then moves the store's checkpoint
+// to the log's head as it was before the listing began (every CAR
+// validated by then was in the carpark to be listed), so that Run goes on
+// from there. A CAR without a known CAR CID or root, or with a bad or
+// missing index, is logged, counted and skipped.
+func (l *Loader) Rebuild(ctx context.Context, lister Lister) (LoaderStats, error) {
+	before := l.Stats()
+	head, err := l.cfg.Log.Head(ctx)
+	if err != nil {
+		return LoaderStats{}, fmt.Errorf("rebuild block lookup: %w", err)
+	}
+	err = lister.ListCars(ctx, "", func(car CAR) error {
+		log := l.logger.With("key", car.Key)
+		if !car.CarCID.Defined() || !car.Root.Defined() {
+			l.stats.badEvent.Add(1)
+			log.WarnContext(ctx, "skipped a CAR without its CAR CID or root")
+			return nil
+		}
+		var known bool
+		if err := l.retry(ctx, "look up CAR", func() (err error) { known, err = l.cfg.Store.Has(ctx, car.CarCID); return err }); err != nil {
+			return err
+		}
+		if known {
+			l.stats.known.Add(1)
+			return nil
+		}
+		return l.add(ctx, log, car, l.cfg.IndexKey(car.Key))
+	})
+	if err == nil {
+		err = l.cfg.Store.SetCheckpoint(ctx, head)
+	}
+	after := l.Stats()
+	done := LoaderStats{
+		Added: after.Added - before.Added, Known: after.Known - before.Known, NoIndex: after.NoIndex - before.NoIndex,
+		BadIndex: after.BadIndex - before.BadIndex, Missing: after.Missing - before.Missing, BadEvent: after.BadEvent - before.BadEvent,
+	}
+	if err != nil {
+		return done, fmt.Errorf("rebuild block lookup: %w", err)
+	}
+	l.logger.InfoContext(ctx, "rebuilt", "added", done.Added, "known", done.Known, "bad_index", done.BadIndex, "missing", done.Missing, "skipped", done.BadEvent)
+	return done, nil
+}
