@@ -193,7 +193,10 @@ func (w *world) loader(cfg locate.LoaderConfig) *locate.Loader {
 
 type testWriter struct{ t *testing.T }
 
-func (tw testWriter) Write(p []byte) (int, error) { tw.t.Log(string(bytes.TrimSpace(p))); return len(p), nil }
+func (tw testWriter) Write(p []byte) (int, error) {
+	tw.t.Log(string(bytes.TrimSpace(p)))
+	return len(p), nil
+}
 
 // run starts l and returns its stop, which waits for it to return.
 func run(t *testing.T, l *locate.Loader) (stop func()) {
@@ -359,4 +362,3 @@ type listerFunc func(ctx context.Context, after string, fn func(locate.CAR) erro
 func (f listerFunc) ListCars(ctx context.Context, after string, fn func(locate.CAR) error) error {
 	return f(ctx, after, fn)
 }
-
