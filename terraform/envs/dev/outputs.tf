@@ -52,3 +52,13 @@ output "admin_task" {
   description = "What `aws ecs run-task` needs to run the one-off admin task (see terraform/README.md): cluster, task definition family, container name, subnets and security group."
   value       = module.pickup.admin_task
 }
+
+output "serve_url" {
+  description = "Base URL of the trustless gateway over the carpark: GET <serve_url>/ipfs/<cid>?format=car."
+  value       = module.pickup.serve_url
+}
+
+output "serve_dns_name" {
+  description = "DNS name of the serve load balancer, to point serve_domain_name at."
+  value       = module.pickup.serve_dns_name
+}

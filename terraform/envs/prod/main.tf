@@ -24,6 +24,13 @@ module "pickup" {
   domain_name                         = var.domain_name
   certificate_arn                     = var.certificate_arn
   route53_zone_id                     = var.route53_zone_id
+  serve_min_count                     = var.serve_min_count
+  serve_max_count                     = var.serve_max_count
+  serve_max_requests                  = var.serve_max_requests
+  serve_timeout                       = var.serve_timeout
+  serve_max_dag_bytes                 = var.serve_max_dag_bytes
+  serve_certificate_arn               = var.serve_certificate_arn
+  serve_domain_name                   = var.serve_domain_name
 
   single_nat_gateway           = false
   allow_disposable             = false

@@ -151,3 +151,45 @@ variable "gateway_reserved_concurrency" {
   type        = number
   default     = 200
 }
+
+variable "serve_min_count" {
+  description = "Fewest `pickup serve` tasks (the trustless gateway over the carpark)."
+  type        = number
+  default     = 2
+}
+
+variable "serve_max_count" {
+  description = "Most `pickup serve` tasks autoscaling may run."
+  type        = number
+  default     = 10
+}
+
+variable "serve_max_requests" {
+  description = "Requests one serve task serves at once (PICKUP_SERVE_MAX_REQUESTS)."
+  type        = number
+  default     = 256
+}
+
+variable "serve_timeout" {
+  description = "Longest wait for a serve response's first byte and between its writes, a Go duration (PICKUP_SERVE_TIMEOUT)."
+  type        = string
+  default     = "30s"
+}
+
+variable "serve_max_dag_bytes" {
+  description = "Largest DAG of a deserialized serve response, in bytes (PICKUP_SERVE_MAX_DAG_BYTES)."
+  type        = number
+  default     = 1073741824
+}
+
+variable "serve_certificate_arn" {
+  description = "ACM certificate (in var.region) for the serve load balancer's HTTPS; null for HTTP only."
+  type        = string
+  default     = null
+}
+
+variable "serve_domain_name" {
+  description = "Domain of serve_certificate_arn that you point at output serve_dns_name; null for the load balancer's name."
+  type        = string
+  default     = null
+}

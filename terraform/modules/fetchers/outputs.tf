@@ -102,3 +102,13 @@ output "secret_recovery_window_in_days" {
   description = "Days the generated secrets (libp2p seed, webhook key) can be recovered once deleted; the shorter of the two (0: deleted at once)."
   value       = min(aws_secretsmanager_secret.libp2p_seed.recovery_window_in_days, aws_secretsmanager_secret.webhook_key.recovery_window_in_days)
 }
+
+output "image" {
+  description = "The image every task runs: the repository URL and var.image_tag."
+  value       = local.image
+}
+
+output "ecr_repository_arn" {
+  description = "ARN of the ECR repository, for other tasks' execution roles to pull the image from."
+  value       = aws_ecr_repository.this.arn
+}

@@ -37,3 +37,8 @@ output "s3_endpoint_id" {
   description = "ID of the S3 gateway endpoint."
   value       = aws_vpc_endpoint.s3.id
 }
+
+output "s3_prefix_list_id" {
+  description = "Prefix list of the S3 gateway endpoint's addresses, for security groups' egress to S3."
+  value       = aws_vpc_endpoint.s3.prefix_list_id
+}

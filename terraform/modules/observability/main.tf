@@ -163,10 +163,12 @@ locals {
 
   pickup = ["Pickup", "Deployment", var.name]
   lambda = ["AWS/Lambda", "FunctionName", var.function_name]
-  services = {
+  services = merge({
     fetcher   = ["ClusterName", var.cluster_name, "ServiceName", var.fetcher_service_name]
     projector = ["ClusterName", var.cluster_name, "ServiceName", var.projector_service_name]
-  }
+    }, var.serve_service_name == null ? {} : {
+    serve = ["ClusterName", var.cluster_name, "ServiceName", var.serve_service_name]
+  })
 
   # Every line spelled out (no "." shorthand), so that the body reads alone.
   metric_widgets = [

@@ -23,6 +23,12 @@ variable "projector_service_name" {
   type        = string
 }
 
+variable "serve_service_name" {
+  description = "Name of the serve ECS service (`pickup serve`), alarmed on and shown as the other services; null without one."
+  type        = string
+  default     = null
+}
+
 variable "cluster_arn" {
   description = "ARN of the ECS cluster, whose failed service tasks are told to the alarm actions."
   type        = string

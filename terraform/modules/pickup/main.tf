@@ -57,7 +57,7 @@ module "eventlog" {
   name                           = var.name
   vpc_id                         = module.network.vpc_id
   subnet_ids                     = module.network.private_subnet_ids
-  client_security_group_ids      = [module.fetchers.task_security_group_id, module.gateway.security_group_id]
+  client_security_group_ids      = [module.fetchers.task_security_group_id, module.gateway.security_group_id, module.serve.security_group_id]
   secret_recovery_window_in_days = var.disposable ? 0 : 30
   max_capacity                   = var.eventlog_max_capacity
   instance_count                 = var.eventlog_instance_count
@@ -94,7 +94,7 @@ module "views" {
   vpc_id                           = module.network.vpc_id
   subnet_ids                       = module.network.private_subnet_ids
   proxy_client_security_group_ids  = [module.gateway.security_group_id]
-  direct_client_security_group_ids = [module.fetchers.task_security_group_id]
+  direct_client_security_group_ids = [module.fetchers.task_security_group_id, module.serve.security_group_id]
   secret_recovery_window_in_days   = var.disposable ? 0 : 30
   min_capacity                     = var.views_min_capacity
   max_capacity                     = var.views_max_capacity
@@ -168,6 +168,45 @@ module "fetchers" {
   eventlog_admin_secret_arn = local.eventlog.master_secret_arn
 }
 
+# The trustless gateway over the carpark: `pickup serve` behind a load
+# balancer, in the fetchers' cluster with their image, after the projector
+# (whose views-setup creates the block-location lookup's schema).
+module "serve" {
+  source = "../serve"
+
+  name               = var.name
+  vpc_id             = module.network.vpc_id
+  subnet_ids         = module.network.private_subnet_ids
+  public_subnet_ids  = module.network.public_subnet_ids
+  s3_prefix_list_id  = module.network.s3_prefix_list_id
+  cluster_arn        = module.fetchers.cluster_arn
+  cluster_name       = module.fetchers.cluster_name
+  image              = module.fetchers.image
+  ecr_repository_arn = module.fetchers.ecr_repository_arn
+  cpu_architecture   = var.cpu_architecture
+  start_after        = [module.fetchers.projector_service_name]
+
+  views_url                  = module.views.cluster_url
+  views_secret_arn           = module.views.app_secret_arn
+  views_security_group_id    = module.views.db_security_group_id
+  eventlog_url               = local.eventlog.url
+  eventlog_secret_arn        = local.eventlog.secret_arn
+  eventlog_security_group_id = var.eventlog == "postgres" ? module.eventlog[0].db_security_group_id : null
+  carpark_bucket             = module.storage.carpark_bucket
+  carpark_bucket_arn         = module.storage.carpark_bucket_arn
+
+  max_requests       = var.serve_max_requests
+  timeout            = var.serve_timeout
+  max_dag_bytes      = var.serve_max_dag_bytes
+  min_count          = var.serve_min_count
+  max_count          = var.serve_max_count
+  certificate_arn    = var.serve_certificate_arn
+  domain_name        = var.serve_domain_name
+  alarm_actions      = [aws_sns_topic.alarms.arn]
+  log_level          = var.log_level
+  log_retention_days = var.log_retention_days
+}
+
 resource "aws_sns_topic" "alarms" {
   name = "${var.name}-alarms"
 }
@@ -214,6 +253,7 @@ module "observability" {
   cluster_name                        = module.fetchers.cluster_name
   fetcher_service_name                = module.fetchers.fetcher_service_name
   projector_service_name              = module.fetchers.projector_service_name
+  serve_service_name                  = module.serve.service_name
   cluster_arn                         = module.fetchers.cluster_arn
   views_cluster_identifier            = module.views.cluster_identifier
   views_proxy_name                    = module.views.proxy_name

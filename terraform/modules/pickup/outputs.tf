@@ -90,3 +90,23 @@ output "protection" {
     secrets_recoverable       = local.eventlog.recoverable && module.fetchers.secret_recovery_window_in_days > 0 && module.views.secret_recovery_window_in_days > 0
   }
 }
+
+output "serve_url" {
+  description = "Base URL of the trustless gateway over the carpark (`pickup serve`): GET <serve_url>/ipfs/<cid>?format=car."
+  value       = module.serve.url
+}
+
+output "serve_dns_name" {
+  description = "DNS name of the serve load balancer, to point a custom domain at (serve_domain_name)."
+  value       = module.serve.dns_name
+}
+
+output "serve" {
+  description = "The serve role as wired: its service, the tasks' security group, environment and task role policy."
+  value = {
+    service_name      = module.serve.service_name
+    security_group_id = module.serve.security_group_id
+    environment       = module.serve.environment
+    task_policy       = module.serve.task_policy
+  }
+}

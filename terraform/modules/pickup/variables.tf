@@ -222,3 +222,45 @@ variable "log_retention_days" {
   type        = number
   default     = 30
 }
+
+variable "serve_min_count" {
+  description = "Fewest `pickup serve` tasks (the trustless gateway over the carpark), however idle."
+  type        = number
+  default     = 2
+}
+
+variable "serve_max_count" {
+  description = "Most `pickup serve` tasks autoscaling may run (on requests per task and CPU)."
+  type        = number
+  default     = 10
+}
+
+variable "serve_max_requests" {
+  description = "Requests one serve task serves at once (PICKUP_SERVE_MAX_REQUESTS)."
+  type        = number
+  default     = 256
+}
+
+variable "serve_timeout" {
+  description = "Longest wait for a serve response's first byte and between its writes, a Go duration (PICKUP_SERVE_TIMEOUT)."
+  type        = string
+  default     = "30s"
+}
+
+variable "serve_max_dag_bytes" {
+  description = "Largest DAG of a deserialized serve response, in bytes (PICKUP_SERVE_MAX_DAG_BYTES); 1 GiB by default."
+  type        = number
+  default     = 1073741824
+}
+
+variable "serve_certificate_arn" {
+  description = "ACM certificate for the serve load balancer's HTTPS listener (HTTP then redirects); null for HTTP only."
+  type        = string
+  default     = null
+}
+
+variable "serve_domain_name" {
+  description = "Domain of serve_certificate_arn, pointed at the serve load balancer (output serve_dns_name) by you, for the serve_url output; null for the load balancer's name."
+  type        = string
+  default     = null
+}

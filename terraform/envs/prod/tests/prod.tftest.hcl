@@ -50,3 +50,12 @@ run "private_fetchers_need_delegates" {
 
   expect_failures = [var.delegates]
 }
+
+run "serve" {
+  command = apply
+
+  assert {
+    condition     = output.serve_url == "http://${output.serve_dns_name}" && module.pickup.serve.service_name == "pickup-test-serve"
+    error_message = "prod must serve the carpark behind its load balancer, its URL an output"
+  }
+}

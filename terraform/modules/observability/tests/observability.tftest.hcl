@@ -121,6 +121,19 @@ run "task_alarms" {
   }
 }
 
+run "serve_service_alarmed" {
+  command = plan
+
+  variables {
+    serve_service_name = "pickup-test-serve"
+  }
+
+  assert {
+    condition     = toset(keys(aws_cloudwatch_metric_alarm.tasks_below_desired)) == toset(["fetcher", "projector", "serve"]) && aws_cloudwatch_metric_alarm.tasks_below_desired["serve"].alarm_name == "pickup-test-serve-tasks-below-desired"
+    error_message = "the serve service, when there is one, must be alarmed on as the others when it runs fewer tasks than desired"
+  }
+}
+
 run "dashboard" {
   command = apply
 

@@ -78,8 +78,8 @@ run "wiring" {
   }
 
   assert {
-    condition     = module.eventlog[0].client_security_group_ids == [module.fetchers.task_security_group_id, module.gateway.security_group_id]
-    error_message = "the event log's cluster must admit the tasks and the gateway, and no one else"
+    condition     = module.eventlog[0].client_security_group_ids == [module.fetchers.task_security_group_id, module.gateway.security_group_id, module.serve.security_group_id]
+    error_message = "the event log's cluster must admit the tasks, the gateway and the serve tasks, and no one else"
   }
 
   assert {
@@ -144,8 +144,8 @@ run "wiring" {
   }
 
   assert {
-    condition     = module.views.direct_client_security_group_ids == [module.fetchers.task_security_group_id] && module.views.proxy_client_security_group_ids == [module.gateway.security_group_id]
-    error_message = "the cluster must admit the tasks (fetchers, projector, admin) and the proxy the gateway, and no one else"
+    condition     = module.views.direct_client_security_group_ids == [module.fetchers.task_security_group_id, module.serve.security_group_id] && module.views.proxy_client_security_group_ids == [module.gateway.security_group_id]
+    error_message = "the cluster must admit the tasks (fetchers, projector, admin, serve) and the proxy the gateway, and no one else"
   }
 
   assert {
@@ -166,6 +166,40 @@ run "wiring" {
   assert {
     condition     = length(output.nat_public_ips) == 2
     error_message = "a NAT gateway per zone unless single_nat_gateway"
+  }
+
+  # The serving role.
+  assert {
+    condition = (module.serve.environment["PICKUP_CARPARK_BUCKET"] == module.fetchers.fetcher_environment["PICKUP_CARPARK_BUCKET"] &&
+      module.serve.environment["PICKUP_S3_REGION"] == module.fetchers.fetcher_environment["PICKUP_S3_REGION"] &&
+    !contains(keys(module.serve.environment), "PICKUP_STAGING_BUCKET"))
+    error_message = "the serve role must read the fetchers' carpark, by the same settings, and be told nothing of staging"
+  }
+
+  assert {
+    condition = (module.serve.environment["PICKUP_VIEWS"] == module.fetchers.fetcher_environment["PICKUP_VIEWS"] &&
+      module.serve.environment["PICKUP_VIEWS_SECRET_ARN"] == module.views.app_secret_arn &&
+      module.serve.environment["PICKUP_EVENTLOG"] == module.eventlog[0].url &&
+    module.serve.environment["PICKUP_EVENTLOG_SECRET_ARN"] == module.eventlog[0].app_secret_arn)
+    error_message = "the serve role must reach the views on the cluster's writer and the event log on its writer, as their app roles, with the app roles' secrets"
+  }
+
+  assert {
+    condition = (module.serve.environment["PICKUP_SERVE_ADDR"] == "0.0.0.0:8080" && module.serve.environment["PICKUP_SERVE_MAX_REQUESTS"] == "256" &&
+    module.serve.environment["PICKUP_SERVE_TIMEOUT"] == "30s" && module.serve.environment["PICKUP_SERVE_MAX_DAG_BYTES"] == "1073741824")
+    error_message = "the serve role must listen on 8080 with the default limits"
+  }
+
+  assert {
+    condition = (!anytrue([for st in module.serve.task_policy.Statement : contains(st.Resource, module.views.master_secret_arn) || contains(st.Resource, module.eventlog[0].master_secret_arn)]) &&
+      toset(flatten([for st in module.serve.task_policy.Statement : st.Resource])) == toset([module.views.app_secret_arn, module.eventlog[0].app_secret_arn, module.storage.carpark_bucket_arn, "${module.storage.carpark_bucket_arn}/*"]) &&
+    toset(flatten([for st in module.serve.task_policy.Statement : st.Action])) == toset(["secretsmanager:GetSecretValue", "s3:GetObject", "s3:ListBucket"]))
+    error_message = "the serve role may read the carpark and the app roles' secrets only: never staging, a master secret or a write"
+  }
+
+  assert {
+    condition     = output.serve_url == "http://${module.serve.dns_name}" && module.serve.service_name == "pickup-test-serve"
+    error_message = "the gateway's URL (the serve load balancer's) must be an output"
   }
 }
 
@@ -264,6 +298,11 @@ run "eventstoredb" {
       module.fetchers.secrets["projector"]["PICKUP_EVENTLOG"] == module.eventstore[0].secret_arn &&
     module.fetchers.secrets["admin"]["PICKUP_EVENTLOG"] == module.eventstore[0].secret_arn)
     error_message = "with eventlog = \"esdb\" the tasks must get the event log from this deployment's secret"
+  }
+
+  assert {
+    condition     = module.serve.secrets == tomap({ PICKUP_EVENTLOG = module.eventstore[0].secret_arn }) && !contains(keys(module.serve.environment), "PICKUP_EVENTLOG")
+    error_message = "with eventlog = \"esdb\" the serve tasks must get the event log from this deployment's secret"
   }
 
   assert {
