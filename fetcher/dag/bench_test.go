@@ -3,7 +3,9 @@ package dag_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -77,4 +79,85 @@ func TestBenchChildFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	measure.Report(t, res.Bytes, nil)
+}
+
+// BenchmarkIndexOverhead measures what recording the block index costs a
+// fetch: the same DAG fetched with and without it, alternately, in one
+// process and one run, the difference printed as a percentage of the fetch
+// without it (index-overhead-%). Two DAGs: the benchmark fixture (256 KiB
+// raw leaves, from a gateway serving its CAR file, the pipeline of
+// BenchmarkPipeline) and a DAG of 1 KiB blocks served from memory, the
+// most blocks per byte and no network to hide the cost behind.
+func BenchmarkIndexOverhead(b *testing.B) {
+	ctx := context.Background()
+	type shape struct {
+		name   string
+		root   cid.Cid
+		size   int64
+		source dag.Source
+	}
+	var shapes []shape
+	for _, size := range ipfstest.BenchSizes() {
+		fx := ipfstest.NewFixture(b, size)
+		shapes = append(shapes, shape{fmt.Sprintf("dag=%dMiB/blocks=256KiB/origin=car-file", size>>20), fx.Root, fx.Size,
+			gatewaySource(b, ipfstest.NewCARFileGateway(b, fx.CAR).URL())})
+	}
+	bs := ipfstest.NewMemBlockstore()
+	root, err := ipfstest.File(ctx, bs, ipfstest.FileOptions{Size: 32 << 20, Seed: 7, ChunkSize: 1 << 10, CIDv1: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	small := export(b, bs, root)
+	shapes = append(shapes, shape{"dag=32MiB/blocks=1KiB/origin=memory", root, int64(len(small)), carSource{name: "memory", car: small}})
+
+	for _, sh := range shapes {
+		b.Run(sh.name, func(b *testing.B) {
+			with := newFetcher(b, dag.Limits{}, sh.source)
+			without := newFetcher(b, dag.Limits{}, sh.source)
+			dag.WithoutIndex(without)
+			open := func(context.Context) (dag.Sink, error) { return discard{}, nil }
+			run := func(f *dag.Fetcher) (time.Duration, dag.Result) {
+				start := time.Now()
+				res, _, err := f.Fetch(ctx, dag.Request{Root: sh.root}, open, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Bytes != sh.size {
+					b.Fatalf("fetched %d bytes, the CAR has %d", res.Bytes, sh.size)
+				}
+				return time.Since(start), res
+			}
+			var tWith, tWithout time.Duration
+			var res dag.Result
+			var ratios []float64
+			i := 0
+			for b.Loop() {
+				// Alternate which goes first, so that neither gets the
+				// warmer caches.
+				var dWith, dWithout time.Duration
+				for k := range 2 {
+					if (i+k)%2 == 0 {
+						dWith, res = run(with)
+					} else {
+						dWithout, _ = run(without)
+					}
+				}
+				tWith, tWithout = tWith+dWith, tWithout+dWithout
+				ratios = append(ratios, float64(dWith)/float64(dWithout))
+				i++
+			}
+			n := float64(i)
+			slices.Sort(ratios)
+			b.ReportMetric(float64(tWith.Nanoseconds())/n, "ns-with-index/op")
+			b.ReportMetric(float64(tWithout.Nanoseconds())/n, "ns-without-index/op")
+			// The median of the pairs' ratios: a burst of load from the
+			// machine's other tenants skews one pair, not the figure.
+			overhead := 100 * (ratios[len(ratios)/2] - 1)
+			b.ReportMetric(overhead, "index-overhead-%")
+			fmt.Printf("%s: index overhead %.2f %% (median of %d pairs; totals %.2f %%)\n", b.Name(), overhead, len(ratios),
+				100*(float64(tWith)-float64(tWithout))/float64(tWithout))
+			b.ReportMetric(float64(len(res.Index))/float64(res.Blocks), "index-B/block")
+			b.ReportMetric(float64(res.Blocks), "blocks")
+		})
+	}
 }

@@ -27,10 +27,13 @@ type carWriter struct {
 	out    io.Writer
 	bw     *bufio.Writer
 	hashed *hashingWriter
+	// idx, if not nil, records each block's section as it is written.
+	idx *blockIndex
 }
 
-// newCARWriter writes the header of a CARv1 rooted at root to w.
-func newCARWriter(w io.Writer, root cid.Cid) (*carWriter, error) {
+// newCARWriter writes the header of a CARv1 rooted at root to w; with
+// index, it records the CAR's block index as it goes (see blockIndex).
+func newCARWriter(w io.Writer, root cid.Cid, index bool) (*carWriter, error) {
 	header, err := carHeader(root)
 	if err != nil {
 		return nil, err
@@ -40,6 +43,9 @@ func newCARWriter(w io.Writer, root cid.Cid) (*carWriter, error) {
 		hw.h = sha256.New()
 	}
 	cw := &carWriter{out: hw, hashed: hw}
+	if index {
+		cw.idx = &blockIndex{}
+	}
 	if _, ok := w.(BufferingSink); !ok {
 		cw.bw = bufio.NewWriterSize(hw, writeBufferBytes)
 		cw.out = cw.bw
@@ -99,6 +105,10 @@ func (cw *carWriter) writeBlock(c cid.Cid, data []byte) error {
 	// The length and the CID are one write where they fit (any CID the
 	// reader takes does): for a BufferingSink, a section is two calls.
 	key, head := c.KeyString(), lenBuf[:n]
+	if cw.idx != nil {
+		// The section starts here: go-car's offsets are the sections'.
+		cw.idx.add(key, cw.written())
+	}
 	if n+len(key) <= len(lenBuf) {
 		head, key = lenBuf[:n+copy(lenBuf[n:], key)], ""
 	}
@@ -123,6 +133,7 @@ func (cw *carWriter) written() int64 {
 }
 
 // finish flushes what is buffered and returns the CAR's CID and length.
+// The index, if recorded, is then index().
 func (cw *carWriter) finish() (cid.Cid, int64, error) {
 	if cw.bw != nil {
 		if err := cw.bw.Flush(); err != nil {
@@ -137,6 +148,15 @@ func (cw *carWriter) finish() (cid.Cid, int64, error) {
 		return cid.Undef, cw.hashed.n, err
 	}
 	return cid.NewCidV1(uint64(multicodec.Car), mh), cw.hashed.n, nil
+}
+
+// index returns the marshalled CARv2 index of the blocks written, or nil
+// if none was recorded. It is called once, after finish.
+func (cw *carWriter) index() ([]byte, error) {
+	if cw.idx == nil {
+		return nil, nil
+	}
+	return cw.idx.marshal()
 }
 
 // hashingWriter hashes (unless the sink does) and counts what reaches the

@@ -9,7 +9,9 @@
 // and that the stream neither ends early nor carries anything more. What
 // passes is written, as it arrives, as the CARv1 that `ipfs dag export`
 // writes for the same DAG (root in the header, blocks depth-first, each once,
-// identity blocks included), and the CAR's own CID is computed on the way.
+// identity blocks included), and the CAR's own CID and its block index
+// (Result.Index, the CARv2 index go-car builds for those bytes) are
+// computed on the way, with no second read of the CAR.
 //
 // A source that breaks any rule is dropped for this attempt with a precise
 // pin.Reason, and the next source is tried; see Fetcher.Fetch for how the
@@ -188,6 +190,12 @@ type Result struct {
 	Bytes, Blocks int64
 	// Source is the Name of the source that served the DAG.
 	Source string
+	// Index is the CAR's block index, recorded as it was written (no
+	// second read): the CARv2 index go-car/v2 builds for these bytes
+	// (index.MultihashIndexSorted as index.WriteTo writes it: every
+	// block's multihash but identity ones, and the offset of its section
+	// from the start of the CAR), about 40 bytes a block.
+	Index []byte
 }
 
 // Failure is why a source, or a whole attempt, failed. Callers record

@@ -42,6 +42,8 @@ type Fetcher struct {
 	sources []Source
 	limits  Limits
 	log     *slog.Logger
+	// noIndex leaves Result.Index empty (for the benchmark of its cost).
+	noIndex bool
 }
 
 // New returns a Fetcher that tries sources in the order given. Zero limits
@@ -209,7 +211,7 @@ func (f *Fetcher) try(ctx context.Context, src Source, req Request, open func(co
 	}
 	out := make(chan Block, pipelineBlocks)
 	done := make(chan writeResult, 1)
-	w := &writer{root: req.Root, open: open, progress: progress, source: src.Name(), cancel: cancel, recycle: recycle}
+	w := &writer{root: req.Root, open: open, progress: progress, source: src.Name(), cancel: cancel, recycle: recycle, index: !f.noIndex}
 	go func() { done <- w.run(ctx, out) }()
 
 	v := newVerifier(req.Root, ra, f.limits.MaxBlockBytes)
@@ -275,7 +277,11 @@ func finish(wr writeResult, source string) (Result, error) {
 	if err != nil {
 		return Result{}, &storageError{err: fmt.Errorf("flush CAR: %w", err)}
 	}
-	return Result{CarCID: carCID, Bytes: n, Blocks: wr.blocks, Source: source}, nil
+	idx, err := wr.car.index()
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{CarCID: carCID, Bytes: n, Blocks: wr.blocks, Source: source, Index: idx}, nil
 }
 
 // classify turns what ended a try into a *Failure, looking first at why
@@ -329,6 +335,8 @@ type writer struct {
 	cancel   context.CancelCauseFunc
 	// recycle gives written blocks' buffers back to the source.
 	recycle func([]byte)
+	// index records the CAR's block index as it is written.
+	index bool
 }
 
 func (w *writer) run(ctx context.Context, in <-chan Block) writeResult {
@@ -350,7 +358,7 @@ func (w *writer) run(ctx context.Context, in <-chan Block) writeResult {
 				return fail(fmt.Errorf("open sink: %w", err))
 			}
 			res.sink = sink
-			if res.car, err = newCARWriter(sink, w.root); err != nil {
+			if res.car, err = newCARWriter(sink, w.root, w.index); err != nil {
 				return fail(fmt.Errorf("write CAR header: %w", err))
 			}
 		}
