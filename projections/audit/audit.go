@@ -2,16 +2,27 @@
 // happened, who did it, in which attempt, what it meant, and, for every
 // decision nobody asked for (a retry, a dead letter, a watchdog's failure),
 // why. It reads only the log: an audit owes nothing to the views.
+//
+// A pin's story includes its root's: the events of the root's stream
+// ("root-<canonical CID>": holds by this pin's and other pins' fetchers,
+// the garbage collector's decision to delete the root's CAR, its takeover,
+// the deletion done) from the pin's request on, in log order, each
+// labelled with the root (Entry.Root, and "root <cid>:" in its words).
+// Read reads both streams.
 package audit
 
 import (
+	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"io"
 	"text/tabwriter"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/internal/termsafe"
@@ -37,18 +48,64 @@ type Entry struct {
 	What string `json:"what"`
 	// Reason says why, for failures and decisions.
 	Reason string `json:"reason,omitempty"`
+	// Root is set for an event of the root's stream: the root, canonical.
+	Root string `json:"root,omitempty"`
+}
+
+// Read returns the events of a pin's story: its stream's, and, once its
+// request names a root, the events of the root's stream that came after
+// the request, merged in log order. A pin never requested has no events
+// and no error. An error reading the root's stream is returned with the
+// pin's events, which tell the story still.
+func Read(ctx context.Context, log pinlog.Reader, requestID uuid.UUID) ([]eventlog.Event, error) {
+	s, events, err := pinlog.Read(ctx, log, requestID)
+	if err != nil || len(events) == 0 || !s.Exists {
+		return events, err
+	}
+	c, err := cid.Decode(s.Request.CID)
+	if err != nil {
+		return events, nil // no root to tell of
+	}
+	_, roots, err := pinlog.ReadRoot(ctx, log, pinlog.CanonicalRoot(c))
+	if err != nil {
+		return events, err
+	}
+	start := events[0].Position
+	for _, e := range roots {
+		if e.Position > start {
+			events = append(events, e)
+		}
+	}
+	slices.SortStableFunc(events, func(a, b eventlog.Event) int { return cmp.Compare(a.Position, b.Position) })
+	return events, nil
 }
 
 // Timeline folds a pin's events into its timeline. Events it cannot read
 // appear as such, and the rest of the story goes on.
 func Timeline(events []eventlog.Event) []Entry {
 	var s pin.State
+	var rs pin.RootState
 	out := make([]Entry, 0, len(events))
 	for _, e := range events {
 		en := Entry{Position: e.Position, Revision: e.Revision, EventID: e.ID, Time: e.Meta.Time.UTC(), Actor: e.Meta.Actor, Type: e.Type}
 		if e.Meta.CausationID != uuid.Nil {
 			c := e.Meta.CausationID
 			en.CausedBy = &c
+		}
+		if root, ok := pin.RootOf(e.Stream); ok {
+			en.Root = root
+			en.Attempt, en.Status = s.Attempt, s.Status()
+			r, err := pinlog.DecodeRoot(e)
+			if err != nil {
+				en.What, en.Reason = "root "+root+": unreadable event", err.Error()
+				out = append(out, en)
+				continue
+			}
+			before := rs
+			rs = rs.Apply(r)
+			en.What, en.Reason = describeRoot(root, s.Request.RequestID, before, r)
+			out = append(out, en)
+			continue
 		}
 		before := s
 		r, err := pinlog.Decode(e)
@@ -133,6 +190,29 @@ func describe(before, after pin.State, p pin.Payload) (what, why string) {
 		if p.ReplacedBy != uuid.Nil {
 			what = fmt.Sprintf("replaced by request %s", p.ReplacedBy)
 		}
+	}
+	return what, why
+}
+
+// describeRoot says what an event of the root's stream did, for the story
+// of the pin self.
+func describeRoot(root string, self uuid.UUID, before pin.RootState, r pin.RootRecorded) (what, why string) {
+	switch p := r.Payload.(type) {
+	case pin.RootHeld:
+		who := "request " + p.RequestID.String()
+		if p.RequestID == self {
+			who = "this pin"
+		}
+		what = fmt.Sprintf("root %s: held by %s, before its CAR is stored or used", root, who)
+	case pin.RootDeleting:
+		what = fmt.Sprintf("root %s: deletion of its CAR, index and mapping decided by %s, lease until %s", root, p.Actor, clock(p.LeaseUntil))
+		why = "no live pin held the root for the grace period"
+		if before.Deleting {
+			what = fmt.Sprintf("root %s: deletion taken over by %s, lease until %s", root, p.Actor, clock(p.LeaseUntil))
+			why = fmt.Sprintf("the lease of %s ran out at %s before it recorded the deletion done", before.Deleter, clock(before.LeaseUntil))
+		}
+	case pin.RootDeleted:
+		what = fmt.Sprintf("root %s: CAR, index and mapping deleted (%d %s found); a later pin of the root fetches it again", root, p.Objects, plural(p.Objects, "object"))
 	}
 	return what, why
 }

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"os"
@@ -11,8 +12,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/eventlog/embedded"
 	"github.com/pickup-ipfs/pickup/pin"
 	"github.com/pickup-ipfs/pickup/pin/pinlog"
 	"github.com/pickup-ipfs/pickup/projections/audit"
@@ -194,5 +197,106 @@ func TestTimelineTextIsEscaped(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `\x1b[2J`) {
 		t.Errorf("the escaped message is missing:\n%s", out.String())
+	}
+}
+
+// TestTimelineTellsTheRootsStory writes a pin's life on a real log, with
+// its root's stream beside it (a hold by an earlier pin, which the story
+// leaves out; this pin's hold; the GC's decision, a takeover and the
+// deletion), and reads it back with Read: the root's events come in log
+// order, labelled with the root.
+func TestTimelineTellsTheRootsStory(t *testing.T) {
+	ctx := context.Background()
+	log, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	at := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	c := pinlog.New(log, func() time.Time { return at })
+	root, err := cid.Decode("QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	canonical := pinlog.CanonicalRoot(root)
+	if err := pinlog.HoldRoot(ctx, log, root, uuid.New()); err != nil { // an earlier pin's
+		t.Fatal(err)
+	}
+	id := uuid.New()
+	do := func(actor string, decide func(pin.State) (pin.Payload, error)) {
+		t.Helper()
+		if _, err := c.Commit(ctx, pinlog.Commit{RequestID: id, Actor: actor, Decide: func(s pin.State) (pinlog.Decision, error) {
+			p, err := decide(s)
+			return pinlog.Decision{Payload: p}, err
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do("gateway", func(s pin.State) (pin.Payload, error) {
+		return pin.Request(s, pin.Requested{RequestID: id, Tenant: "alice", CID: root.String(), Created: at})
+	})
+	do("f", func(s pin.State) (pin.Payload, error) { return s.Claim("f", at, time.Minute) })
+	if err := pinlog.HoldRoot(ctx, log, root, id); err != nil {
+		t.Fatal(err)
+	}
+	do("f", func(s pin.State) (pin.Payload, error) {
+		return s.Reuse("f", pin.CarValidated{Attempt: 1, Key: "k", Bytes: 10, CarCID: "bagcar"})
+	})
+	do("gateway", func(s pin.State) (pin.Payload, error) { return s.Remove(uuid.Nil) })
+	root1 := func(actor string, decide func(pin.RootState) (pin.RootPayload, error)) {
+		t.Helper()
+		if _, err := c.CommitRoot(ctx, pinlog.RootCommit{Root: canonical, Actor: actor, Decide: func(s pin.RootState) (pinlog.RootDecision, error) {
+			p, err := decide(s)
+			return pinlog.RootDecision{Payload: p}, err
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decide := func(actor string, now time.Time) func(pin.RootState) (pin.RootPayload, error) {
+		return func(s pin.RootState) (pin.RootPayload, error) {
+			d, err := s.DecideDelete(actor, now, time.Minute)
+			if err != nil {
+				return nil, err
+			}
+			return *d, nil
+		}
+	}
+	root1("gc/1", decide("gc/1", at))
+	root1("gc/2", decide("gc/2", at.Add(2*time.Minute)))
+	root1("gc/2", func(s pin.RootState) (pin.RootPayload, error) { return s.Deleted("gc/2", at, 3) })
+
+	events, err := audit.Read(ctx, log, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := audit.Timeline(events)
+	var got []string
+	for _, e := range tl {
+		got = append(got, e.Type+" "+e.Root)
+	}
+	want := []string{"PinRequested ", "FetchStarted ", "RootHeld " + canonical, "CarValidated ", "PinRemoved ",
+		"RootDeleting " + canonical, "RootDeleting " + canonical, "RootDeleted " + canonical}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("story %q\nwant %q", got, want)
+	}
+	for i, w := range map[int]string{
+		2: "root " + canonical + ": held by this pin",
+		5: "root " + canonical + ": deletion of its CAR, index and mapping decided by gc/1",
+		6: "root " + canonical + ": deletion taken over by gc/2",
+		7: "root " + canonical + ": CAR, index and mapping deleted (3 objects found)",
+	} {
+		if !strings.HasPrefix(tl[i].What, w) {
+			t.Errorf("entry %d: %q, want %q", i, tl[i].What, w)
+		}
+	}
+	if !strings.Contains(tl[6].Reason, "the lease of gc/1 ran out") || tl[7].Status != pin.StatusPinned {
+		t.Errorf("takeover %q; status after the deletion %s", tl[6].Reason, tl[7].Status)
+	}
+	var out bytes.Buffer
+	if err := audit.WriteText(&out, id, tl); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "RootDeleted") {
+		t.Errorf("text timeline without the root's events:\n%s", out.String())
 	}
 }
