@@ -16,8 +16,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
