@@ -57,6 +57,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
 
 	"github.com/pickup-ipfs/pickup/pin"
 	"github.com/pickup-ipfs/pickup/pin/pinlog"
@@ -286,9 +287,13 @@ func (g *GC) Collect(ctx context.Context, root string, now time.Time, head pinlo
 	if d, ok := dec.Appended.(pin.RootDeleting); ok {
 		g.logger.Info("deletion decided", "root", root, "lease_until", d.LeaseUntil, "generation", dec.State.Generation)
 	}
-	objects, err := g.deleter.DeleteRoot(ctx, c)
-	if err != nil {
-		return false, fmt.Errorf("gc %s: delete: %w", root, err)
+	objects := 0
+	for _, form := range rootForms(c) {
+		n, err := g.deleter.DeleteRoot(ctx, form)
+		objects += n
+		if err != nil {
+			return false, fmt.Errorf("gc %s: delete %s: %w", root, form, err)
+		}
 	}
 	rec, err := g.pins.CommitRoot(ctx, pinlog.RootCommit{Root: root, Actor: actor, Decide: func(s pin.RootState) (pinlog.RootDecision, error) {
 		p, err := s.Deleted(actor, now, objects)
@@ -305,6 +310,20 @@ func (g *GC) Collect(ctx context.Context, root string, now time.Time, head pinlo
 	}
 	g.logger.Info("deleted", "root", root, "objects", objects)
 	return true, nil
+}
+
+// rootForms are the CIDs a root's objects may be stored under: the
+// carpark names a root as it was requested, and a pin of a dag-pb root
+// with a SHA-256 multihash may have asked for its CIDv0 (Qm...), so both
+// forms are deleted; the views and the root's stream know it by its
+// canonical CIDv1.
+func rootForms(c cid.Cid) []cid.Cid {
+	v1 := cid.NewCidV1(c.Type(), c.Hash())
+	forms := []cid.Cid{v1}
+	if dec, err := multihash.Decode(c.Hash()); err == nil && c.Type() == cid.DagProtobuf && dec.Code == multihash.SHA2_256 && dec.Length == 32 {
+		forms = append(forms, cid.NewCidV0(c.Hash()))
+	}
+	return forms
 }
 
 // waitViews waits until the views' checkpoint reaches pos, for at most the

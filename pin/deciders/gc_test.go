@@ -202,6 +202,11 @@ func TestGCGraceAndCancel(t *testing.T) {
 			}
 			types, s := rootTypes(t, w, root)
 			if tc.delete {
+				// The CIDv0 form too: a pin may have named the root so, and
+				// the carpark keys the root as requested.
+				if v0 := cid.NewCidV0(root.Hash()); cp.callsOf(v0) != 1 {
+					t.Errorf("%d deletions of the root's CIDv0 form %s, want 1", cp.callsOf(v0), v0)
+				}
 				if n != 1 || cp.callsOf(root) != 1 || s.Generation != 1 || s.LastDeleted.Objects != 3 {
 					t.Errorf("deleted %d, %d calls, stream %v: want one deletion of 3 objects", n, cp.callsOf(root), types)
 				}
