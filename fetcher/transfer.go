@@ -2,8 +2,11 @@ package fetcher
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -36,6 +39,13 @@ type CARStore interface {
 	// in staging (uploads never finished, CARs staged and never promoted),
 	// and nothing of later attempts, which may be running.
 	DiscardThrough(ctx context.Context, requestID string, through int) (int, error)
+	// PutIndex stores the block index of a CAR in the carpark beside it,
+	// and its root's mapping, and returns the index's key; an index
+	// already there stays only if it has the same entries.
+	PutIndex(ctx context.Context, st carstore.Stored, index []byte) (string, error)
+	// ReadRange reads an object of the carpark (length < 0: to its end);
+	// carstore.ErrNotFound if there is none.
+	ReadRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
 }
 
 // sweeper is a CAR store that finds, when the pool starts, what attempts
@@ -175,7 +185,7 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 		return claimGone(err)
 	}
 	t.reached(ctx, StepUploaded)
-	return t.validate(ctx, a, staged, meta)
+	return t.validate(ctx, a, staged, meta, res.Index)
 }
 
 // discard removes what attempts 1 to through of the request left in
@@ -262,8 +272,20 @@ func (t *transfer) reuse(ctx context.Context, a *attempt, root cid.Cid) (bool, e
 	if err != nil || !ok {
 		return false, nil
 	}
+	if !stored.Root.Defined() {
+		stored.Root = root
+	}
+	stored.CarCID = c
+	idx, err := t.existingIndex(ctx, a, stored)
+	if err != nil {
+		// Not indexed, and not indexable now (the store unreachable, or
+		// the CAR there corrupt): fetch as if it were not there.
+		a.logger.WarnContext(ctx, "a CAR in the carpark could not be indexed; fetching", "key", stored.Key, "err", err)
+		return false, nil
+	}
 	err = a.commit(ctx, func(s pin.State) (pin.Payload, error) {
-		return s.Reuse(a.pool.cfg.Name, pin.CarValidated{Attempt: s.Attempt, Key: stored.Key, Bytes: stored.Bytes, CarCID: carCID})
+		return s.Reuse(a.pool.cfg.Name, pin.CarValidated{Attempt: s.Attempt, Key: stored.Key, Bytes: stored.Bytes, CarCID: carCID,
+			Index: idx.key, IndexBytes: idx.bytes, IndexSHA256: idx.sha256})
 	})
 	if err != nil {
 		return true, claimGone(err)
@@ -272,6 +294,92 @@ func (t *transfer) reuse(ctx context.Context, a *attempt, root cid.Cid) (bool, e
 	a.ended(OutcomePinned, ReasonCarpark)
 	a.logger.InfoContext(ctx, "pinned from the carpark without fetching", "attempt", s.Attempt, "car_cid", carCID)
 	return true, nil
+}
+
+// storedIndex is a CAR's index as the carpark holds it.
+type storedIndex struct {
+	key    string
+	bytes  int64
+	sha256 string
+}
+
+// putIndex stores a CAR's index, computed from the bytes as they were
+// written, beside it, and reads it back: CarValidated names the object the
+// carpark holds, with its size and SHA-256, so that a reader can check
+// the index it is given. PutIndex keeps an index already there only if it
+// has the same entries, so what is read back indexes these bytes.
+func (t *transfer) putIndex(ctx context.Context, st carstore.Stored, index []byte) (storedIndex, error) {
+	key, err := t.cars.PutIndex(ctx, st, index)
+	if err != nil {
+		return storedIndex{}, err
+	}
+	have, err := t.readIndex(ctx, key)
+	if err != nil {
+		return storedIndex{}, err
+	}
+	return summarize(key, have), nil
+}
+
+// existingIndex returns the index beside a CAR the carpark already holds,
+// or builds it, reading the CAR once and checking its blocks, when there
+// is none (a CAR pinned before indexes) or what is there is not an index.
+func (t *transfer) existingIndex(ctx context.Context, a *attempt, st carstore.Stored) (storedIndex, error) {
+	key := carstore.IndexKey(st.Key)
+	have, err := t.readIndex(ctx, key)
+	switch {
+	case err == nil && carstore.CheckIndex(have) == nil:
+		// The mapping may be missing (a PutIndex cut short): PutIndex
+		// writes it, and leaves the index as it is.
+		if _, err := t.cars.PutIndex(ctx, st, have); err != nil {
+			return storedIndex{}, err
+		}
+		return summarize(key, have), nil
+	case err != nil && !errors.Is(err, carstore.ErrNotFound):
+		return storedIndex{}, err
+	}
+	opener, ok := t.cars.(carOpener)
+	if !ok {
+		return storedIndex{}, errors.New("the CAR store cannot read CARs back to index them")
+	}
+	r, err := opener.Open(ctx, st.Key)
+	if err != nil {
+		return storedIndex{}, err
+	}
+	built, err := carstore.BuildIndex(r)
+	r.Close()
+	if err != nil {
+		return storedIndex{}, fmt.Errorf("index %s: %w", st.Key, err)
+	}
+	if built.CarCID != st.CarCID || built.Bytes != st.Bytes || !built.Root.Equals(st.Root) {
+		return storedIndex{}, fmt.Errorf("index %s: %w: read %d bytes of CAR %s rooted at %s, want %d of %s rooted at %s",
+			st.Key, carstore.ErrCorrupt, built.Bytes, built.CarCID, built.Root, st.Bytes, st.CarCID, st.Root)
+	}
+	a.logger.InfoContext(ctx, "indexed a CAR of the carpark that had no index", "key", st.Key, "blocks", built.Blocks)
+	return t.putIndex(ctx, st, built.Index)
+}
+
+// carOpener is a CAR store that reads CARs back (carstore.S3 and
+// carstore.Dir are).
+type carOpener interface {
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+}
+
+func (t *transfer) readIndex(ctx context.Context, key string) ([]byte, error) {
+	r, err := t.cars.ReadRange(ctx, key, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return b, nil
+}
+
+func summarize(key string, index []byte) storedIndex {
+	sum := sha256.Sum256(index)
+	return storedIndex{key: key, bytes: int64(len(index)), sha256: hex.EncodeToString(sum[:])}
 }
 
 // progressEvery is how often an attempt reports its progress, which also
@@ -328,8 +436,9 @@ func (t *transfer) fetchFailed(ctx context.Context, a *attempt, fetchCtx context
 	return nil
 }
 
-// validate checks the staged CAR into the carpark and records the outcome.
-func (t *transfer) validate(ctx context.Context, a *attempt, staged carstore.Staged, meta carstore.Metadata) error {
+// validate checks the staged CAR into the carpark, stores its index
+// beside it, and records the outcome.
+func (t *transfer) validate(ctx context.Context, a *attempt, staged carstore.Staged, meta carstore.Metadata, index []byte) error {
 	attempt := a.current().Attempt
 	pctx := ctx
 	if t.step != nil {
@@ -344,8 +453,20 @@ func (t *transfer) validate(ctx context.Context, a *attempt, staged carstore.Sta
 		a.fail(ctx, pin.ReasonStorage, fmt.Sprintf("validating into the carpark: %v", err), false)
 		return nil
 	}
+	if !stored.Root.Defined() {
+		stored.Root = meta.Root // a CAR there without its metadata
+	}
+	stored.CarCID = staged.CarCID
+	idx, err := t.putIndex(ctx, stored, index)
+	if err != nil {
+		// The CAR is in the carpark: the next attempt completes from it,
+		// and stores its index then.
+		a.fail(ctx, pin.ReasonStorage, fmt.Sprintf("storing the CAR's index: %v", err), false)
+		return nil
+	}
 	err = a.commit(ctx, func(s pin.State) (pin.Payload, error) {
-		return s.Validate(pin.CarValidated{Attempt: attempt, Key: stored.Key, Bytes: stored.Bytes, CarCID: staged.CarCID.String()})
+		return s.Validate(pin.CarValidated{Attempt: attempt, Key: stored.Key, Bytes: stored.Bytes, CarCID: staged.CarCID.String(),
+			Index: idx.key, IndexBytes: idx.bytes, IndexSHA256: idx.sha256})
 	})
 	if err != nil {
 		return claimGone(err)

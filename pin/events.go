@@ -135,6 +135,13 @@ type CarValidated struct {
 	// Reused is true when the CAR was already in the carpark and nothing was
 	// fetched.
 	Reused bool `json:"reused,omitempty"`
+	// Index locates the CAR's block index in the carpark (the CAR's key
+	// and ".idx"); IndexBytes and IndexSHA256 (hex) are the index object's
+	// size and SHA-256, as read back from the carpark. Empty in events
+	// recorded before CARs had indexes.
+	Index       string `json:"index,omitempty"`
+	IndexBytes  int64  `json:"index_bytes,omitempty"`
+	IndexSHA256 string `json:"index_sha256,omitempty"`
 }
 
 // Failed: an attempt failed.
