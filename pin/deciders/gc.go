@@ -1,53 +1,5 @@
 package deciders
 
-// # The garbage collector
-//
-// A root stays in the carpark while any pin of any tenant holds it; when
-// its last live pin goes (removed, replaced, dead-lettered), its CAR,
-// index and mapping are deleted after a grace period (PICKUP_GC_GRACE), by
-// the GC, which decides from events, as the other actors do: candidates
-// from the views (ReleasedRoots), the decision on the root's stream
-// through pin/pinlog (CommitRoot), the deletion through a Deleter, and its
-// record (RootDeleted). Every step is an event of the root's stream
-// (package pin's root.go), which `pickup audit` shows in the story of the
-// root's pins.
-//
-// Why the deletion never takes what a pin holds. A fetcher appends RootHeld
-// to the root's stream before it promotes a CAR of the root or completes a
-// pin from the carpark (pinlog.HoldRoot), and that pin's PinRequested is
-// in the log before its hold. The GC, before it appends RootDeleting,
-// waits until the views' checkpoint has reached the last event of the
-// root's stream it read (and the log's head as it was when the pass
-// began), so every pin that held the root, and every pin requested before
-// the pass, is in the views; it then confirms from the views that the root
-// still has no live pin and was released before now − grace; and only then
-// appends RootDeleting at the revision it read. A hold that lands after
-// that read makes the append lose its race (wrong revision): the GC reads
-// again, waits for the views to show the hold's pin, and finds the root
-// live (or, for a pin removed since, released only now): no decision. A
-// hold that comes after RootDeleting is refused with pin.ErrRootDeleting:
-// its fetcher neither stores nor uses a CAR of the root until RootDeleted,
-// and its next hold starts a new generation. Either the hold or the
-// decision comes first in the root's stream, and the other sees it.
-//
-// Why a lease. The GC that decided may die between its decision and the
-// deletion. RootDeleting holds the deletion until LeaseUntil; after that,
-// any GC takes it over (a RootDeleting of its own, appended at the
-// revision it read, so that of two at once one wins and the other sees
-// the decision), deletes again (a deletion is idempotent: what is gone
-// stays gone) and appends RootDeleted. Deletions in progress are the first
-// candidates of every pass, whatever the root's pins: a pin requested
-// meanwhile waits for its hold until the deletion is recorded done. The
-// lease (DefaultGCLease, 10 minutes) outlasts a deletion by far: three
-// DELETEs on the carpark.
-//
-// The bound: a root released at t is a candidate from t + grace, and is
-// deleted by the first pass after that, so it is not kept past t + grace +
-// Period (plus the views' lag and the deletion itself). A known limit: a
-// fetcher whose pin is removed after its hold, and which promotes its CAR
-// more than a grace period after the hold, leaves that CAR behind (a leak,
-// never a loss); a hold by a pin no longer live restarts the grace period.
-
 import (
 	"context"
 	"errors"
@@ -165,6 +117,52 @@ type GCDeps struct {
 // GC deletes the objects of roots that no pin has held for the grace
 // period. It is safe to run several at once (in several processes): a
 // root is deleted once.
+//
+// A root stays in the carpark while any pin of any tenant holds it; when
+// its last live pin goes (removed, replaced, dead-lettered), its CAR,
+// index and mapping are deleted after a grace period (PICKUP_GC_GRACE), by
+// the GC, which decides from events, as the other actors do: candidates
+// from the views (ReleasedRoots), the decision on the root's stream
+// through pin/pinlog (CommitRoot), the deletion through a Deleter, and its
+// record (RootDeleted). Every step is an event of the root's stream
+// (package pin's root.go), which `pickup audit` shows in the story of the
+// root's pins.
+//
+// Why the deletion never takes what a pin holds. A fetcher appends RootHeld
+// to the root's stream before it promotes a CAR of the root or completes a
+// pin from the carpark (pinlog.HoldRoot), and that pin's PinRequested is
+// in the log before its hold. The GC, before it appends RootDeleting,
+// waits until the views' checkpoint has reached the last event of the
+// root's stream it read (and the log's head as it was when the pass
+// began), so every pin that held the root, and every pin requested before
+// the pass, is in the views; it then confirms from the views that the root
+// still has no live pin and was released before now − grace; and only then
+// appends RootDeleting at the revision it read. A hold that lands after
+// that read makes the append lose its race (wrong revision): the GC reads
+// again, waits for the views to show the hold's pin, and finds the root
+// live (or, for a pin removed since, released only now): no decision. A
+// hold that comes after RootDeleting is refused with pin.ErrRootDeleting:
+// its fetcher neither stores nor uses a CAR of the root until RootDeleted,
+// and its next hold starts a new generation. Either the hold or the
+// decision comes first in the root's stream, and the other sees it.
+//
+// Why a lease. The GC that decided may die between its decision and the
+// deletion. RootDeleting holds the deletion until LeaseUntil; after that,
+// any GC takes it over (a RootDeleting of its own, appended at the
+// revision it read, so that of two at once one wins and the other sees
+// the decision), deletes again (a deletion is idempotent: what is gone
+// stays gone) and appends RootDeleted. Deletions in progress are the first
+// candidates of every pass, whatever the root's pins: a pin requested
+// meanwhile waits for its hold until the deletion is recorded done. The
+// lease (DefaultGCLease, 10 minutes) outlasts a deletion by far: three
+// DELETEs on the carpark.
+//
+// The bound: a root released at t is a candidate from t + grace, and is
+// deleted by the first pass after that, so it is not kept past t + grace +
+// Period (plus the views' lag and the deletion itself). A known limit: a
+// fetcher whose pin is removed after its hold, and which promotes its CAR
+// more than a grace period after the hold, leaves that CAR behind (a leak,
+// never a loss); a hold by a pin no longer live restarts the grace period.
 type GC struct {
 	actor
 	log     GCLog
@@ -222,6 +220,12 @@ func (g *GC) Tick(ctx context.Context, now time.Time) (int, error) {
 	head, err := g.log.Head(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("gc: read the log's head: %w", err)
+	}
+	// Candidates from views that reached the log as it was: views that
+	// are building (a new version, a replay) leave the pass to a later one,
+	// instead of every candidate's wait.
+	if err := g.waitViews(ctx, head); err != nil {
+		return 0, fmt.Errorf("gc: %w", err)
 	}
 	roots, err := g.views.ReleasedRoots(ctx, now.Add(-g.grace), g.cfg.Batch)
 	if err != nil {
