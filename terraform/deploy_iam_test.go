@@ -305,13 +305,18 @@ func TestIAMFromCode(t *testing.T) {
 					checkRolePolicies(t, d, w)
 				})
 			}
-			want := []string{awsconfig.RoleGateway, awsconfig.RoleFetcher, awsconfig.RoleProjector, awsconfig.RoleViewsSetup}
+			want := []string{awsconfig.RoleGateway, awsconfig.RoleFetcher, awsconfig.RoleProjector, awsconfig.RoleViewsSetup, awsconfig.RoleServe}
 			if !strings.Contains(strings.Join(v.extra, ","), "eventlog=esdb") {
 				want = append(want, awsconfig.RoleEventsSetup)
 			}
 			for _, r := range want {
 				if !seen[r] {
 					t.Errorf("envs/%s wires no %s (a container or function whose command runs it)", env, r)
+				}
+			}
+			for _, w := range roles {
+				if w.role == awsconfig.RoleServe {
+					checkReadOnly(t, d, w, roles)
 				}
 			}
 			if strings.HasPrefix(strings.Join(v.extra, ","), "notify_on_pinned") {
@@ -324,6 +329,44 @@ func TestIAMFromCode(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkReadOnly checks that a role which only reads the carpark (the
+// serving role) can do nothing else to S3: no write, delete, abort or tag
+// of a carpark object, nothing in staging (the buckets as the fetcher is
+// given them), and no S3 action on every resource.
+func checkReadOnly(t *testing.T, d *deployment, w wiredRole, roles []wiredRole) {
+	t.Helper()
+	policies := rolePolicies(t, d, w.roleARN)
+	var staging, carpark string
+	for _, f := range roles {
+		if f.role == awsconfig.RoleFetcher {
+			staging, carpark = f.env["PICKUP_STAGING_BUCKET"], f.env["PICKUP_CARPARK_BUCKET"]
+		}
+	}
+	if staging == "" || carpark == "" || w.env["PICKUP_CARPARK_BUCKET"] != carpark {
+		t.Fatalf("%s: carpark %q, the fetcher's carpark %q and staging %q: want the fetcher's carpark, and a staging bucket to check against", w.where, w.env["PICKUP_CARPARK_BUCKET"], carpark, staging)
+	}
+	if _, set := w.env["PICKUP_STAGING_BUCKET"]; set {
+		t.Errorf("%s is given PICKUP_STAGING_BUCKET: it has no business in staging", w.where)
+	}
+	object := "arn:aws:s3:::" + carpark + "/bafyexample/bafyexample.car"
+	for _, action := range []string{"s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:AbortMultipartUpload", "s3:PutObjectTagging", "s3:PutObjectAcl", "s3:RestoreObject"} {
+		if ok, why := allows(policies, action, object); ok {
+			t.Errorf("%s's role may %s on %s (%s): it only reads the carpark", w.where, action, object, why)
+		}
+	}
+	for _, c := range []struct{ action, resource string }{
+		{"s3:GetObject", "arn:aws:s3:::" + staging + "/staging/request-1/attempt-1.json"},
+		{"s3:ListBucket", "arn:aws:s3:::" + staging},
+		{"s3:PutBucketPolicy", "arn:aws:s3:::" + carpark},
+		{"s3:DeleteBucket", "arn:aws:s3:::" + carpark},
+		{"s3:GetObject", "*"},
+	} {
+		if ok, why := allows(policies, c.action, c.resource); ok {
+			t.Errorf("%s's role may %s on %s (%s): it only reads the carpark", w.where, c.action, c.resource, why)
+		}
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/pickup-ipfs/pickup/internal/awsconfig"
 )
 
 // The plan as data.
@@ -288,6 +290,7 @@ func TestPlanValues(t *testing.T) {
 					t.Errorf("%s: arn %q, id %q, bucket %q", b.Address, b.str("arn"), b.str("id"), b.str("bucket"))
 				}
 			}
+			checkServePlan(t, d)
 			for _, cluster := range d.all("aws_rds_cluster") {
 				if s := cluster.block("master_user_secret"); s == nil || !strings.HasPrefix(s["secret_arn"].(string), "arn:aws:secretsmanager:") {
 					t.Errorf("%s master_user_secret %v", cluster.Address, cluster.Values["master_user_secret"])
@@ -297,5 +300,90 @@ func TestPlanValues(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkServePlan checks the serving role's values in an applied plan: the
+// load balancer's listener forwards to a target group whose port and
+// health check are the serve container's (PICKUP_SERVE_ADDR's port,
+// /healthz), the service registers that container with it from the
+// private subnets, in a security group admitting the load balancer's only,
+// and the serve_url output is the load balancer's DNS name.
+func checkServePlan(t *testing.T, d *deployment) {
+	t.Helper()
+	lb := d.one(t, "aws_lb", "serve.aws_lb.this")
+	tg := d.one(t, "aws_lb_target_group", "serve.aws_lb_target_group.this")
+	svc := d.one(t, "aws_ecs_service", "serve.aws_ecs_service.this")
+	if lb.str("dns_name") == "" || lb.Values["internal"] != false || lb.str("load_balancer_type") != "application" {
+		t.Errorf("%s: dns_name %q, internal %v, type %q: want an internet-facing ALB with a DNS name", lb.Address, lb.str("dns_name"), lb.Values["internal"], lb.str("load_balancer_type"))
+	}
+	if got := d.outputs["serve_url"]; got != "http://"+lb.str("dns_name") {
+		t.Errorf("output serve_url is %v, want http://%s (no certificate)", got, lb.str("dns_name"))
+	}
+	forwards := false
+	for _, l := range d.all("aws_lb_listener") {
+		if a := l.block("default_action"); l.str("load_balancer_arn") == lb.str("arn") && a != nil && a["type"] == "forward" && a["target_group_arn"] == tg.str("arn") {
+			forwards = true
+		}
+	}
+	if !forwards {
+		t.Errorf("no listener of %s forwards to %s", lb.Address, tg.Address)
+	}
+	if hc := tg.block("health_check"); hc == nil || hc["path"] != "/healthz" || hc["matcher"] != "200" || hc["port"] != "traffic-port" {
+		t.Errorf("%s health_check %v: want /healthz answering 200 on the traffic port", tg.Address, tg.Values["health_check"])
+	}
+	reg := svc.block("load_balancer")
+	if reg == nil || reg["target_group_arn"] != tg.str("arn") {
+		t.Fatalf("%s load_balancer %v: want %s", svc.Address, svc.Values["load_balancer"], tg.str("arn"))
+	}
+	td, ok := d.byAttr("aws_ecs_task_definition", "arn", svc.str("task_definition"))
+	if !ok {
+		t.Fatalf("%s runs %q, not in the plan", svc.Address, svc.str("task_definition"))
+	}
+	var defs []containerDef
+	if err := json.Unmarshal([]byte(td.str("container_definitions")), &defs); err != nil {
+		t.Fatal(err)
+	}
+	port := fmt.Sprint(tg.Values["port"])
+	for _, c := range defs {
+		if c.Name != reg["container_name"] {
+			continue
+		}
+		env := map[string]string{}
+		for _, kv := range c.Environment {
+			env[kv.Name] = kv.Value
+		}
+		if roleOf(c.Command) != awsconfig.RoleServe || !strings.HasSuffix(env["PICKUP_SERVE_ADDR"], ":"+port) || fmt.Sprint(reg["container_port"]) != port {
+			t.Errorf("%s: container %s runs %q listening on %q, registered on port %v; the target group sends to %s", svc.Address, c.Name, c.Command, env["PICKUP_SERVE_ADDR"], reg["container_port"], port)
+		}
+	}
+	net := svc.block("network_configuration")
+	private := map[string]bool{}
+	for _, sn := range d.all("aws_subnet") {
+		if strings.Contains(sn.Address, "private") {
+			private[sn.str("id")] = true
+		}
+	}
+	for _, sn := range net["subnets"].([]any) {
+		if !private[fmt.Sprint(sn)] {
+			t.Errorf("%s runs in subnet %v, which is not a private one", svc.Address, sn)
+		}
+	}
+	if net["assign_public_ip"] != false {
+		t.Errorf("%s: assign_public_ip %v", svc.Address, net["assign_public_ip"])
+	}
+	lbGroups := map[string]bool{}
+	for _, g := range lb.list("security_groups") {
+		lbGroups[fmt.Sprint(g)] = true
+	}
+	for _, g := range net["security_groups"].([]any) {
+		for _, in := range d.all("aws_vpc_security_group_ingress_rule") {
+			if in.str("security_group_id") != fmt.Sprint(g) {
+				continue
+			}
+			if in.str("cidr_ipv4") != "" || in.str("cidr_ipv6") != "" || !lbGroups[in.str("referenced_security_group_id")] {
+				t.Errorf("%s admits %v (cidr %q %q, group %q) into the serve tasks: only the load balancer's group may", in.Address, in.Values["from_port"], in.str("cidr_ipv4"), in.str("cidr_ipv6"), in.str("referenced_security_group_id"))
+			}
+		}
 	}
 }

@@ -93,6 +93,8 @@ func roleOf(command []string) string {
 		return awsconfig.RoleProjector
 	case "gateway":
 		return awsconfig.RoleGateway
+	case "serve":
+		return awsconfig.RoleServe
 	case "views":
 		if len(command) > 1 && command[1] == "setup" {
 			return awsconfig.RoleViewsSetup

@@ -270,7 +270,7 @@ func (r *deploymentRun) processEnv(env map[string]string, c *container) []string
 
 var (
 	anyHostRe  = regexp.MustCompile(`/ip4/0\.0\.0\.0/(tcp|udp)/\d+`)
-	listenPort = regexp.MustCompile(`^:(\d+)$`)
+	listenPort = regexp.MustCompile(`^(0\.0\.0\.0)?:(\d+)$`)
 )
 
 // rewriteEnv is a container's (or the function's) environment as wired,
@@ -279,8 +279,9 @@ var (
 //   - the plan's database endpoints (host:port) → the PostgreSQL server's
 //     loopback address (hostTable);
 //   - an address to listen on of all interfaces (":9464",
-//     PICKUP_ADMIN_ADDR) → a free port on 127.0.0.1: every task has its
-//     own network on ECS, here they share one;
+//     PICKUP_ADMIN_ADDR; "0.0.0.0:8080", PICKUP_SERVE_ADDR) → a free port
+//     on 127.0.0.1: every task has its own network on ECS, here they share
+//     one;
 //   - /ip4/0.0.0.0/tcp|udp/PORT (PICKUP_LIBP2P_LISTEN) → the same on a
 //     port free for both TCP and UDP, for the same reason; it stays on all
 //     interfaces, as on ECS, where the task's private address is the one

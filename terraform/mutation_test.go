@@ -38,6 +38,9 @@ func mutations() []mutation {
 		viewsMain    = "modules/views/main.tf"
 		pickupMain   = "modules/pickup/main.tf"
 		obsMain      = "modules/observability/main.tf"
+		serveMain    = "modules/serve/main.tf"
+		serveIAM     = "modules/serve/iam.tf"
+		serveNet     = "modules/serve/network.tf"
 	)
 	one := func(file, old, new string) []edit { return []edit{{file: file, old: old, new: new}} }
 	return []mutation{
@@ -69,7 +72,7 @@ func mutations() []mutation {
 			one(viewsMain, `secret_arn                = aws_secretsmanager_secret.app.arn`, `secret_arn                = local.master_secret_arn`),
 			"the proxy must log in as the application role"},
 		{"the tasks cannot reach the cluster", "modules/pickup",
-			one(pickupMain, `direct_client_security_group_ids = [module.fetchers.task_security_group_id]`, `direct_client_security_group_ids = []`),
+			one(pickupMain, `direct_client_security_group_ids = [module.fetchers.task_security_group_id, module.serve.security_group_id]`, `direct_client_security_group_ids = [module.serve.security_group_id]`),
 			"the cluster must admit the tasks"},
 		{"the gateway cannot reach the proxy", "modules/pickup",
 			one(pickupMain, `proxy_client_security_group_ids  = [module.gateway.security_group_id]`, `proxy_client_security_group_ids  = []`),
@@ -116,8 +119,8 @@ func mutations() []mutation {
 			one(fetchersMain, `depends_on   = local.after_events_setup`, `depends_on   = []`),
 			"views-setup and the projector only once it has succeeded"},
 		{"the event log's cluster admits no gateway", "modules/pickup",
-			one(pickupMain, `client_security_group_ids      = [module.fetchers.task_security_group_id, module.gateway.security_group_id]`, `client_security_group_ids      = [module.fetchers.task_security_group_id]`),
-			"the event log's cluster must admit the tasks and the gateway"},
+			one(pickupMain, `client_security_group_ids      = [module.fetchers.task_security_group_id, module.gateway.security_group_id, module.serve.security_group_id]`, `client_security_group_ids      = [module.fetchers.task_security_group_id, module.serve.security_group_id]`),
+			"the event log's cluster must admit the tasks, the gateway"},
 
 		// Protection of data.
 		{"prod disposable", "envs/prod",
@@ -203,6 +206,44 @@ func mutations() []mutation {
 		{"prod with more fetchers than identity slots", "envs/prod",
 			one("envs/prod/variables.tf", "type        = number\n  default     = 20\n", "type        = number\n  default     = 50\n"),
 			"fetcher_max_count must be at most 20"},
+
+		// The serving role (pickup serve behind its load balancer).
+		{"serve's task role may write CARs", "modules/serve",
+			one(serveIAM, `Action   = ["s3:GetObject"]`, `Action   = ["s3:GetObject", "s3:PutObject"]`),
+			"the serve role is read-only: no S3 write"},
+		{"serve's task role reads the staging bucket", "modules/serve",
+			one(serveIAM, `Resource = ["${var.carpark_bucket_arn}/*"]`, `Resource = ["${var.carpark_bucket_arn}/*", "arn:aws:s3:::pickup-test-staging/*"]`),
+			"the serve role must read the carpark and the two app roles' secrets, and nothing else"},
+		{"serve's target group checks another path", "modules/serve",
+			one(serveMain, `path                = "/healthz"`, `path                = "/"`),
+			"check /healthz there for 200"},
+		{"serve tasks open to the world on 8080", "modules/serve",
+			one(serveNet, `referenced_security_group_id = aws_security_group.alb.id`, `cidr_ipv4                    = "0.0.0.0/0"`),
+			"the serve tasks must admit 8080 from the load balancer's security group only, never from the world"},
+		{"serve tasks with public addresses", "modules/serve",
+			one(serveMain, `assign_public_ip = false`, `assign_public_ip = true`),
+			"the serve tasks must run in the private subnets, without public addresses"},
+		{"serve's HTTP does not redirect to HTTPS", "modules/serve",
+			one(serveMain, `type             = local.https ? "redirect" : "forward"`, `type             = "forward"`),
+			"with a certificate HTTP must redirect to HTTPS"},
+		{"serve scales on the load balancer's whole request count", "modules/serve",
+			one(serveMain, `predefined_metric_type = "ALBRequestCountPerTarget"`, `predefined_metric_type = "ALBRequestCount"`),
+			"the serve service must track requests per target"},
+		{"no alarm on serve's unhealthy targets", "modules/serve",
+			one("modules/serve/alarms.tf", `metric      = "UnHealthyHostCount"`, `metric      = "HealthyHostCount"`),
+			"unhealthy targets must raise alarms"},
+		{"the views' cluster does not admit the serve tasks", "modules/pickup",
+			one(pickupMain, `direct_client_security_group_ids = [module.fetchers.task_security_group_id, module.serve.security_group_id]`, `direct_client_security_group_ids = [module.fetchers.task_security_group_id]`),
+			"the cluster must admit the tasks (fetchers, projector, admin, serve)"},
+		{"the event log's cluster does not admit the serve tasks", "modules/pickup",
+			one(pickupMain, `client_security_group_ids      = [module.fetchers.task_security_group_id, module.gateway.security_group_id, module.serve.security_group_id]`, `client_security_group_ids      = [module.fetchers.task_security_group_id, module.gateway.security_group_id]`),
+			"the event log's cluster must admit the tasks, the gateway and the serve tasks"},
+		{"serve logs in to the views with the master secret", "modules/pickup",
+			one(pickupMain, `views_secret_arn           = module.views.app_secret_arn`, `views_secret_arn           = module.views.master_secret_arn`),
+			"with the app roles' secrets"},
+		{"serve starts before the projector", "modules/pickup",
+			one(pickupMain, `start_after        = [module.fetchers.projector_service_name]`, `start_after        = []`),
+			"the serve service must start after the projector service"},
 
 		// Alarms.
 		{"failed tasks rule matches running tasks", "modules/observability",

@@ -23,6 +23,7 @@ const (
 	RoleViewsSetup  = "views-setup"  // pickup views setup, in the projector task before the projector
 	RoleEventsSetup = "events-setup" // pickup events setup, the projector task's first container with the PostgreSQL event log
 	RoleAdmin       = "admin"        // the operator's one-off commands (pickup tokens, webhooks, audit), an ECS task
+	RoleServe       = "serve"        // pickup serve, the trustless gateway over the carpark, an ECS task behind a load balancer
 )
 
 // Call is one AWS operation a role's code can make on one kind of
@@ -129,6 +130,15 @@ var roleCalls = map[string][]Call{
 	}),
 	RoleProjector: concat(secretCalls, []Call{
 		{"SNS Publish", "sns:Publish", "setting:PICKUP_NOTIFY_TOPIC_ARN", "a validated CAR told to the topic", ""},
+	}),
+	// The serving role reads the carpark and nothing else of S3: range
+	// reads of CARs and their indexes, root → CAR mappings listed by
+	// prefix; never staging, never a write.
+	RoleServe: concat(secretCalls, []Call{
+		{"S3 GetObject", "s3:GetObject", "object:carpark", "a range of a CAR (blocks, whole CARs) or a CAR's index, read to serve it", ""},
+		{"S3 HeadObject", "s3:GetObject", "object:carpark", "a CAR's size and ETag before its ranges are read", ""},
+		{"S3 HeadObject", "s3:ListBucket", "bucket:carpark", "without it a HEAD of a missing object answers 403, not 404", ""},
+		{"S3 ListObjectsV2", "s3:ListBucket", "bucket:carpark", "a root's CARs (<rootCid>/<carCid>), and the CARs the lookup is rebuilt from", ""},
 	}),
 	// The operator's commands open the log and the views as every role
 	// does, through the same settings.

@@ -62,3 +62,8 @@ output "log_group_name" {
   description = "Log group of the serve tasks."
   value       = aws_cloudwatch_log_group.this.name
 }
+
+output "start_after" {
+  description = "What the service was made to start after (var.start_after, through terraform_data)."
+  value       = terraform_data.start_after.output
+}

@@ -198,6 +198,11 @@ run "wiring" {
   }
 
   assert {
+    condition     = module.serve.start_after == tolist([module.fetchers.projector_service_name])
+    error_message = "the serve service must start after the projector service, whose views-setup creates the block-location lookup's schema"
+  }
+
+  assert {
     condition     = output.serve_url == "http://${module.serve.dns_name}" && module.serve.service_name == "pickup-test-serve"
     error_message = "the gateway's URL (the serve load balancer's) must be an output"
   }
