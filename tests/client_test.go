@@ -45,6 +45,14 @@ func (cl *client) add(cid, name string) api.PinStatus {
 	return ps
 }
 
+// remove removes a pin through the Pinning Service API.
+func (cl *client) remove(id string) {
+	cl.t.Helper()
+	if err := cl.psa.Remove(context.Background(), id); err != nil {
+		cl.t.Fatal(err)
+	}
+}
+
 func (cl *client) get(id string) api.PinStatus {
 	cl.t.Helper()
 	ps, err := cl.psa.Get(context.Background(), id)

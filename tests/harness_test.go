@@ -114,6 +114,7 @@ func (c *cluster) env() []string {
 		"PICKUP_DELEGATES=/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWR3DeCKahEqXtP8KvuG3XBeLZTU55yktXSmy8g4Phh6BV",
 		"PICKUP_ALLOW_PRIVATE_ORIGINS=true",
 		"PICKUP_HTTP_ADDR=127.0.0.1:0",
+		"PICKUP_SERVE_ADDR=127.0.0.1:0",
 		// Short enough that tests see retries and lease expiry in seconds.
 		"PICKUP_LEASE=2s",
 		"PICKUP_RETRY_BASE_DELAY=300ms",

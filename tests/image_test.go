@@ -424,6 +424,7 @@ func (img *unpackedImage) run(t *testing.T) {
 	env := append(slices.Clone(img.config.Config.Env),
 		"HOME="+wd,
 		"PICKUP_HTTP_ADDR=127.0.0.1:0",
+		"PICKUP_SERVE_ADDR=127.0.0.1:0",
 		"PICKUP_ADMIN_ADDR=127.0.0.1:0",
 	)
 	// The config's user, numeric as checkBase wants it.

@@ -47,12 +47,11 @@ type fetcherFlags struct {
 	sources, gateways          *[]string
 	kuboRPC                    *string
 	libp2p                     *libp2pFlags
-	carDir                     *string
-	staging, carpark, prefix   *string
-	s3Endpoint, s3Region       *string
-	partSize                   *int64
-	s3Concurrency              *int
-	allowPrivate               *bool
+	*carparkFlags
+	staging, prefix *string
+	partSize        *int64
+	s3Concurrency   *int
+	allowPrivate    *bool
 }
 
 func addFetcherFlags(f *flags) *fetcherFlags {
@@ -67,12 +66,9 @@ func addFetcherFlags(f *flags) *fetcherFlags {
 		gateways:      f.list("trustless-gateways", []string{"https://trustless-gateway.link"}, "trustless gateway base URLs, comma separated", "PICKUP_TRUSTLESS_GATEWAYS"),
 		kuboRPC:       f.string("kubo-rpc", "", "kubo RPC base URL, for the kubo source's dag/export", "PICKUP_KUBO_RPC"),
 		libp2p:        addLibp2pFlags(f),
-		carDir:        f.string("car-dir", "data/cars", "local CAR store (used when no staging bucket is set)", "PICKUP_CAR_DIR"),
+		carparkFlags:  f.carparkFlags(),
 		staging:       f.string("staging-bucket", "", "S3 staging bucket; setting it selects the S3 store", "PICKUP_STAGING_BUCKET"),
-		carpark:       f.string("carpark-bucket", "", "S3 carpark bucket", "PICKUP_CARPARK_BUCKET"),
 		prefix:        f.string("staging-prefix", "staging/", "prefix of staged objects in the staging bucket", "PICKUP_STAGING_PREFIX"),
-		s3Endpoint:    f.string("s3-endpoint", "", "S3-compatible endpoint URL (path-style); empty means AWS", "PICKUP_S3_ENDPOINT"),
-		s3Region:      f.string("s3-region", "", "S3 region (default: AWS_REGION)", "PICKUP_S3_REGION"),
 		partSize:      f.bytesize("s3-part-size", 8<<20, "multipart part size; a CAR upload holds (concurrency+1) parts in memory", "PICKUP_S3_PART_SIZE"),
 		s3Concurrency: f.integer("s3-concurrency", 2, "parts uploaded at once per CAR", "PICKUP_S3_CONCURRENCY"),
 	}

@@ -20,6 +20,9 @@ type flags struct {
 	// allowPrivate is the one --allow-private-origins of a flag set that
 	// both the gateway and the fetcher read (pickup run has both).
 	allowPrivate *bool
+	// carpark is the one set of carpark flags of a flag set that both the
+	// fetcher and the serving role read.
+	carpark *carparkFlags
 }
 
 // allowPrivateOrigins defines --allow-private-origins once per flag set:

@@ -34,6 +34,7 @@ func commands() []command {
 		{"run", "run every role in one process on embedded defaults, state in ./data (what `make run` starts)", runAll},
 		{"gateway", "serve the HTTP APIs (on AWS Lambda when AWS_LAMBDA_RUNTIME_API is set)", runGateway},
 		{"fetcher", "fetch pinned DAGs into verified CARs in S3 or a directory", runFetcher},
+		{"serve", "serve what is pinned, verified, from the carpark: a trustless gateway (GET/HEAD /ipfs/{cid}: raw blocks, CARs; UnixFS with --serve-deserialized)", runServe},
 		{"projector", "keep the views, decide retries and dead letters, watch leases, publish the backlog", runProjector},
 		{"health", "exit 0 when the process whose admin server is at ADDR is ready: health [ADDR]", runHealth},
 		{"events", "print events of the log as JSON lines: events cat STREAM | events tail [--from POSITION] [--follow]; copy a history: events copy --from LOG --to LOG", runEvents},
@@ -43,6 +44,7 @@ func commands() []command {
 		{"audit", "print a pin's timeline with the reason for each decision: audit REQUEST_ID [--json]", runAudit},
 		{"views", "PostgreSQL views: views setup (admin, once per version: schema and app role) | views ls | views drop --version N", runViews},
 		{"replay", "rebuild every view from the log, or compare the live views with a rebuild: replay [--verify]", runReplay},
+		{"reindex", "build the block index and root mapping of every CAR in the carpark that lacks them (resumable, idempotent)", runReindex},
 	}
 }
 

@@ -40,6 +40,7 @@ func startPinStack(t *testing.T, originURL string, extra map[string]string) pinS
 		"PICKUP_VIEWS":                 filepath.Join(dir, "views.db"),
 		"PICKUP_CAR_DIR":               filepath.Join(dir, "cars"),
 		"PICKUP_HTTP_ADDR":             "127.0.0.1:0",
+		"PICKUP_SERVE_ADDR":            "127.0.0.1:0",
 		"PICKUP_ADMIN_ADDR":            "127.0.0.1:0",
 		"PICKUP_LOG_LEVEL":             "warn",
 		"PICKUP_SOURCES":               "gateway",

@@ -30,6 +30,7 @@ func runAll(ctx context.Context, e *env, args []string) error {
 	ff := addFetcherFlags(f)
 	pf := addProjectorFlags(f)
 	nf := addNotifyFlags(f)
+	sf := addServeFlags(f)
 	tokenFile := f.string("token-file", "", "where the default tenant's token is kept (default: token beside the event log)", "PICKUP_TOKEN_FILE")
 	if err := f.parse(args); err != nil {
 		return err
@@ -55,6 +56,10 @@ func runAll(ctx context.Context, e *env, args []string) error {
 	if len(delegates) == 0 {
 		delegates = announced
 	}
+	served, err := p.addServe(ctx, sf, b)
+	if err != nil {
+		return fail(err)
+	}
 	// One gateway takes every write here, so a read waits only for this
 	// process's own writes.
 	api, err := p.addGateway(g, gateway.ConsistencyProcess, b)
@@ -75,6 +80,7 @@ func runAll(ctx context.Context, e *env, args []string) error {
 	if api != nil {
 		fmt.Fprintf(e.stdout, "pickup is running.\n  API:    http://%s\n  page:   http://%s/ (sign in with the token)\n  token:  %s (tenant %q, kept in %s)\n  try:    curl -H \"Authorization: Bearer %s\" http://%s/pins\n",
 			api.Addr(), api.Addr(), token, defaultTenant, *tokenFile, token, api.Addr())
+		fmt.Fprintf(e.stdout, "  serve:  http://%s/ipfs/<cid>?format=car (what is pinned, verified, from the carpark)\n", served.Addr())
 		if admin != nil {
 			fmt.Fprintf(e.stdout, "  admin:  http://%s/metrics, /healthz, /readyz\n", admin.Addr())
 		}

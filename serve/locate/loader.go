@@ -123,25 +123,41 @@ func (l *Loader) Stats() LoaderStats {
 // takes up where the last checkpoint was, and an event met again is a CAR
 // already there. A bad or missing index object is logged and skipped; a
 // failed read of the carpark or write of the store is tried again until
-// it works or ctx is done. It returns when ctx is done (ctx's error) or
-// the log fails.
+// it works or ctx is done; so is the subscription when the log fails
+// (from the last checkpoint, after RetryDelay). It returns when ctx is
+// done, with ctx's error.
 func (l *Loader) Run(ctx context.Context) error {
-	from, err := l.cfg.Store.Checkpoint(ctx)
-	if err != nil {
-		return err
-	}
-	l.logger.InfoContext(ctx, "following the log", "after", from)
 	filter := eventlog.Filter{StreamPrefixes: []string{pin.StreamPrefix}, Types: []string{pin.TypeCarValidated}}
-	return l.cfg.Log.Subscribe(ctx, from, filter, func(batch []eventlog.Event) error {
-		for _, e := range batch {
-			if err := l.take(ctx, e); err != nil {
-				return err
-			}
-		}
-		return l.retry(ctx, "set checkpoint", func() error {
-			return l.cfg.Store.SetCheckpoint(ctx, batch[len(batch)-1].Position)
+	for {
+		var from eventlog.Position
+		err := l.retry(ctx, "read checkpoint", func() (err error) {
+			from, err = l.cfg.Store.Checkpoint(ctx)
+			return err
 		})
-	})
+		if err != nil {
+			return err
+		}
+		l.logger.InfoContext(ctx, "following the log", "after", from)
+		err = l.cfg.Log.Subscribe(ctx, from, filter, func(batch []eventlog.Event) error {
+			for _, e := range batch {
+				if err := l.take(ctx, e); err != nil {
+					return err
+				}
+			}
+			return l.retry(ctx, "set checkpoint", func() error {
+				return l.cfg.Store.SetCheckpoint(ctx, batch[len(batch)-1].Position)
+			})
+		})
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		l.logger.ErrorContext(ctx, "following the log failed; resuming", "err", err, "after", l.cfg.RetryDelay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(l.cfg.RetryDelay):
+		}
+	}
 }
 
 // indexField reads the key of the index object a CarValidated names. It

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/pickup-ipfs/pickup/fetcher/carstore"
+	"github.com/pickup-ipfs/pickup/serve"
+	"github.com/pickup-ipfs/pickup/serve/locate"
+	locatepostgres "github.com/pickup-ipfs/pickup/serve/locate/postgres"
+	locatesqlite "github.com/pickup-ipfs/pickup/serve/locate/sqlite"
+)
+
+// runServe runs the serving role, top to bottom: flags; the process
+// (logger, registry, log, views: b.open); the block lookup, its loader and
+// the trustless gateway over the carpark (addServe); the run group.
+func runServe(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "serve")
+	b := addBaseFlags(f, "127.0.0.1:9467")
+	sf := addServeFlags(f)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	p, err := b.open(ctx, e, "serve")
+	if err != nil {
+		return err
+	}
+	if _, err := p.addServe(ctx, sf, b); err != nil {
+		p.close()
+		return err
+	}
+	return p.serve(ctx, b)
+}
+
+type serveFlags struct {
+	addr         *string
+	maxRequests  *int
+	timeout      *time.Duration
+	maxDuration  *time.Duration
+	maxDAG       *int64
+	deserialized *bool
+	locate       *string
+	carpark      *carparkFlags
+}
+
+func addServeFlags(f *flags) *serveFlags {
+	return &serveFlags{
+		addr:         f.string("serve-addr", "127.0.0.1:8080", "where the trustless gateway (GET/HEAD /ipfs/{cid}) listens", "PICKUP_SERVE_ADDR"),
+		maxRequests:  f.integer("serve-max-requests", 256, "requests the gateway serves at once; beyond, 429 with Retry-After", "PICKUP_SERVE_MAX_REQUESTS"),
+		timeout:      f.duration("serve-timeout", 30*time.Second, "longest wait for a response's first byte, and between its writes (504, or a CAR cut short, beyond)", []string{"PICKUP_SERVE_TIMEOUT"}),
+		maxDuration:  f.duration("serve-max-duration", time.Hour, "longest whole request", []string{"PICKUP_SERVE_MAX_DURATION"}),
+		maxDAG:       f.bytesize("serve-max-dag-bytes", 1<<30, "largest DAG of a deserialized (UnixFS) response; beyond, 410 Gone (trustless raw and CAR responses are not capped)", "PICKUP_SERVE_MAX_DAG_BYTES"),
+		deserialized: f.boolean("serve-deserialized", false, "also serve UnixFS files and directories, deserialized (a web gateway), besides raw blocks and CARs", "PICKUP_SERVE_DESERIALIZED"),
+		locate:       f.string("locate", "", "the block-location lookup: a file (embedded; default: locate.db beside the views) or, with PostgreSQL views, their database (the default)", "PICKUP_LOCATE"),
+		carpark:      f.carparkFlags(),
+	}
+}
+
+// addServe adds the serving role: the lookup (kept up to date from the
+// log's CarValidated events by its loader) and the trustless gateway over
+// the carpark. It returns the gateway's server.
+func (p *proc) addServe(ctx context.Context, sf *serveFlags, b *baseFlags) (*httpServer, error) {
+	cars, err := sf.carpark.reader(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	lookup, err := p.openLocate(ctx, sf, b)
+	if err != nil {
+		return nil, err
+	}
+	loader, err := locate.NewLoader(locate.LoaderConfig{Log: p.logAs("locate"), Objects: cars, Store: lookup, Logger: p.logger,
+		IsNotFound: func(err error) bool { return errors.Is(err, carstore.ErrNotFound) }})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	p.actor("locate", loader.Run)
+	h, err := serve.New(serve.Config{
+		MaxRequests: *sf.maxRequests, Timeout: *sf.timeout, MaxDuration: *sf.maxDuration,
+		MaxDAGBytes: *sf.maxDAG, Deserialized: *sf.deserialized,
+	}, serve.Deps{
+		Locator: lookup, Carpark: cars, Pins: p.views,
+		Reporter: serve.LogReporter{Log: p.log, Actor: "serve", Logger: p.logger},
+		Logger:   p.logger, Metrics: p.reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	cfg, err := b.serverConfig(connLimits{max: defaultAPIConns(nofile())})
+	if err != nil {
+		return nil, err
+	}
+	// A whole CAR takes as long as it takes: the gateway bounds the time
+	// to its first byte and between writes, and the whole request.
+	cfg.write = 0
+	srv, err := listen("serve", *sf.addr, cfg, h, p.conns, p.logger)
+	if err != nil {
+		return nil, err
+	}
+	p.group.Add(srv.execute, srv.interrupt)
+	return srv, nil
+}
+
+// lookupStore is the block-location lookup as the serving role uses it.
+type lookupStore interface {
+	locate.Store
+	Close() error
+}
+
+// openLocate opens the lookup the flags name: --locate, or else where the
+// views are: their PostgreSQL database (its own schema, set up by `pickup
+// views setup`, opened as the views' app role), or locate.db beside the
+// embedded views.
+func (p *proc) openLocate(ctx context.Context, sf *serveFlags, b *baseFlags) (lookupStore, error) {
+	at := *sf.locate
+	if at == "" && isPostgresURL(*b.views) && *b.viewsSecret != "" {
+		url, creds, err := viewsLocation(ctx, *b.viewsSecret, *b.views)
+		if err != nil {
+			return nil, fmt.Errorf("views secret: %w", err)
+		}
+		s, err := locatepostgres.Open(ctx, url, locatepostgres.Options{Credentials: locatepostgres.Credentials(creds)})
+		if err != nil {
+			return nil, err
+		}
+		p.closers = append(p.closers, s.Close)
+		return s, nil
+	}
+	if at == "" && isPostgresURL(*b.views) {
+		at = *b.views
+	}
+	if isPostgresURL(at) {
+		s, err := locatepostgres.Open(ctx, at, locatepostgres.Options{})
+		if errors.Is(err, locatepostgres.ErrNotSetUp) {
+			// A role that may create the schema (the database's owner, on
+			// a developer's PostgreSQL) gets it, as the views do.
+			if serr := locatepostgres.Setup(ctx, at, locatepostgres.SetupOptions{}); serr == nil {
+				s, err = locatepostgres.Open(ctx, at, locatepostgres.Options{})
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		p.closers = append(p.closers, s.Close)
+		return s, nil
+	}
+	if at == "" {
+		at = filepath.Join(filepath.Dir(*b.views), "locate.db")
+	}
+	s, err := locatesqlite.Open(ctx, at, locatesqlite.Options{})
+	if err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, s.Close)
+	return s, nil
+}
+
+// carparkFlags say where the carpark is, once per flag set: the fetcher
+// writes it, the serving role and reindex read it.
+type carparkFlags struct {
+	carDir, carpark      *string
+	s3Endpoint, s3Region *string
+}
+
+// carparkFlags defines the carpark's flags once per flag set (pickup run
+// has both the fetcher and the serving role).
+func (f *flags) carparkFlags() *carparkFlags {
+	if f.carpark == nil {
+		f.carpark = &carparkFlags{
+			carDir:     f.string("car-dir", "data/cars", "local CAR store (used when no bucket is set)", "PICKUP_CAR_DIR"),
+			carpark:    f.string("carpark-bucket", "", "S3 carpark bucket", "PICKUP_CARPARK_BUCKET"),
+			s3Endpoint: f.string("s3-endpoint", "", "S3-compatible endpoint URL (path-style); empty means AWS", "PICKUP_S3_ENDPOINT"),
+			s3Region:   f.string("s3-region", "", "S3 region (default: AWS_REGION)", "PICKUP_S3_REGION"),
+		}
+	}
+	return f.carpark
+}
+
+// carparkReader is the carpark as its readers use it.
+type carparkReader interface {
+	ReadRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+	ListCars(ctx context.Context, after string, fn func(carstore.Stored) error) error
+}
+
+// reader opens the carpark for reading: the directory, or the bucket.
+func (c *carparkFlags) reader(ctx context.Context, p *proc) (carparkReader, error) {
+	if *c.carpark == "" {
+		d, err := carstore.NewDir(*c.carDir, p.logger)
+		if err != nil {
+			return nil, err
+		}
+		p.closers = append(p.closers, d.Close)
+		return d, nil
+	}
+	// The S3 store's staging bucket is never touched by reads: the
+	// carpark's stands in for it, under a prefix no CAR key has.
+	return carstore.NewS3(ctx, carstore.S3Config{
+		StagingBucket: *c.carpark, CarparkBucket: *c.carpark, StagingPrefix: "unused-by-readers/",
+		Endpoint: *c.s3Endpoint, Region: *c.s3Region,
+	}, p.logger)
+}
