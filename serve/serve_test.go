@@ -67,8 +67,9 @@ func (d *damages) all() []serve.Damage {
 	return append([]serve.Damage(nil), d.got...)
 }
 
-// fixture is a carpark (the real directory store) holding one pinned DAG,
-// its CAR indexed into a real lookup, and the serving role over them.
+// fixture is a carpark (a real store: the directory, or S3 on versitygw)
+// holding one pinned DAG, its CAR indexed into a real lookup, and the
+// serving role over them.
 type fixture struct {
 	root    cid.Cid
 	car     []byte
@@ -80,69 +81,85 @@ type fixture struct {
 	srv     *httptest.Server
 }
 
+// carpark is what the fixture needs of a store.
+type carpark interface {
+	Stage(ctx context.Context, key string, meta carstore.Metadata) (carstore.Upload, error)
+	Promote(ctx context.Context, stagedKey string, want carstore.Expected) (carstore.Stored, error)
+	ReadRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+}
+
 func newFixture(t *testing.T, size int64) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	bs := ipfstest.NewMemBlockstore()
-	root, err := ipfstest.File(ctx, bs, ipfstest.FileOptions{Size: size, Seed: 3, CIDv1: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var car bytes.Buffer
-	if _, err := ipfstest.Export(ctx, bs, root, &car); err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	store, err := carstore.NewDir(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	f := newFixtureIn(t, store, ipfstest.FileOptions{Size: size, Seed: 3, CIDv1: true})
+	f.dir = dir
+	return f
+}
+
+// newFixtureIn pins a file DAG of opts into store: its CAR as `ipfs dag
+// export` writes it, promoted, indexed as go-car indexes it, and held.
+func newFixtureIn(tb testing.TB, store carpark, opts ipfstest.FileOptions) *fixture {
+	tb.Helper()
+	ctx := context.Background()
+	bs := ipfstest.NewMemBlockstore()
+	root, err := ipfstest.File(ctx, bs, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var car bytes.Buffer
+	if _, err := ipfstest.Export(ctx, bs, root, &car); err != nil {
+		tb.Fatal(err)
+	}
 	meta := carstore.Metadata{Root: root, RequestID: uuid.NewString()}
 	staged := carstore.StagingKey(meta.RequestID, 1)
 	up, err := store.Stage(ctx, staged, meta)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if _, err := up.Write(car.Bytes()); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	st, err := up.Complete(ctx)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	stored, err := store.Promote(ctx, staged, carstore.Expected{Bytes: st.Bytes, CarCID: st.CarCID, Metadata: meta, Checksum: st.Checksum})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	idx, err := carv2.GenerateIndex(bytes.NewReader(car.Bytes()), carv2.UseIndexCodec(multicodec.CarMultihashIndexSorted))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	var raw bytes.Buffer
 	if _, err := index.WriteTo(idx, &raw); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	entries, err := locate.Entries(bytes.NewReader(raw.Bytes()), int64(car.Len()))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	lookup, err := locatesqlite.Open(ctx, filepath.Join(t.TempDir(), "locate.db"), locatesqlite.Options{})
+	lookup, err := locatesqlite.Open(ctx, filepath.Join(tb.TempDir(), "locate.db"), locatesqlite.Options{})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { lookup.Close() })
+	tb.Cleanup(func() { lookup.Close() })
 	if err := lookup.Add(ctx, locate.CAR{CarCID: stored.CarCID, Root: root, Key: stored.Key, Bytes: stored.Bytes}, entries); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	f := &fixture{root: root, car: car.Bytes(), stored: stored, dir: dir, damages: &damages{}, reg: prometheus.NewRegistry(),
+	f := &fixture{root: root, car: car.Bytes(), stored: stored, damages: &damages{}, reg: prometheus.NewRegistry(),
 		pins: &heldCARs{cars: map[string]string{cid.NewCidV1(root.Type(), root.Hash()).String(): stored.CarCID.String()}}}
-	h, err := serve.New(serve.Config{Deserialized: true, HoldTTL: time.Nanosecond}, serve.Deps{Locator: lookup, Carpark: store, Pins: f.pins, Reporter: f.damages, Metrics: f.reg})
+	h, err := serve.New(serve.Config{Deserialized: true, HoldTTL: time.Nanosecond, MaxDAGBytes: -1}, serve.Deps{Locator: lookup, Carpark: store, Pins: f.pins, Reporter: f.damages, Metrics: f.reg})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	f.srv = httptest.NewServer(h)
-	t.Cleanup(f.srv.Close)
+	tb.Cleanup(f.srv.Close)
 	return f
 }
 
@@ -171,7 +188,7 @@ func (f *fixture) corrupt(t *testing.T, offset int64) {
 	}
 }
 
-func blocks(t *testing.T, car []byte) []struct {
+func blocks(t testing.TB, car []byte) []struct {
 	cid    cid.Cid
 	data   []byte
 	offset int64
