@@ -13,12 +13,7 @@ import (
 // pendingSettings are settings the deployment passes before pickup documents
 // them, with what pickup must do about each. Remove a name once
 // README.md has it.
-var pendingSettings = map[string]string{
-	"PICKUP_SERVE_ADDR":          "pickup serve's listen address (the load balancer's target, 0.0.0.0:8080): document it with the serving role",
-	"PICKUP_SERVE_MAX_REQUESTS":  "pickup serve's concurrent requests: document it with the serving role",
-	"PICKUP_SERVE_TIMEOUT":       "pickup serve's request timeout: document it with the serving role",
-	"PICKUP_SERVE_MAX_DAG_BYTES": "pickup serve's cap on a deserialized response's DAG: document it with the serving role",
-}
+var pendingSettings = map[string]string{}
 
 // TestSettingsAreDocumented checks that every PICKUP_* setting the
 // deployment passes is one pickup documents (README.md).
