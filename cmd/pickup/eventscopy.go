@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"time"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 )
@@ -242,20 +241,14 @@ func verifyCopy(ctx context.Context, w io.Writer, src, dst eventlog.Store) error
 // the source's positions on a terminal (as replay draws), or a plain line
 // every few seconds otherwise. Called with n < 0, it ends the display.
 func copyProgress(w io.Writer, head eventlog.Position) func(n int, pos eventlog.Position) {
-	if bar := progress(w, head, "copying events"); bar != nil {
-		return func(n int, pos eventlog.Position) {
-			if n >= 0 {
-				bar(pos)
-			}
-		}
-	}
-	const every = 5 * time.Second
-	last := time.Now()
+	var copied int
+	show := showProgress(w, head, "copying events", func(pos eventlog.Position) string {
+		return fmt.Sprintf("copied %d events, up to position %d of %d", copied, pos, head)
+	})
 	return func(n int, pos eventlog.Position) {
-		if n < 0 || time.Since(last) < every {
-			return
+		if n >= 0 {
+			copied = n
+			show(pos)
 		}
-		last = time.Now()
-		fmt.Fprintf(w, "copied %d events, up to position %d of %d\n", n, pos, head)
 	}
 }
