@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/ipfs/boxo/gateway"
 	"github.com/ipfs/boxo/path"
@@ -84,30 +86,74 @@ func (b *Blockstore) carOf(ctx context.Context, root cid.Cid) (locate.Location, 
 	return locate.Location{}, false, nil
 }
 
-// verifiedBatch is about how many bytes of checked sections a verifiedCAR
-// hands on at once.
-const verifiedBatch = 256 << 10
+// verifiedBatch is about how many bytes of sections a verifiedCAR checks
+// and hands on at once; verifiedAhead, how many batches it reads ahead of
+// the client while they are checked.
+const (
+	verifiedBatch = 1 << 20
+	verifiedAhead = 4
+)
 
-// verifiedCAR passes a stored CAR on, byte for byte, checking its header
-// names root alone and every block against its CID before any byte of
-// the block is handed on. A damaged block ends the stream with an error
-// (boxo then marks the response truncated) and is reported.
+// verifiedCAR passes a stored CAR on, byte for byte, checking that its
+// header names root alone and every block against its CID before any
+// byte of the block is handed on. A damaged block ends the stream, after
+// the sound sections before it, with an error (boxo then marks the
+// response cut short), and is reported.
+//
+// It is a pipeline, so that reading the object, hashing and sending
+// overlap: one goroutine frames the stream into batches of whole
+// sections, a hasher per CPU checks them, and Read hands them on in
+// order, each once it is checked.
 type verifiedCAR struct {
 	ctx      context.Context
-	src      *bufio.Reader
+	cancel   context.CancelFunc
 	closer   io.Closer
 	root     cid.Cid
 	loc      locate.Location
 	reporter Reporter
-	header   bool
-	offset   int64
-	pending  []byte
-	out      []byte
-	err      error
+
+	ordered chan *carBatch
+	free    chan []byte
+	done    sync.WaitGroup
+
+	cur     *carBatch
+	pending []byte
+	err     error
+}
+
+// carBatch is whole sections of the CAR (or its header), from offset.
+type carBatch struct {
+	buf    []byte
+	offset int64
+	// starts are where the sections begin in buf; none for the header.
+	starts []int
+	// cut is why the stream ends after buf: a framing or read error.
+	cut error
+	// checked gets the index of the first damaged section and why (or
+	// len(starts) and nil) once the batch is checked.
+	checked chan checkResult
+}
+
+type checkResult struct {
+	first int
+	block cid.Cid
+	err   error
 }
 
 func newVerifiedCAR(ctx context.Context, rc io.ReadCloser, root cid.Cid, loc locate.Location, r Reporter) *verifiedCAR {
-	return &verifiedCAR{ctx: ctx, src: bufio.NewReaderSize(rc, 1<<20), closer: rc, root: root, loc: loc, reporter: r}
+	ctx, cancel := context.WithCancel(ctx)
+	v := &verifiedCAR{ctx: ctx, cancel: cancel, closer: rc, root: root, loc: loc, reporter: r,
+		ordered: make(chan *carBatch, verifiedAhead), free: make(chan []byte, verifiedAhead+2)}
+	work := make(chan *carBatch, verifiedAhead)
+	v.done.Go(func() { v.split(bufio.NewReaderSize(rc, 1<<20), work) })
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		v.done.Go(func() {
+			for b := range work {
+				b.checked <- checkSections(b)
+			}
+		})
+	}
+	return v
 }
 
 func (v *verifiedCAR) Read(p []byte) (int, error) {
@@ -115,78 +161,188 @@ func (v *verifiedCAR) Read(p []byte) (int, error) {
 		if v.err != nil {
 			return 0, v.err
 		}
-		v.pending, v.err = v.fill(v.out[:0])
-		v.out = v.pending
+		v.pending, v.err = v.next()
 	}
 	n := copy(p, v.pending)
 	v.pending = v.pending[n:]
 	return n, nil
 }
 
-func (v *verifiedCAR) Close() error { return v.closer.Close() }
-
-// fill appends checked bytes to out: the header first, then whole
-// sections, about verifiedBatch bytes at a time.
-func (v *verifiedCAR) fill(out []byte) ([]byte, error) {
-	if !v.header {
-		v.header = true
-		return v.readHeader(out)
+// next returns the checked bytes of the next batch, and the error that
+// ends the stream after them.
+func (v *verifiedCAR) next() ([]byte, error) {
+	if v.cur != nil {
+		v.recycle(v.cur.buf)
+		v.cur = nil
 	}
-	for len(out) < verifiedBatch {
-		start := len(out)
-		n, err := varint.ReadUvarint(v.src)
-		if err == io.EOF {
-			return out, io.EOF
+	var b *carBatch
+	var ok bool
+	select {
+	case b, ok = <-v.ordered:
+	case <-v.ctx.Done():
+		return nil, v.ctx.Err()
+	}
+	if !ok {
+		return nil, io.EOF
+	}
+	v.cur = b
+	var res checkResult
+	select {
+	case res = <-b.checked:
+	case <-v.ctx.Done():
+		return nil, v.ctx.Err()
+	}
+	if res.err != nil {
+		at := b.offset + int64(b.starts[res.first])
+		return b.buf[:b.starts[res.first]], v.damagedBlock(at, res.block, res.err)
+	}
+	if b.cut != nil {
+		return b.buf, b.cut
+	}
+	return b.buf, nil
+}
+
+// Close stops the pipeline and closes the object.
+func (v *verifiedCAR) Close() error {
+	v.cancel()
+	err := v.closer.Close()
+	v.done.Wait()
+	return err
+}
+
+func (v *verifiedCAR) buffer() []byte {
+	select {
+	case b := <-v.free:
+		return b[:0]
+	default:
+		return make([]byte, 0, verifiedBatch+maxSectionBytes)
+	}
+}
+
+func (v *verifiedCAR) recycle(b []byte) {
+	select {
+	case v.free <- b:
+	default:
+	}
+}
+
+// split frames the CAR into batches: the header (checked here: it is no
+// block), then whole sections, about verifiedBatch bytes each, handed to
+// the hashers and, in order, to Read.
+func (v *verifiedCAR) split(src *bufio.Reader, work chan<- *carBatch) {
+	defer close(work)
+	defer close(v.ordered)
+	send := func(b *carBatch) bool {
+		select {
+		case v.ordered <- b:
+		case <-v.ctx.Done():
+			return false
 		}
-		if err != nil || n == 0 || n > maxSectionBytes {
-			return out, v.damaged(fmt.Errorf("section length %d: %v", n, err))
+		select {
+		case work <- b:
+			return true
+		case <-v.ctx.Done():
+			return false
 		}
-		out = binary.AppendUvarint(out, n)
-		body := len(out)
-		out = slices.Grow(out, int(n))[:body+int(n)]
-		if _, err := io.ReadFull(v.src, out[body:]); err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-				return out[:start], v.damaged(errors.New("the object ends inside a section"))
+	}
+	header := &carBatch{buf: v.buffer(), checked: make(chan checkResult, 1)}
+	header.buf, header.cut = v.readHeader(src, header.buf)
+	if !send(header) || header.cut != nil {
+		return
+	}
+	offset := int64(len(header.buf))
+	for {
+		b := &carBatch{buf: v.buffer(), offset: offset, checked: make(chan checkResult, 1)}
+		for len(b.buf) < verifiedBatch && b.cut == nil {
+			start := len(b.buf)
+			n, err := varint.ReadUvarint(src)
+			if err == io.EOF {
+				b.cut = io.EOF
+				break
 			}
-			return out[:start], fmt.Errorf("read CAR %s at %d: %w", v.loc.Key, v.offset, err)
+			if err != nil || n == 0 || n > maxSectionBytes {
+				b.cut = v.damaged(offset+int64(start), fmt.Errorf("section length %d: %v", n, err))
+				break
+			}
+			b.buf = binary.AppendUvarint(b.buf, n)
+			body := len(b.buf)
+			b.buf = slices.Grow(b.buf, int(n))[:body+int(n)]
+			if _, err := io.ReadFull(src, b.buf[body:]); err != nil {
+				b.buf = b.buf[:start]
+				if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+					b.cut = v.damaged(offset+int64(start), errors.New("the object ends inside a section"))
+				} else {
+					b.cut = fmt.Errorf("read CAR %s at %d: %w", v.loc.Key, offset+int64(start), err)
+				}
+				break
+			}
+			b.starts = append(b.starts, start)
 		}
-		clen, c, err := cid.CidFromBytes(out[body:])
+		offset += int64(len(b.buf))
+		if !send(b) || b.cut != nil {
+			return
+		}
+	}
+}
+
+// checkSections checks every section of b against its own CID.
+func checkSections(b *carBatch) checkResult {
+	for i, start := range b.starts {
+		end := len(b.buf)
+		if i+1 < len(b.starts) {
+			end = b.starts[i+1]
+		}
+		var c cid.Cid
+		_, vlen, err := varint.FromUvarint(b.buf[start:end])
 		if err == nil {
-			err = verify(c, out[body+clen:])
+			var clen int
+			clen, c, err = cid.CidFromBytes(b.buf[start+vlen : end])
+			if err == nil {
+				err = verify(c, b.buf[start+vlen+clen:end])
+			}
 		}
 		if err != nil {
-			return out[:start], v.damaged(err)
+			return checkResult{first: i, block: c, err: err}
 		}
-		v.offset += int64(len(out) - start)
 	}
-	return out, nil
+	return checkResult{first: len(b.starts)}
 }
 
 // readHeader reads the CAR's header, which must be {roots: [root],
 // version: 1}.
-func (v *verifiedCAR) readHeader(out []byte) ([]byte, error) {
-	n, err := varint.ReadUvarint(v.src)
+func (v *verifiedCAR) readHeader(src *bufio.Reader, out []byte) ([]byte, error) {
+	n, err := varint.ReadUvarint(src)
 	if err != nil || n == 0 || n > 1<<10 {
-		return out, v.damaged(fmt.Errorf("header length %d: %v", n, err))
+		return out[:0], v.damaged(0, fmt.Errorf("header length %d: %v", n, err))
 	}
 	out = binary.AppendUvarint(out, n)
 	body := len(out)
 	out = slices.Grow(out, int(n))[:body+int(n)]
-	if _, err := io.ReadFull(v.src, out[body:]); err != nil {
-		return out[:0], v.damaged(fmt.Errorf("header: %v", err))
+	if _, err := io.ReadFull(src, out[body:]); err != nil {
+		return out[:0], v.damaged(0, fmt.Errorf("header: %v", err))
 	}
 	if err := checkHeader(out[body:], v.root); err != nil {
-		return out[:0], v.damaged(err)
+		return out[:0], v.damaged(0, err)
 	}
-	v.offset = int64(len(out))
 	return out, nil
 }
 
-func (v *verifiedCAR) damaged(err error) error {
+// damaged reports damage found at offset of the CAR, and returns the
+// error that ends the stream.
+func (v *verifiedCAR) damaged(offset int64, err error) error {
+	return v.damagedBlock(offset, cid.Undef, err)
+}
+
+// damagedBlock is damaged for a section whose CID is known (block; the
+// root's when it is not).
+func (v *verifiedCAR) damagedBlock(offset int64, block cid.Cid, err error) error {
+	if !block.Defined() {
+		block = v.root
+	}
 	loc := v.loc
-	loc.Offset, loc.Length = v.offset, 0
-	err = fmt.Errorf("%w: CAR %s at %d: %v", ErrDamaged, loc.Key, v.offset, err)
-	v.reporter.Damaged(v.ctx, Damage{Location: loc, Block: v.root, Err: err})
+	loc.Offset, loc.Length = offset, 0
+	err = fmt.Errorf("%w: CAR %s at %d: %v", ErrDamaged, loc.Key, offset, err)
+	v.reporter.Damaged(v.ctx, Damage{Location: loc, Block: block, Err: err})
 	return err
 }
 
