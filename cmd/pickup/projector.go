@@ -1,5 +1,5 @@
-// The projector role: the views, the retry decider and the lease watchdog,
-// and the backlog figures.
+// The projector role: the views, the retry decider, the lease watchdog and
+// the garbage collector of released roots, and the backlog figures.
 
 package main
 
@@ -9,7 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/fetcher/carstore"
 	"github.com/pickup-ipfs/pickup/pin"
 	"github.com/pickup-ipfs/pickup/pin/deciders"
 	"github.com/pickup-ipfs/pickup/projections"
@@ -48,6 +51,8 @@ type projectorFlags struct {
 	queueTimeout        *time.Duration
 	metricsEvery        *time.Duration
 	viewsBatch          *int
+	gcGrace, gcPeriod   *time.Duration
+	carpark             *carparkFlags
 }
 
 func addProjectorFlags(f *flags) *projectorFlags {
@@ -58,6 +63,10 @@ func addProjectorFlags(f *flags) *projectorFlags {
 		queueTimeout: f.duration("queue-timeout", deciders.DefaultQueueTimeout, "a due pin that no fetcher claims within this fails (and is retried)", []string{"PICKUP_QUEUE_TIMEOUT"}),
 		metricsEvery: f.duration("metrics-interval", time.Minute, "time between updates of the backlog figures", []string{"PICKUP_METRICS_INTERVAL"}),
 		viewsBatch:   f.integer("views-batch", projections.DefaultBatch, "most events applied to the views in one transaction while catching up (two batches are in memory at once)", "PICKUP_VIEWS_BATCH"),
+		gcGrace: f.duration("gc-grace", deciders.DefaultGCGrace, "how long a root no pin holds keeps its CAR, index and mapping before the garbage collector deletes them; "+
+			"a new pin of the root within it cancels the deletion (default a day: a pin removed or replaced by mistake and pinned again is served at once, not fetched again, for a day's storage of what was released)", []string{"PICKUP_GC_GRACE"}),
+		gcPeriod: f.duration("gc-period", deciders.DefaultGCPeriod, "time between the garbage collector's passes (a released root is deleted within the grace period and one period); 0 turns the collector off", []string{"PICKUP_GC_PERIOD"}),
+		carpark:  f.carparkFlags(),
 	}
 }
 
@@ -82,6 +91,10 @@ func (p *proc) addProjector(ctx context.Context, pf *projectorFlags, b *baseFlag
 	watchdog, err := deciders.NewWatchdog(deciders.WatchdogConfig{QueueTimeout: *pf.queueTimeout}, p.views, deciders.Deps{Log: p.log, Logger: p.logger})
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	gc, err := p.newGC(ctx, pf)
+	if err != nil {
+		return err
 	}
 	mc := projections.MetricsConfig{Interval: *pf.metricsEvery, Registerer: p.reg, Deployment: *b.deployment}
 	if *b.emf {
@@ -124,6 +137,75 @@ func (p *proc) addProjector(ctx context.Context, pf *projectorFlags, b *baseFlag
 	p.actor("projections", runner.Run)
 	p.actor("decider", decider.Run)
 	p.actor("watchdog", watchdog.Run)
+	if gc != nil {
+		p.actor("gc", gc.Run)
+	}
 	p.actor("metrics", metrics.Run)
 	return nil
+}
+
+// carparkDeleter is the carpark as the garbage collector deletes from it
+// (fetcher/carstore's S3 and Dir).
+type carparkDeleter interface {
+	DeleteRoot(ctx context.Context, root cid.Cid) (int, error)
+}
+
+// newGC returns the garbage collector of released roots, deleting from the
+// carpark the flags name (the directory unless a bucket is set: in pickup
+// run, the fetcher's), or nil when --gc-period is 0.
+func (p *proc) newGC(ctx context.Context, pf *projectorFlags) (*deciders.GC, error) {
+	switch {
+	case *pf.gcPeriod == 0:
+		p.logger.Info("the garbage collector is off (--gc-period 0): released roots are kept")
+		return nil, nil
+	case *pf.gcPeriod < 0:
+		return nil, fmt.Errorf("%w: --gc-period %v: want 0 (off) or more", errUsage, *pf.gcPeriod)
+	case *pf.gcGrace <= 0:
+		return nil, fmt.Errorf("%w: --gc-grace %v: want more than 0", errUsage, *pf.gcGrace)
+	}
+	roots, ok := rootViewsOf(p.views)
+	if !ok {
+		return nil, fmt.Errorf("the views (%T) keep no roots view", p.views)
+	}
+	var carpark carparkDeleter
+	if *pf.carpark.carpark == "" {
+		d, err := carstore.NewDir(*pf.carpark.carDir, p.logger)
+		if err != nil {
+			return nil, err
+		}
+		p.closers = append(p.closers, d.Close)
+		carpark = d
+		p.logger.Info("the garbage collector deletes from the carpark directory", "dir", *pf.carpark.carDir)
+	} else {
+		s3, err := carstore.NewS3(ctx, carstore.S3Config{
+			StagingBucket: *pf.carpark.carpark, CarparkBucket: *pf.carpark.carpark, StagingPrefix: "unused-by-the-gc/",
+			Endpoint: *pf.carpark.s3Endpoint, Region: *pf.carpark.s3Region,
+		}, p.logger)
+		if err != nil {
+			return nil, err
+		}
+		carpark = s3
+	}
+	// The block-location lookup's entries go first, the carpark's objects
+	// last, so that no lookup entry outlives its CAR. Hook: put the lookup's
+	// removal (serve/locate's Store.Remove, behind a deciders.Deleter) in
+	// front of carpark once the serving role's lookup is wired here.
+	deleter := deciders.DeleteAll{carpark}
+	gc, err := deciders.NewGC(deciders.GCConfig{Config: deciders.Config{Period: *pf.gcPeriod}, Grace: *pf.gcGrace}, roots, deleter,
+		deciders.GCDeps{Log: p.log, Logger: p.logger})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return gc, nil
+}
+
+// rootViewsOf returns the roots view of the views, through the guard of
+// views that may be building (a GC's question needs no guard: it waits
+// for the views to reach the log, and a root it does not find is kept).
+func rootViewsOf(v viewStore) (deciders.RootViews, bool) {
+	if b, ok := v.(*buildingViews); ok {
+		v = b.viewStore
+	}
+	r, ok := v.(deciders.RootViews)
+	return r, ok
 }
