@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/pickup-ipfs/pickup/projections/postgres"
+	locatepg "github.com/pickup-ipfs/pickup/serve/locate/postgres"
 )
 
 // runViews runs the operator's commands on PostgreSQL views: setup (once
@@ -134,6 +135,11 @@ func viewsSetup(ctx context.Context, e *env, args []string) error {
 	if err := postgres.Setup(ctx, at, so); err != nil {
 		return err
 	}
+	// The block-location lookup lives beside the views, for the same app role.
+	if err := locatepg.Setup(ctx, at, locatepg.SetupOptions{AppRole: so.AppRole, AppPassword: so.AppPassword}); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "block lookup %s set up\n", locatepg.SchemaName)
 	if so.AppRole == "" {
 		fmt.Fprintf(e.stdout, "views %s set up; no app role (no app secret given)\n", postgres.SchemaName(postgres.SchemaVersion))
 		return nil

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -24,3 +25,30 @@ func fresh(t *testing.T) func(t *testing.T) locate.Store {
 }
 
 func TestConformance(t *testing.T) { locatetest.Run(t, fresh) }
+
+func BenchmarkLocate(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "locate.db")
+	s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	locatetest.BenchLocate(b, s, func() (int64, error) {
+		var total int64
+		for _, p := range []string{path, path + "-wal"} {
+			if fi, err := os.Stat(p); err == nil {
+				total += fi.Size()
+			}
+		}
+		return total, nil
+	})
+}
+
+func BenchmarkAdd(b *testing.B) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "locate.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	locatetest.BenchAdd(b, s)
+}
