@@ -25,8 +25,11 @@ import (
 // times as a zero flag, Unix seconds, nanoseconds and zone offset, maps
 // with their keys sorted, pointers as a presence flag.
 
-// stateVersion is the first byte of an encoded state.
-const stateVersion = 1
+// stateVersion is the first byte of an encoded state. Version 2 added
+// CarValidated's index (Index, IndexBytes, IndexSHA256); the views'
+// schema versions changed with it (embedded 8, PostgreSQL 6), so no row
+// of version 1 is read.
+const stateVersion = 2
 
 type stateWriter struct{ b []byte }
 
@@ -106,6 +109,9 @@ func encodeState(s pin.State) []byte {
 	w.int(c.Bytes)
 	w.str(c.CarCID)
 	w.bool(c.Reused)
+	w.str(c.Index)
+	w.int(c.IndexBytes)
+	w.str(c.IndexSHA256)
 	w.bool(s.LastFailure != nil)
 	if f := s.LastFailure; f != nil {
 		w.int(int64(f.Attempt))
@@ -272,6 +278,9 @@ func decodeState(b []byte) (pin.State, error) {
 	c.Bytes = r.int()
 	c.CarCID = r.str()
 	c.Reused = r.bool()
+	c.Index = r.str()
+	c.IndexBytes = r.int()
+	c.IndexSHA256 = r.str()
 	if r.bool() {
 		s.LastFailure = &pin.Failure{Attempt: int(r.int()), Reason: pin.Reason(r.str()), Message: r.str(), Permanent: r.bool(), At: r.time(), EventID: r.id()}
 	}
