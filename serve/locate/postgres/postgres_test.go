@@ -79,3 +79,17 @@ func TestSetup(t *testing.T) {
 		t.Fatal("Setup of an app role without a password succeeded")
 	}
 }
+
+// A writer killed (SIGKILL) inside an Add leaves its CAR whole or absent.
+func TestKilledWriter(t *testing.T) {
+	if url := os.Getenv("LOCATETEST_CHILD_URL"); url != "" {
+		s, err := postgres.Open(context.Background(), url, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		locatetest.WriteUntilKilled(t, s)
+		return
+	}
+	_, app := setUp(t)
+	locatetest.KilledWriter(t, "TestKilledWriter", []string{"LOCATETEST_CHILD_URL=" + app}, func(t *testing.T) locate.Store { return open(t, app) })
+}

@@ -52,3 +52,18 @@ func BenchmarkAdd(b *testing.B) {
 	defer s.Close()
 	locatetest.BenchAdd(b, s)
 }
+
+// A writer killed (SIGKILL) inside an Add leaves its CAR whole or absent.
+func TestKilledWriter(t *testing.T) {
+	if path := os.Getenv("LOCATETEST_CHILD_DB"); path != "" {
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		locatetest.WriteUntilKilled(t, s)
+		return
+	}
+	open := fresh(t)
+	s := open(t).(*sqlite.Store) // creates the file
+	locatetest.KilledWriter(t, "TestKilledWriter", []string{"LOCATETEST_CHILD_DB=" + s.Path()}, open)
+}
