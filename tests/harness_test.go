@@ -220,15 +220,25 @@ func (c *cluster) start(name string, args []string, extraEnv ...string) *process
 	mu.Lock()
 	admin := p.addrs["admin"]
 	mu.Unlock()
-	waitUntil(c.t, 60*time.Second, name+" ready", func() bool {
+	var why string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
 		resp, err := http.Get("http://" + admin + "/readyz")
-		if err != nil {
-			return false
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+			why = fmt.Sprintf("%d %s", resp.StatusCode, body)
+		} else {
+			why = err.Error()
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return p
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s not ready within 60s (/readyz: %s); logs:\n%s", name, why, tail(logs.Name()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func tail(path string) string {
@@ -298,10 +308,17 @@ func (c *cluster) export(root cid.Cid) []byte {
 	return buf.Bytes()
 }
 
-// carparkKeys lists the objects in the carpark bucket.
+// carparkKeys lists the CARs in the carpark bucket (not their indexes,
+// <key>.idx, nor the roots' mappings, <rootCid>/<carCid>).
 func (c *cluster) carparkKeys() []string {
 	c.t.Helper()
-	return c.keys(c.carpark)
+	var cars []string
+	for _, k := range c.keys(c.carpark) {
+		if strings.HasSuffix(k, ".car") {
+			cars = append(cars, k)
+		}
+	}
+	return cars
 }
 
 func (c *cluster) keys(bucket string) []string {
