@@ -122,6 +122,18 @@ var s3Calls = []Call{
 	{"S3 DeleteObject", "s3:DeleteObject", "object:staging", "an attempt's marker, removed", ""},
 }
 
+// reindexCalls are pickup reindex's calls into the carpark (ListCars,
+// ReadRange, Open, PutIndex), made only when the admin task is given
+// PICKUP_CARPARK_BUCKET.
+var reindexCalls = []Call{
+	{"S3 ListObjectsV2", "s3:ListBucket", "bucket:carpark", "pickup reindex lists the carpark's CARs", "PICKUP_CARPARK_BUCKET"},
+	{"S3 HeadObject", "s3:GetObject", "object:carpark", "pickup reindex: each CAR's size and metadata", "PICKUP_CARPARK_BUCKET"},
+	{"S3 HeadObject", "s3:ListBucket", "bucket:carpark", "without it a HEAD of a missing mapping answers 403, not 404", "PICKUP_CARPARK_BUCKET"},
+	{"S3 GetObjectTagging", "s3:GetObjectTagging", "object:carpark", "pickup reindex: the CAR CID tag of a CAR at its root's key", "PICKUP_CARPARK_BUCKET"},
+	{"S3 GetObject", "s3:GetObject", "object:carpark", "pickup reindex reads a CAR once, and an index there already", "PICKUP_CARPARK_BUCKET"},
+	{"S3 PutObject", "s3:PutObject", "object:carpark", "pickup reindex writes a CAR's index and its root's mapping", "PICKUP_CARPARK_BUCKET"},
+}
+
 // roleCalls is the table: each role's calls.
 var roleCalls = map[string][]Call{
 	RoleGateway: secretCalls,
@@ -141,8 +153,9 @@ var roleCalls = map[string][]Call{
 		{"S3 ListObjectsV2", "s3:ListBucket", "bucket:carpark", "a root's CARs (<rootCid>/<carCid>), and the CARs the lookup is rebuilt from", ""},
 	}),
 	// The operator's commands open the log and the views as every role
-	// does, through the same settings.
-	RoleAdmin: secretCalls,
+	// does, through the same settings; pickup reindex reads and writes the
+	// carpark when the task is given its bucket.
+	RoleAdmin: concat(secretCalls, reindexCalls),
 	RoleViewsSetup: {
 		{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_VIEWS_ADMIN_SECRET_ARN", "the admin (master) login, when not injected", ""},
 		{"Secrets Manager GetSecretValue", "secretsmanager:GetSecretValue", "setting:PICKUP_VIEWS_APP_SECRET_ARN", "the app role's password to set, when not injected", ""},
