@@ -2,7 +2,8 @@ package locate
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -85,7 +86,8 @@ type LoaderStats struct {
 	Added, Known int64
 	// NoIndex named no index object (written before indexes were).
 	NoIndex int64
-	// BadIndex had an index object Entries refused; Missing had none
+	// BadIndex had an index object Entries refused, or one not of the
+	// size and SHA-256 its CarValidated names; Missing had none
 	// where it was named; BadEvent could not be read (no CAR CID, no
 	// root).
 	BadIndex, Missing, BadEvent int64
@@ -160,14 +162,6 @@ func (l *Loader) Run(ctx context.Context) error {
 	}
 }
 
-// indexField reads the key of the index object a CarValidated names. It
-// is read from the event's JSON, not from pin.CarValidated, so that the
-// loader reads it whichever side of pin's change (its Index field) the
-// event was written on.
-type indexField struct {
-	Index string `json:"index"`
-}
-
 // take adds the CAR one CarValidated names; only ctx's end is an error.
 func (l *Loader) take(ctx context.Context, e eventlog.Event) error {
 	log := l.logger.With("position", e.Position, "stream", e.Stream)
@@ -178,8 +172,7 @@ func (l *Loader) take(ctx context.Context, e eventlog.Event) error {
 		log.WarnContext(ctx, "skipped an event that does not decode as CarValidated", "err", err)
 		return nil
 	}
-	var f indexField
-	if err := json.Unmarshal(e.Data, &f); err != nil || f.Index == "" {
+	if v.Index == "" {
 		l.stats.noIndex.Add(1)
 		log.DebugContext(ctx, "skipped a CAR validated without an index", "key", v.Key)
 		return nil
@@ -207,7 +200,7 @@ func (l *Loader) take(ctx context.Context, e eventlog.Event) error {
 		log.WarnContext(ctx, "skipped a CarValidated whose pin names no root", "err", err)
 		return nil
 	}
-	return l.add(ctx, log, CAR{CarCID: carCID, Root: root, Key: v.Key, Bytes: v.Bytes}, f.Index)
+	return l.add(ctx, log, CAR{CarCID: carCID, Root: root, Key: v.Key, Bytes: v.Bytes}, v.Index, objectSum{v.IndexBytes, v.IndexSHA256})
 }
 
 // root is the root CID of the pin whose stream holds e.
@@ -224,9 +217,28 @@ func (l *Loader) root(ctx context.Context, e eventlog.Event) (cid.Cid, error) {
 	return cid.Parse(s.Request.CID)
 }
 
-// add reads the CAR's index object and adds it; only ctx's end is an
-// error.
-func (l *Loader) add(ctx context.Context, log *slog.Logger, car CAR, indexKey string) error {
+// objectSum is the size and SHA-256 (hex) an index object was validated
+// with, when the event says (zero: not known).
+type objectSum struct {
+	bytes  int64
+	sha256 string
+}
+
+// check reports, wrapping ErrBadIndex, an object of n bytes hashing to sum
+// that is not the one validated.
+func (o objectSum) check(n int64, sum []byte) error {
+	if o.bytes > 0 && n != o.bytes {
+		return fmt.Errorf("%w: the index object is %d bytes, %d were validated", ErrBadIndex, n, o.bytes)
+	}
+	if o.sha256 != "" && hex.EncodeToString(sum) != o.sha256 {
+		return fmt.Errorf("%w: the index object's SHA-256 is %x, %s was validated", ErrBadIndex, sum, o.sha256)
+	}
+	return nil
+}
+
+// add reads the CAR's index object, checks it against what was validated
+// (want), and adds its entries; only ctx's end is an error.
+func (l *Loader) add(ctx context.Context, log *slog.Logger, car CAR, indexKey string, want objectSum) error {
 	log = log.With("car_cid", car.CarCID, "index", indexKey)
 	var entries []Entry
 	var bad, missing error
@@ -240,7 +252,17 @@ func (l *Loader) add(ctx context.Context, log *slog.Logger, car CAR, indexKey st
 			return err
 		}
 		defer rc.Close()
-		entries, err = Entries(rc, car.Bytes)
+		// Entries reads the object to its end: what it read is hashed.
+		h := sha256.New()
+		var r io.Reader = rc
+		if want.bytes > 0 {
+			r = io.LimitReader(r, want.bytes+1)
+		}
+		counted := &countingWriter{w: h}
+		entries, err = Entries(io.TeeReader(r, counted), car.Bytes)
+		if err == nil {
+			err = want.check(counted.n, h.Sum(nil))
+		}
 		if errors.Is(err, ErrBadIndex) {
 			bad = err
 			return nil
@@ -331,7 +353,7 @@ func (l *Loader) Rebuild(ctx context.Context, lister Lister) (LoaderStats, error
 			l.stats.known.Add(1)
 			return nil
 		}
-		return l.add(ctx, log, car, l.cfg.IndexKey(car.Key))
+		return l.add(ctx, log, car, l.cfg.IndexKey(car.Key), objectSum{})
 	})
 	if err == nil {
 		err = l.cfg.Store.SetCheckpoint(ctx, head)
@@ -346,4 +368,16 @@ func (l *Loader) Rebuild(ctx context.Context, lister Lister) (LoaderStats, error
 	}
 	l.logger.InfoContext(ctx, "rebuilt", "added", done.Added, "known", done.Known, "bad_index", done.BadIndex, "missing", done.Missing, "skipped", done.BadEvent)
 	return done, nil
+}
+
+// countingWriter counts what it passes on.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -3,7 +3,8 @@ package locate_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/ipld/go-car/v2/index"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/eventlog/embedded"
@@ -112,8 +114,9 @@ func openStore(t *testing.T, path string) *sqlite.Store {
 }
 
 // pin runs a pin of car's root through pinlog to CarUploaded, then
-// appends its CarValidated naming indexKey (none when ""), by hand: the
-// scene of a pin whose CAR and index are in the carpark.
+// appends its CarValidated naming indexKey (none when "") with the size
+// and SHA-256 of car.Index: the scene of a pin whose CAR and index are in
+// the carpark.
 func (w *world) pin(car locatetest.Car, indexKey string) eventlog.Position {
 	w.t.Helper()
 	ctx := context.Background()
@@ -137,23 +140,21 @@ func (w *world) pin(car locatetest.Car, indexKey string) eventlog.Position {
 	s := do(func(s pin.State) (pin.Payload, error) {
 		return s.Upload(pin.CarUploaded{Attempt: 1, Fetcher: "fetcher-1", Key: "staging/" + id.String(), Bytes: car.CAR.Bytes, Blocks: int64(len(car.Blocks)), CarCID: car.CAR.CarCID.String()})
 	})
-	v, err := s.Validate(pin.CarValidated{Attempt: 1, Key: car.CAR.Key, Bytes: car.CAR.Bytes, CarCID: car.CAR.CarCID.String()})
+	v := pin.CarValidated{Attempt: 1, Key: car.CAR.Key, Bytes: car.CAR.Bytes, CarCID: car.CAR.CarCID.String(), Index: indexKey}
+	if indexKey != "" {
+		// What the validator read back: the index as written.
+		sum := sha256.Sum256(car.Index)
+		v.IndexBytes, v.IndexSHA256 = int64(len(car.Index)), hex.EncodeToString(sum[:])
+	}
+	v, err := s.Validate(v)
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	// By hand, not through pinlog.Commit: the test stands for the
+	// validator and needs the append's position.
 	prop, err := pinlog.Propose(v, pinlog.EventID(s, "validator", v, ""), eventlog.Metadata{Actor: "validator", CorrelationID: id})
 	if err != nil {
 		w.t.Fatal(err)
-	}
-	if indexKey != "" {
-		var data map[string]any
-		if err := json.Unmarshal(prop.Data, &data); err != nil {
-			w.t.Fatal(err)
-		}
-		data["index"] = indexKey
-		if prop.Data, err = json.Marshal(data); err != nil {
-			w.t.Fatal(err)
-		}
 	}
 	res, err := w.log.Append(ctx, pin.Stream(id), pinlog.Expected(s), prop)
 	if err != nil {
@@ -295,18 +296,39 @@ func TestLoaderSkipsBadIndexes(t *testing.T) {
 	w.cars.put(small, big.Index)
 	w.pin(small, small.CAR.Key+".idx")
 
+	// Replaced after it was validated by a well-formed index of the same
+	// CAR that leaves its last block out: only its size and SHA-256 tell.
+	replaced := locatetest.NewCar(t, 207, 20)
+	var recs []index.Record
+	for i, e := range replaced.Entries(t)[:19] {
+		recs = append(recs, index.Record{Cid: replaced.Blocks[i].Cid(), Offset: uint64(e.Offset)})
+	}
+	short := index.NewMultihashSorted()
+	if err := short.Load(recs); err != nil {
+		t.Fatal(err)
+	}
+	var shortBytes bytes.Buffer
+	if _, err := index.WriteTo(short, &shortBytes); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := locate.Entries(bytes.NewReader(shortBytes.Bytes()), replaced.CAR.Bytes); err != nil {
+		t.Fatalf("the shorter index is refused by Entries already: %v", err)
+	}
+	w.cars.put(replaced, shortBytes.Bytes())
+	w.pin(replaced, replaced.CAR.Key+".idx")
+
 	last, pos := w.pinCar(206, 20)
 	w.cars.failReads.Store(3)
 	l := w.loader(locate.LoaderConfig{})
 	run(t, l)
 	waitFor(t, l, w.store, pos, func(s locate.LoaderStats) bool { return s.Added == 2 })
-	want := locate.LoaderStats{Added: 2, BadIndex: 2, Missing: 1, NoIndex: 1}
+	want := locate.LoaderStats{Added: 2, BadIndex: 3, Missing: 1, NoIndex: 1}
 	if st := l.Stats(); st != want {
 		t.Fatalf("stats %+v, want %+v", st, want)
 	}
 	locatetest.CheckCar(t, w.store, good)
 	locatetest.CheckCar(t, w.store, last)
-	for _, c := range []locatetest.Car{truncated, missing, unnamed, small} {
+	for _, c := range []locatetest.Car{truncated, missing, unnamed, small, replaced} {
 		if has, err := w.store.Has(context.Background(), c.CAR.CarCID); err != nil || has {
 			t.Fatalf("skipped CAR recorded: %v, %v", has, err)
 		}
