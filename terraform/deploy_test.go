@@ -48,8 +48,10 @@ import (
 // Then it pins a DAG held by a trustless gateway on loopback through the
 // Lambda (POST /pins with the operator's token), connects to every
 // delegate the answer names with a libp2p host, waits for the pin to be
-// pinned, reads it back (GET /pins/{id}, GET /pins) and reads the CAR from
-// the carpark bucket. It changes the views app role's password (and,
+// pinned, reads it back (GET /pins/{id}, GET /pins), reads the CAR from
+// the carpark bucket, and asks the serve task what its load balancer
+// would (the target group's health check path, then GET
+// /ipfs/<root>?format=car, which must be that CAR byte for byte). It changes the views app role's password (and,
 // with the PostgreSQL event log, the log's app role's) as README.md says
 // (a new secret value, the projector service restarted) and pins again
 // through the same Lambda and fetcher. It checks that the
@@ -192,8 +194,9 @@ func (r *deploymentRun) run(env string, extra ...string) {
 }
 
 // pin pins root through the Lambda and reads it back: its status
-// (GET /pins/{id}, GET /pins) and its CAR in the carpark bucket; with
-// delegates, it connects to every delegate the answer names.
+// (GET /pins/{id}, GET /pins), its CAR in the carpark bucket, and that CAR
+// from the serve task (GET /ipfs/<root>?format=car); with delegates, it
+// connects to every delegate the answer names.
 func (r *deploymentRun) pin(ctx context.Context, cl *client.Client, root cid.Cid, delegates bool) {
 	pinCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
@@ -217,6 +220,8 @@ func (r *deploymentRun) pin(ctx context.Context, cl *client.Client, root cid.Cid
 		r.fail("GET /pins: %+v, %v; want %s pinned", list, err, ps.RequestID)
 	}
 	r.checkCAR(ctx, root)
+	// The serving role answers it as its load balancer would ask.
+	r.checkServe(ctx, root)
 }
 
 // rotateAppPassword changes the views app role's password (and the
