@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -69,6 +70,24 @@ func TestStorageBytesPerBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("a B-tree on mh instead (built at once, fill factor 90): %.1f B/block", float64(btree)/n)
+	if _, err := conn.Exec(ctx, `DROP INDEX `+postgres.SchemaName+`.blocks_mh_btree`); err != nil {
+		t.Fatal(err)
+	}
+
+	// The lookup is one query through the hash index.
+	car, es := locatetest.Synthetic(7, per)
+	rows, err := conn.Query(ctx, `EXPLAIN SELECT c.car_cid, c.root, c.key, b.off, b.len FROM `+postgres.SchemaName+`.blocks b JOIN `+postgres.SchemaName+`.cars c ON c.id = b.car WHERE b.mh = $1`, []byte(es[5].Multihash))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("plan of a lookup (CAR %s):\n%s", car.CarCID, strings.Join(plan, "\n"))
+	if joined := strings.Join(plan, "\n"); !strings.Contains(joined, "blocks_mh") || strings.Contains(joined, "Seq Scan on blocks") {
+		t.Fatalf("a lookup does not go through the hash index on mh:\n%s", joined)
+	}
 }
 
 // BenchmarkLocate: Locate over 1,000,000 blocks, the store's bytes per
