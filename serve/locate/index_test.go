@@ -236,3 +236,25 @@ func FuzzEntries(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBlock: any bytes are refused or are a section of the block asked
+// for.
+func FuzzBlock(f *testing.F) {
+	car := locatetest.NewCar(f, 7, 2)
+	e := car.Entries(f)[1]
+	mh := car.Blocks[1].Cid().Hash()
+	f.Add(car.Bytes[e.Offset : e.Offset+e.Length])
+	f.Add([]byte{0x05, 0x01, 0x55, 0x12, 0x20})
+	f.Fuzz(func(t *testing.T, section []byte) {
+		c, data, err := locate.Block(section, mh)
+		if err != nil {
+			if !errors.Is(err, locate.ErrBadBlock) {
+				t.Fatalf("an error that is not ErrBadBlock: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(c.Hash(), mh) || !bytes.Equal(data, car.Blocks[1].RawData()) {
+			t.Fatalf("Block took %s with %d bytes", c, len(data))
+		}
+	})
+}
