@@ -384,3 +384,53 @@ type listerFunc func(ctx context.Context, after string, fn func(locate.CAR) erro
 func (f listerFunc) ListCars(ctx context.Context, after string, fn func(locate.CAR) error) error {
 	return f(ctx, after, fn)
 }
+
+// failingLog fails its first Subscribe after handing one batch: a log
+// whose connection drops.
+type failingLog struct {
+	*embedded.Store
+	failed atomic.Bool
+}
+
+var errLogDown = errors.New("log connection lost")
+
+func (f *failingLog) Subscribe(ctx context.Context, after eventlog.Position, filter eventlog.Filter, handle func([]eventlog.Event) error) error {
+	if f.failed.CompareAndSwap(false, true) {
+		err := f.Store.Subscribe(ctx, after, filter, func(batch []eventlog.Event) error {
+			if err := handle(batch[:1]); err != nil {
+				return err
+			}
+			return errLogDown
+		})
+		if errors.Is(err, errLogDown) {
+			return err
+		}
+		return fmt.Errorf("first subscription: %w", err)
+	}
+	return f.Store.Subscribe(ctx, after, filter, handle)
+}
+
+// The loader follows again, from its checkpoint, after the log fails.
+func TestLoaderResumesAfterTheLogFails(t *testing.T) {
+	w := newWorld(t)
+	var cars []locatetest.Car
+	var pos eventlog.Position
+	for i := range 3 {
+		var car locatetest.Car
+		car, pos = w.pinCar(uint64(400+i), 10)
+		cars = append(cars, car)
+	}
+	log := &failingLog{Store: w.log}
+	l := w.loader(locate.LoaderConfig{Log: log})
+	run(t, l)
+	waitFor(t, l, w.store, pos, func(s locate.LoaderStats) bool { return s.Added == 3 })
+	if !log.failed.Load() {
+		t.Fatal("the log never failed")
+	}
+	if st := l.Stats(); st.Known != 0 {
+		t.Fatalf("after resuming: %+v, want nothing met twice (the checkpoint was set before the failure)", st)
+	}
+	for _, c := range cars {
+		locatetest.CheckCar(t, w.store, c)
+	}
+}
