@@ -123,7 +123,11 @@
 // at RootMapKey (<rootCid>/<carCid>, the DUDEWHERE layout of Storacha's
 // freeway gateway), written after the index, so that a mapping names a
 // CAR whose index is there. Listing <rootCid>/ finds a root's CARs, and
-// DeleteRoot deletes through it.
+// DeleteRoot deletes through it. Readers take what they need by range
+// (ReadRange: an index, a block's section, a whole CAR), and ListCars
+// walks every CAR in key order, for pickup reindex (which builds, with
+// BuildIndex, the indexes of CARs stored before there were any) and for
+// rebuilding a block lookup from the indexes.
 //
 // The index sits beside the CAR's key, not always at
 // <carCid>/<carCid>.car.idx: the S3 CAR is written once at RootKey, fixed
