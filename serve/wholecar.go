@@ -48,7 +48,7 @@ func (b *backend) GetCAR(ctx context.Context, p path.ImmutablePath, params gatew
 			if err != nil {
 				return gateway.ContentPathMetadata{}, nil, fmt.Errorf("read CAR %s: %w", loc.Key, err)
 			}
-			md := gateway.ContentPathMetadata{PathSegmentRoots: []cid.Cid{root}, LastSegment: p}
+			md := gateway.ContentPathMetadata{LastSegment: p}
 			return md, newVerifiedCAR(ctx, rc, root, loc, b.blocks.opts.Reporter), nil
 		}
 	}

@@ -205,8 +205,11 @@ func (c *cluster) start(name string, args []string, extraEnv ...string) *process
 	c.t.Cleanup(func() { p.stop(c.t) })
 
 	want := 1 // admin
-	if name == "gateway" || name == "run" {
+	switch name {
+	case "gateway", "serve":
 		want = 2
+	case "run":
+		want = 3 // api, serve, admin
 	}
 	for range want {
 		select {
@@ -321,15 +324,19 @@ func (c *cluster) carparkKeys() []string {
 	return cars
 }
 
+// keys lists every key of a bucket, page after page.
 func (c *cluster) keys(bucket string) []string {
 	c.t.Helper()
-	out, err := c.s3.Client.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: &bucket})
-	if err != nil {
-		c.t.Fatal(err)
-	}
 	var keys []string
-	for _, o := range out.Contents {
-		keys = append(keys, *o.Key)
+	pages := s3.NewListObjectsV2Paginator(c.s3.Client, &s3.ListObjectsV2Input{Bucket: &bucket})
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(context.Background())
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		for _, o := range out.Contents {
+			keys = append(keys, *o.Key)
+		}
 	}
 	return keys
 }
