@@ -7,7 +7,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pickup-ipfs/pickup/pin"
-	"github.com/pickup-ipfs/pickup/pin/pinlog"
 	"github.com/pickup-ipfs/pickup/projections/audit"
 )
 
@@ -38,7 +37,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	defer log.Close()
 	// The fold may fail on an event it cannot read; the timeline still
 	// shows every event.
-	_, events, err := pinlog.Read(ctx, log, id)
+	events, err := audit.Read(ctx, log, id)
 	if len(events) == 0 {
 		if err != nil {
 			return err

@@ -9,10 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ipfs/go-cid"
-
 	"github.com/pickup-ipfs/pickup/eventlog"
-	"github.com/pickup-ipfs/pickup/fetcher/carstore"
 	"github.com/pickup-ipfs/pickup/pin"
 	"github.com/pickup-ipfs/pickup/pin/deciders"
 	"github.com/pickup-ipfs/pickup/projections"
@@ -144,12 +141,6 @@ func (p *proc) addProjector(ctx context.Context, pf *projectorFlags, b *baseFlag
 	return nil
 }
 
-// carparkDeleter is the carpark as the garbage collector deletes from it
-// (fetcher/carstore's S3 and Dir).
-type carparkDeleter interface {
-	DeleteRoot(ctx context.Context, root cid.Cid) (int, error)
-}
-
 // newGC returns the garbage collector of released roots, deleting from the
 // carpark the flags name (the directory unless a bucket is set: in pickup
 // run, the fetcher's), or nil when --gc-period is 0.
@@ -167,24 +158,12 @@ func (p *proc) newGC(ctx context.Context, pf *projectorFlags) (*deciders.GC, err
 	if !ok {
 		return nil, fmt.Errorf("the views (%T) keep no roots view", p.views)
 	}
-	var carpark carparkDeleter
+	carpark, err := pf.carpark.open(ctx, p)
+	if err != nil {
+		return nil, err
+	}
 	if *pf.carpark.carpark == "" {
-		d, err := carstore.NewDir(*pf.carpark.carDir, p.logger)
-		if err != nil {
-			return nil, err
-		}
-		p.closers = append(p.closers, d.Close)
-		carpark = d
 		p.logger.Info("the garbage collector deletes from the carpark directory", "dir", *pf.carpark.carDir)
-	} else {
-		s3, err := carstore.NewS3(ctx, carstore.S3Config{
-			StagingBucket: *pf.carpark.carpark, CarparkBucket: *pf.carpark.carpark, StagingPrefix: "unused-by-the-gc/",
-			Endpoint: *pf.carpark.s3Endpoint, Region: *pf.carpark.s3Region,
-		}, p.logger)
-		if err != nil {
-			return nil, err
-		}
-		carpark = s3
 	}
 	// The block-location lookup's entries go first, the carpark's objects
 	// last, so that no lookup entry outlives its CAR. Hook: put the lookup's

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/pickup-ipfs/pickup/fetcher/carstore"
 	"github.com/pickup-ipfs/pickup/serve"
 	"github.com/pickup-ipfs/pickup/serve/locate"
@@ -64,7 +65,7 @@ func addServeFlags(f *flags) *serveFlags {
 // log's CarValidated events by its loader) and the trustless gateway over
 // the carpark. It returns the gateway's server.
 func (p *proc) addServe(ctx context.Context, sf *serveFlags, b *baseFlags) (*httpServer, error) {
-	cars, err := sf.carpark.reader(ctx, p)
+	cars, err := sf.carpark.open(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -178,14 +179,17 @@ func (f *flags) carparkFlags() *carparkFlags {
 	return f.carpark
 }
 
-// carparkReader is the carpark as its readers use it.
-type carparkReader interface {
+// carpark is the carpark as the serving role reads it and the garbage
+// collector deletes from it (carstore.Dir and carstore.S3): never the
+// fetcher's write path.
+type carpark interface {
 	ReadRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
 	ListCars(ctx context.Context, after string, fn func(carstore.Stored) error) error
+	DeleteRoot(ctx context.Context, root cid.Cid) (int, error)
 }
 
-// reader opens the carpark for reading: the directory, or the bucket.
-func (c *carparkFlags) reader(ctx context.Context, p *proc) (carparkReader, error) {
+// open opens the carpark the flags name: the directory, or the bucket.
+func (c *carparkFlags) open(ctx context.Context, p *proc) (carpark, error) {
 	if *c.carpark == "" {
 		d, err := carstore.NewDir(*c.carDir, p.logger)
 		if err != nil {
@@ -194,7 +198,7 @@ func (c *carparkFlags) reader(ctx context.Context, p *proc) (carparkReader, erro
 		p.closers = append(p.closers, d.Close)
 		return d, nil
 	}
-	// The S3 store's staging bucket is never touched by reads: the
+	// The S3 store's staging bucket is never touched by these calls: the
 	// carpark's stands in for it, under a prefix no CAR key has.
 	return carstore.NewS3(ctx, carstore.S3Config{
 		StagingBucket: *c.carpark, CarparkBucket: *c.carpark, StagingPrefix: "unused-by-readers/",

@@ -142,6 +142,8 @@ var roleCalls = map[string][]Call{
 	}),
 	RoleProjector: concat(secretCalls, []Call{
 		{"SNS Publish", "sns:Publish", "setting:PICKUP_NOTIFY_TOPIC_ARN", "a validated CAR told to the topic", ""},
+		{"S3 ListObjectsV2", "s3:ListBucket", "bucket:carpark", "the garbage collector finds a released root's CAR, index and mapping (<rootCid>/, <carCid>/)", "PICKUP_CARPARK_BUCKET"},
+		{"S3 DeleteObject", "s3:DeleteObject", "object:carpark", "the garbage collector deletes them after the grace period", "PICKUP_CARPARK_BUCKET"},
 	}),
 	// The serving role reads the carpark and nothing else of S3: range
 	// reads of CARs and their indexes, root → CAR mappings listed by

@@ -31,7 +31,7 @@ func TestCallsTable(t *testing.T) {
 	setting := func(name string) string {
 		return map[string]string{"PICKUP_STAGING_BUCKET": "s", "PICKUP_CARPARK_BUCKET": "c", "PICKUP_STAGING_PREFIX": "staging/"}[name]
 	}
-	if got := Roles(); !reflect.DeepEqual(got, []string{RoleAdmin, RoleEventsSetup, RoleFetcher, RoleGateway, RoleProjector, RoleViewsSetup}) {
+	if got := Roles(); !reflect.DeepEqual(got, []string{RoleAdmin, RoleEventsSetup, RoleFetcher, RoleGateway, RoleProjector, RoleServe, RoleViewsSetup}) {
 		t.Fatalf("roles %q", got)
 	}
 	for _, role := range Roles() {

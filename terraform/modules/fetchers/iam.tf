@@ -155,6 +155,21 @@ locals {
       Version = "2012-10-17"
       Statement = concat(
         local.read_secrets,
+        [{
+          # The garbage collector: a released root's CAR, index and
+          # mapping, found by listing <rootCid>/ and <carCid>/, deleted
+          # after the grace period. Nothing else of the carpark, nothing of
+          # staging.
+          Sid      = "DeleteReleasedRoots"
+          Effect   = "Allow"
+          Action   = ["s3:DeleteObject"]
+          Resource = [local.carpark_objects]
+          }, {
+          Sid      = "ListReleasedRoots"
+          Effect   = "Allow"
+          Action   = ["s3:ListBucket"]
+          Resource = [var.carpark_bucket_arn]
+        }],
         var.notify_on_pinned ? [{
           Sid      = "NotifyValidatedCars"
           Effect   = "Allow"

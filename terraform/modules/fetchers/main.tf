@@ -58,10 +58,16 @@ locals {
     PICKUP_LIBP2P_PUBLIC_IP = "ecs"
   } : {})
 
+  # The projector's garbage collector deletes released roots' CARs,
+  # indexes and mappings from the carpark.
   projector_environment = merge(
     var.projector_environment,
     local.common_environment,
-    { PICKUP_MAX_ATTEMPTS = tostring(var.max_attempts) },
+    {
+      PICKUP_MAX_ATTEMPTS   = tostring(var.max_attempts)
+      PICKUP_CARPARK_BUCKET = var.carpark_bucket
+      PICKUP_S3_REGION      = local.s3_region
+    },
     var.notify_on_pinned ? { PICKUP_NOTIFY_TOPIC_ARN = var.notify_topic_arn } : {},
   )
 

@@ -176,13 +176,30 @@ run "projector_task" {
         Resource = ["arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/views-app-AbCdEf"]
       },
       {
+        Sid      = "DeleteReleasedRoots"
+        Effect   = "Allow"
+        Action   = ["s3:DeleteObject"]
+        Resource = ["arn:aws:s3:::pickup-test-carpark/*"]
+      },
+      {
+        Sid      = "ListReleasedRoots"
+        Effect   = "Allow"
+        Action   = ["s3:ListBucket"]
+        Resource = ["arn:aws:s3:::pickup-test-carpark"]
+      },
+      {
         Sid      = "NotifyValidatedCars"
         Effect   = "Allow"
         Action   = ["sns:Publish"]
         Resource = ["arn:aws:sns:eu-west-1:111122223333:pickup-test-pinned"]
       },
     ]
-    error_message = "a notifying projector may read the app role's secret and publish to its topic, nothing else"
+    error_message = "a notifying projector may read the app role's secret, list the carpark and delete from it (the garbage collector), and publish to its topic, nothing else"
+  }
+
+  assert {
+    condition     = { for e in output.container_definitions["projector"][1].environment : e.name => e.value }["PICKUP_CARPARK_BUCKET"] == "pickup-test-carpark"
+    error_message = "the projector's garbage collector must be given the carpark bucket, or it deletes from a local directory"
   }
 
   assert {
@@ -200,8 +217,8 @@ run "projector_without_topic" {
   command = apply
 
   assert {
-    condition     = [for s in jsondecode(aws_iam_role_policy.task["projector"].policy).Statement : s.Sid] == ["ReadViewsSecret"]
-    error_message = "a projector that notifies no one needs only the app role's secret"
+    condition     = [for s in jsondecode(aws_iam_role_policy.task["projector"].policy).Statement : s.Sid] == ["ReadViewsSecret", "DeleteReleasedRoots", "ListReleasedRoots"]
+    error_message = "a projector that notifies no one needs only the app role's secret and the garbage collector's carpark calls"
   }
 
   assert {
