@@ -19,6 +19,7 @@ import (
 	"github.com/pickup-ipfs/pickup/fetcher/carstore"
 	"github.com/pickup-ipfs/pickup/fetcher/dag"
 	"github.com/pickup-ipfs/pickup/pin"
+	"github.com/pickup-ipfs/pickup/pin/pinlog"
 )
 
 // DAGFetcher gets a DAG as a verified CAR into sinks it opens; dag.Fetcher
@@ -111,6 +112,18 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 		// left goes before this attempt writes as much again (and end
 		// removes what is left when the attempt ends, reused or not).
 		t.discard(ctx, a, s.Attempt-1)
+	}
+	// The attempt holds the root before it uses a CAR of it or stores
+	// one: a deletion the garbage collector decided first refuses the
+	// hold (the pin waits, without counting it a failure, for the
+	// deletion to end, then fetches anew); one it would decide later
+	// sees the hold and keeps the CAR.
+	if err := pinlog.HoldRoot(ctx, a.pool.log, root, a.id); errors.Is(err, pin.ErrRootDeleting) {
+		a.fail(ctx, pin.ReasonHandedBack, "the carpark is deleting this root's CAR (its last pin released it): handed back, to be fetched again once the deletion is done", false)
+		return nil
+	} else if err != nil {
+		a.fail(ctx, pin.ReasonStorage, fmt.Sprintf("holding the root in the log: %v", err), false)
+		return nil
 	}
 	if done, err := t.reuse(ctx, a, root); done || err != nil {
 		return err
