@@ -124,7 +124,8 @@ func fileBytes(t *testing.T, size int64, seed uint64) []byte {
 func TestServeWhatIsPinned(t *testing.T) {
 	c := newCluster(t, clusterOptions{})
 	gw := c.start("gateway", []string{"gateway"})
-	c.start("projector", []string{"projector"})
+	// A short grace, so that the removed root's objects go within the test.
+	c.start("projector", []string{"projector"}, "PICKUP_GC_GRACE=2s", "PICKUP_GC_PERIOD=300ms")
 	c.start("fetcher", []string{"fetcher"})
 	srv := c.startServe()
 	cl := c.client(gw.api())
@@ -278,6 +279,28 @@ func TestServeWhatIsPinned(t *testing.T) {
 		}
 		if resp, _ := get(t, base+"/ipfs/"+root.String()+"?format=car", ""); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("CAR of a removed root: %d, want 404", resp.StatusCode)
+		}
+		// After the grace period the garbage collector deletes the CAR, its
+		// index and the root's mapping, and the pin's audit tells it.
+		deadline = time.Now().Add(30 * time.Second)
+		for {
+			var left []string
+			for _, k := range c.keys(c.carpark) {
+				if strings.HasPrefix(k, root.String()+"/") {
+					left = append(left, k)
+				}
+			}
+			if len(left) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the removed root's objects are still there: %v", left)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		out, err := c.pickup("audit", ps.RequestID)
+		if err != nil || !strings.Contains(out, "RootDeleting") || !strings.Contains(out, "RootDeleted") {
+			t.Errorf("the audit does not tell the root's deletion: %v\n%s", err, out)
 		}
 	})
 }
