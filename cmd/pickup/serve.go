@@ -45,6 +45,7 @@ type serveFlags struct {
 	maxDAG       *int64
 	deserialized *bool
 	locate       *string
+	rebuild      *bool
 	carpark      *carparkFlags
 }
 
@@ -57,6 +58,7 @@ func addServeFlags(f *flags) *serveFlags {
 		maxDAG:       f.bytesize("serve-max-dag-bytes", 1<<30, "largest DAG of a deserialized (UnixFS) response; beyond, 410 Gone (trustless raw and CAR responses are not capped)", "PICKUP_SERVE_MAX_DAG_BYTES"),
 		deserialized: f.boolean("serve-deserialized", false, "also serve UnixFS files and directories, deserialized (a web gateway), besides raw blocks and CARs", "PICKUP_SERVE_DESERIALIZED"),
 		locate:       f.string("locate", "", "the block-location lookup: a file (embedded; default: locate.db beside the views) or, with PostgreSQL views, their database (the default)", "PICKUP_LOCATE"),
+		rebuild:      f.boolean("locate-rebuild", false, "rebuild the block lookup from the carpark's index objects at start (after pickup reindex), before following the log; an empty lookup is always rebuilt", "PICKUP_LOCATE_REBUILD"),
 		carpark:      f.carparkFlags(),
 	}
 }
@@ -78,7 +80,32 @@ func (p *proc) addServe(ctx context.Context, sf *serveFlags, b *baseFlags) (*htt
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	p.actor("locate", loader.Run)
+	rebuild := *sf.rebuild
+	if !rebuild {
+		// A lookup that never followed the log starts from the carpark:
+		// CARs indexed by pickup reindex are named by no event.
+		from, err := lookup.Checkpoint(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rebuild = from == 0
+	}
+	p.actor("locate", func(ctx context.Context) error {
+		if rebuild {
+			stats, err := loader.Rebuild(ctx, carparkLister{cars})
+			if err != nil && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				// The loader still takes every new CAR; the rebuild is tried
+				// again at the next start.
+				p.logger.Error("rebuilding the block lookup from the carpark failed", "component", "locate", "err", err)
+			} else {
+				p.logger.Info("block lookup rebuilt from the carpark", "component", "locate", "added", stats.Added, "known", stats.Known, "bad_index", stats.BadIndex, "no_index", stats.NoIndex)
+			}
+		}
+		return loader.Run(ctx)
+	})
 	h, err := serve.New(serve.Config{
 		MaxRequests: *sf.maxRequests, Timeout: *sf.timeout, MaxDuration: *sf.maxDuration,
 		MaxDAGBytes: *sf.maxDAG, Deserialized: *sf.deserialized,
@@ -204,4 +231,14 @@ func (c *carparkFlags) open(ctx context.Context, p *proc) (carpark, error) {
 		StagingBucket: *c.carpark, CarparkBucket: *c.carpark, StagingPrefix: "unused-by-readers/",
 		Endpoint: *c.s3Endpoint, Region: *c.s3Region,
 	}, p.logger)
+}
+
+// carparkLister lists the carpark's CARs as the lookup's rebuild takes
+// them.
+type carparkLister struct{ cars carpark }
+
+func (l carparkLister) ListCars(ctx context.Context, after string, fn func(locate.CAR) error) error {
+	return l.cars.ListCars(ctx, after, func(st carstore.Stored) error {
+		return fn(locate.CAR{CarCID: st.CarCID, Root: st.Root, Key: st.Key, Bytes: st.Bytes})
+	})
 }

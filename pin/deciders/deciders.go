@@ -1,11 +1,13 @@
-// Package deciders holds the two actors that decide what nobody asks for:
-// the retry decider, which answers every failed attempt with a retry (with
-// exponential backoff and jitter) or the dead letter, and the lease
+// Package deciders holds the three actors that decide what nobody asks
+// for: the retry decider, which answers every failed attempt with a retry
+// (with exponential backoff and jitter) or the dead letter; the lease
 // watchdog, which fails attempts whose lease ran out with no word from
 // their fetcher, and due pins that no fetcher claimed within the queue
-// timeout. They append to the log, so they are not projections: each finds
-// its candidates in the views (which may lag), then decides on the pin's
-// stream through pin/pinlog, the one write path (which reads the stream, the
+// timeout; and the garbage collector (gc.go), which deletes the carpark's
+// objects of a root no pin has held for the grace period. They append to
+// the log, so they are not projections: each finds its candidates in the
+// views (which may lag), then decides on the pin's or the root's stream
+// through pin/pinlog, the one write path (which reads the stream, the
 // source of truth), with package pin's decisions.
 //
 // pinlog's event-id rule makes a decision taken twice (by a replay, two
