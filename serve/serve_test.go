@@ -3,6 +3,7 @@ package serve_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/pickup-ipfs/pickup/eventlog"
+	"github.com/pickup-ipfs/pickup/eventlog/embedded"
 	"github.com/pickup-ipfs/pickup/fetcher/carstore"
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
 	"github.com/pickup-ipfs/pickup/serve"
@@ -79,6 +82,8 @@ type fixture struct {
 	damages *damages
 	reg     *prometheus.Registry
 	srv     *httptest.Server
+	lookup  *locatesqlite.Store
+	store   carpark
 }
 
 // carpark is what the fixture needs of a store.
@@ -152,7 +157,7 @@ func newFixtureIn(tb testing.TB, store carpark, opts ipfstest.FileOptions) *fixt
 	if err := lookup.Add(ctx, locate.CAR{CarCID: stored.CarCID, Root: root, Key: stored.Key, Bytes: stored.Bytes}, entries); err != nil {
 		tb.Fatal(err)
 	}
-	f := &fixture{root: root, car: car.Bytes(), stored: stored, damages: &damages{}, reg: prometheus.NewRegistry(),
+	f := &fixture{root: root, car: car.Bytes(), stored: stored, damages: &damages{}, reg: prometheus.NewRegistry(), lookup: lookup, store: store,
 		pins: &heldCARs{cars: map[string]string{cid.NewCidV1(root.Type(), root.Hash()).String(): stored.CarCID.String()}}}
 	h, err := serve.New(serve.Config{Deserialized: true, HoldTTL: time.Nanosecond, MaxDAGBytes: -1}, serve.Deps{Locator: lookup, Carpark: store, Pins: f.pins, Reporter: f.damages, Metrics: f.reg})
 	if err != nil {
@@ -337,5 +342,34 @@ func TestRoutes(t *testing.T) {
 	}
 	if _, err := serve.New(serve.Config{MaxRequests: -1}, serve.Deps{}); err == nil {
 		t.Error("a negative MaxRequests was accepted")
+	}
+}
+
+// A damaged block is reported to the log as a BlockDamaged event of its
+// CAR's stream, once however often it is read.
+func TestLogReporterReportsOnce(t *testing.T) {
+	ctx := context.Background()
+	log, err := embedded.Open(ctx, filepath.Join(t.TempDir(), "events.db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	f := newFixture(t, 300<<10)
+	bad := blocks(t, f.car)[1]
+	f.corrupt(t, bad.offset+5)
+	r := serve.LogReporter{Log: log, Actor: "serve-test"}
+	bs := serve.NewBlockstore(f.lookup, f.store, f.pins, serve.BlockstoreOptions{HoldTTL: time.Second, Reporter: r})
+	for range 3 {
+		if _, err := bs.Get(ctx, bad.cid); !errors.Is(err, serve.ErrDamaged) {
+			t.Fatalf("Get of a damaged block: %v, want ErrDamaged", err)
+		}
+	}
+	evs, err := log.ReadStream(ctx, serve.DamageStreamPrefix+f.stored.CarCID.String(), 0, eventlog.Forwards, 10)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("damage stream: %d events, %v; want one", len(evs), err)
+	}
+	d, err := serve.DecodeDamage(evs[0])
+	if err != nil || d.Block != bad.cid.String() || d.Key != f.stored.Key || d.Offset >= bad.offset || d.Offset < bad.offset-100 || d.Detail == "" {
+		t.Fatalf("report %+v, %v", d, err)
 	}
 }

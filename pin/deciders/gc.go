@@ -207,9 +207,6 @@ func NewGC(cfg GCConfig, views RootViews, deleter Deleter, d GCDeps) (*GC, error
 	return &GC{actor: a, log: d.Log, views: views, deleter: deleter, grace: cfg.Grace, lease: cfg.Lease, wait: cfg.Wait}, nil
 }
 
-// Actor is the name the GC records its decisions under.
-func (g *GC) Actor() string { return g.cfg.Actor }
-
 // Run collects every Period until ctx ends, and returns ctx's error.
 func (g *GC) Run(ctx context.Context) error { return g.run(ctx, g.Tick) }
 
