@@ -10,8 +10,9 @@ export CHECKPOINT_DISABLE = 1
 TOOLS        := $(CURDIR)/.tools/bin
 VERSITYGW    := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 WAZERO       := github.com/tetratelabs/wazero/cmd/wazero@v1.12.0
-# kubo, for the end-to-end benchmark's origin and the path pickup replaces
-# (never for the tests): built once per version by scripts/build-kubo.sh.
+# kubo, for the end-to-end benchmark's origin and the path pickup replaces,
+# and for the end-to-end test that imports what pickup serves: built once
+# per version by scripts/build-kubo.sh.
 KUBO         := v0.43.1
 # ipfs-cluster's own CLI, which tests/clusterctl_test.go runs against the
 # ipfs-cluster routes: built once per version by
@@ -46,9 +47,17 @@ run:
 # or older than the sources; TestLambdaPackage checks that very file
 # (PICKUP_LAMBDA_ZIP) and the deployment test runs the images' binary
 # (PICKUP_IMAGE).
+#
+# kubo, which only the end-to-end tests need (tests/serve_test.go imports
+# the serving role's CAR into it), is built meanwhile, beside the package
+# tests: 4-11 minutes cold, seconds when .tools/ or Go's cache has it.
 test: lint tools wasm image bin/lambda.zip
+	@mkdir -p $(TOOLS); \
+	$(MAKE) --no-print-directory $(TOOLS)/ipfs > $(TOOLS)/kubo-build.log 2>&1 & kubo=$$!; \
 	PICKUP_LAMBDA_ZIP=$(CURDIR)/bin/lambda.zip PICKUP_IMAGE=$(CURDIR)/bin/image \
-		$(GO) test -race -timeout 45m $$($(GO) list ./... | grep -v '/tests$$')
+		$(GO) test -race -timeout 45m $$($(GO) list ./... | grep -v '/tests$$'); rc=$$?; \
+	if ! wait $$kubo; then echo "building kubo failed:"; cat $(TOOLS)/kubo-build.log; exit 1; fi; \
+	exit $$rc
 	PICKUP_IMAGE=$(CURDIR)/bin/image $(GO) test -race -count=1 -timeout 30m ./tests/...
 	@[ -n "$$PICKUP_ESDB_URL" ] || echo "*** SKIPPED: the EventStoreDB conformance suite (eventlog/esdb) did not run: no server; set PICKUP_ESDB_URL (e.g. esdb://127.0.0.1:2113?tls=false) to run it ***"
 
