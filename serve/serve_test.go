@@ -19,6 +19,7 @@ import (
 	carv2 "github.com/ipld/go-car/v2"
 	"github.com/ipld/go-car/v2/index"
 	"github.com/multiformats/go-multicodec"
+	"github.com/multiformats/go-multihash"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -371,5 +372,59 @@ func TestLogReporterReportsOnce(t *testing.T) {
 	d, err := serve.DecodeDamage(evs[0])
 	if err != nil || d.Block != bad.cid.String() || d.Key != f.stored.Key || d.Offset >= bad.offset || d.Offset < bad.offset-100 || d.Detail == "" {
 		t.Fatalf("report %+v, %v", d, err)
+	}
+}
+
+// The spec's other statuses, as boxo's handler gives them over the
+// carpark: 406 for a format the block cannot be given in, 412 for
+// only-if-cached of what is not held (200 for what is), and the cap on a
+// deserialized response's DAG (410 Gone), which raw blocks and CARs do
+// not have.
+func TestStatusesAndLimits(t *testing.T) {
+	f := newFixture(t, 600<<10)
+	if resp, _ := f.get(t, "/ipfs/"+f.root.String()+"?format=dag-json"); resp.StatusCode != http.StatusNotAcceptable {
+		t.Errorf("dag-json of a dag-pb block: %d, want 406", resp.StatusCode)
+	}
+	// Another block: blocks are found by multihash (a block held under
+	// one codec is held under any), so it takes other bytes.
+	mh, err := multihash.Sum([]byte("never pinned"), multihash.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := cid.NewCidV1(cid.Raw, mh)
+	for _, c := range []struct {
+		cid  cid.Cid
+		want int
+	}{{f.root, http.StatusOK}, {other, http.StatusPreconditionFailed}} {
+		req, _ := http.NewRequest(http.MethodHead, f.srv.URL+"/ipfs/"+c.cid.String()+"?format=raw", nil)
+		req.Header.Set("Cache-Control", "only-if-cached")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("only-if-cached %s: %d, want %d", c.cid, resp.StatusCode, c.want)
+		}
+	}
+
+	h, err := serve.New(serve.Config{Deserialized: true, MaxDAGBytes: 100 << 10}, serve.Deps{Locator: f.lookup, Carpark: f.store, Pins: f.pins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	capped := httptest.NewServer(h)
+	defer capped.Close()
+	for _, q := range []struct {
+		path string
+		want int
+	}{{"", http.StatusGone}, {"?format=car", http.StatusOK}, {"?format=raw", http.StatusOK}} {
+		resp, err := http.Get(capped.URL + "/ipfs/" + f.root.String() + q.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != q.want {
+			t.Errorf("a 600 KiB file capped at 100 KiB, %q: %d, want %d", q.path, resp.StatusCode, q.want)
+		}
 	}
 }
