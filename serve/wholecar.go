@@ -168,6 +168,30 @@ func (v *verifiedCAR) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// WriteTo writes the checked bytes to w as each batch is checked, sparing
+// io.Copy's buffer (boxo copies a CAR to the response with it).
+func (v *verifiedCAR) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if len(v.pending) == 0 && v.err == nil {
+			v.pending, v.err = v.next()
+		}
+		if len(v.pending) > 0 {
+			n, err := w.Write(v.pending)
+			total += int64(n)
+			v.pending = v.pending[n:]
+			if err != nil {
+				return total, err
+			}
+			continue
+		}
+		if v.err == io.EOF {
+			return total, nil
+		}
+		return total, v.err
+	}
+}
+
 // next returns the checked bytes of the next batch, and the error that
 // ends the stream after them.
 func (v *verifiedCAR) next() ([]byte, error) {
