@@ -428,3 +428,33 @@ func TestStatusesAndLimits(t *testing.T) {
 		}
 	}
 }
+
+// A stored CAR cut short is sent up to its last whole section, then marked
+// cut short, and reported.
+func TestTruncatedCARIsCutBeforeItsLastSection(t *testing.T) {
+	f := newFixture(t, 3<<20+3)
+	p := filepath.Join(f.dir, "carpark", filepath.FromSlash(f.stored.Key))
+	if err := os.Truncate(p, int64(len(f.car)-10)); err != nil { // inside the last section, the file's 3-byte tail
+		t.Fatal(err)
+	}
+	blks := blocks(t, f.car)
+	last := blks[len(blks)-1]
+	resp, body := f.get(t, "/ipfs/"+f.root.String()+"?format=car")
+	lastStart := int(last.offset) - last.cid.ByteLen() - varintLen(uint64(last.cid.ByteLen()+len(last.data)))
+	if resp.StatusCode != http.StatusOK || !bytes.HasPrefix(body, f.car[:lastStart]) || !strings.Contains(string(body[lastStart:]), "CAR stream truncated") {
+		t.Fatalf("a truncated CAR: %d, %d bytes of %d (last section at %d; reports %+v); want the sections before the last, then the cut mark", resp.StatusCode, len(body), len(f.car), lastStart, f.damages.all())
+	}
+	got := f.damages.all()
+	if len(got) != 1 || got[0].Location.Offset != int64(lastStart) || !strings.Contains(got[0].Err.Error(), "ends inside a section") {
+		t.Fatalf("reports %+v, want one at %d", got, lastStart)
+	}
+}
+
+func varintLen(n uint64) int {
+	l := 1
+	for n >= 0x80 {
+		n >>= 7
+		l++
+	}
+	return l
+}

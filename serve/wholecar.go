@@ -1,10 +1,8 @@
 package serve
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -145,7 +143,7 @@ func newVerifiedCAR(ctx context.Context, rc io.ReadCloser, root cid.Cid, loc loc
 	v := &verifiedCAR{ctx: ctx, cancel: cancel, closer: rc, root: root, loc: loc, reporter: r,
 		ordered: make(chan *carBatch, verifiedAhead), free: make(chan []byte, verifiedAhead+2)}
 	work := make(chan *carBatch, verifiedAhead)
-	v.done.Go(func() { v.split(bufio.NewReaderSize(rc, 1<<20), work) })
+	v.done.Go(func() { v.split(rc, work) })
 	for range max(1, runtime.GOMAXPROCS(0)) {
 		v.done.Go(func() {
 			for b := range work {
@@ -250,10 +248,12 @@ func (v *verifiedCAR) recycle(b []byte) {
 	}
 }
 
-// split frames the CAR into batches: the header (checked here: it is no
-// block), then whole sections, about verifiedBatch bytes each, handed to
-// the hashers and, in order, to Read.
-func (v *verifiedCAR) split(src *bufio.Reader, work chan<- *carBatch) {
+// split reads the CAR into batches and frames them: the header (checked
+// here: it is no block), then whole sections, about verifiedBatch bytes a
+// batch, read straight into the batch's buffer (the bytes of a section
+// cut by the end of a read go on to the next batch), handed to the hashers
+// and, in order, to Read.
+func (v *verifiedCAR) split(src io.Reader, work chan<- *carBatch) {
 	defer close(work)
 	defer close(v.ordered)
 	send := func(b *carBatch) bool {
@@ -269,44 +269,110 @@ func (v *verifiedCAR) split(src *bufio.Reader, work chan<- *carBatch) {
 			return false
 		}
 	}
-	header := &carBatch{buf: v.buffer(), checked: make(chan checkResult, 1)}
-	header.buf, header.cut = v.readHeader(src, header.buf)
-	if !send(header) || header.cut != nil {
-		return
-	}
-	offset := int64(len(header.buf))
+	var (
+		carry  []byte
+		offset int64
+		header = true
+		eof    bool
+	)
 	for {
-		b := &carBatch{buf: v.buffer(), offset: offset, checked: make(chan checkResult, 1)}
-		for len(b.buf) < verifiedBatch && b.cut == nil {
-			start := len(b.buf)
-			n, err := varint.ReadUvarint(src)
-			if err == io.EOF {
-				b.cut = io.EOF
-				break
-			}
-			if err != nil || n == 0 || n > maxSectionBytes {
-				b.cut = v.damaged(offset+int64(start), fmt.Errorf("section length %d: %v", n, err))
-				break
-			}
-			b.buf = binary.AppendUvarint(b.buf, n)
-			body := len(b.buf)
-			b.buf = slices.Grow(b.buf, int(n))[:body+int(n)]
-			if _, err := io.ReadFull(src, b.buf[body:]); err != nil {
-				b.buf = b.buf[:start]
-				if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-					b.cut = v.damaged(offset+int64(start), errors.New("the object ends inside a section"))
-				} else {
-					b.cut = fmt.Errorf("read CAR %s at %d: %w", v.loc.Key, offset+int64(start), err)
+		b := &carBatch{buf: append(v.buffer(), carry...), offset: offset, checked: make(chan checkResult, 1)}
+		pos := 0
+		for {
+			// Read until the batch is full, or the source ends, or fails.
+			for len(b.buf) < verifiedBatch && !eof && b.cut == nil {
+				n, err := src.Read(b.buf[len(b.buf):cap(b.buf)])
+				b.buf = b.buf[:len(b.buf)+n]
+				if err == io.EOF {
+					eof = true
+				} else if err != nil {
+					b.cut = fmt.Errorf("read CAR %s at %d: %w", v.loc.Key, offset+int64(len(b.buf)), err)
 				}
+			}
+			if header {
+				end, err := v.frameHeader(b.buf)
+				if err != nil {
+					b.buf, b.cut = b.buf[:0], err
+					send(b)
+					return
+				}
+				header, pos = false, end
+			}
+			more, err := frameSections(b, &pos)
+			if err != nil {
+				b.cut = v.damaged(offset+int64(pos), err)
 				break
 			}
-			b.starts = append(b.starts, start)
+			// A section longer than what is read so far is read on, into
+			// the same batch (its buffer has room for the largest).
+			if !more || eof || b.cut != nil || len(b.starts) > 0 || len(b.buf) == cap(b.buf) {
+				break
+			}
+			if len(b.buf) >= verifiedBatch {
+				b.buf = slices.Grow(b.buf, maxSectionBytes)
+			}
+			for len(b.buf) < cap(b.buf) && !eof && b.cut == nil {
+				n, err := src.Read(b.buf[len(b.buf):cap(b.buf)])
+				b.buf = b.buf[:len(b.buf)+n]
+				if err == io.EOF {
+					eof = true
+				} else if err != nil {
+					b.cut = fmt.Errorf("read CAR %s at %d: %w", v.loc.Key, offset+int64(len(b.buf)), err)
+				}
+				if n > 0 {
+					break
+				}
+			}
+		}
+		carry = append(carry[:0], b.buf[pos:]...)
+		b.buf = b.buf[:pos]
+		switch {
+		case b.cut != nil:
+		case eof && len(carry) > 0:
+			b.cut = v.damaged(offset+int64(pos), errors.New("the object ends inside a section"))
+		case eof:
+			b.cut = io.EOF
 		}
 		offset += int64(len(b.buf))
 		if !send(b) || b.cut != nil {
 			return
 		}
 	}
+}
+
+// frameHeader returns where the CAR's header, at the start of buf, ends:
+// it must be {roots: [root], version: 1}.
+func (v *verifiedCAR) frameHeader(buf []byte) (int, error) {
+	n, vlen, err := varint.FromUvarint(buf)
+	if err != nil || n == 0 || n > 1<<10 || vlen+int(n) > len(buf) {
+		return 0, v.damaged(0, fmt.Errorf("header of %d bytes in %d: %v", n, len(buf), err))
+	}
+	if err := checkHeader(buf[vlen:vlen+int(n)], v.root); err != nil {
+		return 0, v.damaged(0, err)
+	}
+	return vlen + int(n), nil
+}
+
+// frameSections records in b the whole sections from *pos on, moving *pos
+// past them; more reports that the bytes after *pos begin a section not
+// yet whole (or nothing). An error is a section that cannot be one.
+func frameSections(b *carBatch, pos *int) (more bool, err error) {
+	for *pos < len(b.buf) {
+		n, vlen, err := varint.FromUvarint(b.buf[*pos:])
+		if errors.Is(err, varint.ErrUnderflow) {
+			return true, nil
+		}
+		if err != nil || n == 0 || n > maxSectionBytes {
+			return false, fmt.Errorf("section length %d: %v", n, err)
+		}
+		end := *pos + vlen + int(n)
+		if end > len(b.buf) {
+			return true, nil
+		}
+		b.starts = append(b.starts, *pos)
+		*pos = end
+	}
+	return true, nil
 }
 
 // checkSections checks every section of b against its own CID.
@@ -330,25 +396,6 @@ func checkSections(b *carBatch) checkResult {
 		}
 	}
 	return checkResult{first: len(b.starts)}
-}
-
-// readHeader reads the CAR's header, which must be {roots: [root],
-// version: 1}.
-func (v *verifiedCAR) readHeader(src *bufio.Reader, out []byte) ([]byte, error) {
-	n, err := varint.ReadUvarint(src)
-	if err != nil || n == 0 || n > 1<<10 {
-		return out[:0], v.damaged(0, fmt.Errorf("header length %d: %v", n, err))
-	}
-	out = binary.AppendUvarint(out, n)
-	body := len(out)
-	out = slices.Grow(out, int(n))[:body+int(n)]
-	if _, err := io.ReadFull(src, out[body:]); err != nil {
-		return out[:0], v.damaged(0, fmt.Errorf("header: %v", err))
-	}
-	if err := checkHeader(out[body:], v.root); err != nil {
-		return out[:0], v.damaged(0, err)
-	}
-	return out, nil
 }
 
 // damaged reports damage found at offset of the CAR, and returns the
