@@ -180,8 +180,21 @@ locals {
       )
     }
     admin = {
-      Version   = "2012-10-17"
-      Statement = local.read_secrets
+      Version = "2012-10-17"
+      Statement = concat(local.read_secrets, [{
+        # pickup reindex: reads each CAR once (and its CAR CID tag) and
+        # writes its index and its root's mapping beside it; never a
+        # deletion, nothing of staging.
+        Sid      = "ReindexCars"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject", "s3:GetObjectTagging", "s3:PutObject"]
+        Resource = [local.carpark_objects]
+        }, {
+        Sid      = "ListCars"
+        Effect   = "Allow"
+        Action   = ["s3:ListBucket"]
+        Resource = [var.carpark_bucket_arn]
+      }])
     }
   }
 }

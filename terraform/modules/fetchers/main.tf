@@ -73,7 +73,13 @@ locals {
 
   # The one-off admin task (`aws ecs run-task` with a command override, see
   # terraform/README.md): the stores, no services of its own.
-  admin_environment = merge(local.common_environment, { PICKUP_LOG_LEVEL = "warn" })
+  # The carpark for `pickup reindex`, which indexes CARs stored before
+  # indexes were.
+  admin_environment = merge(local.common_environment, {
+    PICKUP_LOG_LEVEL      = "warn"
+    PICKUP_CARPARK_BUCKET = var.carpark_bucket
+    PICKUP_S3_REGION      = local.s3_region
+  })
 
   # What ECS injects from Secrets Manager (execution role), by container.
   # Only the event log's connection string and keys that never change while

@@ -246,6 +246,12 @@ run "admin_task" {
     condition     = aws_cloudwatch_log_group.this["admin"].retention_in_days == 1 && output.admin_task_definition == "pickup-test-admin"
     error_message = "what the admin task prints (a new token) must be kept a day only"
   }
+
+  assert {
+    condition = ({ for e in output.container_definitions["admin"][0].environment : e.name => e.value }["PICKUP_CARPARK_BUCKET"] == "pickup-test-carpark" &&
+      !anytrue([for s in jsondecode(aws_iam_role_policy.task["admin"].policy).Statement : contains(s.Action, "s3:DeleteObject")]))
+    error_message = "the admin task reaches the carpark for pickup reindex (the bucket set, read and write of indexes), and may delete nothing there"
+  }
 }
 
 run "ecs_exec" {
