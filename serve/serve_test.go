@@ -15,6 +15,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/blockstore"
+	chunker "github.com/ipfs/boxo/chunker"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/boxo/ipld/unixfs/importer"
+	uio "github.com/ipfs/boxo/ipld/unixfs/io"
 	"github.com/ipfs/go-cid"
 	carv2 "github.com/ipld/go-car/v2"
 	"github.com/ipld/go-car/v2/index"
@@ -111,9 +117,17 @@ func newFixture(t *testing.T, size int64) *fixture {
 // export` writes it, promoted, indexed as go-car indexes it, and held.
 func newFixtureIn(tb testing.TB, store carpark, opts ipfstest.FileOptions) *fixture {
 	tb.Helper()
+	return newFixtureOf(tb, store, func(ctx context.Context, bs blockstore.Blockstore) (cid.Cid, error) {
+		return ipfstest.File(ctx, bs, opts)
+	})
+}
+
+// newFixtureOf pins the DAG build makes.
+func newFixtureOf(tb testing.TB, store carpark, build func(context.Context, blockstore.Blockstore) (cid.Cid, error)) *fixture {
+	tb.Helper()
 	ctx := context.Background()
 	bs := ipfstest.NewMemBlockstore()
-	root, err := ipfstest.File(ctx, bs, opts)
+	root, err := build(ctx, bs)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -457,4 +471,56 @@ func varintLen(n uint64) int {
 		l++
 	}
 	return l
+}
+
+// A UnixFS directory is served deserialized through boxo: its listing, a
+// file by its path, and the whole directory's CAR is the stored one.
+func TestDirectoryDeserialized(t *testing.T) {
+	dir := t.TempDir()
+	store, err := carstore.NewDir(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	files := map[string][]byte{"a.txt": []byte("hello from a"), "b.bin": bytes.Repeat([]byte{7}, 300<<10)}
+	f := newFixtureOf(t, store, func(ctx context.Context, bs blockstore.Blockstore) (cid.Cid, error) {
+		ds := merkledag.NewDAGService(blockservice.New(bs, nil))
+		d, err := uio.NewDirectory(ds)
+		if err != nil {
+			return cid.Undef, err
+		}
+		for name, content := range files {
+			nd, err := importer.BuildDagFromReader(ds, chunker.DefaultSplitter(bytes.NewReader(content)))
+			if err != nil {
+				return cid.Undef, err
+			}
+			if err := d.AddChild(ctx, name, nd); err != nil {
+				return cid.Undef, err
+			}
+		}
+		nd, err := d.GetNode()
+		if err != nil {
+			return cid.Undef, err
+		}
+		return nd.Cid(), ds.Add(ctx, nd)
+	})
+	for name, content := range files {
+		if resp, body := f.get(t, "/ipfs/"+f.root.String()+"/"+name); resp.StatusCode != http.StatusOK || !bytes.Equal(body, content) {
+			t.Errorf("%s: %d, %d bytes, want 200 and %d", name, resp.StatusCode, len(body), len(content))
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/ipfs/"+f.root.String()+"/", nil)
+	req.Header.Set("Accept", "text/html")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listing, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(listing, []byte("a.txt")) || !bytes.Contains(listing, []byte("b.bin")) {
+		t.Errorf("directory listing: %d, names missing", resp.StatusCode)
+	}
+	if resp, body := f.get(t, "/ipfs/"+f.root.String()+"?format=car"); resp.StatusCode != http.StatusOK || !bytes.Equal(body, f.car) {
+		t.Errorf("the directory's CAR: %d, %d bytes, want the stored %d", resp.StatusCode, len(body), len(f.car))
+	}
 }
