@@ -1,9 +1,12 @@
 #!/bin/sh
 # Builds kubo's ipfs (for the end-to-end benchmark's origin and its original
-# path, never for the tests) into DEST, once per version: it skips when DEST
+# path, and for the end-to-end test that imports what pickup serves) into
+# DEST, once per version: it skips when DEST
 # already runs this version. `go install` of kubo refuses its replace
 # directive, so it builds in a throwaway module outside the tree that
-# requires kubo and the go-libp2p it needs (../shared/FACTS.md); 4-11 min cold.
+# requires kubo and the go-libp2p it needs (../shared/FACTS.md); 4-11 min
+# with nothing in Go's build cache, under a minute in make test, where the
+# image's builds have compiled most of what kubo shares with pickup.
 set -eu
 DEST=${1:?usage: build-kubo.sh DEST [VERSION]}
 VERSION=${2:-v0.43.1}
