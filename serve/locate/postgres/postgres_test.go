@@ -3,7 +3,9 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pickup-ipfs/pickup/internal/postgrestest"
@@ -18,15 +20,21 @@ func TestMain(m *testing.M) { os.Exit(pg.Run(m)) }
 
 const appRole, appPassword = "pickup_locate_app", "app-password"
 
+// roles numbers the app roles of setUp: roles are the server's, not a
+// database's, and two setups altering one role at once fail ("tuple
+// concurrently updated"), so each database has its own.
+var roles atomic.Int64
+
 // setUp makes a new database with the lookup set up in it, and returns
 // its admin URL and the app role's.
 func setUp(t testing.TB) (admin, app string) {
 	t.Helper()
 	admin = pg.NewDatabase(t)
-	if err := postgres.Setup(context.Background(), admin, postgres.SetupOptions{AppRole: appRole, AppPassword: appPassword}); err != nil {
+	role := fmt.Sprintf("%s_%d", appRole, roles.Add(1))
+	if err := postgres.Setup(context.Background(), admin, postgres.SetupOptions{AppRole: role, AppPassword: appPassword}); err != nil {
 		t.Fatal(err)
 	}
-	app, err := postgrestest.WithUser(admin, appRole, appPassword)
+	app, err := postgrestest.WithUser(admin, role, appPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
