@@ -40,7 +40,9 @@ func floodBin(tb testing.TB) string {
 	tb.Helper()
 	floodOnce.Do(func() {
 		floodPath = filepath.Join(filepath.Dir(pickupBin), "flood")
-		out, err := exec.Command("go", "build", "-o", floodPath, "github.com/pickup-ipfs/pickup/tests/flood").CombinedOutput()
+		build := exec.Command("go", "build", "-trimpath", "-o", floodPath, "github.com/pickup-ipfs/pickup/tests/flood")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := build.CombinedOutput()
 		if err != nil {
 			floodErr = fmt.Errorf("building tests/flood: %v\n%s", err, out)
 		}

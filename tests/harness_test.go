@@ -39,7 +39,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	pickupBin = filepath.Join(dir, "pickup")
-	build := exec.Command("go", "build", "-o", pickupBin, "github.com/pickup-ipfs/pickup/cmd/pickup")
+	// Built as the image builds it (static, -trimpath), which make test
+	// has compiled already.
+	build := exec.Command("go", "build", "-trimpath", "-o", pickupBin, "github.com/pickup-ipfs/pickup/cmd/pickup")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building pickup:", err)
