@@ -249,7 +249,7 @@ run "admin_task" {
 
   assert {
     condition = ({ for e in output.container_definitions["admin"][0].environment : e.name => e.value }["PICKUP_CARPARK_BUCKET"] == "pickup-test-carpark" &&
-      !anytrue([for s in jsondecode(aws_iam_role_policy.task["admin"].policy).Statement : contains(s.Action, "s3:DeleteObject")]))
+    !anytrue([for s in jsondecode(aws_iam_role_policy.task["admin"].policy).Statement : contains(s.Action, "s3:DeleteObject")]))
     error_message = "the admin task reaches the carpark for pickup reindex (the bucket set, read and write of indexes), and may delete nothing there"
   }
 }
