@@ -163,6 +163,18 @@ func TestMetricsShowTheWork(t *testing.T) {
 			}
 		}
 	}
+	// Each attempt holds its root on the root's stream first.
+	for _, ps := range []api.PinStatus{good, bad} {
+		c0, err := cid.Decode(ps.Pin.CID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := c.pickup("events", "cat", "root-"+cid.NewCidV1(c0.Type(), c0.Hash()).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fetcherAppends += strings.Count(out, `"RootHeld"`)
+	}
 	if len(failures) == 0 {
 		t.Fatal("the missing DAG's pin has no failure from the fetcher")
 	}
