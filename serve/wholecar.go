@@ -275,19 +275,25 @@ func (v *verifiedCAR) split(src io.Reader, work chan<- *carBatch) {
 		header = true
 		eof    bool
 	)
+	// read reads once into the room left in b's buffer, and returns how
+	// many bytes it got; the source's end sets eof, a failure b.cut.
+	read := func(b *carBatch) int {
+		n, err := src.Read(b.buf[len(b.buf):cap(b.buf)])
+		b.buf = b.buf[:len(b.buf)+n]
+		if err == io.EOF {
+			eof = true
+		} else if err != nil {
+			b.cut = fmt.Errorf("read CAR %s at %d: %w", v.loc.Key, offset+int64(len(b.buf)), err)
+		}
+		return n
+	}
 	for {
 		b := &carBatch{buf: append(v.buffer(), carry...), offset: offset, checked: make(chan checkResult, 1)}
 		pos := 0
 		for {
 			// Read until the batch is full, or the source ends, or fails.
 			for len(b.buf) < verifiedBatch && !eof && b.cut == nil {
-				n, err := src.Read(b.buf[len(b.buf):cap(b.buf)])
-				b.buf = b.buf[:len(b.buf)+n]
-				if err == io.EOF {
-					eof = true
-				} else if err != nil {
-					b.cut = fmt.Errorf("read CAR %s at %d: %w", v.loc.Key, offset+int64(len(b.buf)), err)
-				}
+				read(b)
 			}
 			if header {
 				end, err := v.frameHeader(b.buf)
@@ -311,17 +317,7 @@ func (v *verifiedCAR) split(src io.Reader, work chan<- *carBatch) {
 			if len(b.buf) >= verifiedBatch {
 				b.buf = slices.Grow(b.buf, maxSectionBytes)
 			}
-			for len(b.buf) < cap(b.buf) && !eof && b.cut == nil {
-				n, err := src.Read(b.buf[len(b.buf):cap(b.buf)])
-				b.buf = b.buf[:len(b.buf)+n]
-				if err == io.EOF {
-					eof = true
-				} else if err != nil {
-					b.cut = fmt.Errorf("read CAR %s at %d: %w", v.loc.Key, offset+int64(len(b.buf)), err)
-				}
-				if n > 0 {
-					break
-				}
+			for len(b.buf) < cap(b.buf) && !eof && b.cut == nil && read(b) == 0 {
 			}
 		}
 		carry = append(carry[:0], b.buf[pos:]...)
