@@ -143,46 +143,38 @@ type lookupStore interface {
 // views setup`, opened as the views' app role), or locate.db beside the
 // embedded views.
 func (p *proc) openLocate(ctx context.Context, sf *serveFlags, b *baseFlags) (lookupStore, error) {
-	at := *sf.locate
-	if at == "" && isPostgresURL(*b.views) && *b.viewsSecret != "" {
-		url, creds, err := viewsLocation(ctx, *b.viewsSecret, *b.views)
-		if err != nil {
-			return nil, fmt.Errorf("views secret: %w", err)
-		}
-		s, err := locatepostgres.Open(ctx, url, locatepostgres.Options{Credentials: locatepostgres.Credentials(creds)})
-		if err != nil {
-			return nil, err
-		}
-		p.closers = append(p.closers, s.Close)
-		return s, nil
-	}
-	if at == "" && isPostgresURL(*b.views) {
-		at = *b.views
-	}
-	if isPostgresURL(at) {
-		s, err := locatepostgres.Open(ctx, at, locatepostgres.Options{})
-		if errors.Is(err, locatepostgres.ErrNotSetUp) {
-			// A role that may create the schema (the database's owner, on
-			// a developer's PostgreSQL) gets it, as the views do.
-			if serr := locatepostgres.Setup(ctx, at, locatepostgres.SetupOptions{}); serr == nil {
-				s, err = locatepostgres.Open(ctx, at, locatepostgres.Options{})
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-		p.closers = append(p.closers, s.Close)
-		return s, nil
-	}
-	if at == "" {
-		at = filepath.Join(filepath.Dir(*b.views), "locate.db")
-	}
-	s, err := locatesqlite.Open(ctx, at, locatesqlite.Options{})
+	s, err := openLocateAt(ctx, *sf.locate, b)
 	if err != nil {
 		return nil, err
 	}
 	p.closers = append(p.closers, s.Close)
 	return s, nil
+}
+
+func openLocateAt(ctx context.Context, at string, b *baseFlags) (lookupStore, error) {
+	switch {
+	case at == "" && isPostgresURL(*b.views) && *b.viewsSecret != "":
+		url, creds, err := viewsLocation(ctx, *b.viewsSecret, *b.views)
+		if err != nil {
+			return nil, fmt.Errorf("views secret: %w", err)
+		}
+		return locatepostgres.Open(ctx, url, locatepostgres.Options{Credentials: locatepostgres.Credentials(creds)})
+	case at == "" && isPostgresURL(*b.views):
+		at = *b.views
+	case at == "":
+		return locatesqlite.Open(ctx, filepath.Join(filepath.Dir(*b.views), "locate.db"), locatesqlite.Options{})
+	case !isPostgresURL(at):
+		return locatesqlite.Open(ctx, at, locatesqlite.Options{})
+	}
+	s, err := locatepostgres.Open(ctx, at, locatepostgres.Options{})
+	if errors.Is(err, locatepostgres.ErrNotSetUp) {
+		// A role that may create the schema (the database's owner, on a
+		// developer's PostgreSQL) gets it, as the views do.
+		if serr := locatepostgres.Setup(ctx, at, locatepostgres.SetupOptions{}); serr == nil {
+			s, err = locatepostgres.Open(ctx, at, locatepostgres.Options{})
+		}
+	}
+	return s, err
 }
 
 // carparkFlags say where the carpark is, once per flag set: the fetcher
