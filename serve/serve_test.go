@@ -223,6 +223,7 @@ func blocks(t testing.TB, car []byte) []struct {
 		data   []byte
 		offset int64
 	}
+	var from int64
 	for {
 		b, err := br.Next()
 		if err == io.EOF {
@@ -231,8 +232,10 @@ func blocks(t testing.TB, car []byte) []struct {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The data is the last bytes of its section.
-		off := int64(bytes.Index(car, b.RawData()))
+		// The data is the last bytes of its section, after the last
+		// block's.
+		off := from + int64(bytes.Index(car[from:], b.RawData()))
+		from = off + int64(len(b.RawData()))
 		out = append(out, struct {
 			cid    cid.Cid
 			data   []byte
