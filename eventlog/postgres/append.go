@@ -380,6 +380,11 @@ const (
 
 // lookUpSQL reads, in one statement, the log's head, the last revision of
 // each stream of $1, and where each (stream, id) of $2 and $3 already is.
+// Every part is an index probe: the ids are looked up one by one through
+// the (stream, id) index (LIMIT 1 keeps the planner from turning the
+// lateral probe into a hash join over the whole table, which it chose on a
+// plain join: 2.3 ms a commit at 12,800 events, growing with the log, and
+// 14,000 appends/s at 64 appenders instead of 26,000).
 const lookUpSQL = `
 	SELECT 0, '', 0::bigint, NULL::uuid, coalesce(max(position), 0) FROM pickup_events.events
 	UNION ALL
@@ -387,5 +392,6 @@ const lookUpSQL = `
 		CROSS JOIN LATERAL (SELECT revision FROM pickup_events.events e
 			WHERE e.stream = s.stream ORDER BY revision DESC LIMIT 1) AS last
 	UNION ALL
-	SELECT 2, e.stream, e.revision, e.id, e.position FROM unnest($2::text[], $3::uuid[]) AS q(stream, id)
-		JOIN pickup_events.events e ON e.stream = q.stream AND e.id = q.id`
+	SELECT 2, q.stream, e.revision, q.id, e.position FROM unnest($2::text[], $3::uuid[]) AS q(stream, id)
+		CROSS JOIN LATERAL (SELECT revision, position FROM pickup_events.events e
+			WHERE e.stream = q.stream AND e.id = q.id LIMIT 1) AS e`

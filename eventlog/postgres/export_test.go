@@ -10,3 +10,6 @@ func (s *Store) WaitReadAhead() {
 		<-p.done
 	}
 }
+
+// LookUpSQL is the statement every commit runs to decide its batch.
+const LookUpSQL = lookUpSQL

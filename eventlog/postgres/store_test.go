@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/eventlog/postgres"
@@ -434,5 +437,57 @@ func TestServerEndedConnections(t *testing.T) {
 	}
 	if head, err := s.Head(ctx); err != nil || head != res.Position {
 		t.Fatalf("head after the connections ended: %d, %v; want %d", head, err, res.Position)
+	}
+}
+
+// TestCommitsProbeIndexesOnly: what a commit reads to decide its batch (the
+// head, each stream's last revision, where each event id already is) is
+// found through the indexes, never by reading the table, so appends do not
+// slow down as the log grows. The planner chose a hash join over the whole
+// table for the ids once the table's statistics were known (12,800 events:
+// 2.3 ms a commit), which this would catch.
+func TestCommitsProbeIndexesOnly(t *testing.T) {
+	ctx := context.Background()
+	url := pg.NewDatabase(t)
+	s := openStore(t, url)
+	const streams, perStream = 64, 200
+	var wg sync.WaitGroup
+	for g := range streams {
+		wg.Go(func() {
+			for n := range perStream {
+				e := eventlog.Proposed{ID: uuid.New(), Type: "Tested", Version: 1, Data: json.RawMessage(`{}`)}
+				if _, err := s.Append(ctx, fmt.Sprintf("pin-%d-%d", g, n), eventlog.NoStream, e); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "ANALYZE pickup_events.events"); err != nil {
+		t.Fatal(err)
+	}
+	// A batch as 64 appenders make it: new streams, and new ids.
+	var names []string
+	var ids []pgtype.UUID
+	for i := range 64 {
+		names = append(names, fmt.Sprintf("pin-new-%d", i))
+		ids = append(ids, pgtype.UUID{Bytes: uuid.New(), Valid: true})
+	}
+	rows, err := conn.Query(ctx, "EXPLAIN "+postgres.LookUpSQL, names, names, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := strings.Join(plan, "\n"); strings.Contains(text, "Seq Scan on events") {
+		t.Errorf("a commit's look-up reads the whole table of %d events:\n%s", streams*perStream, text)
 	}
 }
