@@ -3,9 +3,9 @@ package serve_test
 import (
 	"context"
 	"io"
-	"os"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"testing"

@@ -76,7 +76,7 @@ func (c LoaderConfig) Validate() error {
 type Loader struct {
 	cfg    LoaderConfig
 	logger *slog.Logger
-	stats  struct{ added, known, noIndex, badIndex, missing, badEvent atomic.Int64 }
+	stats  struct{ added, known, noIndex, badIndex, missing, badEvent, removed atomic.Int64 }
 }
 
 // LoaderStats count what a Loader did with the CarValidated events (or
@@ -91,6 +91,8 @@ type LoaderStats struct {
 	// where it was named; BadEvent could not be read (no CAR CID, no
 	// root).
 	BadIndex, Missing, BadEvent int64
+	// Removed were forgotten: CARs of roots the garbage collector deleted.
+	Removed int64
 }
 
 // NewLoader returns a loader; Run starts it.
@@ -117,11 +119,11 @@ func NewLoader(cfg LoaderConfig) (*Loader, error) {
 func (l *Loader) Stats() LoaderStats {
 	s := &l.stats
 	return LoaderStats{Added: s.added.Load(), Known: s.known.Load(), NoIndex: s.noIndex.Load(),
-		BadIndex: s.badIndex.Load(), Missing: s.missing.Load(), BadEvent: s.badEvent.Load()}
+		BadIndex: s.badIndex.Load(), Missing: s.missing.Load(), BadEvent: s.badEvent.Load(), Removed: s.removed.Load()}
 }
 
 // Run follows the log from the store's checkpoint for CarValidated, adds
-// each CAR, and moves the checkpoint after each batch of events: a restart
+// each CAR (and forgets those of roots deleted: RootDeleted), and moves the checkpoint after each batch of events: a restart
 // takes up where the last checkpoint was, and an event met again is a CAR
 // already there. A bad or missing index object is logged and skipped; a
 // failed read of the carpark or write of the store is tried again until
@@ -129,7 +131,7 @@ func (l *Loader) Stats() LoaderStats {
 // (from the last checkpoint, after RetryDelay). It returns when ctx is
 // done, with ctx's error.
 func (l *Loader) Run(ctx context.Context) error {
-	filter := eventlog.Filter{StreamPrefixes: []string{pin.StreamPrefix}, Types: []string{pin.TypeCarValidated}}
+	filter := eventlog.Filter{StreamPrefixes: []string{pin.StreamPrefix, pin.RootStreamPrefix}, Types: []string{pin.TypeCarValidated, pin.TypeRootDeleted}}
 	for {
 		var from eventlog.Position
 		err := l.retry(ctx, "read checkpoint", func() (err error) {
@@ -162,9 +164,13 @@ func (l *Loader) Run(ctx context.Context) error {
 	}
 }
 
-// take adds the CAR one CarValidated names; only ctx's end is an error.
+// take adds the CAR one CarValidated names, or forgets the CARs of the
+// root a RootDeleted names; only ctx's end is an error.
 func (l *Loader) take(ctx context.Context, e eventlog.Event) error {
 	log := l.logger.With("position", e.Position, "stream", e.Stream)
+	if e.Type == pin.TypeRootDeleted {
+		return l.forget(ctx, log, e)
+	}
 	r, err := pinlog.Decode(e)
 	v, ok := r.Payload.(pin.CarValidated)
 	if err != nil || !ok {
@@ -201,6 +207,36 @@ func (l *Loader) take(ctx context.Context, e eventlog.Event) error {
 		return nil
 	}
 	return l.add(ctx, log, CAR{CarCID: carCID, Root: root, Key: v.Key, Bytes: v.Bytes}, v.Index, objectSum{v.IndexBytes, v.IndexSHA256})
+}
+
+// forget removes the CARs of the root whose stream holds e, a RootDeleted:
+// the collector deleted their objects, so their rows would name nothing.
+// They are found by the root's own block, which every CAR of the root
+// holds; a CAR of the root validated again later comes after e in the log,
+// and is added again. Only ctx's end is an error.
+func (l *Loader) forget(ctx context.Context, log *slog.Logger, e eventlog.Event) error {
+	canonical, ok := pin.RootOf(e.Stream)
+	root, err := cid.Parse(canonical)
+	if !ok || err != nil {
+		l.stats.badEvent.Add(1)
+		log.WarnContext(ctx, "skipped a RootDeleted whose stream names no root", "err", err)
+		return nil
+	}
+	var locs []Location
+	if err := l.retry(ctx, "look up root", func() (err error) { locs, err = l.cfg.Store.Locate(ctx, root.Hash()); return err }); err != nil {
+		return err
+	}
+	for _, loc := range locs {
+		if pinlog.CanonicalRoot(loc.Root) != canonical {
+			continue // a CAR of another root that holds this block
+		}
+		if err := l.retry(ctx, "remove CAR", func() error { return l.cfg.Store.Remove(ctx, loc.CarCID) }); err != nil {
+			return err
+		}
+		l.stats.removed.Add(1)
+		log.InfoContext(ctx, "forgot the blocks of a deleted CAR", "car_cid", loc.CarCID, "root", loc.Root)
+	}
+	return nil
 }
 
 // root is the root CID of the pin whose stream holds e.

@@ -434,3 +434,51 @@ func TestLoaderResumesAfterTheLogFails(t *testing.T) {
 		locatetest.CheckCar(t, w.store, c)
 	}
 }
+
+// deleteRoot appends what the garbage collector records when it has deleted
+// a root's objects.
+func (w *world) deleteRoot(car locatetest.Car) eventlog.Position {
+	w.t.Helper()
+	prop, err := pinlog.ProposeRoot(pin.RootDeleted{At: time.Now(), Objects: 3}, uuid.New(), eventlog.Metadata{Actor: "gc"})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	res, err := w.log.Append(context.Background(), pin.RootStream(pinlog.CanonicalRoot(car.CAR.Root)), eventlog.Any, prop)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return res.Position
+}
+
+// A root the collector deleted is forgotten: its CAR's blocks are no
+// longer located, while other roots' stay; pinned and validated again, it
+// is located again.
+func TestLoaderForgetsDeletedRoots(t *testing.T) {
+	w := newWorld(t)
+	gone, _ := w.pinCar(300, 25)
+	kept, pos := w.pinCar(301, 25)
+	l := w.loader(locate.LoaderConfig{})
+	run(t, l)
+	waitFor(t, l, w.store, pos, func(s locate.LoaderStats) bool { return s.Added == 2 })
+
+	pos = w.deleteRoot(gone)
+	waitFor(t, l, w.store, pos, func(s locate.LoaderStats) bool { return s.Removed == 1 })
+	for _, b := range gone.Blocks {
+		locs, err := w.store.Locate(context.Background(), b.Cid().Hash())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(locs) != 0 {
+			t.Fatalf("block %s of the deleted root is still located: %v", b.Cid(), locs)
+		}
+	}
+	if ok, err := w.store.Has(context.Background(), gone.CAR.CarCID); err != nil || ok {
+		t.Fatalf("deleted root's CAR recorded: %v, %v", ok, err)
+	}
+	locatetest.CheckCar(t, w.store, kept)
+
+	// The same root pinned again: its CAR (the same bytes) is back.
+	pos = w.pin(gone, gone.CAR.Key+".idx")
+	waitFor(t, l, w.store, pos, func(s locate.LoaderStats) bool { return s.Added == 3 })
+	locatetest.CheckCar(t, w.store, gone)
+}
