@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -183,16 +182,4 @@ func (b *Blockstore) read(ctx context.Context, loc locate.Location, c cid.Cid) (
 		return nil, fmt.Errorf("%w: %s at %d in %s: %v", ErrDamaged, c, loc.Offset, loc.Key, err)
 	}
 	return data, nil
-}
-
-// verify checks that data hashes to c's multihash.
-func verify(c cid.Cid, data []byte) error {
-	sum, err := c.Prefix().Sum(data)
-	if err != nil {
-		return fmt.Errorf("hash block: %v", err)
-	}
-	if !bytes.Equal(sum.Hash(), c.Hash()) {
-		return errors.New("the data does not hash to the CID")
-	}
-	return nil
 }

@@ -378,16 +378,7 @@ func checkSections(b *carBatch) checkResult {
 		if i+1 < len(b.starts) {
 			end = b.starts[i+1]
 		}
-		var c cid.Cid
-		_, vlen, err := varint.FromUvarint(b.buf[start:end])
-		if err == nil {
-			var clen int
-			clen, c, err = cid.CidFromBytes(b.buf[start+vlen : end])
-			if err == nil {
-				err = verify(c, b.buf[start+vlen+clen:end])
-			}
-		}
-		if err != nil {
+		if c, _, err := locate.Section(b.buf[start:end]); err != nil {
 			return checkResult{first: i, block: c, err: err}
 		}
 	}

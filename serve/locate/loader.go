@@ -70,7 +70,8 @@ func (c LoaderConfig) Validate() error {
 }
 
 // Loader keeps a Store up with the log: every CAR that a CarValidated
-// names, with its index object, is added. It is safe for concurrent use;
+// names, with its index object, is added, and the CARs of a root that a
+// RootDeleted names are removed. It is safe for concurrent use;
 // run one Run per Store at a time (two are correct, since Add is
 // idempotent, but do the work twice).
 type Loader struct {
@@ -123,9 +124,9 @@ func (l *Loader) Stats() LoaderStats {
 }
 
 // Run follows the log from the store's checkpoint for CarValidated, adds
-// each CAR (and forgets those of roots deleted: RootDeleted), and moves the checkpoint after each batch of events: a restart
-// takes up where the last checkpoint was, and an event met again is a CAR
-// already there. A bad or missing index object is logged and skipped; a
+// each CAR (and forgets those of roots deleted: RootDeleted), and moves
+// the checkpoint after each batch of events: a restart takes up where the
+// last checkpoint was, and an event met again is a CAR already there. A bad or missing index object is logged and skipped; a
 // failed read of the carpark or write of the store is tried again until
 // it works or ctx is done; so is the subscription when the log fails
 // (from the last checkpoint, after RetryDelay). It returns when ctx is

@@ -13,13 +13,12 @@ import (
 // block asked for (a corrupted CAR, or an index that lies).
 var ErrBadBlock = fmt.Errorf("stored block does not match its CID")
 
-// Block parses section, the bytes a range read of a Location returned
-// (Length bytes from Offset), as a CARv1 section, and checks that its CID
-// names multihash mh and that its data hashes to it. It returns the CID
-// and the data (a sub-slice of section). A section shorter than the range
-// (the index left the next one out) is fine: the varint says where it
-// ends. Anything else wraps ErrBadBlock.
-func Block(section []byte, mh multihash.Multihash) (cid.Cid, []byte, error) {
+// Section reads a CARv1 section at the start of section and checks that
+// its data hashes to its own CID. It returns the CID (defined once it
+// parses, even when the data does not hash to it) and the data (a
+// sub-slice of section). Bytes after the section are ignored: the varint
+// says where it ends. Anything else wraps ErrBadBlock.
+func Section(section []byte) (cid.Cid, []byte, error) {
 	n, vn, err := varint.FromUvarint(section)
 	if err != nil {
 		return cid.Undef, nil, fmt.Errorf("%w: section length: %v", ErrBadBlock, err)
@@ -32,16 +31,28 @@ func Block(section []byte, mh multihash.Multihash) (cid.Cid, []byte, error) {
 	if err != nil {
 		return cid.Undef, nil, fmt.Errorf("%w: CID: %v", ErrBadBlock, err)
 	}
-	if !bytes.Equal(c.Hash(), mh) {
-		return cid.Undef, nil, fmt.Errorf("%w: the section holds %s, not a block of %s", ErrBadBlock, c, mh.B58String())
-	}
 	data := body[cn:]
 	got, err := c.Prefix().Sum(data)
 	if err != nil {
-		return cid.Undef, nil, fmt.Errorf("%w: hash %s: %v", ErrBadBlock, c, err)
+		return c, nil, fmt.Errorf("%w: hash %s: %v", ErrBadBlock, c, err)
 	}
 	if !got.Equals(c) {
-		return cid.Undef, nil, fmt.Errorf("%w: the data of %s hash to %s", ErrBadBlock, c, got)
+		return c, nil, fmt.Errorf("%w: the data of %s hash to %s", ErrBadBlock, c, got)
+	}
+	return c, data, nil
+}
+
+// Block reads the section of a block found in the lookup (Length bytes
+// from Offset) as Section does, and checks besides that its CID names
+// multihash mh. A section shorter than the range (the index left the next
+// one out) is fine. Anything else wraps ErrBadBlock.
+func Block(section []byte, mh multihash.Multihash) (cid.Cid, []byte, error) {
+	c, data, err := Section(section)
+	if c.Defined() && !bytes.Equal(c.Hash(), mh) {
+		return cid.Undef, nil, fmt.Errorf("%w: the section holds %s, not a block of %s", ErrBadBlock, c, mh.B58String())
+	}
+	if err != nil {
+		return cid.Undef, nil, err
 	}
 	return c, data, nil
 }
