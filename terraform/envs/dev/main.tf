@@ -30,6 +30,7 @@ module "pickup" {
   serve_max_dag_bytes                 = var.serve_max_dag_bytes
   serve_certificate_arn               = var.serve_certificate_arn
   serve_domain_name                   = var.serve_domain_name
+  serve_ipni_indexers                 = var.serve_ipni_indexers
 
   single_nat_gateway          = true
   disposable                  = true

@@ -181,3 +181,9 @@ variable "serve_domain_name" {
   type        = string
   default     = null
 }
+
+variable "serve_ipni_indexers" {
+  description = "IPNI indexers (https:// base URLs) the serve role announces its advertisements to (PICKUP_IPNI_INDEXERS); none by default: a development deployment's advertisements stay out of the public index."
+  type        = list(string)
+  default     = []
+}

@@ -62,3 +62,13 @@ output "serve_dns_name" {
   description = "DNS name of the serve load balancer, to point serve_domain_name at."
   value       = module.pickup.serve_dns_name
 }
+
+output "serve_libp2p_addrs" {
+  description = "The serve peer's libp2p addresses (TCP and QUIC on its network load balancer): what IPNI and delegated routing answer."
+  value       = module.pickup.serve_libp2p_addrs
+}
+
+output "serve_libp2p_key_secret_arn" {
+  description = "ARN of the secret that must hold the serve peer's libp2p key, created empty: write it once before the serve tasks can start (terraform/README.md, Deploying)."
+  value       = module.pickup.serve_libp2p_key_secret_arn
+}

@@ -193,3 +193,9 @@ variable "serve_domain_name" {
   type        = string
   default     = null
 }
+
+variable "serve_ipni_indexers" {
+  description = "IPNI indexers (https:// base URLs) the serve role announces its advertisements to (PICKUP_IPNI_INDEXERS); the public network indexer (cid.contact) by default."
+  type        = list(string)
+  default     = ["https://cid.contact"]
+}

@@ -202,9 +202,12 @@ module "serve" {
   max_count          = var.serve_max_count
   certificate_arn    = var.serve_certificate_arn
   domain_name        = var.serve_domain_name
+  ipni_indexers      = var.serve_ipni_indexers
   alarm_actions      = [aws_sns_topic.alarms.arn]
   log_level          = var.log_level
   log_retention_days = var.log_retention_days
+
+  secret_recovery_window_in_days = var.disposable ? 0 : 30
 }
 
 resource "aws_sns_topic" "alarms" {

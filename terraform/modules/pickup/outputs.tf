@@ -87,7 +87,7 @@ output "protection" {
     eventlog_protected        = var.eventlog == "postgres" ? module.eventlog[0].deletion_protection && module.eventlog[0].final_snapshot : null
     buckets_kept              = !module.storage.force_destroy
     images_kept               = !module.fetchers.force_delete
-    secrets_recoverable       = local.eventlog.recoverable && module.fetchers.secret_recovery_window_in_days > 0 && module.views.secret_recovery_window_in_days > 0
+    secrets_recoverable       = local.eventlog.recoverable && module.fetchers.secret_recovery_window_in_days > 0 && module.views.secret_recovery_window_in_days > 0 && module.serve.secret_recovery_window_in_days > 0
   }
 }
 
@@ -101,12 +101,24 @@ output "serve_dns_name" {
   value       = module.serve.dns_name
 }
 
+output "serve_libp2p_addrs" {
+  description = "The serve peer's libp2p addresses (TCP and QUIC on its network load balancer), as the IPNI advertisements and delegated routing give them."
+  value       = module.serve.libp2p_addrs
+}
+
+output "serve_libp2p_key_secret_arn" {
+  description = "ARN of the secret that must hold the serve peer's libp2p key (PICKUP_SERVE_LIBP2P_KEY), created empty: write it once (terraform/README.md)."
+  value       = module.serve.libp2p_key_secret_arn
+}
+
 output "serve" {
-  description = "The serve role as wired: its service, the tasks' security group, environment and task role policy."
+  description = "The serve role as wired: its service, the tasks' security group, environment, injected secrets, task and execution role policies."
   value = {
     service_name      = module.serve.service_name
     security_group_id = module.serve.security_group_id
     environment       = module.serve.environment
+    secrets           = module.serve.secrets
     task_policy       = module.serve.task_policy
+    execution_policy  = module.serve.execution_policy
   }
 }

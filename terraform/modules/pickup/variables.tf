@@ -259,6 +259,12 @@ variable "serve_certificate_arn" {
   default     = null
 }
 
+variable "serve_ipni_indexers" {
+  description = "IPNI indexers the serve role announces the carpark's advertisements to (PICKUP_IPNI_INDEXERS), https:// base URLs such as https://cid.contact; empty: none."
+  type        = list(string)
+  default     = []
+}
+
 variable "serve_domain_name" {
   description = "Domain of serve_certificate_arn, pointed at the serve load balancer (output serve_dns_name) by you, for the serve_url output; null for the load balancer's name."
   type        = string

@@ -4,8 +4,12 @@
 # autoscaled on requests per task and on CPU. It reads the carpark (never
 # staging, never a write), the views (the block-location lookup is a schema
 # of the views' database) and the event log (it appends reports of corrupt
-# stored blocks and follows CarValidated to keep the lookup current).
-# Security groups are in network.tf, IAM in iam.tf, alarms in alarms.tf.
+# stored blocks and follows CarValidated to keep the lookup current). Its
+# libp2p endpoint (bitswap, behind a Network Load Balancer) and peer key
+# are in libp2p.tf; the delegated routing and IPNI advertisement paths
+# (/routing/v1/, /ipni/v1/ad/) are on the serving port behind the ALB,
+# whose listeners forward every path. Security groups are in network.tf,
+# IAM in iam.tf, alarms in alarms.tf.
 
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
@@ -40,14 +44,25 @@ locals {
     PICKUP_SERVE_MAX_REQUESTS  = tostring(var.max_requests)
     PICKUP_SERVE_TIMEOUT       = var.timeout
     PICKUP_SERVE_MAX_DAG_BYTES = format("%d", var.max_dag_bytes)
-    }, local.postgres_log ? {
+    # The libp2p host (bitswap) on every interface of the task; announced
+    # as the load balancer's addresses, with the gateway's public URL.
+    PICKUP_SERVE_LIBP2P_LISTEN   = join(",", local.libp2p_listen)
+    PICKUP_SERVE_LIBP2P_ANNOUNCE = join(",", local.libp2p_announce)
+    PICKUP_SERVE_PUBLIC_URL      = local.url
+    }, length(var.ipni_indexers) > 0 ? {
+    PICKUP_IPNI_INDEXERS = join(",", var.ipni_indexers)
+    } : {}, local.postgres_log ? {
     PICKUP_EVENTLOG            = var.eventlog_url
     PICKUP_EVENTLOG_SECRET_ARN = var.eventlog_secret_arn
   } : {})
 
-  # An EventStoreDB log's connection string is injected by ECS (execution
-  # role); a PostgreSQL log's app role password is read by the process.
-  secrets = local.postgres_log ? {} : { PICKUP_EVENTLOG = var.eventlog_secret_arn }
+  # Injected by ECS (execution role): the peer key, and an EventStoreDB
+  # log's connection string; a PostgreSQL log's app role password is read
+  # by the process.
+  secrets = merge(
+    { PICKUP_SERVE_LIBP2P_KEY = aws_secretsmanager_secret.libp2p_key.arn },
+    local.postgres_log ? {} : { PICKUP_EVENTLOG = var.eventlog_secret_arn },
+  )
 
   container_definitions = [{
     name        = "serve"
@@ -56,9 +71,15 @@ locals {
     command     = ["serve"]
     environment = [for k in sort(keys(local.environment)) : { name = k, value = local.environment[k] }]
     secrets     = [for k in sort(keys(local.secrets)) : { name = k, valueFrom = local.secrets[k] }]
+    # libp2p's QUIC is on udp/4002 too, unmapped: ECS refuses a service
+    # whose load balancer names a container port mapped twice, for two
+    # protocols (aws/amazon-ecs-agent#3428), and in awsvpc mode the task's
+    # network interface is the container's: its security group, not a
+    # mapping, decides what reaches udp/4002.
     portMappings = [
       { name = "http", containerPort = local.serve_port, protocol = "tcp" },
       { name = "admin", containerPort = local.admin_port, protocol = "tcp" },
+      { name = "libp2p", containerPort = local.libp2p_port, protocol = "tcp" },
     ]
     # Liveness from the process's admin server, as for the other tasks;
     # the load balancer asks /healthz on the serving port for readiness.
@@ -241,6 +262,13 @@ resource "aws_ecs_service" "this" {
     container_port   = local.serve_port
   }
 
+  # libp2p, TCP and UDP, through the Network Load Balancer.
+  load_balancer {
+    target_group_arn = aws_lb_target_group.libp2p.arn
+    container_name   = "serve"
+    container_port   = local.libp2p_port
+  }
+
   tags = var.tags
 
   lifecycle {
@@ -249,7 +277,7 @@ resource "aws_ecs_service" "this" {
   }
 
   # ECS refuses a target group no listener forwards to.
-  depends_on = [aws_lb_listener.http, aws_lb_listener.https, terraform_data.start_after]
+  depends_on = [aws_lb_listener.http, aws_lb_listener.https, aws_lb_listener.libp2p, terraform_data.start_after]
 }
 
 resource "aws_appautoscaling_target" "this" {

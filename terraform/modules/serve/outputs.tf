@@ -8,6 +8,31 @@ output "dns_name" {
   value       = aws_lb.this.dns_name
 }
 
+output "libp2p_dns_name" {
+  description = "DNS name of the network load balancer in front of the serve tasks' libp2p port (4002, TCP and QUIC)."
+  value       = aws_lb.libp2p.dns_name
+}
+
+output "libp2p_addrs" {
+  description = "The serve peer's announced multiaddrs (PICKUP_SERVE_LIBP2P_ANNOUNCE): TCP and QUIC on the network load balancer."
+  value       = local.libp2p_announce
+}
+
+output "libp2p_key_secret_arn" {
+  description = "ARN of the secret holding the serve peer's libp2p key (PICKUP_SERVE_LIBP2P_KEY), created empty: write it once, before the serve tasks can start (terraform/README.md)."
+  value       = aws_secretsmanager_secret.libp2p_key.arn
+}
+
+output "libp2p_key_secret_name" {
+  description = "Name of that secret (<name>/serve-libp2p-key)."
+  value       = aws_secretsmanager_secret.libp2p_key.name
+}
+
+output "secret_recovery_window_in_days" {
+  description = "Days the peer key secret can be recovered once deleted (0: deleted at once)."
+  value       = aws_secretsmanager_secret.libp2p_key.recovery_window_in_days
+}
+
 output "load_balancer_arn_suffix" {
   description = "The load balancer's ARN suffix, the LoadBalancer dimension of its CloudWatch metrics."
   value       = aws_lb.this.arn_suffix
@@ -34,7 +59,7 @@ output "environment" {
 }
 
 output "secrets" {
-  description = "Variables ECS injects into the serve container from Secrets Manager, by name (only an EventStoreDB log's connection string)."
+  description = "Variables ECS injects into the serve container from Secrets Manager, by name: the peer key and, with EventStoreDB, the log's connection string."
   value       = local.secrets
 }
 

@@ -167,6 +167,28 @@ variable "max_dag_bytes" {
   }
 }
 
+variable "ipni_indexers" {
+  description = "Base URLs of the IPNI indexers the serve role announces its advertisements to (PICKUP_IPNI_INDEXERS, comma-separated; unset when empty: announced to none), such as https://cid.contact. HTTPS only: the tasks reach the internet on 443 alone."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for u in var.ipni_indexers : can(regex("^https://[^,/\\s]+(/[^,\\s]*)?$", u))])
+    error_message = "ipni_indexers must be https:// URLs, without commas (the tasks reach the internet on HTTPS only)."
+  }
+}
+
+variable "secret_recovery_window_in_days" {
+  description = "Days the deleted peer key secret (<name>/serve-libp2p-key) can be recovered; 0 deletes it at once (disposable deployments)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.secret_recovery_window_in_days == 0 || (var.secret_recovery_window_in_days >= 7 && var.secret_recovery_window_in_days <= 30)
+    error_message = "secret_recovery_window_in_days must be 0 or between 7 and 30, as Secrets Manager allows."
+  }
+}
+
 variable "environment" {
   description = "Extra environment of the serve container (PICKUP_* settings); the wiring's own settings win over these."
   type        = map(string)

@@ -58,4 +58,16 @@ run "serve" {
     condition     = output.serve_url == "http://${output.serve_dns_name}" && module.pickup.serve.service_name == "pickup-test-serve"
     error_message = "dev must serve the carpark behind its load balancer, its URL an output"
   }
+
+  assert {
+    condition     = !contains(keys(module.pickup.serve.environment), "PICKUP_IPNI_INDEXERS")
+    error_message = "dev announces its advertisements to no indexer by default (serve_ipni_indexers)"
+  }
+
+  assert {
+    condition = (output.serve_libp2p_addrs == module.pickup.serve_libp2p_addrs && length(output.serve_libp2p_addrs) == 2 &&
+      module.pickup.serve.secrets["PICKUP_SERVE_LIBP2P_KEY"] == output.serve_libp2p_key_secret_arn &&
+    module.pickup.serve.environment["PICKUP_SERVE_PUBLIC_URL"] == output.serve_url)
+    error_message = "dev's outputs must give the serve peer's libp2p addresses and the secret its key must be written to"
+  }
 }

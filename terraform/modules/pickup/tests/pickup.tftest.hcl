@@ -206,6 +206,35 @@ run "wiring" {
     condition     = output.serve_url == "http://${module.serve.dns_name}" && module.serve.service_name == "pickup-test-serve"
     error_message = "the gateway's URL (the serve load balancer's) must be an output"
   }
+
+  assert {
+    condition = (module.serve.secrets == { PICKUP_SERVE_LIBP2P_KEY = output.serve_libp2p_key_secret_arn } &&
+      contains(flatten([for st in module.serve.execution_policy.Statement : st.Resource]), output.serve_libp2p_key_secret_arn) &&
+      !contains(flatten([for st in module.serve.task_policy.Statement : st.Resource]), output.serve_libp2p_key_secret_arn) &&
+    module.serve.secret_recovery_window_in_days == 30)
+    error_message = "the serve peer's key must be injected from its own secret (an output, for the operator to write), readable by the execution role only, and recoverable once deleted"
+  }
+
+  assert {
+    condition = (output.serve_libp2p_addrs == ["/dns4/${module.serve.libp2p_dns_name}/tcp/4002", "/dns4/${module.serve.libp2p_dns_name}/udp/4002/quic-v1"] &&
+      module.serve.environment["PICKUP_SERVE_LIBP2P_ANNOUNCE"] == join(",", output.serve_libp2p_addrs) &&
+      module.serve.environment["PICKUP_SERVE_PUBLIC_URL"] == output.serve_url &&
+    !contains(keys(module.serve.environment), "PICKUP_IPNI_INDEXERS"))
+    error_message = "the serve peer must announce its network load balancer's addresses (outputs) and the gateway's URL, and no indexer unless serve_ipni_indexers names some"
+  }
+}
+
+run "ipni_indexers" {
+  command = plan
+
+  variables {
+    serve_ipni_indexers = ["https://cid.contact"]
+  }
+
+  assert {
+    condition     = module.serve.environment["PICKUP_IPNI_INDEXERS"] == "https://cid.contact"
+    error_message = "serve_ipni_indexers must reach the serve role as PICKUP_IPNI_INDEXERS"
+  }
 }
 
 run "single_nat_gateway" {
@@ -231,6 +260,11 @@ run "disposable" {
   assert {
     condition     = output.protection == { views_deletion_protection = false, views_final_snapshot = false, eventlog_protected = false, buckets_kept = false, images_kept = false, secrets_recoverable = false }
     error_message = "a disposable deployment must go whole with `terraform destroy`, even once images are pushed and CARs written"
+  }
+
+  assert {
+    condition     = module.serve.secret_recovery_window_in_days == 0
+    error_message = "a disposable deployment's serve peer key secret must go at once"
   }
 }
 
@@ -306,7 +340,7 @@ run "eventstoredb" {
   }
 
   assert {
-    condition     = module.serve.secrets == tomap({ PICKUP_EVENTLOG = module.eventstore[0].secret_arn }) && !contains(keys(module.serve.environment), "PICKUP_EVENTLOG")
+    condition     = module.serve.secrets == { PICKUP_EVENTLOG = module.eventstore[0].secret_arn, PICKUP_SERVE_LIBP2P_KEY = output.serve_libp2p_key_secret_arn } && !contains(keys(module.serve.environment), "PICKUP_EVENTLOG")
     error_message = "with eventlog = \"esdb\" the serve tasks must get the event log from this deployment's secret"
   }
 

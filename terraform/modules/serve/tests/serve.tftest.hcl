@@ -36,27 +36,30 @@ run "serve_task" {
 
   assert {
     condition = { for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].environment : e.name => e.value } == {
-      PICKUP_DEPLOYMENT          = "pickup-test"
-      PICKUP_EMF                 = "true"
-      PICKUP_LOG_LEVEL           = "info"
-      PICKUP_VIEWS               = "postgres://pickup_app@views.cluster.example:5432/pickup?sslmode=require"
-      PICKUP_VIEWS_SECRET_ARN    = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/views-app-AbCdEf"
-      PICKUP_EVENTLOG            = "postgres://pickup_log_app@eventlog.cluster.example:5432/pickup_events?sslmode=require"
-      PICKUP_EVENTLOG_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/eventlog-app-AbCdEf"
-      PICKUP_ADMIN_ADDR          = ":9464"
-      PICKUP_CARPARK_BUCKET      = "pickup-test-carpark"
-      PICKUP_S3_REGION           = "eu-west-1"
-      PICKUP_SERVE_ADDR          = "0.0.0.0:8080"
-      PICKUP_SERVE_MAX_REQUESTS  = "256"
-      PICKUP_SERVE_TIMEOUT       = "30s"
-      PICKUP_SERVE_MAX_DAG_BYTES = "1073741824"
+      PICKUP_DEPLOYMENT            = "pickup-test"
+      PICKUP_EMF                   = "true"
+      PICKUP_LOG_LEVEL             = "info"
+      PICKUP_VIEWS                 = "postgres://pickup_app@views.cluster.example:5432/pickup?sslmode=require"
+      PICKUP_VIEWS_SECRET_ARN      = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/views-app-AbCdEf"
+      PICKUP_EVENTLOG              = "postgres://pickup_log_app@eventlog.cluster.example:5432/pickup_events?sslmode=require"
+      PICKUP_EVENTLOG_SECRET_ARN   = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/eventlog-app-AbCdEf"
+      PICKUP_ADMIN_ADDR            = ":9464"
+      PICKUP_CARPARK_BUCKET        = "pickup-test-carpark"
+      PICKUP_S3_REGION             = "eu-west-1"
+      PICKUP_SERVE_ADDR            = "0.0.0.0:8080"
+      PICKUP_SERVE_MAX_REQUESTS    = "256"
+      PICKUP_SERVE_TIMEOUT         = "30s"
+      PICKUP_SERVE_MAX_DAG_BYTES   = "1073741824"
+      PICKUP_SERVE_LIBP2P_LISTEN   = "/ip4/0.0.0.0/tcp/4002,/ip4/0.0.0.0/udp/4002/quic-v1"
+      PICKUP_SERVE_LIBP2P_ANNOUNCE = "/dns4/pickup-test-p2p-0a1b2c3d4e5f6a7b.elb.eu-west-1.amazonaws.com/tcp/4002,/dns4/pickup-test-p2p-0a1b2c3d4e5f6a7b.elb.eu-west-1.amazonaws.com/udp/4002/quic-v1"
+      PICKUP_SERVE_PUBLIC_URL      = "http://pickup-test-serve-1234567890.eu-west-1.elb.amazonaws.com"
     }
-    error_message = "the serve container's environment must carry the carpark (never staging), the views and the event log as their app roles, its listen address and its limits"
+    error_message = "the serve container's environment must carry the carpark (never staging), the views and the event log as their app roles, its listen addresses (HTTP and libp2p), the addresses it announces and its limits"
   }
 
   assert {
-    condition     = jsondecode(aws_ecs_task_definition.this.container_definitions)[0].secrets == []
-    error_message = "with the PostgreSQL event log nothing is injected: the process reads the app roles' secrets itself"
+    condition     = jsondecode(aws_ecs_task_definition.this.container_definitions)[0].secrets == [{ name = "PICKUP_SERVE_LIBP2P_KEY", valueFrom = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/serve-libp2p-key-AbCdEf" }]
+    error_message = "with the PostgreSQL event log only the peer key is injected (from its own secret): the process reads the app roles' secrets itself"
   }
 
   assert {
@@ -65,8 +68,8 @@ run "serve_task" {
   }
 
   assert {
-    condition     = toset([for p in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].portMappings : "${p.containerPort}/${p.protocol}"]) == toset(["8080/tcp", "9464/tcp"])
-    error_message = "the serve container must expose the serving port 8080 and the admin port"
+    condition     = toset([for p in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].portMappings : "${p.containerPort}/${p.protocol}"]) == toset(["8080/tcp", "9464/tcp", "4002/tcp"])
+    error_message = "the serve container must expose the serving port 8080, the admin port and libp2p's 4002 (its QUIC half, udp/4002, needs no mapping in awsvpc mode, and ECS refuses a load-balanced port mapped twice)"
   }
 
   assert {
@@ -83,10 +86,8 @@ run "serve_task" {
 
   assert {
     condition = (aws_ecs_service.this.cluster == var.cluster_arn && aws_ecs_service.this.launch_type == "FARGATE" &&
-      one(aws_ecs_service.this.load_balancer).target_group_arn == aws_lb_target_group.this.arn &&
-      one(aws_ecs_service.this.load_balancer).container_name == "serve" &&
-    one(aws_ecs_service.this.load_balancer).container_port == 8080)
-    error_message = "the serve service must run in the deployment's cluster, registered with the target group on the serve container's port 8080"
+    toset([for lb in aws_ecs_service.this.load_balancer : "${lb.target_group_arn} ${lb.container_name}:${lb.container_port}"]) == toset(["${aws_lb_target_group.this.arn} serve:8080", "${aws_lb_target_group.libp2p.arn} serve:4002"]))
+    error_message = "the serve service must run in the deployment's cluster, registered with the ALB's target group on the serve container's port 8080 and with the NLB's on 4002, and nothing else"
   }
 
   assert {
@@ -118,6 +119,102 @@ run "load_balancer" {
     one(aws_lb_listener.http.default_action).target_group_arn == aws_lb_target_group.this.arn && length(aws_lb_listener.https) == 0)
     error_message = "without a certificate HTTP on 80 forwards to the tasks, and there is no HTTPS listener"
   }
+
+  assert {
+    condition     = alltrue([for l in concat([aws_lb_listener.http], aws_lb_listener.https) : one(l.default_action).type != "fixed-response"]) && one(aws_lb_listener.http.default_action).target_group_arn == aws_lb_target_group.this.arn
+    error_message = "the load balancer must send every path to the tasks (/ipfs/, delegated routing's /routing/v1/, the IPNI advertisements' /ipni/v1/ad/): its listener forwards by default, with no rule choosing paths"
+  }
+}
+
+run "libp2p" {
+  command = apply
+
+  assert {
+    condition = (!aws_lb.libp2p.internal && aws_lb.libp2p.load_balancer_type == "network" &&
+      aws_lb.libp2p.subnets == toset(var.public_subnet_ids) && aws_lb.libp2p.security_groups == toset(["sg-nlb"]) &&
+    aws_lb.libp2p.enable_cross_zone_load_balancing)
+    error_message = "libp2p must be reached through an internet-facing network load balancer in the public subnets, in its own security group, sending to the tasks of every zone"
+  }
+
+  assert {
+    condition = (aws_lb_listener.libp2p.load_balancer_arn == aws_lb.libp2p.arn && aws_lb_listener.libp2p.port == 4002 && aws_lb_listener.libp2p.protocol == "TCP_UDP" &&
+      one(aws_lb_listener.libp2p.default_action).type == "forward" &&
+    one(aws_lb_listener.libp2p.default_action).target_group_arn == aws_lb_target_group.libp2p.arn)
+    error_message = "the network load balancer must take libp2p's TCP and QUIC (UDP) on 4002 and forward both to the tasks"
+  }
+
+  assert {
+    condition = (aws_lb_target_group.libp2p.port == 4002 && aws_lb_target_group.libp2p.protocol == "TCP_UDP" && aws_lb_target_group.libp2p.target_type == "ip" &&
+    one(aws_lb_target_group.libp2p.health_check).protocol == "TCP" && one(aws_lb_target_group.libp2p.health_check).port == "traffic-port")
+    error_message = "the libp2p target group must send TCP and UDP to the tasks' 4002 (ip targets) and check that a TCP connection to it is accepted"
+  }
+
+  assert {
+    condition     = output.libp2p_dns_name == aws_lb.libp2p.dns_name && output.libp2p_addrs == ["/dns4/${aws_lb.libp2p.dns_name}/tcp/4002", "/dns4/${aws_lb.libp2p.dns_name}/udp/4002/quic-v1"] && output.environment["PICKUP_SERVE_LIBP2P_ANNOUNCE"] == join(",", output.libp2p_addrs)
+    error_message = "the serve peer must announce TCP and QUIC on the network load balancer's name, which the outputs give"
+  }
+
+  assert {
+    condition     = output.environment["PICKUP_SERVE_PUBLIC_URL"] == output.url && !contains(keys(output.environment), "PICKUP_IPNI_INDEXERS")
+    error_message = "the serve role must announce the gateway's public URL, and no indexer unless ipni_indexers names some"
+  }
+}
+
+run "libp2p_key" {
+  command = apply
+
+  assert {
+    condition = (aws_secretsmanager_secret.libp2p_key.name == "pickup-test/serve-libp2p-key" && aws_secretsmanager_secret.libp2p_key.recovery_window_in_days == 30 &&
+    output.libp2p_key_secret_arn == aws_secretsmanager_secret.libp2p_key.arn && output.libp2p_key_secret_name == "pickup-test/serve-libp2p-key")
+    error_message = "the serve peer's key must have a secret of its own, recoverable once deleted, named by the outputs for the operator to write"
+  }
+
+  assert {
+    condition     = output.secrets == { PICKUP_SERVE_LIBP2P_KEY = aws_secretsmanager_secret.libp2p_key.arn }
+    error_message = "the peer key must reach the serve container as PICKUP_SERVE_LIBP2P_KEY, injected by ECS from its secret"
+  }
+
+  assert {
+    condition = (contains(flatten([for s in jsondecode(aws_iam_role_policy.execution.policy).Statement : s.Resource if contains(s.Action, "secretsmanager:GetSecretValue")]), aws_secretsmanager_secret.libp2p_key.arn) &&
+    !contains(flatten([for s in jsondecode(aws_iam_role_policy.task.policy).Statement : s.Resource]), aws_secretsmanager_secret.libp2p_key.arn))
+    error_message = "the execution role must read the peer key's secret (ECS injects it), and the task role must not"
+  }
+}
+
+run "ipni_indexers" {
+  command = plan
+
+  variables {
+    ipni_indexers = ["https://cid.contact", "https://indexer.example.org/ipni"]
+  }
+
+  assert {
+    condition     = output.environment["PICKUP_IPNI_INDEXERS"] == "https://cid.contact,https://indexer.example.org/ipni"
+    error_message = "the indexers must reach the serve container as PICKUP_IPNI_INDEXERS, comma-separated"
+  }
+}
+
+run "plain_http_indexer_refused" {
+  command = plan
+
+  variables {
+    ipni_indexers = ["http://indexer.example.org"]
+  }
+
+  expect_failures = [var.ipni_indexers]
+}
+
+run "disposable_key" {
+  command = plan
+
+  variables {
+    secret_recovery_window_in_days = 0
+  }
+
+  assert {
+    condition     = aws_secretsmanager_secret.libp2p_key.recovery_window_in_days == 0
+    error_message = "a disposable deployment's peer key secret must go at once"
+  }
 }
 
 run "network" {
@@ -144,6 +241,24 @@ run "network" {
   assert {
     condition     = aws_vpc_security_group_egress_rule.alb_to_tasks.referenced_security_group_id == "sg-serve" && aws_vpc_security_group_egress_rule.alb_to_tasks.from_port == 8080 && aws_vpc_security_group_egress_rule.alb_to_tasks.to_port == 8080
     error_message = "the load balancer may reach the serve tasks on 8080 only"
+  }
+
+  assert {
+    condition     = toset([for r in aws_vpc_security_group_ingress_rule.nlb : "${r.security_group_id} ${r.ip_protocol}/${r.from_port}-${r.to_port} ${r.cidr_ipv4}"]) == toset(["sg-nlb tcp/4002-4002 0.0.0.0/0", "sg-nlb udp/4002-4002 0.0.0.0/0"])
+    error_message = "the network load balancer must admit libp2p, TCP and UDP (QUIC) on 4002, from anywhere, and nothing else"
+  }
+
+  assert {
+    condition     = toset([for r in aws_vpc_security_group_egress_rule.nlb_to_tasks : "${r.security_group_id} ${r.ip_protocol}/${r.from_port}-${r.to_port} ${r.referenced_security_group_id} ${coalesce(r.cidr_ipv4, "-")}"]) == toset(["sg-nlb tcp/4002-4002 sg-serve -", "sg-nlb udp/4002-4002 sg-serve -"])
+    error_message = "the network load balancer may reach the serve tasks on 4002, TCP (its health checks too) and UDP, only"
+  }
+
+  assert {
+    condition = toset([for r in concat([aws_vpc_security_group_ingress_rule.tasks_from_alb], values(aws_vpc_security_group_ingress_rule.tasks_from_nlb)) :
+      "${r.security_group_id} ${r.ip_protocol}/${r.from_port}-${r.to_port} ${r.referenced_security_group_id} ${coalesce(r.cidr_ipv4, r.cidr_ipv6, "-")}"]) == toset([
+      "sg-serve tcp/8080-8080 sg-alb -", "sg-serve tcp/4002-4002 sg-nlb -", "sg-serve udp/4002-4002 sg-nlb -",
+    ])
+    error_message = "the serve tasks must admit 8080 from the ALB's security group and libp2p's 4002 (TCP and UDP) from the NLB's, never from the world directly"
   }
 
   assert {
@@ -199,8 +314,11 @@ run "least_privilege" {
   }
 
   assert {
-    condition     = jsondecode(aws_iam_role_policy.execution.policy).Statement[2].Resource == ["arn:aws:logs:eu-west-1:111122223333:log-group:/ecs/pickup-test/serve:*"] && jsondecode(aws_iam_role_policy.execution.policy).Statement[1].Resource == [var.ecr_repository_arn] && length(jsondecode(aws_iam_role_policy.execution.policy).Statement) == 3
-    error_message = "ECS may pull the image, write the serve log group and, with the PostgreSQL log, read no secret"
+    condition = (jsondecode(aws_iam_role_policy.execution.policy).Statement[2].Resource == ["arn:aws:logs:eu-west-1:111122223333:log-group:/ecs/pickup-test/serve:*"] && jsondecode(aws_iam_role_policy.execution.policy).Statement[1].Resource == [var.ecr_repository_arn] &&
+      length(jsondecode(aws_iam_role_policy.execution.policy).Statement) == 4 &&
+      jsondecode(aws_iam_role_policy.execution.policy).Statement[3].Action == ["secretsmanager:GetSecretValue"] &&
+    jsondecode(aws_iam_role_policy.execution.policy).Statement[3].Resource == ["arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/serve-libp2p-key-AbCdEf"])
+    error_message = "ECS may pull the image, write the serve log group and, with the PostgreSQL log, read the peer key's secret and no other"
   }
 
   assert {
@@ -268,8 +386,8 @@ run "https" {
   }
 
   assert {
-    condition     = toset([for r in aws_vpc_security_group_ingress_rule.alb : r.from_port]) == toset([80, 443]) && output.url == "https://ipfs.example.org"
-    error_message = "with a certificate the load balancer admits 443 too, and the URL is https:// on the domain"
+    condition     = toset([for r in aws_vpc_security_group_ingress_rule.alb : r.from_port]) == toset([80, 443]) && output.url == "https://ipfs.example.org" && output.environment["PICKUP_SERVE_PUBLIC_URL"] == "https://ipfs.example.org"
+    error_message = "with a certificate the load balancer admits 443 too, and the URL (the one the serve role announces) is https:// on the domain"
   }
 }
 
@@ -283,10 +401,10 @@ run "eventstoredb" {
   }
 
   assert {
-    condition = (jsondecode(aws_ecs_task_definition.this.container_definitions)[0].secrets == [{ name = "PICKUP_EVENTLOG", valueFrom = var.eventlog_secret_arn }] &&
+    condition = (jsondecode(aws_ecs_task_definition.this.container_definitions)[0].secrets == [{ name = "PICKUP_EVENTLOG", valueFrom = var.eventlog_secret_arn }, { name = "PICKUP_SERVE_LIBP2P_KEY", valueFrom = aws_secretsmanager_secret.libp2p_key.arn }] &&
       !contains(keys(output.environment), "PICKUP_EVENTLOG_SECRET_ARN") &&
-    jsondecode(aws_iam_role_policy.execution.policy).Statement[3].Resource == [var.eventlog_secret_arn])
-    error_message = "with EventStoreDB the connection string must be injected by ECS, and only it"
+    jsondecode(aws_iam_role_policy.execution.policy).Statement[3].Resource == [var.eventlog_secret_arn, aws_secretsmanager_secret.libp2p_key.arn])
+    error_message = "with EventStoreDB the connection string must be injected by ECS beside the peer key, and only they"
   }
 
   assert {

@@ -46,3 +46,32 @@ override_resource {
   target = aws_security_group.tasks
   values = { id = "sg-serve" }
 }
+
+# The network load balancer in front of libp2p: names of its own, beside
+# the ALB's (mock_resource "aws_lb" above).
+override_resource {
+  target = aws_lb.libp2p
+  values = {
+    arn        = "arn:aws:elasticloadbalancing:eu-west-1:111122223333:loadbalancer/net/pickup-test-p2p/0a1b2c3d4e5f6a7b"
+    arn_suffix = "net/pickup-test-p2p/0a1b2c3d4e5f6a7b"
+    dns_name   = "pickup-test-p2p-0a1b2c3d4e5f6a7b.elb.eu-west-1.amazonaws.com"
+  }
+}
+
+override_resource {
+  target = aws_lb_target_group.libp2p
+  values = {
+    arn        = "arn:aws:elasticloadbalancing:eu-west-1:111122223333:targetgroup/pickup-test-p2p/7b6a5f4e3d2c1b0a"
+    arn_suffix = "targetgroup/pickup-test-p2p/7b6a5f4e3d2c1b0a"
+  }
+}
+
+override_resource {
+  target = aws_security_group.nlb
+  values = { id = "sg-nlb" }
+}
+
+override_resource {
+  target = aws_secretsmanager_secret.libp2p_key
+  values = { arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pickup-test/serve-libp2p-key-AbCdEf" }
+}
