@@ -147,12 +147,23 @@ type Deps struct {
 	// Metrics, optional: where the role's and boxo's metrics are
 	// registered (none when nil).
 	Metrics prometheus.Registerer
+	// Blockstore, optional, is the blockstore to serve from
+	// (NewServingBlockstore over the same Deps), shared with the role's
+	// other ways of serving (bitswap, delegated routing); nil: New makes
+	// its own.
+	Blockstore *Blockstore
+	// Handlers, optional, are mounted beside /ipfs/ on the same mux, each
+	// at its pattern (net/http.ServeMux's): /routing/v1/ (serve/routing),
+	// /ipni/v1/ad/. A pattern that clashes with the gateway's is refused.
+	Handlers map[string]http.Handler
 }
 
-// New returns the trustless gateway's HTTP handler: GET and HEAD
-// /ipfs/{cid}[/path] as boxo serves them over the carpark, /healthz, and
-// 404 for everything else (/ipns/ answers 501: pickup pins CIDs).
-func New(cfg Config, d Deps) (http.Handler, error) {
+// NewServingBlockstore returns the checked blockstore over d's carpark
+// that New serves from, with damage logged, counted
+// (pickup_serve_damaged_blocks_total, registered in d.Metrics) and told to
+// d.Reporter: give it to New (Deps.Blockstore) and to the role's other
+// servers, so that one hold cache and one damage report serve them all.
+func NewServingBlockstore(cfg Config, d Deps) (*Blockstore, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -164,7 +175,6 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("component", "serve")
 	reg := d.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -176,10 +186,35 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 	if err := reg.Register(damaged); err != nil {
 		return nil, fmt.Errorf("register serve metrics: %w", err)
 	}
-	bs := NewBlockstore(d.Locator, d.Carpark, d.Pins, BlockstoreOptions{
+	return NewBlockstore(d.Locator, d.Carpark, d.Pins, BlockstoreOptions{
 		HoldTTL:  cfg.HoldTTL,
-		Reporter: reporters{logReporter{logger, damaged}, d.Reporter},
-	})
+		Reporter: reporters{logReporter{logger.With("component", "serve"), damaged}, d.Reporter},
+	}), nil
+}
+
+// New returns the trustless gateway's HTTP handler: GET and HEAD
+// /ipfs/{cid}[/path] as boxo serves them over the carpark, /healthz,
+// Deps.Handlers at their patterns, and 404 for everything else (/ipns/
+// answers 501: pickup pins CIDs).
+func New(cfg Config, d Deps) (http.Handler, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Locator == nil || d.Carpark == nil || d.Pins == nil {
+		return nil, fmt.Errorf("%w: a Locator, a Carpark and Pins are needed", ErrInvalid)
+	}
+	reg := d.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	bs := d.Blockstore
+	if bs == nil {
+		var err error
+		if bs, err = NewServingBlockstore(cfg, d); err != nil {
+			return nil, err
+		}
+	}
 	blocksBackend, err := gateway.NewBlocksBackend(blockservice.New(bs, nil), gateway.WithPrometheusRegistry(reg))
 	if err != nil {
 		return nil, fmt.Errorf("gateway backend: %w", err)
@@ -207,5 +242,21 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
+	for pattern, h := range d.Handlers {
+		if err := mount(mux, pattern, h); err != nil {
+			return nil, err
+		}
+	}
 	return mux, nil
+}
+
+// mount adds h at pattern, refusing one the mux refuses (it panics).
+func mount(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: handler at %q: %v", ErrInvalid, pattern, r)
+		}
+	}()
+	mux.Handle(pattern, h)
+	return nil
 }

@@ -118,6 +118,7 @@ func (c *cluster) env() []string {
 		"PICKUP_ALLOW_PRIVATE_ORIGINS=true",
 		"PICKUP_HTTP_ADDR=127.0.0.1:0",
 		"PICKUP_SERVE_ADDR=127.0.0.1:0",
+		"PICKUP_SERVE_LIBP2P_LISTEN=/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1",
 		// Short enough that tests see retries and lease expiry in seconds.
 		"PICKUP_LEASE=2s",
 		"PICKUP_RETRY_BASE_DELAY=300ms",

@@ -425,6 +425,7 @@ func (img *unpackedImage) run(t *testing.T) {
 		"HOME="+wd,
 		"PICKUP_HTTP_ADDR=127.0.0.1:0",
 		"PICKUP_SERVE_ADDR=127.0.0.1:0",
+		"PICKUP_SERVE_LIBP2P_LISTEN=/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1",
 		"PICKUP_ADMIN_ADDR=127.0.0.1:0",
 	)
 	// The config's user, numeric as checkBase wants it.

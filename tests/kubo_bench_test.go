@@ -428,6 +428,7 @@ func startPickupRun(b *testing.B, srv *s3test.Server, gateway string) *pickupRun
 		"PICKUP_ADMIN_ADDR=127.0.0.1:0",
 		"PICKUP_HTTP_ADDR=127.0.0.1:0",
 		"PICKUP_SERVE_ADDR=127.0.0.1:0",
+		"PICKUP_SERVE_LIBP2P_LISTEN=/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1",
 		"PICKUP_LIBP2P_LISTEN=/ip4/127.0.0.1/tcp/0",
 		"PICKUP_STAGING_BUCKET="+p.staging,
 		"PICKUP_CARPARK_BUCKET="+p.carpark,

@@ -83,6 +83,7 @@ func startRun(t *testing.T, origin string, wrap func(eventlog.Store) eventlog.St
 	ctx, cancel := context.WithCancel(context.Background())
 	args = append([]string{"run", "--eventlog", filepath.Join(dir, "events.db"), "--views", filepath.Join(dir, "views.db"),
 		"--car-dir", filepath.Join(dir, "cars"), "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--serve-addr", "127.0.0.1:0",
+		"--serve-libp2p-listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1",
 		"--sources", "gateway", "--trustless-gateways", origin, "--allow-private-origins",
 		"--delegates", "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWR3DeCKahEqXtP8KvuG3XBeLZTU55yktXSmy8g4Phh6BV"}, args...)
 	go func() { r.done <- run(ctx, e, args) }()

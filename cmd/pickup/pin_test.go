@@ -41,6 +41,7 @@ func startPinStack(t *testing.T, originURL string, extra map[string]string) pinS
 		"PICKUP_CAR_DIR":               filepath.Join(dir, "cars"),
 		"PICKUP_HTTP_ADDR":             "127.0.0.1:0",
 		"PICKUP_SERVE_ADDR":            "127.0.0.1:0",
+		"PICKUP_SERVE_LIBP2P_LISTEN":   "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1",
 		"PICKUP_ADMIN_ADDR":            "127.0.0.1:0",
 		"PICKUP_LOG_LEVEL":             "warn",
 		"PICKUP_SOURCES":               "gateway",

@@ -80,7 +80,9 @@ func runAll(ctx context.Context, e *env, args []string) error {
 	if api != nil {
 		fmt.Fprintf(e.stdout, "pickup is running.\n  API:    http://%s\n  page:   http://%s/ (sign in with the token)\n  token:  %s (tenant %q, kept in %s)\n  try:    curl -H \"Authorization: Bearer %s\" http://%s/pins\n",
 			api.Addr(), api.Addr(), token, defaultTenant, *tokenFile, token, api.Addr())
-		fmt.Fprintf(e.stdout, "  serve:  http://%s/ipfs/<cid>?format=car (what is pinned, verified, from the carpark)\n", served.Addr())
+		fmt.Fprintf(e.stdout, "  serve:  http://%s/ipfs/<cid>?format=car (what is pinned, verified, from the carpark)\n", served.http.Addr())
+		fmt.Fprintf(e.stdout, "  routing: http://%s/routing/v1/providers/<cid> (delegated routing: pickup's peer for what is pinned)\n", served.http.Addr())
+		fmt.Fprintf(e.stdout, "  bitswap: peer %s at %s\n", served.peer.ID(), strings.Join(multiaddrStrings(served.peer.P2pAddrs()), ", "))
 		if admin != nil {
 			fmt.Fprintf(e.stdout, "  admin:  http://%s/metrics, /healthz, /readyz\n", admin.Addr())
 		}

@@ -5,15 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"path/filepath"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multiaddr"
+
 	"github.com/pickup-ipfs/pickup/fetcher/carstore"
 	"github.com/pickup-ipfs/pickup/serve"
+	servebitswap "github.com/pickup-ipfs/pickup/serve/bitswap"
 	"github.com/pickup-ipfs/pickup/serve/locate"
 	locatepostgres "github.com/pickup-ipfs/pickup/serve/locate/postgres"
 	locatesqlite "github.com/pickup-ipfs/pickup/serve/locate/sqlite"
+	"github.com/pickup-ipfs/pickup/serve/routing"
 )
 
 // runServe runs the serving role, top to bottom: flags; the process
@@ -47,6 +52,7 @@ type serveFlags struct {
 	locate       *string
 	rebuild      *bool
 	carpark      *carparkFlags
+	p2p          *serveP2PFlags
 }
 
 func addServeFlags(f *flags) *serveFlags {
@@ -60,13 +66,24 @@ func addServeFlags(f *flags) *serveFlags {
 		locate:       f.string("locate", "", "the block-location lookup: a file (embedded; default: locate.db beside the views) or, with PostgreSQL views, their database (the default)", "PICKUP_LOCATE"),
 		rebuild:      f.boolean("locate-rebuild", false, "rebuild the block lookup from the carpark's index objects at start (after pickup reindex), before following the log; an empty lookup is always rebuilt", "PICKUP_LOCATE_REBUILD"),
 		carpark:      f.carparkFlags(),
+		p2p:          addServeP2PFlags(f),
 	}
 }
 
+// serving is the serving role once started: its HTTP server (the
+// trustless gateway, /routing/v1/), its libp2p peer (bitswap), and the
+// provider both announce.
+type serving struct {
+	http     *httpServer
+	peer     *servebitswap.Server
+	provider servebitswap.Provider
+}
+
 // addServe adds the serving role: the lookup (kept up to date from the
-// log's CarValidated events by its loader) and the trustless gateway over
-// the carpark. It returns the gateway's server.
-func (p *proc) addServe(ctx context.Context, sf *serveFlags, b *baseFlags) (*httpServer, error) {
+// log's CarValidated events by its loader); one checked blockstore over
+// the carpark, which the trustless gateway, the bitswap server and
+// delegated routing all read; the libp2p peer with its configured identity.
+func (p *proc) addServe(ctx context.Context, sf *serveFlags, b *baseFlags) (*serving, error) {
 	cars, err := sf.carpark.open(ctx, p)
 	if err != nil {
 		return nil, err
@@ -106,30 +123,87 @@ func (p *proc) addServe(ctx context.Context, sf *serveFlags, b *baseFlags) (*htt
 		}
 		return loader.Run(ctx)
 	})
-	h, err := serve.New(serve.Config{
+	cfg := serve.Config{
 		MaxRequests: *sf.maxRequests, Timeout: *sf.timeout, MaxDuration: *sf.maxDuration,
 		MaxDAGBytes: *sf.maxDAG, Deserialized: *sf.deserialized,
-	}, serve.Deps{
+	}
+	deps := serve.Deps{
 		Locator: lookup, Carpark: cars, Pins: p.views,
 		Reporter: serve.LogReporter{Log: p.log, Actor: "serve", Logger: p.logger},
 		Logger:   p.logger, Metrics: p.reg,
-	})
-	if err != nil {
+	}
+	if deps.Blockstore, err = serve.NewServingBlockstore(cfg, deps); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	cfg, err := b.serverConfig(connLimits{max: defaultAPIConns(nofile())})
+	srvCfg, err := b.serverConfig(connLimits{max: defaultAPIConns(nofile())})
 	if err != nil {
 		return nil, err
 	}
 	// A whole CAR takes as long as it takes: the gateway bounds the time
 	// to its first byte and between writes, and the whole request.
-	cfg.write = 0
-	srv, err := listen("serve", *sf.addr, cfg, h, p.conns, p.logger)
+	srvCfg.write = 0
+	// Listening first tells the gateway's address, which delegated
+	// routing answers; nothing is served before the group runs.
+	srv, err := listen("serve", *sf.addr, srvCfg, nil, p.conns, p.logger)
 	if err != nil {
 		return nil, err
 	}
+	s, err := p.addServePeer(sf, b, deps.Blockstore, srv)
+	if err != nil {
+		srv.ln.Close()
+		return nil, err
+	}
+	routes, err := routing.New(routing.Config{Provider: s.provider}, routing.Deps{Blocks: deps.Blockstore, Logger: p.logger, Metrics: p.reg})
+	if err != nil {
+		srv.ln.Close()
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	// More handlers on the serving listener go here, with their patterns
+	// (the IPNI publisher's /ipni/v1/ad/, given s.provider).
+	deps.Handlers = map[string]http.Handler{"/routing/v1/": routes}
+	h, err := serve.New(cfg, deps)
+	if err != nil {
+		srv.ln.Close()
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	srv.srv.Handler = h
 	p.group.Add(srv.execute, srv.interrupt)
-	return srv, nil
+	return s, nil
+}
+
+// addServePeer starts the serving role's libp2p peer, bitswap over blocks,
+// with the configured key, and returns it with the provider it is: its
+// addresses and the gateway's, which srv serves.
+func (p *proc) addServePeer(sf *serveFlags, b *baseFlags, blocks servebitswap.Blocks, srv *httpServer) (*serving, error) {
+	gw, err := servebitswap.GatewayAddr(sf.p2p.gatewayURL(srv.Addr()))
+	if err != nil {
+		return nil, fmt.Errorf("%w: --serve-public-url (PICKUP_SERVE_PUBLIC_URL): %v", errUsage, err)
+	}
+	key, err := sf.p2p.privateKey(*b.eventlog, p.logger)
+	if err != nil {
+		return nil, err
+	}
+	cfg := servebitswap.Config{PrivateKey: key, ListenAddrs: *sf.p2p.listen, AnnounceAddrs: *sf.p2p.announce, MaxPeers: *sf.p2p.maxPeers}
+	if err := cfg.WithDefaults().Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	peer, err := servebitswap.New(cfg, servebitswap.Deps{Blocks: blocks, Logger: p.logger})
+	if err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, peer.Close)
+	s := &serving{http: srv, peer: peer, provider: servebitswap.Provider{Key: key, Addrs: peer.Addrs(), Gateway: gw}}
+	p.logger.Info("serving bitswap", "component", "bitswap-server", "peer", peer.ID().String(), "addrs", multiaddrStrings(peer.P2pAddrs()), "gateway", gw.String())
+	return s, nil
+}
+
+// multiaddrStrings are the addresses as text.
+func multiaddrStrings(addrs []multiaddr.Multiaddr) []string {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, a.String())
+	}
+	return out
 }
 
 // lookupStore is the block-location lookup as the serving role uses it.
