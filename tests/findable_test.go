@@ -375,4 +375,3 @@ func (k *routedKubo) run(t *testing.T, args ...string) []byte {
 	}
 	return out.Bytes()
 }
-
