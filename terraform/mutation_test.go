@@ -245,6 +245,20 @@ func mutations() []mutation {
 			one(pickupMain, `start_after        = [module.fetchers.projector_service_name]`, `start_after        = []`),
 			"the serve service must start after the projector service"},
 
+		// The serve peer's libp2p endpoint and key.
+		{"serve's network load balancer takes TCP only (no QUIC)", "modules/serve",
+			one("modules/serve/libp2p.tf", `protocol          = "TCP_UDP"`, `protocol          = "TCP"`),
+			"the network load balancer must take libp2p's TCP and QUIC (UDP) on 4002"},
+		{"serve tasks open to the world on libp2p's 4002", "modules/serve",
+			one(serveNet, `referenced_security_group_id = aws_security_group.nlb.id`, `cidr_ipv4                    = "0.0.0.0/0"`),
+			"libp2p's 4002 (TCP and UDP) from the NLB's, never from the world directly"},
+		{"serve's task role may read the peer key", "modules/serve",
+			one(serveIAM, `Resource = [var.views_secret_arn]`, `Resource = [var.views_secret_arn, aws_secretsmanager_secret.libp2p_key.arn]`),
+			"the execution role must read the peer key's secret (ECS injects it), and the task role must not"},
+		{"serve announces its listen addresses, not the load balancer's", "modules/serve",
+			one(serveMain, `PICKUP_SERVE_LIBP2P_ANNOUNCE = join(",", local.libp2p_announce)`, `PICKUP_SERVE_LIBP2P_ANNOUNCE = join(",", local.libp2p_listen)`),
+			"the serve peer must announce TCP and QUIC on the network load balancer's name"},
+
 		// Alarms.
 		{"failed tasks rule matches running tasks", "modules/observability",
 			one(obsMain, `lastStatus = ["STOPPED"]`, `lastStatus = ["RUNNING"]`),

@@ -249,13 +249,13 @@ run "network" {
   }
 
   assert {
-    condition     = toset([for r in aws_vpc_security_group_egress_rule.nlb_to_tasks : "${r.security_group_id} ${r.ip_protocol}/${r.from_port}-${r.to_port} ${r.referenced_security_group_id} ${coalesce(r.cidr_ipv4, "-")}"]) == toset(["sg-nlb tcp/4002-4002 sg-serve -", "sg-nlb udp/4002-4002 sg-serve -"])
+    condition     = toset([for r in aws_vpc_security_group_egress_rule.nlb_to_tasks : "${r.security_group_id} ${r.ip_protocol}/${r.from_port}-${r.to_port} ${coalesce(r.referenced_security_group_id, "-")} ${coalesce(r.cidr_ipv4, "-")}"]) == toset(["sg-nlb tcp/4002-4002 sg-serve -", "sg-nlb udp/4002-4002 sg-serve -"])
     error_message = "the network load balancer may reach the serve tasks on 4002, TCP (its health checks too) and UDP, only"
   }
 
   assert {
     condition = toset([for r in concat([aws_vpc_security_group_ingress_rule.tasks_from_alb], values(aws_vpc_security_group_ingress_rule.tasks_from_nlb)) :
-      "${r.security_group_id} ${r.ip_protocol}/${r.from_port}-${r.to_port} ${r.referenced_security_group_id} ${coalesce(r.cidr_ipv4, r.cidr_ipv6, "-")}"]) == toset([
+      "${r.security_group_id} ${r.ip_protocol}/${r.from_port}-${r.to_port} ${coalesce(r.referenced_security_group_id, "-")} ${coalesce(r.cidr_ipv4, r.cidr_ipv6, "-")}"]) == toset([
       "sg-serve tcp/8080-8080 sg-alb -", "sg-serve tcp/4002-4002 sg-nlb -", "sg-serve udp/4002-4002 sg-nlb -",
     ])
     error_message = "the serve tasks must admit 8080 from the ALB's security group and libp2p's 4002 (TCP and UDP) from the NLB's, never from the world directly"
