@@ -33,7 +33,7 @@ type servePeer struct {
 
 // peerOf reads the serving peer from the process's log ("serving
 // bitswap").
-func (p *process) peerOf(t *testing.T) servePeer {
+func (p *process) peerOf(t testing.TB) servePeer {
 	t.Helper()
 	sc := bufio.NewScanner(strings.NewReader(p.logText(t)))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -281,8 +281,8 @@ func TestServeIdentity(t *testing.T) {
 	}
 }
 
-// routedKubo is a kubo daemon whose only router is a pickup's delegated
-// routing endpoint, with no bootstrap peers.
+// routedKubo is a kubo daemon, online, with no bootstrap peers: its only
+// router a pickup's delegated routing endpoint (startRoutedKubo), or none.
 type routedKubo struct {
 	bin, repo string
 }
@@ -309,6 +309,14 @@ func startRoutedKubo(t *testing.T, endpoint string) *routedKubo {
 	k.run(t, "config", "--json", "Routing", string(routing))
 	k.run(t, "config", "--json", "HTTPRetrieval.Enabled", "false")
 	k.run(t, "config", "--json", "Provide.Enabled", "false")
+	k.daemon(t)
+	return k
+}
+
+// daemon starts the daemon online and waits until it is ready; it is
+// stopped when t ends.
+func (k *routedKubo) daemon(t testing.TB) {
+	t.Helper()
 	cmd := exec.Command(k.bin, "daemon")
 	cmd.Env = k.env()
 	out, err := cmd.StdoutPipe()
@@ -355,14 +363,13 @@ func startRoutedKubo(t *testing.T, endpoint string) *routedKubo {
 		defer mu.Unlock()
 		t.Fatalf("kubo not ready within 60s:\n%s", logs.String())
 	}
-	return k
 }
 
 func (k *routedKubo) env() []string { return append(os.Environ(), "IPFS_PATH="+k.repo) }
 
 // run runs an ipfs command (against the daemon, once it runs) with a
 // deadline, and returns its stdout.
-func (k *routedKubo) run(t *testing.T, args ...string) []byte {
+func (k *routedKubo) run(t testing.TB, args ...string) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

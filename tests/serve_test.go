@@ -81,7 +81,7 @@ func waitServed(t *testing.T, base string, root cid.Cid, within time.Duration) {
 }
 
 // blocksOf returns the blocks of a CAR in order.
-func blocksOf(t *testing.T, car []byte) []carBlock {
+func blocksOf(t testing.TB, car []byte) []carBlock {
 	t.Helper()
 	br, err := carv2.NewBlockReader(bytes.NewReader(car))
 	if err != nil {
@@ -462,7 +462,7 @@ func (c *cluster) put(bucket, key string, data []byte) {
 }
 
 // logText is what the process has logged so far.
-func (p *process) logText(t *testing.T) string {
+func (p *process) logText(t testing.TB) string {
 	t.Helper()
 	b, err := os.ReadFile(p.logs.Name())
 	if err != nil {

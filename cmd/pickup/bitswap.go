@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -70,31 +69,12 @@ func (lf *libp2pFlags) seedBytes() ([]byte, error) {
 	return b, nil
 }
 
-// createSeedFile writes a new seed at path, refusing to replace a file
-// that appeared meanwhile (another process made it: its seed is read).
+// createSeedFile writes a new seed at path (writeOnce).
 func createSeedFile(path string) ([]byte, error) {
 	raw := make([]byte, bitswap.MinSeedBytes)
 	rand.Read(raw)
-	seed := []byte(hex.EncodeToString(raw) + "\n")
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return os.ReadFile(path)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.Write(seed); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return seed, f.Close()
+	seed, _, err := writeOnce(path, []byte(hex.EncodeToString(raw)+"\n"))
+	return seed, err
 }
 
 // publicIPv4 is the address --libp2p-public-ip selects, if any.

@@ -81,13 +81,20 @@ func defaultServeKeyFile(eventLog string) string {
 	return filepath.Join(filepath.Dir(strings.TrimPrefix(eventLog, "file:")), serveKeyFileName)
 }
 
-// createServeKeyFile writes a new key at path, refusing to replace a file
-// that appeared meanwhile (another process made it: its key is read).
+// createServeKeyFile writes a new key at path (writeOnce).
 func createServeKeyFile(path string) ([]byte, bool, error) {
 	_, text, err := servebitswap.NewKey()
 	if err != nil {
 		return nil, false, err
 	}
+	return writeOnce(path, []byte(text+"\n"))
+}
+
+// writeOnce writes data to a new file at path (mode 0600, synced), and
+// returns it; a file that appeared meanwhile (another process made it) is
+// not replaced, and its content is returned instead, created false. The
+// libp2p seed and the serving peer's key are made this way.
+func writeOnce(path string, data []byte) ([]byte, bool, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, false, err
 	}
@@ -99,7 +106,7 @@ func createServeKeyFile(path string) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if _, err := f.WriteString(text + "\n"); err != nil {
+	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return nil, false, err
 	}
@@ -107,7 +114,7 @@ func createServeKeyFile(path string) ([]byte, bool, error) {
 		f.Close()
 		return nil, false, err
 	}
-	return []byte(text), true, f.Close()
+	return data, true, f.Close()
 }
 
 // gatewayURL is the gateway's public base URL: --serve-public-url, or

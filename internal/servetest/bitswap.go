@@ -92,6 +92,25 @@ func (c *Client) Fetch(ctx context.Context, cids []cid.Cid) (map[cid.Cid][]byte,
 	return got, nil
 }
 
+// FetchBytes gets every block of cids as Fetch does, keeping none, and
+// returns the bytes received: for benchmarks.
+func (c *Client) FetchBytes(ctx context.Context, cids []cid.Cid) (int64, error) {
+	ch, err := c.client.NewSession(ctx).GetBlocks(ctx, cids)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	got := 0
+	for blk := range ch {
+		n += int64(len(blk.RawData()))
+		got++
+	}
+	if got < len(cids) {
+		return n, fmt.Errorf("%d of %d blocks: %w", got, len(cids), context.Cause(ctx))
+	}
+	return n, nil
+}
+
 // Ask sends one wantlist of cids to p (want-block or want-have, each
 // asking for DONT_HAVE) and waits until each is answered or ctx ends; it
 // returns the answers so far.
