@@ -317,6 +317,7 @@ func TestIAMFromCode(t *testing.T) {
 			for _, w := range roles {
 				if w.role == awsconfig.RoleServe {
 					checkReadOnly(t, d, w, roles)
+					checkInjectedOnly(t, d, w)
 				}
 			}
 			if strings.HasPrefix(strings.Join(v.extra, ","), "notify_on_pinned") {
@@ -366,6 +367,24 @@ func checkReadOnly(t *testing.T, d *deployment, w wiredRole, roles []wiredRole) 
 	} {
 		if ok, why := allows(policies, c.action, c.resource); ok {
 			t.Errorf("%s's role may %s on %s (%s): it only reads the carpark", w.where, c.action, c.resource, why)
+		}
+	}
+}
+
+// checkInjectedOnly checks that what ECS injects into a container (its
+// `secrets`: for the serving role its libp2p key) is read by its execution
+// role alone: the process's own role may not read it, so that nothing the
+// process runs can fetch the key again, or another's.
+func checkInjectedOnly(t *testing.T, d *deployment, w wiredRole) {
+	t.Helper()
+	if len(w.secrets) == 0 {
+		t.Errorf("%s is given no secret through ECS: the serve peer's key (PICKUP_SERVE_LIBP2P_KEY) must be", w.where)
+	}
+	policies := rolePolicies(t, d, w.roleARN)
+	for _, s := range w.secrets {
+		action, arn := secretResource(s.ValueFrom)
+		if ok, why := allows(policies, action, arn); ok {
+			t.Errorf("%s's task role may %s on %s, the secret ECS injects as %s (%s): only its execution role may", w.where, action, arn, s.Name, why)
 		}
 	}
 }

@@ -307,8 +307,9 @@ func TestPlanValues(t *testing.T) {
 // load balancer's listener forwards to a target group whose port and
 // health check are the serve container's (PICKUP_SERVE_ADDR's port,
 // /healthz), the service registers that container with it from the
-// private subnets, in a security group admitting the load balancer's only,
-// and the serve_url output is the load balancer's DNS name.
+// private subnets, in a security group admitting the load balancers' only,
+// and the serve_url output is the load balancer's DNS name; and its
+// libp2p endpoint (checkServeLibp2p).
 func checkServePlan(t *testing.T, d *deployment) {
 	t.Helper()
 	lb := d.one(t, "aws_lb", "serve.aws_lb.this")
@@ -332,8 +333,8 @@ func checkServePlan(t *testing.T, d *deployment) {
 	if hc := tg.block("health_check"); hc == nil || hc["path"] != "/healthz" || hc["matcher"] != "200" || hc["port"] != "traffic-port" {
 		t.Errorf("%s health_check %v: want /healthz answering 200 on the traffic port", tg.Address, tg.Values["health_check"])
 	}
-	reg := svc.block("load_balancer")
-	if reg == nil || reg["target_group_arn"] != tg.str("arn") {
+	reg := registration(svc, tg)
+	if reg == nil {
 		t.Fatalf("%s load_balancer %v: want %s", svc.Address, svc.Values["load_balancer"], tg.str("arn"))
 	}
 	td, ok := d.byAttr("aws_ecs_task_definition", "arn", svc.str("task_definition"))
@@ -372,8 +373,9 @@ func checkServePlan(t *testing.T, d *deployment) {
 	if net["assign_public_ip"] != false {
 		t.Errorf("%s: assign_public_ip %v", svc.Address, net["assign_public_ip"])
 	}
+	nlb := d.one(t, "aws_lb", "serve.aws_lb.libp2p")
 	lbGroups := map[string]bool{}
-	for _, g := range lb.list("security_groups") {
+	for _, g := range append(lb.list("security_groups"), nlb.list("security_groups")...) {
 		lbGroups[fmt.Sprint(g)] = true
 	}
 	for _, g := range net["security_groups"].([]any) {
@@ -382,8 +384,81 @@ func checkServePlan(t *testing.T, d *deployment) {
 				continue
 			}
 			if in.str("cidr_ipv4") != "" || in.str("cidr_ipv6") != "" || !lbGroups[in.str("referenced_security_group_id")] {
-				t.Errorf("%s admits %v (cidr %q %q, group %q) into the serve tasks: only the load balancer's group may", in.Address, in.Values["from_port"], in.str("cidr_ipv4"), in.str("cidr_ipv6"), in.str("referenced_security_group_id"))
+				t.Errorf("%s admits %v (cidr %q %q, group %q) into the serve tasks: only the load balancers' groups may", in.Address, in.Values["from_port"], in.str("cidr_ipv4"), in.str("cidr_ipv6"), in.str("referenced_security_group_id"))
 			}
+		}
+	}
+	checkServeLibp2p(t, d, svc, nlb, defs)
+}
+
+// registration is the load_balancer block of an ECS service that
+// registers its tasks with target group tg (nil if none does).
+func registration(svc, tg tfResource) map[string]any {
+	for _, b := range svc.list("load_balancer") {
+		if m, ok := b.(map[string]any); ok && m["target_group_arn"] == tg.str("arn") {
+			return m
+		}
+	}
+	return nil
+}
+
+// checkServeLibp2p checks the serve peer's libp2p endpoint in an applied
+// plan: the network load balancer listens for TCP and UDP on the port the
+// serve container's libp2p host listens on (PICKUP_SERVE_LIBP2P_LISTEN,
+// TCP and QUIC), forwarding to a target group of the service's tasks on
+// that port; the addresses the peer announces (and the outputs give) are
+// that load balancer's DNS name on that port; its key is injected from a
+// secret of the plan, which its execution role may read.
+func checkServeLibp2p(t *testing.T, d *deployment, svc, nlb tfResource, defs []containerDef) {
+	t.Helper()
+	tg := d.one(t, "aws_lb_target_group", "serve.aws_lb_target_group.libp2p")
+	if nlb.str("dns_name") == "" || nlb.Values["internal"] != false || nlb.str("load_balancer_type") != "network" {
+		t.Errorf("%s: dns_name %q, internal %v, type %q: want an internet-facing NLB with a DNS name", nlb.Address, nlb.str("dns_name"), nlb.Values["internal"], nlb.str("load_balancer_type"))
+	}
+	port := fmt.Sprint(tg.Values["port"])
+	forwards := false
+	for _, l := range d.all("aws_lb_listener") {
+		if a := l.block("default_action"); l.str("load_balancer_arn") == nlb.str("arn") && a != nil && a["type"] == "forward" && a["target_group_arn"] == tg.str("arn") {
+			forwards = forwards || l.str("protocol") == "TCP_UDP" && fmt.Sprint(l.Values["port"]) == port
+		}
+	}
+	if !forwards || tg.str("protocol") != "TCP_UDP" {
+		t.Errorf("no TCP_UDP listener of %s on %s forwards to %s (protocol %q)", nlb.Address, port, tg.Address, tg.str("protocol"))
+	}
+	reg := registration(svc, tg)
+	if reg == nil || fmt.Sprint(reg["container_port"]) != port {
+		t.Fatalf("%s load_balancer %v: want %s on port %s", svc.Address, svc.Values["load_balancer"], tg.str("arn"), port)
+	}
+	for _, c := range defs {
+		if c.Name != reg["container_name"] {
+			continue
+		}
+		env := map[string]string{}
+		for _, kv := range c.Environment {
+			env[kv.Name] = kv.Value
+		}
+		want := fmt.Sprintf("/ip4/0.0.0.0/tcp/%s,/ip4/0.0.0.0/udp/%s/quic-v1", port, port)
+		if env["PICKUP_SERVE_LIBP2P_LISTEN"] != want {
+			t.Errorf("%s: PICKUP_SERVE_LIBP2P_LISTEN %q, want %q: the load balancer sends to %s", c.Name, env["PICKUP_SERVE_LIBP2P_LISTEN"], want, port)
+		}
+		announce := []string{"/dns4/" + nlb.str("dns_name") + "/tcp/" + port, "/dns4/" + nlb.str("dns_name") + "/udp/" + port + "/quic-v1"}
+		if env["PICKUP_SERVE_LIBP2P_ANNOUNCE"] != strings.Join(announce, ",") {
+			t.Errorf("%s: PICKUP_SERVE_LIBP2P_ANNOUNCE %q, want %q", c.Name, env["PICKUP_SERVE_LIBP2P_ANNOUNCE"], strings.Join(announce, ","))
+		}
+		if got := fmt.Sprint(d.outputs["serve_libp2p_addrs"]); got != fmt.Sprint(announce) {
+			t.Errorf("output serve_libp2p_addrs is %s, want %s", got, announce)
+		}
+		if env["PICKUP_SERVE_PUBLIC_URL"] != d.outputs["serve_url"] {
+			t.Errorf("%s: PICKUP_SERVE_PUBLIC_URL %q, want the serve_url output %v", c.Name, env["PICKUP_SERVE_PUBLIC_URL"], d.outputs["serve_url"])
+		}
+		var key string
+		for _, s := range c.Secrets {
+			if s.Name == "PICKUP_SERVE_LIBP2P_KEY" {
+				key = s.ValueFrom
+			}
+		}
+		if _, ok := d.byAttr("aws_secretsmanager_secret", "arn", key); !ok || d.outputs["serve_libp2p_key_secret_arn"] != key {
+			t.Errorf("%s: PICKUP_SERVE_LIBP2P_KEY from %q: want a secret of the plan, the serve_libp2p_key_secret_arn output (%v)", c.Name, key, d.outputs["serve_libp2p_key_secret_arn"])
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -26,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
+	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/pickup-ipfs/pickup/internal/postgrestest"
 	"github.com/pickup-ipfs/pickup/internal/s3test"
@@ -43,7 +45,9 @@ import (
 //	                             either): the views' cluster and, when the plan selects the
 //	                             PostgreSQL event log, the log's, which the roles then use as wired
 //	Secrets Manager              awstest.SecretsManager: the secrets the plan creates, with values made
-//	                             as the plan makes them (below), and each RDS-managed master secret
+//	                             as the plan makes them (below), and each RDS-managed master secret;
+//	                             the serve peer's key, which the operator writes once (README.md's
+//	                             Deploying steps), a new libp2p key as `pickup serve-key` prints one
 //	EC2 DescribeNetworkInterfaces awstest.EC2: every task's address 127.0.0.1 has public IP 127.0.0.1
 //	ECS task metadata and agent  awstest.ECSTask, one per task
 //	EventStoreDB (eventlog=esdb) cannot run here: the embedded log, one SQLite file all roles share
@@ -240,10 +244,29 @@ func (w *world) secretValue(t *testing.T, d *deployment, s tfResource, roles []w
 			return mustJSON(t, map[string]string{"username": w.appUser, "password": randomString(t, length)})
 		case "PICKUP_WEBHOOK_KEY", "PICKUP_LIBP2P_SEED":
 			return randomString(t, length)
+		case "PICKUP_SERVE_LIBP2P_KEY":
+			// Created empty; what the operator writes: a libp2p key as
+			// kubo's Identity.PrivKey holds it.
+			return newLibp2pKey(t)
 		}
 	}
 	t.Fatalf("secret %s (%s) is used as %q: the test knows no value for it", s.str("name"), s.Address, uses)
 	return ""
+}
+
+// newLibp2pKey is a new ed25519 libp2p private key, base64 of its
+// protobuf form (kubo's Identity.PrivKey).
+func newLibp2pKey(t *testing.T) string {
+	t.Helper()
+	sk, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := crypto.MarshalPrivateKey(sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 // portOf is a cluster's port ("5432" by default).
