@@ -23,6 +23,10 @@ CLUSTERCTL   := v1.1.6
 # the module proxy only as this pseudo-version; built once by
 # scripts/build-lambda-rie.sh (~15 s).
 LAMBDA_RIE   := v0.0.0-20261030222936-bef5c4ba774d
+# The IPNI indexer, which serve/ipni's tests run as the real counterpart of
+# pickup's advertisements: built once per version by
+# scripts/build-storetheindex.sh (`go install` of it fails; ~2 min cold).
+STORETHEINDEX := v0.8.38
 # The container image: ko puts pickup on a base crane makes from this
 # machine's files (scripts/build-image.sh); no Docker engine, no registry.
 KO_VERSION    := v0.19.1
@@ -34,7 +38,7 @@ export PATH  := $(TOOLS):$(shell $(GO) env GOROOT)/lib/wasm:$(PATH)
 # Packages that must build and pass their tests under WebAssembly.
 WASM_PKGS    := ./api/... ./gateway/...
 
-.PHONY: run build test lint vet fmt-check tools chromium kubo cluster-ctl lambda-rie bench image image-tools lambda wasm
+.PHONY: run build test lint vet fmt-check tools chromium kubo cluster-ctl storetheindex lambda-rie bench image image-tools lambda wasm
 
 build:
 	$(GO) build -o bin/pickup ./cmd/pickup
@@ -88,7 +92,7 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-tools: $(TOOLS)/versitygw $(TOOLS)/wazero $(TOOLS)/ipfs-cluster-ctl $(TOOLS)/aws-lambda-rie chromium
+tools: $(TOOLS)/versitygw $(TOOLS)/wazero $(TOOLS)/ipfs-cluster-ctl $(TOOLS)/storetheindex $(TOOLS)/aws-lambda-rie chromium
 
 # Debian's chromium, for the status page's browser test (tests/ui_test.go).
 chromium:
@@ -104,6 +108,12 @@ cluster-ctl: $(TOOLS)/ipfs-cluster-ctl
 
 $(TOOLS)/ipfs-cluster-ctl:
 	GO=$(GO) ./scripts/build-ipfs-cluster-ctl.sh $(TOOLS)/ipfs-cluster-ctl $(CLUSTERCTL)
+
+storetheindex: $(TOOLS)/storetheindex
+
+# The script rebuilds when the stamp beside the binary names another version.
+$(TOOLS)/storetheindex: FORCE
+	@GO=$(GO) ./scripts/build-storetheindex.sh $(TOOLS)/storetheindex $(STORETHEINDEX)
 
 lambda-rie: $(TOOLS)/aws-lambda-rie
 

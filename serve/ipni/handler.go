@@ -28,7 +28,8 @@ var ErrNotFound = errors.New("not in the advertisement chain")
 // …/ipni/v1/ad/{cid} is the dag-json of an ad or an entry chunk (404 for
 // any other CID). It reads the chain as this process has folded it, and
 // rebuilds an entry chunk from its CAR's index object, checked against
-// the chunk's CID before it is sent.
+// the chunk's CID before it is sent. Until Run has read the chain, every
+// request is answered 503 (Retry-After: 1).
 func (p *Publisher) Handler() http.Handler { return http.HandlerFunc(p.serveHTTP) }
 
 func (p *Publisher) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -40,6 +41,11 @@ func (p *Publisher) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	dir, ask := path.Split(r.URL.Path)
 	if !strings.HasSuffix(dir, HandlerPath) {
 		http.NotFound(w, r)
+		return
+	}
+	if !p.ready.Load() {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "the advertisement chain is being read", http.StatusServiceUnavailable)
 		return
 	}
 	var body []byte

@@ -199,6 +199,10 @@ type Publisher struct {
 		mhs []multihash.Multihash
 	}
 	stats struct{ ads, removals, multihashes, races, skipped atomic.Int64 }
+	// ready is set once Run has read the chain: before, Handler answers
+	// 503, never "no such ad" (an indexer would take that for a broken
+	// chain).
+	ready atomic.Bool
 }
 
 // Stats count what a Publisher appended, and what it met.
@@ -284,6 +288,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	if err := p.retry(ctx, "read the chain", func() error { return p.chain.sync(ctx, p.d.Log) }); err != nil {
 		return err
 	}
+	p.ready.Store(true)
 	head, n := p.Head()
 	p.logger.InfoContext(ctx, "chain read", "head", head, "ads", n, "peer", p.peer)
 	var wg sync.WaitGroup

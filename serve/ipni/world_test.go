@@ -328,7 +328,17 @@ func walk(t testing.TB, base string, key crypto.PrivKey) []walked {
 // chainOf reads the chain's stream from the log.
 func chainOf(t testing.TB, log eventlog.Store) []ipni.Advertised {
 	t.Helper()
-	evs, err := log.ReadStream(context.Background(), ipni.Stream, 0, eventlog.Forwards, 1<<20)
+	var evs []eventlog.Event
+	var err error
+	// The embedded log answers "sqlite3: interrupted" to the first read on
+	// a connection whose last reader's context was cancelled (the
+	// stopped publisher's): read again, as the publisher's retry does.
+	for range 3 {
+		if evs, err = log.ReadStream(context.Background(), ipni.Stream, 0, eventlog.Forwards, 1<<20); err == nil {
+			break
+		}
+		t.Logf("reading the chain: %v", err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,4 +352,25 @@ func chainOf(t testing.TB, log eventlog.Store) []ipni.Advertised {
 		}
 	}
 	return out
+}
+
+// get fetches a CID from a publisher's handler, checking its bytes
+// against it.
+func get(t testing.TB, srv *server, c string) []byte {
+	t.Helper()
+	resp, err := http.Get(srv.srv.URL + ipni.HandlerPath + c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %v: %s", c, resp.Status, err, b)
+	}
+	id := cid.MustParse(c)
+	sum, _ := multihash.Sum(b, id.Prefix().MhType, -1)
+	if !bytes.Equal(sum, id.Hash()) {
+		t.Fatalf("%s: the bytes served hash to %s", c, sum.B58String())
+	}
+	return b
 }
