@@ -25,7 +25,7 @@ import (
 // DAGFetcher gets a DAG as a verified CAR into sinks it opens; dag.Fetcher
 // is one.
 type DAGFetcher interface {
-	Fetch(ctx context.Context, req dag.Request, open func(context.Context) (dag.Sink, error), progress func(bytes, blocks int64, source string)) (dag.Result, dag.Sink, error)
+	Fetch(ctx context.Context, req dag.Request, open func(context.Context) (dag.Sink, error), progress func(dag.Progress)) (dag.Result, dag.Sink, error)
 }
 
 // CARStore keeps CARs: staging uploads, validation into the carpark, and
@@ -133,13 +133,12 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 	// is gone, stop the fetch at once (which aborts the upload).
 	fetchCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	var bytes, blocks atomic.Int64
-	var source atomic.Value
-	source.Store("")
+	var sofar atomic.Pointer[dag.Progress]
+	sofar.Store(&dag.Progress{})
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		t.renew(fetchCtx, a, stop, &bytes, &blocks, &source)
+		t.renew(fetchCtx, a, stop, &sofar)
 	}()
 
 	attempt := s.Attempt
@@ -151,12 +150,10 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 	meter := &received{metrics: a.pool.metrics}
 	var writing sync.Once
 	res, sink, err := t.dag.Fetch(fetchCtx, dag.Request{Root: root, Origins: origins(s.Request.Origins)}, open,
-		func(b, n int64, src string) {
-			bytes.Store(b)
-			blocks.Store(n)
-			source.Store(src)
-			meter.update(src, b, n)
-			if b > 0 {
+		func(p dag.Progress) {
+			sofar.Store(&p)
+			meter.update(p.Source, p.Bytes, p.Blocks)
+			if p.Bytes > 0 {
 				writing.Do(func() { t.reached(ctx, StepUploading) })
 			}
 		})
@@ -188,7 +185,7 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 	err = a.commit(ctx, func(s pin.State) (pin.Payload, error) {
 		return s.Upload(pin.CarUploaded{
 			Attempt: attempt, Fetcher: a.pool.cfg.Name, Key: staged.Key, Bytes: res.Bytes, Blocks: res.Blocks,
-			CarCID: staged.CarCID.String(), Checksum: staged.Checksum, Source: res.Source,
+			CarCID: staged.CarCID.String(), Checksum: staged.Checksum, Source: res.Source, ExpectedBytes: res.Expected,
 		})
 	})
 	if err != nil {
@@ -403,7 +400,7 @@ func progressEvery(lease time.Duration) time.Duration { return min(lease/3, 2*ti
 
 // renew reports progress (see progressEvery) until ctx ends, and stops the
 // attempt when a report is refused.
-func (t *transfer) renew(ctx context.Context, a *attempt, stop context.CancelCauseFunc, bytes, blocks *atomic.Int64, source *atomic.Value) {
+func (t *transfer) renew(ctx context.Context, a *attempt, stop context.CancelCauseFunc, sofar *atomic.Pointer[dag.Progress]) {
 	tick := time.NewTicker(progressEvery(t.lease))
 	defer tick.Stop()
 	for {
@@ -413,8 +410,10 @@ func (t *transfer) renew(ctx context.Context, a *attempt, stop context.CancelCau
 		case <-tick.C:
 		}
 		attempt := a.current().Attempt
+		p := sofar.Load()
 		err := a.commit(ctx, func(s pin.State) (pin.Payload, error) {
-			return s.Progress(a.pool.cfg.Name, attempt, bytes.Load(), blocks.Load(), source.Load().(string), time.Now(), t.lease)
+			return s.Progress(pin.FetchProgress{Attempt: attempt, Fetcher: a.pool.cfg.Name, Bytes: p.Bytes, Blocks: p.Blocks, Source: p.Source,
+				BlockBytes: p.BlockBytes, ExpectedBytes: p.Expected}, time.Now(), t.lease)
 		})
 		switch {
 		case err == nil:

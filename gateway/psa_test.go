@@ -284,7 +284,7 @@ func TestDeleteWhileFetching(t *testing.T) {
 	wg.Go(func() {
 		for n := int64(1); ctx.Err() == nil; n++ {
 			st := s.Pin(t, id)
-			p, err := st.Progress(gatewaytest.Fetcher, st.Attempt, n, n, "gateway", time.Now(), time.Hour)
+			p, err := st.Progress(pin.FetchProgress{Fetcher: gatewaytest.Fetcher, Attempt: st.Attempt, Bytes: n, Blocks: n, Source: "gateway"}, time.Now(), time.Hour)
 			if err != nil {
 				return // removed: the fetcher's claim is gone
 			}

@@ -90,16 +90,20 @@ func (s State) holds(op, fetcher string, attempt int, phases ...Phase) error {
 	return nil
 }
 
-// Progress decides on a progress report of the attempt, renewing its lease
-// until now+lease.
-func (s State) Progress(fetcher string, attempt int, bytes, blocks int64, source string, now time.Time, lease time.Duration) (FetchProgress, error) {
-	if err := s.holds("progress", fetcher, attempt, PhaseFetching); err != nil {
+// Progress decides on a progress report of the attempt (p's attempt,
+// fetcher, counts and source), renewing its lease until now+lease.
+func (s State) Progress(p FetchProgress, now time.Time, lease time.Duration) (FetchProgress, error) {
+	if err := s.holds("progress", p.Fetcher, p.Attempt, PhaseFetching); err != nil {
 		return FetchProgress{}, err
 	}
-	if bytes < 0 || blocks < 0 || lease <= 0 {
+	switch {
+	case p.Bytes < 0 || p.Blocks < 0 || p.BlockBytes < 0 || p.ExpectedBytes < 0 || lease <= 0:
 		return FetchProgress{}, fmt.Errorf("progress %s: %w: negative counts or no lease", s.Request.RequestID, ErrInvalid)
+	case p.BlockBytes > p.Bytes:
+		return FetchProgress{}, fmt.Errorf("progress %s: %w: %d bytes of blocks in a CAR of %d bytes", s.Request.RequestID, ErrInvalid, p.BlockBytes, p.Bytes)
 	}
-	return FetchProgress{Attempt: attempt, Fetcher: fetcher, Bytes: bytes, Blocks: blocks, Source: source, LeaseUntil: now.Add(lease)}, nil
+	p.LeaseUntil = now.Add(lease)
+	return p, nil
 }
 
 // Upload decides on the attempt's CAR being staged.
@@ -107,7 +111,7 @@ func (s State) Upload(u CarUploaded) (CarUploaded, error) {
 	if err := s.holds("upload", u.Fetcher, u.Attempt, PhaseFetching); err != nil {
 		return u, err
 	}
-	if u.Fetcher == "" || u.Key == "" || u.CarCID == "" || u.Bytes <= 0 || u.Blocks <= 0 {
+	if u.Fetcher == "" || u.Key == "" || u.CarCID == "" || u.Bytes <= 0 || u.Blocks <= 0 || u.ExpectedBytes < 0 {
 		return u, fmt.Errorf("upload %s: %w: an upload needs its fetcher, key, CAR CID, bytes and blocks", s.Request.RequestID, ErrInvalid)
 	}
 	return u, nil

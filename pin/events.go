@@ -92,12 +92,23 @@ type FetchStarted struct {
 
 // FetchProgress: how far the attempt has come; the lease is renewed.
 type FetchProgress struct {
-	Attempt    int       `json:"attempt"`
-	Fetcher    string    `json:"fetcher"`
-	Bytes      int64     `json:"bytes"`
-	Blocks     int64     `json:"blocks"`
-	Source     string    `json:"source,omitempty"`
-	LeaseUntil time.Time `json:"lease_until"`
+	Attempt int    `json:"attempt"`
+	Fetcher string `json:"fetcher"`
+	// Bytes and Blocks are the CAR's so far: its bytes (header and
+	// framing included) and its blocks.
+	Bytes  int64  `json:"bytes"`
+	Blocks int64  `json:"blocks"`
+	Source string `json:"source,omitempty"`
+	// BlockBytes is the blocks' own bytes among Bytes, without the CAR's
+	// framing: what ExpectedBytes is compared with.
+	BlockBytes int64 `json:"block_bytes,omitempty"`
+	// ExpectedBytes is the DAG's size as its root declares it: a dag-pb
+	// root's own bytes plus the cumulative sizes (Tsize) of its links, the
+	// blocks' bytes without the CAR's framing (see dag.Estimate for how it
+	// may differ from what is fetched). 0 when the root declares none
+	// (raw, dag-cbor, dag-json roots) or it is not known yet.
+	ExpectedBytes int64     `json:"expected_bytes,omitempty"`
+	LeaseUntil    time.Time `json:"lease_until"`
 }
 
 // CarUploaded: the attempt's CAR is written, verified as it streamed, and
@@ -120,6 +131,10 @@ type CarUploaded struct {
 	// that validation need not read them back.
 	Checksum string `json:"checksum,omitempty"`
 	Source   string `json:"source,omitempty"`
+	// ExpectedBytes is the DAG's size as its root declared it (see
+	// FetchProgress), so that a fetch too quick to report its progress
+	// still records it; 0 when the root declared none.
+	ExpectedBytes int64 `json:"expected_bytes,omitempty"`
 }
 
 // CarValidated: the staged CAR was checked and made visible in the carpark;
@@ -196,6 +211,11 @@ func (Removed) pinEvent()        {}
 
 // SchemaVersion is the version every pin event is written with. When a
 // schema changes, the decoding in pin/pinlog gains a case for the old one.
+// A field added later that is optional (omitempty, its zero meaning "not
+// known") is no change of schema: an event recorded before it decodes with
+// the zero value, and a reader built before it ignores it.
+// FetchProgress.BlockBytes and ExpectedBytes, and CarUploaded.ExpectedBytes,
+// are such fields.
 const SchemaVersion = 1
 
 // Recorded is one of a pin's events as the log recorded it: its payload, its

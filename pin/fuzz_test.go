@@ -62,7 +62,7 @@ func runScript(t *testing.T, script []byte) {
 		case 1:
 			p, err = s.Claim(fetcher, now, lease)
 		case 2:
-			p, err = s.Progress(fetcher, s.Attempt, int64(i), int64(i), "gateway", now, lease)
+			p, err = s.Progress(pin.FetchProgress{Fetcher: fetcher, Attempt: s.Attempt, Bytes: int64(i), Blocks: int64(i), Source: "gateway"}, now, lease)
 		case 3:
 			p, err = s.Upload(pin.CarUploaded{Attempt: s.Attempt, Fetcher: fetcher, Key: "k", Bytes: 9, Blocks: 1, CarCID: "bagboeaaa"})
 		case 4:

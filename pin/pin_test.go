@@ -182,10 +182,16 @@ func TestStepsOfAnAttempt(t *testing.T) {
 		return pin.CarUploaded{Attempt: attempt, Fetcher: fetcher, Key: "k", Bytes: 10, Blocks: 1, CarCID: "bagboeaaa"}
 	}
 	steps := map[string]func(pin.State) error{
-		"progress by holder": func(s pin.State) error { _, err := s.Progress("f1", 1, 10, 1, "bitswap", t0, lease); return err },
-		"progress by other":  func(s pin.State) error { _, err := s.Progress("f2", 1, 10, 1, "bitswap", t0, lease); return err },
+		"progress by holder": func(s pin.State) error {
+			_, err := s.Progress(pin.FetchProgress{Fetcher: "f1", Attempt: 1, Bytes: 10, Blocks: 1, Source: "bitswap"}, t0, lease)
+			return err
+		},
+		"progress by other": func(s pin.State) error {
+			_, err := s.Progress(pin.FetchProgress{Fetcher: "f2", Attempt: 1, Bytes: 10, Blocks: 1, Source: "bitswap"}, t0, lease)
+			return err
+		},
 		"progress of old attempt": func(s pin.State) error {
-			_, err := s.Progress("f1", 0, 10, 1, "bitswap", t0, lease)
+			_, err := s.Progress(pin.FetchProgress{Fetcher: "f1", Attempt: 0, Bytes: 10, Blocks: 1, Source: "bitswap"}, t0, lease)
 			return err
 		},
 		"upload by holder":   func(s pin.State) error { _, err := s.Upload(upload("f1", 1)); return err },

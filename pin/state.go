@@ -3,6 +3,7 @@ package pin
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -97,6 +98,12 @@ type State struct {
 	Bytes      int64
 	Blocks     int64
 	Source     string
+	// FetchStartedAt is when the current attempt was claimed; BlockBytes
+	// and ExpectedBytes are its blocks' bytes so far and the DAG's size as
+	// its root declares it (FetchProgress), for Completion.
+	FetchStartedAt time.Time
+	BlockBytes     int64
+	ExpectedBytes  int64
 
 	// Staged is the current attempt's uploaded CAR; Car is the validated CAR
 	// in the carpark, once pinned.
@@ -183,14 +190,25 @@ func (s State) With(p Payload, at time.Time) State {
 		s.Fetcher = p.Fetcher
 		s.LeaseUntil = p.LeaseUntil
 		s.Bytes, s.Blocks, s.Source = 0, 0, ""
+		s.FetchStartedAt, s.BlockBytes, s.ExpectedBytes = at, 0, 0
 		s.Staged = CarUploaded{}
 	case FetchProgress:
 		s.LeaseUntil = p.LeaseUntil
 		s.Bytes, s.Blocks, s.Source = p.Bytes, p.Blocks, p.Source
+		s.BlockBytes = p.BlockBytes
+		// Every try of the attempt fetches the same root: a report made
+		// before a try knew it (or before reports carried it) does not
+		// unsay it.
+		if p.ExpectedBytes > 0 {
+			s.ExpectedBytes = p.ExpectedBytes
+		}
 	case CarUploaded:
 		s.Phase = PhaseUploaded
 		s.Staged = p
 		s.Bytes, s.Blocks, s.Source = p.Bytes, p.Blocks, p.Source
+		if p.ExpectedBytes > 0 {
+			s.ExpectedBytes = p.ExpectedBytes
+		}
 	case CarValidated:
 		s.Phase = PhasePinned
 		s.Car = p
@@ -262,4 +280,49 @@ func (s State) Check() error {
 		return bad("status %q", s.Status())
 	}
 	return nil
+}
+
+// Completion is how far a pin's fetch has come towards the DAG's size as
+// its root declares it (State.ExpectedBytes).
+type Completion struct {
+	// Expected is the declared size, the blocks' bytes without the CAR's
+	// framing; 0 when the root declared none (a raw, dag-cbor or dag-json
+	// root, or a pin completed from the carpark), and then nothing else
+	// is said.
+	Expected int64
+	// Percent is the share of Expected fetched, rounded down to a tenth
+	// and at most 100 (a DAG may be bigger than its root declares); 100
+	// once the fetch is over (the CAR staged, or pinned).
+	Percent float64
+	// Left is how long the rest should take at the attempt's rate so far:
+	// its blocks' bytes over the time from its claim to its last report.
+	// LeftKnown is false before the first bytes; Left is 0 once over.
+	Left      time.Duration
+	LeftKnown bool
+}
+
+// Completion returns how far the current attempt's fetch has come, while
+// it fetches and once it has fetched; the zero Completion otherwise, and
+// when the root declared no size. It reads only the state, never the
+// clock: the rate is the one of the attempt's last report.
+func (s State) Completion() Completion {
+	if s.ExpectedBytes <= 0 {
+		return Completion{}
+	}
+	c := Completion{Expected: s.ExpectedBytes}
+	switch s.Phase {
+	case PhaseUploaded, PhasePinned:
+		c.Percent, c.LeftKnown = 100, true
+		return c
+	case PhaseFetching:
+	default:
+		return Completion{}
+	}
+	done := min(s.BlockBytes, c.Expected)
+	c.Percent = math.Floor(float64(done)*1000/float64(c.Expected)) / 10
+	if elapsed := s.UpdatedAt.Sub(s.FetchStartedAt); s.BlockBytes > 0 && elapsed > 0 && !s.FetchStartedAt.IsZero() {
+		c.Left = time.Duration(float64(elapsed) * float64(c.Expected-done) / float64(s.BlockBytes))
+		c.LeftKnown = true
+	}
+	return c
 }

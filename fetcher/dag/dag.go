@@ -181,6 +181,18 @@ type BufferingSink interface {
 	BuffersWrites()
 }
 
+// Progress is how far a try has come, as Fetch reports it.
+type Progress struct {
+	// Bytes is the CAR's length so far (header and framing included) and
+	// Blocks its blocks; BlockBytes is the blocks' own bytes among Bytes.
+	Bytes, Blocks, BlockBytes int64
+	// Expected is the DAG's size as its root declares it (see Estimate),
+	// to compare with BlockBytes; 0 when the root declares none.
+	Expected int64
+	// Source is the Name of the source being tried.
+	Source string
+}
+
 // Result describes the CAR of a successful fetch.
 type Result struct {
 	// CarCID is the CID of the CAR's bytes: sha2-256, multicodec car
@@ -190,6 +202,9 @@ type Result struct {
 	Bytes, Blocks int64
 	// Source is the Name of the source that served the DAG.
 	Source string
+	// Expected is the DAG's size as its root declared it (see Estimate),
+	// 0 when it declared none.
+	Expected int64
 	// Index is the CAR's block index, recorded as it was written (no
 	// second read): the CARv2 index go-car/v2 builds for these bytes
 	// (index.MultihashIndexSorted as index.WriteTo writes it: every

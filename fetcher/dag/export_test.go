@@ -90,7 +90,7 @@ func TestMatchesDagExport(t *testing.T) {
 				var s sinks
 				var calls int
 				f := newFetcher(t, dag.Limits{}, src(t))
-				res, sink, err := f.Fetch(ctx, dag.Request{Root: root}, s.open, func(int64, int64, string) { calls++ })
+				res, sink, err := f.Fetch(ctx, dag.Request{Root: root}, s.open, func(dag.Progress) { calls++ })
 				if err != nil {
 					t.Fatalf("fetch: %v", err)
 				}
@@ -199,7 +199,7 @@ func TestBufferingSinkGetsSectionsUnbuffered(t *testing.T) {
 	opened := &bufferingSink{}
 	var progressed int64
 	res, _, err := f.Fetch(ctx, dag.Request{Root: root}, func(context.Context) (dag.Sink, error) { return opened, nil },
-		func(bytes, _ int64, _ string) { progressed = bytes })
+		func(p dag.Progress) { progressed = p.Bytes })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,8 +74,14 @@ func (f *Fetcher) Limits() Limits { return f.limits }
 // starts lives on after Fetch returns; the attempt's limits do not
 // interrupt a sink's Write.
 // progress, if not nil, is called from Fetch's goroutines a few times a
-// second with the bytes and blocks written so far, and once at the end; it
-// must not block.
+// second with how far the try has come (from zero again for each source),
+// and once at the end; it must not block.
+//
+// Once the root block is verified, its declared size (Estimate) is known:
+// a root that declares more than MaxCARBytes fails the attempt as too_big
+// at once, before anything else is fetched or anything is written; a DAG
+// bigger than its root declares is failed by the CAR's byte count as it
+// streams, as every DAG is.
 //
 // When ctx ends, Fetch returns ctx's error, not a *Failure: the attempt was
 // abandoned, not failed. Otherwise every error is a *Failure:
@@ -93,7 +99,7 @@ func (f *Fetcher) Limits() Limits { return f.limits }
 //     failed to answer must not turn it so), and otherwise sources_failed.
 //
 // The Failure's message lists every source's failure.
-func (f *Fetcher) Fetch(ctx context.Context, req Request, open func(context.Context) (Sink, error), progress func(bytes, blocks int64, source string)) (Result, Sink, error) {
+func (f *Fetcher) Fetch(ctx context.Context, req Request, open func(context.Context) (Sink, error), progress func(Progress)) (Result, Sink, error) {
 	if err := CheckCID(req.Root); err != nil {
 		return Result{}, nil, err
 	}
@@ -179,7 +185,7 @@ func summarize(failures []*Failure) *Failure {
 }
 
 // try streams the DAG from one source into one sink.
-func (f *Fetcher) try(ctx context.Context, src Source, req Request, open func(context.Context) (Sink, error), progress func(int64, int64, string)) (Result, Sink, error) {
+func (f *Fetcher) try(ctx context.Context, src Source, req Request, open func(context.Context) (Sink, error), progress func(Progress)) (Result, Sink, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -216,6 +222,7 @@ func (f *Fetcher) try(ctx context.Context, src Source, req Request, open func(co
 
 	v := newVerifier(req.Root, ra, f.limits.MaxBlockBytes)
 	carBytes := int64(len(header))
+	rooted := false
 	var verr error
 	for verr == nil {
 		wd.waiting.Store(true)
@@ -234,6 +241,18 @@ func (f *Fetcher) try(ctx context.Context, src Source, req Request, open func(co
 			verr = Fail(pin.ReasonTooBig, "the CAR passes %d bytes (MAX_CAR_BYTES)", f.limits.MaxCARBytes)
 			break
 		}
+		if !rooted {
+			// The root is the first block: what it declares is known before
+			// anything is written, and the writer reports it from then on.
+			rooted = true
+			if est, ok := Estimate(blk.CID, blk.Data); ok {
+				if est > f.limits.MaxCARBytes {
+					verr = Fail(pin.ReasonTooBig, "the root declares a DAG of %d bytes (its own and its links' Tsize), over the %d byte limit (MAX_CAR_BYTES)", est, f.limits.MaxCARBytes)
+					break
+				}
+				w.expected.Store(est)
+			}
+		}
 		select {
 		case out <- blk:
 		case <-ctx.Done():
@@ -248,9 +267,10 @@ func (f *Fetcher) try(ctx context.Context, src Source, req Request, open func(co
 	var res Result
 	if verr == nil {
 		res, verr = finish(wr, src.Name())
+		res.Expected = w.expected.Load()
 	}
 	if verr == nil && progress != nil {
-		progress(res.Bytes, res.Blocks, res.Source)
+		progress(Progress{Bytes: res.Bytes, Blocks: res.Blocks, BlockBytes: wr.blockBytes, Expected: res.Expected, Source: res.Source})
 	}
 	if verr != nil {
 		verr = classify(ctx, verr, v.received)
@@ -321,7 +341,9 @@ type writeResult struct {
 	sink   Sink
 	car    *carWriter
 	blocks int64
-	err    error
+	// blockBytes is the blocks' own bytes written, without the framing.
+	blockBytes int64
+	err        error
 }
 
 // writer is the second stage of a try: it opens the sink on the first
@@ -330,8 +352,11 @@ type writeResult struct {
 type writer struct {
 	root     cid.Cid
 	open     func(context.Context) (Sink, error)
-	progress func(int64, int64, string)
+	progress func(Progress)
 	source   string
+	// expected is the DAG's size as its root declares it, once the try
+	// has seen the root: 0 until then, and when it declares none.
+	expected atomic.Int64
 	cancel   context.CancelCauseFunc
 	// recycle gives written blocks' buffers back to the source.
 	recycle func([]byte)
@@ -366,12 +391,13 @@ func (w *writer) run(ctx context.Context, in <-chan Block) writeResult {
 			return fail(fmt.Errorf("write block %s: %w", blk.CID, err))
 		}
 		res.blocks++
+		res.blockBytes += int64(len(blk.Data))
 		if w.recycle != nil {
 			w.recycle(blk.Data)
 		}
 		if w.progress != nil && time.Since(reported) >= progressEvery {
 			reported = time.Now()
-			w.progress(res.car.written(), res.blocks, w.source)
+			w.progress(Progress{Bytes: res.car.written(), Blocks: res.blocks, BlockBytes: res.blockBytes, Expected: w.expected.Load(), Source: w.source})
 		}
 	}
 	return res

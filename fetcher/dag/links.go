@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/ipfs/boxo/verifcid"
 	"github.com/ipfs/go-cid"
@@ -110,6 +111,60 @@ func dagPBLinks(data []byte) ([]cid.Cid, error) {
 		links = append(links, lnk.Cid)
 	}
 	return links, nil
+}
+
+// Estimate returns the size of the DAG under a verified block as the
+// block declares it, and whether it declares one: a dag-pb block's own
+// bytes plus the cumulative sizes (Tsize) of its links, each distinct link
+// counted once. For a UnixFS DAG that is the sum of its blocks' bytes,
+// without a CAR's framing (about 40 bytes a block more), exactly, unless
+// a sub-DAG is shared below the block: a block linked from two places
+// deeper down (a file of repeated chunks) is counted each time, so the
+// estimate is then above what is fetched, never below. A file of one
+// repeated 256 KiB chunk (a sparse disk image) shares whole subtrees
+// below its root, which counts each distinct one once: up to 1.29 TiB of
+// file (174^3 chunks) it declares under 15 GiB, two subtrees of 7.4 GiB
+// at most, though its CAR is a few hundred KiB; a longer one declares
+// more than MAX_CAR_BYTES and is refused as too_big.
+//
+// A root may lie: nothing of what it declares is checked, and the CAR's
+// byte count bounds what is fetched all the same. Raw, dag-cbor and
+// dag-json blocks declare no size, nor does a dag-pb block one of whose
+// links has no Tsize. A sum past the int64 range is math.MaxInt64.
+func Estimate(c cid.Cid, data []byte) (int64, bool) {
+	if c.Type() != codecDagPB {
+		return 0, false
+	}
+	nb := dagpb.Type.PBNode.NewBuilder()
+	if err := dagpb.DecodeBytes(nb, data); err != nil {
+		return 0, false
+	}
+	node, ok := nb.Build().(dagpb.PBNode)
+	if !ok {
+		return 0, false
+	}
+	total := int64(len(data))
+	seen := map[cid.Cid]struct{}{}
+	for it := node.FieldLinks().Iterator(); !it.Done(); {
+		_, l := it.Next()
+		tsize := l.FieldTsize()
+		if !tsize.Exists() {
+			return 0, false
+		}
+		if lnk, ok := l.FieldHash().Link().(cidlink.Link); ok {
+			if _, dup := seen[lnk.Cid]; dup {
+				continue
+			}
+			seen[lnk.Cid] = struct{}{}
+		}
+		n := tsize.Must().Int()
+		if n < 0 || n > math.MaxInt64-total {
+			// dag-pb sizes are unsigned: one past int64 is past any limit.
+			return math.MaxInt64, true
+		}
+		total += n
+	}
+	return total, true
 }
 
 func decodedLinks(data []byte, decode func(datamodel.NodeAssembler, io.Reader) error) ([]cid.Cid, error) {

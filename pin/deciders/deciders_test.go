@@ -83,7 +83,7 @@ func worstCase(t *testing.T, c deciders.BoundConfig, claim bool) (start, end tim
 			st := w.State(id)
 			var renewals []eventlog.Proposed
 			renew := func(at time.Time) {
-				p, err := st.Progress("fetcher", st.Attempt, 1, 1, "gateway", at, c.Lease)
+				p, err := st.Progress(pin.FetchProgress{Fetcher: "fetcher", Attempt: st.Attempt, Bytes: 1, Blocks: 1, Source: "gateway"}, at, c.Lease)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -213,7 +213,9 @@ func TestDecisionsTable(t *testing.T) {
 		{"a renewed lease holds", func(w *pintest.World, id uuid.UUID) {
 			claim(w, id, t0.Add(59*time.Minute))
 			at := t0.Add(time.Hour - time.Second)
-			w.Do(id, at, "f", func(s pin.State) (pin.Payload, error) { return s.Progress("f", 1, 1, 1, "", at, c.Lease) })
+			w.Do(id, at, "f", func(s pin.State) (pin.Payload, error) {
+				return s.Progress(pin.FetchProgress{Fetcher: "f", Attempt: 1, Bytes: 1, Blocks: 1}, at, c.Lease)
+			})
 		}, "", nil},
 		{"a queued pin within its timeout waits", func(w *pintest.World, id uuid.UUID) {
 			claim(w, id, t0)

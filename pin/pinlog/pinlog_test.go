@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,8 +61,8 @@ func TestEveryPayloadSurvivesTheEnvelope(t *testing.T) {
 	for _, p := range []pin.Payload{
 		pin.Requested{RequestID: id, Tenant: "a", CID: "bafkqaaa", Name: "n", Origins: []string{"/ip4/1.2.3.4/tcp/1"}, Meta: map[string]string{"k": "v"}, Created: t0, Replaces: uuid.New()},
 		pin.FetchStarted{Attempt: 1, Fetcher: "f", LeaseUntil: t0},
-		pin.FetchProgress{Attempt: 1, Fetcher: "f", Bytes: 5, Blocks: 2, Source: "gateway", LeaseUntil: t0},
-		pin.CarUploaded{Attempt: 1, Fetcher: "f", Key: "k", Bytes: 5, Blocks: 2, CarCID: "bagb", Checksum: "x", Source: "kubo"},
+		pin.FetchProgress{Attempt: 1, Fetcher: "f", Bytes: 5, Blocks: 2, Source: "gateway", BlockBytes: 3, ExpectedBytes: 9, LeaseUntil: t0},
+		pin.CarUploaded{Attempt: 1, Fetcher: "f", Key: "k", Bytes: 5, Blocks: 2, CarCID: "bagb", Checksum: "x", Source: "kubo", ExpectedBytes: 9},
 		pin.CarValidated{Attempt: 1, Key: "k", Bytes: 5, CarCID: "bagb", Reused: true},
 		pin.Failed{Attempt: 2, Reason: pin.ReasonTooBig, Message: "m", Permanent: true},
 		pin.RetryScheduled{Failures: 1, NotBefore: t0, Requeued: true},
@@ -80,6 +81,31 @@ func TestEveryPayloadSurvivesTheEnvelope(t *testing.T) {
 		want := pin.Recorded{ID: eid, Revision: 7, At: t0, Payload: p}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: decoded %+v, want %+v", p.EventType(), got, want)
+		}
+	}
+}
+
+// Events recorded before FetchProgress and CarUploaded carried the DAG's
+// declared size decode as they did, the size unknown (zero), at the same
+// schema version; the new fields are written only when known.
+func TestEventsBeforeTheDeclaredSizeStillDecode(t *testing.T) {
+	old := []eventlog.Event{
+		{Type: pin.TypeFetchProgress, Version: 1, Data: []byte(`{"attempt":1,"fetcher":"f","bytes":5,"blocks":2,"source":"gateway","lease_until":"` + t0.Format(time.RFC3339Nano) + `"}`)},
+		{Type: pin.TypeCarUploaded, Version: 1, Data: []byte(`{"attempt":1,"fetcher":"f","key":"k","bytes":5,"blocks":2,"car_cid":"bagb"}`)},
+	}
+	want := []pin.Payload{
+		pin.FetchProgress{Attempt: 1, Fetcher: "f", Bytes: 5, Blocks: 2, Source: "gateway", LeaseUntil: t0},
+		pin.CarUploaded{Attempt: 1, Fetcher: "f", Key: "k", Bytes: 5, Blocks: 2, CarCID: "bagb"},
+	}
+	for i, e := range old {
+		got, err := pinlog.Decode(e)
+		if err != nil || !reflect.DeepEqual(got.Payload, want[i]) {
+			t.Errorf("%s: decoded %+v, %v; want %+v", e.Type, got.Payload, err, want[i])
+		}
+		// Re-encoded, it is the same JSON: an unknown size is not written.
+		prop, err := pinlog.Propose(want[i], uuid.New(), eventlog.Metadata{})
+		if err != nil || strings.Contains(string(prop.Data), "expected_bytes") || strings.Contains(string(prop.Data), "block_bytes") || prop.Version != 1 {
+			t.Errorf("%s re-encoded as v%d %s (%v)", e.Type, prop.Version, prop.Data, err)
 		}
 	}
 }
@@ -247,7 +273,7 @@ func TestCommitGivesUpOnAPinThatKeepsMoving(t *testing.T) {
 	_, err := c.Commit(ctx, pinlog.Commit{RequestID: id, Actor: "tenant:alice", Decide: func(s pin.State) (pinlog.Decision, error) {
 		decisions++
 		// Another writer (the fetcher) moves the pin under every decision.
-		p, err := s.Progress("f1", 1, int64(decisions), 1, "gateway", t0, time.Minute)
+		p, err := s.Progress(pin.FetchProgress{Fetcher: "f1", Attempt: 1, Bytes: int64(decisions), Blocks: 1, Source: "gateway"}, t0, time.Minute)
 		if err != nil {
 			return pinlog.Decision{}, err
 		}

@@ -64,7 +64,7 @@ func story(t *testing.T) *history {
 	})
 	h.add("fetcher/a", tick(time.Second), func(s pin.State) (pin.Payload, error) { return s.Claim("fetcher/a", at, 30*time.Second) })
 	h.add("fetcher/a", tick(10*time.Second), func(s pin.State) (pin.Payload, error) {
-		return s.Progress("fetcher/a", 1, 3<<20, 12, "gateway", at, 30*time.Second)
+		return s.Progress(pin.FetchProgress{Fetcher: "fetcher/a", Attempt: 1, Bytes: 3 << 20, Blocks: 12, Source: "gateway"}, at, 30*time.Second)
 	})
 	h.add("fetcher/a", tick(2*time.Minute), func(s pin.State) (pin.Payload, error) {
 		return s.Fail("fetcher/a", 1, pin.ReasonStalled, "no bytes for 2m0s", false)

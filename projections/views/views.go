@@ -57,6 +57,9 @@ type Pin struct {
 	Bytes  int64
 	Blocks int64
 	Source string
+	// Completion is how far the attempt has come towards the DAG's size
+	// as its root declares it: its zero value when the root declares none.
+	Completion pin.Completion
 	// The CAR, once pinned.
 	CarCID   string
 	CarBytes int64
@@ -212,6 +215,7 @@ func Of(s pin.State) Pin {
 		Bytes:         s.Bytes,
 		Blocks:        s.Blocks,
 		Source:        s.Source,
+		Completion:    s.Completion(),
 		NotBefore:     s.NotBefore,
 		UpdatedAt:     s.UpdatedAt,
 		Phase:         s.Phase,

@@ -61,7 +61,7 @@ func testStatusAndInfo(t *testing.T, b Backend) {
 	})
 	h.now = h.now.Add(time.Second)
 	h.do(id, must[pin.FetchStarted](t)(h.state(id).Claim("f1", h.now, lease)))
-	h.do(id, must[pin.FetchProgress](t)(h.state(id).Progress("f1", 1, 4096, 3, "gateway", h.now, lease)))
+	h.do(id, must[pin.FetchProgress](t)(h.state(id).Progress(pin.FetchProgress{Fetcher: "f1", Attempt: 1, Bytes: 4096, Blocks: 3, Source: "gateway"}, h.now, lease)))
 	check("progress", func(v views.Pin) string {
 		if v.Status != pin.StatusPinning || v.Attempt != 1 || v.Bytes != 4096 || v.Blocks != 3 || v.Source != "gateway" {
 			return fmt.Sprintf("got %s attempt %d, %d bytes %d blocks from %q; want pinning, 1, 4096, 3, gateway", v.Status, v.Attempt, v.Bytes, v.Blocks, v.Source)

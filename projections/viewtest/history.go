@@ -282,9 +282,18 @@ func (g *generator) advance(p *genPin) bool {
 	case s.Phase == pin.PhaseFetching:
 		switch {
 		case x < 45:
-			next, err = s.Progress(s.Fetcher, s.Attempt, s.Bytes+int64(g.rnd.IntN(1<<20)), s.Blocks+int64(g.rnd.IntN(10)), "gateway", g.now, lease)
+			// Every other attempt's root declares a size (a dag-pb root,
+			// say); the blocks' bytes are most of the CAR's.
+			bytes := s.Bytes + int64(g.rnd.IntN(1<<20))
+			var expected int64
+			if s.Attempt%2 == 0 {
+				expected = 4 << 20
+			}
+			next, err = s.Progress(pin.FetchProgress{Fetcher: s.Fetcher, Attempt: s.Attempt, Bytes: bytes, Blocks: s.Blocks + int64(g.rnd.IntN(10)),
+				Source: "gateway", BlockBytes: bytes - bytes/64, ExpectedBytes: expected}, g.now, lease)
 		case x < 75:
-			next, err = s.Upload(pin.CarUploaded{Attempt: s.Attempt, Fetcher: s.Fetcher, Key: "staging/" + p.id.String(), Bytes: s.Bytes + 100, Blocks: s.Blocks + 1, CarCID: "bagbaiera" + p.id.String()[:8], Checksum: "sha256:" + p.id.String()[:8]})
+			next, err = s.Upload(pin.CarUploaded{Attempt: s.Attempt, Fetcher: s.Fetcher, Key: "staging/" + p.id.String(), Bytes: s.Bytes + 100, Blocks: s.Blocks + 1, CarCID: "bagbaiera" + p.id.String()[:8], Checksum: "sha256:" + p.id.String()[:8],
+				ExpectedBytes: s.ExpectedBytes})
 		case x < 82:
 			next, err = s.Fail(s.Fetcher, s.Attempt, pin.ReasonStalled, "no bytes for 2m0s", false)
 		case x < 85:

@@ -194,7 +194,7 @@ func (s *Stack) Claim(t testing.TB, id uuid.UUID) {
 func (s *Stack) Progress(t testing.TB, id uuid.UUID, bytes, blocks int64, source string) {
 	t.Helper()
 	s.Decide(t, id, func(st pin.State) (pin.Payload, error) {
-		return st.Progress(Fetcher, st.Attempt, bytes, blocks, source, time.Now(), Lease)
+		return st.Progress(pin.FetchProgress{Fetcher: Fetcher, Attempt: st.Attempt, Bytes: bytes, Blocks: blocks, Source: source}, time.Now(), Lease)
 	})
 }
 

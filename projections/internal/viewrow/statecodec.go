@@ -28,8 +28,15 @@ import (
 // stateVersion is the first byte of an encoded state. Version 2 added
 // CarValidated's index (Index, IndexBytes, IndexSHA256); the views'
 // schema versions changed with it (embedded 8, PostgreSQL 6), so no row
-// of version 1 is read.
-const stateVersion = 2
+// of version 1 is read. Version 3 added the DAG's declared size
+// (FetchStartedAt, BlockBytes, ExpectedBytes, CarUploaded.ExpectedBytes);
+// a row of version 2 is still read, those fields zero (unknown), so the
+// views need no rebuild: an attempt in flight at the upgrade shows no
+// time left until its next attempt, and every later one shows it all.
+const (
+	stateVersion       = 3
+	stateVersionNoSize = 2
+)
 
 type stateWriter struct{ b []byte }
 
@@ -94,6 +101,9 @@ func encodeState(s pin.State) []byte {
 	w.int(s.Bytes)
 	w.int(s.Blocks)
 	w.str(s.Source)
+	w.time(s.FetchStartedAt)
+	w.int(s.BlockBytes)
+	w.int(s.ExpectedBytes)
 	st := s.Staged
 	w.int(int64(st.Attempt))
 	w.str(st.Fetcher)
@@ -103,6 +113,7 @@ func encodeState(s pin.State) []byte {
 	w.str(st.CarCID)
 	w.str(st.Checksum)
 	w.str(st.Source)
+	w.int(st.ExpectedBytes)
 	c := s.Car
 	w.int(int64(c.Attempt))
 	w.str(c.Key)
@@ -227,9 +238,10 @@ func (r *stateReader) time() time.Time {
 // decodeState reads what encodeState wrote.
 func decodeState(b []byte) (pin.State, error) {
 	var s pin.State
-	if len(b) == 0 || b[0] != stateVersion {
+	if len(b) == 0 || (b[0] != stateVersion && b[0] != stateVersionNoSize) {
 		return s, fmt.Errorf("decode state: unknown form %x", b[:min(len(b), 1)])
 	}
+	sized := b[0] == stateVersion
 	r := stateReader{b: b[1:]}
 	s.Exists = r.bool()
 	s.Revision = r.uint()
@@ -263,6 +275,11 @@ func decodeState(b []byte) (pin.State, error) {
 	s.Bytes = r.int()
 	s.Blocks = r.int()
 	s.Source = r.str()
+	if sized {
+		s.FetchStartedAt = r.time()
+		s.BlockBytes = r.int()
+		s.ExpectedBytes = r.int()
+	}
 	st := &s.Staged
 	st.Attempt = int(r.int())
 	st.Fetcher = r.str()
@@ -272,6 +289,9 @@ func decodeState(b []byte) (pin.State, error) {
 	st.CarCID = r.str()
 	st.Checksum = r.str()
 	st.Source = r.str()
+	if sized {
+		st.ExpectedBytes = r.int()
+	}
 	c := &s.Car
 	c.Attempt = int(r.int())
 	c.Key = r.str()
