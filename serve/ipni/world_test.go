@@ -127,7 +127,7 @@ func (w *world) pin(car locatetest.Car) uuid.UUID {
 	})
 	do(func(s pin.State) (pin.Payload, error) { return s.Claim("fetcher-1", time.Now(), time.Minute) })
 	do(func(s pin.State) (pin.Payload, error) {
-		return s.Upload(pin.CarUploaded{Attempt: 1, Fetcher: "fetcher-1", Key: "staging/" + id.String(), Bytes: car.CAR.Bytes, Blocks: int64(len(car.Blocks)), CarCID: car.CAR.CarCID.String()})
+		return s.Upload(pin.CarUploaded{Attempt: 1, Fetcher: "fetcher-1", Key: "staging/" + id.String(), Bytes: car.CAR.Bytes, Blocks: int64(max(1, len(car.Blocks))), CarCID: car.CAR.CarCID.String()})
 	})
 	sum := sha256.Sum256(car.Index)
 	do(func(s pin.State) (pin.Payload, error) {
