@@ -129,7 +129,7 @@ func (r *deploymentRun) run(env string, extra ...string) {
 	ctx := context.Background()
 	r.d = planFor(t, env, extra...)
 	r.roles = wiredRoles(t, r.d)
-	r.w = startWorld(t, r.d, r.roles)
+	r.w = startWorld(t, r.d, r.roles, r.image.binary)
 	t.Cleanup(r.stopAll)
 
 	// The content to pin, on a trustless gateway on loopback.

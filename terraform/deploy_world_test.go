@@ -46,8 +46,9 @@ import (
 //	                             PostgreSQL event log, the log's, which the roles then use as wired
 //	Secrets Manager              awstest.SecretsManager: the secrets the plan creates, with values made
 //	                             as the plan makes them (below), and each RDS-managed master secret;
-//	                             the serve peer's key, which the operator writes once (README.md's
-//	                             Deploying steps), a new libp2p key as `pickup serve-key` prints one
+//	                             the serve peer's key, which the operator writes once: what the
+//	                             tasks' binary prints for `pickup serve-key`, as README.md's
+//	                             Deploying steps have it
 //	EC2 DescribeNetworkInterfaces awstest.EC2: every task's address 127.0.0.1 has public IP 127.0.0.1
 //	ECS task metadata and agent  awstest.ECSTask, one per task
 //	EventStoreDB (eventlog=esdb) cannot run here: the embedded log, one SQLite file all roles share
@@ -77,13 +78,16 @@ type world struct {
 	// names it ("" when the plan selects EventStoreDB); logSecretARN the
 	// secret holding its login.
 	logUser, logSecretARN string
+	// pickup is the tasks' binary, which makes the serve peer's key as the
+	// operator does (`pickup serve-key`).
+	pickup string
 }
 
-// startWorld starts every stand-in for d.
-func startWorld(t *testing.T, d *deployment, roles []wiredRole) *world {
+// startWorld starts every stand-in for d; pickup is the tasks' binary.
+func startWorld(t *testing.T, d *deployment, roles []wiredRole, pickup string) *world {
 	t.Helper()
 	ctx := context.Background()
-	w := &world{dir: t.TempDir(), hostTable: map[string]string{}}
+	w := &world{dir: t.TempDir(), hostTable: map[string]string{}, pickup: pickup}
 	w.eventlog = filepath.Join(w.dir, "eventlog", "events.db")
 	if err := os.MkdirAll(filepath.Dir(w.eventlog), 0o777); err != nil {
 		t.Fatal(err)
@@ -245,28 +249,38 @@ func (w *world) secretValue(t *testing.T, d *deployment, s tfResource, roles []w
 		case "PICKUP_WEBHOOK_KEY", "PICKUP_LIBP2P_SEED":
 			return randomString(t, length)
 		case "PICKUP_SERVE_LIBP2P_KEY":
-			// Created empty; what the operator writes: a libp2p key as
-			// kubo's Identity.PrivKey holds it.
-			return newLibp2pKey(t)
+			// Created empty; what the operator writes.
+			return w.serveKey(t)
 		}
 	}
 	t.Fatalf("secret %s (%s) is used as %q: the test knows no value for it", s.str("name"), s.Address, uses)
 	return ""
 }
 
-// newLibp2pKey is a new ed25519 libp2p private key, base64 of its
-// protobuf form (kubo's Identity.PrivKey).
-func newLibp2pKey(t *testing.T) string {
+// serveKey runs `pickup serve-key` as README.md's Deploying steps do and
+// returns what it printed, which must be a libp2p private key, base64 of
+// its protobuf form (kubo's Identity.PrivKey): the serve task then starts
+// with it, or the deployment test fails.
+func (w *world) serveKey(t *testing.T) string {
 	t.Helper()
-	sk, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	cmd := exec.Command(w.pickup, "serve-key")
+	cmd.Dir = t.TempDir()
+	cmd.Env = []string{"HOME=" + cmd.Dir, "PATH=" + os.Getenv("PATH")}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("pickup serve-key (README.md's step that writes the serve peer's key): %v\n%s", err, stderr.String())
 	}
-	b, err := crypto.MarshalPrivateKey(sk)
+	key := strings.TrimSpace(string(out))
+	b, err := base64.StdEncoding.DecodeString(key)
+	if err == nil {
+		_, err = crypto.UnmarshalPrivateKey(b)
+	}
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("pickup serve-key printed %q, not a base64 libp2p private key: %v", key, err)
 	}
-	return base64.StdEncoding.EncodeToString(b)
+	return key
 }
 
 // portOf is a cluster's port ("5432" by default).
