@@ -92,7 +92,9 @@ func (w *world) request(root cid.Cid) uuid.UUID {
 }
 
 type poolOptions struct {
-	name      string
+	name string
+	// origin is the trustless gateway's URL; w.gw's when empty.
+	origin    string
 	cfg       fetcher.Config
 	limits    dag.Limits
 	protector fetcher.Protector
@@ -105,7 +107,10 @@ type poolOptions struct {
 // ends); stop returns what Run returned.
 func (w *world) startPool(o poolOptions) (stop func() error) {
 	w.t.Helper()
-	src, err := trustless.New(trustless.Config{URL: w.gw.URL()})
+	if o.origin == "" {
+		o.origin = w.gw.URL()
+	}
+	src, err := trustless.New(trustless.Config{URL: o.origin})
 	if err != nil {
 		w.t.Fatal(err)
 	}
