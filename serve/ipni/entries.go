@@ -3,10 +3,7 @@ package ipni
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 
 	"github.com/ipfs/go-cid"
 	"github.com/ipld/go-ipld-prime"
@@ -76,46 +73,23 @@ type indexObject struct {
 }
 
 // multihashes reads the index object and returns its multihashes in the
-// CAR's order, decoded by locate.Entries (the lookup's own decoder: one
-// reading of untrusted index objects) and checked against the size and
-// SHA-256 it was validated with. A bad object wraps locate.ErrBadIndex.
+// CAR's order, decoded and checked against the size and SHA-256 it was
+// validated with by locate.ValidatedEntries (the block lookup's own
+// reading of untrusted index objects). A bad object wraps
+// locate.ErrBadIndex.
 func multihashes(ctx context.Context, objects Objects, o indexObject) ([]multihash.Multihash, error) {
 	rc, err := objects.ReadRange(ctx, o.key, 0, -1)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	h := sha256.New()
-	var r io.Reader = rc
-	if o.bytes > 0 {
-		r = io.LimitReader(r, o.bytes+1)
-	}
-	cr := &counter{r: io.TeeReader(r, h)}
-	entries, err := locate.Entries(cr, o.carBytes)
+	entries, err := locate.ValidatedEntries(rc, o.carBytes, o.bytes, o.sha256)
 	if err != nil {
 		return nil, err
-	}
-	if o.bytes > 0 && cr.n != o.bytes {
-		return nil, fmt.Errorf("%w: the index object is %d bytes, %d were validated", locate.ErrBadIndex, cr.n, o.bytes)
-	}
-	if sum := hex.EncodeToString(h.Sum(nil)); o.sha256 != "" && sum != o.sha256 {
-		return nil, fmt.Errorf("%w: the index object's SHA-256 is %s, %s was validated", locate.ErrBadIndex, sum, o.sha256)
 	}
 	out := make([]multihash.Multihash, len(entries))
 	for i, e := range entries {
 		out[i] = e.Multihash
 	}
 	return out, nil
-}
-
-// counter counts the bytes read through it.
-type counter struct {
-	r io.Reader
-	n int64
-}
-
-func (c *counter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }

@@ -273,6 +273,26 @@ func (o objectSum) check(n int64, sum []byte) error {
 	return nil
 }
 
+// ValidatedEntries decodes, with Entries, an index object read from r
+// (to its end) of a CAR of carBytes bytes, and checks that it is the
+// object validated: of wantBytes bytes and SHA-256 wantSHA256 (hex), each
+// unchecked when zero. An object that is not wraps ErrBadIndex.
+func ValidatedEntries(r io.Reader, carBytes, wantBytes int64, wantSHA256 string) ([]Entry, error) {
+	h := sha256.New()
+	if wantBytes > 0 {
+		r = io.LimitReader(r, wantBytes+1)
+	}
+	counted := &countingWriter{w: h}
+	entries, err := Entries(io.TeeReader(r, counted), carBytes)
+	if err == nil {
+		err = objectSum{wantBytes, wantSHA256}.check(counted.n, h.Sum(nil))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return entries, nil
+}
+
 // add reads the CAR's index object, checks it against what was validated
 // (want), and adds its entries; only ctx's end is an error.
 func (l *Loader) add(ctx context.Context, log *slog.Logger, car CAR, indexKey string, want objectSum) error {
@@ -289,17 +309,7 @@ func (l *Loader) add(ctx context.Context, log *slog.Logger, car CAR, indexKey st
 			return err
 		}
 		defer rc.Close()
-		// Entries reads the object to its end: what it read is hashed.
-		h := sha256.New()
-		var r io.Reader = rc
-		if want.bytes > 0 {
-			r = io.LimitReader(r, want.bytes+1)
-		}
-		counted := &countingWriter{w: h}
-		entries, err = Entries(io.TeeReader(r, counted), car.Bytes)
-		if err == nil {
-			err = want.check(counted.n, h.Sum(nil))
-		}
+		entries, err = ValidatedEntries(rc, car.Bytes, want.bytes, want.sha256)
 		if errors.Is(err, ErrBadIndex) {
 			bad = err
 			return nil
