@@ -76,13 +76,15 @@ func (o *objects) ReadRange(ctx context.Context, key string, offset, length int6
 // world is a real event log (the embedded one, in a file) and a carpark.
 type world struct {
 	t    testing.TB
+	path string
 	log  *embedded.Store
 	cars *objects
 	key  crypto.PrivKey
 }
 
 func newWorld(t testing.TB) *world {
-	log, err := embedded.Open(context.Background(), filepath.Join(t.TempDir(), "log.db"), embedded.Options{})
+	path := filepath.Join(t.TempDir(), "log.db")
+	log, err := embedded.Open(context.Background(), path, embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +93,7 @@ func newWorld(t testing.TB) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &world{t: t, log: log, cars: &objects{m: map[string][]byte{}}, key: key}
+	return &world{t: t, path: path, log: log, cars: &objects{m: map[string][]byte{}}, key: key}
 }
 
 // pinCar makes a CAR of n blocks, puts it and its index in the carpark
