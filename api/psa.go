@@ -79,6 +79,19 @@ const (
 	InfoBytes  = "bytes"
 	InfoBlocks = "blocks"
 	InfoSource = "source"
+	// InfoExpectedBytes, InfoPercent and InfoSecondsLeft: while pinning
+	// and once pinned, how far the fetch has come towards the DAG's size
+	// as its root declares it (a dag-pb root's own bytes and its links'
+	// cumulative sizes, Tsize: the blocks' bytes, without the CAR's
+	// framing, so a little under car_bytes). InfoExpectedBytes is that
+	// size; InfoPercent the share of it fetched, a decimal rounded down to
+	// a tenth ("42.5"), "100" once the DAG is fetched; InfoSecondsLeft the
+	// whole seconds the rest should take at the attempt's rate so far,
+	// while pinning. All three are absent when the root declares no size
+	// (raw, dag-cbor and dag-json roots): bytes then tells the progress.
+	InfoExpectedBytes = "expected_bytes"
+	InfoPercent       = "percent"
+	InfoSecondsLeft   = "seconds_left"
 	// InfoCarCID and InfoCarBytes: once pinned, the CID and size of the
 	// stored CAR.
 	InfoCarCID   = "car_cid"

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 
 	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/pin"
@@ -30,10 +32,18 @@ func info(v views.Pin) map[string]string {
 		if v.Source != "" {
 			details += " from " + v.Source
 		}
+		if c := v.Completion; c.Expected > 0 {
+			completion(m, c)
+			details += fmt.Sprintf(", %s%% of %s", m[api.InfoPercent], audit.Bytes(c.Expected))
+			if c.LeftKnown && c.Left > 0 {
+				details += ", about " + audit.Remaining(c.Left) + " left"
+			}
+		}
 		m[api.InfoStatusDetails] = details
 	case pin.StatusPinned:
 		set(api.InfoCarCID, v.CarCID)
 		set(api.InfoCarBytes, strconv.FormatInt(v.CarBytes, 10))
+		completion(m, v.Completion)
 		m[api.InfoStatusDetails] = fmt.Sprintf("pinned: CAR %s, %s", v.CarCID, audit.Bytes(v.CarBytes))
 	case pin.StatusFailed:
 		set(api.InfoFailureReason, string(v.FailureReason))
@@ -53,4 +63,19 @@ func info(v views.Pin) map[string]string {
 		}
 	}
 	return m
+}
+
+// completion sets the keys of a fetch's progress towards the DAG's
+// declared size, if its root declared one.
+func completion(m map[string]string, c pin.Completion) {
+	if c.Expected <= 0 {
+		return
+	}
+	m[api.InfoExpectedBytes] = strconv.FormatInt(c.Expected, 10)
+	// Percent is a whole number of tenths: one digit after the point, none
+	// when it is whole ("0", "42.5", "100").
+	m[api.InfoPercent] = strings.TrimSuffix(strconv.FormatFloat(c.Percent, 'f', 1, 64), ".0")
+	if c.LeftKnown && c.Left > 0 {
+		m[api.InfoSecondsLeft] = strconv.FormatInt(int64(math.Ceil(c.Left.Seconds())), 10)
+	}
 }

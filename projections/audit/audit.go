@@ -144,6 +144,9 @@ func describe(before, after pin.State, p pin.Payload) (what, why string) {
 		if p.Source != "" {
 			what += " from " + p.Source
 		}
+		if p.ExpectedBytes > 0 {
+			what += fmt.Sprintf(", %s of the %s its root declares", Bytes(p.BlockBytes), Bytes(p.ExpectedBytes))
+		}
 		what += ", lease until " + clock(p.LeaseUntil)
 	case pin.CarUploaded:
 		what = fmt.Sprintf("attempt %d: CAR %s staged, %s in %d blocks", p.Attempt, p.CarCID, Bytes(p.Bytes), p.Blocks)
@@ -245,6 +248,21 @@ func Bytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// Remaining writes a time still to go for people, rounded up to what it
+// shows: whole seconds under a minute (12s), then minutes and seconds
+// (4m05s), then hours and minutes (3h20m).
+func Remaining(d time.Duration) string {
+	switch {
+	case d <= 59*time.Second:
+		return fmt.Sprintf("%ds", int64((d+time.Second-1)/time.Second))
+	case d <= 59*time.Minute+59*time.Second:
+		d = (d + time.Second - 1).Truncate(time.Second)
+		return fmt.Sprintf("%dm%02ds", int64(d/time.Minute), int64(d%time.Minute/time.Second))
+	}
+	d = (d + time.Minute - 1).Truncate(time.Minute)
+	return fmt.Sprintf("%dh%02dm", int64(d/time.Hour), int64(d%time.Hour/time.Minute))
 }
 
 // WriteText prints the timeline for people: a line per event, then where

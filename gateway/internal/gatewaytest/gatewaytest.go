@@ -198,11 +198,23 @@ func (s *Stack) Progress(t testing.TB, id uuid.UUID, bytes, blocks int64, source
 	})
 }
 
-// Complete uploads and validates the current attempt's CAR.
+// Report reports the current attempt's progress as p says (its fetcher
+// and attempt filled in): a fetch that knows the DAG's declared size.
+func (s *Stack) Report(t testing.TB, id uuid.UUID, p pin.FetchProgress) {
+	t.Helper()
+	s.Decide(t, id, func(st pin.State) (pin.Payload, error) {
+		p.Fetcher, p.Attempt = Fetcher, st.Attempt
+		return st.Progress(p, time.Now(), Lease)
+	})
+}
+
+// Complete uploads and validates the current attempt's CAR; the upload
+// records the size the attempt's reports declared, as the fetcher's does.
 func (s *Stack) Complete(t testing.TB, id uuid.UUID, carCID string, bytes int64) {
 	t.Helper()
 	s.Decide(t, id, func(st pin.State) (pin.Payload, error) {
-		return st.Upload(pin.CarUploaded{Attempt: st.Attempt, Fetcher: Fetcher, Key: "staging/" + id.String(), Bytes: bytes, Blocks: 3, CarCID: carCID})
+		return st.Upload(pin.CarUploaded{Attempt: st.Attempt, Fetcher: Fetcher, Key: "staging/" + id.String(), Bytes: bytes, Blocks: 3, CarCID: carCID,
+			ExpectedBytes: st.ExpectedBytes})
 	})
 	s.Decide(t, id, func(st pin.State) (pin.Payload, error) {
 		return st.Validate(pin.CarValidated{Attempt: st.Attempt, Key: "carpark/" + id.String(), Bytes: bytes, CarCID: carCID})

@@ -60,6 +60,16 @@
     return e;
   }
 
+  // remaining writes whole seconds still to go as the API's status
+  // details do: 12s, 4m05s, 3h20m.
+  function remaining(sec) {
+    const pad = (n) => String(n).padStart(2, "0");
+    if (sec < 60) return sec + "s";
+    if (sec < 3600) return Math.floor(sec / 60) + "m" + pad(sec % 60) + "s";
+    const m = Math.ceil(sec / 60);
+    return Math.floor(m / 60) + "h" + pad(m % 60) + "m";
+  }
+
   function bytes(n) {
     n = Number(n) || 0;
     if (n < 1024) return n + " B";
@@ -216,10 +226,27 @@
       const blocks = Number(info.blocks) || 0;
       progress.dataset.bytes = b;
       progress.dataset.blocks = blocks;
-      progress.append(el("div", "bar"));
-      const parts = [bytes(b), blocks + " blocks"];
+      // A root that declares the DAG's size (dag-pb) gives a percentage
+      // and a time left (info's, at the attempt's rate so far); any other
+      // shows its bytes, with a bar that only moves.
+      const bar = el("div", "bar");
+      const known = info.percent !== undefined && info.expected_bytes !== undefined;
+      if (known) {
+        progress.dataset.percent = info.percent;
+        bar.classList.add("known");
+        const fill = el("div", "fill");
+        fill.style.width = Math.min(100, Number(info.percent) || 0) + "%";
+        bar.append(fill);
+      }
+      progress.append(bar);
+      const parts = known ? [info.percent + "% of " + bytes(info.expected_bytes)] : [];
+      parts.push(bytes(b), blocks + " blocks");
       const rate = rateOf(ps.requestid, b);
       if (rate > 0) parts.push(bytes(rate) + "/s");
+      if (known && Number(info.seconds_left) > 0) {
+        progress.dataset.left = info.seconds_left;
+        parts.push(remaining(Number(info.seconds_left)) + " left");
+      }
       parts.push("attempt " + (info.attempt || 1) + (info.source ? " from " + info.source : ""));
       progress.append(el("span", "counts", parts.join(" · ")));
     } else if (ps.status === "pinned") {
