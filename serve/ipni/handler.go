@@ -93,8 +93,12 @@ func (p *Publisher) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // object is gone; an error if the bytes rebuilt do not hash to c.
 func (p *Publisher) Block(ctx context.Context, c cid.Cid) ([]byte, error) {
 	key := c.String()
-	if ad := p.chain.ad(key); ad != nil {
-		b, got, err := adBytes(*ad)
+	if rev, ok := p.chain.ad(key); ok {
+		ad, err := read(ctx, p.d.Log, rev)
+		if err != nil {
+			return nil, err
+		}
+		b, got, err := adBytes(ad)
 		if err != nil {
 			return nil, err
 		}
@@ -107,44 +111,49 @@ func (p *Publisher) Block(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", c, ErrNotFound)
 	}
-	mhs, err := p.cachedMultihashes(ctx, ref.ad)
+	ad, mhs, err := p.cachedMultihashes(ctx, ref.rev)
 	if err != nil {
 		if p.d.IsNotFound(err) {
-			return nil, fmt.Errorf("%s: the index object of CAR %s: %w", c, ref.ad.CarCID, ErrNotFound)
+			return nil, fmt.Errorf("%s: the index object of CAR %s: %w", c, ad.CarCID, ErrNotFound)
 		}
 		return nil, err
 	}
 	next := cid.Undef
-	if ref.index+1 < len(ref.ad.Chunks) {
-		if next, err = cid.Parse(ref.ad.Chunks[ref.index+1]); err != nil {
+	if ref.index+1 < len(ad.Chunks) {
+		if next, err = cid.Parse(ad.Chunks[ref.index+1]); err != nil {
 			return nil, err
 		}
 	}
-	b, got, err := chunkOf(mhs, ref.ad.ChunkSize, ref.index, next)
+	b, got, err := chunkOf(mhs, ad.ChunkSize, ref.index, next)
 	if err != nil {
 		return nil, err
 	}
 	if !got.Equals(c) {
-		return nil, fmt.Errorf("entry chunk %s of CAR %s rebuilt as %s: the index object changed", c, ref.ad.CarCID, got)
+		return nil, fmt.Errorf("entry chunk %s of CAR %s rebuilt as %s: the index object changed", c, ad.CarCID, got)
 	}
 	return bytes.Clone(b), nil
 }
 
-// cachedMultihashes returns the multihashes of an ad's CAR, read once for
-// the chunks fetched one after another.
-func (p *Publisher) cachedMultihashes(ctx context.Context, ad *Advertised) ([]multihash.Multihash, error) {
+// cachedMultihashes returns the ad at revision rev and the multihashes
+// of its CAR, read once for the chunks fetched one after another. The
+// ad is returned with an error too, when it was read.
+func (p *Publisher) cachedMultihashes(ctx context.Context, rev uint64) (Advertised, []multihash.Multihash, error) {
 	p.cache.Lock()
 	defer p.cache.Unlock()
-	if p.cache.ad == ad.CID {
-		return p.cache.mhs, nil
+	if p.cache.mhs != nil && p.cache.rev == rev {
+		return p.cache.ad, p.cache.mhs, nil
+	}
+	ad, err := read(ctx, p.d.Log, rev)
+	if err != nil {
+		return ad, nil, err
 	}
 	mhs, err := multihashes(ctx, p.d.Objects, indexObject{key: ad.Index, bytes: ad.IndexBytes, sha256: ad.IndexSHA256, carBytes: ad.CarBytes})
 	if err != nil {
-		return nil, err
+		return ad, nil, err
 	}
 	if len(mhs) != ad.Multihashes || ad.ChunkSize <= 0 || (len(mhs)+ad.ChunkSize-1)/ad.ChunkSize != len(ad.Chunks) {
-		return nil, fmt.Errorf("the index object of CAR %s names %d blocks, its ad %d in %d chunks", ad.CarCID, len(mhs), ad.Multihashes, len(ad.Chunks))
+		return ad, nil, fmt.Errorf("the index object of CAR %s names %d blocks, its ad %d in %d chunks", ad.CarCID, len(mhs), ad.Multihashes, len(ad.Chunks))
 	}
-	p.cache.ad, p.cache.mhs = ad.CID, mhs
-	return mhs, nil
+	p.cache.rev, p.cache.ad, p.cache.mhs = rev, ad, mhs
+	return ad, mhs, nil
 }

@@ -195,7 +195,8 @@ type Publisher struct {
 	// an indexer fetches a CAR's chunks one after the other.
 	cache struct {
 		sync.Mutex
-		ad  string
+		rev uint64
+		ad  Advertised
 		mhs []multihash.Multihash
 	}
 	stats struct{ ads, removals, multihashes, races, skipped atomic.Int64 }
@@ -579,9 +580,9 @@ func (p *Publisher) draft(t tip, events []eventlog.Event, preps []prepared) ([]A
 		case pr.skip:
 		case pr.rm:
 			var cars []Advertised
-			for _, a := range p.chain.liveOf(pr.root) {
-				if _, again := added[a.CarCID]; !again && !removed[a.CarCID] {
-					cars = append(cars, *a)
+			for _, car := range p.chain.liveOf(pr.root) {
+				if _, again := added[car]; !again && !removed[car] {
+					cars = append(cars, Advertised{CarCID: car, Root: pr.root})
 				}
 			}
 			for _, i := range added {
@@ -631,7 +632,11 @@ func (p *Publisher) advertisement(prev cid.Cid, pr prepared, through eventlog.Po
 
 // removal is the signed removal of the CAR of ad, after prev.
 func (p *Publisher) removal(prev cid.Cid, ad Advertised, through eventlog.Position) (Advertised, error) {
-	return p.sign(prev, Advertised{Entries: schema.NoEntries.Cid.String(), ContextID: ad.ContextID, IsRm: true,
+	car, err := cid.Parse(ad.CarCID)
+	if err != nil {
+		return Advertised{}, fmt.Errorf("removal of %q: %w", ad.CarCID, err)
+	}
+	return p.sign(prev, Advertised{Entries: schema.NoEntries.Cid.String(), ContextID: car.Bytes(), IsRm: true,
 		CarCID: ad.CarCID, Root: ad.Root, Through: through})
 }
 
