@@ -23,8 +23,8 @@ import (
 // versitygw: every block a range read of S3) and imported into kubo from
 // the same CAR (its flatfs blockstore on local disk). Each round a new
 // client (a host of its own) connects to one of them and gets every block
-// of the DAG in one session (GetBlocks of the CAR's CIDs), the two in
-// alternating order, for PICKUP_BENCH_ROUNDS rounds (5); the figures are
+// of the DAG in one session, in the CAR's order, 32 blocks wanted ahead
+// (servetest.Client.FetchBytes), the two in alternating order, for PICKUP_BENCH_ROUNDS rounds (5); the figures are
 // the medians, and the ratio pickup/kubo (target ≥ 1).
 //
 //	make bench   # or: go test -run '^$' -bench BitswapAgainstKubo -benchtime 1x ./tests
@@ -84,13 +84,16 @@ func BenchmarkBitswapAgainstKubo(b *testing.B) {
 		b.Fatal("kubo has no loopback TCP address")
 	}
 
+	// 32 blocks wanted ahead: 8 MiB of 256 KiB chunks, the window of
+	// pickup's own bitswap fetcher.
+	const window = 32
 	fetch := func(addrs []multiaddr.Multiaddr) map[string]float64 {
 		client := servetest.NewClient(b)
 		if _, err := client.Connect(servetest.Within(b, 10*time.Second), addrs); err != nil {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		n, err := client.FetchBytes(servetest.Within(b, 10*time.Minute), ks)
+		n, err := client.FetchBytes(servetest.Within(b, 10*time.Minute), ks, window)
 		secs := time.Since(start).Seconds()
 		if err != nil || n != dagBytes {
 			b.Fatalf("fetched %d of %d bytes: %v", n, dagBytes, err)

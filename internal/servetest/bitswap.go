@@ -92,21 +92,49 @@ func (c *Client) Fetch(ctx context.Context, cids []cid.Cid) (map[cid.Cid][]byte,
 	return got, nil
 }
 
-// FetchBytes gets every block of cids as Fetch does, keeping none, and
-// returns the bytes received: for benchmarks.
-func (c *Client) FetchBytes(ctx context.Context, cids []cid.Cid) (int64, error) {
-	ch, err := c.client.NewSession(ctx).GetBlocks(ctx, cids)
-	if err != nil {
-		return 0, err
-	}
+// FetchBytes gets every block of cids in one session, keeping none, and
+// returns the bytes received: for benchmarks. It asks as a DAG walker does
+// (pickup's fetcher, kubo's): at most window blocks wanted and not yet
+// received, more asked for as half of them arrive. (One GetBlocks of a
+// thousand CIDs ran at 5.7 MiB/s from either server here: the client's
+// session, not the server, sets that pace.)
+func (c *Client) FetchBytes(ctx context.Context, cids []cid.Cid, window int) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	session := c.client.NewSession(ctx)
+	arrived := make(chan int, window)
+	var pipes sync.WaitGroup
+	defer pipes.Wait()
+	defer cancel()
 	var n int64
-	got := 0
-	for blk := range ch {
-		n += int64(len(blk.RawData()))
-		got++
-	}
-	if got < len(cids) {
-		return n, fmt.Errorf("%d of %d blocks: %w", got, len(cids), context.Cause(ctx))
+	next, outstanding, got := 0, 0, 0
+	for got < len(cids) {
+		if outstanding <= window/2 && next < len(cids) {
+			batch := cids[next:min(next+window-outstanding, len(cids))]
+			ch, err := session.GetBlocks(ctx, batch)
+			if err != nil {
+				return n, err
+			}
+			next += len(batch)
+			outstanding += len(batch)
+			pipes.Go(func() {
+				for blk := range ch {
+					select {
+					case arrived <- len(blk.RawData()):
+					case <-ctx.Done():
+						return
+					}
+				}
+			})
+		}
+		select {
+		case size := <-arrived:
+			n += int64(size)
+			got++
+			outstanding--
+		case <-ctx.Done():
+			return n, fmt.Errorf("%d of %d blocks: %w", got, len(cids), context.Cause(ctx))
+		}
 	}
 	return n, nil
 }

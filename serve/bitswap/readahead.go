@@ -22,7 +22,9 @@ var errReadOnly = errors.New("the served carpark is read-only")
 // for the Get that follows, which takes it. One range read per block
 // sent, and the reads of a wantlist happen at once rather than one send
 // after another. Kept blocks are bounded in bytes and age; a block that
-// aged out or was pushed out is read again.
+// aged out or was pushed out is read again. So a block sized just before
+// its pin was removed may still be sent within ReadAheadTTL (1 s), as the
+// hold cache lets the gateway (serve.Config.HoldTTL).
 type readAhead struct {
 	blocks Blocks
 	max    int
