@@ -120,4 +120,3 @@ func BenchmarkBitswapAgainstKubo(b *testing.B) {
 		b.ReportMetric(0, "ns/op")
 	}
 }
-
