@@ -330,6 +330,19 @@ func checkServePlan(t *testing.T, d *deployment) {
 	if !forwards {
 		t.Errorf("no listener of %s forwards to %s", lb.Address, tg.Address)
 	}
+	// Every path reaches the tasks by the listeners' default action: the
+	// trustless gateway's /ipfs/, delegated routing's /routing/v1/ and the
+	// IPNI advertisements' /ipni/v1/ad/.
+	for _, l := range d.all("aws_lb_listener") {
+		if l.str("load_balancer_arn") != lb.str("arn") {
+			continue
+		}
+		for _, rule := range d.all("aws_lb_listener_rule") {
+			if rule.str("listener_arn") == l.str("arn") {
+				t.Errorf("%s chooses among the paths %s sends to the serve tasks: /ipfs/, /routing/v1/ and /ipni/v1/ad/ must all reach them", rule.Address, l.Address)
+			}
+		}
+	}
 	if hc := tg.block("health_check"); hc == nil || hc["path"] != "/healthz" || hc["matcher"] != "200" || hc["port"] != "traffic-port" {
 		t.Errorf("%s health_check %v: want /healthz answering 200 on the traffic port", tg.Address, tg.Values["health_check"])
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/pickup-ipfs/pickup/fetcher/carstore"
 	"github.com/pickup-ipfs/pickup/internal/awsconfig"
@@ -107,6 +112,7 @@ func (r *deploymentRun) checkServe(ctx context.Context, rootCID cid.Cid) {
 				t.Errorf("GET %s: Content-Type %q, want application/vnd.ipld.car", url, ctype)
 			}
 			t.Logf("serve: GET /ipfs/%s?format=car from %s is the carpark's CAR (%d bytes)", rootCID, c.name, len(got))
+			r.checkServePeer(ctx, c)
 			return
 		}
 		if err == nil {
@@ -117,6 +123,70 @@ func (r *deploymentRun) checkServe(ctx context.Context, rootCID cid.Cid) {
 			r.fail("GET %s from %s: %v", url, c.name, err)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// checkServePeer connects to the serve container's libp2p host as the
+// network load balancer would send a peer: on each address it listens on
+// (PICKUP_SERVE_LIBP2P_LISTEN, TCP and QUIC, on loopback here: the one part
+// missing is the load balancer its announced addresses name), expecting
+// the peer id of the key ECS injected (PICKUP_SERVE_LIBP2P_KEY, the secret
+// the operator wrote): the identity every serve task shares.
+func (r *deploymentRun) checkServePeer(ctx context.Context, c *container) {
+	t := r.t
+	var listen, key string
+	for _, kv := range c.env {
+		if v, ok := strings.CutPrefix(kv, "PICKUP_SERVE_LIBP2P_LISTEN="); ok {
+			listen = v
+		}
+		if v, ok := strings.CutPrefix(kv, "PICKUP_SERVE_LIBP2P_KEY="); ok {
+			key = v
+		}
+	}
+	b, err := base64.StdEncoding.DecodeString(key)
+	if err != nil || key == "" {
+		r.fail("%s: PICKUP_SERVE_LIBP2P_KEY %q: %v", c.name, key, err)
+	}
+	sk, err := crypto.UnmarshalPrivateKey(b)
+	if err != nil {
+		r.fail("%s: PICKUP_SERVE_LIBP2P_KEY: %v", c.name, err)
+	}
+	id, err := peer.IDFromPrivateKey(sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := libp2p.New(libp2p.NoListenAddrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	protocols := map[string]bool{}
+	for _, a := range strings.Split(listen, ",") {
+		addr, err := ma.NewMultiaddr(strings.Replace(a, "/ip4/0.0.0.0/", "/ip4/127.0.0.1/", 1))
+		if err != nil {
+			r.fail("%s: PICKUP_SERVE_LIBP2P_LISTEN %q: %v", c.name, listen, err)
+		}
+		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err = h.Connect(dctx, peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{addr}})
+		cancel()
+		if err != nil {
+			r.fail("%s: no libp2p connection to %s at %s, the peer of the injected key: %v", c.name, id, addr, err)
+		}
+		conns := h.Network().ConnsToPeer(id)
+		if len(conns) != 1 || !conns[0].RemoteMultiaddr().Equal(addr) {
+			r.fail("%s: connected to %s through %v, want %s alone", c.name, id, conns, addr)
+		}
+		for _, p := range addr.Protocols() {
+			protocols[p.Name] = true
+		}
+		if err := h.Network().ClosePeer(id); err != nil {
+			t.Fatal(err)
+		}
+		h.Peerstore().ClearAddrs(id)
+		t.Logf("serve peer %s at %s: connected", id, addr)
+	}
+	if !protocols["tcp"] || !protocols["quic-v1"] {
+		r.fail("%s listens for libp2p at %q: want TCP and QUIC, as the load balancer forwards both", c.name, listen)
 	}
 }
 

@@ -51,7 +51,9 @@ import (
 // pinned, reads it back (GET /pins/{id}, GET /pins), reads the CAR from
 // the carpark bucket, and asks the serve task what its load balancer
 // would (the target group's health check path, then GET
-// /ipfs/<root>?format=car, which must be that CAR byte for byte). It changes the views app role's password (and,
+// /ipfs/<root>?format=car, which must be that CAR byte for byte), and
+// connects to its libp2p host on TCP and QUIC, as its network load
+// balancer would, finding the peer of the key the operator wrote. It changes the views app role's password (and,
 // with the PostgreSQL event log, the log's app role's) as README.md says
 // (a new secret value, the projector service restarted) and pins again
 // through the same Lambda and fetcher. It checks that the
