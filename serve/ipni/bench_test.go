@@ -3,8 +3,15 @@ package ipni_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/multiformats/go-multihash"
+
+	"github.com/pickup-ipfs/pickup/eventlog"
 
 	"github.com/ipfs/go-cid"
 	"github.com/ipld/go-car/v2/index"
@@ -96,5 +103,60 @@ func BenchmarkPublish1MBlocks(b *testing.B) {
 		b.ReportMetric(float64(cars*blocks)/serve.Seconds(), "served-multihashes/s")
 		b.ReportMetric(float64(served)/serve.Seconds()/1e6, "served-MB/s")
 		b.Logf("published %d multihashes in %v; served %d chunks' %d bytes in %v", cars*blocks, publish, chunks, served, serve)
+	}
+}
+
+// BenchmarkChainMemory: the memory a serve task's fold of the chain takes
+// per ad, for a chain of 100,000 ads of one entry chunk each (the heap
+// after the chain is read, less the heap before, over the ads).
+func BenchmarkChainMemory(b *testing.B) {
+	const n = 100_000
+	for range b.N {
+		b.StopTimer()
+		w := newWorld(b)
+		ctx := context.Background()
+		prev := ""
+		var props []eventlog.Proposed
+		for i := range n {
+			info, _ := locatetest.Synthetic(i, 1)
+			h, _ := multihash.Sum([]byte(fmt.Sprint("ad", i)), multihash.SHA2_256, -1)
+			adCID := cid.NewCidV1(cid.DagJSON, h).String()
+			ch, _ := multihash.Sum([]byte(fmt.Sprint("chunk", i)), multihash.SHA2_256, -1)
+			ad := ipni.Advertised{CID: adCID, PreviousID: prev, Provider: "12D3KooWBdD3iy7LYSmfhzERUVqmZCxYNko4wnWQiVD4AZmedLu5",
+				Addresses: []string{"/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/tcp/8080/http"}, Signature: make([]byte, 150),
+				Entries: cid.NewCidV1(cid.DagJSON, ch).String(), ContextID: info.CarCID.Bytes(), Metadata: []byte{1, 2, 3},
+				CarCID: info.CarCID.String(), Root: info.Root.String(), Index: info.Key + ".idx", IndexBytes: 1000, IndexSHA256: fmt.Sprintf("%064x", i), CarBytes: info.Bytes,
+				Chunks: []string{cid.NewCidV1(cid.DagJSON, ch).String()}, ChunkSize: 16384, Multihashes: 10_000, Through: eventlog.Position(i)}
+			prop, err := eventlog.NewCodec(ipni.SchemaVersion, ipni.Advertised{}).Propose(ad, uuid.New(), eventlog.Metadata{Actor: "bench"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			props = append(props, prop)
+			prev = adCID
+			if len(props) == 1000 {
+				if _, err := w.log.Append(ctx, ipni.Stream, eventlog.Any, props...); err != nil {
+					b.Fatal(err)
+				}
+				props = props[:0]
+			}
+		}
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		p := w.publisher(newServer(b), nil, ipni.Config{})
+		stop := run(b, p)
+		for {
+			if _, got := p.Head(); got == n {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		b.StopTimer()
+		stop()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-bytes/ad")
+		runtime.KeepAlive(p)
 	}
 }

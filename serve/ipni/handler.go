@@ -92,8 +92,7 @@ func (p *Publisher) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // its CID: ErrNotFound for any other CID, or a chunk whose CAR's index
 // object is gone; an error if the bytes rebuilt do not hash to c.
 func (p *Publisher) Block(ctx context.Context, c cid.Cid) ([]byte, error) {
-	key := c.String()
-	if rev, ok := p.chain.ad(key); ok {
+	if rev, ok := p.chain.ad(c); ok {
 		ad, err := read(ctx, p.d.Log, rev)
 		if err != nil {
 			return nil, err
@@ -107,7 +106,7 @@ func (p *Publisher) Block(ctx context.Context, c cid.Cid) ([]byte, error) {
 		}
 		return b, nil
 	}
-	ref, ok := p.chain.chunk(key)
+	ref, ok := p.chain.chunk(c)
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", c, ErrNotFound)
 	}
