@@ -1,9 +1,7 @@
 package fetcher_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"io"
 	"strings"
 	"sync/atomic"
@@ -16,7 +14,6 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
-	carv2 "github.com/ipld/go-car/v2"
 	"github.com/multiformats/go-multicodec"
 	"github.com/multiformats/go-multihash"
 
@@ -32,21 +29,11 @@ import (
 // carBlockBytes adds up the bytes of a CAR's blocks, without its framing.
 func carBlockBytes(t testing.TB, car []byte) int64 {
 	t.Helper()
-	br, err := carv2.NewBlockReader(bytes.NewReader(car))
+	n, err := ipfstest.BlockBytes(car)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n int64
-	for {
-		blk, err := br.Next()
-		if errors.Is(err, io.EOF) {
-			return n
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += int64(len(blk.RawData()))
-	}
+	return n
 }
 
 // payloads decodes the pin's events of one type.

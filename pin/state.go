@@ -296,7 +296,9 @@ type Completion struct {
 	Percent float64
 	// Left is how long the rest should take at the attempt's rate so far:
 	// its blocks' bytes over the time from its claim to its last report.
-	// LeftKnown is false before the first bytes; Left is 0 once over.
+	// LeftKnown is false until 1% of Expected is fetched (before, the
+	// rate is mostly the wait for the root: 700 bytes in a second made
+	// a 3 MiB DAG "36 minutes" from done); Left is 0 once over.
 	Left      time.Duration
 	LeftKnown bool
 }
@@ -320,7 +322,7 @@ func (s State) Completion() Completion {
 	}
 	done := min(s.BlockBytes, c.Expected)
 	c.Percent = math.Floor(float64(done)*1000/float64(c.Expected)) / 10
-	if elapsed := s.UpdatedAt.Sub(s.FetchStartedAt); s.BlockBytes > 0 && elapsed > 0 && !s.FetchStartedAt.IsZero() {
+	if elapsed := s.UpdatedAt.Sub(s.FetchStartedAt); s.BlockBytes > 0 && s.BlockBytes >= c.Expected/100 && elapsed > 0 && !s.FetchStartedAt.IsZero() {
 		c.Left = time.Duration(float64(elapsed) * float64(c.Expected-done) / float64(s.BlockBytes))
 		c.LeftKnown = true
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/api/client"
 	"github.com/pickup-ipfs/pickup/internal/termsafe"
+	"github.com/pickup-ipfs/pickup/projections/audit"
 )
 
 // `pickup pin` is a client of the Pinning Service API: what a user runs to
@@ -360,7 +361,9 @@ func (p *progressLines) show(ps api.PinStatus) {
 func (p *progressLines) done() {}
 
 // progressBar is a spinner with the bytes fetched, their rate, and the
-// blocks: the DAG's size is unknown until it is all fetched.
+// blocks, and, when the DAG's root declares its size (info's percent and
+// seconds_left), the percentage fetched and the time left at the rate so
+// far: the spinner stays, since a DAG may turn out bigger than declared.
 type progressBar struct {
 	w       io.Writer
 	bar     *progressbar.ProgressBar
@@ -396,6 +399,7 @@ func (p *progressBar) show(ps api.PinStatus) {
 	case api.StatusPinning:
 		b, _ = strconv.ParseInt(ps.Info[api.InfoBytes], 10, 64)
 		desc = fmt.Sprintf("pinning, attempt %s: %s blocks", orDefault(ps.Info[api.InfoAttempt], "1"), orDefault(ps.Info[api.InfoBlocks], "0"))
+		desc += completionText(ps.Info)
 		// A new attempt starts again from nothing.
 		if a := ps.Info[api.InfoAttempt]; a != p.attempt {
 			p.attempt = a
@@ -415,6 +419,22 @@ func (p *progressBar) show(ps api.PinStatus) {
 func (p *progressBar) done() {
 	p.bar.Exit()
 	fmt.Fprintln(p.w)
+}
+
+// completionText is ", 42% of 3.0 MiB, 12s left" when info tells how far
+// the fetch has come towards the size the DAG's root declares, and ""
+// when the root declares none.
+func completionText(info map[string]string) string {
+	pct, expected := info[api.InfoPercent], info[api.InfoExpectedBytes]
+	n, err := strconv.ParseInt(expected, 10, 64)
+	if pct == "" || err != nil {
+		return ""
+	}
+	out := fmt.Sprintf(", %s%% of %s", pct, audit.Bytes(n))
+	if sec, err := strconv.ParseInt(info[api.InfoSecondsLeft], 10, 64); err == nil && sec > 0 {
+		out += ", " + audit.Remaining(time.Duration(sec)*time.Second) + " left"
+	}
+	return out
 }
 
 func orDefault(s, def string) string {

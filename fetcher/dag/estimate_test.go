@@ -3,14 +3,12 @@ package dag_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"math"
 	"testing"
 
 	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
-	carv2 "github.com/ipld/go-car/v2"
 	dagpb "github.com/ipld/go-codec-dagpb"
 	"github.com/ipld/go-ipld-prime/datamodel"
 	"github.com/ipld/go-ipld-prime/fluent/qp"
@@ -24,21 +22,11 @@ import (
 // blockBytes adds up the bytes of a CAR's blocks, without its framing.
 func blockBytes(t testing.TB, car []byte) int64 {
 	t.Helper()
-	br, err := carv2.NewBlockReader(bytes.NewReader(car))
+	n, err := ipfstest.BlockBytes(car)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n int64
-	for {
-		blk, err := br.Next()
-		if err == io.EOF {
-			return n
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += int64(len(blk.RawData()))
-	}
+	return n
 }
 
 // What a DAG's root declares, fetched from a boxo gateway on loopback: for

@@ -58,3 +58,24 @@ func LinkSystem(ctx context.Context, bs blockstore.Blockstore) *linking.LinkSyst
 	}
 	return &lsys
 }
+
+// BlockBytes adds up the bytes of the blocks of a CARv1, without its
+// header and framing: what a dag-pb root's declared size (its own bytes
+// and its links' Tsize) is compared with.
+func BlockBytes(carBytes []byte) (int64, error) {
+	br, err := car.NewBlockReader(bytes.NewReader(carBytes))
+	if err != nil {
+		return 0, fmt.Errorf("read CAR: %w", err)
+	}
+	var n int64
+	for {
+		blk, err := br.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("read CAR: %w", err)
+		}
+		n += int64(len(blk.RawData()))
+	}
+}
