@@ -9,7 +9,9 @@ type Reason string
 // The reasons pickup records. Permanent ones end the pin at once; the others
 // are retried until the attempt limit.
 const (
-	// The DAG is bigger than the configured limit (MAX_CAR_BYTES).
+	// The DAG is bigger than the configured limit (MAX_CAR_BYTES), or its
+	// root declares it is (a dag-pb root's Tsize), which is known after
+	// the first block.
 	ReasonTooBig Reason = "too_big"
 	// A block's codec or hash cannot be verified or walked.
 	ReasonUnsupportedCodec Reason = "unsupported_codec"

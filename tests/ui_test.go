@@ -104,12 +104,15 @@ type pageRow struct {
 	Status string `json:"status"`
 	Bytes  string `json:"bytes"`
 	Blocks string `json:"blocks"`
-	Text   string `json:"text"`
+	// Percent and Left: of the size the DAG's root declares, if any.
+	Percent string `json:"percent"`
+	Left    string `json:"left"`
+	Text    string `json:"text"`
 }
 
 const rowsJS = `Array.from(document.querySelectorAll("#pins tbody tr")).map(tr => {
   const p = tr.querySelector("td.progress");
-  return {id: tr.dataset.requestid, status: tr.dataset.status, bytes: p.dataset.bytes || "", blocks: p.dataset.blocks || "", text: tr.innerText};
+  return {id: tr.dataset.requestid, status: tr.dataset.status, bytes: p.dataset.bytes || "", blocks: p.dataset.blocks || "", percent: p.dataset.percent || "", left: p.dataset.left || "", text: tr.innerText};
 })`
 
 // TestStatusPage: a tenant signs in on the page, pins a CID through it,
@@ -203,7 +206,7 @@ func TestStatusPage(t *testing.T) {
 	// then pinned, without being reloaded.
 	c.start("fetcher", []string{"fetcher"})
 	var statuses []string
-	counts := map[string]bool{}
+	counts, percents, left := map[string]bool{}, map[string]bool{}, false
 	shot := false
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -216,6 +219,10 @@ func TestStatusPage(t *testing.T) {
 		}
 		if r[0].Status == "pinning" && r[0].Bytes != "" && r[0].Bytes != "0" {
 			counts[r[0].Bytes+" bytes, "+r[0].Blocks+" blocks"] = true
+			if r[0].Percent != "" && strings.Contains(r[0].Text, r[0].Percent+"% of 4.0 MiB") {
+				percents[r[0].Percent] = true
+			}
+			left = left || (r[0].Left != "" && strings.Contains(r[0].Text, " left"))
 			if !shot && len(counts) >= 2 {
 				screenshot(t, ctx, "ui-pinning.png")
 				shot = true
@@ -232,6 +239,9 @@ func TestStatusPage(t *testing.T) {
 	if !slices.Equal(statuses, []string{"queued", "pinning", "pinned"}) || len(counts) < 2 {
 		t.Errorf("the page showed the pin %v with %d distinct counts while pinning (%v); want queued, pinning with moving counts, pinned",
 			statuses, len(counts), counts)
+	}
+	if len(percents) < 2 || !left {
+		t.Errorf("the page showed percentages %v of the root's declared size (time left: %v); want them moving, with the time left", percents, left)
 	}
 
 	// The timeline tells the whole story, from the log.

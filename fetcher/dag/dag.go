@@ -60,6 +60,8 @@ const (
 type Limits struct {
 	// MaxCARBytes bounds the CAR written. Over it the attempt fails
 	// permanently as too_big: the DAG is what it is, wherever it comes from.
+	// A root that declares a bigger DAG (see Estimate) fails so once it
+	// has arrived, before the rest is fetched.
 	MaxCARBytes int64
 	// MaxBlockBytes bounds each block (block_too_big).
 	MaxBlockBytes int
