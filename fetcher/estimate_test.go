@@ -4,15 +4,11 @@ import (
 	"context"
 	"io"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/boxo/ipld/merkledag"
-	blocks "github.com/ipfs/go-block-format"
-	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/multiformats/go-multicodec"
 	"github.com/multiformats/go-multihash"
@@ -25,16 +21,6 @@ import (
 	"github.com/pickup-ipfs/pickup/pin/pinlog"
 	"github.com/pickup-ipfs/pickup/projections/views"
 )
-
-// carBlockBytes adds up the bytes of a CAR's blocks, without its framing.
-func carBlockBytes(t testing.TB, car []byte) int64 {
-	t.Helper()
-	n, err := ipfstest.BlockBytes(car)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
 
 // payloads decodes the pin's events of one type.
 func payloads[P pin.Payload](t testing.TB, evs []eventlog.Event) []P {
@@ -75,7 +61,10 @@ func (w *world) pinView(id uuid.UUID, phase pin.Phase) views.Pin {
 func TestFetchRecordsTheDeclaredSize(t *testing.T) {
 	w := newWorld(t, ipfstest.GatewayOptions{})
 	root := w.file(3<<20, 2)
-	want := carBlockBytes(t, w.exported(root))
+	want, err := ipfstest.BlockBytes(w.exported(root))
+	if err != nil {
+		t.Fatal(err)
+	}
 	// 2 MiB/s: the fetch takes about 1.5 s, reported every 200 ms.
 	w.startPool(poolOptions{name: "f1", origin: ipfstest.Throttled(t, w.gw.URL(), 2<<20), cfg: fetcher.Config{Lease: 600 * time.Millisecond}})
 	id := w.request(root)
@@ -105,26 +94,6 @@ func TestFetchRecordsTheDeclaredSize(t *testing.T) {
 	}
 }
 
-// slowOrigin is a blockstore that counts the blocks a gateway reads to
-// serve, and takes delay over each: the gateway then streams no faster
-// than a block per delay, so what it served when the fetcher hung up is
-// what the fetcher asked for, not what socket buffers let it push ahead.
-type slowOrigin struct {
-	blockstore.Blockstore
-	delay  time.Duration
-	served atomic.Int64
-}
-
-func (s *slowOrigin) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
-	s.served.Add(1)
-	select {
-	case <-time.After(s.delay):
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	return s.Blockstore.Get(ctx, c)
-}
-
 // A root whose links declare more than MAX_CAR_BYTES fails the pin as
 // too_big, permanently, once it has arrived: the origin serves the root
 // and hardly more (the byte count alone would have taken 9 blocks), and
@@ -132,7 +101,9 @@ func (s *slowOrigin) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 func TestRootOverTheLimitFailsThePinAtOnce(t *testing.T) {
 	w := newWorld(t, ipfstest.GatewayOptions{})
 	root := w.file(4<<20, 2) // 16 chunks of 256 KiB
-	origin := &slowOrigin{Blockstore: w.bs, delay: 100 * time.Millisecond}
+	// A block each 100 ms: what the gateway served when the fetcher hung
+	// up is what the fetcher took.
+	origin := ipfstest.Count(w.bs, 100*time.Millisecond)
 	gw := ipfstest.NewGateway(t, origin, ipfstest.GatewayOptions{})
 	w.startPool(poolOptions{name: "f1", origin: gw.URL(), limits: dag.Limits{MaxCARBytes: 2 << 20}})
 	id := w.request(root)
@@ -142,7 +113,7 @@ func TestRootOverTheLimitFailsThePinAtOnce(t *testing.T) {
 	if f.Reason != pin.ReasonTooBig || !f.Permanent || !strings.Contains(f.Message, "the root declares a DAG of 4195") {
 		t.Errorf("failure %+v, want a permanent too_big naming the root's declared size", f)
 	}
-	if n := origin.served.Load(); n > 3 {
+	if n := origin.Served(); n > 3 {
 		t.Errorf("the origin served %d blocks, want the root and at most two more", n)
 	}
 	if got := types(w.events(id)); count(w.events(id), pin.TypeCarUploaded) != 0 {

@@ -19,16 +19,6 @@ import (
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
 )
 
-// blockBytes adds up the bytes of a CAR's blocks, without its framing.
-func blockBytes(t testing.TB, car []byte) int64 {
-	t.Helper()
-	n, err := ipfstest.BlockBytes(car)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // What a DAG's root declares, fetched from a boxo gateway on loopback: for
 // a UnixFS DAG, exactly its CAR's block bytes; for one whose chunks
 // repeat, more (each repeated link counted, see dag.Estimate); for a root
@@ -45,7 +35,10 @@ func TestEstimateOfTheDAGsRoot(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := blockBytes(t, export(t, bs, root))
+			want, err := ipfstest.BlockBytes(export(t, bs, root))
+			if err != nil {
+				t.Fatal(err)
+			}
 			var s sinks
 			var last dag.Progress
 			f := newFetcher(t, dag.Limits{}, gatewaySource(t, ipfstest.NewGateway(t, bs, ipfstest.GatewayOptions{}).URL()))

@@ -19,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/ipfs/boxo/blockstore"
 	blocks "github.com/ipfs/go-block-format"
@@ -177,6 +179,38 @@ func Corrupt(bs blockstore.Blockstore, bad ...cid.Cid) blockstore.Blockstore {
 	}
 	return &tampered{Blockstore: bs, corrupt: set}
 }
+
+// Counted is a blockstore that counts the blocks read from it (Get): what
+// a peer or gateway serving it has served, whatever it was asked. Delay,
+// if set, is taken over each read, so that a gateway streams no faster
+// than a block per Delay and what it served when its client hung up is
+// what the client had taken, not what socket buffers let it push ahead.
+type Counted struct {
+	blockstore.Blockstore
+	Delay time.Duration
+	gets  atomic.Int64
+}
+
+// Count wraps bs to count the blocks read from it.
+func Count(bs blockstore.Blockstore, delay time.Duration) *Counted {
+	return &Counted{Blockstore: bs, Delay: delay}
+}
+
+// Get reads a block, counted, after Delay.
+func (c *Counted) Get(ctx context.Context, k cid.Cid) (blocks.Block, error) {
+	c.gets.Add(1)
+	if c.Delay > 0 {
+		select {
+		case <-time.After(c.Delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return c.Blockstore.Get(ctx, k)
+}
+
+// Served is how many blocks have been read.
+func (c *Counted) Served() int64 { return c.gets.Load() }
 
 type tampered struct {
 	blockstore.Blockstore

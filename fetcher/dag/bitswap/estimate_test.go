@@ -3,30 +3,14 @@ package bitswap_test
 import (
 	"context"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/ipfs/boxo/blockstore"
-	blocks "github.com/ipfs/go-block-format"
-	"github.com/ipfs/go-cid"
 
 	"github.com/pickup-ipfs/pickup/fetcher/dag"
 	"github.com/pickup-ipfs/pickup/fetcher/dag/bitswap"
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
 	"github.com/pickup-ipfs/pickup/pin"
 )
-
-// servedStore counts the blocks a bitswap origin reads to send.
-type servedStore struct {
-	blockstore.Blockstore
-	served atomic.Int64
-}
-
-func (s *servedStore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
-	s.served.Add(1)
-	return s.Blockstore.Get(ctx, c)
-}
 
 // A root whose links declare more than MAX_CAR_BYTES fails the attempt as
 // too_big once it has arrived: the origin serves the root and the few
@@ -42,7 +26,7 @@ func TestRootOverTheLimitFailsBeforeTheRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	origin := &servedStore{Blockstore: bs}
+	origin := ipfstest.Count(bs, 0)
 	peer := ipfstest.NewBitswapPeer(t, origin)
 	// A window of 1 MiB wants 8 blocks at a time (the least it wants).
 	src, err := bitswap.New(bitswap.Config{AllowPrivate: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, WindowBytes: 1 << 20}, nil)
@@ -58,7 +42,7 @@ func TestRootOverTheLimitFailsBeforeTheRest(t *testing.T) {
 		t.Errorf("%d sinks opened, want none: nothing is written of a DAG refused at its root", len(opened.opened))
 	}
 	// The root, and at most two windows wanted while it was checked.
-	if n := origin.served.Load(); n < 1 || n > 17 {
+	if n := origin.Served(); n < 1 || n > 17 {
 		t.Errorf("the origin served %d blocks, want the root and at most 16 more (the byte count would have taken 33)", n)
 	}
 }
