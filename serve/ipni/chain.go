@@ -72,13 +72,14 @@ func (Advertised) EventType() string { return TypeAdvertised }
 // codec maps the chain's events to the envelope and back; immutable.
 var codec = eventlog.NewCodec(SchemaVersion, Advertised{})
 
-// idSpace names the chain's event ids: an ad's event id is derived from
-// its CID, so that two publishers appending the same ad (same previous
-// ad, same content, same deterministic signature) propose the same event
-// and the log keeps it once.
-var idSpace = uuid.MustParse("6b1f2a52-2f0e-4d5c-9b7e-8f3f7f0a1c01")
-
-func eventID(adCID string) uuid.UUID { return uuid.NewSHA1(idSpace, []byte(adCID)) }
+// eventID is the id of the event of ad adCID appended by the publisher
+// instance: the same on a retry of the append after a lost answer (the
+// log keeps it once), another for another publisher, so that of two
+// publishers appending the same ad on the same head one loses the race
+// (a wrong revision) rather than taking the other's append for its own.
+func eventID(instance uuid.UUID, adCID string) uuid.UUID {
+	return uuid.NewSHA1(instance, []byte(adCID))
+}
 
 // Decode returns the ad an event of the chain records.
 func Decode(e eventlog.Event) (Advertised, error) { return codec.Decode(e) }

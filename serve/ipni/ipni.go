@@ -35,9 +35,10 @@
 // stream again and follows the log again from the new Through, deciding
 // only what the winner did not: the chain never forks and never skips
 // an event. The decisions are a pure function of the chain and the
-// events, the ad's event id is derived from its CID, and the signatures
-// of Ed25519 keys are deterministic, so two publishers deciding the same
-// ad propose the same event, and the log keeps it once.
+// events, so two publishers deciding on one head decide the same ads;
+// the ads' event ids name the publisher (and the ad), so the log's
+// revision check, not its idempotency, picks the one that lands, and each
+// publisher knows which ads it appended.
 //
 // # Never in a pin's way
 //
@@ -60,6 +61,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
 	"github.com/ipni/go-libipni/ingest/schema"
@@ -184,6 +186,7 @@ type Publisher struct {
 	d        Deps
 	logger   *slog.Logger
 	peer     peer.ID
+	instance uuid.UUID // names this publisher's events
 	addrs    []string
 	metadata []byte
 	chain    *chain
@@ -251,7 +254,7 @@ func New(cfg Config, d Deps) (*Publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ipni: metadata: %w", err)
 	}
-	p := &Publisher{cfg: cfg, d: d, logger: d.Logger.With("component", "ipni"), peer: id, metadata: md,
+	p := &Publisher{cfg: cfg, d: d, logger: d.Logger.With("component", "ipni"), peer: id, instance: uuid.New(), metadata: md,
 		chain: newChain(), prepared: map[eventlog.Position]prepared{}}
 	for _, a := range cfg.Addrs {
 		p.addrs = append(p.addrs, a.String())
@@ -494,7 +497,7 @@ func (p *Publisher) decide(ctx context.Context, events []eventlog.Event) error {
 		}
 		props := make([]eventlog.Proposed, len(ads))
 		for i, ad := range ads {
-			if props[i], err = codec.Propose(ad, eventID(ad.CID), eventlog.Metadata{Actor: p.d.Actor}); err != nil {
+			if props[i], err = codec.Propose(ad, eventID(p.instance, ad.CID), eventlog.Metadata{Actor: p.d.Actor}); err != nil {
 				return err
 			}
 		}
