@@ -61,7 +61,14 @@ func BenchmarkBitswapAgainstKubo(b *testing.B) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	pickupAddrs := srv.peerOf(b).Addrs
+	// TCP to both (kubo's QUIC is not dialed either): the transport is
+	// the client's choice, the server is what is measured.
+	var pickupAddrs []multiaddr.Multiaddr
+	for _, a := range srv.peerOf(b).Addrs {
+		if _, err := a.ValueForProtocol(multiaddr.P_TCP); err == nil {
+			pickupAddrs = append(pickupAddrs, a)
+		}
+	}
 
 	k := &routedKubo{bin: bin, repo: filepath.Join(b.TempDir(), "ipfs")}
 	k.run(b, "init", "--profile=test", "--empty-repo")

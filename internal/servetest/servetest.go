@@ -24,16 +24,24 @@ import (
 
 	"github.com/pickup-ipfs/pickup/fetcher/carstore"
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
+	"github.com/pickup-ipfs/pickup/internal/s3test"
 	"github.com/pickup-ipfs/pickup/serve"
 	"github.com/pickup-ipfs/pickup/serve/locate"
 	locatesqlite "github.com/pickup-ipfs/pickup/serve/locate/sqlite"
 )
 
-// Carpark is a carpark directory, its lookup, the pins held, and the
-// serving blockstore over them.
+// Store is a carpark store: carstore.Dir or carstore.S3.
+type Store interface {
+	Stage(ctx context.Context, key string, meta carstore.Metadata) (carstore.Upload, error)
+	Promote(ctx context.Context, stagedKey string, want carstore.Expected) (carstore.Stored, error)
+	ReadRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+}
+
+// Carpark is a carpark (a directory, or S3), its lookup, the pins held,
+// and the serving blockstore over them.
 type Carpark struct {
 	dir    string
-	store  *carstore.Dir
+	store  Store
 	lookup *locatesqlite.Store
 	pins   *Held
 	// Blocks is the serving blockstore (its hold answers kept 1 ns: a
@@ -42,7 +50,7 @@ type Carpark struct {
 	Damage *Damages
 }
 
-// New makes an empty carpark for tb.
+// New makes an empty carpark directory for tb.
 func New(tb testing.TB) *Carpark {
 	tb.Helper()
 	dir := tb.TempDir()
@@ -51,6 +59,24 @@ func New(tb testing.TB) *Carpark {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { store.Close() })
+	return NewIn(tb, dir, store)
+}
+
+// NewS3 makes an empty carpark in a bucket of versitygw (internal/s3test).
+func NewS3(tb testing.TB) *Carpark {
+	tb.Helper()
+	srv := s3test.Start(tb)
+	store, err := carstore.NewS3WithClient(srv.Client, carstore.S3Config{StagingBucket: srv.CreateBucket(tb, "staging"), CarparkBucket: srv.CreateBucket(tb, "carpark")}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return NewIn(tb, tb.TempDir(), store)
+}
+
+// NewIn makes a carpark of store, its lookup in dir (Corrupt works on a
+// directory store of dir only).
+func NewIn(tb testing.TB, dir string, store Store) *Carpark {
+	tb.Helper()
 	lookup, err := locatesqlite.Open(context.Background(), filepath.Join(dir, "locate.db"), locatesqlite.Options{})
 	if err != nil {
 		tb.Fatal(err)

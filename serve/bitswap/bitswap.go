@@ -67,10 +67,10 @@ const (
 	// blocks (range reads of the carpark) at once, for every peer.
 	DefaultTaskWorkers       = 8
 	DefaultBlockstoreWorkers = 128
-	// DefaultReadAheadBytes bounds the blocks read to size a want-block
-	// and kept for its send (readahead.go).
+	// DefaultReadAheadBytes bounds the blocks read ahead of their send,
+	// as their wantlist arrives (readahead.go), counted at 256 KiB each.
 	DefaultReadAheadBytes = 64 << 20
-	// DefaultReadAheadTTL is how long such a block is kept.
+	// DefaultReadAheadTTL is how long a block read ahead is kept.
 	DefaultReadAheadTTL = time.Second
 )
 
@@ -94,8 +94,8 @@ type Config struct {
 	MaxOutstandingBytesPerPeer int
 	// TaskWorkers and BlockstoreWorkers: see the defaults.
 	TaskWorkers, BlockstoreWorkers int
-	// ReadAheadBytes and ReadAheadTTL bound the blocks kept between the
-	// read that sizes a want-block and its send.
+	// ReadAheadBytes and ReadAheadTTL bound the blocks read ahead of
+	// their send.
 	ReadAheadBytes int
 	ReadAheadTTL   time.Duration
 }

@@ -10,6 +10,7 @@ import (
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pickup-ipfs/pickup/internal/servetest"
@@ -23,11 +24,19 @@ func newServer(t *testing.T, blocks bitswap.Blocks) *bitswap.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startServer(t, key, blocks)
+}
+
+var newKey = bitswap.NewKey
+
+// startServer starts a server on loopback for tb.
+func startServer(tb testing.TB, key crypto.PrivKey, blocks bitswap.Blocks) *bitswap.Server {
+	tb.Helper()
 	s, err := bitswap.New(bitswap.Config{PrivateKey: key, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}}, bitswap.Deps{Blocks: blocks})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	tb.Cleanup(func() { s.Close() })
 	return s
 }
 

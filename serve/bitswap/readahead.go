@@ -9,123 +9,125 @@ import (
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	format "github.com/ipfs/go-ipld-format"
 )
 
 // errReadOnly: the bitswap server never writes.
 var errReadOnly = errors.New("the served carpark is read-only")
 
+// nominalBlockSize is the size a want-block is scheduled by before its
+// block is read: UnixFS's chunk, the commonest block of a pinned DAG.
+const nominalBlockSize = 256 << 10
+
 // readAhead is the read-only blockstore boxo's server reads. The server
-// sizes every want-block when it arrives (GetSize, in parallel, with
-// BlockstoreWorkers) and reads it again when its turn to be sent comes
-// (Get). A size from the carpark is a range read and a check, as the
-// block itself is: so GetSize reads and checks the block, and keeps it
-// for the Get that follows, which takes it. One range read per block
-// sent, and the reads of a wantlist happen at once rather than one send
-// after another. Kept blocks are bounded in bytes and age; a block that
-// aged out or was pushed out is read again. So a block sized just before
-// its pin was removed may still be sent within ReadAheadTTL (1 s), as the
-// hold cache lets the gateway (serve.Config.HoldTTL).
+// sizes every want-block as its wantlist arrives (GetSize, on the peer's
+// stream, before it reads the peer's next message), and reads the block
+// when its turn to be sent comes (Get). A size from the carpark would be a
+// range read and a check, as the block itself is. So GetSize only asks
+// whether a pin holds the block (the lookup, no read), starts reading it
+// in the background, and answers a nominal size; Get takes the block so
+// read, waiting for it if need be, or reads it. One range read per block
+// sent, the reads of a wantlist under way at once while earlier blocks are
+// sent, and a peer's next wantlist read at once. A block that fails its
+// check is not sent (the server answers DONT_HAVE).
+//
+// Reads under way and blocks read and not yet taken are bounded (maxBytes
+// at the nominal size; beyond, GetSize starts no read and Get reads) and
+// kept at most ttl: a block read just before its pin was removed may still
+// be sent within that time (1 s), as the hold cache lets the gateway
+// (serve.Config.HoldTTL).
 type readAhead struct {
 	blocks Blocks
 	max    int
 	ttl    time.Duration
 
 	mu    sync.Mutex
-	kept  map[cid.Cid]kept
-	order []keptAt
-	seq   uint64
-	bytes int
+	ahead map[cid.Cid]*pending
 }
 
-type kept struct {
-	blk blocks.Block
-	at  time.Time
-	seq uint64
-}
-
-// keptAt is an entry of order: a block kept, once (seq tells a block kept
-// again after it was taken from its first keeping).
-type keptAt struct {
-	c   cid.Cid
-	seq uint64
+// pending is a block being read, or read.
+type pending struct {
+	done chan struct{}
+	blk  blocks.Block
+	err  error
+	at   time.Time
 }
 
 func newReadAhead(b Blocks, maxBytes int, ttl time.Duration) *readAhead {
-	return &readAhead{blocks: b, max: maxBytes, ttl: ttl, kept: map[cid.Cid]kept{}}
+	return &readAhead{blocks: b, max: max(maxBytes/nominalBlockSize, 1), ttl: ttl, ahead: map[cid.Cid]*pending{}}
 }
 
 func (r *readAhead) Has(ctx context.Context, c cid.Cid) (bool, error) { return r.blocks.Has(ctx, c) }
 
-// GetSize reads and checks the block, and keeps it for Get: a block that
-// fails its check has no size (the server answers DONT_HAVE).
+// GetSize answers whether a pin holds the block, with a nominal size, and
+// starts reading it for Get.
 func (r *readAhead) GetSize(ctx context.Context, c cid.Cid) (int, error) {
-	blk, err := r.blocks.Get(ctx, c)
+	has, err := r.blocks.Has(ctx, c)
 	if err != nil {
 		return -1, err
 	}
-	r.keep(blk)
-	return len(blk.RawData()), nil
+	if !has {
+		return -1, format.ErrNotFound{Cid: c}
+	}
+	r.start(c)
+	return nominalBlockSize, nil
 }
 
-// Get takes the block GetSize kept, or reads it.
+// Get takes the block read ahead, or reads it.
 func (r *readAhead) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
-	if blk, ok := r.take(c); ok {
-		return blk, nil
-	}
-	return r.blocks.Get(ctx, c)
-}
-
-func (r *readAhead) keep(blk blocks.Block) {
-	n := len(blk.RawData())
-	if n > r.max {
-		return
-	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.kept[blk.Cid()]; ok {
-		return
+	p, ok := r.ahead[c]
+	if ok {
+		delete(r.ahead, c)
 	}
-	now := time.Now()
-	for len(r.order) > 0 && (r.bytes+n > r.max || now.Sub(r.oldest()) >= r.ttl) {
-		r.dropOldest()
-	}
-	r.seq++
-	r.kept[blk.Cid()] = kept{blk: blk, at: now, seq: r.seq}
-	r.order = append(r.order, keptAt{blk.Cid(), r.seq})
-	r.bytes += n
-}
-
-// oldest is when the oldest entry of order was kept (taken ones count as
-// new, so they are dropped from order without waiting).
-func (r *readAhead) oldest() time.Time {
-	if k, ok := r.kept[r.order[0].c]; ok && k.seq == r.order[0].seq {
-		return k.at
-	}
-	return time.Time{}
-}
-
-func (r *readAhead) dropOldest() {
-	e := r.order[0]
-	r.order = r.order[1:]
-	if k, ok := r.kept[e.c]; ok && k.seq == e.seq {
-		r.bytes -= len(k.blk.RawData())
-		delete(r.kept, e.c)
-	}
-}
-
-func (r *readAhead) take(c cid.Cid) (blocks.Block, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	k, ok := r.kept[c]
+	r.mu.Unlock()
 	if !ok {
-		return nil, false
+		return r.blocks.Get(ctx, c)
 	}
-	delete(r.kept, c)
-	r.bytes -= len(k.blk.RawData())
-	if time.Since(k.at) >= r.ttl {
-		return nil, false
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return k.blk, true
+	if p.err != nil || time.Since(p.at) >= r.ttl {
+		return r.blocks.Get(ctx, c)
+	}
+	return p.blk, nil
+}
+
+// start reads c in the background, unless it is being read, or too many
+// are.
+func (r *readAhead) start(c cid.Cid) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.ahead[c]; ok {
+		return
+	}
+	if len(r.ahead) >= r.max {
+		for k, p := range r.ahead {
+			select {
+			case <-p.done:
+				if now.Sub(p.at) >= r.ttl {
+					delete(r.ahead, k)
+				}
+			default:
+			}
+		}
+		if len(r.ahead) >= r.max {
+			return
+		}
+	}
+	p := &pending{done: make(chan struct{}), at: now}
+	r.ahead[c] = p
+	go func() {
+		// The read outlives the message that asked for it; it is bounded
+		// by the store's own timeouts and the ttl.
+		ctx, cancel := context.WithTimeout(context.Background(), r.ttl+30*time.Second)
+		defer cancel()
+		p.blk, p.err = r.blocks.Get(ctx, c)
+		close(p.done)
+	}()
 }
 
 func (r *readAhead) Put(context.Context, blocks.Block) error       { return errReadOnly }
