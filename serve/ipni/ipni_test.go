@@ -105,3 +105,31 @@ func TestIndexerFindsWhatIsPinned(t *testing.T) {
 		t.Fatalf("a CAR of 300 blocks in %d chunks of 64, want 5", got)
 	}
 }
+
+// TestNewIndexerAfterADeletion: an indexer that first syncs the chain
+// after a root was deleted (its ad, then its removal, in the chain; its
+// index object gone, so its entry chunks are not found) ingests the rest
+// of the chain: it names pickup for the CARs still pinned and not for the
+// deleted one.
+func TestNewIndexerAfterADeletion(t *testing.T) {
+	w := newWorld(t)
+	srv := newServer(t)
+	quiet := w.publisher(srv, nil, ipni.Config{ChunkSize: 8})
+	stop := run(t, quiet)
+	gone, kept := w.pinCar(1, 20), w.pinCar(2, 20)
+	waitAds(t, quiet, 2)
+	w.deleteRoot(gone)
+	later := w.pinCar(3, 20)
+	waitAds(t, quiet, 4)
+	stop()
+
+	ix := ipnitest.Start(t)
+	p := w.publisher(srv, []string{ix.IngestURL}, ipni.Config{ChunkSize: 8})
+	run(t, p)
+	for _, car := range []locatetest.Car{kept, later} {
+		eventually(t, "a new indexer names pickup for what is pinned", func() error { return named(ix, p, srv, car) })
+	}
+	if err := notNamed(ix, p, gone); err != nil {
+		t.Fatal(err)
+	}
+}
