@@ -29,7 +29,7 @@ var percentLine = regexp.MustCompile(`(?m)^pinning: attempt 1, .* so far from ga
 // `pickup pin add --wait` against a real `pickup run`: a UnixFS DAG's
 // lines show the percentage of the size its root declares rising, with
 // the time left, and the pinned pin shows 100; a dag-cbor root's lines
-// show bytes and no percentage; a root that declares more than the limit fails
+// show bytes and no percentage, and a raw root's no percentage either; a root that declares more than the limit fails
 // at once as too_big.
 func TestPinAddWaitShowsPercent(t *testing.T) {
 	ctx := context.Background()
@@ -69,6 +69,15 @@ func TestPinAddWaitShowsPercent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A raw root: one block, whose bytes show only once it has all come.
+	rawData := make([]byte, 1<<20)
+	if _, err := io.ReadFull(ipfstest.Random(17), rawData); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ipfstest.PutRaw(ctx, bs, uint64(multicodec.Raw), multihash.SHA2_256, rawData)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var car bytes.Buffer
 	if _, err := ipfstest.Export(ctx, bs, file, &car); err != nil {
 		t.Fatal(err)
@@ -83,9 +92,10 @@ func TestPinAddWaitShowsPercent(t *testing.T) {
 		out, errs string
 	}
 	var wg sync.WaitGroup
-	var dagpb, noSizes, tooBig result
+	var dagpb, noSizes, rawRoot, tooBig result
 	wg.Go(func() { dagpb.code, dagpb.out, dagpb.errs = s.pinCLI(t, nil, "add", file.String(), "--wait") })
 	wg.Go(func() { noSizes.code, noSizes.out, noSizes.errs = s.pinCLI(t, nil, "add", cbor.String(), "--wait") })
+	wg.Go(func() { rawRoot.code, rawRoot.out, rawRoot.errs = s.pinCLI(t, nil, "add", raw.String(), "--wait") })
 	wg.Go(func() { tooBig.code, tooBig.out, tooBig.errs = s.pinCLI(t, nil, "add", big.String(), "--wait") })
 	wg.Wait()
 
@@ -123,6 +133,11 @@ func TestPinAddWaitShowsPercent(t *testing.T) {
 	}
 	if !moved || strings.Contains(noSizes.errs, "%") || field(noSizes.out, api.InfoPercent) != "" || field(noSizes.out, api.InfoExpectedBytes) != "" {
 		t.Errorf("a dag-cbor root: want lines with bytes moving and no percentage\nstdout:\n%s\nstderr:\n%s", noSizes.out, noSizes.errs)
+	}
+
+	if rawRoot.code != 0 || field(rawRoot.out, "status") != "pinned" || strings.Contains(rawRoot.errs, "%") ||
+		field(rawRoot.out, api.InfoPercent) != "" || field(rawRoot.out, api.InfoExpectedBytes) != "" {
+		t.Errorf("a raw root: want it pinned with no percentage\nstdout:\n%s\nstderr:\n%s", rawRoot.out, rawRoot.errs)
 	}
 
 	if tooBig.code != 1 || !strings.Contains(tooBig.errs, "too_big") || !strings.Contains(tooBig.errs, "the root declares a DAG of") {
