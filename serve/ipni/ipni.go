@@ -16,7 +16,7 @@
 // so any task serves the head and any ad, and a restart takes up the
 // chain where it was. An ad's entry chunks are not stored: they are
 // recomputed from the CAR's index object (the same object the block
-// lookup is loaded from, decoded by locate.Entries), the CAR's multihashes
+// lookup is loaded from, decoded and checked by locate.ValidatedEntries), the CAR's multihashes
 // in its order, cut into chunks of ChunkSize, the last chunk first (each
 // links to the next); the same bytes give the same CIDs, which the ad's
 // event records (Chunks) so that any task knows which CAR a requested
@@ -47,6 +47,14 @@
 // ran) is taken in batches of up to BatchSize events per append, each
 // batch announced once; a failed read of the carpark or the log, or a
 // failed announcement, is retried with backoff.
+//
+// # Serving
+//
+// Handler answers 503 until the task has read the chain (an indexer must
+// not take a restarting task's empty chain for the chain). A chunk of a
+// CAR deleted since its ad (its index object gone) is not found: an
+// indexer syncing the chain afresh skips the entries of a context ID
+// removed later in the chain (storetheindex does; TestNewIndexerAfterADeletion).
 package ipni
 
 import (
