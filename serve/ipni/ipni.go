@@ -16,9 +16,10 @@
 // so any task serves the head and any ad, and a restart takes up the
 // chain where it was. An ad's entry chunks are not stored: they are
 // recomputed from the CAR's index object (the same object the block
-// lookup is loaded from, decoded and checked by locate.ValidatedEntries), the CAR's multihashes
-// in its order, cut into chunks of ChunkSize, the last chunk first (each
-// links to the next); the same bytes give the same CIDs, which the ad's
+// lookup is loaded from, decoded and checked by locate.ValidatedEntries),
+// the CAR's multihashes in its order, cut into chunks of ChunkSize, the
+// last chunk first (each links to the next); the same bytes give the same
+// CIDs, which the ad's
 // event records (Chunks) so that any task knows which CAR a requested
 // chunk is part of, and checks the chunk it rebuilt against its CID
 // before it serves it.
@@ -54,7 +55,8 @@
 // not take a restarting task's empty chain for the chain). A chunk of a
 // CAR deleted since its ad (its index object gone) is not found: an
 // indexer syncing the chain afresh skips the entries of a context ID
-// removed later in the chain (storetheindex does; TestNewIndexerAfterADeletion).
+// removed later in the chain (storetheindex does:
+// TestNewIndexerAfterADeletion).
 package ipni
 
 import (
