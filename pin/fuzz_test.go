@@ -62,7 +62,13 @@ func runScript(t *testing.T, script []byte) {
 		case 1:
 			p, err = s.Claim(fetcher, now, lease)
 		case 2:
-			p, err = s.Progress(pin.FetchProgress{Fetcher: fetcher, Attempt: s.Attempt, Bytes: int64(i), Blocks: int64(i), Source: "gateway"}, now, lease)
+			// Every other report knows the root's declared size; the blocks'
+			// bytes may pass it (a root that lies).
+			var expected int64
+			if b&4 != 0 {
+				expected = int64(len(script))
+			}
+			p, err = s.Progress(pin.FetchProgress{Fetcher: fetcher, Attempt: s.Attempt, Bytes: int64(i), Blocks: int64(i), BlockBytes: int64(i) / 2, ExpectedBytes: expected, Source: "gateway"}, now, lease)
 		case 3:
 			p, err = s.Upload(pin.CarUploaded{Attempt: s.Attempt, Fetcher: fetcher, Key: "k", Bytes: 9, Blocks: 1, CarCID: "bagboeaaa"})
 		case 4:
@@ -89,7 +95,12 @@ func runScript(t *testing.T, script []byte) {
 			continue
 		}
 		next := h.add(p, now).state() // state() runs Check
+		c := next.Completion()
 		switch {
+		case c.Percent < 0 || c.Percent > 100 || c.Left < 0 || (c.Expected == 0 && c != pin.Completion{}):
+			t.Fatalf("step %d: completion %+v", i, c)
+		case (next.Phase == pin.PhasePinned || next.Phase == pin.PhaseUploaded) && c.Expected > 0 && c.Percent != 100:
+			t.Fatalf("step %d: %s at %v%%", i, next.Phase, c.Percent)
 		case next.Attempt < prev.Attempt:
 			t.Fatalf("step %d: attempt went back from %d to %d", i, prev.Attempt, next.Attempt)
 		case prev.Removed:
