@@ -87,7 +87,7 @@ const (
 	// size; InfoPercent the share of it fetched, a decimal rounded down to
 	// a tenth ("42.5"), "100" once the DAG is fetched; InfoSecondsLeft the
 	// whole seconds the rest should take at the attempt's rate so far,
-	// while pinning. All three are absent when the root declares no size
+	// while pinning, once 1% is fetched. All three are absent when the root declares no size
 	// (raw, dag-cbor and dag-json roots): bytes then tells the progress.
 	InfoExpectedBytes = "expected_bytes"
 	InfoPercent       = "percent"
