@@ -24,6 +24,8 @@ func TestCompletion(t *testing.T) {
 			pin.Completion{Expected: 1000, Percent: 25, Left: 30 * time.Second, LeftKnown: true}},
 		"rounded down to a tenth": {progress(newHistory(t).claimed(), 2999, 3000, 10*time.Second),
 			pin.Completion{Expected: 3000, Percent: 99.9, Left: 10 * time.Second / 2999, LeftKnown: true}},
+		"a tenth reached exactly": {progress(newHistory(t).claimed(), 3, 10, 10*time.Second),
+			pin.Completion{Expected: 10, Percent: 30, Left: 10 * time.Second * 7 / 3, LeftKnown: true}},
 		"the size known, no bytes yet": {progress(newHistory(t).claimed(), 0, 1000, time.Second),
 			pin.Completion{Expected: 1000}},
 		"under 1%: no rate yet": {progress(newHistory(t).claimed(), 9, 1000, time.Second),

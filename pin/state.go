@@ -321,7 +321,13 @@ func (s State) Completion() Completion {
 		return Completion{}
 	}
 	done := min(s.BlockBytes, c.Expected)
-	c.Percent = math.Floor(float64(done)*1000/float64(c.Expected)) / 10
+	// In whole tenths, exactly: a float division may land a hair under
+	// a tenth it reaches (29.9999 for 30).
+	if done <= math.MaxInt64/1000 {
+		c.Percent = float64(done*1000/c.Expected) / 10
+	} else {
+		c.Percent = math.Floor(float64(done)*1000/float64(c.Expected)) / 10
+	}
 	if elapsed := s.UpdatedAt.Sub(s.FetchStartedAt); s.BlockBytes > 0 && s.BlockBytes >= c.Expected/100 && elapsed > 0 && !s.FetchStartedAt.IsZero() {
 		c.Left = time.Duration(float64(elapsed) * float64(c.Expected-done) / float64(s.BlockBytes))
 		c.LeftKnown = true
