@@ -290,7 +290,9 @@ var (
 //     loopback);
 //   - a fetcher's sources get the loopback trustless gateway
 //     (PICKUP_TRUSTLESS_GATEWAYS, PICKUP_ALLOW_PRIVATE_ORIGINS=true to
-//     dial it: it is on loopback) in place of the public IPFS network.
+//     dial it: it is on loopback) in place of the public IPFS network;
+//   - the IPNI indexers (PICKUP_IPNI_INDEXERS, prod's cid.contact) → the
+//     world's one indexer stand-in, since this machine reaches no internet.
 func (r *deploymentRun) rewriteEnv(t *testing.T, w wiredRole) map[string]string {
 	env := map[string]string{}
 	for k, v := range w.env {
@@ -306,6 +308,9 @@ func (r *deploymentRun) rewriteEnv(t *testing.T, w wiredRole) map[string]string 
 			})
 		}
 		env[k] = v
+	}
+	if _, ok := env["PICKUP_IPNI_INDEXERS"]; ok {
+		env["PICKUP_IPNI_INDEXERS"] = r.w.indexer.URL
 	}
 	if w.role == awsconfig.RoleFetcher {
 		env["PICKUP_TRUSTLESS_GATEWAYS"] = r.origin

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -54,6 +56,8 @@ import (
 //	EventStoreDB (eventlog=esdb) cannot run here: the embedded log, one SQLite file all roles share
 //	                             (all roles run on one machine), named by the event log secret
 //	the IPFS network             a trustless gateway on loopback (internal/ipfstest) holding the DAG
+//	IPNI indexers (cid.contact)  one HTTP server on loopback answering every announcement 204, each
+//	                             logged (rewriteEnv points PICKUP_IPNI_INDEXERS at it)
 //
 // The hosts of the plan's database endpoints are mapped to the PostgreSQL
 // server's loopback address by hostTable, the one rewrite of the plan's
@@ -81,6 +85,8 @@ type world struct {
 	// pickup is the tasks' binary, which makes the serve peer's key as the
 	// operator does (`pickup serve-key`).
 	pickup string
+	// indexer stands in for every IPNI indexer the plan names.
+	indexer *httptest.Server
 }
 
 // startWorld starts every stand-in for d; pickup is the tasks' binary.
@@ -188,6 +194,11 @@ func startWorld(t *testing.T, d *deployment, roles []wiredRole, pickup string) *
 	}
 
 	w.ec2 = awstest.NewEC2(t, map[string]string{"127.0.0.1": "127.0.0.1"})
+	w.indexer = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+		t.Logf("indexer stand-in: %s %s", req.Method, req.URL.Path)
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(w.indexer.Close)
 	return w
 }
 
