@@ -247,7 +247,7 @@ func run(t testing.TB, p *ipni.Publisher) (stop func()) {
 }
 
 // eventually retries check until it returns nil, failing the test with
-// its last error after a minute.
+// its last error after two minutes.
 func eventually(t testing.TB, what string, check func() error) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
