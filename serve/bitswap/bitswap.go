@@ -170,6 +170,7 @@ type Server struct {
 	host   host.Host
 	net    interface{ Stop() }
 	srv    *bsserver.Server
+	ahead  *readAhead
 	cancel context.CancelFunc
 	addrs  []multiaddr.Multiaddr
 	log    *slog.Logger
@@ -210,7 +211,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	network := bsnet.NewFromIpfsHost(h)
-	srv := bsserver.New(ctx, network, newReadAhead(d.Blocks, cfg.ReadAheadBytes, cfg.ReadAheadTTL),
+	ahead := newReadAhead(d.Blocks, cfg.ReadAheadBytes, cfg.ReadAheadTTL)
+	srv := bsserver.New(ctx, network, ahead,
 		bsserver.TaskWorkerCount(cfg.TaskWorkers),
 		bsserver.EngineTaskWorkerCount(cfg.TaskWorkers),
 		bsserver.EngineBlockstoreWorkerCount(cfg.BlockstoreWorkers),
@@ -221,7 +223,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		bsserver.WithWantHaveReplaceSize(0),
 	)
 	network.Start(srv)
-	s := &Server{host: h, net: network, srv: srv, cancel: cancel, addrs: announce, log: logger}
+	s := &Server{host: h, net: network, srv: srv, ahead: ahead, cancel: cancel, addrs: announce, log: logger}
 	if len(s.addrs) == 0 {
 		s.addrs = h.Addrs()
 	}
@@ -257,6 +259,7 @@ func (s *Server) Sent() (blocks, bytes uint64) {
 func (s *Server) Close() error {
 	s.net.Stop()
 	s.srv.Close()
+	s.ahead.close()
 	s.cancel()
 	return s.host.Close()
 }
