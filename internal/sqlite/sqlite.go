@@ -83,12 +83,14 @@ func execBusy(ctx context.Context, c *sqlite3.Conn, sql string) error {
 }
 
 // Stmt returns the prepared statement for query, preparing it on first use.
-// The statement is reset and its bindings cleared, ready to bind.
+// The statement is reset and its bindings cleared, ready to bind. Reset's
+// error is not one: sqlite3_reset always resets, and returns the error of
+// the statement's last step, so a statement whose last use was
+// interrupted (its context done) would otherwise fail every later use of
+// the connection with "interrupted".
 func (c *Conn) Stmt(query string) (*sqlite3.Stmt, error) {
 	if s, ok := c.stmts[query]; ok {
-		if err := s.Reset(); err != nil {
-			return nil, err
-		}
+		_ = s.Reset() // the last step's outcome, already reported to its caller
 		return s, s.ClearBindings()
 	}
 	s, _, err := c.Prepare(query)
