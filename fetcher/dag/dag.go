@@ -41,6 +41,10 @@ type Request struct {
 	// Origins are peers the requester says have the DAG (the Pinning
 	// Service API's origins); the bitswap source dials them.
 	Origins []multiaddr.Multiaddr
+	// Upload names the CAR the tenant sent (its key in the uploads area,
+	// package carupload), when the pin came with one: the upload source
+	// reads the DAG from it, and no other source is asked.
+	Upload string
 }
 
 // Defaults of Limits, with web3-storage/pickup's names.
