@@ -87,6 +87,12 @@ func NewIn(tb testing.TB, dir string, store Store) *Carpark {
 	return c
 }
 
+// Deps are the carpark as serve.New takes it (a blockstore of New's own,
+// over the same lookup, store and pins).
+func (c *Carpark) Deps() serve.Deps {
+	return serve.Deps{Locator: c.lookup, Carpark: c.store, Pins: c.pins, Reporter: c.Damage}
+}
+
 // DAG is a DAG pinned into the carpark.
 type DAG struct {
 	Root   cid.Cid
