@@ -59,7 +59,10 @@ func (sf *serveP2PFlags) privateKey(eventLog string, logger *slog.Logger) (crypt
 	if errors.Is(err, os.ErrNotExist) {
 		var created bool
 		if text, created, err = createServeKeyFile(path); created {
-			logger.Info("made the serving peer's libp2p key", "component", "bitswap-server", "file", path)
+			// Loud: a deployment whose tasks each made their own key would
+			// be as many peers as tasks (PICKUP_SERVE_LIBP2P_KEY is the one
+			// key of them all).
+			logger.Warn("made a new libp2p key for the serving peer, kept in its key file: every process serving one deployment must have the same key (PICKUP_SERVE_LIBP2P_KEY, or this file)", "component", "bitswap-server", "file", path)
 		}
 	}
 	if err != nil {
