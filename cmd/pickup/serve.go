@@ -15,6 +15,7 @@ import (
 	"github.com/pickup-ipfs/pickup/fetcher/carstore"
 	"github.com/pickup-ipfs/pickup/serve"
 	servebitswap "github.com/pickup-ipfs/pickup/serve/bitswap"
+	"github.com/pickup-ipfs/pickup/serve/ipni"
 	"github.com/pickup-ipfs/pickup/serve/locate"
 	locatepostgres "github.com/pickup-ipfs/pickup/serve/locate/postgres"
 	locatesqlite "github.com/pickup-ipfs/pickup/serve/locate/sqlite"
@@ -53,6 +54,7 @@ type serveFlags struct {
 	rebuild      *bool
 	carpark      *carparkFlags
 	p2p          *serveP2PFlags
+	ipni         *ipniFlags
 }
 
 func addServeFlags(f *flags) *serveFlags {
@@ -67,6 +69,7 @@ func addServeFlags(f *flags) *serveFlags {
 		rebuild:      f.boolean("locate-rebuild", false, "rebuild the block lookup from the carpark's index objects at start (after pickup reindex), before following the log; an empty lookup is always rebuilt", "PICKUP_LOCATE_REBUILD"),
 		carpark:      f.carparkFlags(),
 		p2p:          addServeP2PFlags(f),
+		ipni:         addIPNIFlags(f),
 	}
 }
 
@@ -158,9 +161,15 @@ func (p *proc) addServe(ctx context.Context, sf *serveFlags, b *baseFlags) (*ser
 		srv.ln.Close()
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	// More handlers on the serving listener go here, with their patterns
-	// (the IPNI publisher's /ipni/v1/ad/, given s.provider).
 	deps.Handlers = map[string]http.Handler{"/routing/v1/": routes}
+	adverts, err := p.addIPNI(ctx, sf.ipni, cars, s.provider.Key, s.provider.Addrs, s.provider.Gateway)
+	if err != nil {
+		srv.ln.Close()
+		return nil, err
+	}
+	if adverts != nil {
+		deps.Handlers[ipni.HandlerPath] = adverts
+	}
 	h, err := serve.New(cfg, deps)
 	if err != nil {
 		srv.ln.Close()
