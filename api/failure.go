@@ -26,4 +26,8 @@ const (
 	// ReasonIdempotencyKeyUsed is a 422: the Idempotency-Key was sent
 	// before with another Pin.
 	ReasonIdempotencyKeyUsed = "IDEMPOTENCY_KEY_REUSED"
+	// ReasonTooLarge is a 413: a CAR upload over the service's limit.
+	ReasonTooLarge = "PAYLOAD_TOO_LARGE"
+	// ReasonTimeout is a 408: a CAR upload whose bytes stopped coming.
+	ReasonTimeout = "REQUEST_TIMEOUT"
 )

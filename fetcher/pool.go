@@ -179,6 +179,12 @@ type Deps struct {
 	// Index, optional, lets a pin complete from a CAR already in the
 	// carpark.
 	Index CARIndex
+	// Uploads, optional, fetches the pins that came with a CAR (a
+	// dag.Fetcher whose one source is fetcher/dag/upload), and Received
+	// deletes their uploads once they are over; without them such a pin
+	// fails permanently.
+	Uploads  DAGFetcher
+	Received Received
 	// Protector, optional, guards the process against scale-in while it
 	// holds work.
 	Protector Protector
@@ -238,7 +244,7 @@ func New(cfg Config, d Deps) (*Pool, error) {
 	}
 	return &Pool{
 		cfg: cfg, log: d.Log, pins: pinlog.New(d.Log, nil), queue: d.Queue, logger: logger.With("component", "fetcher", "fetcher", cfg.Name),
-		work:      &transfer{dag: d.DAG, cars: d.CARs, index: d.Index, lease: cfg.Lease, step: d.Step},
+		work:      &transfer{dag: d.DAG, uploads: d.Uploads, received: d.Received, cars: d.CARs, index: d.Index, lease: cfg.Lease, step: d.Step},
 		protector: d.Protector,
 		metrics:   metrics,
 		running:   map[uuid.UUID]bool{},

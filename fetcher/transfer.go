@@ -80,13 +80,24 @@ type CARIndex interface {
 	CarForRoot(ctx context.Context, canonicalRoot string) (carCID string, ok bool, err error)
 }
 
+// Received is the uploads area as the fetcher cleans it; carupload.Dir
+// is one.
+type Received interface {
+	// Delete removes an upload; one that is not there is no error.
+	Delete(ctx context.Context, key string) error
+}
+
 // transfer moves one attempt's bytes: reuse a CAR already in the carpark,
 // or fetch, stage, validate; every step an event.
 type transfer struct {
-	dag   DAGFetcher
-	cars  CARStore
-	index CARIndex
-	lease time.Duration
+	dag DAGFetcher
+	// uploads fetches pins that came with a CAR, from it alone; received
+	// deletes the CAR once the pin is over.
+	uploads  DAGFetcher
+	received Received
+	cars     CARStore
+	index    CARIndex
+	lease    time.Duration
 	// step is Deps.Step, or nil.
 	step func(ctx context.Context, step string)
 }
@@ -128,6 +139,10 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 	if done, err := t.reuse(ctx, a, root); done || err != nil {
 		return err
 	}
+	if s.Request.Upload != "" && t.uploads == nil {
+		a.fail(ctx, pin.ReasonSourcesFailed, "the pin came with a CAR upload, and this fetcher has no uploads area to read it from", true)
+		return nil
+	}
 
 	// Renew the lease while the bytes flow; when a renewal shows the claim
 	// is gone, stop the fetch at once (which aborts the upload).
@@ -149,7 +164,13 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 	open := func(context.Context) (dag.Sink, error) { return t.cars.Stage(fetchCtx, key, meta) }
 	meter := &received{metrics: a.pool.metrics}
 	var writing sync.Once
-	res, sink, err := t.dag.Fetch(fetchCtx, dag.Request{Root: root, Origins: origins(s.Request.Origins)}, open,
+	fetch := t.dag
+	if s.Request.Upload != "" {
+		// The tenant sent the DAG: it is read from the upload only, and
+		// checked as any source's.
+		fetch = t.uploads
+	}
+	res, sink, err := fetch.Fetch(fetchCtx, dag.Request{Root: root, Origins: origins(s.Request.Origins), Upload: s.Request.Upload}, open,
 		func(p dag.Progress) {
 			sofar.Store(&p)
 			meter.update(p.Source, p.Bytes, p.Blocks)
@@ -221,6 +242,30 @@ func (t *transfer) end(ctx context.Context, a *attempt) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 	defer cancel()
 	t.discard(ctx, a, a.number)
+	t.dropUpload(ctx, a)
+}
+
+// dropUpload deletes the CAR a pin came with once the pin is over: pinned,
+// failed for good, removed. A pin that will be tried again keeps it.
+func (t *transfer) dropUpload(ctx context.Context, a *attempt) {
+	key := a.current().Request.Upload
+	if key == "" || t.received == nil {
+		return
+	}
+	if err := a.reload(ctx); err != nil {
+		a.logger.WarnContext(ctx, "reading the pin to see whether its upload may go", "err", err)
+		return
+	}
+	s := a.current()
+	over := s.Final() || (s.Phase == pin.PhaseFailed && s.LastFailure != nil && s.LastFailure.Permanent)
+	if !over {
+		return
+	}
+	if err := t.received.Delete(ctx, key); err != nil {
+		a.logger.WarnContext(ctx, "deleting the pin's upload", "upload", key, "err", err)
+		return
+	}
+	a.logger.InfoContext(ctx, "deleted the pin's upload", "upload", key, "phase", s.Phase)
 }
 
 // sweep removes, when the pool starts, what attempts over for good left in
@@ -440,7 +485,13 @@ func (t *transfer) fetchFailed(ctx context.Context, a *attempt, fetchCtx context
 	}
 	var f *dag.Failure
 	if errors.As(err, &f) {
-		a.fail(ctx, f.Reason, f.Error(), f.Reason.Permanent())
+		permanent := f.Reason.Permanent()
+		if a.current().Request.Upload != "" && f.Reason != pin.ReasonStorage && f.Reason != pin.ReasonTimeout {
+			// The upload is what it is: another attempt reads the same
+			// bytes, and fails the same way.
+			permanent = true
+		}
+		a.fail(ctx, f.Reason, f.Error(), permanent)
 		return nil
 	}
 	// Not a source's failure: the sink (storage) or something local.

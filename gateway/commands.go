@@ -91,9 +91,15 @@ func (h *Handler) request(ctx context.Context, tenant string, in pinInput, key s
 	if key != "" {
 		id = KeyedRequestID(tenant, key)
 	}
+	return h.requestAs(ctx, tenant, in, id, key, replaces, "")
+}
+
+// requestAs is request with the request id chosen, and the upload the
+// request came with ("" for none).
+func (h *Handler) requestAs(ctx context.Context, tenant string, in pinInput, id uuid.UUID, key string, replaces uuid.UUID, upload string) (pin.Requested, error) {
 	r := pin.Requested{
 		RequestID: id, Tenant: tenant, CID: in.CID.Text, Name: in.Name,
-		Origins: in.Origins, Meta: in.Meta, Created: h.clock.Now(), Replaces: replaces,
+		Origins: in.Origins, Meta: in.Meta, Created: h.clock.Now(), Replaces: replaces, Upload: upload,
 	}
 	// A new stream is known to be empty: the first try saves a read.
 	c, err := h.commit(ctx, tenant, id, &pin.State{}, func(s pin.State) (pinlog.Decision, error) {

@@ -55,6 +55,10 @@ type Config struct {
 	// Realm names the service in WWW-Authenticate challenges. Default
 	// "pickup".
 	Realm string
+	// UploadIdleTimeout is how long a CAR upload's body may send nothing
+	// before it is refused (408): a slow sender holds a connection and a
+	// file open, so it must keep its bytes coming. Default 30s.
+	UploadIdleTimeout time.Duration
 }
 
 // Defaults for Config's fields.
@@ -63,6 +67,8 @@ const (
 	DefaultTokenCacheTTL = 10 * time.Second
 	DefaultMaxBodyBytes  = 64 << 10
 	DefaultRealm         = "pickup"
+	// DefaultUploadIdleTimeout is UploadIdleTimeout's default.
+	DefaultUploadIdleTimeout = 30 * time.Second
 	// MaxDelegates is the most delegates the API may return.
 	MaxDelegates = 20
 )
@@ -83,6 +89,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Realm == "" {
 		c.Realm = DefaultRealm
+	}
+	if c.UploadIdleTimeout == 0 {
+		c.UploadIdleTimeout = DefaultUploadIdleTimeout
 	}
 	return c
 }
@@ -114,6 +123,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("gateway config: negative read wait %v", c.ReadWait)
 	case c.MaxBodyBytes < 1<<10:
 		return fmt.Errorf("gateway config: max body %d bytes, want at least 1 KiB", c.MaxBodyBytes)
+	case c.UploadIdleTimeout < 0:
+		return fmt.Errorf("gateway config: negative upload idle timeout %s", c.UploadIdleTimeout)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/pickup-ipfs/pickup/api"
+	"github.com/pickup-ipfs/pickup/carupload"
 	"github.com/pickup-ipfs/pickup/eventlog"
 	"github.com/pickup-ipfs/pickup/pin"
 	"github.com/pickup-ipfs/pickup/projections/views"
@@ -44,6 +45,12 @@ func errorStatus(err error) (status int, reason, details string) {
 	switch {
 	case errors.As(err, &ae):
 		return ae.status, ae.reason, ae.details
+	case errors.Is(err, carupload.ErrTooBig):
+		return http.StatusRequestEntityTooLarge, api.ReasonTooLarge, err.Error()
+	case errors.Is(err, carupload.ErrBadCAR):
+		return http.StatusBadRequest, api.ReasonBadRequest, err.Error()
+	case errors.As(err, new(*errSlowSender)):
+		return http.StatusRequestTimeout, api.ReasonTimeout, err.Error()
 	case errors.Is(err, views.ErrNotFound), errors.Is(err, pin.ErrNotFound), errors.Is(err, pin.ErrRemoved):
 		return errNotFound.status, errNotFound.reason, errNotFound.details
 	case errors.Is(err, pin.ErrInvalid), errors.Is(err, views.ErrInvalid):

@@ -15,6 +15,7 @@
 //
 //	GET    /pins                   PSA listing (none of cids, local, filter)
 //	POST   /pins                   PSA add (202); honours Idempotency-Key
+//	POST   /pins?cid=…             the same with the DAG as a CAR body (Content-Type application/vnd.ipld.car; upload.go)
 //	GET    /pins/{requestid}       PSA status
 //	POST   /pins/{requestid}       PSA replace (202): a new request id; the old one is gone
 //	DELETE /pins/{requestid}       PSA remove (202)
@@ -153,6 +154,14 @@ type Deps struct {
 	// Delegates names the live fetchers, when Config.Delegates is empty;
 	// nil names none.
 	Delegates Delegates
+	// Uploads is the uploads area that CAR uploads (POST /pins with
+	// Content-Type application/vnd.ipld.car) are received into; nil
+	// refuses them (413, as on AWS Lambda, whose request bodies are capped
+	// at 6 MB).
+	Uploads Uploads
+	// Pinned tells whether a root is pinned already, so that a CAR upload
+	// of it is answered without reading its body; nil reads every body.
+	Pinned Pinned
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests set it.
@@ -176,6 +185,9 @@ type Handler struct {
 	live Delegates
 	// page is the status page served at /.
 	page *ui.Page
+	// uploads and pinned are Deps'.
+	uploads Uploads
+	pinned  Pinned
 }
 
 // New returns a Handler, or an error if cfg does not validate or a part is
@@ -214,10 +226,12 @@ func New(cfg Config, d Deps) (*Handler, error) {
 		tokens: &tokenCache{lookup: guardedTokens{d.Tokens}, ttl: cfg.TokenCacheTTL, now: d.Now, entries: map[[32]byte]tokenEntry{}},
 		fresh: &freshness{mode: cfg.Consistency, log: d.Log, views: guardedCheckpoints{d.Checkpoints}, wait: cfg.ReadWait,
 			logger: logger, latest: map[string]eventlog.Position{}},
-		clock: &createdClock{now: d.Now},
-		now:   d.Now,
-		live:  d.Delegates,
-		page:  page,
+		clock:   &createdClock{now: d.Now},
+		now:     d.Now,
+		live:    d.Delegates,
+		page:    page,
+		uploads: d.Uploads,
+		pinned:  d.Pinned,
 	}, nil
 }
 
@@ -238,6 +252,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case http.MethodGet:
 			h.list(w, r)
 		case http.MethodPost:
+			if isCAR(r) {
+				h.addCAR(w, r)
+				return
+			}
 			h.add(w, r)
 		default:
 			h.methodNotAllowed(w, r, "GET, POST")

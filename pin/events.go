@@ -80,6 +80,11 @@ type Requested struct {
 	Created time.Time `json:"created"`
 	// Replaces is the request this one replaces (POST /pins/{requestid}).
 	Replaces uuid.UUID `json:"replaces,omitzero"`
+	// Upload names the CAR the tenant sent with the request (its key in
+	// the uploads area, package carupload), received whole before this
+	// event was appended: the DAG is read from it, not from the network.
+	// Empty for a pin by CID alone.
+	Upload string `json:"upload,omitempty"`
 }
 
 // FetchStarted: a fetcher claimed an attempt, and holds it until LeaseUntil
@@ -214,8 +219,8 @@ func (Removed) pinEvent()        {}
 // A field added later that is optional (omitempty, its zero meaning "not
 // known") is no change of schema: an event recorded before it decodes with
 // the zero value, and a reader built before it ignores it.
-// FetchProgress.BlockBytes and ExpectedBytes, and CarUploaded.ExpectedBytes,
-// are such fields.
+// FetchProgress.BlockBytes and ExpectedBytes, CarUploaded.ExpectedBytes and
+// Requested.Upload are such fields.
 const SchemaVersion = 1
 
 // Recorded is one of a pin's events as the log recorded it: its payload, its

@@ -8,13 +8,16 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/pickup-ipfs/pickup/carupload"
 	"github.com/pickup-ipfs/pickup/fetcher"
 	"github.com/pickup-ipfs/pickup/fetcher/carstore"
 	"github.com/pickup-ipfs/pickup/fetcher/dag"
 	"github.com/pickup-ipfs/pickup/fetcher/dag/kubo"
 	"github.com/pickup-ipfs/pickup/fetcher/dag/trustless"
+	"github.com/pickup-ipfs/pickup/fetcher/dag/upload"
 	"github.com/pickup-ipfs/pickup/internal/telemetry"
 )
 
@@ -58,7 +61,7 @@ func addFetcherFlags(f *flags) *fetcherFlags {
 	return &fetcherFlags{
 		allowPrivate:  f.allowPrivateOrigins(),
 		batch:         f.integer("batch-size", 10, "pins fetched at once by this process", "PICKUP_BATCH_SIZE", "BATCH_SIZE"),
-		maxCAR:        f.bytesize("max-car-bytes", dag.DefaultMaxCARBytes, "bigger DAGs fail permanently as too_big", "PICKUP_MAX_CAR_BYTES", "MAX_CAR_BYTES"),
+		maxCAR:        f.maxCARBytes(),
 		fetchTimeout:  f.duration("fetch-timeout", dag.DefaultFetchTimeout, "longest attempt", []string{"PICKUP_FETCH_TIMEOUT", "FETCH_TIMEOUT"}, "FETCH_TIMEOUT_MS"),
 		chunkTimeout:  f.duration("fetch-chunk-timeout", dag.DefaultChunkTimeout, "longest wait without a byte", []string{"PICKUP_FETCH_CHUNK_TIMEOUT", "FETCH_CHUNK_TIMEOUT"}, "FETCH_CHUNK_TIMEOUT_MS"),
 		lease:         f.duration("lease", 30*time.Second, "how long a claim lasts without a progress report", []string{"PICKUP_LEASE"}),
@@ -72,6 +75,34 @@ func addFetcherFlags(f *flags) *fetcherFlags {
 		partSize:      f.bytesize("s3-part-size", 8<<20, "multipart part size; a CAR upload holds (concurrency+1) parts in memory", "PICKUP_S3_PART_SIZE"),
 		s3Concurrency: f.integer("s3-concurrency", 2, "parts uploaded at once per CAR", "PICKUP_S3_CONCURRENCY"),
 	}
+}
+
+// maxCARBytes defines --max-car-bytes once per flag set: the fetcher's
+// limit on a CAR, which the gateway applies to CAR uploads as they arrive.
+func (f *flags) maxCARBytes() *int64 {
+	if f.maxCAR == nil {
+		f.maxCAR = f.bytesize("max-car-bytes", dag.DefaultMaxCARBytes, "bigger DAGs fail permanently as too_big (and bigger CAR uploads are refused, 413)", "PICKUP_MAX_CAR_BYTES", "MAX_CAR_BYTES")
+	}
+	return f.maxCAR
+}
+
+// uploadsDir is the uploads area of a directory carpark: beside its
+// directories, in the CAR store's directory. An S3 carpark has none (the
+// gateway and the fetchers share no disk): CAR uploads are refused there.
+func (c *carparkFlags) uploadsDir() string {
+	if *c.carpark != "" {
+		return ""
+	}
+	return filepath.Join(*c.carDir, "received")
+}
+
+// openUploads opens the uploads area the flags name, nil for none.
+func (p *proc) openUploads(c *carparkFlags, maxCAR int64) (*carupload.Dir, error) {
+	dir := c.uploadsDir()
+	if dir == "" {
+		return nil, nil
+	}
+	return carupload.NewDir(dir, carupload.Limits{MaxCARBytes: maxCAR}, p.logger)
 }
 
 // carStore opens the CAR store the flags select.
@@ -171,8 +202,22 @@ func (p *proc) addFetcher(ctx context.Context, ff *fetcherFlags) ([]string, erro
 	if at := p.getenv("PICKUP_TEST_KILL_AT"); at != "" {
 		step = killAt(p.logger, at)
 	}
-	pool, err := fetcher.New(fetcher.Config{BatchSize: *ff.batch, Lease: *ff.lease},
-		fetcher.Deps{Log: p.logAs("fetcher"), Queue: p.views, DAG: d, CARs: cars, Index: p.views, Protector: protector, Metrics: fetchMetrics, Step: step, Logger: p.logger})
+	deps := fetcher.Deps{Log: p.logAs("fetcher"), Queue: p.views, DAG: d, CARs: cars, Index: p.views, Protector: protector, Metrics: fetchMetrics, Step: step, Logger: p.logger}
+	uploads, err := p.openUploads(ff.carparkFlags, *ff.maxCAR)
+	if err != nil {
+		return nil, err
+	}
+	if uploads != nil {
+		src, err := upload.New(uploads)
+		if err != nil {
+			return nil, err
+		}
+		if deps.Uploads, err = dag.New([]dag.Source{src}, limits, p.logger); err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		deps.Received = uploads
+	}
+	pool, err := fetcher.New(fetcher.Config{BatchSize: *ff.batch, Lease: *ff.lease}, deps)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}

@@ -23,6 +23,9 @@ type flags struct {
 	// carpark is the one set of carpark flags of a flag set that both the
 	// fetcher and the serving role read.
 	carpark *carparkFlags
+	// maxCAR is the one --max-car-bytes of a flag set that both the
+	// fetcher and the gateway (CAR uploads) read.
+	maxCAR *int64
 }
 
 // allowPrivateOrigins defines --allow-private-origins once per flag set:

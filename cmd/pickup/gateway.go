@@ -39,7 +39,10 @@ type gatewayFlags struct {
 	delegates              *[]string
 	allowPrivate           *bool
 	maxConns, maxPerClient *int
-	flags                  *flags
+	// carpark and maxCAR say where CAR uploads go and how big they may be.
+	carpark *carparkFlags
+	maxCAR  *int64
+	flags   *flags
 }
 
 func addGatewayFlags(f *flags) *gatewayFlags {
@@ -49,6 +52,8 @@ func addGatewayFlags(f *flags) *gatewayFlags {
 		allowPrivate: f.allowPrivateOrigins(),
 		maxConns:     f.integer("http-max-conns", 0, "most connections the API holds; beyond, the idle longest is closed, or the new one answered 503 (0: half of the process's RLIMIT_NOFILE, at most 8192)", "PICKUP_HTTP_MAX_CONNS"),
 		maxPerClient: f.integer("http-max-conns-per-client", defaultConnsPerClient, "most connections to the API from one client address (an IPv6 /64); beyond, 503 (0: no cap, as behind a proxy, where every client is the proxy; unless set, none where the API listens on loopback only)", "PICKUP_HTTP_MAX_CONNS_PER_CLIENT"),
+		carpark:      f.carparkFlags(),
+		maxCAR:       f.maxCARBytes(),
 		flags:        f,
 	}
 }
@@ -75,8 +80,20 @@ func (g *gatewayFlags) apiLimits(p *proc) connLimits {
 // presence.DefaultCacheTTL).
 func (p *proc) addGateway(g *gatewayFlags, consistency gateway.Consistency, b *baseFlags) (*httpServer, error) {
 	live := presence.NewDirectory(presence.DirectoryConfig{}, p.log, nil, p.logger)
-	h, err := gateway.New(gateway.Config{Delegates: *g.delegates, AllowPrivateOrigins: *g.allowPrivate, Consistency: consistency},
-		gateway.Deps{Log: p.log, Views: p.views, Tokens: p.views, Checkpoints: p.views, Delegates: live, Logger: p.logger})
+	deps := gateway.Deps{Log: p.log, Views: p.views, Tokens: p.views, Checkpoints: p.views, Delegates: live, Pinned: p.views, Logger: p.logger}
+	// CAR uploads go to the uploads area beside a directory carpark; on
+	// Lambda (bodies capped at 6 MB) and with an S3 carpark there is none,
+	// and they are refused.
+	if p.getenv("AWS_LAMBDA_RUNTIME_API") == "" {
+		uploads, err := p.openUploads(g.carpark, *g.maxCAR)
+		if err != nil {
+			return nil, err
+		}
+		if uploads != nil {
+			deps.Uploads = uploads
+		}
+	}
+	h, err := gateway.New(gateway.Config{Delegates: *g.delegates, AllowPrivateOrigins: *g.allowPrivate, Consistency: consistency}, deps)
 	if err != nil {
 		return nil, err
 	}

@@ -157,6 +157,8 @@ func pinAdd(ctx context.Context, e *env, args []string) error {
 	f.Var(&meta, "meta", "`key=value` metadata (repeat for more)")
 	wait := f.Bool("wait", false, "show the fetch's progress until the pin is pinned (exit 0) or failed (exit 1)")
 	asJSON := f.Bool("json", false, "print the API's PinStatus JSON")
+	carFile := f.String("car", "", "send the DAG as this CARv1 `file` (- for stdin), e.g. from `ipfs dag export CID`, instead of having pickup fetch it")
+	key := f.String("idempotency-key", "", "send this Idempotency-Key: the same key again is answered with the first request (and its CAR is not sent again)")
 	f.Usage = func() {
 		fmt.Fprintln(f.Output(), "pickup pin add CID [flags]: pin a CID")
 		f.PrintDefaults()
@@ -183,7 +185,12 @@ func pinAdd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ps, err := c.Add(ctx, body, "")
+	var ps api.PinStatus
+	if *carFile != "" {
+		ps, err = addCAR(ctx, c, body, *carFile, *key)
+	} else {
+		ps, err = c.Add(ctx, body, *key)
+	}
 	if err != nil {
 		return explain(err)
 	}
@@ -192,6 +199,20 @@ func pinAdd(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stderr, "request %s: %s\n", termsafe.String(ps.RequestID), termsafe.String(string(ps.Status)))
 	return waitAndPrint(ctx, e, c, ps, *asJSON)
+}
+
+// addCAR sends the CAR in file ("-": stdin) with the pin.
+func addCAR(ctx context.Context, c *client.Client, p api.Pin, file, key string) (api.PinStatus, error) {
+	var car io.Reader = os.Stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return api.PinStatus{}, fmt.Errorf("%w: --car: %v", errUsage, err)
+		}
+		defer f.Close()
+		car = f
+	}
+	return c.AddCAR(ctx, p, car, key)
 }
 
 func pinStatusCmd(ctx context.Context, e *env, args []string) error {

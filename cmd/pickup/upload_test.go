@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pickup-ipfs/pickup/api"
+	"github.com/pickup-ipfs/pickup/api/client"
+	"github.com/pickup-ipfs/pickup/internal/caruploadtest"
+)
+
+// uploadStack is `pickup run` in this process with its CARs in dir/cars;
+// its only network source is a trustless gateway nobody listens at, so
+// whatever is pinned came from the uploads.
+type uploadStack struct {
+	pinStack
+	cars string
+	c    *client.Client
+}
+
+func startUploadStack(t *testing.T, extra map[string]string) uploadStack {
+	t.Helper()
+	cars := filepath.Join(t.TempDir(), "cars")
+	vars := map[string]string{"PICKUP_CAR_DIR": cars}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	s := startPinStack(t, "http://127.0.0.1:9", vars)
+	token, err := os.ReadFile(s.tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Config{BaseURL: s.api, Token: strings.TrimSpace(string(token)), Poll: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uploadStack{pinStack: s, cars: cars, c: c}
+}
+
+// final waits for the pin to be pinned or failed.
+func (s uploadStack) final(t *testing.T, ps api.PinStatus) api.PinStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := s.c.Wait(ctx, ps, nil)
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", ps.RequestID, err)
+	}
+	return out
+}
+
+// entries lists a directory of the CAR store.
+func (s uploadStack) entries(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(filepath.Join(s.cars, dir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// carOf reads the carpark's CAR of a pinned pin.
+func (s uploadStack) carOf(t *testing.T, ps api.PinStatus) []byte {
+	t.Helper()
+	c := ps.Info[api.InfoCarCID]
+	b, err := os.ReadFile(filepath.Join(s.cars, "carpark", c, c+".car"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A CAR uploaded in canonical order and one in another order both end
+// pinned, the carpark's CAR byte for byte `ipfs dag export`'s, and their
+// uploads are gone.
+func TestCARUploadPins(t *testing.T) {
+	s := startUploadStack(t, nil)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		seed uint64
+		body func(caruploadtest.DAG) []byte
+	}{
+		{"canonical", 1, func(d caruploadtest.DAG) []byte { return d.Canonical }},
+		{"reversed", 2, func(d caruploadtest.DAG) []byte { return d.Reversed(t) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := caruploadtest.NewDAG(t, 2<<20, tc.seed)
+			ps, err := s.c.AddCAR(ctx, api.Pin{CID: d.Root.String(), Name: tc.name, Meta: map[string]string{"k": "v"}}, bytes.NewReader(tc.body(d)), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ps.Status != api.StatusQueued || ps.Pin.Name != tc.name || ps.Pin.Meta["k"] != "v" {
+				t.Fatalf("answered %+v", ps)
+			}
+			out := s.final(t, ps)
+			if out.Status != api.StatusPinned {
+				t.Fatalf("ended %s: %v", out.Status, out.Info)
+			}
+			if got := s.carOf(t, out); !bytes.Equal(got, d.Canonical) {
+				t.Fatalf("the carpark's CAR (%d bytes) is not the canonical one (%d bytes)", len(got), len(d.Canonical))
+			}
+			if left := s.entries(t, "received"); len(left) != 0 {
+				t.Fatalf("uploads left after pinned: %v", left)
+			}
+		})
+	}
+}
+
+// Bad uploads get a clear error, at once or as the pin's failure, and
+// leave nothing: no upload, no carpark object, nothing staged.
+func TestCARUploadRefusals(t *testing.T) {
+	s := startUploadStack(t, map[string]string{"PICKUP_MAX_CAR_BYTES": "1MiB"})
+	ctx := context.Background()
+	d := caruploadtest.NewDAG(t, 512<<10, 3)
+	other := caruploadtest.NewDAG(t, 64<<10, 4)
+	big := caruploadtest.NewDAG(t, 1200<<10, 5)
+	for _, tc := range []struct {
+		name   string
+		root   string
+		body   []byte
+		status int
+		says   string
+	}{
+		{"truncated", d.Root.String(), d.Canonical[:len(d.Canonical)-1000], http.StatusBadRequest, "truncated"},
+		{"wrong root", other.Root.String(), d.Canonical, http.StatusBadRequest, "not the requested " + other.Root.String()},
+		{"over the limit", big.Root.String(), big.Canonical, http.StatusRequestEntityTooLarge, "MAX_CAR_BYTES"},
+		{"not a CAR", d.Root.String(), []byte(`{"cid":"x"}`), http.StatusBadRequest, "CAR"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.c.AddCAR(ctx, api.Pin{CID: tc.root}, bytes.NewReader(tc.body), "")
+			var ae *client.Error
+			if !errors.As(err, &ae) || ae.Status != tc.status || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("err %v, want %d saying %q", err, tc.status, tc.says)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name   string
+		body   []byte
+		reason string
+	}{
+		{"corrupted block", d.Corrupted(t, 2), "block_mismatch"},
+		{"missing block", d.Without(t, 4), "missing_block"},
+		{"missing root", d.Without(t, 0), "root_not_found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps, err := s.c.AddCAR(ctx, api.Pin{CID: d.Root.String()}, bytes.NewReader(tc.body), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := s.final(t, ps)
+			if out.Status != api.StatusFailed || out.Info[api.InfoFailureReason] != tc.reason || !strings.Contains(out.Info[api.InfoFailureMessage], "upload") {
+				t.Fatalf("ended %s: %v; want failed with %s", out.Status, out.Info, tc.reason)
+			}
+			if out.Info[api.InfoFailures] != "1" {
+				t.Fatalf("a bad upload was tried %s times, want once", out.Info[api.InfoFailures])
+			}
+		})
+	}
+	// The dead letter is recorded before the attempt's cleanup runs.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.entries(t, "received")) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, dir := range []string{"received", "carpark", "staging/" + "", "uploads"} {
+		if left := s.entries(t, dir); len(left) != 0 {
+			t.Errorf("%s holds %v after bad uploads", dir, left)
+		}
+	}
+}
+
+// A keyed upload retried gets the same pin, answered from the log without
+// its body being read; an upload of a root already pinned completes at
+// once, its body unread.
+func TestCARUploadIdempotentAndReused(t *testing.T) {
+	s := startUploadStack(t, nil)
+	ctx := context.Background()
+	d := caruploadtest.NewDAG(t, 1<<20, 6)
+	first, err := s.c.AddCAR(ctx, api.Pin{CID: d.Root.String(), Name: "a"}, bytes.NewReader(d.Canonical), "key-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not a CAR at all: were it read, it would be refused.
+	again, err := s.c.AddCAR(ctx, api.Pin{CID: d.Root.String(), Name: "a"}, strings.NewReader("not a CAR"), "key-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.RequestID != first.RequestID {
+		t.Fatalf("retry made request %s, want %s", again.RequestID, first.RequestID)
+	}
+	if _, err := s.c.AddCAR(ctx, api.Pin{CID: d.Root.String(), Name: "b"}, strings.NewReader("not a CAR"), "key-1"); !errors.Is(err, client.ErrKeyReused) {
+		t.Fatalf("key reused for another pin: %v", err)
+	}
+	if out := s.final(t, first); out.Status != api.StatusPinned {
+		t.Fatalf("ended %s: %v", out.Status, out.Info)
+	}
+	reused, err := s.c.AddCAR(ctx, api.Pin{CID: d.Root.String(), Name: "c"}, strings.NewReader("not a CAR"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := s.final(t, reused)
+	if out.Status != api.StatusPinned || !bytes.Equal(s.carOf(t, out), d.Canonical) {
+		t.Fatalf("an upload of a pinned root ended %s: %v", out.Status, out.Info)
+	}
+	if left := s.entries(t, "received"); len(left) != 0 {
+		t.Fatalf("uploads left: %v", left)
+	}
+}
