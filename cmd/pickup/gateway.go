@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/gateway/awslambda"
@@ -42,7 +43,9 @@ type gatewayFlags struct {
 	// carpark and maxCAR say where CAR uploads go and how big they may be.
 	carpark *carparkFlags
 	maxCAR  *int64
-	flags   *flags
+	// uploadIdle is how long a CAR upload may send nothing.
+	uploadIdle *time.Duration
+	flags      *flags
 }
 
 func addGatewayFlags(f *flags) *gatewayFlags {
@@ -54,6 +57,7 @@ func addGatewayFlags(f *flags) *gatewayFlags {
 		maxPerClient: f.integer("http-max-conns-per-client", defaultConnsPerClient, "most connections to the API from one client address (an IPv6 /64); beyond, 503 (0: no cap, as behind a proxy, where every client is the proxy; unless set, none where the API listens on loopback only)", "PICKUP_HTTP_MAX_CONNS_PER_CLIENT"),
 		carpark:      f.carparkFlags(),
 		maxCAR:       f.maxCARBytes(),
+		uploadIdle:   f.duration("upload-idle-timeout", gateway.DefaultUploadIdleTimeout, "longest a CAR upload's body may send nothing before it is refused (408)", []string{"PICKUP_UPLOAD_IDLE_TIMEOUT"}),
 		flags:        f,
 	}
 }
@@ -93,7 +97,7 @@ func (p *proc) addGateway(g *gatewayFlags, consistency gateway.Consistency, b *b
 			deps.Uploads = uploads
 		}
 	}
-	h, err := gateway.New(gateway.Config{Delegates: *g.delegates, AllowPrivateOrigins: *g.allowPrivate, Consistency: consistency}, deps)
+	h, err := gateway.New(gateway.Config{Delegates: *g.delegates, AllowPrivateOrigins: *g.allowPrivate, Consistency: consistency, UploadIdleTimeout: *g.uploadIdle}, deps)
 	if err != nil {
 		return nil, err
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/api/client"
 	"github.com/pickup-ipfs/pickup/internal/caruploadtest"
+	"github.com/pickup-ipfs/pickup/internal/ipfstest"
 )
 
 // uploadStack is `pickup run` in this process with its CARs in dir/cars;
@@ -216,5 +219,89 @@ func TestCARUploadIdempotentAndReused(t *testing.T) {
 	}
 	if left := s.entries(t, "received"); len(left) != 0 {
 		t.Fatalf("uploads left: %v", left)
+	}
+}
+
+// A sender whose bytes stop coming is refused (408) once the upload's idle
+// timeout passes, and nothing of its upload is kept.
+func TestCARUploadSlowSender(t *testing.T) {
+	s := startUploadStack(t, map[string]string{"PICKUP_UPLOAD_IDLE_TIMEOUT": "300ms"})
+	d := caruploadtest.NewDAG(t, 512<<10, 7)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() {
+		// Some of the CAR, then nothing until the answer has come.
+		pw.Write(d.Canonical[:100<<10])
+	}()
+	token, _ := os.ReadFile(s.tokenFile)
+	req, err := http.NewRequest(http.MethodPost, s.api+"/pins?cid="+d.Root.String(), pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/vnd.ipld.car")
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "sent nothing for 300ms") {
+		t.Fatalf("answered %d %s, want 408 naming the idle timeout", resp.StatusCode, body)
+	}
+	if left := s.entries(t, "received"); len(left) != 0 {
+		t.Fatalf("uploads left: %v", left)
+	}
+}
+
+// What kubo's `ipfs dag export` writes, sent with `pickup pin add --car`
+// (a CIDv0 root, dag-pb leaves: `ipfs add`'s defaults), ends pinned with
+// the carpark's CAR byte for byte kubo's.
+func TestCARUploadFromKubo(t *testing.T) {
+	ipfs, err := filepath.Abs("../../.tools/bin/ipfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(ipfs); err != nil {
+		t.Skipf("kubo is not built here (%v): make tools builds it", err)
+	}
+	dir := t.TempDir()
+	kubo := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(ipfs, args...)
+		cmd.Env = append(os.Environ(), "IPFS_PATH="+filepath.Join(dir, "repo"))
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("ipfs %v: %v", args, err)
+		}
+		return out
+	}
+	kubo("init", "--profile=test", "--empty-repo")
+	file := filepath.Join(dir, "file")
+	data := make([]byte, 3<<20)
+	if _, err := io.ReadFull(ipfstest.Random(8), data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := strings.TrimSpace(string(kubo("add", "-Q", "--offline", file)))
+	car := kubo("dag", "export", "--offline", root)
+	carFile := filepath.Join(dir, "dag.car")
+	if err := os.WriteFile(carFile, car, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	s := startUploadStack(t, nil)
+	code, out, errs := s.pinCLI(t, nil, "add", root, "--car", carFile, "--wait")
+	if code != 0 {
+		t.Fatalf("pin add --car exited %d: %s %s", code, out, errs)
+	}
+	ps, err := s.c.Get(context.Background(), field(out, "request"))
+	if err != nil {
+		t.Fatalf("%v (output %q)", err, out)
+	}
+	if ps.Status != api.StatusPinned || !bytes.Equal(s.carOf(t, ps), car) {
+		t.Fatalf("ended %s, or its CAR is not kubo's export", ps.Status)
 	}
 }

@@ -73,8 +73,13 @@ func (s *Source) Fetch(ctx context.Context, req dag.Request, limits dag.Limits) 
 		u.Close()
 		return nil, err
 	}
-	return &stream{ctx: ctx, u: u, sections: sections, walk: dag.NewWalk(req.Root), root: req.Root, maxBlock: limits.MaxBlockBytes}, nil
+	return &stream{ctx: ctx, u: u, sections: sections, walk: dag.NewWalk(req.Root), root: req.Root, maxBlock: limits.MaxBlockBytes,
+		free: make(chan []byte, freeBuffers)}, nil
 }
+
+// freeBuffers bounds the block buffers kept for reuse: about what the
+// Fetcher's queues hold (its read-ahead and its pipeline, 8 each).
+const freeBuffers = 24
 
 // stream yields the upload's blocks in the order of the walk.
 type stream struct {
@@ -84,6 +89,9 @@ type stream struct {
 	walk     *dag.Walk
 	root     cid.Cid
 	maxBlock int
+	// free holds buffers of blocks the Fetcher has written (Recycle), so
+	// that reading a DAG allocates no more than the blocks in flight.
+	free chan []byte
 }
 
 // Next implements dag.Blocks.
@@ -118,7 +126,7 @@ func (s *stream) Next() (dag.Block, error) {
 		if sec.Length > int64(s.maxBlock) {
 			return dag.Block{}, dag.Fail(pin.ReasonBlockTooBig, "block %s is %d bytes, over the %d byte limit", c, sec.Length, s.maxBlock)
 		}
-		data := make([]byte, sec.Length)
+		data := s.buffer(int(sec.Length))
 		if _, err := s.u.ReadAt(data, sec.Offset); err != nil {
 			return dag.Block{}, fmt.Errorf("read block %s of the upload: %w", c, err)
 		}
@@ -131,6 +139,26 @@ func (s *stream) Next() (dag.Block, error) {
 		}
 		s.walk.Visit(links)
 		return dag.Block{CID: c, Data: data}, nil
+	}
+}
+
+// buffer returns a slice of size bytes, reused if one is free.
+func (s *stream) buffer(size int) []byte {
+	select {
+	case b := <-s.free:
+		if cap(b) >= size {
+			return b[:size]
+		}
+	default:
+	}
+	return make([]byte, size)
+}
+
+// Recycle implements dag.Recycler.
+func (s *stream) Recycle(data []byte) {
+	select {
+	case s.free <- data:
+	default:
 	}
 }
 

@@ -3,9 +3,13 @@ package upload_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"hash"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -14,6 +18,7 @@ import (
 	"github.com/pickup-ipfs/pickup/fetcher/dag"
 	"github.com/pickup-ipfs/pickup/fetcher/dag/upload"
 	"github.com/pickup-ipfs/pickup/internal/caruploadtest"
+	"github.com/pickup-ipfs/pickup/internal/ipfstest"
 	"github.com/pickup-ipfs/pickup/pin"
 )
 
@@ -176,4 +181,93 @@ func TestDeleteRemovesTheUpload(t *testing.T) {
 	if _, err := area.Open(context.Background(), "u1"); !errors.Is(err, carupload.ErrNotFound) {
 		t.Fatalf("open after delete: %v", err)
 	}
+}
+
+// hashSink keeps only the SHA-256 and length of what it is given.
+type hashSink struct {
+	h hash.Hash
+	n int64
+}
+
+func (s *hashSink) Write(p []byte) (int, error) { s.n += int64(len(p)); return s.h.Write(p) }
+func (s *hashSink) Abort(context.Context) error { return nil }
+
+// A 256 MiB upload is received and fetched in memory that does not grow
+// with it: the body streams to a file, its index to another, and the
+// fetch reuses its block buffers. The CAR written is `ipfs dag export`'s,
+// byte for byte.
+func TestUploadMemoryDoesNotGrowWithTheDAG(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 256 MiB DAG")
+	}
+	const size = 256 << 20
+	fx := ipfstest.NewFixture(t, size)
+	want := fileSHA256(t, fx.CAR)
+	ctx := context.Background()
+	area, err := carupload.NewDir(t.TempDir(), carupload.Limits{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.Open(fx.CAR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	src, _ := upload.New(area)
+	f, err := dag.New([]dag.Source{src}, dag.Limits{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &hashSink{h: sha256.New()}
+	open := func(context.Context) (dag.Sink, error) { return sink, nil }
+
+	var before, received, fetched runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res, err := area.Receive(ctx, "big", fx.Root, bodyOnly{body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&received)
+	if _, _, err := f.Fetch(ctx, dag.Request{Root: fx.Root, Upload: "big"}, open, nil); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&fetched)
+	if res.Bytes != fx.Size || sink.n != fx.Size || !bytes.Equal(sink.h.Sum(nil), want) {
+		t.Fatalf("received %d bytes, wrote %d, of a CAR of %d; the same bytes: %v", res.Bytes, sink.n, fx.Size, bytes.Equal(sink.h.Sum(nil), want))
+	}
+	recvAlloc := received.TotalAlloc - before.TotalAlloc
+	fetchAlloc := fetched.TotalAlloc - received.TotalAlloc
+	t.Logf("a %d MiB upload of %d blocks: receiving allocated %.1f MiB, fetching %.1f MiB; heap in use after %.1f MiB (before %.1f MiB)",
+		size>>20, res.Blocks, mib(recvAlloc), mib(fetchAlloc), mib(fetched.HeapInuse), mib(before.HeapInuse))
+	// Receiving: its read and copy buffers and a few hundred bytes a
+	// block. Fetching: the blocks in flight (24 of 256 KiB), the index and
+	// the walk, about 100 bytes a block each.
+	if recvAlloc > 8<<20 {
+		t.Errorf("receiving %d MiB allocated %.1f MiB", size>>20, mib(recvAlloc))
+	}
+	if fetchAlloc > 24<<20 {
+		t.Errorf("fetching %d MiB from the upload allocated %.1f MiB", size>>20, mib(fetchAlloc))
+	}
+}
+
+// bodyOnly hides the file's WriterTo, as a request body has none.
+type bodyOnly struct{ r io.Reader }
+
+func (b bodyOnly) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func mib(n uint64) float64 { return float64(n) / (1 << 20) }
+
+func fileSHA256(t *testing.T, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return h.Sum(nil)
 }
