@@ -33,7 +33,7 @@ func addServeP2PFlags(f *flags) *serveP2PFlags {
 		listen:    f.list("serve-libp2p-listen", servebitswap.DefaultListenAddrs(), "where the serving role's libp2p host (bitswap) listens, comma separated; a deployment: /ip4/0.0.0.0/tcp/4002,/ip4/0.0.0.0/udp/4002/quic-v1", "PICKUP_SERVE_LIBP2P_LISTEN"),
 		announce:  f.list("serve-libp2p-announce", nil, "multiaddrs announced (to peers, delegated routing, IPNI) instead of the listen addresses, comma separated, e.g. /dns4/NAME/tcp/4002,/dns4/NAME/udp/4002/quic-v1", "PICKUP_SERVE_LIBP2P_ANNOUNCE"),
 		key:       f.string("serve-libp2p-key", "", "the serving peer's libp2p private key, base64 of the protobuf-marshalled key (as kubo's Identity.PrivKey; pickup serve-key makes one); wins over --serve-libp2p-key-file", "PICKUP_SERVE_LIBP2P_KEY"),
-		keyFile:   f.string("serve-libp2p-key-file", "", "file holding the serving peer's key (as --serve-libp2p-key); created once (mode 0600) when absent, never replaced; a file that does not decode is an error (default: "+serveKeyFileName+" beside the embedded event log, else data/"+serveKeyFileName+")", "PICKUP_SERVE_LIBP2P_KEY_FILE"),
+		keyFile:   f.string("serve-libp2p-key-file", "", "file holding the serving peer's key (as --serve-libp2p-key); created once (mode 0600) when absent, never replaced; a file that does not decode is an error (default: "+serveKeyFileName+" beside the embedded event log; with an event log on a server, none: the key must be given)", "PICKUP_SERVE_LIBP2P_KEY_FILE"),
 		publicURL: f.string("serve-public-url", "", "the trustless gateway's public base URL, as delegated routing and IPNI announce it, e.g. https://serve.example.com (default: http:// and where --serve-addr listens)", "PICKUP_SERVE_PUBLIC_URL"),
 		maxPeers:  f.integer("serve-libp2p-max-peers", servebitswap.DefaultMaxPeers, "connections the libp2p host keeps; beyond, the least useful are closed down to three quarters", "PICKUP_SERVE_LIBP2P_MAX_PEERS"),
 	}
@@ -52,6 +52,12 @@ func (sf *serveP2PFlags) privateKey(eventLog string, logger *slog.Logger) (crypt
 		return key, nil
 	}
 	path := *sf.keyFile
+	if path == "" && isServerLog(eventLog) {
+		// A deployment (its log on a server) serves with one key in all
+		// its tasks: a task that made its own would be another peer, with
+		// the deployment's announcements naming the other one.
+		return nil, fmt.Errorf("%w: the serving role of a deployment (an event log on a server) is given its key: set --serve-libp2p-key (PICKUP_SERVE_LIBP2P_KEY; `pickup serve-key` makes one) or name a key file (PICKUP_SERVE_LIBP2P_KEY_FILE)", errUsage)
+	}
 	if path == "" {
 		path = defaultServeKeyFile(eventLog)
 	}
@@ -75,14 +81,17 @@ func (sf *serveP2PFlags) privateKey(eventLog string, logger *slog.Logger) (crypt
 	return key, nil
 }
 
-// defaultServeKeyFile is the key file beside the embedded event log, or in
-// data/ when the log is a server.
+// defaultServeKeyFile is the key file beside the embedded event log.
 func defaultServeKeyFile(eventLog string) string {
-	if eventLog == "" || strings.Contains(eventLog, "://") {
+	if eventLog == "" {
 		return filepath.Join("data", serveKeyFileName)
 	}
 	return filepath.Join(filepath.Dir(strings.TrimPrefix(eventLog, "file:")), serveKeyFileName)
 }
+
+// isServerLog reports an event log on a server (PostgreSQL, EventStoreDB):
+// a deployment's, not the embedded file.
+func isServerLog(eventLog string) bool { return strings.Contains(eventLog, "://") }
 
 // createServeKeyFile writes a new key at path (writeOnce).
 func createServeKeyFile(path string) ([]byte, bool, error) {

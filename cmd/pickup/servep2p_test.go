@@ -65,11 +65,23 @@ func TestServeKey(t *testing.T) {
 		t.Errorf("the corrupt key file became %q", b)
 	}
 
+	// A deployment's serving role (its log on a server) makes no key of its
+	// own: each task would be another peer. Given one, it serves with it.
+	for _, server := range []string{"postgres://db/pickup", "esdb://localhost:2113"} {
+		if key, err := flagsWith(nil).privateKey(server, logger); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "PICKUP_SERVE_LIBP2P_KEY") {
+			t.Errorf("no key with the log at %s: %v, %v; want a usage error naming PICKUP_SERVE_LIBP2P_KEY", server, key, err)
+		}
+		if key, err := flagsWith(map[string]string{"PICKUP_SERVE_LIBP2P_KEY": text}).privateKey(server, logger); err != nil || !key.Equals(fromEnv) {
+			t.Errorf("the key given with the log at %s: %v, %v", server, key, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join("data", serveKeyFileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a key file was made in data/: %v", err)
+	}
+
 	for log, want := range map[string]string{
 		"data/events.db":          "data/serve-libp2p.key",
 		"/var/lib/pickup/log.db":  "/var/lib/pickup/serve-libp2p.key",
-		"postgres://db/pickup":    "data/serve-libp2p.key",
-		"esdb://localhost:2113":   "data/serve-libp2p.key",
 		"file:/srv/pickup/log.db": "/srv/pickup/serve-libp2p.key",
 	} {
 		if got := defaultServeKeyFile(log); got != filepath.FromSlash(want) {
