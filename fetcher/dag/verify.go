@@ -45,6 +45,33 @@ func (w *Walk) Next() (cid.Cid, bool) {
 	return cid.Undef, false
 }
 
+// NextToFetch is Next for a source that walks the DAG itself: it returns
+// the next CID whose block must be fetched, or io.EOF when the walk is
+// over. Identity CIDs need no fetching (their data is their digest): their
+// links, which are the DAG's too, are visited on the way. A CID pickup
+// cannot walk, or an identity block its codec cannot decode, is an
+// unsupported_codec *Failure.
+func (w *Walk) NextToFetch() (cid.Cid, error) {
+	for {
+		c, ok := w.Next()
+		if !ok {
+			return cid.Undef, io.EOF
+		}
+		if err := CheckCID(c); err != nil {
+			return cid.Undef, err
+		}
+		data, ok := IdentityData(c)
+		if !ok {
+			return c, nil
+		}
+		links, err := Links(c, data)
+		if err != nil {
+			return cid.Undef, err
+		}
+		w.Visit(links)
+	}
+}
+
 // Visit adds the links of the block Next last returned.
 func (w *Walk) Visit(links []cid.Cid) {
 	for i := len(links) - 1; i >= 0; i-- {

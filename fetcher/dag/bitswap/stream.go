@@ -3,7 +3,6 @@ package bitswap
 import (
 	"context"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,37 +66,23 @@ func (s *stream) Next() (dag.Block, error) {
 		s.session = s.src.client.NewSession(s.ctx)
 		s.started = true
 	}
-	for {
-		c, ok := s.walk.Next()
-		if !ok {
-			return dag.Block{}, io.EOF
-		}
-		if err := dag.CheckCID(c); err != nil {
-			return dag.Block{}, err
-		}
-		if data, ok := dag.IdentityData(c); ok {
-			// Nothing to fetch, but its links are the DAG's too.
-			links, err := dag.Links(c, data)
-			if err != nil {
-				return dag.Block{}, err
-			}
-			s.walk.Visit(links)
-			continue
-		}
-		if err := s.want(c); err != nil {
-			return dag.Block{}, err
-		}
-		data, err := s.await(c)
-		if err != nil {
-			return dag.Block{}, err
-		}
-		links, err := dag.Links(c, data)
-		if err != nil {
-			return dag.Block{}, err
-		}
-		s.walk.Visit(links)
-		return dag.Block{CID: c, Data: data}, nil
+	c, err := s.walk.NextToFetch()
+	if err != nil {
+		return dag.Block{}, err
 	}
+	if err := s.want(c); err != nil {
+		return dag.Block{}, err
+	}
+	data, err := s.await(c)
+	if err != nil {
+		return dag.Block{}, err
+	}
+	links, err := dag.Links(c, data)
+	if err != nil {
+		return dag.Block{}, err
+	}
+	s.walk.Visit(links)
+	return dag.Block{CID: c, Data: data}, nil
 }
 
 // want asks the session for c, if not yet asked, and for the blocks the

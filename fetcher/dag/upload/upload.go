@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/ipfs/go-cid"
 
@@ -96,50 +95,36 @@ type stream struct {
 
 // Next implements dag.Blocks.
 func (s *stream) Next() (dag.Block, error) {
-	for {
-		if err := s.ctx.Err(); err != nil {
-			return dag.Block{}, err
-		}
-		c, ok := s.walk.Next()
-		if !ok {
-			return dag.Block{}, io.EOF
-		}
-		if err := dag.CheckCID(c); err != nil {
-			return dag.Block{}, err
-		}
-		if data, ok := dag.IdentityData(c); ok {
-			// Nothing to read, but its links are the DAG's too.
-			links, err := dag.Links(c, data)
-			if err != nil {
-				return dag.Block{}, err
-			}
-			s.walk.Visit(links)
-			continue
-		}
-		sec, ok := s.sections[c]
-		if !ok && c == s.root {
-			return dag.Block{}, dag.Fail(pin.ReasonRootNotFound, "the uploaded CAR does not hold the root block %s", c)
-		}
-		if !ok {
-			return dag.Block{}, dag.Fail(pin.ReasonMissingBlock, "the uploaded CAR has no block %s, which the DAG links to", c)
-		}
-		if sec.Length > int64(s.maxBlock) {
-			return dag.Block{}, dag.Fail(pin.ReasonBlockTooBig, "block %s is %d bytes, over the %d byte limit", c, sec.Length, s.maxBlock)
-		}
-		data := s.buffer(int(sec.Length))
-		if _, err := s.u.ReadAt(data, sec.Offset); err != nil {
-			return dag.Block{}, fmt.Errorf("read block %s of the upload: %w", c, err)
-		}
-		// Links of a block whose bytes are wrong may be anything: the
-		// Fetcher refuses the block (block_mismatch) before it asks for
-		// what they name.
-		links, err := dag.Links(c, data)
-		if err != nil {
-			links = nil
-		}
-		s.walk.Visit(links)
-		return dag.Block{CID: c, Data: data}, nil
+	if err := s.ctx.Err(); err != nil {
+		return dag.Block{}, err
 	}
+	c, err := s.walk.NextToFetch()
+	if err != nil {
+		return dag.Block{}, err
+	}
+	sec, ok := s.sections[c]
+	if !ok && c == s.root {
+		return dag.Block{}, dag.Fail(pin.ReasonRootNotFound, "the uploaded CAR does not hold the root block %s", c)
+	}
+	if !ok {
+		return dag.Block{}, dag.Fail(pin.ReasonMissingBlock, "the uploaded CAR has no block %s, which the DAG links to", c)
+	}
+	if sec.Length > int64(s.maxBlock) {
+		return dag.Block{}, dag.Fail(pin.ReasonBlockTooBig, "block %s is %d bytes, over the %d byte limit", c, sec.Length, s.maxBlock)
+	}
+	data := s.buffer(int(sec.Length))
+	if _, err := s.u.ReadAt(data, sec.Offset); err != nil {
+		return dag.Block{}, fmt.Errorf("read block %s of the upload: %w", c, err)
+	}
+	// Links of a block whose bytes are wrong may be anything: the
+	// Fetcher refuses the block (block_mismatch) before it asks for
+	// what they name.
+	links, err := dag.Links(c, data)
+	if err != nil {
+		links = nil
+	}
+	s.walk.Visit(links)
+	return dag.Block{CID: c, Data: data}, nil
 }
 
 // buffer returns a slice of size bytes, reused if one is free.
