@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ipfs/go-cid"
 )
@@ -143,6 +144,51 @@ func (d *Dir) Delete(ctx context.Context, key string) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("delete upload %s: %w", key, err)
+	}
+	return nil
+}
+
+// Kept is an upload in the area, as List finds it.
+type Kept struct {
+	Key string
+	// Modified is when it was received (or, for Partial, last written).
+	Modified time.Time
+	// Partial marks what a receiving process killed mid-body left: never
+	// a whole upload.
+	Partial bool
+}
+
+// List returns what the area holds: its uploads, and what receiving
+// processes killed mid-body left (Partial, named by the file).
+func (d *Dir) List(ctx context.Context) ([]Kept, error) {
+	entries, err := os.ReadDir(d.root)
+	if err != nil {
+		return nil, fmt.Errorf("list uploads: %w", err)
+	}
+	var out []Kept
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			continue // removed since
+		}
+		name := e.Name()
+		switch {
+		case strings.HasPrefix(name, "."):
+			out = append(out, Kept{Key: name, Modified: info.ModTime(), Partial: true})
+		case strings.HasSuffix(name, ".car"):
+			out = append(out, Kept{Key: strings.TrimSuffix(name, ".car"), Modified: info.ModTime()})
+		}
+	}
+	return out, nil
+}
+
+// DeletePartial removes what List reported as Partial.
+func (d *Dir) DeletePartial(ctx context.Context, name string) error {
+	if !strings.HasPrefix(name, ".") || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+		return fmt.Errorf("carupload: %q is no partial upload", name)
+	}
+	if err := os.Remove(filepath.Join(d.root, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete partial upload: %w", err)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/pickup-ipfs/pickup/carupload"
 	"github.com/pickup-ipfs/pickup/fetcher/carstore"
 	"github.com/pickup-ipfs/pickup/fetcher/dag"
 	"github.com/pickup-ipfs/pickup/pin"
@@ -292,6 +293,61 @@ func (t *transfer) sweep(ctx context.Context, p *Pool) {
 		p.logger.WarnContext(ctx, "sweeping what killed attempts left in staging", "err", err)
 	}
 	p.logger.InfoContext(ctx, "swept what killed attempts left in staging", "count", n)
+	t.sweepUploads(ctx, p, time.Now())
+}
+
+// uploadSweeper is an uploads area that lists what it holds
+// (carupload.Dir is one).
+type uploadSweeper interface {
+	List(ctx context.Context) ([]carupload.Kept, error)
+	DeletePartial(ctx context.Context, name string) error
+}
+
+// StrayUploadAge is how old an upload whose pin the log does not hold (or
+// a partial one) must be before a sweep deletes it: the gateway receives a
+// body whole before it records the request, and a body may take this long
+// to arrive only if it never stalls for the idle timeout.
+const StrayUploadAge = 6 * time.Hour
+
+// sweepUploads deletes, when the pool starts, the uploads no pin will read
+// again, that no attempt's end deleted: of pins removed before they were
+// claimed, dead-lettered by the retry decider, or whose fetcher was
+// killed; and what a gateway killed mid-body left.
+func (t *transfer) sweepUploads(ctx context.Context, p *Pool, now time.Time) {
+	sw, ok := t.received.(uploadSweeper)
+	if !ok {
+		return
+	}
+	kept, err := sw.List(ctx)
+	if err != nil {
+		p.logger.WarnContext(ctx, "listing the uploads area", "err", err)
+		return
+	}
+	swept := 0
+	for _, k := range kept {
+		stray := now.Sub(k.Modified) > StrayUploadAge
+		if k.Partial {
+			if stray && sw.DeletePartial(ctx, k.Key) == nil {
+				swept++
+			}
+			continue
+		}
+		id, err := uuid.Parse(k.Key)
+		if err != nil {
+			continue // not an upload of this pool's
+		}
+		s, _, err := p.pins.Read(ctx, id)
+		if err != nil {
+			p.logger.WarnContext(ctx, "reading the pin of an upload", "upload", k.Key, "err", err)
+			continue
+		}
+		over := s.Final() || (s.Phase == pin.PhaseFailed && s.LastFailure != nil && s.LastFailure.Permanent) ||
+			(s.Exists && s.Request.Upload != k.Key) || (!s.Exists && stray)
+		if over && t.received.Delete(ctx, k.Key) == nil {
+			swept++
+		}
+	}
+	p.logger.InfoContext(ctx, "swept the uploads no pin will read", "count", swept)
 }
 
 // deadThrough is the last attempt of a pin that no one may still run: all

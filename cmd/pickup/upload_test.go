@@ -9,12 +9,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/api/client"
+	"github.com/pickup-ipfs/pickup/fetcher"
 	"github.com/pickup-ipfs/pickup/internal/caruploadtest"
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
 )
@@ -44,7 +47,7 @@ func startUploadStack(t *testing.T, extra map[string]string) uploadStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return uploadStack{pinStack: s, cars: cars, c: c}
+	return uploadStack{pinStack: s, cars: vars["PICKUP_CAR_DIR"], c: c}
 }
 
 // final waits for the pin to be pinned or failed.
@@ -304,4 +307,43 @@ func TestCARUploadFromKubo(t *testing.T) {
 	if ps.Status != api.StatusPinned || !bytes.Equal(s.carOf(t, ps), car) {
 		t.Fatalf("ended %s, or its CAR is not kubo's export", ps.Status)
 	}
+}
+
+// A fetcher pool that starts sweeps the uploads area: an upload whose pin
+// the log does not hold, and what a gateway killed mid-body left, go once
+// older than fetcher.StrayUploadAge; younger ones (a body being received,
+// its request not recorded yet) stay.
+func TestCARUploadSweep(t *testing.T) {
+	cars := filepath.Join(t.TempDir(), "cars")
+	received := filepath.Join(cars, "received")
+	if err := os.MkdirAll(received, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-fetcher.StrayUploadAge - time.Hour)
+	plant := func(name string, modified time.Time) {
+		path := filepath.Join(received, name)
+		if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, modified, modified); err != nil {
+			t.Fatal(err)
+		}
+	}
+	strayID, freshID := uuid.NewString(), uuid.NewString()
+	plant(strayID+".car", old)
+	plant(strayID+".idx", old)
+	plant("."+strayID+".car-123", old)
+	plant(freshID+".car", time.Now())
+	plant(freshID+".idx", time.Now())
+	plant("."+freshID+".car-456", time.Now())
+
+	s := startUploadStack(t, map[string]string{"PICKUP_CAR_DIR": cars})
+	want := []string{"." + freshID + ".car-456", freshID + ".car", freshID + ".idx"}
+	var left []string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if left = s.entries(t, "received"); slices.Equal(left, want) {
+			return
+		}
+	}
+	t.Fatalf("the uploads area holds %v after the sweep, want %v", left, want)
 }
