@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipni/go-libipni/announce/message"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/ipfs/go-cid"
@@ -112,7 +114,8 @@ func (r *deploymentRun) checkServe(ctx context.Context, rootCID cid.Cid) {
 				t.Errorf("GET %s: Content-Type %q, want application/vnd.ipld.car", url, ctype)
 			}
 			t.Logf("serve: GET /ipfs/%s?format=car from %s is the carpark's CAR (%d bytes)", rootCID, c.name, len(got))
-			r.checkServePeer(ctx, c)
+			id := r.checkServePeer(ctx, c)
+			r.checkAnnounced(c, id)
 			return
 		}
 		if err == nil {
@@ -132,7 +135,7 @@ func (r *deploymentRun) checkServe(ctx context.Context, rootCID cid.Cid) {
 // missing is the load balancer its announced addresses name), expecting
 // the peer id of the key ECS injected (PICKUP_SERVE_LIBP2P_KEY, the secret
 // the operator wrote): the identity every serve task shares.
-func (r *deploymentRun) checkServePeer(ctx context.Context, c *container) {
+func (r *deploymentRun) checkServePeer(ctx context.Context, c *container) peer.ID {
 	t := r.t
 	var listen, key string
 	for _, kv := range c.env {
@@ -187,6 +190,57 @@ func (r *deploymentRun) checkServePeer(ctx context.Context, c *container) {
 	}
 	if !protocols["tcp"] || !protocols["quic-v1"] {
 		r.fail("%s listens for libp2p at %q: want TCP and QUIC, as the load balancer forwards both", c.name, listen)
+	}
+	return id
+}
+
+// checkAnnounced: a serve container given IPNI indexers (prod's
+// cid.contact, the world's stand-in here) announces its chain's head to
+// them once a CAR is validated: a PUT /announce naming the serving peer.
+// Without indexers (dev) it announces nothing.
+func (r *deploymentRun) checkAnnounced(c *container, id peer.ID) {
+	indexers := false
+	for _, kv := range c.env {
+		indexers = indexers || strings.HasPrefix(kv, "PICKUP_IPNI_INDEXERS=")
+	}
+	// announcedBy reports how many requests the stand-in took, and
+	// whether one is an announcement (go-libipni's, CBOR) whose addresses
+	// name id as the publisher.
+	announcedBy := func() (int, bool) {
+		r.w.announcedMu.Lock()
+		defer r.w.announcedMu.Unlock()
+		for _, a := range r.w.announced {
+			body, ok := strings.CutPrefix(a, "PUT /announce ")
+			var m message.Message
+			if !ok || m.UnmarshalCBOR(strings.NewReader(body)) != nil {
+				continue
+			}
+			addrs, _ := m.GetAddrs()
+			for _, addr := range addrs {
+				if _, p := peer.SplitAddr(addr); p == id {
+					return len(r.w.announced), true
+				}
+			}
+		}
+		return len(r.w.announced), false
+	}
+	if !indexers {
+		if n, _ := announcedBy(); n != 0 {
+			r.fail("%s has no IPNI indexers, yet the indexer stand-in took %d requests", c.name, n)
+		}
+		return
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		n, ok := announcedBy()
+		if ok {
+			r.t.Logf("serve: %s announced its IPNI head as %s", c.name, id)
+			return
+		}
+		if time.Now().After(deadline) {
+			r.fail("%s: no PUT /announce naming %s reached the indexers within a minute (%d requests)", c.name, id, n)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

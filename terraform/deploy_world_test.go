@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -85,8 +87,11 @@ type world struct {
 	// pickup is the tasks' binary, which makes the serve peer's key as the
 	// operator does (`pickup serve-key`).
 	pickup string
-	// indexer stands in for every IPNI indexer the plan names.
-	indexer *httptest.Server
+	// indexer stands in for every IPNI indexer the plan names; announced
+	// holds each request it took ("METHOD /path body").
+	indexer     *httptest.Server
+	announcedMu sync.Mutex
+	announced   []string
 }
 
 // startWorld starts every stand-in for d; pickup is the tasks' binary.
@@ -195,7 +200,11 @@ func startWorld(t *testing.T, d *deployment, roles []wiredRole, pickup string) *
 
 	w.ec2 = awstest.NewEC2(t, map[string]string{"127.0.0.1": "127.0.0.1"})
 	w.indexer = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
-		t.Logf("indexer stand-in: %s %s", req.Method, req.URL.Path)
+		body, _ := io.ReadAll(io.LimitReader(req.Body, 1<<20))
+		t.Logf("indexer stand-in: %s %s (%d bytes)", req.Method, req.URL.Path, len(body))
+		w.announcedMu.Lock()
+		w.announced = append(w.announced, req.Method+" "+req.URL.Path+" "+string(body))
+		w.announcedMu.Unlock()
 		rw.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(w.indexer.Close)
