@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -280,15 +282,18 @@ func TestCARUploadFromKubo(t *testing.T) {
 		return out
 	}
 	kubo("init", "--profile=test", "--empty-repo")
-	file := filepath.Join(dir, "file")
-	data := make([]byte, 3<<20)
-	if _, err := io.ReadFull(ipfstest.Random(8), data); err != nil {
-		t.Fatal(err)
+	add := func(seed uint64) string {
+		file := filepath.Join(dir, fmt.Sprint("file", seed))
+		data := make([]byte, 3<<20)
+		if _, err := io.ReadFull(ipfstest.Random(seed), data); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(kubo("add", "-Q", "--offline", file)))
 	}
-	if err := os.WriteFile(file, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	root := strings.TrimSpace(string(kubo("add", "-Q", "--offline", file)))
+	root := add(8)
 	car := kubo("dag", "export", "--offline", root)
 	carFile := filepath.Join(dir, "dag.car")
 	if err := os.WriteFile(carFile, car, 0o644); err != nil {
@@ -306,6 +311,32 @@ func TestCARUploadFromKubo(t *testing.T) {
 	}
 	if ps.Status != api.StatusPinned || !bytes.Equal(s.carOf(t, ps), car) {
 		t.Fatalf("ended %s, or its CAR is not kubo's export", ps.Status)
+	}
+
+	// The README's pipelines: curl --data-binary @- (which reads the
+	// whole CAR before it sends it) and curl -T - (which streams it).
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skipf("no curl here: %v", err)
+	}
+	token, _ := os.ReadFile(s.tokenFile)
+	for i, send := range []string{"--data-binary @-", "-X POST -T -"} {
+		root := add(uint64(20 + i))
+		script := fmt.Sprintf(`%q dag export --offline %s | %q -sS %s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/vnd.ipld.car' "$API/pins?cid=%s&name=curl"`,
+			ipfs, root, curl, send, root)
+		cmd := exec.Command("sh", "-c", script)
+		cmd.Env = append(os.Environ(), "IPFS_PATH="+filepath.Join(dir, "repo"), "TOKEN="+strings.TrimSpace(string(token)), "API="+s.api)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v", send, err)
+		}
+		var ps api.PinStatus
+		if err := json.Unmarshal(out, &ps); err != nil || ps.Status != api.StatusQueued || ps.Pin.Name != "curl" {
+			t.Fatalf("%s answered %s (%v)", send, out, err)
+		}
+		if ps = s.final(t, ps); ps.Status != api.StatusPinned || !bytes.Equal(s.carOf(t, ps), kubo("dag", "export", "--offline", root)) {
+			t.Fatalf("%s: ended %s, or its CAR is not kubo's export", send, ps.Status)
+		}
 	}
 }
 
