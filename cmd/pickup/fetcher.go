@@ -45,6 +45,7 @@ func runFetcher(ctx context.Context, e *env, args []string) error {
 type fetcherFlags struct {
 	batch                      *int
 	maxCAR                     *int64
+	uploads                    *string
 	fetchTimeout, chunkTimeout *time.Duration
 	lease                      *time.Duration
 	sources, gateways          *[]string
@@ -62,6 +63,7 @@ func addFetcherFlags(f *flags) *fetcherFlags {
 		allowPrivate:  f.allowPrivateOrigins(),
 		batch:         f.integer("batch-size", 10, "pins fetched at once by this process", "PICKUP_BATCH_SIZE", "BATCH_SIZE"),
 		maxCAR:        f.maxCARBytes(),
+		uploads:       f.uploadsDirFlag(),
 		fetchTimeout:  f.duration("fetch-timeout", dag.DefaultFetchTimeout, "longest attempt", []string{"PICKUP_FETCH_TIMEOUT", "FETCH_TIMEOUT"}, "FETCH_TIMEOUT_MS"),
 		chunkTimeout:  f.duration("fetch-chunk-timeout", dag.DefaultChunkTimeout, "longest wait without a byte", []string{"PICKUP_FETCH_CHUNK_TIMEOUT", "FETCH_CHUNK_TIMEOUT"}, "FETCH_CHUNK_TIMEOUT_MS"),
 		lease:         f.duration("lease", 30*time.Second, "how long a claim lasts without a progress report", []string{"PICKUP_LEASE"}),
@@ -86,20 +88,32 @@ func (f *flags) maxCARBytes() *int64 {
 	return f.maxCAR
 }
 
-// uploadsDir is the uploads area of a directory carpark: beside its
-// directories, in the CAR store's directory. An S3 carpark has none (the
-// gateway and the fetchers share no disk): CAR uploads are refused there.
-func (c *carparkFlags) uploadsDir() string {
-	if *c.carpark != "" {
+// uploadsDirFlag defines --uploads-dir once per flag set: where the
+// gateway keeps CAR uploads and the fetchers read them.
+func (f *flags) uploadsDirFlag() *string {
+	if f.uploads == nil {
+		f.uploads = f.string("uploads-dir", "", "directory of CAR uploads, shared by the gateway and the fetchers (default: received/ in --car-dir with a directory carpark; none, CAR uploads refused, with --carpark-bucket)", "PICKUP_UPLOADS_DIR")
+	}
+	return f.uploads
+}
+
+// uploadsDir is the uploads area: --uploads-dir, or else, for a directory
+// carpark, beside its directories in the CAR store's directory. An S3
+// carpark has none unless told (a gateway and its fetchers on several
+// machines share no disk): CAR uploads are refused there.
+func uploadsDir(c *carparkFlags, dir string) string {
+	switch {
+	case dir != "":
+		return dir
+	case *c.carpark != "":
 		return ""
 	}
 	return filepath.Join(*c.carDir, "received")
 }
 
 // openUploads opens the uploads area the flags name, nil for none.
-func (p *proc) openUploads(c *carparkFlags, maxCAR int64) (*carupload.Dir, error) {
-	dir := c.uploadsDir()
-	if dir == "" {
+func (p *proc) openUploads(c *carparkFlags, dir string, maxCAR int64) (*carupload.Dir, error) {
+	if dir = uploadsDir(c, dir); dir == "" {
 		return nil, nil
 	}
 	return carupload.NewDir(dir, carupload.Limits{MaxCARBytes: maxCAR}, p.logger)
@@ -203,7 +217,7 @@ func (p *proc) addFetcher(ctx context.Context, ff *fetcherFlags) ([]string, erro
 		step = killAt(p.logger, at)
 	}
 	deps := fetcher.Deps{Log: p.logAs("fetcher"), Queue: p.views, DAG: d, CARs: cars, Index: p.views, Protector: protector, Metrics: fetchMetrics, Step: step, Logger: p.logger}
-	uploads, err := p.openUploads(ff.carparkFlags, *ff.maxCAR)
+	uploads, err := p.openUploads(ff.carparkFlags, *ff.uploads, *ff.maxCAR)
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,9 @@ type flags struct {
 	// maxCAR is the one --max-car-bytes of a flag set that both the
 	// fetcher and the gateway (CAR uploads) read.
 	maxCAR *int64
+	// uploads is the one --uploads-dir of a flag set that both the gateway
+	// and the fetcher read.
+	uploads *string
 }
 
 // allowPrivateOrigins defines --allow-private-origins once per flag set:

@@ -43,6 +43,7 @@ type gatewayFlags struct {
 	// carpark and maxCAR say where CAR uploads go and how big they may be.
 	carpark *carparkFlags
 	maxCAR  *int64
+	uploads *string
 	// uploadIdle is how long a CAR upload may send nothing.
 	uploadIdle *time.Duration
 	flags      *flags
@@ -57,6 +58,7 @@ func addGatewayFlags(f *flags) *gatewayFlags {
 		maxPerClient: f.integer("http-max-conns-per-client", defaultConnsPerClient, "most connections to the API from one client address (an IPv6 /64); beyond, 503 (0: no cap, as behind a proxy, where every client is the proxy; unless set, none where the API listens on loopback only)", "PICKUP_HTTP_MAX_CONNS_PER_CLIENT"),
 		carpark:      f.carparkFlags(),
 		maxCAR:       f.maxCARBytes(),
+		uploads:      f.uploadsDirFlag(),
 		uploadIdle:   f.duration("upload-idle-timeout", gateway.DefaultUploadIdleTimeout, "longest a CAR upload's body may send nothing before it is refused (408)", []string{"PICKUP_UPLOAD_IDLE_TIMEOUT"}),
 		flags:        f,
 	}
@@ -89,7 +91,7 @@ func (p *proc) addGateway(g *gatewayFlags, consistency gateway.Consistency, b *b
 	// Lambda (bodies capped at 6 MB) and with an S3 carpark there is none,
 	// and they are refused.
 	if p.getenv("AWS_LAMBDA_RUNTIME_API") == "" {
-		uploads, err := p.openUploads(g.carpark, *g.maxCAR)
+		uploads, err := p.openUploads(g.carpark, *g.uploads, *g.maxCAR)
 		if err != nil {
 			return nil, err
 		}

@@ -16,12 +16,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/uuid"
 	"github.com/pickup-ipfs/pickup/api"
 	"github.com/pickup-ipfs/pickup/api/client"
 	"github.com/pickup-ipfs/pickup/fetcher"
+	"github.com/pickup-ipfs/pickup/fetcher/carstore"
 	"github.com/pickup-ipfs/pickup/internal/caruploadtest"
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
+	"github.com/pickup-ipfs/pickup/internal/s3test"
 )
 
 // uploadStack is `pickup run` in this process with its CARs in dir/cars;
@@ -377,4 +381,86 @@ func TestCARUploadSweep(t *testing.T) {
 		}
 	}
 	t.Fatalf("the uploads area holds %v after the sweep, want %v", left, want)
+}
+
+// With an S3 carpark (versitygw) and an uploads directory the gateway and
+// the fetcher share (PICKUP_UPLOADS_DIR), an upload in another order ends
+// pinned with the carpark object byte for byte the canonical CAR; a bad
+// one leaves no object, nothing staged, and no upload. Without
+// PICKUP_UPLOADS_DIR an S3 carpark takes no uploads (413).
+func TestCARUploadToS3(t *testing.T) {
+	srv := s3test.Start(t)
+	staging, carpark := srv.CreateBucket(t, "staging"), srv.CreateBucket(t, "carpark")
+	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": srv.AccessKey, "AWS_SECRET_ACCESS_KEY": srv.SecretKey, "AWS_SESSION_TOKEN": "", "AWS_PROFILE": ""} {
+		t.Setenv(k, v)
+	}
+	s3vars := map[string]string{"PICKUP_STAGING_BUCKET": staging, "PICKUP_CARPARK_BUCKET": carpark, "PICKUP_S3_ENDPOINT": srv.Endpoint, "PICKUP_S3_REGION": srv.Region}
+	ctx := context.Background()
+	d := caruploadtest.NewDAG(t, 2<<20, 9)
+
+	t.Run("no uploads area", func(t *testing.T) {
+		s := startUploadStack(t, s3vars)
+		_, err := s.c.AddCAR(ctx, api.Pin{CID: d.Root.String()}, bytes.NewReader(d.Canonical), "")
+		var ae *client.Error
+		if !errors.As(err, &ae) || ae.Status != http.StatusRequestEntityTooLarge {
+			t.Fatalf("err %v, want 413", err)
+		}
+	})
+
+	uploads := filepath.Join(t.TempDir(), "uploads")
+	vars := map[string]string{"PICKUP_UPLOADS_DIR": uploads}
+	for k, v := range s3vars {
+		vars[k] = v
+	}
+	s := startUploadStack(t, vars)
+	objects := func(bucket string) []string {
+		t.Helper()
+		out, err := srv.Client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, o := range out.Contents {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+		return keys
+	}
+	bad, err := s.c.AddCAR(ctx, api.Pin{CID: d.Root.String()}, bytes.NewReader(d.Corrupted(t, 1)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := s.final(t, bad); out.Status != api.StatusFailed || out.Info[api.InfoFailureReason] != "block_mismatch" {
+		t.Fatalf("a corrupted upload ended %s: %v", out.Status, out.Info)
+	}
+	if keys := objects(carpark); len(keys) != 0 {
+		t.Fatalf("a failed upload left %v in the carpark", keys)
+	}
+	ps, err := s.c.AddCAR(ctx, api.Pin{CID: d.Root.String()}, bytes.NewReader(d.Reversed(t)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := s.final(t, ps); out.Status != api.StatusPinned {
+		t.Fatalf("ended %s: %v", out.Status, out.Info)
+	}
+	obj, err := srv.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(carpark), Key: aws.String(carstore.RootKey(d.Root))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(obj.Body)
+	obj.Body.Close()
+	if err != nil || !bytes.Equal(got, d.Canonical) {
+		t.Fatalf("the carpark object (%d bytes, %v) is not the canonical CAR (%d bytes)", len(got), err, len(d.Canonical))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		es, _ := os.ReadDir(uploads)
+		staged := objects(staging)
+		if len(es) == 0 && len(staged) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("uploads left: %v; staged: %v", es, staged)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
