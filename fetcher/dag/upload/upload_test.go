@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"hash"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -106,80 +104,6 @@ func TestUploadSourceOfAnUploadGone(t *testing.T) {
 	_, err = src.Fetch(context.Background(), dag.Request{Upload: "nothing"}, dag.Limits{})
 	if dag.ReasonOf(err) != pin.ReasonRootNotFound {
 		t.Fatalf("err %v, want root_not_found", err)
-	}
-}
-
-func TestReceiveRefusesBadUploadsAndLeavesNothing(t *testing.T) {
-	d := caruploadtest.NewDAG(t, 1<<20, 3)
-	other := caruploadtest.NewDAG(t, 64<<10, 4)
-	for _, tc := range []struct {
-		name   string
-		body   []byte
-		limits carupload.Limits
-		want   error
-	}{
-		{"truncated", d.Canonical[:len(d.Canonical)-100], carupload.Limits{}, carupload.ErrBadCAR},
-		{"truncated in a section length", d.Canonical[:len(d.Canonical)-len(d.Blocks[len(d.Blocks)-1].Data)-37], carupload.Limits{}, carupload.ErrBadCAR},
-		{"wrong root", caruploadtest.CAR(t, []cid.Cid{other.Root}, d.Blocks), carupload.Limits{}, carupload.ErrBadCAR},
-		{"over the limit", d.Canonical, carupload.Limits{MaxCARBytes: 512 << 10}, carupload.ErrTooBig},
-		{"empty", nil, carupload.Limits{}, carupload.ErrBadCAR},
-		{"not a CAR", []byte("{\"cid\":\"bafy\"}"), carupload.Limits{}, carupload.ErrBadCAR},
-		{"header only", caruploadtest.CAR(t, []cid.Cid{d.Root}, nil), carupload.Limits{}, carupload.ErrBadCAR},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			area, err := carupload.NewDir(dir, tc.limits, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = area.Receive(context.Background(), "u1", d.Root, bytes.NewReader(tc.body))
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("err %v, want %v", err, tc.want)
-			}
-			left, _ := filepath.Glob(filepath.Join(dir, "*"))
-			hidden, _ := filepath.Glob(filepath.Join(dir, ".*"))
-			if len(left)+len(hidden) > 0 {
-				t.Fatalf("left behind: %v %v", left, hidden)
-			}
-		})
-	}
-}
-
-func TestReceiveStopsReadingAtTheLimit(t *testing.T) {
-	d := caruploadtest.NewDAG(t, 1<<20, 5)
-	r := bytes.NewReader(d.Canonical)
-	area, err := carupload.NewDir(t.TempDir(), carupload.Limits{MaxCARBytes: 200 << 10}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := area.Receive(context.Background(), "u1", d.Root, r); !errors.Is(err, carupload.ErrTooBig) {
-		t.Fatalf("err %v, want too big", err)
-	}
-	// One read buffer past the limit at most.
-	if read := int64(len(d.Canonical)) - int64(r.Len()); read > 200<<10+64<<10+70<<10 {
-		t.Fatalf("read %d bytes of a body refused at %d", read, 200<<10)
-	}
-}
-
-func TestDeleteRemovesTheUpload(t *testing.T) {
-	d := caruploadtest.NewDAG(t, 256<<10, 6)
-	dir := t.TempDir()
-	area, _ := carupload.NewDir(dir, carupload.Limits{}, nil)
-	res, err := area.Receive(context.Background(), "u1", d.Root, bytes.NewReader(d.Canonical))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Bytes != int64(len(d.Canonical)) || res.Blocks != int64(len(d.Blocks)) {
-		t.Fatalf("received %+v, want %d bytes, %d blocks", res, len(d.Canonical), len(d.Blocks))
-	}
-	if err := area.Delete(context.Background(), "u1"); err != nil {
-		t.Fatal(err)
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
-		t.Fatalf("left %v", entries)
-	}
-	if _, err := area.Open(context.Background(), "u1"); !errors.Is(err, carupload.ErrNotFound) {
-		t.Fatalf("open after delete: %v", err)
 	}
 }
 
