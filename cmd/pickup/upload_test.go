@@ -158,6 +158,17 @@ func TestCARUploadRefusals(t *testing.T) {
 			}
 		})
 	}
+	// The CLI says why, and exits 1.
+	truncated := filepath.Join(t.TempDir(), "truncated.car")
+	if err := os.WriteFile(truncated, d.Canonical[:len(d.Canonical)-1000], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := s.pinCLI(t, nil, "add", d.Root.String(), "--car", truncated); code != 1 || !strings.Contains(errs, "truncated") {
+		t.Fatalf("pin add --car of a truncated CAR: exit %d, %q %q; want 1 saying truncated", code, out, errs)
+	}
+	if code, _, errs := s.pinCLI(t, nil, "add", d.Root.String(), "--car", filepath.Join(t.TempDir(), "none.car")); code != 2 || !strings.Contains(errs, "none.car") {
+		t.Fatalf("pin add --car of no file: exit %d, %q; want a usage error naming it", code, errs)
+	}
 	for _, tc := range []struct {
 		name   string
 		body   []byte
