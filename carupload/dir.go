@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 )
 
@@ -55,6 +56,21 @@ func NewDir(root string, limits Limits, logger *slog.Logger) (*Dir, error) {
 
 // Limits returns the limits in force.
 func (d *Dir) Limits() Limits { return d.limits }
+
+// NewKey names a new upload of the request id: <request id>.<8 hex
+// digits, random>. Each upload has its own key, so that of two sent at once
+// for one request (keyed twins), neither overwrites the other.
+func NewKey(requestID uuid.UUID) string {
+	nonce := uuid.New()
+	return fmt.Sprintf("%s.%x", requestID, nonce[:4])
+}
+
+// RequestIDOf returns the request id an upload's key names.
+func RequestIDOf(key string) (uuid.UUID, bool) {
+	s, _, _ := strings.Cut(key, ".")
+	id, err := uuid.Parse(s)
+	return id, err == nil && len(s) == 36
+}
 
 func checkKey(key string) error {
 	if key == "" || strings.ContainsAny(key, `/\`) || strings.HasPrefix(key, ".") {

@@ -332,8 +332,8 @@ func (t *transfer) sweepUploads(ctx context.Context, p *Pool, now time.Time) {
 			}
 			continue
 		}
-		id, err := uuid.Parse(k.Key)
-		if err != nil {
+		id, ok := carupload.RequestIDOf(k.Key)
+		if !ok {
 			continue // not an upload of this pool's
 		}
 		s, _, err := p.pins.Read(ctx, id)

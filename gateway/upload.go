@@ -133,7 +133,10 @@ func (h *Handler) addCAR(w http.ResponseWriter, r *http.Request) {
 		}
 		upload := ""
 		if !h.pinnedAlready(ctx, in.CID.Canonical) {
-			upload = id.String()
+			// Its own key, not the request id alone: of keyed twins sent
+			// at once, each keeps its own body, the one recorded first is
+			// read, and the other is deleted.
+			upload = carupload.NewKey(id)
 			body := &idleBody{r: r.Body, rc: http.NewResponseController(w), idle: h.cfg.UploadIdleTimeout}
 			_, err := h.uploads.Receive(ctx, upload, root, body)
 			body.done()

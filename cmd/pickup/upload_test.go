@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/pickup-ipfs/pickup/api/client"
 	"github.com/pickup-ipfs/pickup/fetcher"
 	"github.com/pickup-ipfs/pickup/fetcher/carstore"
+	"github.com/pickup-ipfs/pickup/gateway"
 	"github.com/pickup-ipfs/pickup/internal/caruploadtest"
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
 	"github.com/pickup-ipfs/pickup/internal/s3test"
@@ -229,6 +231,27 @@ func TestCARUploadIdempotentAndReused(t *testing.T) {
 	if out := s.final(t, first); out.Status != api.StatusPinned {
 		t.Fatalf("ended %s: %v", out.Status, out.Info)
 	}
+	// Keyed twins sent at once: one request, each body kept apart until
+	// one is recorded, the other deleted.
+	twin := caruploadtest.NewDAG(t, 1<<20, 10)
+	ids := make(chan string, 2)
+	var wg sync.WaitGroup
+	for _, body := range [][]byte{twin.Canonical, twin.Reversed(t)} {
+		wg.Go(func() {
+			ps, err := s.c.AddCAR(ctx, api.Pin{CID: twin.Root.String()}, bytes.NewReader(body), "key-2")
+			if err != nil {
+				t.Error(err)
+			}
+			ids <- ps.RequestID
+		})
+	}
+	wg.Wait()
+	if a, b := <-ids, <-ids; a != b || a == "" {
+		t.Fatalf("keyed twins made requests %q and %q", a, b)
+	}
+	if out := s.final(t, api.PinStatus{RequestID: gateway.KeyedRequestID(defaultTenant, "key-2").String()}); out.Status != api.StatusPinned || !bytes.Equal(s.carOf(t, out), twin.Canonical) {
+		t.Fatalf("keyed twins ended %s: %v", out.Status, out.Info)
+	}
 	reused, err := s.c.AddCAR(ctx, api.Pin{CID: d.Root.String(), Name: "c"}, strings.NewReader("not a CAR"), "")
 	if err != nil {
 		t.Fatal(err)
@@ -376,15 +399,16 @@ func TestCARUploadSweep(t *testing.T) {
 		}
 	}
 	strayID, freshID := uuid.NewString(), uuid.NewString()
-	plant(strayID+".car", old)
-	plant(strayID+".idx", old)
-	plant("."+strayID+".car-123", old)
-	plant(freshID+".car", time.Now())
-	plant(freshID+".idx", time.Now())
-	plant("."+freshID+".car-456", time.Now())
+	stray, fresh := strayID+".0badcafe", freshID+".0badcafe"
+	plant(stray+".car", old)
+	plant(stray+".idx", old)
+	plant("."+stray+".car-123", old)
+	plant(fresh+".car", time.Now())
+	plant(fresh+".idx", time.Now())
+	plant("."+fresh+".car-456", time.Now())
 
 	s := startUploadStack(t, map[string]string{"PICKUP_CAR_DIR": cars})
-	want := []string{"." + freshID + ".car-456", freshID + ".car", freshID + ".idx"}
+	want := []string{"." + fresh + ".car-456", fresh + ".car", fresh + ".idx"}
 	var left []string
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if left = s.entries(t, "received"); slices.Equal(left, want) {
