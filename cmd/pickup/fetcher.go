@@ -92,7 +92,7 @@ func (f *flags) maxCARBytes() *int64 {
 // gateway keeps CAR uploads and the fetchers read them.
 func (f *flags) uploadsDirFlag() *string {
 	if f.uploads == nil {
-		f.uploads = f.string("uploads-dir", "", "directory of CAR uploads, shared by the gateway and the fetchers (default: received/ in --car-dir with a directory carpark; none, CAR uploads refused, with --carpark-bucket)", "PICKUP_UPLOADS_DIR")
+		f.uploads = f.string("uploads-dir", "", "directory of CAR uploads, shared by the gateway and the fetchers (default for pickup run and the fetcher: received/ in --car-dir with a directory carpark, none with --carpark-bucket; for pickup gateway: none; none: CAR uploads refused)", "PICKUP_UPLOADS_DIR")
 	}
 	return f.uploads
 }
@@ -111,9 +111,9 @@ func uploadsDir(c *carparkFlags, dir string) string {
 	return filepath.Join(*c.carDir, "received")
 }
 
-// openUploads opens the uploads area the flags name, nil for none.
-func (p *proc) openUploads(c *carparkFlags, dir string, maxCAR int64) (*carupload.Dir, error) {
-	if dir = uploadsDir(c, dir); dir == "" {
+// openUploads opens the uploads area in dir, nil for none ("").
+func (p *proc) openUploads(dir string, maxCAR int64) (*carupload.Dir, error) {
+	if dir == "" {
 		return nil, nil
 	}
 	return carupload.NewDir(dir, carupload.Limits{MaxCARBytes: maxCAR}, p.logger)
@@ -217,7 +217,7 @@ func (p *proc) addFetcher(ctx context.Context, ff *fetcherFlags) ([]string, erro
 		step = killAt(p.logger, at)
 	}
 	deps := fetcher.Deps{Log: p.logAs("fetcher"), Queue: p.views, DAG: d, CARs: cars, Index: p.views, Protector: protector, Metrics: fetchMetrics, Step: step, Logger: p.logger}
-	uploads, err := p.openUploads(ff.carparkFlags, *ff.uploads, *ff.maxCAR)
+	uploads, err := p.openUploads(uploadsDir(ff.carparkFlags, *ff.uploads), *ff.maxCAR)
 	if err != nil {
 		return nil, err
 	}

@@ -40,8 +40,7 @@ type gatewayFlags struct {
 	delegates              *[]string
 	allowPrivate           *bool
 	maxConns, maxPerClient *int
-	// carpark and maxCAR say where CAR uploads go and how big they may be.
-	carpark *carparkFlags
+	// uploads and maxCAR say where CAR uploads go and how big they may be.
 	maxCAR  *int64
 	uploads *string
 	// uploadIdle is how long a CAR upload may send nothing.
@@ -56,7 +55,6 @@ func addGatewayFlags(f *flags) *gatewayFlags {
 		allowPrivate: f.allowPrivateOrigins(),
 		maxConns:     f.integer("http-max-conns", 0, "most connections the API holds; beyond, the idle longest is closed, or the new one answered 503 (0: half of the process's RLIMIT_NOFILE, at most 8192)", "PICKUP_HTTP_MAX_CONNS"),
 		maxPerClient: f.integer("http-max-conns-per-client", defaultConnsPerClient, "most connections to the API from one client address (an IPv6 /64); beyond, 503 (0: no cap, as behind a proxy, where every client is the proxy; unless set, none where the API listens on loopback only)", "PICKUP_HTTP_MAX_CONNS_PER_CLIENT"),
-		carpark:      f.carparkFlags(),
 		maxCAR:       f.maxCARBytes(),
 		uploads:      f.uploadsDirFlag(),
 		uploadIdle:   f.duration("upload-idle-timeout", gateway.DefaultUploadIdleTimeout, "longest a CAR upload's body may send nothing before it is refused (408)", []string{"PICKUP_UPLOAD_IDLE_TIMEOUT"}),
@@ -87,11 +85,17 @@ func (g *gatewayFlags) apiLimits(p *proc) connLimits {
 func (p *proc) addGateway(g *gatewayFlags, consistency gateway.Consistency, b *baseFlags) (*httpServer, error) {
 	live := presence.NewDirectory(presence.DirectoryConfig{}, p.log, nil, p.logger)
 	deps := gateway.Deps{Log: p.log, Views: p.views, Tokens: p.views, Checkpoints: p.views, Delegates: live, Pinned: p.views, Logger: p.logger}
-	// CAR uploads go to the uploads area beside a directory carpark; on
-	// Lambda (bodies capped at 6 MB) and with an S3 carpark there is none,
-	// and they are refused.
+	// CAR uploads go to the uploads area the fetchers read; on Lambda
+	// (bodies capped at 6 MB), and where there is none, they are refused.
 	if p.getenv("AWS_LAMBDA_RUNTIME_API") == "" {
-		uploads, err := p.openUploads(g.carpark, *g.uploads, *g.maxCAR)
+		// Where a fetcher shares the process (pickup run), its default is
+		// the gateway's; a gateway on its own takes uploads only where it
+		// is told its fetchers read them.
+		dir := *g.uploads
+		if dir == "" && g.flags.carpark != nil {
+			dir = uploadsDir(g.flags.carpark, "")
+		}
+		uploads, err := p.openUploads(dir, *g.maxCAR)
 		if err != nil {
 			return nil, err
 		}
