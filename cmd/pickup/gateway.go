@@ -62,6 +62,17 @@ func addGatewayFlags(f *flags) *gatewayFlags {
 	}
 }
 
+// uploadsDir is where the gateway keeps CAR uploads, "" for nowhere:
+// --uploads-dir, or, where a fetcher shares the process (pickup run), the
+// fetcher's default; a gateway on its own takes uploads only where it is
+// told its fetchers read them.
+func (g *gatewayFlags) uploadsDir() string {
+	if *g.uploads == "" && g.flags.carpark != nil {
+		return uploadsDir(g.flags.carpark, "")
+	}
+	return *g.uploads
+}
+
 // apiLimits are the API's connection caps: the flags', with the default
 // cap sized from the descriptors the process may open.
 func (g *gatewayFlags) apiLimits(p *proc) connLimits {
@@ -88,14 +99,7 @@ func (p *proc) addGateway(g *gatewayFlags, consistency gateway.Consistency, b *b
 	// CAR uploads go to the uploads area the fetchers read; on Lambda
 	// (bodies capped at 6 MB), and where there is none, they are refused.
 	if p.getenv("AWS_LAMBDA_RUNTIME_API") == "" {
-		// Where a fetcher shares the process (pickup run), its default is
-		// the gateway's; a gateway on its own takes uploads only where it
-		// is told its fetchers read them.
-		dir := *g.uploads
-		if dir == "" && g.flags.carpark != nil {
-			dir = uploadsDir(g.flags.carpark, "")
-		}
-		uploads, err := p.openUploads(dir, *g.maxCAR)
+		uploads, err := p.openUploads(g.uploadsDir(), *g.maxCAR)
 		if err != nil {
 			return nil, err
 		}

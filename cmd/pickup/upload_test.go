@@ -575,3 +575,42 @@ func fileSHA256(t *testing.T, path string) []byte {
 	}
 	return h.Sum(nil)
 }
+
+// Where CAR uploads go: pickup run's fetcher default, beside a directory
+// carpark; none with an S3 carpark or for a gateway on its own (its
+// fetchers may be on other machines), unless --uploads-dir says.
+func TestUploadsDir(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		fetcher bool
+		vars    map[string]string
+		want    string
+	}{
+		{"run", true, map[string]string{"PICKUP_CAR_DIR": "/cars"}, "/cars/received"},
+		{"run, S3 carpark", true, map[string]string{"PICKUP_CAR_DIR": "/cars", "PICKUP_CARPARK_BUCKET": "b"}, ""},
+		{"run, S3 carpark, uploads dir", true, map[string]string{"PICKUP_CARPARK_BUCKET": "b", "PICKUP_UPLOADS_DIR": "/up"}, "/up"},
+		{"gateway", false, map[string]string{"PICKUP_CAR_DIR": "/cars"}, ""},
+		{"gateway, uploads dir", false, map[string]string{"PICKUP_UPLOADS_DIR": "/up"}, "/up"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, _, _ := testEnv(tc.vars)
+			f := newFlags(e, "test")
+			g := addGatewayFlags(f)
+			var ff *fetcherFlags
+			if tc.fetcher {
+				ff = addFetcherFlags(f)
+			}
+			if err := f.parse(nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := g.uploadsDir(); got != tc.want {
+				t.Fatalf("the gateway's uploads dir is %q, want %q", got, tc.want)
+			}
+			if ff != nil {
+				if got := uploadsDir(ff.carparkFlags, *ff.uploads); got != tc.want {
+					t.Fatalf("the fetcher's uploads dir is %q, want the gateway's, %q", got, tc.want)
+				}
+			}
+		})
+	}
+}
