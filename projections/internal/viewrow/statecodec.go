@@ -33,9 +33,12 @@ import (
 // a row of version 2 is still read, those fields zero (unknown), so the
 // views need no rebuild: an attempt in flight at the upgrade shows no
 // time left until its next attempt, and every later one shows it all.
+// Version 4 added the request's CAR upload (Requested.Upload); rows of
+// versions 2 and 3 are still read, with no upload (none were made before).
 const (
-	stateVersion       = 3
-	stateVersionNoSize = 2
+	stateVersion         = 4
+	stateVersionNoUpload = 3
+	stateVersionNoSize   = 2
 )
 
 type stateWriter struct{ b []byte }
@@ -89,6 +92,7 @@ func encodeState(s pin.State) []byte {
 	}
 	w.time(r.Created)
 	w.id(r.Replaces)
+	w.str(r.Upload)
 	w.str(string(s.Phase))
 	w.bool(s.Removed)
 	w.id(s.ReplacedBy)
@@ -238,10 +242,10 @@ func (r *stateReader) time() time.Time {
 // decodeState reads what encodeState wrote.
 func decodeState(b []byte) (pin.State, error) {
 	var s pin.State
-	if len(b) == 0 || (b[0] != stateVersion && b[0] != stateVersionNoSize) {
+	if len(b) == 0 || b[0] < stateVersionNoSize || b[0] > stateVersion {
 		return s, fmt.Errorf("decode state: unknown form %x", b[:min(len(b), 1)])
 	}
-	sized := b[0] == stateVersion
+	sized, uploaded := b[0] >= stateVersionNoUpload, b[0] >= stateVersion
 	r := stateReader{b: b[1:]}
 	s.Exists = r.bool()
 	s.Revision = r.uint()
@@ -263,6 +267,9 @@ func decodeState(b []byte) (pin.State, error) {
 	}
 	q.Created = r.time()
 	q.Replaces = r.id()
+	if uploaded {
+		q.Upload = r.str()
+	}
 	s.Phase = pin.Phase(r.str())
 	s.Removed = r.bool()
 	s.ReplacedBy = r.id()

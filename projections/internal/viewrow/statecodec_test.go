@@ -21,7 +21,7 @@ func TestStateCodecCoversPinState(t *testing.T) {
 		v      any
 		fields int
 	}{
-		{pin.State{}, 24}, {pin.Requested{}, 8}, {pin.CarUploaded{}, 9}, {pin.CarValidated{}, 8}, {pin.Failure{}, 6}, {pin.DeadLettered{}, 3},
+		{pin.State{}, 24}, {pin.Requested{}, 9}, {pin.CarUploaded{}, 9}, {pin.CarValidated{}, 8}, {pin.Failure{}, 6}, {pin.DeadLettered{}, 3},
 	} {
 		if n := reflect.TypeOf(c.v).NumField(); n != c.fields {
 			t.Errorf("%T has %d fields, the state codec writes %d: update encodeState and decodeState", c.v, n, c.fields)
@@ -120,7 +120,32 @@ func TestStateCodecReadsRowsFromBeforeTheDeclaredSize(t *testing.T) {
 	sized := want
 	sized.FetchStartedAt, sized.BlockBytes, sized.ExpectedBytes, sized.Staged.ExpectedBytes = at, 4000, 9000, 9000
 	b := viewrow.EncodeState(sized)
-	if back, err := viewrow.DecodeState(b); b[0] != 3 || err != nil || !reflect.DeepEqual(back, sized) {
+	if back, err := viewrow.DecodeState(b); b[0] != 4 || err != nil || !reflect.DeepEqual(back, sized) {
 		t.Errorf("form %d decoded %+v, %v; want %+v", b[0], back, err, sized)
+	}
+}
+
+// A row written before requests could name a CAR upload (form 3, these
+// bytes as that codec wrote them) is still read, with no upload; a state
+// whose request names one keeps it.
+func TestStateCodecReadsRowsFromBeforeUploads(t *testing.T) {
+	v3, err := hex.DecodeString("03010311111111222233334444555555555555aaaaaaaa22223333444455555555555505616c696365086261666b716161610000000180b49f9f0d000000000000000000000000000000000000086665746368696e6700000000000000000000000000000000000000020002663101f8b49f9f0d000080400607676174657761790180b49f9f0d0000c03ed08c010200016b000000000173d08c01000000000000000000000180b49f9f0d0000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	want := pin.State{Exists: true, Revision: 3, LastEventID: uuid.MustParse("11111111-2222-3333-4444-555555555555"),
+		Request: pin.Requested{RequestID: uuid.MustParse("aaaaaaaa-2222-3333-4444-555555555555"), Tenant: "alice", CID: "bafkqaaa", Created: at},
+		Phase:   pin.PhaseFetching, Attempt: 1, Fetcher: "f1", LeaseUntil: at.Add(time.Minute), Bytes: 4096, Blocks: 3, Source: "gateway",
+		FetchStartedAt: at, BlockBytes: 4000, ExpectedBytes: 9000,
+		Staged: pin.CarUploaded{Attempt: 1, Key: "k", Source: "s", ExpectedBytes: 9000}, UpdatedAt: at}
+	got, err := viewrow.DecodeState(v3)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded %+v, %v; want %+v", got, err, want)
+	}
+	uploaded := want
+	uploaded.Request.Upload = "uploads/aaaaaaaa.1"
+	if back, err := viewrow.DecodeState(viewrow.EncodeState(uploaded)); err != nil || back.Request.Upload != uploaded.Request.Upload || !reflect.DeepEqual(back, uploaded) {
+		t.Errorf("decoded %+v, %v; want %+v", back, err, uploaded)
 	}
 }
