@@ -233,9 +233,6 @@ func New(cfg Config, d Deps) (*Server, error) {
 // ID is the peer's identity.
 func (s *Server) ID() peer.ID { return s.host.ID() }
 
-// Host is the libp2p host.
-func (s *Server) Host() host.Host { return s.host }
-
 // Addrs are the addresses the peer is announced at (AnnounceAddrs, or
 // where it listens), without /p2p/.
 func (s *Server) Addrs() []multiaddr.Multiaddr { return append([]multiaddr.Multiaddr(nil), s.addrs...) }
