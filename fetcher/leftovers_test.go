@@ -2,6 +2,7 @@ package fetcher_test
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"path/filepath"
 	"slices"
@@ -72,6 +73,9 @@ func (w *world) staging() []string {
 	for _, area := range []string{"staging", "uploads", "tmp"} {
 		top := filepath.Join(w.carDir, area)
 		err := filepath.WalkDir(top, func(path string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while listed: the sweep at work
+			}
 			if err == nil && !d.IsDir() {
 				rel, _ := filepath.Rel(w.carDir, path)
 				out = append(out, filepath.ToSlash(rel))
