@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -317,52 +316,7 @@ func startRoutedKubo(t *testing.T, endpoint string) *routedKubo {
 // stopped when t ends.
 func (k *routedKubo) daemon(t testing.TB) {
 	t.Helper()
-	cmd := exec.Command(k.bin, "daemon")
-	cmd.Env = k.env()
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	ready := make(chan struct{})
-	var mu sync.Mutex
-	var logs strings.Builder
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			mu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if strings.Contains(sc.Text(), "Daemon is ready") {
-				close(ready)
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-exited:
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("kubo exited at start:\n%s", logs.String())
-	case <-time.After(60 * time.Second):
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("kubo not ready within 60s:\n%s", logs.String())
-	}
+	startKuboDaemon(t, k.bin, k.env())
 }
 
 func (k *routedKubo) env() []string { return append(os.Environ(), "IPFS_PATH="+k.repo) }

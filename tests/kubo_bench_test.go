@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -226,49 +225,7 @@ func startKubo(b *testing.B, bin string, size int64) *kubo {
 	k.root = strings.TrimSpace(k.run(b, "add", "-Q", "--cid-version=1", file))
 	os.Remove(file)
 
-	cmd := exec.Command(bin, "daemon", "--offline")
-	cmd.Env = k.env()
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	k.pid = cmd.Process.Pid
-	b.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	ready := make(chan struct{})
-	var logs strings.Builder
-	var mu sync.Mutex
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			mu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if strings.Contains(sc.Text(), "Daemon is ready") {
-				close(ready)
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(60 * time.Second):
-		mu.Lock()
-		defer mu.Unlock()
-		b.Fatalf("kubo not ready within 60s:\n%s", logs.String())
-	}
+	k.pid = startKuboDaemon(b, bin, k.env(), "--offline")
 	return k
 }
 
