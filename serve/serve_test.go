@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,49 +32,11 @@ import (
 	"github.com/pickup-ipfs/pickup/eventlog/embedded"
 	"github.com/pickup-ipfs/pickup/fetcher/carstore"
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
+	"github.com/pickup-ipfs/pickup/internal/servetest"
 	"github.com/pickup-ipfs/pickup/serve"
 	"github.com/pickup-ipfs/pickup/serve/locate"
 	locatesqlite "github.com/pickup-ipfs/pickup/serve/locate/sqlite"
 )
-
-// heldCARs stands in for the views' one answer the serving role asks
-// (which CAR a pinned, not removed, pin holds for a root): the end-to-end
-// tests (tests/serve_test.go) ask the real views.
-type heldCARs struct {
-	mu   sync.Mutex
-	cars map[string]string
-}
-
-func (h *heldCARs) CarForRoot(_ context.Context, root string) (string, bool, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	car, ok := h.cars[root]
-	return car, ok, nil
-}
-
-func (h *heldCARs) release(root cid.Cid) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.cars, cid.NewCidV1(root.Type(), root.Hash()).String())
-}
-
-// damages records damage reports.
-type damages struct {
-	mu  sync.Mutex
-	got []serve.Damage
-}
-
-func (d *damages) Damaged(_ context.Context, dmg serve.Damage) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.got = append(d.got, dmg)
-}
-
-func (d *damages) all() []serve.Damage {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]serve.Damage(nil), d.got...)
-}
 
 // fixture is a carpark (a real store: the directory, or S3 on versitygw)
 // holding one pinned DAG, its CAR indexed into a real lookup, and the
@@ -85,8 +46,8 @@ type fixture struct {
 	car     []byte
 	stored  carstore.Stored
 	dir     string
-	pins    *heldCARs
-	damages *damages
+	pins    *servetest.Held
+	damages *servetest.Damages
 	reg     *prometheus.Registry
 	srv     *httptest.Server
 	lookup  *locatesqlite.Store
@@ -172,8 +133,9 @@ func newFixtureOf(tb testing.TB, store carpark, build func(context.Context, bloc
 	if err := lookup.Add(ctx, locate.CAR{CarCID: stored.CarCID, Root: root, Key: stored.Key, Bytes: stored.Bytes}, entries); err != nil {
 		tb.Fatal(err)
 	}
-	f := &fixture{root: root, car: car.Bytes(), stored: stored, damages: &damages{}, reg: prometheus.NewRegistry(), lookup: lookup, store: store,
-		pins: &heldCARs{cars: map[string]string{cid.NewCidV1(root.Type(), root.Hash()).String(): stored.CarCID.String()}}}
+	f := &fixture{root: root, car: car.Bytes(), stored: stored, damages: &servetest.Damages{}, reg: prometheus.NewRegistry(), lookup: lookup, store: store,
+		pins: servetest.NewHeld()}
+	f.pins.Hold(root, stored.CarCID)
 	h, err := serve.New(serve.Config{Deserialized: true, HoldTTL: time.Nanosecond, MaxDAGBytes: -1}, serve.Deps{Locator: lookup, Carpark: store, Pins: f.pins, Reporter: f.damages, Metrics: f.reg})
 	if err != nil {
 		tb.Fatal(err)
@@ -282,7 +244,7 @@ func TestRawBlocksOfHeldRootsOnly(t *testing.T) {
 			t.Fatalf("raw %s: %d, %d bytes", b.cid, resp.StatusCode, len(body))
 		}
 	}
-	f.pins.release(f.root)
+	f.pins.Release(f.root)
 	for _, q := range []string{blks[0].cid.String() + "?format=raw", blks[1].cid.String() + "?format=raw", f.root.String() + "?format=car", f.root.String()} {
 		if resp, _ := f.get(t, "/ipfs/"+q); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("after release, %s: %d, want 404", q, resp.StatusCode)
@@ -303,7 +265,7 @@ func TestDamagedBlockIsNeverServed(t *testing.T) {
 	if resp.StatusCode < 500 || bytes.Contains(body, bad.data[:32]) {
 		t.Fatalf("damaged block: %d (%d bytes), want a 5xx without its bytes", resp.StatusCode, len(body))
 	}
-	got := f.damages.all()
+	got := f.damages.All()
 	if len(got) != 1 || !got[0].Block.Equals(bad.cid) || got[0].Location.Key != f.stored.Key || got[0].Location.Offset >= bad.offset || got[0].Location.Offset < bad.offset-100 {
 		t.Fatalf("reports %+v, want one for %s in %s just before %d", got, bad.cid, f.stored.Key, bad.offset)
 	}
@@ -459,9 +421,9 @@ func TestTruncatedCARIsCutBeforeItsLastSection(t *testing.T) {
 	resp, body := f.get(t, "/ipfs/"+f.root.String()+"?format=car")
 	lastStart := int(last.offset) - last.cid.ByteLen() - varintLen(uint64(last.cid.ByteLen()+len(last.data)))
 	if resp.StatusCode != http.StatusOK || !bytes.HasPrefix(body, f.car[:lastStart]) || !strings.Contains(string(body[lastStart:]), "CAR stream truncated") {
-		t.Fatalf("a truncated CAR: %d, %d bytes of %d (last section at %d; reports %+v); want the sections before the last, then the cut mark", resp.StatusCode, len(body), len(f.car), lastStart, f.damages.all())
+		t.Fatalf("a truncated CAR: %d, %d bytes of %d (last section at %d; reports %+v); want the sections before the last, then the cut mark", resp.StatusCode, len(body), len(f.car), lastStart, f.damages.All())
 	}
-	got := f.damages.all()
+	got := f.damages.All()
 	if len(got) != 1 || got[0].Location.Offset != int64(lastStart) || !strings.Contains(got[0].Err.Error(), "ends inside a section") {
 		t.Fatalf("reports %+v, want one at %d", got, lastStart)
 	}

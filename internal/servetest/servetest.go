@@ -82,7 +82,7 @@ func NewIn(tb testing.TB, dir string, store Store) *Carpark {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { lookup.Close() })
-	c := &Carpark{dir: dir, store: store, lookup: lookup, pins: &Held{cars: map[string]string{}}, Damage: &Damages{}}
+	c := &Carpark{dir: dir, store: store, lookup: lookup, pins: NewHeld(), Damage: &Damages{}}
 	c.Blocks = serve.NewBlockstore(lookup, store, c.pins, serve.BlockstoreOptions{HoldTTL: time.Nanosecond, Reporter: c.Damage})
 	return c
 }
@@ -155,12 +155,12 @@ func (c *Carpark) Pin(tb testing.TB, size int64, seed uint64) DAG {
 	if err := c.lookup.Add(ctx, locate.CAR{CarCID: stored.CarCID, Root: root, Key: stored.Key, Bytes: stored.Bytes}, entries); err != nil {
 		tb.Fatal(err)
 	}
-	c.pins.hold(root, stored.CarCID)
+	c.pins.Hold(root, stored.CarCID)
 	return DAG{Root: root, CAR: car.Bytes(), Stored: stored, Blocks: blocksOf(tb, car.Bytes())}
 }
 
 // Release removes the DAG's pin: its blocks are no longer served.
-func (c *Carpark) Release(d DAG) { c.pins.release(d.Root) }
+func (c *Carpark) Release(d DAG) { c.pins.Release(d.Root) }
 
 // Corrupt flips one byte of the stored CAR at offset.
 func (c *Carpark) Corrupt(tb testing.TB, d DAG, offset int64) {
@@ -198,12 +198,18 @@ func blocksOf(tb testing.TB, car []byte) []Block {
 	}
 }
 
-// Held is the views' answer of which CAR a pin holds for a root.
+// Held stands in for the views' one answer the serving role asks (which
+// CAR a pinned, not removed, pin holds for a root): the end-to-end tests
+// (tests/) ask the real views.
 type Held struct {
 	mu   sync.Mutex
 	cars map[string]string
 }
 
+// NewHeld returns a Held holding nothing.
+func NewHeld() *Held { return &Held{cars: map[string]string{}} }
+
+// CarForRoot implements serve.Pins.
 func (h *Held) CarForRoot(_ context.Context, root string) (string, bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -211,13 +217,15 @@ func (h *Held) CarForRoot(_ context.Context, root string) (string, bool, error) 
 	return car, ok, nil
 }
 
-func (h *Held) hold(root, car cid.Cid) {
+// Hold makes car the CAR held for root.
+func (h *Held) Hold(root, car cid.Cid) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.cars[cid.NewCidV1(root.Type(), root.Hash()).String()] = car.String()
 }
 
-func (h *Held) release(root cid.Cid) {
+// Release holds nothing for root any more, as a removal does.
+func (h *Held) Release(root cid.Cid) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.cars, cid.NewCidV1(root.Type(), root.Hash()).String())
