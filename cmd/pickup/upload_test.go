@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -551,7 +550,7 @@ func TestCARUploadMemoryEndToEnd(t *testing.T) {
 	if out.Status != api.StatusPinned {
 		t.Fatalf("ended %s: %v", out.Status, out.Info)
 	}
-	if got, want := fileSHA256(t, filepath.Join(s.cars, "carpark", out.Info[api.InfoCarCID], out.Info[api.InfoCarCID]+".car")), fileSHA256(t, fx.CAR); !bytes.Equal(got, want) {
+	if got, want := caruploadtest.FileSHA256(t, filepath.Join(s.cars, "carpark", out.Info[api.InfoCarCID], out.Info[api.InfoCarCID]+".car")), caruploadtest.FileSHA256(t, fx.CAR); !bytes.Equal(got, want) {
 		t.Fatal("the carpark's CAR is not the CAR sent")
 	}
 	grew := int64(peak.Load()) - int64(base.HeapInuse)
@@ -560,20 +559,6 @@ func TestCARUploadMemoryEndToEnd(t *testing.T) {
 	if grew > 64<<20 {
 		t.Errorf("the heap grew by %d MiB for a %d MiB upload", grew>>20, fx.Size>>20)
 	}
-}
-
-func fileSHA256(t *testing.T, path string) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return h.Sum(nil)
 }
 
 // Where CAR uploads go: pickup run's fetcher default, beside a directory

@@ -6,7 +6,9 @@ package caruploadtest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"io"
+	"os"
 	"testing"
 
 	"github.com/ipfs/boxo/blockstore"
@@ -127,4 +129,20 @@ func (d DAG) Corrupted(tb testing.TB, i int) []byte {
 	data[len(data)/2] ^= 0xff
 	blocks[i] = Block{CID: blocks[i].CID, Data: data}
 	return CAR(tb, []cid.Cid{d.Root}, blocks)
+}
+
+// FileSHA256 is the SHA-256 of the file at path, read as a stream (the
+// CARs the tests compare run to hundreds of MiB).
+func FileSHA256(tb testing.TB, path string) []byte {
+	tb.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		tb.Fatal(err)
+	}
+	return h.Sum(nil)
 }

@@ -126,7 +126,7 @@ func TestUploadMemoryDoesNotGrowWithTheDAG(t *testing.T) {
 	}
 	const size = 256 << 20
 	fx := ipfstest.NewFixture(t, size)
-	want := fileSHA256(t, fx.CAR)
+	want := caruploadtest.FileSHA256(t, fx.CAR)
 	ctx := context.Background()
 	area, err := carupload.NewDir(t.TempDir(), carupload.Limits{}, nil)
 	if err != nil {
@@ -181,17 +181,3 @@ type bodyOnly struct{ r io.Reader }
 func (b bodyOnly) Read(p []byte) (int, error) { return b.r.Read(p) }
 
 func mib(n uint64) float64 { return float64(n) / (1 << 20) }
-
-func fileSHA256(t *testing.T, path string) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return h.Sum(nil)
-}
