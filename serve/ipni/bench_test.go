@@ -55,7 +55,7 @@ func BenchmarkPublish1MBlocks(b *testing.B) {
 		w := newWorld(b)
 		for i := range cars {
 			car := syntheticCar(b, i, blocks)
-			w.cars.put(car.CAR.Key+".idx", car.Index)
+			w.cars.Put(car.CAR.Key+".idx", car.Index)
 			w.pin(car)
 		}
 		srv := newServer(b)

@@ -37,15 +37,15 @@ func TestWhatIsAdvertised(t *testing.T) {
 
 	w.deleteRoot(a)
 	waitAds(t, p, 3)
-	w.cars.put(a.CAR.Key, a.Bytes)
-	w.cars.put(a.CAR.Key+".idx", a.Index)
+	w.cars.Put(a.CAR.Key, a.Bytes)
+	w.cars.Put(a.CAR.Key+".idx", a.Index)
 	w.pin(a) // pinned again after its deletion
 	waitAds(t, p, 4)
 
 	missing := locatetest.NewCar(t, 3, 5)
 	w.pin(missing) // no index object in the carpark
 	bad := locatetest.NewCar(t, 4, 5)
-	w.cars.put(bad.CAR.Key+".idx", b.Index) // not the index validated
+	w.cars.Put(bad.CAR.Key+".idx", b.Index) // not the index validated
 	w.pin(bad)
 	c := w.pinCar(5, 5)
 	waitAds(t, p, 5)

@@ -79,11 +79,11 @@ func TestHandlerAnswers(t *testing.T) {
 	// chunks are not the ad's any more. (A chunk of the second first: the
 	// handler keeps the last CAR's multihashes, read once for its chunks.)
 	get(t, srv, chain[1].Chunks[0])
-	w.cars.put(cars[0].CAR.Key+".idx", cars[1].Index)
+	w.cars.Put(cars[0].CAR.Key+".idx", cars[1].Index)
 	if got := status(t, http.MethodGet, base+chain[0].Chunks[0]); got != http.StatusInternalServerError {
 		t.Errorf("a chunk of a changed index object: %d, want 500", got)
 	}
-	w.cars.remove(cars[0].CAR.Key + ".idx")
+	w.cars.Remove(cars[0].CAR.Key + ".idx")
 	if got := status(t, http.MethodGet, base+chain[0].Chunks[0]); got != http.StatusNotFound {
 		t.Errorf("a chunk of a deleted index object: %d, want 404", got)
 	}

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -36,42 +35,11 @@ import (
 	"github.com/pickup-ipfs/pickup/serve/locate/locatetest"
 )
 
-var errNotFound = errors.New("object not found")
+var errNotFound = locatetest.ErrNotFound
 
-// objects is the carpark in memory (keys to bytes), as the block
-// lookup's loader tests keep it: the publisher reads index objects only,
-// by key, and the carpark's own backends pass their conformance suite
-// (fetcher/carstore/carstoretest) against versitygw and a directory.
-type objects struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (o *objects) put(key string, b []byte) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.m[key] = b
-}
-
-func (o *objects) remove(key string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	delete(o.m, key)
-}
-
-func (o *objects) ReadRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	b, ok := o.m[key]
-	if !ok {
-		return nil, fmt.Errorf("read %s: %w", key, errNotFound)
-	}
-	b = b[offset:]
-	if length >= 0 {
-		b = b[:min(int64(len(b)), length)]
-	}
-	return io.NopCloser(bytes.NewReader(b)), nil
-}
+// objects is the carpark in memory, as the block lookup's loader tests
+// keep it: the publisher reads index objects only, by key.
+type objects = locatetest.Objects
 
 // world is a real event log (the embedded one, in a file) and a carpark.
 type world struct {
@@ -93,7 +61,7 @@ func newWorld(t testing.TB) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &world{t: t, path: path, log: log, cars: &objects{m: map[string][]byte{}}, key: key}
+	return &world{t: t, path: path, log: log, cars: locatetest.NewObjects(), key: key}
 }
 
 // pinCar makes a CAR of n blocks, puts it and its index in the carpark
@@ -101,8 +69,8 @@ func newWorld(t testing.TB) *world {
 func (w *world) pinCar(seed uint64, n int) locatetest.Car {
 	w.t.Helper()
 	car := locatetest.NewCar(w.t, seed, n)
-	w.cars.put(car.CAR.Key, car.Bytes)
-	w.cars.put(car.CAR.Key+".idx", car.Index)
+	w.cars.Put(car.CAR.Key, car.Bytes)
+	w.cars.Put(car.CAR.Key+".idx", car.Index)
 	w.pin(car)
 	return car
 }
@@ -157,8 +125,8 @@ func (w *world) deleteRoot(car locatetest.Car) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	w.cars.remove(car.CAR.Key)
-	w.cars.remove(car.CAR.Key + ".idx")
+	w.cars.Remove(car.CAR.Key)
+	w.cars.Remove(car.CAR.Key + ".idx")
 	_, err = c.CommitRoot(ctx, pinlog.RootCommit{Root: root, Actor: "gc/test", Decide: func(s pin.RootState) (pinlog.RootDecision, error) {
 		d, err := s.Deleted("gc/test", time.Now(), 2)
 		return pinlog.RootDecision{Payload: d}, err

@@ -28,27 +28,28 @@ import (
 	"github.com/pickup-ipfs/pickup/serve/locate/sqlite"
 )
 
-var errNotFound = errors.New("object not found")
+var errNotFound = locatetest.ErrNotFound
 
-// objects is a carpark in memory: keys to bytes. failReads makes that
-// many reads fail first, as a carpark that is down for a while.
+// objects is a carpark in memory (locatetest.Objects) that lists the CARs
+// put. failReads makes that many reads fail first, as a carpark that is
+// down for a while.
 type objects struct {
+	*locatetest.Objects
 	mu        sync.Mutex
-	m         map[string][]byte
 	cars      []locate.CAR
 	failReads atomic.Int64
 	reads     atomic.Int64
 }
 
-func newObjects() *objects { return &objects{m: make(map[string][]byte)} }
+func newObjects() *objects { return &objects{Objects: locatetest.NewObjects()} }
 
 func (o *objects) put(car locatetest.Car, index []byte) {
+	o.Put(car.CAR.Key, car.Bytes)
+	if index != nil {
+		o.Put(car.CAR.Key+".idx", index)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.m[car.CAR.Key] = car.Bytes
-	if index != nil {
-		o.m[car.CAR.Key+".idx"] = index
-	}
 	o.cars = append(o.cars, car.CAR)
 }
 
@@ -57,17 +58,7 @@ func (o *objects) ReadRange(ctx context.Context, key string, offset, length int6
 	if o.failReads.Add(-1) >= 0 {
 		return nil, errors.New("carpark unavailable")
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	b, ok := o.m[key]
-	if !ok {
-		return nil, fmt.Errorf("read %s: %w", key, errNotFound)
-	}
-	b = b[offset:]
-	if length >= 0 {
-		b = b[:min(int64(len(b)), length)]
-	}
-	return io.NopCloser(bytes.NewReader(b)), nil
+	return o.Objects.ReadRange(ctx, key, offset, length)
 }
 
 // ListCars lists the CARs put, in key order.
