@@ -298,17 +298,7 @@ func walk(t testing.TB, base string, key crypto.PrivKey) []walked {
 // chainOf reads the chain's stream from the log.
 func chainOf(t testing.TB, log eventlog.Store) []ipni.Advertised {
 	t.Helper()
-	var evs []eventlog.Event
-	var err error
-	// The embedded log answers "sqlite3: interrupted" to the first read on
-	// a connection whose last reader's context was cancelled (the
-	// stopped publisher's): read again, as the publisher's retry does.
-	for range 3 {
-		if evs, err = log.ReadStream(context.Background(), ipni.Stream, 0, eventlog.Forwards, 1<<20); err == nil {
-			break
-		}
-		t.Logf("reading the chain: %v", err)
-	}
+	evs, err := log.ReadStream(context.Background(), ipni.Stream, 0, eventlog.Forwards, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
