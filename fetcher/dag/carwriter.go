@@ -56,6 +56,27 @@ func newCARWriter(w io.Writer, root cid.Cid, index bool) (*carWriter, error) {
 	return cw, nil
 }
 
+// resumeCARWriter goes on writing, into the sink of an earlier try, the
+// CAR its checkpoint describes: the header and the blocks kept are not
+// written again (the sink holds them, and their hash: a ResumableSink is a
+// HashingSink), the index holds them already, and the first bytes of the
+// next block's section, which the kept bytes hold too, are dropped.
+func resumeCARWriter(sink ResumableSink, ck checkpoint, index bool) *carWriter {
+	hw := &hashingWriter{w: &skipper{w: sink, skip: ck.bytes - ck.end}, n: ck.end}
+	cw := &carWriter{out: hw, hashed: hw}
+	if index {
+		cw.idx = &blockIndex{}
+		for _, b := range ck.blocks {
+			cw.idx.add(b.c.KeyString(), b.offset)
+		}
+	}
+	if _, ok := sink.(BufferingSink); !ok {
+		cw.bw = bufio.NewWriterSize(hw, writeBufferBytes)
+		cw.out = cw.bw
+	}
+	return cw
+}
+
 // carHeader encodes {roots: [root], version: 1} as go-car does: dag-cbor,
 // keys in canonical order, behind its varint length.
 func carHeader(root cid.Cid) ([]byte, error) {

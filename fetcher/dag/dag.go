@@ -45,6 +45,11 @@ type Request struct {
 	// package carupload), when the pin came with one: the upload source
 	// reads the DAG from it, and no other source is asked.
 	Upload string
+	// Resume, when not nil, gives back the CAR an earlier try or attempt
+	// left (see ResumableSink), for the next try to go on from; ok is
+	// false when there is none to go on from, and the try starts over.
+	// Sources never see it.
+	Resume func(ctx context.Context) (kept Kept, ok bool, err error)
 }
 
 // Defaults of Limits, with web3-storage/pickup's names.
@@ -112,6 +117,9 @@ func (l Limits) Validate() error {
 type Block struct {
 	CID  cid.Cid
 	Data []byte
+	// after is the walk's position once the verifier has visited this
+	// block: what a checkpoint after it records. Sources leave it zero.
+	after Position
 }
 
 // Source is a place to get a DAG from. Implementations must be safe for
@@ -197,6 +205,13 @@ type Progress struct {
 	Expected int64
 	// Source is the Name of the source being tried.
 	Source string
+	// Checkpoint is the CAR bytes its sink keeps for good with a note of
+	// how to go on from them (see ResumableSink): what a later try keeps
+	// if this one fails. 0: none.
+	Checkpoint int64
+	// ResumedFrom is the CAR bytes this try found kept by an earlier one,
+	// and went on from; 0 when it began at the start.
+	ResumedFrom int64
 }
 
 // Result describes the CAR of a successful fetch.
@@ -211,6 +226,9 @@ type Result struct {
 	// Expected is the DAG's size as its root declared it (see Estimate),
 	// 0 when it declared none.
 	Expected int64
+	// ResumedFrom is the CAR bytes the try found kept by an earlier one
+	// and went on from; 0 when it wrote the CAR from the start.
+	ResumedFrom int64
 	// Index is the CAR's block index, recorded as it was written (no
 	// second read): the CARv2 index go-car/v2 builds for these bytes
 	// (index.MultihashIndexSorted as index.WriteTo writes it: every
@@ -239,6 +257,9 @@ type Failure struct {
 	// that may quote either), for the process's logs only: Fetch logs it
 	// truncated and quoted.
 	Detail string
+	// Kept is the CAR bytes the attempt's sink keeps, suspended, for a
+	// later attempt to go on from (see ResumableSink); 0: nothing kept.
+	Kept int64
 }
 
 func (f *Failure) Error() string {

@@ -112,7 +112,8 @@ func (f *Fetcher) Fetch(ctx context.Context, req Request, open func(context.Cont
 		// The sink outlives Fetch (the caller completes it), so it is
 		// opened with the caller's context, not the attempt's.
 		sinkOpen := func(context.Context) (Sink, error) { return open(parent) }
-		res, sink, err := f.try(ctx, src, req, sinkOpen, progress)
+		kept := f.kept(parent, req)
+		res, sink, err := f.try(ctx, src, req, sinkOpen, progress, kept)
 		if err == nil {
 			f.log.InfoContext(parent, "fetched", "root", req.Root, "source", src.Name(), "bytes", res.Bytes, "blocks", res.Blocks, "car", res.CarCID)
 			return res, sink, nil
@@ -128,6 +129,43 @@ func (f *Fetcher) Fetch(ctx context.Context, req Request, open func(context.Cont
 		}
 	}
 	return Result{}, nil, summarize(failures)
+}
+
+// resumed is a CAR an earlier try left, to go on with: its sink and what
+// its checkpoints' notes say.
+type resumed struct {
+	Kept
+	ck checkpoint
+}
+
+// kept returns the CAR an earlier try left for req, or nil when there is
+// none to go on from (nothing kept, a CAR of an upload, which is read
+// from local storage whole again, or notes that do not describe the kept
+// bytes: that sink is aborted, and the try starts over).
+func (f *Fetcher) kept(ctx context.Context, req Request) *resumed {
+	if req.Resume == nil || req.Upload != "" {
+		return nil
+	}
+	k, ok, err := req.Resume(ctx)
+	if err != nil {
+		f.log.WarnContext(ctx, "reading what an earlier try kept; starting over", "root", req.Root, "err", err)
+		return nil
+	}
+	if !ok {
+		return nil
+	}
+	ck, err := decodeCheckpoint(req.Root, k.Bytes, k.Notes)
+	if err != nil {
+		f.log.WarnContext(ctx, "what an earlier try kept does not add up; starting over", "root", req.Root, "bytes", k.Bytes, "err", err)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := k.Sink.Abort(actx); err != nil {
+			f.log.WarnContext(ctx, "abort the kept CAR", "root", req.Root, "err", err)
+		}
+		return nil
+	}
+	f.log.InfoContext(ctx, "going on from what an earlier try kept", "root", req.Root, "bytes", k.Bytes, "blocks", len(ck.blocks), "pending_links", len(ck.links))
+	return &resumed{Kept: k, ck: ck}
 }
 
 // endsAttempt reports the reasons no other source can change.
@@ -184,8 +222,10 @@ func summarize(failures []*Failure) *Failure {
 	return &out
 }
 
-// try streams the DAG from one source into one sink.
-func (f *Fetcher) try(ctx context.Context, src Source, req Request, open func(context.Context) (Sink, error), progress func(Progress)) (Result, Sink, error) {
+// try streams the DAG from one source into one sink: from the start, or
+// from what an earlier try kept (kept, when not nil), asking the source
+// only for the sub-DAGs the walk had still to visit.
+func (f *Fetcher) try(ctx context.Context, src Source, req Request, open func(context.Context) (Sink, error), progress func(Progress), kept *resumed) (Result, Sink, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -193,9 +233,17 @@ func (f *Fetcher) try(ctx context.Context, src Source, req Request, open func(co
 	wd.waiting.Store(true)
 	go wd.run(ctx)
 
-	blocks, err := src.Fetch(ctx, req, f.limits)
-	if err != nil {
-		return Result{}, nil, classify(ctx, err, 0)
+	walk := NewWalk(req.Root)
+	req.Resume = nil // the Fetcher's business, not the source's
+	var blocks Blocks
+	if kept != nil {
+		walk = ResumeWalk(kept.ck.links, kept.ck.seen())
+		blocks = newSubDAGs(ctx, src, req, f.limits, unvisited(walk, kept.ck.links), func(cid.Cid) bool { return false })
+	} else {
+		var err error
+		if blocks, err = src.Fetch(ctx, req, f.limits); err != nil {
+			return Result{}, nil, classify(ctx, err, 0)
+		}
 	}
 	if p, ok := blocks.(Progressor); ok {
 		wd.source.Store(&p)
@@ -217,12 +265,19 @@ func (f *Fetcher) try(ctx context.Context, src Source, req Request, open func(co
 	}
 	out := make(chan Block, pipelineBlocks)
 	done := make(chan writeResult, 1)
-	w := &writer{root: req.Root, open: open, progress: progress, source: src.Name(), cancel: cancel, recycle: recycle, index: !f.noIndex}
+	w := &writer{root: req.Root, open: open, progress: progress, source: src.Name(), cancel: cancel, recycle: recycle, index: !f.noIndex, kept: kept}
 	go func() { done <- w.run(ctx, out) }()
 
-	v := newVerifier(req.Root, ra, f.limits.MaxBlockBytes)
+	v := newVerifier(req.Root, walk, ra, f.limits.MaxBlockBytes)
 	carBytes := int64(len(header))
 	rooted := false
+	if kept != nil {
+		// The root, and what it declares, are behind: the checkpoint
+		// holds them.
+		v.resumed, v.received = true, int64(len(kept.ck.blocks))
+		carBytes, rooted = kept.ck.end, true
+		w.expected.Store(kept.ck.expected)
+	}
 	var verr error
 	for verr == nil {
 		wd.waiting.Store(true)
@@ -268,23 +323,63 @@ func (f *Fetcher) try(ctx context.Context, src Source, req Request, open func(co
 	if verr == nil {
 		res, verr = finish(wr, src.Name())
 		res.Expected = w.expected.Load()
+		if kept != nil {
+			res.ResumedFrom = kept.Bytes
+		}
 	}
 	if verr == nil && progress != nil {
-		progress(Progress{Bytes: res.Bytes, Blocks: res.Blocks, BlockBytes: wr.blockBytes, Expected: res.Expected, Source: res.Source})
+		progress(Progress{Bytes: res.Bytes, Blocks: res.Blocks, BlockBytes: wr.blockBytes, Expected: res.Expected, Source: res.Source,
+			Checkpoint: wr.checkpoint, ResumedFrom: res.ResumedFrom})
 	}
 	if verr != nil {
 		verr = classify(ctx, verr, v.received)
 		if wr.sink != nil {
-			// The attempt's context may be over; the abort must still run.
-			actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			if err := wr.sink.Abort(actx); err != nil {
-				f.log.WarnContext(actx, "abort sink", "root", req.Root, "source", src.Name(), "err", err)
-			}
-			acancel()
+			f.release(ctx, req, src, wr, verr)
 		}
 		return Result{}, nil, verr
 	}
 	return res, wr.sink, nil
+}
+
+// release ends the sink of a failed try: suspended, for a later try to go
+// on from, when it is resumable, holds a checkpoint and the failure is not
+// one of the DAG itself (too big, a codec pickup cannot walk), which any
+// later try would meet too; aborted otherwise. A suspended sink's kept
+// bytes are told in the Failure (Failure.Kept).
+func (f *Fetcher) release(ctx context.Context, req Request, src Source, wr writeResult, verr error) {
+	// The attempt's context may be over; the release must still run.
+	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer acancel()
+	reason := ReasonOf(verr)
+	if rs, ok := wr.sink.(ResumableSink); ok && wr.checkpoint > 0 && reason != pin.ReasonTooBig && reason != pin.ReasonUnsupportedCodec {
+		err := rs.Suspend(actx)
+		if err == nil {
+			if fl, ok := errors.AsType[*Failure](verr); ok {
+				fl.Kept = wr.checkpoint
+			}
+			f.log.InfoContext(actx, "kept what the try wrote, for the next to go on from", "root", req.Root, "source", src.Name(), "bytes", wr.checkpoint)
+			return
+		}
+		f.log.WarnContext(actx, "suspend sink; aborting it", "root", req.Root, "source", src.Name(), "err", err)
+	}
+	if err := wr.sink.Abort(actx); err != nil {
+		f.log.WarnContext(actx, "abort sink", "root", req.Root, "source", src.Name(), "err", err)
+	}
+}
+
+// unvisited is the links a resumed walk has still to ask a source for,
+// in order, each once: those it has not visited yet.
+func unvisited(walk *Walk, links []cid.Cid) []cid.Cid {
+	out := make([]cid.Cid, 0, len(links))
+	asked := make(map[cid.Cid]struct{}, len(links))
+	for _, c := range links {
+		if _, ok := asked[c]; ok || walk.Seen(c) {
+			continue
+		}
+		asked[c] = struct{}{}
+		out = append(out, c)
+	}
+	return out
 }
 
 // finish flushes the CAR of a try whose stream was whole.
@@ -343,6 +438,9 @@ type writeResult struct {
 	blocks int64
 	// blockBytes is the blocks' own bytes written, without the framing.
 	blockBytes int64
+	// checkpoint is the point of the sink's last saved checkpoint (the
+	// kept bytes of a resumed try, at first); 0: none.
+	checkpoint int64
 	err        error
 }
 
@@ -362,6 +460,9 @@ type writer struct {
 	recycle func([]byte)
 	// index records the CAR's block index as it is written.
 	index bool
+	// kept, when not nil, is the CAR an earlier try left: the writer goes
+	// on with its sink from its checkpoint.
+	kept *resumed
 }
 
 func (w *writer) run(ctx context.Context, in <-chan Block) writeResult {
@@ -369,12 +470,37 @@ func (w *writer) run(ctx context.Context, in <-chan Block) writeResult {
 		res      writeResult
 		reported time.Time
 	)
+	var cp *checkpointer
+	// ended waits for a note being saved, so that the sink is completed,
+	// suspended or aborted with no checkpoint in flight.
+	ended := func() writeResult {
+		if cp != nil {
+			res.checkpoint = cp.wait()
+		}
+		return res
+	}
 	fail := func(err error) writeResult {
 		res.err = &storageError{err: err}
 		w.cancel(res.err)
 		for range in {
 		}
-		return res
+		return ended()
+	}
+	var resumedFrom int64
+	start := func(sink Sink) {
+		res.sink = sink
+		if rs, ok := sink.(ResumableSink); ok && w.index {
+			cp = &checkpointer{sink: rs, expected: w.expected.Load}
+		}
+	}
+	if k := w.kept; k != nil {
+		start(k.Sink)
+		res.car = resumeCARWriter(k.Sink, k.ck, w.index)
+		res.blocks, res.blockBytes = int64(len(k.ck.blocks)), k.ck.blockBytes
+		resumedFrom = k.Bytes
+		if cp != nil {
+			cp.saved = k.Bytes
+		}
 	}
 	for blk := range in {
 		if res.car == nil {
@@ -382,25 +508,34 @@ func (w *writer) run(ctx context.Context, in <-chan Block) writeResult {
 			if err != nil {
 				return fail(fmt.Errorf("open sink: %w", err))
 			}
-			res.sink = sink
+			start(sink)
 			if res.car, err = newCARWriter(sink, w.root, w.index); err != nil {
 				return fail(fmt.Errorf("write CAR header: %w", err))
 			}
 		}
+		offset := res.car.written()
 		if err := res.car.writeBlock(blk.CID, blk.Data); err != nil {
 			return fail(fmt.Errorf("write block %s: %w", blk.CID, err))
 		}
 		res.blocks++
 		res.blockBytes += int64(len(blk.Data))
+		if cp != nil {
+			cp.add(ctx, mark{written: written{c: blk.CID, offset: offset}, end: res.car.written(), blockBytes: res.blockBytes, pos: blk.after})
+		}
 		if w.recycle != nil {
 			w.recycle(blk.Data)
 		}
 		if w.progress != nil && time.Since(reported) >= progressEvery {
 			reported = time.Now()
-			w.progress(Progress{Bytes: res.car.written(), Blocks: res.blocks, BlockBytes: res.blockBytes, Expected: w.expected.Load(), Source: w.source})
+			var point int64
+			if cp != nil {
+				point = cp.point()
+			}
+			w.progress(Progress{Bytes: res.car.written(), Blocks: res.blocks, BlockBytes: res.blockBytes, Expected: w.expected.Load(), Source: w.source,
+				Checkpoint: point, ResumedFrom: resumedFrom})
 		}
 	}
-	return res
+	return ended()
 }
 
 // watchdog ends a try whose source makes no progress for the chunk

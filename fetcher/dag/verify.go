@@ -20,22 +20,61 @@ import (
 // once" needs and which `ipfs dag export` keeps too: about 100 bytes a
 // distinct block, some 12 MiB for a 31 GiB DAG of 256 KiB blocks. That set
 // is the one part of a fetch's memory that grows with the DAG.
+//
+// The links still to visit are a stack of shared, never changed cells, so
+// that the walk's position after any block is one pointer (Position): the
+// writer of a CAR checkpoints it long after the walk has gone on.
 type Walk struct {
-	// stack holds the links still to visit, the next one last.
-	stack []cid.Cid
-	seen  map[cid.Cid]struct{}
+	// top is the next link to visit; each cell points at the one after it.
+	top  *pending
+	seen map[cid.Cid]struct{}
+}
+
+// pending is a cell of a Walk's stack of links still to visit.
+type pending struct {
+	c    cid.Cid
+	next *pending
+}
+
+// Position is where a walk is: the links it has still to visit, the next
+// one first. It stays what it was when taken, whatever the walk does after.
+type Position struct{ top *pending }
+
+// Links returns the links still to visit, the next one first.
+func (p Position) Links() []cid.Cid {
+	var out []cid.Cid
+	for c := p.top; c != nil; c = c.next {
+		out = append(out, c.c)
+	}
+	return out
 }
 
 // NewWalk starts a walk at root.
 func NewWalk(root cid.Cid) *Walk {
-	return &Walk{stack: []cid.Cid{root}, seen: make(map[cid.Cid]struct{})}
+	return &Walk{top: &pending{c: root}, seen: make(map[cid.Cid]struct{})}
 }
+
+// ResumeWalk goes on with a walk that had visited the CIDs seen and had
+// still to visit links (the next one first), as Position.Links gave them.
+func ResumeWalk(links []cid.Cid, seen []cid.Cid) *Walk {
+	w := &Walk{seen: make(map[cid.Cid]struct{}, len(seen))}
+	for _, c := range seen {
+		w.seen[c] = struct{}{}
+	}
+	for i := len(links) - 1; i >= 0; i-- {
+		w.top = &pending{c: links[i], next: w.top}
+	}
+	return w
+}
+
+// Position is where the walk is now.
+func (w *Walk) Position() Position { return Position{top: w.top} }
 
 // Next returns the next CID of the walk, or false when the walk is over.
 func (w *Walk) Next() (cid.Cid, bool) {
-	for len(w.stack) > 0 {
-		c := w.stack[len(w.stack)-1]
-		w.stack = w.stack[:len(w.stack)-1]
+	for w.top != nil {
+		c := w.top.c
+		w.top = w.top.next
 		if _, ok := w.seen[c]; ok {
 			continue
 		}
@@ -75,15 +114,15 @@ func (w *Walk) NextToFetch() (cid.Cid, error) {
 // Visit adds the links of the block Next last returned.
 func (w *Walk) Visit(links []cid.Cid) {
 	for i := len(links) - 1; i >= 0; i-- {
-		w.stack = append(w.stack, links[i])
+		w.top = &pending{c: links[i], next: w.top}
 	}
 }
 
 // Pending reports whether c is among the links the walk has still to
 // visit: a block the walk will reach later.
 func (w *Walk) Pending(c cid.Cid) bool {
-	for _, p := range w.stack {
-		if p == c && !w.Seen(c) {
+	for p := w.top; p != nil; p = p.next {
+		if p.c == c && !w.Seen(c) {
 			return true
 		}
 	}
@@ -102,8 +141,8 @@ func (w *Walk) Seen(c cid.Cid) bool {
 // walker can call it for every block.
 func (w *Walk) Upcoming(dst []cid.Cid, n int) []cid.Cid {
 	start := len(dst)
-	for i, looked := len(w.stack)-1, 0; i >= 0 && len(dst)-start < n && looked < 4*n; i, looked = i-1, looked+1 {
-		c := w.stack[i]
+	for p, looked := w.top, 0; p != nil && len(dst)-start < n && looked < 4*n; p, looked = p.next, looked+1 {
+		c := p.c
 		if w.Seen(c) {
 			continue
 		}
@@ -142,10 +181,16 @@ type verifier struct {
 	peekErr error
 	// received counts the blocks the source sent.
 	received int64
+	// resumed: the walk goes on from a checkpoint, its source serves
+	// sub-DAGs one after the other (subDAGs), and blocks the walk has
+	// visited already are dropped, not refused; dropped counts their
+	// bytes.
+	resumed bool
+	dropped int64
 }
 
-func newVerifier(root cid.Cid, src Blocks, maxBlockBytes int) *verifier {
-	return &verifier{root: root, walk: NewWalk(root), src: src, maxBlock: maxBlockBytes}
+func newVerifier(root cid.Cid, walk *Walk, src Blocks, maxBlockBytes int) *verifier {
+	return &verifier{root: root, walk: walk, src: src, maxBlock: maxBlockBytes}
 }
 
 // next returns the next block of the DAG, verified, or io.EOF when the DAG
@@ -166,6 +211,13 @@ func (v *verifier) next() (Block, error) {
 		}
 	} else {
 		got, err := v.read()
+		for err == nil && got.CID != want {
+			var drop bool
+			if drop, err = v.dropVisited(got); err != nil || !drop {
+				break
+			}
+			got, err = v.read()
+		}
 		if err == io.EOF {
 			if v.received == 0 {
 				return Block{}, Fail(pin.ReasonRootNotFound, "the CAR has no blocks")
@@ -190,7 +242,26 @@ func (v *verifier) next() (Block, error) {
 		return Block{}, err
 	}
 	v.walk.Visit(links)
+	blk.after = v.walk.Position()
 	return blk, nil
+}
+
+// maxDroppedBytes bounds what a resumed try's source may send again of
+// what the walk has visited: sub-DAGs sharing blocks send them once each,
+// a source repeating them forever is refused.
+const maxDroppedBytes = 4 << 30
+
+// dropVisited is, for a resumed walk, whether got is a block the walk has
+// visited already, sent again by a sub-DAG that shares it: dropped.
+func (v *verifier) dropVisited(got Block) (bool, error) {
+	if !v.resumed || !v.walk.Seen(got.CID) {
+		return false, nil
+	}
+	v.dropped += int64(len(got.Data))
+	if v.dropped > maxDroppedBytes {
+		return false, Fail(pin.ReasonUnrequestedBlock, "the source sent %d bytes of blocks the DAG had already given", v.dropped)
+	}
+	return true, nil
 }
 
 func (v *verifier) check(want cid.Cid, got Block) error {
@@ -260,6 +331,16 @@ func (v *verifier) read() (Block, error) {
 // end checks that the source has nothing after the DAG.
 func (v *verifier) end() error {
 	blk, err := v.read()
+	for err == nil {
+		drop, derr := v.dropVisited(blk)
+		if derr != nil {
+			return derr
+		}
+		if !drop {
+			break
+		}
+		blk, err = v.read()
+	}
 	switch {
 	case errors.Is(err, io.EOF):
 		return io.EOF
