@@ -97,8 +97,10 @@ func (s State) Progress(p FetchProgress, now time.Time, lease time.Duration) (Fe
 		return FetchProgress{}, err
 	}
 	switch {
-	case p.Bytes < 0 || p.Blocks < 0 || p.BlockBytes < 0 || p.ExpectedBytes < 0 || lease <= 0:
+	case p.Bytes < 0 || p.Blocks < 0 || p.BlockBytes < 0 || p.ExpectedBytes < 0 || p.Checkpoint < 0 || p.ResumedFrom < 0 || lease <= 0:
 		return FetchProgress{}, fmt.Errorf("progress %s: %w: negative counts or no lease", s.Request.RequestID, ErrInvalid)
+	case p.Checkpoint > p.Bytes || p.ResumedFrom > p.Bytes:
+		return FetchProgress{}, fmt.Errorf("progress %s: %w: %d bytes checkpointed, %d resumed from, of a CAR of %d bytes so far", s.Request.RequestID, ErrInvalid, p.Checkpoint, p.ResumedFrom, p.Bytes)
 	case p.BlockBytes > p.Bytes:
 		return FetchProgress{}, fmt.Errorf("progress %s: %w: %d bytes of blocks in a CAR of %d bytes", s.Request.RequestID, ErrInvalid, p.BlockBytes, p.Bytes)
 	}

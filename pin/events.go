@@ -112,8 +112,17 @@ type FetchProgress struct {
 	// blocks' bytes without the CAR's framing (see dag.Estimate for how it
 	// may differ from what is fetched). 0 when the root declares none
 	// (raw, dag-cbor, dag-json roots) or it is not known yet.
-	ExpectedBytes int64     `json:"expected_bytes,omitempty"`
-	LeaseUntil    time.Time `json:"lease_until"`
+	ExpectedBytes int64 `json:"expected_bytes,omitempty"`
+	// Checkpoint is the CAR bytes stored for good with a note of how to go
+	// on from them: what a later attempt, on any fetcher, goes on from if
+	// this one dies (see dag.ResumableSink). 0: none yet, or a store that
+	// keeps none.
+	Checkpoint int64 `json:"checkpoint,omitempty"`
+	// ResumedFrom is the CAR bytes this attempt found kept by an earlier
+	// one and went on from, fetching only the rest; 0 when it began at the
+	// start.
+	ResumedFrom int64     `json:"resumed_from,omitempty"`
+	LeaseUntil  time.Time `json:"lease_until"`
 }
 
 // CarUploaded: the attempt's CAR is written, verified as it streamed, and
@@ -140,6 +149,9 @@ type CarUploaded struct {
 	// FetchProgress), so that a fetch too quick to report its progress
 	// still records it; 0 when the root declared none.
 	ExpectedBytes int64 `json:"expected_bytes,omitempty"`
+	// ResumedFrom is the CAR bytes an earlier attempt kept that this one
+	// went on from (see FetchProgress); 0 when it wrote the CAR whole.
+	ResumedFrom int64 `json:"resumed_from,omitempty"`
 }
 
 // CarValidated: the staged CAR was checked and made visible in the carpark;

@@ -454,3 +454,34 @@ func TestHandedBackWorkIsRetriedAtOnceAndCostsNoAttempt(t *testing.T) {
 		t.Errorf("decision %#v, want a retry due at once (%v) with no failures, even with one attempt allowed", d, at)
 	}
 }
+
+// What an attempt checkpointed is kept in the pin's state across its
+// failure and the next claim, for that attempt to go on from; a later
+// attempt's checkpoint takes its place, and the pin once pinned keeps
+// nothing. A checkpoint past the bytes written is refused.
+func TestKeptAcrossAttempts(t *testing.T) {
+	h := newHistory(t).claimed()
+	s := h.state()
+	p, err := s.Progress(pin.FetchProgress{Fetcher: "f1", Attempt: 1, Bytes: 100 << 20, Blocks: 400, Checkpoint: 96 << 20}, t0, lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.add(p, t0.Add(time.Second))
+	h.add(pin.Failed{Attempt: 1, Reason: pin.ReasonLeaseExpired, Message: "lease ran out"}, t0.Add(time.Minute))
+	h.add(pin.FetchStarted{Attempt: 2, Fetcher: "f2", LeaseUntil: t0.Add(2 * time.Minute)}, t0.Add(time.Minute))
+	if got := h.state().Kept; got != (pin.Kept{Attempt: 1, Bytes: 96 << 20}) {
+		t.Fatalf("attempt 2 sees %+v kept, want attempt 1's 96 MiB", got)
+	}
+	if _, err := h.state().Progress(pin.FetchProgress{Fetcher: "f2", Attempt: 2, Bytes: 10, Blocks: 1, Checkpoint: 11}, t0, lease); !errors.Is(err, pin.ErrInvalid) {
+		t.Errorf("a checkpoint past the bytes written: %v, want ErrInvalid", err)
+	}
+	h.add(pin.FetchProgress{Fetcher: "f2", Attempt: 2, Bytes: 120 << 20, Blocks: 480, Checkpoint: 112 << 20, ResumedFrom: 96 << 20, LeaseUntil: t0.Add(3 * time.Minute)}, t0.Add(90*time.Second))
+	if got := h.state().Kept; got != (pin.Kept{Attempt: 2, Bytes: 112 << 20}) {
+		t.Fatalf("after attempt 2's checkpoint %+v is kept, want attempt 2's 112 MiB", got)
+	}
+	h.add(pin.CarUploaded{Attempt: 2, Fetcher: "f2", Key: "k", Bytes: 200 << 20, Blocks: 800, CarCID: "bagboeaaa", ResumedFrom: 96 << 20}, t0.Add(2*time.Minute))
+	h.add(pin.CarValidated{Attempt: 2, Key: "c", Bytes: 200 << 20, CarCID: "bagboeaaa"}, t0.Add(2*time.Minute))
+	if got := h.state().Kept; got != (pin.Kept{}) {
+		t.Errorf("a pinned pin keeps %+v", got)
+	}
+}

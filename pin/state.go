@@ -104,6 +104,10 @@ type State struct {
 	FetchStartedAt time.Time
 	BlockBytes     int64
 	ExpectedBytes  int64
+	// Kept is the CAR the latest checkpointing attempt left stored for
+	// good, for a later attempt to go on from (FetchProgress.Checkpoint):
+	// kept until the pin is pinned or over.
+	Kept Kept
 
 	// Staged is the current attempt's uploaded CAR; Car is the validated CAR
 	// in the carpark, once pinned.
@@ -116,6 +120,13 @@ type State struct {
 	DeadLetter *DeadLettered
 	// UpdatedAt is the time of the last event.
 	UpdatedAt time.Time
+}
+
+// Kept is a CAR an attempt checkpointed: its number and the CAR bytes
+// kept. The zero Kept is none.
+type Kept struct {
+	Attempt int
+	Bytes   int64
 }
 
 // Status returns the pin's status for the Pinning Service API. A failure
@@ -202,6 +213,9 @@ func (s State) With(p Payload, at time.Time) State {
 		if p.ExpectedBytes > 0 {
 			s.ExpectedBytes = p.ExpectedBytes
 		}
+		if p.Checkpoint > 0 {
+			s.Kept = Kept{Attempt: p.Attempt, Bytes: p.Checkpoint}
+		}
 	case CarUploaded:
 		s.Phase = PhaseUploaded
 		s.Staged = p
@@ -212,6 +226,7 @@ func (s State) With(p Payload, at time.Time) State {
 	case CarValidated:
 		s.Phase = PhasePinned
 		s.Car = p
+		s.Kept = Kept{}
 		s.Fetcher, s.LeaseUntil = "", time.Time{}
 	case Failed:
 		s.Phase = PhaseFailed

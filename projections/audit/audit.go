@@ -147,9 +147,18 @@ func describe(before, after pin.State, p pin.Payload) (what, why string) {
 		if p.ExpectedBytes > 0 {
 			what += fmt.Sprintf(", %s of the %s its root declares", Bytes(p.BlockBytes), Bytes(p.ExpectedBytes))
 		}
+		if p.ResumedFrom > 0 {
+			what += fmt.Sprintf(", going on from the %s an earlier attempt kept", Bytes(p.ResumedFrom))
+		}
+		if p.Checkpoint > 0 {
+			what += fmt.Sprintf(", %s kept for a later attempt", Bytes(p.Checkpoint))
+		}
 		what += ", lease until " + clock(p.LeaseUntil)
 	case pin.CarUploaded:
 		what = fmt.Sprintf("attempt %d: CAR %s staged, %s in %d blocks", p.Attempt, p.CarCID, Bytes(p.Bytes), p.Blocks)
+		if p.ResumedFrom > 0 {
+			what += fmt.Sprintf(" (the first %s kept by an earlier attempt)", Bytes(p.ResumedFrom))
+		}
 	case pin.CarValidated:
 		what = fmt.Sprintf("pinned: CAR %s (%s) validated into the carpark at %s", p.CarCID, Bytes(p.Bytes), p.Key)
 		if p.Reused {

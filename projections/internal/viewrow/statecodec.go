@@ -35,8 +35,13 @@ import (
 // time left until its next attempt, and every later one shows it all.
 // Version 4 added the request's CAR upload (Requested.Upload); rows of
 // versions 2 and 3 are still read, with no upload (none were made before).
+// Version 5 added what an attempt kept for a later one to go on from
+// (Kept, CarUploaded.ResumedFrom); rows of versions 2 to 4 are still
+// read, with nothing kept (a retry of an attempt in flight at the upgrade
+// starts over, as every retry did before).
 const (
-	stateVersion         = 4
+	stateVersion         = 5
+	stateVersionNoKept   = 4
 	stateVersionNoUpload = 3
 	stateVersionNoSize   = 2
 )
@@ -108,6 +113,8 @@ func encodeState(s pin.State) []byte {
 	w.time(s.FetchStartedAt)
 	w.int(s.BlockBytes)
 	w.int(s.ExpectedBytes)
+	w.int(int64(s.Kept.Attempt))
+	w.int(s.Kept.Bytes)
 	st := s.Staged
 	w.int(int64(st.Attempt))
 	w.str(st.Fetcher)
@@ -118,6 +125,7 @@ func encodeState(s pin.State) []byte {
 	w.str(st.Checksum)
 	w.str(st.Source)
 	w.int(st.ExpectedBytes)
+	w.int(st.ResumedFrom)
 	c := s.Car
 	w.int(int64(c.Attempt))
 	w.str(c.Key)
@@ -245,7 +253,7 @@ func decodeState(b []byte) (pin.State, error) {
 	if len(b) == 0 || b[0] < stateVersionNoSize || b[0] > stateVersion {
 		return s, fmt.Errorf("decode state: unknown form %x", b[:min(len(b), 1)])
 	}
-	sized, uploaded := b[0] >= stateVersionNoUpload, b[0] >= stateVersion
+	sized, uploaded, kept := b[0] >= stateVersionNoUpload, b[0] >= stateVersionNoKept, b[0] >= stateVersion
 	r := stateReader{b: b[1:]}
 	s.Exists = r.bool()
 	s.Revision = r.uint()
@@ -287,6 +295,9 @@ func decodeState(b []byte) (pin.State, error) {
 		s.BlockBytes = r.int()
 		s.ExpectedBytes = r.int()
 	}
+	if kept {
+		s.Kept = pin.Kept{Attempt: int(r.int()), Bytes: r.int()}
+	}
 	st := &s.Staged
 	st.Attempt = int(r.int())
 	st.Fetcher = r.str()
@@ -298,6 +309,9 @@ func decodeState(b []byte) (pin.State, error) {
 	st.Source = r.str()
 	if sized {
 		st.ExpectedBytes = r.int()
+	}
+	if kept {
+		st.ResumedFrom = r.int()
 	}
 	c := &s.Car
 	c.Attempt = int(r.int())

@@ -21,7 +21,7 @@ func TestStateCodecCoversPinState(t *testing.T) {
 		v      any
 		fields int
 	}{
-		{pin.State{}, 24}, {pin.Requested{}, 9}, {pin.CarUploaded{}, 9}, {pin.CarValidated{}, 8}, {pin.Failure{}, 6}, {pin.DeadLettered{}, 3},
+		{pin.State{}, 25}, {pin.Requested{}, 9}, {pin.CarUploaded{}, 10}, {pin.CarValidated{}, 8}, {pin.Failure{}, 6}, {pin.DeadLettered{}, 3},
 	} {
 		if n := reflect.TypeOf(c.v).NumField(); n != c.fields {
 			t.Errorf("%T has %d fields, the state codec writes %d: update encodeState and decodeState", c.v, n, c.fields)
@@ -120,7 +120,7 @@ func TestStateCodecReadsRowsFromBeforeTheDeclaredSize(t *testing.T) {
 	sized := want
 	sized.FetchStartedAt, sized.BlockBytes, sized.ExpectedBytes, sized.Staged.ExpectedBytes = at, 4000, 9000, 9000
 	b := viewrow.EncodeState(sized)
-	if back, err := viewrow.DecodeState(b); b[0] != 4 || err != nil || !reflect.DeepEqual(back, sized) {
+	if back, err := viewrow.DecodeState(b); b[0] != 5 || err != nil || !reflect.DeepEqual(back, sized) {
 		t.Errorf("form %d decoded %+v, %v; want %+v", b[0], back, err, sized)
 	}
 }
@@ -147,5 +147,16 @@ func TestStateCodecReadsRowsFromBeforeUploads(t *testing.T) {
 	uploaded.Request.Upload = "uploads/aaaaaaaa.1"
 	if back, err := viewrow.DecodeState(viewrow.EncodeState(uploaded)); err != nil || back.Request.Upload != uploaded.Request.Upload || !reflect.DeepEqual(back, uploaded) {
 		t.Errorf("decoded %+v, %v; want %+v", back, err, uploaded)
+	}
+}
+
+// What an attempt kept for a later one to go on from survives the codec.
+func TestStateCodecKeepsWhatAnAttemptKept(t *testing.T) {
+	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	s := pin.State{Exists: true, Phase: pin.PhaseUploaded, UpdatedAt: at, Attempt: 3, Kept: pin.Kept{Attempt: 2, Bytes: 64 << 20},
+		Staged: pin.CarUploaded{Attempt: 3, Key: "k", Bytes: 100 << 20, ResumedFrom: 64 << 20}}
+	back, err := viewrow.DecodeState(viewrow.EncodeState(s))
+	if err != nil || !reflect.DeepEqual(back, s) {
+		t.Errorf("decoded %+v, %v; want %+v", back, err, s)
 	}
 }
