@@ -11,8 +11,10 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multiaddr"
 
 	"github.com/pickup-ipfs/pickup/fetcher/dag"
+	"github.com/pickup-ipfs/pickup/fetcher/dag/bitswap"
 	"github.com/pickup-ipfs/pickup/internal/ipfstest"
 	"github.com/pickup-ipfs/pickup/pin"
 )
@@ -177,7 +179,7 @@ func (b countingBlocks) Next() (dag.Block, error) {
 // goes on from it, from another source, asking only for the sub-DAGs the
 // walk had still to visit: the CAR is byte for byte `ipfs dag export`'s,
 // every shape of DAG (shared sub-DAGs, identity links, several codecs),
-// from a trustless gateway and from kubo's RPC, and the second source is
+// from a trustless gateway, kubo's RPC and bitswap, and the second source is
 // never asked for the whole DAG.
 func TestResumedTryMatchesDagExport(t *testing.T) {
 	t.Parallel()
@@ -193,6 +195,7 @@ func TestResumedTryMatchesDagExport(t *testing.T) {
 		if blocks < 8 {
 			continue // too small to be cut and resumed
 		}
+		var origins []multiaddr.Multiaddr
 		sources := map[string]func(t *testing.T) dag.Source{
 			"boxo gateway": func(t *testing.T) dag.Source {
 				return gatewaySource(t, ipfstest.NewGateway(t, bs, ipfstest.GatewayOptions{}).URL())
@@ -200,16 +203,20 @@ func TestResumedTryMatchesDagExport(t *testing.T) {
 			"kubo rpc": func(t *testing.T) dag.Source {
 				return kuboSource(t, ipfstest.NewKuboRPC(t, bs, ipfstest.Tamper{}).URL())
 			},
+			"bitswap": func(t *testing.T) dag.Source {
+				origins = ipfstest.NewBitswapPeer(t, bs).Addrs()
+				return bitswapSource(t)
+			},
 		}
 		for sname, src := range sources {
 			t.Run(dc.name+"/"+sname, func(t *testing.T) {
-				t.Parallel()
 				k := &keptCAR{partBytes: 4 << 10}
 				second := &countingSource{Source: src(t)}
 				first := cutSource{Source: src(t), after: int(blocks * 2 / 3)}
 				f := newFetcher(t, dag.Limits{}, first, second)
 				var last dag.Progress
-				res, sink, err := f.Fetch(ctx, dag.Request{Root: root, Resume: k.resume}, k.open, func(p dag.Progress) { last = p })
+				req := dag.Request{Root: root, Origins: origins, Resume: k.resume}
+				res, sink, err := f.Fetch(ctx, req, k.open, func(p dag.Progress) { last = p })
 				if err != nil {
 					t.Fatalf("fetch: %v", err)
 				}
@@ -234,6 +241,17 @@ func TestResumedTryMatchesDagExport(t *testing.T) {
 			})
 		}
 	}
+}
+
+// bitswapSource is a bitswap source on a loopback host of its own.
+func bitswapSource(t testing.TB) dag.Source {
+	t.Helper()
+	s, err := bitswap.New(bitswap.Config{AllowPrivate: true, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // A failure of the DAG itself (over the size limit) is one no later try
