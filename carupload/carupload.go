@@ -14,7 +14,13 @@
 // pipeline's business (fetcher/dag/upload reads an upload as a source of
 // fetcher/dag, which checks all of it and writes the canonical CAR).
 //
-// The package is WASM-clean but for Dir (files), which builds everywhere.
+// Two areas keep uploads, with the same behaviour (one set of tests runs
+// over both): Dir, a local directory, for a gateway and fetchers sharing a
+// disk (`pickup run`); S3, a bucket and prefix, for a gateway and fetchers
+// on separate machines (Lambda, Fargate).
+//
+// The package is WASM-clean but for Dir (files) and S3 (the network),
+// which build everywhere.
 package carupload
 
 import (

@@ -62,11 +62,78 @@ type Pinned interface {
 // request, which its function URLs and API Gateway apply to bodies.
 const lambdaBodyLimit = "6 MB"
 
-// errUploadsOff answers a CAR upload where no uploads area is wired: the
-// Lambda API, whose request bodies are capped.
+// LambdaMaxCARBytes is the biggest CAR upload the gateway takes on AWS
+// Lambda: a request is capped at 6 MB (6,291,456 bytes) there, and API
+// Gateway hands a CAR's body to the function base64-encoded (4 bytes for
+// every 3: 4,718,592 bytes of CAR at most, less the event's headers and
+// request context, a few KiB); 4 MiB leaves 11 % for those.
+const LambdaMaxCARBytes = 4 << 20
+
+// errUploadsOff answers a CAR upload where no uploads area is wired.
 var errUploadsOff = &apiError{status: http.StatusRequestEntityTooLarge, reason: api.ReasonTooLarge,
-	details: "This API takes no CAR uploads: it runs on AWS Lambda, which caps request bodies at " + lambdaBodyLimit +
-		". Pin by CID (with origins that serve the DAG) instead, or send the CAR to a `pickup gateway` server"}
+	details: "This API takes no CAR uploads: it has no uploads area shared with its fetchers (PICKUP_UPLOADS_BUCKET, or PICKUP_UPLOADS_DIR); " +
+		"on AWS Lambda, whose requests are capped at " + lambdaBodyLimit + ", it takes them only into an uploads bucket. " +
+		"Pin by CID (with origins that serve the DAG) instead, or send the CAR to a `pickup gateway` server that has one"}
+
+// errLambdaTooBig answers a CAR upload over LambdaMaxCARBytes on Lambda.
+func errLambdaTooBig(got string) *apiError {
+	return &apiError{status: http.StatusRequestEntityTooLarge, reason: api.ReasonTooLarge,
+		details: fmt.Sprintf("%s: this API runs on AWS Lambda, which caps a request at %s, so it takes CARs of up to %d bytes (4 MiB, its body base64-encoded). "+
+			"Pin by CID (with origins that serve the DAG) instead, or send the CAR to a `pickup gateway` server sharing this deployment's uploads bucket", got, lambdaBodyLimit, LambdaMaxCARBytes)}
+}
+
+// OnLambda returns the uploads area as the gateway uses it on AWS Lambda:
+// CARs over LambdaMaxCARBytes (or the area's own limit, if lower) are
+// refused, 413, saying the cap and what to do instead; Lambda itself
+// refuses a request over its cap before the gateway sees it, with a 413
+// of its own.
+func OnLambda(u Uploads) Uploads {
+	return lambdaUploads{Uploads: u}
+}
+
+type lambdaUploads struct{ Uploads }
+
+// Limits implements Uploads.
+func (l lambdaUploads) Limits() carupload.Limits {
+	lim := l.Uploads.Limits()
+	lim.MaxCARBytes = min(lim.MaxCARBytes, LambdaMaxCARBytes)
+	return lim
+}
+
+// Receive implements Uploads, reading no more than the cap.
+func (l lambdaUploads) Receive(ctx context.Context, key string, root cid.Cid, body io.Reader) (carupload.Received, error) {
+	capped := &capReader{r: body, left: l.Limits().MaxCARBytes}
+	res, err := l.Uploads.Receive(ctx, key, root, capped)
+	if capped.over {
+		return carupload.Received{}, errLambdaTooBig("a body over the cap")
+	}
+	return res, err
+}
+
+// capReader reads at most left bytes of r, then fails.
+type capReader struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		// One byte more says whether the body ends here.
+		var one [1]byte
+		if n, _ := io.ReadFull(c.r, one[:]); n > 0 {
+			c.over = true
+			return 0, carupload.ErrTooBig
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
 
 // errSlowSender: the upload's bytes stopped coming for UploadIdleTimeout.
 type errSlowSender struct {
@@ -104,6 +171,9 @@ func (h *Handler) addCAR(w http.ResponseWriter, r *http.Request) {
 			return 0, nil, errUploadsOff
 		}
 		if max := h.uploads.Limits().MaxCARBytes; r.ContentLength > max {
+			if _, ok := h.uploads.(lambdaUploads); ok {
+				return 0, nil, errLambdaTooBig(fmt.Sprintf("a body of %d bytes", r.ContentLength))
+			}
 			return 0, nil, fmt.Errorf("%w: a body of %d bytes, over the %d byte limit (MAX_CAR_BYTES)", carupload.ErrTooBig, r.ContentLength, max)
 		}
 		root, err := cid.Decode(in.CID.Text)
@@ -143,6 +213,10 @@ func (h *Handler) addCAR(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				if body.timedOut {
 					return 0, nil, &errSlowSender{idle: h.cfg.UploadIdleTimeout, got: body.n}
+				}
+				var ae *apiError
+				if errors.As(err, &ae) {
+					return 0, nil, ae
 				}
 				return 0, nil, fmt.Errorf("receive the CAR of %s: %w", in.CID.Text, err)
 			}

@@ -46,6 +46,7 @@ type fetcherFlags struct {
 	batch                      *int
 	maxCAR                     *int64
 	uploads                    *string
+	uploadsBucket              *uploadsBucketFlags
 	fetchTimeout, chunkTimeout *time.Duration
 	lease                      *time.Duration
 	sources, gateways          *[]string
@@ -64,6 +65,7 @@ func addFetcherFlags(f *flags) *fetcherFlags {
 		batch:         f.integer("batch-size", 10, "pins fetched at once by this process", "PICKUP_BATCH_SIZE", "BATCH_SIZE"),
 		maxCAR:        f.maxCARBytes(),
 		uploads:       f.uploadsDirFlag(),
+		uploadsBucket: f.uploadsBucketFlags(),
 		fetchTimeout:  f.duration("fetch-timeout", dag.DefaultFetchTimeout, "longest attempt", []string{"PICKUP_FETCH_TIMEOUT", "FETCH_TIMEOUT"}, "FETCH_TIMEOUT_MS"),
 		chunkTimeout:  f.duration("fetch-chunk-timeout", dag.DefaultChunkTimeout, "longest wait without a byte", []string{"PICKUP_FETCH_CHUNK_TIMEOUT", "FETCH_CHUNK_TIMEOUT"}, "FETCH_CHUNK_TIMEOUT_MS"),
 		lease:         f.duration("lease", 30*time.Second, "how long a claim lasts without a progress report", []string{"PICKUP_LEASE"}),
@@ -97,10 +99,11 @@ func (f *flags) uploadsDirFlag() *string {
 	return f.uploads
 }
 
-// uploadsDir is the uploads area: --uploads-dir, or else, for a directory
-// carpark, beside its directories in the CAR store's directory. An S3
-// carpark has none unless told (a gateway and its fetchers on several
-// machines share no disk): CAR uploads are refused there.
+// uploadsDir is the uploads directory (where --uploads-bucket is not
+// set): --uploads-dir, or else, for a directory carpark, beside its
+// directories in the CAR store's directory. An S3 carpark has none unless
+// told (a gateway and its fetchers on several machines share no disk: they
+// share --uploads-bucket instead): CAR uploads are refused there.
 func uploadsDir(c *carparkFlags, dir string) string {
 	switch {
 	case dir != "":
@@ -217,7 +220,7 @@ func (p *proc) addFetcher(ctx context.Context, ff *fetcherFlags) ([]string, erro
 		step = killAt(p.logger, at)
 	}
 	deps := fetcher.Deps{Log: p.logAs("fetcher"), Queue: p.views, DAG: d, CARs: cars, Index: p.views, Protector: protector, Metrics: fetchMetrics, Step: step, Logger: p.logger}
-	uploads, err := p.openUploads(uploadsDir(ff.carparkFlags, *ff.uploads), *ff.maxCAR)
+	uploads, err := p.openUploadsArea(ctx, ff.uploadsBucket, uploadsDir(ff.carparkFlags, *ff.uploads), *ff.maxCAR)
 	if err != nil {
 		return nil, err
 	}

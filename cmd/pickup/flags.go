@@ -27,8 +27,13 @@ type flags struct {
 	// fetcher and the gateway (CAR uploads) read.
 	maxCAR *int64
 	// uploads is the one --uploads-dir of a flag set that both the gateway
-	// and the fetcher read.
-	uploads *string
+	// and the fetcher read; uploadsBucket its --uploads-bucket and
+	// --uploads-prefix.
+	uploads       *string
+	uploadsBucket *uploadsBucketFlags
+	// s3 is the one --s3-endpoint and --s3-region of a flag set, for the
+	// carpark and the uploads bucket.
+	s3 *s3Flags
 }
 
 // allowPrivateOrigins defines --allow-private-origins once per flag set:

@@ -28,7 +28,7 @@ func runGateway(ctx context.Context, e *env, args []string) error {
 	}
 	// Several gateways (Lambda instances) share the log: a read must wait
 	// for the log's head, not only for this process's writes.
-	if _, err := p.addGateway(g, gateway.ConsistencyLog, b); err != nil {
+	if _, err := p.addGateway(ctx, g, gateway.ConsistencyLog, b); err != nil {
 		p.close()
 		return err
 	}
@@ -41,8 +41,9 @@ type gatewayFlags struct {
 	allowPrivate           *bool
 	maxConns, maxPerClient *int
 	// uploads and maxCAR say where CAR uploads go and how big they may be.
-	maxCAR  *int64
-	uploads *string
+	maxCAR        *int64
+	uploads       *string
+	uploadsBucket *uploadsBucketFlags
 	// uploadIdle is how long a CAR upload may send nothing.
 	uploadIdle *time.Duration
 	flags      *flags
@@ -50,15 +51,16 @@ type gatewayFlags struct {
 
 func addGatewayFlags(f *flags) *gatewayFlags {
 	return &gatewayFlags{
-		httpAddr:     f.string("http-addr", "127.0.0.1:3000", "where the API listens (not on Lambda)", "PICKUP_HTTP_ADDR"),
-		delegates:    f.list("delegates", nil, "multiaddrs returned as delegates, comma separated, replacing the live fetchers' announced addresses (private fetchers behind a load balancer)", "PICKUP_DELEGATES"),
-		allowPrivate: f.allowPrivateOrigins(),
-		maxConns:     f.integer("http-max-conns", 0, "most connections the API holds; beyond, the idle longest is closed, or the new one answered 503 (0: half of the process's RLIMIT_NOFILE, at most 8192)", "PICKUP_HTTP_MAX_CONNS"),
-		maxPerClient: f.integer("http-max-conns-per-client", defaultConnsPerClient, "most connections to the API from one client address (an IPv6 /64); beyond, 503 (0: no cap, as behind a proxy, where every client is the proxy; unless set, none where the API listens on loopback only)", "PICKUP_HTTP_MAX_CONNS_PER_CLIENT"),
-		maxCAR:       f.maxCARBytes(),
-		uploads:      f.uploadsDirFlag(),
-		uploadIdle:   f.duration("upload-idle-timeout", gateway.DefaultUploadIdleTimeout, "longest a CAR upload's body may send nothing before it is refused (408)", []string{"PICKUP_UPLOAD_IDLE_TIMEOUT"}),
-		flags:        f,
+		httpAddr:      f.string("http-addr", "127.0.0.1:3000", "where the API listens (not on Lambda)", "PICKUP_HTTP_ADDR"),
+		delegates:     f.list("delegates", nil, "multiaddrs returned as delegates, comma separated, replacing the live fetchers' announced addresses (private fetchers behind a load balancer)", "PICKUP_DELEGATES"),
+		allowPrivate:  f.allowPrivateOrigins(),
+		maxConns:      f.integer("http-max-conns", 0, "most connections the API holds; beyond, the idle longest is closed, or the new one answered 503 (0: half of the process's RLIMIT_NOFILE, at most 8192)", "PICKUP_HTTP_MAX_CONNS"),
+		maxPerClient:  f.integer("http-max-conns-per-client", defaultConnsPerClient, "most connections to the API from one client address (an IPv6 /64); beyond, 503 (0: no cap, as behind a proxy, where every client is the proxy; unless set, none where the API listens on loopback only)", "PICKUP_HTTP_MAX_CONNS_PER_CLIENT"),
+		maxCAR:        f.maxCARBytes(),
+		uploads:       f.uploadsDirFlag(),
+		uploadsBucket: f.uploadsBucketFlags(),
+		uploadIdle:    f.duration("upload-idle-timeout", gateway.DefaultUploadIdleTimeout, "longest a CAR upload's body may send nothing before it is refused (408)", []string{"PICKUP_UPLOAD_IDLE_TIMEOUT"}),
+		flags:         f,
 	}
 }
 
@@ -88,24 +90,39 @@ func (g *gatewayFlags) apiLimits(p *proc) connLimits {
 	return limits
 }
 
+// addUploads gives the API its uploads area: the bucket, or the
+// directory the fetchers read. On AWS Lambda, only a bucket (no disk is
+// shared there), and CARs only up to what a Lambda request carries
+// (gateway.OnLambda, which refuses more saying so); nowhere, CAR uploads
+// are refused (413).
+func (p *proc) addUploads(ctx context.Context, g *gatewayFlags, deps *gateway.Deps) error {
+	dir := g.uploadsDir()
+	onLambda := p.getenv("AWS_LAMBDA_RUNTIME_API") != ""
+	if onLambda {
+		dir = ""
+	}
+	uploads, err := p.openUploadsArea(ctx, g.uploadsBucket, dir, *g.maxCAR)
+	if err != nil || uploads == nil {
+		return err
+	}
+	deps.Uploads = uploads
+	if onLambda {
+		deps.Uploads = gateway.OnLambda(uploads)
+	}
+	return nil
+}
+
 // addGateway adds the API: on AWS Lambda when the runtime API is there,
 // otherwise an HTTP server, which it returns. Its delegates are
 // --delegates, or else the live fetchers' announcements in the log, read
 // by this process (each Lambda instance reads them itself, at most every
 // presence.DefaultCacheTTL).
-func (p *proc) addGateway(g *gatewayFlags, consistency gateway.Consistency, b *baseFlags) (*httpServer, error) {
+func (p *proc) addGateway(ctx context.Context, g *gatewayFlags, consistency gateway.Consistency, b *baseFlags) (*httpServer, error) {
 	live := presence.NewDirectory(presence.DirectoryConfig{}, p.log, nil, p.logger)
 	deps := gateway.Deps{Log: p.log, Views: p.views, Tokens: p.views, Checkpoints: p.views, Delegates: live, Pinned: p.views, Logger: p.logger}
-	// CAR uploads go to the uploads area the fetchers read; on Lambda
-	// (bodies capped at 6 MB), and where there is none, they are refused.
-	if p.getenv("AWS_LAMBDA_RUNTIME_API") == "" {
-		uploads, err := p.openUploads(g.uploadsDir(), *g.maxCAR)
-		if err != nil {
-			return nil, err
-		}
-		if uploads != nil {
-			deps.Uploads = uploads
-		}
+	// CAR uploads go to the uploads area the fetchers read.
+	if err := p.addUploads(ctx, g, &deps); err != nil {
+		return nil, err
 	}
 	h, err := gateway.New(gateway.Config{Delegates: *g.delegates, AllowPrivateOrigins: *g.allowPrivate, Consistency: consistency, UploadIdleTimeout: *g.uploadIdle}, deps)
 	if err != nil {

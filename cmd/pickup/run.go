@@ -62,7 +62,7 @@ func runAll(ctx context.Context, e *env, args []string) error {
 	}
 	// One gateway takes every write here, so a read waits only for this
 	// process's own writes.
-	api, err := p.addGateway(g, gateway.ConsistencyProcess, b)
+	api, err := p.addGateway(ctx, g, gateway.ConsistencyProcess, b)
 	if err != nil {
 		return fail(err)
 	}

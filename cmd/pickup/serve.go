@@ -271,11 +271,12 @@ type carparkFlags struct {
 // has both the fetcher and the serving role).
 func (f *flags) carparkFlags() *carparkFlags {
 	if f.carpark == nil {
+		s3 := f.s3Flags()
 		f.carpark = &carparkFlags{
 			carDir:     f.string("car-dir", "data/cars", "local CAR store (used when no bucket is set)", "PICKUP_CAR_DIR"),
 			carpark:    f.string("carpark-bucket", "", "S3 carpark bucket", "PICKUP_CARPARK_BUCKET"),
-			s3Endpoint: f.string("s3-endpoint", "", "S3-compatible endpoint URL (path-style); empty means AWS", "PICKUP_S3_ENDPOINT"),
-			s3Region:   f.string("s3-region", "", "S3 region (default: AWS_REGION)", "PICKUP_S3_REGION"),
+			s3Endpoint: s3.endpoint,
+			s3Region:   s3.region,
 		}
 	}
 	return f.carpark

@@ -46,17 +46,22 @@ type Call struct {
 // Resource names what a call acts on in terms of the role's settings, so
 // that a test can build its ARN from a deployment's wiring:
 //
-//   - "bucket:<area>" is the bucket of area ("staging" or "carpark": the
-//     bucket PICKUP_STAGING_BUCKET or PICKUP_CARPARK_BUCKET names);
+//   - "bucket:<area>" is the bucket of area ("staging", "carpark" or
+//     "uploads": the bucket PICKUP_STAGING_BUCKET, PICKUP_CARPARK_BUCKET or
+//     PICKUP_UPLOADS_BUCKET names);
 //   - "object:<area>" is an object in it (under PICKUP_STAGING_PREFIX for
-//     staging);
+//     staging, PICKUP_UPLOADS_PREFIX, default "uploads/", for uploads);
 //   - "setting:<NAME>" is the ARN the setting NAME holds (a secret, a
 //     topic);
 //   - "*" is every resource: the action has no resource-level permission.
 type Resource string
 
 // Buckets' settings, by area.
-var areaSettings = map[string]string{"staging": "PICKUP_STAGING_BUCKET", "carpark": "PICKUP_CARPARK_BUCKET"}
+var areaSettings = map[string]string{"staging": "PICKUP_STAGING_BUCKET", "carpark": "PICKUP_CARPARK_BUCKET", "uploads": "PICKUP_UPLOADS_BUCKET"}
+
+// defaultUploadsPrefix is PICKUP_UPLOADS_PREFIX's default
+// (carupload.DefaultS3Prefix).
+const defaultUploadsPrefix = "uploads/"
 
 // ARN returns the resource's ARN (partition aws) from the role's settings,
 // read through setting; for an object, the ARN of an object key in the
@@ -83,8 +88,13 @@ func (r Resource) ARN(setting func(string) string, key string) (arn string, ok b
 			return "arn:aws:s3:::" + bucket, true, nil
 		}
 		prefix := ""
-		if arg == "staging" {
+		switch arg {
+		case "staging":
 			prefix = setting("PICKUP_STAGING_PREFIX")
+		case "uploads":
+			if prefix = setting("PICKUP_UPLOADS_PREFIX"); prefix == "" {
+				prefix = defaultUploadsPrefix
+			}
 		}
 		return "arn:aws:s3:::" + bucket + "/" + prefix + key, true, nil
 	}
@@ -122,6 +132,31 @@ var s3Calls = []Call{
 	{"S3 DeleteObject", "s3:DeleteObject", "object:staging", "an attempt's marker, removed", ""},
 }
 
+// gatewayUploadCalls are the gateway's calls into the uploads area
+// (carupload.S3), made only when it is given PICKUP_UPLOADS_BUCKET. On
+// Lambda a CAR upload is at most gateway.LambdaMaxCARBytes (4 MiB), under
+// the smallest multipart part S3 takes: the CAR and its index are each
+// put whole, once received and checked (nothing is written of a refused
+// body); never a multipart upload, never a read.
+var gatewayUploadCalls = []Call{
+	{"S3 PutObject", "s3:PutObject", "object:uploads", "a CAR upload (<request id>.<nonce>.car) and its section index (.idx), once the body is whole and checked", "PICKUP_UPLOADS_BUCKET"},
+	{"S3 DeleteObject", "s3:DeleteObject", "object:uploads", "an upload no pin records (a keyed twin recorded first, a request not recorded), or the index of one whose CAR was not put", "PICKUP_UPLOADS_BUCKET"},
+}
+
+// fetcherUploadCalls are the fetcher's calls into the uploads area
+// (fetcher/dag/upload reads an upload; the pool deletes it once its pin is
+// over and sweeps the area at start), made only when it is given
+// PICKUP_UPLOADS_BUCKET.
+var fetcherUploadCalls = []Call{
+	{"S3 HeadObject", "s3:GetObject", "object:uploads", "an upload opened: its size and ETag", "PICKUP_UPLOADS_BUCKET"},
+	{"S3 HeadObject", "s3:ListBucket", "bucket:uploads", "without it a HEAD of an upload gone answers 403, not 404", "PICKUP_UPLOADS_BUCKET"},
+	{"S3 GetObject", "s3:GetObject", "object:uploads", "an upload's CAR read by ranges, and its section index", "PICKUP_UPLOADS_BUCKET"},
+	{"S3 DeleteObject", "s3:DeleteObject", "object:uploads", "an upload whose pin is over; a stray index, swept", "PICKUP_UPLOADS_BUCKET"},
+	{"S3 ListObjectsV2", "s3:ListBucket", "bucket:uploads", "the uploads area swept at start", "PICKUP_UPLOADS_BUCKET"},
+	{"S3 ListMultipartUploads", "s3:ListBucketMultipartUploads", "bucket:uploads", "what a gateway killed mid-body left, swept at start", "PICKUP_UPLOADS_BUCKET"},
+	{"S3 AbortMultipartUpload", "s3:AbortMultipartUpload", "object:uploads", "what a gateway killed mid-body left, swept once older than 6 hours", "PICKUP_UPLOADS_BUCKET"},
+}
+
 // reindexCalls are pickup reindex's calls into the carpark (ListCars,
 // ReadRange, Open, PutIndex), made only when the admin task is given
 // PICKUP_CARPARK_BUCKET.
@@ -136,8 +171,8 @@ var reindexCalls = []Call{
 
 // roleCalls is the table: each role's calls.
 var roleCalls = map[string][]Call{
-	RoleGateway: secretCalls,
-	RoleFetcher: concat(secretCalls, s3Calls, []Call{
+	RoleGateway: concat(secretCalls, gatewayUploadCalls),
+	RoleFetcher: concat(secretCalls, s3Calls, fetcherUploadCalls, []Call{
 		{"EC2 DescribeNetworkInterfaces", "ec2:DescribeNetworkInterfaces", "*", "PICKUP_LIBP2P_PUBLIC_IP=ecs: the task's public IPv4, from its private address (EC2 has no resource-level permission for it)", "PICKUP_LIBP2P_PUBLIC_IP"},
 	}),
 	RoleProjector: concat(secretCalls, []Call{

@@ -71,8 +71,15 @@ func TestCallsTable(t *testing.T) {
 			}
 		}
 	}
-	if Allows(RoleGateway, "S3 PutObject") {
-		t.Errorf("the gateway is allowed S3 PutObject: it never writes to S3")
+	// The gateway writes to S3 only into the uploads area, and only when
+	// it is given one; it never reads there, nor touches the CARs.
+	for _, c := range Calls(RoleGateway) {
+		if strings.HasPrefix(c.Operation, "S3 ") && (c.Resource != "object:uploads" || c.When != "PICKUP_UPLOADS_BUCKET") {
+			t.Errorf("the gateway calls %s on %s (when %q): it writes to S3 only into the uploads area, when given one", c.Operation, c.Resource, c.When)
+		}
+		if c.Operation == "S3 GetObject" || c.Operation == "S3 CreateMultipartUpload" {
+			t.Errorf("the gateway calls %s: on Lambda it only puts a checked upload whole", c.Operation)
+		}
 	}
 }
 
@@ -91,6 +98,7 @@ func TestResourceARN(t *testing.T) {
 		{"bucket:staging", "arn:aws:s3:::stage", true},
 		{"object:staging", "arn:aws:s3:::stage/staging/k", true},
 		{"object:carpark", "arn:aws:s3:::park/k", true},
+		{"bucket:uploads", "", false},
 		{"setting:PICKUP_VIEWS_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:v-abcdef", true},
 		{"setting:PICKUP_NOTIFY_TOPIC_ARN", "", false},
 		{"*", "*", true},
@@ -99,6 +107,14 @@ func TestResourceARN(t *testing.T) {
 		if err != nil || got != tc.want || ok != tc.ok {
 			t.Errorf("%q: %q %v %v, want %q %v", tc.r, got, ok, err, tc.want, tc.ok)
 		}
+	}
+	settings["PICKUP_UPLOADS_BUCKET"] = "stage"
+	if got, ok, err := Resource("object:uploads").ARN(get, "k.car"); got != "arn:aws:s3:::stage/uploads/k.car" || !ok || err != nil {
+		t.Errorf("object:uploads with the default prefix: %q %v %v", got, ok, err)
+	}
+	settings["PICKUP_UPLOADS_PREFIX"] = "in/"
+	if got, _, _ := Resource("object:uploads").ARN(get, "k.car"); got != "arn:aws:s3:::stage/in/k.car" {
+		t.Errorf("object:uploads with PICKUP_UPLOADS_PREFIX in/: %q", got)
 	}
 	if _, _, err := Resource("bucket:elsewhere").ARN(get, "k"); err == nil {
 		t.Errorf("an unknown area was accepted")
