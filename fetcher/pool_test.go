@@ -93,8 +93,12 @@ func (w *world) request(root cid.Cid) uuid.UUID {
 
 type poolOptions struct {
 	name string
-	// origin is the trustless gateway's URL; w.gw's when empty.
-	origin    string
+	// origin is the trustless gateway's URL; w.gw's when empty. origins,
+	// when set, are several, tried in order.
+	origin  string
+	origins []string
+	// cars is the CAR store; w.cars when nil.
+	cars      fetcher.CARStore
 	cfg       fetcher.Config
 	limits    dag.Limits
 	protector fetcher.Protector
@@ -110,9 +114,20 @@ func (w *world) startPool(o poolOptions) (stop func() error) {
 	if o.origin == "" {
 		o.origin = w.gw.URL()
 	}
-	src, err := trustless.New(trustless.Config{URL: o.origin})
-	if err != nil {
-		w.t.Fatal(err)
+	if len(o.origins) == 0 {
+		o.origins = []string{o.origin}
+	}
+	var sources []dag.Source
+	for _, url := range o.origins {
+		src, err := trustless.New(trustless.Config{URL: url})
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		sources = append(sources, src)
+	}
+	var cars fetcher.CARStore = w.cars
+	if o.cars != nil {
+		cars = o.cars
 	}
 	if o.limits.ChunkTimeout == 0 {
 		o.limits.ChunkTimeout = 10 * time.Second
@@ -120,7 +135,7 @@ func (w *world) startPool(o poolOptions) (stop func() error) {
 	if o.logger == nil {
 		o.logger = quiet()
 	}
-	d, err := dag.New([]dag.Source{src}, o.limits, o.logger)
+	d, err := dag.New(sources, o.limits, o.logger)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -132,7 +147,7 @@ func (w *world) startPool(o poolOptions) (stop func() error) {
 	if cfg.Lease == 0 {
 		cfg.Lease = 3 * time.Second
 	}
-	p, err := fetcher.New(cfg, fetcher.Deps{Log: w.log, Queue: w.views, DAG: d, CARs: w.cars, Index: w.views, Protector: o.protector, Metrics: o.metrics, Logger: o.logger})
+	p, err := fetcher.New(cfg, fetcher.Deps{Log: w.log, Queue: w.views, DAG: d, CARs: cars, Index: w.views, Protector: o.protector, Metrics: o.metrics, Logger: o.logger})
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -37,10 +37,12 @@ type CARStore interface {
 	// Stat reports whether the carpark holds the CAR carCID of root (the
 	// root as requested: a CIDv0's CAR is not its CIDv1's).
 	Stat(ctx context.Context, root, carCID cid.Cid) (carstore.Stored, bool, error)
-	// DiscardThrough removes what attempts 1 to through of a request left
-	// in staging (uploads never finished, CARs staged and never promoted),
-	// and nothing of later attempts, which may be running.
-	DiscardThrough(ctx context.Context, requestID string, through int) (int, error)
+	// DiscardThroughKeeping removes what attempts 1 to through of a
+	// request left in staging (uploads never finished, CARs staged and
+	// never promoted), but attempt keep's (0: none), which the next
+	// attempt goes on from, and nothing of later attempts, which may be
+	// running.
+	DiscardThroughKeeping(ctx context.Context, requestID string, through, keep int) (int, error)
 	// PutIndex stores the block index of a CAR in the carpark beside it,
 	// and its root's mapping, and returns the index's key; an index
 	// already there stays only if it has the same entries.
@@ -52,9 +54,16 @@ type CARStore interface {
 
 // sweeper is a CAR store that finds, when the pool starts, what attempts
 // over for good left in staging (carstore.Dir and carstore.S3 are):
-// through says, for a request, the last attempt no one may still run.
+// through says, for a request, the last attempt no one may still run, and
+// the attempt whose kept CAR the next one goes on from.
 type sweeper interface {
-	Sweep(ctx context.Context, through func(ctx context.Context, requestID string) (int, error)) (int, error)
+	SweepKeeping(ctx context.Context, through func(ctx context.Context, requestID string) (through, keep int, err error)) (int, error)
+}
+
+// resumer is a CAR store whose uploads go on where an earlier attempt's
+// stopped (carstore.S3 is): see dag.ResumableSink.
+type resumer interface {
+	Resume(ctx context.Context, fromKey, toKey string, meta carstore.Metadata) (carstore.Upload, carstore.Resumed, error)
 }
 
 // Steps of an attempt that a crash may end it at, as Deps.Step is told
@@ -119,11 +128,13 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 		a.fail(ctx, pin.ReasonUnsupportedCodec, fmt.Sprintf("the requested CID %q does not parse: %v", s.Request.CID, err), true)
 		return nil
 	}
+	kept := t.keptBy(s)
 	if s.Attempt > 1 {
 		// An earlier attempt's process may have died mid-upload: what it
 		// left goes before this attempt writes as much again (and end
-		// removes what is left when the attempt ends, reused or not).
-		t.discard(ctx, a, s.Attempt-1)
+		// removes what is left when the attempt ends, reused or not), but
+		// the CAR an attempt kept for this one to go on from.
+		t.discard(ctx, a, s.Attempt-1, kept)
 	}
 	// The attempt holds the root before it uses a CAR of it or stores
 	// one: a deletion the garbage collector decided first refuses the
@@ -152,9 +163,13 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 	var sofar atomic.Pointer[dag.Progress]
 	sofar.Store(&dag.Progress{})
 	renewed := make(chan struct{})
+	// resumed tells the renewal that a try went on from a kept CAR: the
+	// log records it at once, and the kept CAR as this attempt's.
+	resumed := make(chan struct{}, 1)
+	var resumedFrom atomic.Int64
 	go func() {
 		defer close(renewed)
-		t.renew(fetchCtx, a, stop, &sofar)
+		t.renew(fetchCtx, a, stop, &sofar, resumed)
 	}()
 
 	attempt := s.Attempt
@@ -171,10 +186,21 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 		// checked as any source's.
 		fetch = t.uploads
 	}
-	res, sink, err := fetch.Fetch(fetchCtx, dag.Request{Root: root, Origins: origins(s.Request.Origins), Upload: s.Request.Upload}, open,
+	req := dag.Request{Root: root, Origins: origins(s.Request.Origins), Upload: s.Request.Upload}
+	if s.Request.Upload == "" {
+		req.Resume = t.resume(fetchCtx, a, kept, key, meta)
+	}
+	res, sink, err := fetch.Fetch(fetchCtx, req, open,
 		func(p dag.Progress) {
 			sofar.Store(&p)
-			meter.update(p.Source, p.Bytes, p.Blocks)
+			if p.ResumedFrom > 0 && resumedFrom.Swap(p.ResumedFrom) != p.ResumedFrom {
+				select {
+				case resumed <- struct{}{}:
+				default:
+				}
+			}
+			// What an earlier try kept was not received now.
+			meter.update(p.Source, p.Bytes-p.ResumedFrom, p.Blocks-p.ResumedBlocks)
 			if p.Bytes > 0 {
 				writing.Do(func() { t.reached(ctx, StepUploading) })
 			}
@@ -182,7 +208,7 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 	if err != nil {
 		stop(nil)
 		<-renewed
-		return t.fetchFailed(ctx, a, fetchCtx, err)
+		return t.fetchFailed(ctx, a, fetchCtx, err, sofar.Load())
 	}
 	upload := sink.(carstore.Upload)
 	staged, err := upload.Complete(ctx)
@@ -208,6 +234,7 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 		return s.Upload(pin.CarUploaded{
 			Attempt: attempt, Fetcher: a.pool.cfg.Name, Key: staged.Key, Bytes: res.Bytes, Blocks: res.Blocks,
 			CarCID: staged.CarCID.String(), Checksum: staged.Checksum, Source: res.Source, ExpectedBytes: res.Expected,
+			ResumedFrom: res.ResumedFrom,
 		})
 	})
 	if err != nil {
@@ -221,13 +248,69 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 }
 
 // discard removes what attempts 1 to through of the request left in
-// staging; a failure is logged, and the next attempt, or the next sweep,
-// tries again.
-func (t *transfer) discard(ctx context.Context, a *attempt, through int) {
-	if n, err := t.cars.DiscardThrough(ctx, a.id.String(), through); err != nil {
-		a.logger.WarnContext(ctx, "discarding what attempts left in staging", "through", through, "err", err)
+// staging, but attempt keep's (0: none); a failure is logged, and the
+// next attempt, or the next sweep, tries again.
+func (t *transfer) discard(ctx context.Context, a *attempt, through, keep int) {
+	if n, err := t.cars.DiscardThroughKeeping(ctx, a.id.String(), through, keep); err != nil {
+		a.logger.WarnContext(ctx, "discarding what attempts left in staging", "through", through, "keep", keep, "err", err)
 	} else if n > 0 {
-		a.logger.InfoContext(ctx, "discarded what attempts left in staging", "through", through, "count", n)
+		a.logger.InfoContext(ctx, "discarded what attempts left in staging", "through", through, "keep", keep, "count", n)
+	}
+}
+
+// keptBy is the attempt whose kept CAR (pin.State.Kept) an attempt of s
+// goes on from, or 0: none, the store keeps none, the pin is over, or its
+// DAG is a tenant's upload (read again whole from the uploads area, which
+// holds no network's delays).
+func (t *transfer) keptBy(s pin.State) int {
+	if _, ok := t.cars.(resumer); !ok || over(s) || s.Request.Upload != "" {
+		return 0
+	}
+	return s.Kept.Attempt
+}
+
+// over reports a pin no attempt will fetch again: final, or failed for
+// good.
+func over(s pin.State) bool {
+	return s.Final() || (s.Phase == pin.PhaseFailed && s.LastFailure != nil && s.LastFailure.Permanent)
+}
+
+// resume returns the fetch's Request.Resume: its first try goes on from
+// the CAR attempt kept kept (0: none, it starts over), and every later
+// try from what the try before it kept, in this attempt's staging key.
+// Nil when the store keeps nothing.
+func (t *transfer) resume(fetchCtx context.Context, a *attempt, kept int, key string, meta carstore.Metadata) func(context.Context) (dag.Kept, bool, error) {
+	rs, ok := t.cars.(resumer)
+	if !ok {
+		return nil
+	}
+	from := ""
+	if kept > 0 {
+		from = carstore.StagingKey(a.id.String(), kept)
+	}
+	return func(context.Context) (dag.Kept, bool, error) {
+		if from == "" {
+			from = key
+			return dag.Kept{}, false, nil
+		}
+		// The sink lives as long as the attempt's fetch, as one Stage
+		// opens does.
+		up, got, err := rs.Resume(fetchCtx, from, key, meta)
+		from = key
+		switch {
+		case errors.Is(err, carstore.ErrNoCheckpoint):
+			a.logger.InfoContext(fetchCtx, "nothing kept to go on from; starting over", "why", err)
+			return dag.Kept{}, false, nil
+		case err != nil:
+			return dag.Kept{}, false, err
+		}
+		sink, ok := up.(dag.ResumableSink)
+		if !ok {
+			up.Abort(context.WithoutCancel(fetchCtx))
+			return dag.Kept{}, false, nil
+		}
+		a.logger.InfoContext(fetchCtx, "going on with a kept CAR", "bytes", got.Bytes, "checkpoints", len(got.Notes))
+		return dag.Kept{Sink: sink, Bytes: got.Bytes, Notes: got.Notes}, true, nil
 	}
 }
 
@@ -242,7 +325,16 @@ const endTimeout = 30 * time.Second
 func (t *transfer) end(ctx context.Context, a *attempt) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 	defer cancel()
-	t.discard(ctx, a, a.number)
+	keep := 0
+	if err := a.reload(ctx); err != nil {
+		a.logger.WarnContext(ctx, "reading the pin to see what its attempts kept", "err", err)
+	} else if k := t.keptBy(a.current()); k <= a.number {
+		// A pin that will be tried again keeps what an attempt
+		// checkpointed (this one's, if it got that far), for the next to
+		// go on from.
+		keep = k
+	}
+	t.discard(ctx, a, a.number, keep)
 	t.dropUpload(ctx, a)
 }
 
@@ -258,8 +350,7 @@ func (t *transfer) dropUpload(ctx context.Context, a *attempt) {
 		return
 	}
 	s := a.current()
-	over := s.Final() || (s.Phase == pin.PhaseFailed && s.LastFailure != nil && s.LastFailure.Permanent)
-	if !over {
+	if !over(s) {
 		return
 	}
 	if err := t.received.Delete(ctx, key); err != nil {
@@ -278,16 +369,16 @@ func (t *transfer) sweep(ctx context.Context, p *Pool) {
 	if !ok {
 		return
 	}
-	n, err := s.Sweep(ctx, func(ctx context.Context, requestID string) (int, error) {
+	n, err := s.SweepKeeping(ctx, func(ctx context.Context, requestID string) (int, int, error) {
 		id, err := uuid.Parse(requestID)
 		if err != nil {
-			return math.MaxInt, nil // no request of this log
+			return math.MaxInt, 0, nil // no request of this log
 		}
 		st, _, err := p.pins.Read(ctx, id)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		return deadThrough(st), nil
+		return deadThrough(st), t.keptBy(st), nil
 	})
 	if err != nil && ctx.Err() == nil {
 		p.logger.WarnContext(ctx, "sweeping what killed attempts left in staging", "err", err)
@@ -341,9 +432,8 @@ func (t *transfer) sweepUploads(ctx context.Context, p *Pool, now time.Time) {
 			p.logger.WarnContext(ctx, "reading the pin of an upload", "upload", k.Key, "err", err)
 			continue
 		}
-		over := s.Final() || (s.Phase == pin.PhaseFailed && s.LastFailure != nil && s.LastFailure.Permanent) ||
-			(s.Exists && s.Request.Upload != k.Key) || (!s.Exists && stray)
-		if over && t.received.Delete(ctx, k.Key) == nil {
+		gone := over(s) || (s.Exists && s.Request.Upload != k.Key) || (!s.Exists && stray)
+		if gone && t.received.Delete(ctx, k.Key) == nil {
 			swept++
 		}
 	}
@@ -499,9 +589,10 @@ func summarize(key string, index []byte) storedIndex {
 // times a lease, so that one lost report never costs the claim.
 func progressEvery(lease time.Duration) time.Duration { return min(lease/3, 2*time.Second) }
 
-// renew reports progress (see progressEvery) until ctx ends, and stops the
-// attempt when a report is refused.
-func (t *transfer) renew(ctx context.Context, a *attempt, stop context.CancelCauseFunc, sofar *atomic.Pointer[dag.Progress]) {
+// renew reports progress (see progressEvery), and at once when a try has
+// gone on from a kept CAR, until ctx ends, and stops the attempt when a
+// report is refused.
+func (t *transfer) renew(ctx context.Context, a *attempt, stop context.CancelCauseFunc, sofar *atomic.Pointer[dag.Progress], resumed <-chan struct{}) {
 	tick := time.NewTicker(progressEvery(t.lease))
 	defer tick.Stop()
 	for {
@@ -509,12 +600,13 @@ func (t *transfer) renew(ctx context.Context, a *attempt, stop context.CancelCau
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-resumed:
 		}
 		attempt := a.current().Attempt
 		p := sofar.Load()
 		err := a.commit(ctx, func(s pin.State) (pin.Payload, error) {
 			return s.Progress(pin.FetchProgress{Attempt: attempt, Fetcher: a.pool.cfg.Name, Bytes: p.Bytes, Blocks: p.Blocks, Source: p.Source,
-				BlockBytes: p.BlockBytes, ExpectedBytes: p.Expected}, time.Now(), t.lease)
+				BlockBytes: p.BlockBytes, ExpectedBytes: p.Expected, Checkpoint: p.Checkpoint, ResumedFrom: p.ResumedFrom}, time.Now(), t.lease)
 		})
 		switch {
 		case err == nil:
@@ -530,9 +622,23 @@ func (t *transfer) renew(ctx context.Context, a *attempt, stop context.CancelCau
 	}
 }
 
+// recordKept records, before the attempt fails, the CAR its last try kept
+// (the try's last checkpoint, which the renewals may not have reported),
+// for the next attempt to go on from; a failure is logged, and the next
+// attempt goes on from the last one reported, or starts over.
+func (t *transfer) recordKept(ctx context.Context, a *attempt, kept int64, p *dag.Progress) {
+	err := a.commit(ctx, func(s pin.State) (pin.Payload, error) {
+		return s.Progress(pin.FetchProgress{Attempt: a.number, Fetcher: a.pool.cfg.Name, Bytes: max(p.Bytes, kept), Blocks: p.Blocks, Source: p.Source,
+			BlockBytes: min(p.BlockBytes, max(p.Bytes, kept)), ExpectedBytes: p.Expected, Checkpoint: kept, ResumedFrom: p.ResumedFrom}, time.Now(), t.lease)
+	})
+	if err != nil {
+		a.logger.WarnContext(ctx, "recording the CAR the attempt kept", "bytes", kept, "err", err)
+	}
+}
+
 // fetchFailed records why the fetch failed, unless the attempt was stopped
 // from outside (claim lost, shutting down).
-func (t *transfer) fetchFailed(ctx context.Context, a *attempt, fetchCtx context.Context, err error) error {
+func (t *transfer) fetchFailed(ctx context.Context, a *attempt, fetchCtx context.Context, err error, sofar *dag.Progress) error {
 	if cause := context.Cause(fetchCtx); errors.Is(cause, errClaimLost) {
 		return errClaimLost
 	}
@@ -546,6 +652,9 @@ func (t *transfer) fetchFailed(ctx context.Context, a *attempt, fetchCtx context
 			// The upload is what it is: another attempt reads the same
 			// bytes, and fails the same way.
 			permanent = true
+		}
+		if f.Kept > 0 && !permanent {
+			t.recordKept(ctx, a, f.Kept, sofar)
 		}
 		a.fail(ctx, f.Reason, f.Error(), permanent)
 		return nil

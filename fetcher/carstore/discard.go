@@ -42,6 +42,17 @@ func (s *S3) Discard(ctx context.Context, requestID string) (int, error) {
 // running, are left alone. It never deletes from the carpark. It returns
 // how many attempts' leftovers it removed.
 func (s *S3) DiscardThrough(ctx context.Context, requestID string, through int) (int, error) {
+	return s.DiscardThroughKeeping(ctx, requestID, through, 0)
+}
+
+// DiscardThroughKeeping is DiscardThrough but for attempt keep's upload,
+// its marker and its checkpoints (0: none), which a later attempt goes on
+// from (see Resume).
+func (s *S3) DiscardThroughKeeping(ctx context.Context, requestID string, through, keep int) (int, error) {
+	gone := func(rest string) bool {
+		a := attemptOf(rest)
+		return a <= through && (keep <= 0 || a != keep)
+	}
 	prefix, err := stagingPrefix(requestID)
 	if err != nil {
 		return 0, fmt.Errorf("discard: %w", err)
@@ -55,7 +66,7 @@ func (s *S3) DiscardThrough(ctx context.Context, requestID string, through int) 
 			return n, fmt.Errorf("discard %s: list uploads: %w", requestID, err)
 		}
 		for _, u := range page.Uploads {
-			if attemptOf(strings.TrimPrefix(aws.ToString(u.Key), full)) > through {
+			if !gone(strings.TrimPrefix(aws.ToString(u.Key), full)) {
 				continue
 			}
 			_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(s.cfg.StagingBucket), Key: u.Key, UploadId: u.UploadId}, whenRequired)
@@ -76,7 +87,14 @@ func (s *S3) DiscardThrough(ctx context.Context, requestID string, through int) 
 			return n, fmt.Errorf("discard %s: list staged: %w", requestID, err)
 		}
 		for _, o := range page.Contents {
-			if attemptOf(strings.TrimPrefix(aws.ToString(o.Key), full)) > through {
+			if !gone(strings.TrimPrefix(aws.ToString(o.Key), full)) {
+				continue
+			}
+			if isCheckpoint(aws.ToString(o.Key)) {
+				// Part of its attempt's leftovers, counted with its marker.
+				if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.cfg.StagingBucket), Key: o.Key}, whenRequired); err != nil && !isNotFound(err) {
+					return n, fmt.Errorf("discard %s: delete %s: %w", requestID, aws.ToString(o.Key), err)
+				}
 				continue
 			}
 			m, ok, err := s.getMarkerObject(ctx, aws.ToString(o.Key))
@@ -106,6 +124,13 @@ func (s *S3) DiscardThrough(ctx context.Context, requestID string, through int) 
 // killed before its marker was written is the lifecycle rule's (see the
 // package doc). It returns how many attempts' leftovers it removed.
 func (s *S3) Sweep(ctx context.Context, through func(ctx context.Context, requestID string) (int, error)) (int, error) {
+	return s.SweepKeeping(ctx, keepingNone(through))
+}
+
+// SweepKeeping is Sweep but for, in each request, the attempt whose
+// upload a later one goes on from, as through's keep says (0: none; see
+// DiscardThroughKeeping).
+func (s *S3) SweepKeeping(ctx context.Context, through func(ctx context.Context, requestID string) (through, keep int, err error)) (int, error) {
 	ids := map[string]bool{}
 	objects := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
 		Bucket: aws.String(s.cfg.StagingBucket), Prefix: aws.String(s.cfg.StagingPrefix), Delimiter: aws.String("/"),
@@ -134,7 +159,7 @@ func (s *S3) Sweep(ctx context.Context, through func(ctx context.Context, reques
 		}
 		in.KeyMarker, in.UploadIdMarker = page.NextKeyMarker, page.NextUploadIdMarker
 	}
-	return sweep(ctx, ids, through, s.DiscardThrough)
+	return sweep(ctx, ids, through, s.DiscardThroughKeeping)
 }
 
 // Discard removes what every attempt of a request left in staging (see
@@ -149,6 +174,17 @@ func (d *Dir) Discard(ctx context.Context, requestID string) (int, error) {
 // process; later attempts' are left alone (see S3.DiscardThrough). Nothing
 // in carpark/ is touched.
 func (d *Dir) DiscardThrough(ctx context.Context, requestID string, through int) (int, error) {
+	return d.DiscardThroughKeeping(ctx, requestID, through, 0)
+}
+
+// DiscardThroughKeeping is DiscardThrough but for attempt keep's files (0:
+// none; see S3.DiscardThroughKeeping: the directory store keeps no
+// checkpoints, but keeps the contract).
+func (d *Dir) DiscardThroughKeeping(ctx context.Context, requestID string, through, keep int) (int, error) {
+	gone := func(rest string) bool {
+		a := attemptOf(rest)
+		return a <= through && (keep <= 0 || a != keep)
+	}
 	prefix, err := stagingPrefix(requestID)
 	if err != nil {
 		return 0, fmt.Errorf("discard: %w", err)
@@ -164,7 +200,7 @@ func (d *Dir) DiscardThrough(ctx context.Context, requestID string, through int)
 		}
 		for _, e := range entries {
 			rest, ok := strings.CutPrefix(e.Name(), flat)
-			if !ok || attemptOf(rest) > through {
+			if !ok || !gone(rest) {
 				continue
 			}
 			if err := removeIfExists(filepath.Join(d.root, dir, e.Name())); err != nil {
@@ -179,7 +215,7 @@ func (d *Dir) DiscardThrough(ctx context.Context, requestID string, through int)
 			return err
 		}
 		rel, err := filepath.Rel(staged, path)
-		if err != nil || attemptOf(filepath.ToSlash(rel)) > through {
+		if err != nil || !gone(filepath.ToSlash(rel)) {
 			return err
 		}
 		if err := removeIfExists(path); err != nil {
@@ -201,6 +237,12 @@ func (d *Dir) DiscardThrough(ctx context.Context, requestID string, through int)
 // dead process left in uploads/ and tmp/ is gone already: NewDir removed
 // it. It never touches carpark/.
 func (d *Dir) Sweep(ctx context.Context, through func(ctx context.Context, requestID string) (int, error)) (int, error) {
+	return d.SweepKeeping(ctx, keepingNone(through))
+}
+
+// SweepKeeping is Sweep but for the attempts through's keep says (see
+// S3.SweepKeeping).
+func (d *Dir) SweepKeeping(ctx context.Context, through func(ctx context.Context, requestID string) (through, keep int, err error)) (int, error) {
 	ids := map[string]bool{}
 	staged, err := os.ReadDir(filepath.Join(d.root, dirStaging))
 	if err != nil {
@@ -220,22 +262,22 @@ func (d *Dir) Sweep(ctx context.Context, through func(ctx context.Context, reque
 			}
 		}
 	}
-	return sweep(ctx, ids, through, d.DiscardThrough)
+	return sweep(ctx, ids, through, d.DiscardThroughKeeping)
 }
 
 // sweep discards, for each request, what its attempts up to through's
 // answer left, and goes on past a request it cannot answer for.
-func sweep(ctx context.Context, ids map[string]bool, through func(context.Context, string) (int, error), discard func(context.Context, string, int) (int, error)) (int, error) {
+func sweep(ctx context.Context, ids map[string]bool, through func(context.Context, string) (int, int, error), discard func(context.Context, string, int, int) (int, error)) (int, error) {
 	n := 0
 	var errs []error
 	for _, id := range slices.Sorted(maps.Keys(ids)) {
 		if checkRequestID(id) != nil {
 			continue
 		}
-		last, err := through(ctx, id)
+		last, keep, err := through(ctx, id)
 		if err == nil && last >= 0 {
 			var m int
-			m, err = discard(ctx, id, last)
+			m, err = discard(ctx, id, last, keep)
 			n += m
 		}
 		if err != nil {
@@ -246,6 +288,14 @@ func sweep(ctx context.Context, ids map[string]bool, through func(context.Contex
 		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// keepingNone is a Sweep's through as SweepKeeping's: keeping nothing.
+func keepingNone(through func(context.Context, string) (int, error)) func(context.Context, string) (int, int, error) {
+	return func(ctx context.Context, id string) (int, int, error) {
+		n, err := through(ctx, id)
+		return n, 0, err
+	}
 }
 
 // attemptOf is the attempt of a staging key without its request's prefix

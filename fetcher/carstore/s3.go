@@ -439,39 +439,64 @@ func (s *S3) proveOrDelete(ctx context.Context, key string, want Expected, serve
 }
 
 // listParts lists the parts of the upload m names, as the completion names
-// them, with their total size and composite SHA-256.
+// them, with their total size and composite SHA-256: the first m.Parts
+// (all, when the marker does not say), so that parts a killed try of a
+// resumed upload sent past the CAR's end are left out, and dropped by the
+// completion.
 func (s *S3) listParts(ctx context.Context, m marker) ([]types.CompletedPart, int64, string, error) {
 	var parts []types.CompletedPart
 	var digests [][sha256.Size]byte
 	var size int64
-	in := &s3.ListPartsInput{Bucket: aws.String(s.cfg.CarparkBucket), Key: aws.String(m.Key), UploadId: aws.String(m.UploadID)}
-	for {
-		page, err := s.client.ListParts(ctx, in, whenRequired)
-		if err != nil {
-			return nil, 0, "", err
+	err := s.eachPart(ctx, m, m.Parts, func(p types.Part) error {
+		var d [sha256.Size]byte
+		raw, err := base64.StdEncoding.DecodeString(aws.ToString(p.ChecksumSHA256))
+		if err != nil || len(raw) != sha256.Size || aws.ToInt32(p.PartNumber) != int32(len(parts)+1) {
+			// No SHA-256 (not this store's upload), or a gap: a
+			// composite that matches nothing.
+			return fmt.Errorf("%w: part %d of the staged upload has SHA-256 %q", ErrValidation, aws.ToInt32(p.PartNumber), aws.ToString(p.ChecksumSHA256))
 		}
-		for _, p := range page.Parts {
-			var d [sha256.Size]byte
-			raw, err := base64.StdEncoding.DecodeString(aws.ToString(p.ChecksumSHA256))
-			if err != nil || len(raw) != sha256.Size || aws.ToInt32(p.PartNumber) != int32(len(parts)+1) {
-				// No SHA-256 (not this store's upload), or a gap: a
-				// composite that matches nothing.
-				return nil, 0, "", fmt.Errorf("%w: part %d of the staged upload has SHA-256 %q", ErrValidation, aws.ToInt32(p.PartNumber), aws.ToString(p.ChecksumSHA256))
-			}
-			copy(d[:], raw)
-			digests = append(digests, d)
-			size += aws.ToInt64(p.Size)
-			parts = append(parts, types.CompletedPart{ETag: p.ETag, PartNumber: p.PartNumber, ChecksumSHA256: p.ChecksumSHA256})
-		}
-		if !aws.ToBool(page.IsTruncated) {
-			break
-		}
-		in.PartNumberMarker = page.NextPartNumberMarker
+		copy(d[:], raw)
+		digests = append(digests, d)
+		size += aws.ToInt64(p.Size)
+		parts = append(parts, types.CompletedPart{ETag: p.ETag, PartNumber: p.PartNumber, ChecksumSHA256: p.ChecksumSHA256})
+		return nil
+	})
+	if err != nil {
+		return nil, 0, "", err
+	}
+	if m.Parts > 0 && len(parts) != m.Parts {
+		return nil, 0, "", fmt.Errorf("%w: the staged upload has %d parts; %d were sent", ErrValidation, len(parts), m.Parts)
 	}
 	if len(parts) == 0 {
 		return nil, 0, "", fmt.Errorf("%w: the staged upload has no parts", ErrValidation)
 	}
 	return parts, size, compositeChecksum(digests), nil
+}
+
+// eachPart calls fn with each part of the upload m names, in order: the
+// first limit (0: all).
+func (s *S3) eachPart(ctx context.Context, m marker, limit int, fn func(types.Part) error) error {
+	in := &s3.ListPartsInput{Bucket: aws.String(s.cfg.CarparkBucket), Key: aws.String(m.Key), UploadId: aws.String(m.UploadID)}
+	seen := 0
+	for {
+		page, err := s.client.ListParts(ctx, in, whenRequired)
+		if err != nil {
+			return err
+		}
+		for _, p := range page.Parts {
+			if limit > 0 && seen == limit {
+				return nil
+			}
+			if err := fn(p); err != nil {
+				return err
+			}
+			seen++
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return nil
+		}
+		in.PartNumberMarker = page.NextPartNumberMarker
+	}
 }
 
 // checksumProves reports whether the checksum the server keeps for an

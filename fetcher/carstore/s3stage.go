@@ -24,6 +24,9 @@ type marker struct {
 	// token (see checksumToken) of everything written.
 	Bytes    int64  `json:"bytes,omitempty"`
 	Checksum string `json:"checksum,omitempty"`
+	// Parts is how many parts Complete sent: those of the CAR. A resumed
+	// upload may hold parts past them that a killed try sent.
+	Parts int `json:"parts,omitempty"`
 }
 
 // markerType is the media type of staging markers.
@@ -98,6 +101,9 @@ func (s *S3) discardStaged(ctx context.Context, stagedKey string, m marker) erro
 		if err != nil && !isNotFound(err) {
 			errs = append(errs, fmt.Errorf("abort multipart upload: %w", err))
 		}
+	}
+	if err := s.deleteCheckpoints(ctx, stagedKey); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.deleteMarker(ctx, stagedKey); err != nil {
 		errs = append(errs, err)

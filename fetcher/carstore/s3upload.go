@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash"
 	"sync"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -29,6 +31,7 @@ const (
 	stateCompleted
 	stateBroken // failed; Abort has something to clean up
 	stateAborted
+	stateSuspended // ended, kept for a later Resume
 )
 
 // s3Upload streams a CAR into a multipart upload at its carpark key
@@ -39,6 +42,11 @@ const (
 // Write itself only copies, so the fetch that calls it is not slowed by
 // hashing. Nothing of it is visible in the carpark until Promote completes
 // the upload; the staging marker names it meanwhile.
+//
+// It is a dag.ResumableSink: the bytes of the parts the server has taken,
+// from the first on without a gap, are durable, and a checkpoint keeps,
+// beside the marker, those parts and the whole stream's hash state after
+// them, with the fetcher's note (see S3.Resume).
 type s3Upload struct {
 	s      *S3
 	key    string // the staging key, as the caller gave it
@@ -52,10 +60,12 @@ type s3Upload struct {
 
 	mu    sync.Mutex // serialises Write, Complete and Abort's cleanup
 	state uploadState
-	buf   *[]byte // the part being filled, nil if none
-	n     int     // bytes in buf
-	next  int32   // number of the next part
-	total int64
+	// settled: Settle was called; no more writes.
+	settled bool
+	buf     *[]byte // the part being filled, nil if none
+	n       int     // bytes in buf
+	next    int32   // number of the next part
+	total   int64
 	// full hashes the whole stream, written by the senders in part order:
 	// each waits for hashed as it was when its part was sent.
 	full   hash.Hash
@@ -64,9 +74,20 @@ type s3Upload struct {
 	slots chan struct{} // a token per part in flight
 	wg    sync.WaitGroup
 
-	pmu     sync.Mutex // guards parts and digests, filled in by the senders
+	pmu     sync.Mutex // guards what follows, filled in by the senders
 	parts   []types.CompletedPart
 	digests [][sha256.Size]byte
+	sizes   []int64
+	// states[i] is the whole stream's hash state after part i+1, kept
+	// until a checkpoint past it.
+	states [][]byte
+	// durableParts are the parts taken, from the first, without a gap;
+	// durable their bytes.
+	durableParts int
+	durable      atomic.Int64
+	// ckParts and ckBytes are what the last checkpoint describes.
+	ckParts int
+	ckBytes int64
 }
 
 func (s *S3) newUpload(ctx context.Context, key string, meta Metadata) (*s3Upload, error) {
@@ -118,7 +139,7 @@ func closedChan() chan struct{} {
 func (u *s3Upload) Write(p []byte) (int, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.state != stateOpen {
+	if u.state != stateOpen || u.settled {
 		return 0, fmt.Errorf("write to upload of %s: %w", u.key, ErrClosed)
 	}
 	if err := u.failure(); err != nil {
@@ -169,6 +190,8 @@ func (u *s3Upload) send() error {
 	u.pmu.Lock()
 	u.parts = append(u.parts, types.CompletedPart{})
 	u.digests = append(u.digests, [sha256.Size]byte{})
+	u.sizes = append(u.sizes, int64(n))
+	u.states = append(u.states, nil)
 	u.pmu.Unlock()
 	u.wg.Add(1)
 	go u.uploadPart(num, buf, n, prev, done)
@@ -188,9 +211,13 @@ func (u *s3Upload) uploadPart(num int32, buf *[]byte, n int, prev <-chan struct{
 	// being sent, off the writer's goroutine.
 	var hashing sync.WaitGroup
 	defer hashing.Wait()
+	var state []byte
 	hashing.Go(func() {
 		<-prev
 		u.full.Write(data)
+		// The state after this part, for a checkpoint at its end: taken
+		// before the next part's hashing goes on.
+		state, _ = u.full.(encoding.BinaryMarshaler).MarshalBinary()
 		close(done)
 	})
 	sum := sha256.Sum256(data)
@@ -213,9 +240,16 @@ func (u *s3Upload) uploadPart(num int32, buf *[]byte, n int, prev <-chan struct{
 	hashing.Wait()
 	u.s.parts.put(buf)
 	u.pmu.Lock()
+	defer u.pmu.Unlock()
 	u.parts[num-1] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num), ChecksumSHA256: aws.String(b64)}
 	u.digests[num-1] = sum
-	u.pmu.Unlock()
+	u.states[num-1] = state
+	d := u.durable.Load()
+	for u.durableParts < len(u.parts) && u.parts[u.durableParts].ETag != nil {
+		d += u.sizes[u.durableParts]
+		u.durableParts++
+	}
+	u.durable.Store(d)
 }
 
 // HashesCAR marks the upload as one that computes the CAR CID of what it is
@@ -274,7 +308,7 @@ func (u *s3Upload) complete(ctx context.Context) (Staged, error) {
 	u.full.Sum(tok.full[:0])
 	tok.composite = compositeChecksum(u.digests)
 	st := Staged{Key: u.key, Bytes: u.total, CarCID: CarCID(tok.full[:]), Checksum: tok.String()}
-	if err := u.s.putMarker(ctx, u.key, marker{Key: u.object, UploadID: u.id, Bytes: st.Bytes, Checksum: st.Checksum}); err != nil {
+	if err := u.s.putMarker(ctx, u.key, marker{Key: u.object, UploadID: u.id, Bytes: st.Bytes, Checksum: st.Checksum, Parts: len(u.digests)}); err != nil {
 		return Staged{}, err
 	}
 	return st, nil

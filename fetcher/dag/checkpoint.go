@@ -33,6 +33,11 @@ type ResumableSink interface {
 	// Checkpoint keeps note as the description of the point at, a value
 	// Durable returned. Calls are one at a time, concurrent with Write.
 	Checkpoint(ctx context.Context, at int64, note []byte) error
+	// Settle waits, for a try that has stopped writing, until what was
+	// written is as durable as it will be without more writes (the parts
+	// a store was sending are taken), so that a last checkpoint may
+	// describe it; it takes no more writes.
+	Settle(ctx context.Context) error
 	// Suspend ends the sink, keeping what its last checkpoint describes.
 	Suspend(ctx context.Context) error
 }
@@ -250,12 +255,30 @@ func (cp *checkpointer) add(ctx context.Context, m mark) {
 	if cp.saving {
 		return
 	}
-	at := cp.sink.Durable()
-	if at <= cp.saved {
+	at, j, note, ok := cp.next()
+	if !ok {
 		return
 	}
+	cp.saving = true
+	cp.wg.Go(func() {
+		err := cp.sink.Checkpoint(context.WithoutCancel(ctx), at, note)
+		cp.mu.Lock()
+		defer cp.mu.Unlock()
+		cp.saving = false
+		cp.done(at, j, err)
+	})
+}
+
+// next is the note of a checkpoint at the sink's durable point, if it is
+// past the last saved one and a block ends before it: its point, the
+// last of the marks it describes, and the note. cp.mu is held.
+func (cp *checkpointer) next() (at int64, j int, note []byte, ok bool) {
+	at = cp.sink.Durable()
+	if at <= cp.saved {
+		return 0, 0, nil, false
+	}
 	// The last block the durable bytes hold whole.
-	j := -1
+	j = -1
 	for i := len(cp.marks) - 1; i >= 0; i-- {
 		if cp.marks[i].end <= at {
 			j = i
@@ -263,28 +286,40 @@ func (cp *checkpointer) add(ctx context.Context, m mark) {
 		}
 	}
 	if j < 0 {
-		return
+		return 0, 0, nil, false
 	}
 	last := cp.marks[j]
 	blocks := make([]written, j+1)
 	for i := range blocks {
 		blocks[i] = cp.marks[i].written
 	}
-	note := appendNote(nil, at, last.end, last.blockBytes, cp.expected(), blocks, last.pos)
-	cp.saving = true
-	cp.wg.Go(func() {
-		err := cp.sink.Checkpoint(context.WithoutCancel(ctx), at, note)
-		cp.mu.Lock()
-		defer cp.mu.Unlock()
-		cp.saving = false
-		if err != nil {
-			cp.failed++
-			cp.last = err
-			return
-		}
-		cp.marks = cp.marks[j+1:]
-		cp.saved = at
-	})
+	return at, j, appendNote(nil, at, last.end, last.blockBytes, cp.expected(), blocks, last.pos), true
+}
+
+// done records how the save of a note at at, of the marks to j, ended.
+// cp.mu is held.
+func (cp *checkpointer) done(at int64, j int, err error) {
+	if err != nil {
+		cp.failed++
+		cp.last = err
+		return
+	}
+	cp.marks = cp.marks[j+1:]
+	cp.saved = at
+}
+
+// final saves, once the writer has stopped and the sink has settled, a
+// note at the sink's final durable point, if it is past the last saved
+// one, and returns the point of the last saved note (0: none). A try that
+// stopped on a stalled source thus keeps the parts taken while it waited.
+func (cp *checkpointer) final(ctx context.Context) int64 {
+	cp.wg.Wait()
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if at, j, note, ok := cp.next(); ok {
+		cp.done(at, j, cp.sink.Checkpoint(ctx, at, note))
+	}
+	return cp.saved
 }
 
 // wait waits for a note being saved, and returns the point of the last

@@ -210,8 +210,9 @@ type Progress struct {
 	// if this one fails. 0: none.
 	Checkpoint int64
 	// ResumedFrom is the CAR bytes this try found kept by an earlier one,
-	// and went on from; 0 when it began at the start.
-	ResumedFrom int64
+	// and went on from, and ResumedBlocks the blocks they hold whole; 0
+	// when it began at the start. Bytes and Blocks count them too.
+	ResumedFrom, ResumedBlocks int64
 }
 
 // Result describes the CAR of a successful fetch.

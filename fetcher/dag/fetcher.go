@@ -329,7 +329,7 @@ func (f *Fetcher) try(ctx context.Context, src Source, req Request, open func(co
 	}
 	if verr == nil && progress != nil {
 		progress(Progress{Bytes: res.Bytes, Blocks: res.Blocks, BlockBytes: wr.blockBytes, Expected: res.Expected, Source: res.Source,
-			Checkpoint: wr.checkpoint, ResumedFrom: res.ResumedFrom})
+			Checkpoint: wr.checkpoint, ResumedFrom: res.ResumedFrom, ResumedBlocks: wr.resumedBlocks})
 	}
 	if verr != nil {
 		verr = classify(ctx, verr, v.received)
@@ -351,7 +351,18 @@ func (f *Fetcher) release(ctx context.Context, req Request, src Source, wr write
 	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer acancel()
 	reason := ReasonOf(verr)
-	if rs, ok := wr.sink.(ResumableSink); ok && wr.checkpoint > 0 && reason != pin.ReasonTooBig && reason != pin.ReasonUnsupportedCodec {
+	rs, ok := wr.sink.(ResumableSink)
+	keep := ok && reason != pin.ReasonTooBig && reason != pin.ReasonUnsupportedCodec
+	if keep && wr.notes != nil {
+		// What the sink was still storing when the try stopped is kept
+		// too, once it is stored.
+		if err := rs.Settle(actx); err != nil {
+			f.log.WarnContext(actx, "settle sink", "root", req.Root, "source", src.Name(), "err", err)
+		} else {
+			wr.checkpoint = wr.notes.final(actx)
+		}
+	}
+	if keep && wr.checkpoint > 0 {
 		err := rs.Suspend(actx)
 		if err == nil {
 			if fl, ok := errors.AsType[*Failure](verr); ok {
@@ -441,7 +452,11 @@ type writeResult struct {
 	// checkpoint is the point of the sink's last saved checkpoint (the
 	// kept bytes of a resumed try, at first); 0: none.
 	checkpoint int64
-	err        error
+	// resumedBlocks is the blocks a resumed try found kept.
+	resumedBlocks int64
+	// notes saves the checkpoints of a resumable sink; nil for another.
+	notes *checkpointer
+	err           error
 }
 
 // writer is the second stage of a try: it opens the sink on the first
@@ -486,18 +501,20 @@ func (w *writer) run(ctx context.Context, in <-chan Block) writeResult {
 		}
 		return ended()
 	}
-	var resumedFrom int64
+	var resumedFrom, resumedBlocks int64
 	start := func(sink Sink) {
 		res.sink = sink
 		if rs, ok := sink.(ResumableSink); ok && w.index {
 			cp = &checkpointer{sink: rs, expected: w.expected.Load}
+			res.notes = cp
 		}
 	}
 	if k := w.kept; k != nil {
 		start(k.Sink)
 		res.car = resumeCARWriter(k.Sink, k.ck, w.index)
 		res.blocks, res.blockBytes = int64(len(k.ck.blocks)), k.ck.blockBytes
-		resumedFrom = k.Bytes
+		resumedFrom, resumedBlocks = k.Bytes, int64(len(k.ck.blocks))
+		res.resumedBlocks = resumedBlocks
 		if cp != nil {
 			cp.saved = k.Bytes
 		}
@@ -532,7 +549,7 @@ func (w *writer) run(ctx context.Context, in <-chan Block) writeResult {
 				point = cp.point()
 			}
 			w.progress(Progress{Bytes: res.car.written(), Blocks: res.blocks, BlockBytes: res.blockBytes, Expected: w.expected.Load(), Source: w.source,
-				Checkpoint: point, ResumedFrom: resumedFrom})
+				Checkpoint: point, ResumedFrom: resumedFrom, ResumedBlocks: resumedBlocks})
 		}
 	}
 	return ended()

@@ -66,6 +66,8 @@ func (s resumableSink) Checkpoint(_ context.Context, at int64, note []byte) erro
 	return nil
 }
 
+func (s resumableSink) Settle(context.Context) error { return nil }
+
 func (s resumableSink) Suspend(context.Context) error {
 	s.k.mu.Lock()
 	defer s.k.mu.Unlock()

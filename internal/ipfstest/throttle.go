@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -14,7 +15,28 @@ import (
 // interrupted. It returns the proxy's URL; the proxy stops with the test.
 func Throttled(t testing.TB, target string, bytesPerSecond int) string {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return NewThrottle(t, target, bytesPerSecond).URL()
+}
+
+// Throttle is a throttling proxy in front of an origin (see Throttled)
+// that counts the body bytes it has sent: what the origin served.
+type Throttle struct {
+	srv    *httptest.Server
+	served atomic.Int64
+}
+
+// URL is the proxy's base URL.
+func (p *Throttle) URL() string { return p.srv.URL }
+
+// Served is how many response body bytes the proxy has sent on.
+func (p *Throttle) Served() int64 { return p.served.Load() }
+
+// NewThrottle starts a Throttle in front of target, sending at most
+// bytesPerSecond; it stops with the test.
+func NewThrottle(t testing.TB, target string, bytesPerSecond int) *Throttle {
+	t.Helper()
+	p := &Throttle{}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, err := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), nil)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
@@ -35,7 +57,9 @@ func Throttled(t testing.TB, target string, bytesPerSecond int) string {
 		for {
 			n, err := io.ReadFull(resp.Body, buf)
 			if n > 0 {
-				if _, werr := w.Write(buf[:n]); werr != nil {
+				sent, werr := w.Write(buf[:n])
+				p.served.Add(int64(sent))
+				if werr != nil {
 					return
 				}
 				w.(http.Flusher).Flush()
@@ -50,6 +74,6 @@ func Throttled(t testing.TB, target string, bytesPerSecond int) string {
 			}
 		}
 	}))
-	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close() })
-	return srv.URL
+	t.Cleanup(func() { p.srv.CloseClientConnections(); p.srv.Close() })
+	return p
 }

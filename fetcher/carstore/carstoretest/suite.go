@@ -36,6 +36,7 @@ type Store interface {
 	OpenUploads(ctx context.Context) ([]carstore.OpenUpload, error)
 	Discard(ctx context.Context, requestID string) (int, error)
 	DiscardThrough(ctx context.Context, requestID string, through int) (int, error)
+	DiscardThroughKeeping(ctx context.Context, requestID string, through, keep int) (int, error)
 	Sweep(ctx context.Context, through func(ctx context.Context, requestID string) (int, error)) (int, error)
 	PutIndex(ctx context.Context, st carstore.Stored, index []byte) (string, error)
 	ReadRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
@@ -112,6 +113,7 @@ func Run(t *testing.T, b Backend) {
 		{"InvalidArguments", testInvalid},
 		{"DiscardCleansUpEarlierAttempts", testDiscard},
 		{"DiscardThroughKeepsLaterAttempts", testDiscardThrough},
+		{"DiscardThroughKeepsTheKeptAttempt", testDiscardThroughKeeping},
 		{"KilledWriterSweptOnStart", testKilledWriterSwept},
 		{"LiveWriterInAnotherProcessKept", testLiveWriterKept},
 		{"PutIndex", testPutIndex},
@@ -801,6 +803,30 @@ func testDiscard(t *testing.T, b Backend) {
 		t.Errorf("discard of a bad request id: %v, want ErrInvalid", err)
 	}
 	up1.Abort(ctx)
+}
+
+// DiscardThroughKeeping removes what the request's attempts up to its
+// bound left but the kept attempt's, which is still promoted whole.
+func testDiscardThroughKeeping(t *testing.T, b Backend) {
+	in := b.New(t, smallParts)
+	ctx := context.Background()
+	c := newCar(751, 2*carstore.MiB)
+	var kept carstore.Staged
+	for n := 1; n <= 3; n++ {
+		st := stage(t, in.Store, carstore.StagingKey(c.meta.RequestID, n), c)
+		if n == 2 {
+			kept = st
+		}
+	}
+	if n, err := in.Store.DiscardThroughKeeping(ctx, c.meta.RequestID, 3, 2); err != nil || n != 2 {
+		t.Fatalf("discard through attempt 3 keeping 2: %d, %v; want the staged CARs of attempts 1 and 3", n, err)
+	}
+	if keys, want := in.Keys(t, carstore.AreaStaging), []string{carstore.StagingKey(c.meta.RequestID, 2)}; !slices.Equal(keys, want) {
+		t.Errorf("staging holds %v, want %v", keys, want)
+	}
+	stored := promote(t, in.Store, kept.Key, c.expected(kept))
+	checkInCarpark(t, in.Store, stored.Key, c)
+	checkNothingLeft(t, in)
 }
 
 // DiscardThrough removes what the request's attempts up to its bound left,
