@@ -456,7 +456,7 @@ type writeResult struct {
 	resumedBlocks int64
 	// notes saves the checkpoints of a resumable sink; nil for another.
 	notes *checkpointer
-	err           error
+	err   error
 }
 
 // writer is the second stage of a try: it opens the sink on the first
