@@ -295,6 +295,24 @@ func testConcurrentRunners(t *testing.T, b Backend) {
 	SameViews(t, first, alone)
 }
 
+// testBatchCuts catches the same history up in batches of many sizes:
+// the views are the same wherever the runner cut the log (a root released
+// and its CAR validated in one batch or two once showed two release
+// times).
+func testBatchCuts(t *testing.T, b Backend) {
+	log, _ := openLog(t)
+	if err := AppendConcurrently(context.Background(), log, History(HistoryConfig{Events: 4000, Seed: 9}), 8); err != nil {
+		t.Fatal(err)
+	}
+	whole, _ := open(t, b)
+	catchUp(t, log, whole, 1<<16)
+	for _, batch := range []int{7, 50, 63} {
+		s, _ := open(t, b)
+		catchUp(t, log, s, batch)
+		SameViews(t, s, whole)
+	}
+}
+
 // testKilledRunner kills a runner process with SIGKILL in the middle of its
 // work: the views it leaves, caught up by a new runner, equal a rebuild.
 // An event applied twice or skipped would show in the counters.

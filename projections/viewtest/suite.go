@@ -86,6 +86,7 @@ func Run(t *testing.T, b Backend) {
 		{"Reset", testReset},
 		{"ResetWhileRunning", testResetWhileRunning},
 		{"ConcurrentRunners", testConcurrentRunners},
+		{"SameViewsWhereverBatchesAreCut", testBatchCuts},
 		{"KilledRunnerLosesNothing", testKilledRunner},
 	}
 	for _, c := range cases {

@@ -154,7 +154,7 @@ func (p *projector) rootLive(key string, delta int64, at int64) {
 	case delta < 0:
 		r.ReleasedAt = at
 	}
-	p.roots[key] = r
+	p.setRoot(key, r)
 }
 
 // rootCar records a CAR of the root validated into the carpark at at.
@@ -164,7 +164,7 @@ func (p *projector) rootCar(key string, at int64) {
 	if r.Live == 0 && r.ReleasedAt == 0 {
 		r.ReleasedAt = at
 	}
-	p.roots[key] = r
+	p.setRoot(key, r)
 }
 
 // rootEvent folds an event of a root's stream into its row.
@@ -181,6 +181,17 @@ func (p *projector) rootEvent(key string, e pin.RootRecorded) {
 		r.DeletingUntil = max(micros(ev.LeaseUntil), 1)
 	case pin.RootDeleted:
 		r.HasCar, r.DeletingUntil = false, 0
+	}
+	p.setRoot(key, r)
+}
+
+// setRoot records a root's row as the batch changed it. An empty row is
+// deleted from the store, its release time with it, so it is the zero row
+// here too: a batch folds the events as one event a batch would, and the
+// views are the same however the runner cut the log.
+func (p *projector) setRoot(key string, r RootRow) {
+	if r.empty() {
+		r = RootRow{Root: key}
 	}
 	p.roots[key] = r
 }
