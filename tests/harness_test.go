@@ -67,7 +67,10 @@ type cluster struct {
 	bs        blockstore.Blockstore
 	origin    *ipfstest.Gateway
 	originURL string
-	token     string
+	// throttle is the proxy in front of the origin, when the options ask
+	// for one: it counts what the origin served.
+	throttle *ipfstest.Throttle
+	token    string
 
 	mu    sync.Mutex
 	procs []*process
@@ -92,7 +95,8 @@ func newCluster(t testing.TB, o clusterOptions) *cluster {
 	c.origin = ipfstest.NewGateway(t, c.bs, o.origin)
 	c.originURL = c.origin.URL()
 	if o.throttle > 0 {
-		c.originURL = ipfstest.Throttled(t, c.originURL, o.throttle)
+		c.throttle = ipfstest.NewThrottle(t, c.originURL, o.throttle)
+		c.originURL = c.throttle.URL()
 	}
 	c.token = c.createToken("alice")
 	return c
