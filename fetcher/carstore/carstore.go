@@ -90,6 +90,30 @@
 // left incomplete for a day (OpenUploads counts it meanwhile); the staging
 // bucket's rule expires markers after a day too.
 //
+// # Going on from a kept upload
+//
+// An S3 upload is a dag.ResumableSink: the bytes of the parts the server
+// has taken, from the first without a gap, are durable, and Checkpoint
+// keeps a point of them with the fetcher's note (the blocks written and
+// the walk's position) in a small object beside the marker,
+// <staging key>.ck/<parts>: the parts taken since the checkpoint before
+// (ETag, SHA-256, size) and the whole stream's SHA-256 state after them,
+// one PUT per checkpoint. A try that stops suspends its upload (Suspend)
+// instead of aborting it; a process killed leaves it as it was. Resume
+// goes on from it, for the same attempt or, on any fetcher, the next: it
+// adds the checkpoints up, checks every part they record against what the
+// server lists, restores the hash, and for another attempt's key writes
+// the marker and one checkpoint of everything there before deleting the
+// old key's, so that the upload is always named by one attempt that a
+// discard keeps (DiscardThroughKeeping, SweepKeeping) while the pin
+// records it as kept (pin.State.Kept). Whatever does not match (the
+// upload aborted, a part replaced, another root) is ErrNoCheckpoint: it
+// is discarded and the attempt starts over. The resumed upload sends part
+// after part from the last checkpoint's; parts a killed try sent past it
+// are overwritten, or, past the CAR's end, left out of the completion,
+// which names exactly the parts Complete counted (the marker's parts).
+// The directory store keeps no checkpoints: a retry there starts over.
+//
 // # Validation without reading back
 //
 // S3 keeps a checksum of each object, given back by HeadObject with
