@@ -196,6 +196,18 @@ func (s *S3) Stage(ctx context.Context, key string, meta Metadata) (Upload, erro
 	if err := meta.validate(); err != nil {
 		return nil, fmt.Errorf("stage %s: %w", key, err)
 	}
+	// An upload an earlier try kept at the key (one a Resume could not
+	// read) goes first, with its checkpoints, so that none of them is
+	// taken for the new upload's.
+	old, ok, err := s.getMarker(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", key, err)
+	}
+	if ok {
+		if err := s.discardStaged(ctx, key, old); err != nil {
+			return nil, fmt.Errorf("stage %s: discard the upload there: %w", key, err)
+		}
+	}
 	return s.newUpload(ctx, key, meta)
 }
 

@@ -320,3 +320,31 @@ func TestS3DiscardKeepsTheKeptAttempt(t *testing.T) {
 		t.Fatal("the kept attempt's CAR is not the bytes written")
 	}
 }
+
+// A new upload staged at a key that holds a kept one (a try that could not
+// read it, and starts over) replaces it: the kept upload is aborted and
+// its checkpoints deleted, so none is taken for the new upload's.
+func TestS3StageReplacesAKeptUpload(t *testing.T) {
+	const part = 5 * carstore.MiB
+	f := newS3Fixture(t, carstore.S3Config{PartSize: part, Concurrency: 2})
+	ctx := context.Background()
+	data, meta, _ := testCar(t, 11*carstore.MiB)
+	key := carstore.StagingKey(meta.RequestID, 1)
+	up := f.begin(t, key, data, meta)
+	if err := up.Checkpoint(ctx, 2*part, []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.store.Stage(ctx, key, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := objectKeys(t, f.srv.Client, f.cfg.StagingBucket, ""); !slices.Equal(left, []string{key}) {
+		t.Errorf("staging holds %q after a new upload was staged at the key, want its marker only", left)
+	}
+	if n := f.openUploads(t); n != 1 {
+		t.Errorf("%d uploads open, want the new one only", n)
+	}
+	if car := f.finish(t, f.store, again, key, data, 0, meta); !bytes.Equal(car, data) {
+		t.Fatal("the new upload's CAR is not the bytes written")
+	}
+}
