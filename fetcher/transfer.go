@@ -133,8 +133,15 @@ func (t *transfer) run(ctx context.Context, a *attempt) error {
 		// An earlier attempt's process may have died mid-upload: what it
 		// left goes before this attempt writes as much again (and end
 		// removes what is left when the attempt ends, reused or not), but
-		// the CAR an attempt kept for this one to go on from.
-		t.discard(ctx, a, s.Attempt-1, kept)
+		// the CAR an attempt kept for this one to go on from, and, when
+		// there is one, the attempt before this one's: it may have moved
+		// the kept CAR to its own key and ended before the log said so
+		// (the first try looks there first, see resume).
+		through := s.Attempt - 1
+		if kept > 0 {
+			through = s.Attempt - 2
+		}
+		t.discard(ctx, a, through, kept)
 	}
 	// The attempt holds the root before it uses a CAR of it or stores
 	// one: a deletion the garbage collector decided first refuses the
@@ -276,41 +283,51 @@ func over(s pin.State) bool {
 }
 
 // resume returns the fetch's Request.Resume: its first try goes on from
-// the CAR attempt kept kept (0: none, it starts over), and every later
-// try from what the try before it kept, in this attempt's staging key.
-// Nil when the store keeps nothing.
+// the CAR attempt kept kept (0: none, it starts over), found at the
+// previous attempt's key or at kept's, and every later try from what the
+// try before it kept, in this attempt's staging key. Nil when the store
+// keeps nothing.
 func (t *transfer) resume(fetchCtx context.Context, a *attempt, kept int, key string, meta carstore.Metadata) func(context.Context) (dag.Kept, bool, error) {
 	rs, ok := t.cars.(resumer)
 	if !ok {
 		return nil
 	}
-	from := ""
-	if kept > 0 {
-		from = carstore.StagingKey(a.id.String(), kept)
+	// The first try looks for the kept CAR at the attempt before this
+	// one's key (where it went if that attempt went on from it and ended
+	// before it recorded so), then at the kept attempt's.
+	var froms []string
+	if n := a.number; kept > 0 {
+		if n-1 > kept {
+			froms = append(froms, carstore.StagingKey(a.id.String(), n-1))
+		}
+		froms = append(froms, carstore.StagingKey(a.id.String(), kept))
 	}
 	return func(context.Context) (dag.Kept, bool, error) {
-		if from == "" {
-			from = key
-			return dag.Kept{}, false, nil
+		tries := froms
+		froms = []string{key}
+		for _, from := range tries {
+			// The sink lives as long as the attempt's fetch, as one
+			// Stage opens does.
+			up, got, err := rs.Resume(fetchCtx, from, key, meta)
+			switch {
+			case errors.Is(err, carstore.ErrNoCheckpoint):
+				a.logger.InfoContext(fetchCtx, "nothing kept to go on from", "at", from, "why", err)
+				continue
+			case err != nil:
+				return dag.Kept{}, false, err
+			}
+			sink, ok := up.(dag.ResumableSink)
+			if !ok {
+				up.Abort(context.WithoutCancel(fetchCtx))
+				return dag.Kept{}, false, nil
+			}
+			a.logger.InfoContext(fetchCtx, "going on with a kept CAR", "from", from, "bytes", got.Bytes, "checkpoints", len(got.Notes))
+			return dag.Kept{Sink: sink, Bytes: got.Bytes, Notes: got.Notes}, true, nil
 		}
-		// The sink lives as long as the attempt's fetch, as one Stage
-		// opens does.
-		up, got, err := rs.Resume(fetchCtx, from, key, meta)
-		from = key
-		switch {
-		case errors.Is(err, carstore.ErrNoCheckpoint):
-			a.logger.InfoContext(fetchCtx, "nothing kept to go on from; starting over", "why", err)
-			return dag.Kept{}, false, nil
-		case err != nil:
-			return dag.Kept{}, false, err
+		if len(tries) > 0 {
+			a.logger.InfoContext(fetchCtx, "nothing kept to go on from; starting over")
 		}
-		sink, ok := up.(dag.ResumableSink)
-		if !ok {
-			up.Abort(context.WithoutCancel(fetchCtx))
-			return dag.Kept{}, false, nil
-		}
-		a.logger.InfoContext(fetchCtx, "going on with a kept CAR", "bytes", got.Bytes, "checkpoints", len(got.Notes))
-		return dag.Kept{Sink: sink, Bytes: got.Bytes, Notes: got.Notes}, true, nil
+		return dag.Kept{}, false, nil
 	}
 }
 
