@@ -266,7 +266,8 @@ func (r *deploymentRun) checkDelegates(ctx context.Context, delegates []string) 
 }
 
 // checkCalls checks each role's recorded AWS calls against its table, and
-// that the fetcher's S3 calls were recorded at all.
+// that the fetcher's S3 calls, and the gateway's into the uploads area,
+// were recorded at all.
 func (r *deploymentRun) checkCalls() {
 	t := r.t
 	made := map[string]map[string]bool{}
@@ -296,5 +297,10 @@ func (r *deploymentRun) checkCalls() {
 	}
 	if !made[awsconfig.RoleFetcher]["S3 CreateMultipartUpload"] {
 		t.Errorf("no S3 CreateMultipartUpload recorded for the fetcher: was %s set?", awsconfig.RecordEnv)
+	}
+	// The CAR upload (pinCAR) went into the uploads bucket through the
+	// Lambda's own S3 client.
+	if !made[awsconfig.RoleGateway]["S3 PutObject"] {
+		t.Errorf("no S3 PutObject recorded for the gateway: did the CAR upload go into the uploads bucket?")
 	}
 }

@@ -320,6 +320,7 @@ func TestIAMFromCode(t *testing.T) {
 					checkInjectedOnly(t, d, w)
 				}
 			}
+			checkUploadsArea(t, d, roles)
 			if strings.HasPrefix(strings.Join(v.extra, ","), "notify_on_pinned") {
 				wired := false
 				for _, w := range roles {
@@ -371,6 +372,69 @@ func checkReadOnly(t *testing.T, d *deployment, w wiredRole, roles []wiredRole) 
 	}
 }
 
+// checkUploadsArea checks the uploads area's two sides: the gateway and
+// every fetcher are given the same bucket and prefix; the gateway's role
+// may put and delete CAR uploads there (its table's calls, checked by
+// checkRolePolicies) and nothing else of S3: no read of an upload, no key
+// outside the uploads prefix (staged markers, CARs), no bucket action,
+// nothing on "*"; the fetchers' roles, which read, delete and sweep the
+// uploads, may not write there.
+func checkUploadsArea(t *testing.T, d *deployment, roles []wiredRole) {
+	t.Helper()
+	var gateway *wiredRole
+	var fetchers []wiredRole
+	for i, w := range roles {
+		switch w.role {
+		case awsconfig.RoleGateway:
+			gateway = &roles[i]
+		case awsconfig.RoleFetcher:
+			fetchers = append(fetchers, w)
+		}
+	}
+	if gateway == nil || len(fetchers) == 0 {
+		t.Fatalf("the plan wires the gateway: %v, fetchers: %d; want both sides of the uploads area", gateway != nil, len(fetchers))
+	}
+	bucket, prefix := gateway.env["PICKUP_UPLOADS_BUCKET"], gateway.env["PICKUP_UPLOADS_PREFIX"]
+	if bucket == "" || prefix == "" {
+		t.Fatalf("%s is given no uploads area (PICKUP_UPLOADS_BUCKET %q, PICKUP_UPLOADS_PREFIX %q)", gateway.where, bucket, prefix)
+	}
+	upload := "arn:aws:s3:::" + bucket + "/" + prefix + "0b6f7c3e-2d5a-4c1b-9e8f-7a6b5c4d3e2f.1a2b3c4d.car"
+	policies := rolePolicies(t, d, gateway.roleARN)
+	for _, f := range fetchers {
+		if f.env["PICKUP_UPLOADS_BUCKET"] != bucket || f.env["PICKUP_UPLOADS_PREFIX"] != prefix {
+			t.Errorf("%s's uploads area (%q, %q) is not the gateway's (%q, %q): the fetchers could not read what it receives", f.where, f.env["PICKUP_UPLOADS_BUCKET"], f.env["PICKUP_UPLOADS_PREFIX"], bucket, prefix)
+		}
+		denied := []struct{ action, resource string }{
+			{"s3:GetObject", "arn:aws:s3:::" + f.env["PICKUP_STAGING_BUCKET"] + "/" + f.env["PICKUP_STAGING_PREFIX"] + "request-1/attempt-1.json"},
+			{"s3:PutObject", "arn:aws:s3:::" + f.env["PICKUP_STAGING_BUCKET"] + "/" + f.env["PICKUP_STAGING_PREFIX"] + "request-1/attempt-1.json"},
+			{"s3:PutObject", "arn:aws:s3:::" + f.env["PICKUP_CARPARK_BUCKET"] + "/bafyexample/bafyexample.car"},
+			{"s3:GetObject", "arn:aws:s3:::" + f.env["PICKUP_CARPARK_BUCKET"] + "/bafyexample/bafyexample.car"},
+			{"s3:DeleteObject", "arn:aws:s3:::" + f.env["PICKUP_CARPARK_BUCKET"] + "/bafyexample/bafyexample.car"},
+		}
+		for _, c := range denied {
+			if ok, why := allows(policies, c.action, c.resource); ok {
+				t.Errorf("%s's role may %s on %s (%s): it writes CAR uploads and nothing else of S3", gateway.where, c.action, c.resource, why)
+			}
+		}
+		if ok, why := allows(rolePolicies(t, d, f.roleARN), "s3:PutObject", upload); ok {
+			t.Errorf("%s's role may s3:PutObject on %s (%s): the fetchers read, delete and sweep CAR uploads, never write there", f.where, upload, why)
+		}
+	}
+	for _, c := range []struct{ action, resource string }{
+		{"s3:GetObject", upload},
+		{"s3:PutObject", "arn:aws:s3:::" + bucket + "/elsewhere/k.car"},
+		{"s3:ListBucket", "arn:aws:s3:::" + bucket},
+		{"s3:ListBucketMultipartUploads", "arn:aws:s3:::" + bucket},
+		{"s3:PutBucketPolicy", "arn:aws:s3:::" + bucket},
+		{"s3:PutObject", "*"},
+		{"s3:GetObject", "*"},
+	} {
+		if ok, why := allows(policies, c.action, c.resource); ok {
+			t.Errorf("%s's role may %s on %s (%s): it writes CAR uploads and nothing else of S3", gateway.where, c.action, c.resource, why)
+		}
+	}
+}
+
 // checkInjectedOnly checks that what ECS injects into a container (its
 // `secrets`: for the serving role its libp2p key) is read by its execution
 // role alone: the process's own role may not read it, so that nothing the
@@ -402,8 +466,11 @@ func checkRolePolicies(t *testing.T, d *deployment, w wiredRole) {
 			continue
 		}
 		key := "bafyexample/bafyexample.car"
-		if strings.HasSuffix(string(c.Resource), ":staging") {
+		switch {
+		case strings.HasSuffix(string(c.Resource), ":staging"):
 			key = "request-1/attempt-1.json"
+		case strings.HasSuffix(string(c.Resource), ":uploads"):
+			key = "0b6f7c3e-2d5a-4c1b-9e8f-7a6b5c4d3e2f.1a2b3c4d.car"
 		}
 		arn, ok, err := c.Resource.ARN(setting, key)
 		if err != nil {

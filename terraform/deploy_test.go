@@ -53,7 +53,9 @@ import (
 // would (the target group's health check path, then GET
 // /ipfs/<root>?format=car, which must be that CAR byte for byte), and
 // connects to its libp2p host on TCP and QUIC, as its network load
-// balancer would, finding the peer of the key the operator wrote. It changes the views app role's password (and,
+// balancer would, finding the peer of the key the operator wrote. It
+// sends a CAR through the Lambda, which the fetcher pins from the uploads
+// bucket (and one over the Lambda's cap, refused: deploy_upload_test.go). It changes the views app role's password (and,
 // with the PostgreSQL event log, the log's app role's) as README.md says
 // (a new secret value, the projector service restarted) and pins again
 // through the same Lambda and fetcher. It checks that the
@@ -170,6 +172,8 @@ func (r *deploymentRun) run(env string, extra ...string) {
 		t.Fatal(err)
 	}
 	r.pin(ctx, cl, root, true)
+	// A CAR sent to the Lambda, pinned from the uploads bucket.
+	r.pinCAR(ctx, cl)
 
 	// The app role's password changed as README.md says (a new value in
 	// the secret, the projector service restarted: its views-setup sets

@@ -269,6 +269,26 @@ func mutations() []mutation {
 		{"EventBridge may not publish to the alarm topic", "modules/pickup",
 			one(pickupMain, `Principal = { Service = ["cloudwatch.amazonaws.com", "events.amazonaws.com"] }`, `Principal = { Service = ["cloudwatch.amazonaws.com"] }`),
 			"CloudWatch alarms and EventBridge (failed tasks) must be allowed to publish"},
+
+		// CAR uploads: the gateway puts them, the fetchers read them.
+		{"the gateway may read CAR uploads", "modules/gateway",
+			one("modules/gateway/main.tf", `Action   = ["s3:PutObject", "s3:DeleteObject"]`, `Action   = ["s3:PutObject", "s3:DeleteObject", "s3:GetObject"]`),
+			"the gateway may put and delete CAR uploads under the uploads prefix and nothing else of S3"},
+		{"the gateway's uploads statement reaches the whole bucket", "modules/gateway",
+			one("modules/gateway/main.tf", `s3:::${var.uploads_bucket}/${var.uploads_prefix}*"]`, `s3:::${var.uploads_bucket}/*"]`),
+			"the gateway may put and delete CAR uploads under the uploads prefix and nothing else of S3"},
+		{"the fetchers cannot delete CAR uploads", "modules/fetchers#iam",
+			one(fetchersIAM, `Action   = ["s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]`, `Action   = ["s3:GetObject", "s3:AbortMultipartUpload"]`),
+			"the fetcher's role must read, delete and sweep CAR uploads under the uploads prefix only"},
+		{"the gateway is given no uploads area", "modules/pickup",
+			one(pickupMain, `uploads_bucket       = module.storage.uploads_bucket`, `uploads_bucket       = null`),
+			"the gateway and the fetchers must share one uploads area"},
+		{"the staging lifecycle rule leaves the uploads out", "modules/storage",
+			one("modules/storage/main.tf", "    filter {}\n\n    expiration {\n      days = var.staging_expiration_days", "    filter {\n      prefix = var.staging_prefix\n    }\n\n    expiration {\n      days = var.staging_expiration_days"),
+			"a staging lifecycle rule must take in the uploads prefix"},
+		{"the uploads prefix overlaps staging's", "modules/storage",
+			one("modules/storage/main.tf", `!startswith(var.uploads_prefix, var.staging_prefix) && !startswith(var.staging_prefix, var.uploads_prefix)`, `var.uploads_prefix != ""`),
+			"uploads_prefix_overlapping_staging"},
 	}
 }
 

@@ -14,7 +14,28 @@ locals {
 
   staging_objects = "${var.staging_bucket_arn}/${var.staging_prefix}*"
   carpark_objects = "${var.carpark_bucket_arn}/*"
-  cluster_tasks   = "arn:${data.aws_partition.current.partition}:ecs:${local.region}:${data.aws_caller_identity.current.account_id}:task/${aws_ecs_cluster.this.name}/*"
+  uploads_objects = "${coalesce(var.uploads_bucket_arn, "none")}/${var.uploads_prefix}*"
+
+  # The CAR uploads the gateway received: read (HEAD, ranges, the index),
+  # deleted once their pin is over; what a gateway killed mid-body left
+  # (an unfinished multipart upload, an index without its CAR) listed and
+  # swept at start. Nothing else of the bucket, never a write.
+  uploads_statements = var.uploads_bucket != null ? [
+    {
+      Sid      = "ReadCarUploads"
+      Effect   = "Allow"
+      Action   = ["s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+      Resource = [local.uploads_objects]
+    },
+    {
+      # Without ListBucket a HEAD of an upload gone answers 403, not 404.
+      Sid      = "ListCarUploads"
+      Effect   = "Allow"
+      Action   = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
+      Resource = [var.uploads_bucket_arn]
+    },
+  ] : []
+  cluster_tasks = "arn:${data.aws_partition.current.partition}:ecs:${local.region}:${data.aws_caller_identity.current.account_id}:task/${aws_ecs_cluster.this.name}/*"
 
   # ECS Exec: the SSM agent's channels, which have no resource-level
   # permission (hence "*").
@@ -149,7 +170,7 @@ locals {
           Effect   = "Allow"
           Action   = ["ec2:DescribeNetworkInterfaces"]
           Resource = ["*"]
-      }] : [], var.enable_execute_command ? [local.exec_statement] : [])
+      }] : [], local.uploads_statements, var.enable_execute_command ? [local.exec_statement] : [])
     }
     projector = {
       Version = "2012-10-17"

@@ -52,7 +52,12 @@ locals {
     PICKUP_FETCH_TIMEOUT       = var.fetch_timeout
     PICKUP_FETCH_CHUNK_TIMEOUT = var.fetch_chunk_timeout
     PICKUP_LIBP2P_LISTEN       = "/ip4/0.0.0.0/tcp/${local.libp2p_port},/ip4/0.0.0.0/udp/${local.libp2p_port}/quic-v1"
-    }, var.fetchers_public ? {
+    }, var.uploads_bucket != null ? {
+    # The CAR uploads the gateway received, read by the upload source,
+    # deleted once their pin is over, swept at start.
+    PICKUP_UPLOADS_BUCKET = var.uploads_bucket
+    PICKUP_UPLOADS_PREFIX = var.uploads_prefix
+    } : {}, var.fetchers_public ? {
     # The task's public IPv4 (ECS task metadata, then the network
     # interface's association), announced with the listen ports.
     PICKUP_LIBP2P_PUBLIC_IP = "ecs"

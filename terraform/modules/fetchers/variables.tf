@@ -340,3 +340,31 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "uploads_bucket" {
+  description = "Bucket of CAR uploads (PICKUP_UPLOADS_BUCKET), which the gateway writes and the fetchers read and delete; null: the fetchers read no uploads (a pin that came with one fails)."
+  type        = string
+  default     = null
+}
+
+variable "uploads_bucket_arn" {
+  description = "ARN of uploads_bucket; required with it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = (var.uploads_bucket == null) == (var.uploads_bucket_arn == null)
+    error_message = "uploads_bucket and uploads_bucket_arn go together: give both, or neither."
+  }
+}
+
+variable "uploads_prefix" {
+  description = "Key prefix of CAR uploads in uploads_bucket (PICKUP_UPLOADS_PREFIX): the fetchers may read and delete nothing else there."
+  type        = string
+  default     = "uploads/"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*/$", var.uploads_prefix))
+    error_message = "uploads_prefix must be a relative key prefix ending in \"/\", such as \"uploads/\"."
+  }
+}

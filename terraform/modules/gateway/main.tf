@@ -21,6 +21,10 @@ locals {
     # A PostgreSQL log: its writer as the app role, whose secret
     # (PICKUP_EVENTLOG_SECRET_ARN) completes the URL.
     PICKUP_EVENTLOG = var.eventlog_url
+    } : {}, var.uploads_bucket != null ? {
+    # CAR uploads, received into the bucket the fetchers read.
+    PICKUP_UPLOADS_BUCKET = var.uploads_bucket
+    PICKUP_UPLOADS_PREFIX = var.uploads_prefix
     } : {}, length(var.delegates) > 0 ? {
     # A static list replaces the live fetchers' announced addresses (for
     # private fetchers); unset, the gateway answers with those.
@@ -28,6 +32,16 @@ locals {
   } : {})
 
   custom_domain = var.domain_name != null
+
+  # A CAR upload (put whole once received and checked: on Lambda one is
+  # at most 4 MiB, under a multipart part) and its index; deleted when no
+  # pin records it. Nothing else of the bucket, never a read.
+  uploads_statements = var.uploads_bucket != null ? [{
+    Sid      = "ReceiveCarUploads"
+    Effect   = "Allow"
+    Action   = ["s3:PutObject", "s3:DeleteObject"]
+    Resource = ["arn:${data.aws_partition.current.partition}:s3:::${var.uploads_bucket}/${var.uploads_prefix}*"]
+  }] : []
 }
 
 resource "aws_cloudwatch_log_group" "function" {
@@ -58,15 +72,16 @@ resource "aws_iam_role" "gateway" {
   tags = var.tags
 }
 
-# Least privilege: its own log group, the two secrets it reads at start, and
-# the network interfaces Lambda manages for it in the VPC (EC2 offers no
-# resource-level permissions for those, hence the one "*" resource).
+# Least privilege: its own log group, the two secrets it reads at start, the
+# CAR uploads it receives (uploads_bucket, its prefix only), and the network
+# interfaces Lambda manages for it in the VPC (EC2 offers no resource-level
+# permissions for those, hence the one "*" resource).
 resource "aws_iam_role_policy" "gateway" {
   name = "gateway"
   role = aws_iam_role.gateway.id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [
+    Statement = concat([
       {
         Sid      = "WriteOwnLogs"
         Effect   = "Allow"
@@ -92,7 +107,7 @@ resource "aws_iam_role_policy" "gateway" {
         ]
         Resource = ["*"]
       },
-    ]
+    ], local.uploads_statements)
   })
 }
 
@@ -108,7 +123,7 @@ resource "aws_vpc_security_group_egress_rule" "gateway" {
   security_group_id = aws_security_group.gateway.id
   ip_protocol       = "-1"
   cidr_ipv4         = "0.0.0.0/0"
-  description       = "The proxy, the event store and AWS APIs (Secrets Manager) through the NAT"
+  description       = "The proxy, the event store and AWS APIs (Secrets Manager) through the NAT; S3 (CAR uploads) through the gateway endpoint"
 }
 
 resource "aws_lambda_function" "gateway" {

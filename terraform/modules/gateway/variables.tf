@@ -141,3 +141,20 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "uploads_bucket" {
+  description = "Bucket of CAR uploads (PICKUP_UPLOADS_BUCKET): the gateway puts the CARs tenants send (up to 4 MiB on Lambda) there, for the fetchers to read; null: CAR uploads are refused (413)."
+  type        = string
+  default     = null
+}
+
+variable "uploads_prefix" {
+  description = "Key prefix of CAR uploads in uploads_bucket (PICKUP_UPLOADS_PREFIX); the gateway may write and delete nothing else."
+  type        = string
+  default     = "uploads/"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*/$", var.uploads_prefix))
+    error_message = "uploads_prefix must be a relative key prefix ending in \"/\", such as \"uploads/\"."
+  }
+}

@@ -116,6 +116,8 @@ module "gateway" {
   views_url            = module.views.proxy_url
   views_secret_arn     = module.views.app_secret_arn
   delegates            = var.delegates
+  uploads_bucket       = module.storage.uploads_bucket
+  uploads_prefix       = module.storage.uploads_prefix
   reserved_concurrency = var.gateway_reserved_concurrency
   log_level            = var.log_level
   log_retention_days   = var.log_retention_days
@@ -154,6 +156,9 @@ module "fetchers" {
   staging_prefix                 = module.storage.staging_prefix
   carpark_bucket                 = module.storage.carpark_bucket
   carpark_bucket_arn             = module.storage.carpark_bucket_arn
+  uploads_bucket                 = module.storage.uploads_bucket
+  uploads_bucket_arn             = module.storage.uploads_bucket_arn
+  uploads_prefix                 = module.storage.uploads_prefix
   notify_on_pinned               = var.notify_on_pinned
   notify_topic_arn               = var.notify_on_pinned ? aws_sns_topic.pinned[0].arn : null
   fetcher_min_count              = var.fetcher_min_count

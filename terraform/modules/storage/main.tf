@@ -1,6 +1,8 @@
-# The two buckets: staging holds CARs between upload and validation and
-# forgets them after a day; carpark holds validated CARs, versioned. Both are
-# private, encrypted at rest, owner-enforced (no ACLs) and refuse plain HTTP.
+# The two buckets: staging holds CARs between upload and validation, and
+# the CAR uploads tenants send (under uploads_prefix, until their pin is
+# over), and forgets both after a day; carpark holds validated CARs,
+# versioned. Both are private, encrypted at rest, owner-enforced (no ACLs)
+# and refuse plain HTTP.
 
 locals {
   buckets = {
@@ -66,6 +68,16 @@ resource "aws_s3_bucket_versioning" "carpark" {
 resource "aws_s3_bucket_lifecycle_configuration" "staging" {
   bucket = aws_s3_bucket.staging.id
 
+  lifecycle {
+    precondition {
+      condition     = !startswith(var.uploads_prefix, var.staging_prefix) && !startswith(var.staging_prefix, var.uploads_prefix)
+      error_message = "uploads_prefix and staging_prefix must not overlap: the fetchers' rights on one would reach the other's keys."
+    }
+  }
+
+  # One rule for every key: staged markers, and CAR uploads the fetchers'
+  # sweep did not delete (an unfinished multipart upload of a gateway
+  # killed mid-body included).
   rule {
     id     = "expire-staged-cars"
     status = "Enabled"

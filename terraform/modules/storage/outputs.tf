@@ -37,3 +37,23 @@ output "force_destroy" {
   description = "Whether `terraform destroy` deletes either bucket with its objects."
   value       = aws_s3_bucket.staging.force_destroy || aws_s3_bucket.carpark.force_destroy
 }
+
+output "uploads_bucket" {
+  description = "Name of the bucket of CAR uploads (PICKUP_UPLOADS_BUCKET): the staging bucket."
+  value       = aws_s3_bucket.staging.bucket
+}
+
+output "uploads_bucket_arn" {
+  description = "ARN of the bucket of CAR uploads."
+  value       = aws_s3_bucket.staging.arn
+}
+
+output "uploads_prefix" {
+  description = "Key prefix of CAR uploads (PICKUP_UPLOADS_PREFIX)."
+  value       = var.uploads_prefix
+}
+
+output "uploads_objects_arn" {
+  description = "ARN pattern of the CAR uploads, for IAM policies: the uploads prefix only."
+  value       = "${aws_s3_bucket.staging.arn}/${var.uploads_prefix}*"
+}

@@ -62,3 +62,14 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "uploads_prefix" {
+  description = "Key prefix of CAR uploads (PICKUP_UPLOADS_PREFIX) in the staging bucket: the gateway writes them, the fetchers read and delete them; the staging lifecycle rule expires what a sweep missed and aborts unfinished multipart uploads."
+  type        = string
+  default     = "uploads/"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*/$", var.uploads_prefix))
+    error_message = "uploads_prefix must be a relative key prefix ending in \"/\", such as \"uploads/\"."
+  }
+}

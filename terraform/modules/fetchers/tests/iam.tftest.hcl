@@ -102,3 +102,45 @@ run "fetcher_permissions_name_their_resources" {
     error_message = "ECS may read exactly the secrets it injects into each task"
   }
 }
+
+run "fetcher_reads_car_uploads" {
+  command = apply
+
+  variables {
+    uploads_bucket     = "pickup-test-staging"
+    uploads_bucket_arn = "arn:aws:s3:::pickup-test-staging"
+  }
+
+  assert {
+    condition = ([for s in jsondecode(aws_iam_role_policy.task["fetcher"].policy).Statement : s if startswith(s.Sid, "ReadCarUploads") || startswith(s.Sid, "ListCarUploads")] == [
+      {
+        Sid      = "ReadCarUploads"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+        Resource = ["arn:aws:s3:::pickup-test-staging/uploads/*"]
+      },
+      {
+        Sid      = "ListCarUploads"
+        Effect   = "Allow"
+        Action   = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
+        Resource = ["arn:aws:s3:::pickup-test-staging"]
+      },
+    ])
+    error_message = "the fetcher's role must read, delete and sweep CAR uploads under the uploads prefix only, and never write there"
+  }
+
+  assert {
+    condition     = output.fetcher_environment["PICKUP_UPLOADS_BUCKET"] == "pickup-test-staging" && output.fetcher_environment["PICKUP_UPLOADS_PREFIX"] == "uploads/"
+    error_message = "with uploads_bucket the fetchers must be given the uploads area (PICKUP_UPLOADS_BUCKET, PICKUP_UPLOADS_PREFIX)"
+  }
+}
+
+run "uploads_bucket_without_its_arn" {
+  command = plan
+
+  variables {
+    uploads_bucket = "pickup-test-staging"
+  }
+
+  expect_failures = [var.uploads_bucket_arn]
+}

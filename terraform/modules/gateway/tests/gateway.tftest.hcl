@@ -165,3 +165,41 @@ run "custom_domain_needs_a_certificate" {
 
   expect_failures = [aws_apigatewayv2_domain_name.this]
 }
+
+run "receives_car_uploads" {
+  command = apply
+
+  variables {
+    uploads_bucket = "pickup-test-staging"
+  }
+
+  override_data {
+    target = data.aws_partition.current
+    values = { partition = "aws" }
+  }
+
+  assert {
+    condition = (one(aws_lambda_function.gateway.environment).variables["PICKUP_UPLOADS_BUCKET"] == "pickup-test-staging" &&
+    one(aws_lambda_function.gateway.environment).variables["PICKUP_UPLOADS_PREFIX"] == "uploads/")
+    error_message = "with uploads_bucket the function must be given the uploads area (PICKUP_UPLOADS_BUCKET, PICKUP_UPLOADS_PREFIX)"
+  }
+
+  assert {
+    condition = [for s in jsondecode(aws_iam_role_policy.gateway.policy).Statement : s if anytrue([for a in s.Action : startswith(a, "s3:")])] == [{
+      Sid      = "ReceiveCarUploads"
+      Effect   = "Allow"
+      Action   = ["s3:PutObject", "s3:DeleteObject"]
+      Resource = ["arn:aws:s3:::pickup-test-staging/uploads/*"]
+    }]
+    error_message = "the gateway may put and delete CAR uploads under the uploads prefix and nothing else of S3: no read, no other key, no bucket action"
+  }
+}
+
+run "no_uploads_bucket" {
+  command = plan
+
+  assert {
+    condition     = !contains(keys(one(aws_lambda_function.gateway.environment).variables), "PICKUP_UPLOADS_BUCKET")
+    error_message = "without uploads_bucket PICKUP_UPLOADS_BUCKET must be unset (CAR uploads refused, 413)"
+  }
+}

@@ -109,6 +109,14 @@ run "wiring" {
   }
 
   assert {
+    condition = (lookup(module.gateway.environment, "PICKUP_UPLOADS_BUCKET", "") == module.storage.staging_bucket &&
+      lookup(module.fetchers.fetcher_environment, "PICKUP_UPLOADS_BUCKET", "") == module.storage.staging_bucket &&
+      lookup(module.gateway.environment, "PICKUP_UPLOADS_PREFIX", "") == "uploads/" &&
+    lookup(module.fetchers.fetcher_environment, "PICKUP_UPLOADS_PREFIX", "") == "uploads/")
+    error_message = "the gateway and the fetchers must share one uploads area: the staging bucket under uploads/ (its lifecycle rule expires strays)"
+  }
+
+  assert {
     condition     = module.gateway.environment["PICKUP_DEPLOYMENT"] == "pickup-test" && module.gateway.environment["PICKUP_EMF"] == "true"
     error_message = "the gateway must publish EMF metrics under this deployment's name"
   }

@@ -1,4 +1,12 @@
-mock_provider "aws" {}
+mock_provider "aws" {
+  # An empty filter reads back as no prefix, as S3 answers it (unmocked,
+  # the computed prefix would be a random string).
+  mock_resource "aws_s3_bucket_lifecycle_configuration" {
+    defaults = {
+      rule = { prefix = "", filter = { prefix = "" } }
+    }
+  }
+}
 
 variables {
   staging_bucket = "pickup-test-staging"
@@ -123,4 +131,32 @@ run "prefix_must_end_in_slash" {
   }
 
   expect_failures = [var.staging_prefix]
+}
+
+run "car_uploads_in_staging" {
+  command = apply
+
+  assert {
+    condition     = output.uploads_bucket == "pickup-test-staging" && output.uploads_prefix == "uploads/" && output.uploads_objects_arn == "arn:aws:s3:::pickup-test-staging/uploads/*"
+    error_message = "CAR uploads must live in the staging bucket under uploads/, whose lifecycle rule expires what a sweep missed"
+  }
+
+  assert {
+    condition = anytrue([for r in aws_s3_bucket_lifecycle_configuration.staging.rule :
+      r.status == "Enabled" && try(startswith(var.uploads_prefix, r.prefix), true) &&
+      one(r.expiration).days == 1 && one(r.abort_incomplete_multipart_upload).days_after_initiation == 1 &&
+      alltrue([for f in r.filter : startswith(var.uploads_prefix, f.prefix) && length(f.and) == 0 && length(f.tag) == 0 &&
+    f.object_size_greater_than == 0 && f.object_size_less_than == 0])])
+    error_message = "a staging lifecycle rule must take in the uploads prefix (no narrower filter): CAR uploads a sweep missed must expire, and unfinished multipart uploads be aborted, after a day"
+  }
+}
+
+run "uploads_prefix_overlapping_staging" {
+  command = plan
+
+  variables {
+    uploads_prefix = "staging/"
+  }
+
+  expect_failures = [aws_s3_bucket_lifecycle_configuration.staging]
 }
