@@ -47,9 +47,7 @@ func browser(t *testing.T) context.Context {
 	)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(alloc)
-	ctx, cancelTime := context.WithTimeout(ctx, 2*time.Minute)
 	t.Cleanup(func() {
-		cancelTime()
 		cancelTab()
 		cancelAlloc()
 		// Chromium's children may write to the profile for a moment after
@@ -61,7 +59,24 @@ func browser(t *testing.T) context.Context {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
+	// Start the browser on the context with no deadline, so that only each
+	// step is timed (stepTimeout), never the whole test: on a loaded runner
+	// the steps together can take minutes, each of them seconds.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
 	return ctx
+}
+
+// stepTimeout bounds one browser step: a page that never shows what a
+// step waits for fails the test instead of hanging it.
+const stepTimeout = time.Minute
+
+// do runs one browser step, ended after stepTimeout.
+func do[T any](ctx context.Context, a chromedp.Action[T]) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	return chromedp.Run(ctx, a)
 }
 
 // artifactDir is where tests keep what a person looks at afterwards:
@@ -85,7 +100,7 @@ func artifactDir(t *testing.T) string {
 // screenshot saves the whole page as a PNG among the artifacts.
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	png, err := do(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Errorf("screenshot %s: %v", name, err)
 		return
@@ -144,7 +159,7 @@ func TestStatusPage(t *testing.T) {
 
 	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
+		if _, err := do(ctx, chromedp.Steps(actions...)); err != nil {
 			t.Errorf("%s: %v", what, err)
 			screenshot(t, ctx, "ui-failed.png")
 			t.FailNow()
@@ -152,7 +167,7 @@ func TestStatusPage(t *testing.T) {
 	}
 	eval := func(js string, v any) {
 		t.Helper()
-		raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](js))
+		raw, err := do(ctx, chromedp.Evaluate[[]byte](js))
 		if err == nil {
 			err = json.Unmarshal(raw, v)
 		}
